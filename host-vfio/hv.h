@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hv.h - the host side: one PCI function driven through the host kernel's
+ * VFIO, behind one ops table. Nothing of vfio-user in here.
+ *
+ * Back ends: the kernel type1 one (hv_type1_open) and a simulated device
+ * (hv_sim.h) for unit tests and native benchmarks. A later iommufd/cdev back
+ * end slots in beside type1.
+ *
+ * Conventions: 0 / non-negative on success, negative errno on failure. Where
+ * a `struct hv_err *` is taken (may be NULL) a failure leaves a message that
+ * names the device, the step and the cause, e.g.
+ *   "0000:01:00.0 is bound to nvme, not vfio-pci"
+ *   "group 7 is not viable: 0000:01:00.1 is bound to igb"
+ *   "permission denied opening /dev/vfio/7"
+ * Nothing here prints.
+ */
+#ifndef HV_H
+#define HV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct hv_err {
+    char msg[256];
+};
+int hv_fail(struct hv_err *err, int errnum, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define HV_ADDR_LEN 16  /* "DDDD:BB:DD.F" + NUL, rounded */
+
+/* Parse and canonicalise a PCI address ("1:0.0" is refused; the full
+ * "DDDD:BB:DD.F" or the short "BB:DD.F" meaning domain 0 are accepted).
+ * out gets "0000:01:00.0". -EINVAL on bad syntax. */
+int hv_pci_addr_parse(const char *in, char out[HV_ADDR_LEN]);
+
+/* ---- what the device and its IOMMU say (kernel structs, cut down) ---------- */
+
+/* flags are the kernel's VFIO_DEVICE_FLAGS_* as reported */
+struct hv_device_info {
+    uint32_t flags;
+    uint32_t num_regions;
+    uint32_t num_irqs;
+};
+
+#define HV_MAX_REGION_CAPS 4096u   /* raw cap chain bytes kept */
+
+/* One region as the kernel reports it. `caps` is the raw capability chain
+ * exactly as the kernel wrote it after its 32-byte struct (cap offsets in it
+ * are relative to the start of that struct, i.e. the first cap is normally at
+ * 32 and caps[0] is the byte at offset 32). */
+struct hv_region_info {
+    uint32_t index;
+    uint32_t flags;        /* VFIO_REGION_INFO_FLAG_* as reported */
+    uint64_t size;
+    uint64_t offset;       /* offset into the device fd (kernel: index << 40) */
+    uint32_t cap_offset;   /* as reported (0 if none) */
+    uint32_t caps_len;     /* bytes in caps */
+    uint8_t caps[HV_MAX_REGION_CAPS];
+};
+
+struct hv_irq_info {
+    uint32_t index;
+    uint32_t flags;        /* VFIO_IRQ_INFO_* */
+    uint32_t count;
+};
+
+#define HV_MAX_IOVA_RANGES 16
+struct hv_iova_range {
+    uint64_t start, end;   /* inclusive */
+};
+
+struct hv_iommu_info {
+    uint64_t pgsizes;             /* iova_pgsizes */
+    uint32_t nr_ranges;           /* 0 = the whole 64-bit space */
+    struct hv_iova_range ranges[HV_MAX_IOVA_RANGES];
+    bool has_dma_avail;
+    uint32_t dma_avail;           /* available DMA mapping entries */
+};
+
+/* ---- the ops table ----------------------------------------------------------- */
+
+struct hv_device;
+
+struct hv_ops {
+    const char *name;   /* "type1", "sim" */
+    int (*get_info)(struct hv_device *d, struct hv_device_info *out);
+    /* Retries with the argsz the kernel asks for. -EINVAL for a bad index. */
+    int (*get_region_info)(struct hv_device *d, uint32_t index, struct hv_region_info *out);
+    int (*get_irq_info)(struct hv_device *d, uint32_t index, struct hv_irq_info *out);
+    /* Access inside a region: off + len must lie inside the region (-EINVAL
+     * otherwise, nothing done). The back end adds the region's kernel offset.
+     * Returns bytes done (the kernel may do fewer) or -errno. */
+    ssize_t (*region_read)(struct hv_device *d, uint32_t index, uint64_t off, void *buf, size_t len);
+    ssize_t (*region_write)(struct hv_device *d, uint32_t index, uint64_t off, const void *buf, size_t len);
+    /* VFIO_DEVICE_SET_IRQS. flags are the kernel's VFIO_IRQ_SET_* bits (same
+     * values as vfio-user's). data: DATA_EVENTFD: `count` int32 fds (-1 =
+     * de-assign); DATA_BOOL: `count` bytes; DATA_NONE: NULL. The kernel takes
+     * its own references to eventfds: the caller keeps and closes its fds. */
+    int (*set_irqs)(struct hv_device *d, uint32_t flags, uint32_t index, uint32_t start,
+                    uint32_t count, const void *data);
+    /* VFIO_DEVICE_RESET; -ENOTTY/-ENOTSUP when the device has none. */
+    int (*reset)(struct hv_device *d);
+    /* A new fd (the caller owns it) that a client can mmap regions through, at
+     * the region's `offset`. For type1: a dup of the device fd. */
+    int (*mmap_fd)(struct hv_device *d);
+    /* IOMMU: map `size` bytes of this process at vaddr to iova. flags:
+     * HV_DMA_READ|HV_DMA_WRITE. Kernel rules: -EEXIST on overlap, -EINVAL for
+     * an iova outside the usable ranges or misaligned, -ENOSPC when the entry
+     * limit is reached. */
+    int (*dma_map)(struct hv_device *d, uint64_t iova, void *vaddr, uint64_t size, uint32_t flags);
+    /* Unmap exactly [iova, iova+size) (the caller enforces exact match of its
+     * own table); with HV_DMA_UNMAP_ALL, iova = size = 0, everything. */
+    int (*dma_unmap)(struct hv_device *d, uint64_t iova, uint64_t size, uint32_t flags);
+    int (*iommu_info)(struct hv_device *d, struct hv_iommu_info *out);
+    void (*close)(struct hv_device *d);
+};
+
+#define HV_DMA_READ  (1u << 0)  /* == VFIO_DMA_MAP_FLAG_READ */
+#define HV_DMA_WRITE (1u << 1)
+#define HV_DMA_UNMAP_ALL (1u << 1) /* == VFIO_DMA_UNMAP_FLAG_ALL */
+
+/* Common head of every back end's device. */
+struct hv_device {
+    const struct hv_ops *ops;
+    char addr[HV_ADDR_LEN];  /* "0000:01:00.0" (sim: whatever the test set) */
+    int group;               /* IOMMU group number, -1 if none (sim) */
+};
+
+/* Convenience wrappers: d->ops->x(d, ...). */
+static inline void hv_close(struct hv_device *d) { if (d) d->ops->close(d); }
+
+/* ---- sysfs ------------------------------------------------------------------ */
+
+/* All sysfs look-ups take a root (normally "/sys"; tests pass a fake tree). */
+#define HV_SYSFS_DEFAULT "/sys"
+
+/* Current driver name of a function into drv ("" if none). -ENODEV when the
+ * function does not exist. */
+int hv_sysfs_driver(const char *sysfs, const char *addr, char *drv, size_t drvsz);
+/* IOMMU group number of a function; -ENOENT (with message) if it has none. */
+int hv_sysfs_iommu_group(const char *sysfs, const char *addr, struct hv_err *err);
+/* Check a function exists, is bound to vfio-pci, has a group, and its group is
+ * viable (every member bound to vfio-pci or to no driver, or to one of the
+ * drivers the kernel's vfio tolerates in a group: pci-stub, pcieport).
+ * Returns the group number or -errno with the message naming the offenders. */
+int hv_sysfs_check_exportable(const char *sysfs, const char *addr, struct hv_err *err);
+/* Whether the group of `addr` would be viable if `addr` were bound to
+ * vfio-pci (used before binding). 0 or -EBUSY with the offenders named. */
+int hv_sysfs_check_group_would_be_viable(const char *sysfs, const char *addr, struct hv_err *err);
+
+/* ---- the kernel type1 back end ----------------------------------------------- */
+
+struct hv_open_opts {
+    const char *sysfs;     /* NULL = "/sys" */
+    const char *dev_vfio;  /* NULL = "/dev/vfio" */
+};
+/* Open a function by PCI address through sysfs + VFIO container/group/type1v2
+ * and get its device fd. Every failure names the device, the step and cause. */
+int hv_type1_open(const char *addr, const struct hv_open_opts *opts, struct hv_device **out,
+                  struct hv_err *err);
+
+/* ---- identity (libpci) ------------------------------------------------------- */
+
+struct hv_pci_ident {
+    uint16_t vendor, device, subsys_vendor, subsys_device;
+    uint32_t class_code;        /* 24-bit: base, sub, prog-if */
+    char vendor_name[128];
+    char device_name[128];
+    char class_name[128];
+};
+/* Identity of a function from its config space via libpci (names from the
+ * pci.ids database, or "Unknown vendor 1234" style when absent). */
+int hv_pci_identify(const char *addr, struct hv_pci_ident *out, struct hv_err *err);
+/* The names for raw ids (no device access), e.g. for a vfio-user peer. */
+void hv_pci_names(uint16_t vendor, uint16_t device, uint32_t class_code, struct hv_pci_ident *out);
+
+/* ---- listing and binding ----------------------------------------------------- */
+
+struct hv_list_entry {
+    char addr[HV_ADDR_LEN];
+    struct hv_pci_ident id;
+    char driver[64];          /* "" = none */
+    int group;                /* -1 = none */
+    bool exportable;          /* could be exported now */
+    char why[256];            /* if not: the reason */
+};
+/* Every PCI function under sysfs, sorted by address. *out malloc'd. */
+int hv_list(const char *sysfs, struct hv_list_entry **out, size_t *n, struct hv_err *err);
+
+/* Bind addr to vfio-pci through driver_override (refused with -EBUSY when the
+ * group would not become viable). The previous driver's name is written to
+ * prev (so hv_release can give it back). */
+int hv_bind_vfio(const char *sysfs, const char *addr, char *prev, size_t prevsz, struct hv_err *err);
+/* Give addr back: clear driver_override, unbind from vfio-pci, and reprobe
+ * (to `prev` if given and non-empty, else to whatever drivers_probe picks). */
+int hv_release(const char *sysfs, const char *addr, const char *prev, struct hv_err *err);
+
+#endif /* HV_H */

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hv_sim.h - a simulated PCI function behind the hv_ops table, faithful to
+ * what the kernel's vfio-pci + type1 do, for unit tests of the bridge and for
+ * native benchmarks of the message path. Not used by the daemon in
+ * production (the daemon can run on it with --sim for demos and tests).
+ *
+ * What it models:
+ *  - 9 regions like a kernel vfio-pci device: BAR0 (configurable size,
+ *    mmappable, backed by a memfd so a client's mmap and pread/pwrite see the
+ *    same bytes), optional BAR2 holding an MSI-X table + PBA (reported with
+ *    the kernel's MSIX_MAPPABLE cap, or with a sparse-mmap cap, or none),
+ *    unused BARs size 0 flags 0, ROM, config space (4 KiB) with a few
+ *    registers that behave (ids read-only, COMMAND writable, BAR sizing),
+ *    VGA answering -EINVAL. Region offsets are index << 40 like the kernel's
+ *    (the memfd is sparse).
+ *  - edu-like registers in BAR0: 0x00 id 0x010000ed, 0x04 liveness (reads the
+ *    inverse of what was written), 0x08 factorial, 0x60 raise interrupt
+ *    (signals MSI vector 0 if set, else INTx), 0x80/0x88/0x90/0x98 DMA
+ *    src/dst/count/cmd performing the copy through the DMA map table.
+ *    (Registers are evaluated on pwrite through region_write; a client
+ *    writing through its mmap only changes memory.)
+ *  - IRQ indexes INTx (1, EVENTFD|MASKABLE|AUTOMASKED), MSI (1 or more,
+ *    EVENTFD|NORESIZE), MSI-X (configurable, EVENTFD|NORESIZE), ERR (1), REQ
+ *    (1); SET_IRQS validated like the kernel (MSI/MSI-X sized on the first
+ *    enable: a later start+count beyond it is -EINVAL until disabled), with
+ *    the eventfds dup'd (the kernel takes references) and recorded.
+ *  - a DMA map table with the kernel's rules: overlap -EEXIST, iova outside
+ *    the usable ranges or not aligned to the smallest page size -EINVAL, entry
+ *    limit -ENOSPC, exact unmap, unmap of a range covering several whole
+ *    mappings allowed (kernel type1 behaviour), unmap-all.
+ *  - reset: clears registers, masks, disables all IRQs... as the kernel does
+ *    on VFIO_DEVICE_RESET (FLAGS_RESET configurable).
+ */
+#ifndef HV_SIM_H
+#define HV_SIM_H
+
+#include "hv.h"
+
+enum hv_sim_msix_cap {
+    HV_SIM_MSIX_NONE = 0,        /* no MSI-X BAR */
+    HV_SIM_MSIX_MAPPABLE_CAP,    /* BAR with the kernel's MSIX_MAPPABLE cap (nvme on 6.1) */
+    HV_SIM_MSIX_SPARSE_CAP,      /* BAR with a sparse-mmap cap around the table (older kernels) */
+};
+
+struct hv_sim_config {
+    const char *addr;            /* reported name, default "0000:00:00.0" */
+    uint64_t bar0_size;          /* default 1 MiB (edu); 0 = no BAR0 */
+    enum hv_sim_msix_cap msix;   /* default NONE */
+    uint32_t msix_bar;           /* BAR index of the MSI-X table, default 2 */
+    uint64_t msix_bar_size;      /* default 16 KiB */
+    uint64_t msix_table_offset;  /* default 0x2000 */
+    uint32_t msix_count;         /* default 65 when msix != NONE */
+    uint64_t msix_pba_offset;    /* default 0x3000 */
+    uint32_t msi_count;          /* default 1 */
+    bool reset;                  /* FLAGS_RESET, default true */
+    uint32_t dma_entry_limit;    /* default 65535 */
+    uint64_t pgsizes;            /* default 0x40201000 */
+    uint16_t vendor, device;     /* default 1234:11e8 */
+    uint32_t class_code;         /* default 0x00ff00 */
+};
+
+void hv_sim_config_defaults(struct hv_sim_config *cfg);
+int hv_sim_open(const struct hv_sim_config *cfg, struct hv_device **out, struct hv_err *err);
+
+/* Test hooks. */
+/* Fire sub-index `sub` of IRQ `index` as hardware would: write 1 to the
+ * trigger eventfd if one is set and the vector is not masked (INTx: then
+ * automask). Returns 1 if an eventfd was signalled, 0 if not, -errno. */
+int hv_sim_fire_irq(struct hv_device *d, uint32_t index, uint32_t sub);
+/* Current trigger eventfd of (index, sub) in the sim's table (its own dup),
+ * -1 if none. Whether MSI/MSI-X is enabled and with how many vectors. */
+int hv_sim_irq_fd(struct hv_device *d, uint32_t index, uint32_t sub);
+uint32_t hv_sim_irq_enabled_count(struct hv_device *d, uint32_t index);
+bool hv_sim_intx_masked(struct hv_device *d);
+/* Device-side DMA through the map table (like a bus master): -EFAULT if the
+ * range is not entirely mapped, -EPERM if the mapping lacks the direction. */
+int hv_sim_dma_write(struct hv_device *d, uint64_t iova, const void *buf, size_t len);
+int hv_sim_dma_read(struct hv_device *d, uint64_t iova, void *buf, size_t len);
+/* Number of DMA mappings and bytes mapped now. */
+size_t hv_sim_dma_count(struct hv_device *d);
+uint64_t hv_sim_dma_bytes(struct hv_device *d);
+/* How many times reset was called; open eventfd references the sim holds. */
+unsigned hv_sim_reset_count(struct hv_device *d);
+unsigned hv_sim_open_irq_fds(struct hv_device *d);
+/* The config space COMMAND register (bus master = bit 2). */
+uint16_t hv_sim_command(struct hv_device *d);
+
+#endif /* HV_SIM_H */

@@ -1,0 +1,296 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vu_proto.h - messages, strict decoding, transport and capability
+ * negotiation of the vfio-user protocol. Used by the server (bridge/) and by
+ * clients (tools/, tests). Knows nothing of kernels or devices.
+ *
+ * Conventions: functions that can fail return 0 (or a non-negative count)
+ * on success and a negative errno on failure. Where a `struct vu_err *` is
+ * taken (it may be NULL), a failure also leaves a human-readable reason in it
+ * ("DMA_MAP: argsz 16 is smaller than 32"). Nothing here prints.
+ */
+#ifndef VU_PROTO_H
+#define VU_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "vu_wire.h"
+
+/* ---- errors --------------------------------------------------------------- */
+
+struct vu_err {
+    char msg[192];
+};
+
+/* Format a reason into err (no-op when err is NULL). Returns -errnum so a
+ * caller can `return vu_fail(err, -EINVAL, "...", ...)`. errnum is negative. */
+int vu_fail(struct vu_err *err, int errnum, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- limits ---------------------------------------------------------------- */
+
+/* Hard caps, whatever was negotiated. */
+#define VU_MAX_FDS_PER_MSG     16u          /* most fds one message may carry */
+#define VU_MAX_DATA_XFER       (64u << 20)  /* largest max_data_xfer_size accepted */
+#define VU_DEFAULT_DATA_XFER   (1u << 20)   /* spec default */
+#define VU_MAX_JSON            4096u        /* largest VERSION JSON accepted */
+#define VU_MAX_SPARSE_AREAS    64u          /* areas kept from a sparse-mmap cap */
+#define VU_MAX_REGION_CAPS     1024u        /* largest cap chain accepted (bytes) */
+
+/* What one connection's receive path accepts. Checked on the header, before
+ * the body is allocated. */
+struct vu_limits {
+    uint32_t max_msg_size;  /* including header */
+    uint32_t max_fds;       /* fds in one message, <= VU_MAX_FDS_PER_MSG */
+};
+
+/* ---- messages --------------------------------------------------------------- */
+
+/* A received message. Owns its payload and its fds until released. A handler
+ * that keeps an fd takes it with vu_msg_take_fd(); every fd still in the
+ * message is closed by vu_msg_release(). */
+struct vu_msg {
+    struct vu_hdr hdr;
+    uint8_t *payload;       /* hdr.msg_size - 16 bytes, malloc'd, may be NULL if 0 */
+    size_t payload_len;
+    int fds[VU_MAX_FDS_PER_MSG];
+    size_t nfds;
+};
+
+void vu_msg_init(struct vu_msg *m);
+/* Close every fd not taken, free the payload, re-init. Safe to call twice. */
+void vu_msg_release(struct vu_msg *m);
+/* Take ownership of fd i (returns it and leaves -1 in its slot); -EBADF if
+ * i >= nfds or the fd was already taken. */
+int vu_msg_take_fd(struct vu_msg *m, size_t i);
+/* Close all fds of the message now (e.g. a command that may not carry fds). */
+void vu_msg_close_fds(struct vu_msg *m);
+
+/* ---- header validation ------------------------------------------------------ */
+
+/* Check a received header against the protocol and the limits: size >= 16,
+ * size <= lim->max_msg_size, type 0 or 1, no unknown flag bits, no Error or
+ * error_no in a command, No_reply only in a command. -EINVAL/-E2BIG. */
+int vu_hdr_check(const struct vu_hdr *h, const struct vu_limits *lim, struct vu_err *err);
+
+/* ---- decoding of requests (server side) --------------------------------------
+ *
+ * Each decoder checks msg_size against the command's rules, argsz (section 5.3
+ * of the protocol reference), flag combinations, counts against payload
+ * length, and the number of fds the command may carry. On success it fills
+ * `out` (pointers inside `out` point into m->payload and live as long as m).
+ * It never takes fds; a caller that wants them uses vu_msg_take_fd(). On
+ * failure: negative errno (normally -EINVAL; -E2BIG for a count above the
+ * negotiated transfer size) and a reason in err.
+ */
+
+struct vu_version_req {
+    uint16_t major, minor;
+    const char *json;   /* NUL-terminated inside the payload, or NULL */
+    size_t json_len;    /* without the NUL */
+};
+int vu_decode_version(const struct vu_msg *m, struct vu_version_req *out, struct vu_err *err);
+
+/* fd count 0 or 1; flags only READ|WRITE; argsz == 32; size != 0;
+ * address + size does not wrap; offset == 0 when no fd is attached. */
+int vu_decode_dma_map(const struct vu_msg *m, struct vu_dma_map *out, struct vu_err *err);
+/* no fds; argsz >= 24; flags 0 or ALL; ALL requires address == size == 0. */
+int vu_decode_dma_unmap(const struct vu_msg *m, struct vu_dma_unmap *out, struct vu_err *err);
+/* no fds; payload 16; argsz >= 16. */
+int vu_decode_device_get_info(const struct vu_msg *m, struct vu_device_info *out, struct vu_err *err);
+/* no fds; payload 32; argsz >= 32; flags, cap_offset, size, offset == 0. */
+int vu_decode_region_info(const struct vu_msg *m, struct vu_region_info *out, struct vu_err *err);
+int vu_decode_region_io_fds(const struct vu_msg *m, struct vu_region_io_fds_request *out, struct vu_err *err);
+/* no fds; payload 16; argsz >= 16. index range is the device's business. */
+int vu_decode_irq_info(const struct vu_msg *m, struct vu_irq_info *out, struct vu_err *err);
+
+struct vu_irq_set_req {
+    struct vu_irq_set set;
+    const uint8_t *bools;   /* DATA_BOOL: count bytes; else NULL */
+    size_t nfds;            /* DATA_EVENTFD: m->nfds (0 = de-assign, or == count) */
+};
+/* exactly one DATA and one ACTION bit; argsz == payload length; BOOL:
+ * payload == 20 + count; NONE/EVENTFD: payload == 20; fds only with
+ * DATA_EVENTFD and then 0 or exactly count; count 0 only with start 0,
+ * DATA_NONE and ACTION_TRIGGER; start + count does not wrap. */
+int vu_decode_set_irqs(const struct vu_msg *m, struct vu_irq_set_req *out, struct vu_err *err);
+
+struct vu_region_access_req {
+    struct vu_region_access acc;
+    const uint8_t *data;    /* WRITE: count bytes; READ: NULL */
+};
+/* READ: payload == 16; WRITE: payload == 16 + count. count <= max_xfer
+ * (else -E2BIG); offset + count does not wrap; no fds. */
+int vu_decode_region_read(const struct vu_msg *m, uint32_t max_xfer,
+                          struct vu_region_access_req *out, struct vu_err *err);
+int vu_decode_region_write(const struct vu_msg *m, uint32_t max_xfer,
+                           struct vu_region_access_req *out, struct vu_err *err);
+
+struct vu_write_multi_req {
+    uint64_t wr_cnt;
+    const struct vu_write_multi_entry *wrs;  /* unaligned: read with memcpy */
+};
+/* payload == 8 + 24 * wr_cnt; 1 <= wr_cnt <= VU_WRITE_MULTI_MAX_ENTRIES;
+ * every entry's count in 1..8; no fds. */
+int vu_decode_write_multi(const struct vu_msg *m, struct vu_write_multi_req *out, struct vu_err *err);
+/* payload == 0; no fds. */
+int vu_decode_device_reset(const struct vu_msg *m, struct vu_err *err);
+
+struct vu_device_feature_req {
+    struct vu_device_feature feat;
+    const uint8_t *data;
+    size_t data_len;
+};
+/* payload >= 8; GET and SET exclusive unless PROBE; no fds. */
+int vu_decode_device_feature(const struct vu_msg *m, struct vu_device_feature_req *out, struct vu_err *err);
+
+struct vu_mig_data_req {
+    struct vu_mig_data mig;
+    const uint8_t *data;  /* WRITE only */
+};
+int vu_decode_mig_data_read(const struct vu_msg *m, uint32_t max_xfer,
+                            struct vu_mig_data_req *out, struct vu_err *err);
+int vu_decode_mig_data_write(const struct vu_msg *m, uint32_t max_xfer,
+                             struct vu_mig_data_req *out, struct vu_err *err);
+
+/* ---- decoding of replies (client side) --------------------------------------
+ * Each checks the reply header (type reply, cmd matches, no Error bit: an
+ * error reply yields -error_no, or -EIO if error_no is 0 or > 4096) and then
+ * the payload layout. */
+
+int vu_reply_status(const struct vu_msg *reply, unsigned cmd, struct vu_err *err);
+int vu_decode_version_reply(const struct vu_msg *m, struct vu_version_req *out, struct vu_err *err);
+int vu_decode_dma_unmap_reply(const struct vu_msg *m, struct vu_dma_unmap *out, struct vu_err *err);
+int vu_decode_device_info_reply(const struct vu_msg *m, struct vu_device_info *out, struct vu_err *err);
+int vu_decode_irq_info_reply(const struct vu_msg *m, struct vu_irq_info *out, struct vu_err *err);
+/* READ reply: payload == 16 + count, count <= requested. */
+int vu_decode_region_read_reply(const struct vu_msg *m, uint32_t requested,
+                                struct vu_region_access_req *out, struct vu_err *err);
+
+/* ---- region info capability chains ------------------------------------------ */
+
+/* What a capability chain says, parsed and bounded. */
+struct vu_region_caps {
+    bool has_sparse;
+    uint32_t nr_areas;        /* as the cap said */
+    uint32_t nr_areas_kept;   /* min(nr_areas, VU_MAX_SPARSE_AREAS) */
+    struct vu_sparse_mmap_area areas[VU_MAX_SPARSE_AREAS];
+    bool has_type;
+    uint32_t type, subtype;
+    bool msix_mappable;
+    uint32_t nr_caps;         /* every cap seen, known or not */
+};
+
+/* Parse the chain of a region info buffer `info` of `len` bytes (the 32-byte
+ * struct followed by caps; cap offsets are from the start of info). Checks
+ * every cap header lies inside the buffer, offsets >= 32, no loops (each next
+ * strictly greater), known caps' sizes; unknown ids are counted and skipped.
+ * A reply with FLAG_CAPS but cap_offset 0 or out of range is -EINVAL.
+ * With no CAPS flag, out is zeroed and 0 returned. */
+int vu_region_caps_parse(const void *info, size_t len, struct vu_region_caps *out, struct vu_err *err);
+
+/* Build a sparse-mmap capability at `buf + at` (at relative to the start of the
+ * region info), next = 0. Returns bytes written or -ENOSPC. */
+ssize_t vu_region_cap_sparse_build(void *buf, size_t bufsz, size_t at,
+                                   const struct vu_sparse_mmap_area *areas, uint32_t n);
+
+/* ---- transport -------------------------------------------------------------- */
+
+struct vu_conn;
+
+/* A transport moves whole messages. send: one message (header+payload) with
+ * fds, all or nothing from the caller's view (partial writes are completed;
+ * the fds go with the first byte). recv: header (with ancillary data), then
+ * the body; enforces lim before allocating; MSG_CTRUNC is an error (and every
+ * fd that did arrive is closed). */
+struct vu_transport_ops {
+    int (*send)(struct vu_conn *c, const struct iovec *iov, int iovcnt,
+                const int *fds, size_t nfds);
+    int (*recv)(struct vu_conn *c, struct vu_msg *m);
+    void (*close)(struct vu_conn *c);
+};
+
+struct vu_conn {
+    const struct vu_transport_ops *ops;
+    int fd;                 /* socket, or read end for the pipe transport */
+    int wfd;                /* write end (== fd for sockets) */
+    struct vu_limits lim;
+    struct vu_err err;      /* reason of the last failure */
+};
+
+/* Socket transport on a connected AF_UNIX SOCK_STREAM fd (takes ownership). */
+void vu_conn_init_socket(struct vu_conn *c, int fd, const struct vu_limits *lim);
+/* Byte-stream transport without fds (for fuzzing from stdin/pipes). Sent fds
+ * are refused with -EINVAL. Takes ownership of both fds (may be equal). */
+void vu_conn_init_stream(struct vu_conn *c, int rfd, int wfd, const struct vu_limits *lim);
+void vu_conn_close(struct vu_conn *c);
+
+/* Receive one message into m (m is initialised here). Returns 0;
+ * -ECONNRESET on orderly EOF at a message boundary; -EPROTO on EOF inside a
+ * message, a bad header, truncated ancillary data or too many fds; -E2BIG
+ * when msg_size exceeds the limit (nothing allocated); -errno on I/O error.
+ * On error m holds nothing. Header checked with vu_hdr_check(). */
+int vu_recv(struct vu_conn *c, struct vu_msg *m);
+
+/* Send a message. hdr->msg_size is set here from len. */
+int vu_send(struct vu_conn *c, struct vu_hdr *hdr, const void *payload, size_t len,
+            const int *fds, size_t nfds);
+/* Send a reply to req (same msg_id and cmd, Type reply). Two payload pieces
+ * so fixed part + data go in one sendmsg. Does nothing and returns 0 if req
+ * had No_reply. */
+int vu_send_reply(struct vu_conn *c, const struct vu_msg *req, const void *p1, size_t l1,
+                  const void *p2, size_t l2, const int *fds, size_t nfds);
+/* Header-only error reply with positive errno `errnum` (> 0; 0 becomes EIO).
+ * Does nothing if req had No_reply. */
+int vu_send_error(struct vu_conn *c, const struct vu_msg *req, int errnum);
+
+/* ---- capabilities and version negotiation ------------------------------------ */
+
+struct vu_caps {
+    uint32_t max_msg_fds;
+    uint64_t max_data_xfer_size;
+    uint32_t max_dma_maps;
+    uint64_t pgsizes;
+    bool twin_socket;           /* "twin_socket": {"supported": bool} */
+    bool write_multiple;
+    bool has_migration;         /* legacy "migration" object present */
+    uint64_t migration_pgsize;
+    uint64_t migration_max_bitmap_size;
+};
+
+/* The spec's defaults when a key is absent: max_msg_fds 1, max_data_xfer_size
+ * 1 MiB, max_dma_maps 65535, pgsizes 4096, others false/0. */
+void vu_caps_defaults(struct vu_caps *caps);
+
+/* Parse `{"capabilities": {...}}` (json of json_len bytes, not necessarily
+ * NUL-terminated; json_len <= VU_MAX_JSON). Absent keys keep defaults; unknown
+ * keys ignored; wrong types, negative or out-of-range values (max_msg_fds >
+ * 1024, max_data_xfer_size 0 or > 64 MiB, max_dma_maps 0 or > 65535, pgsizes 0
+ * or with bits below 4 KiB) are -EINVAL with the key named in err. A json
+ * without "capabilities" or that is not an object is -EINVAL. */
+int vu_caps_parse(const char *json, size_t json_len, struct vu_caps *out, struct vu_err *err);
+
+/* Emit `{"capabilities":{...}}` into buf, NUL-terminated, compact. Emits
+ * max_msg_fds, max_data_xfer_size, max_dma_maps, pgsizes, write_multiple only
+ * when true, twin_socket only when true, migration only when has_migration.
+ * Returns the length including the NUL, or -ENOSPC. */
+ssize_t vu_caps_emit(const struct vu_caps *caps, char *buf, size_t bufsz);
+
+/* Server side: given the client's VERSION request and the server's own caps,
+ * compute what to answer. Rules: major must be 0 (else -ENOTSUP); reply
+ * major 0, minor 0; the reply's JSON must make the whole reply message no
+ * larger than the request message (QEMU receives it into the request buffer),
+ * so optional keys are dropped in order write_multiple... until it fits
+ * (-ENOSPC if even the mandatory ones do not fit). Never offers twin_socket.
+ * The effective limits (min of both sides where it matters) go to *agreed.
+ * reply_json receives the NUL-terminated text; *reply_len its length with NUL. */
+int vu_version_answer(const struct vu_msg *req, const struct vu_caps *server,
+                      struct vu_caps *client_out, struct vu_caps *agreed,
+                      char *reply_json, size_t reply_json_sz, size_t *reply_len,
+                      struct vu_err *err);
+
+#endif /* VU_PROTO_H */
