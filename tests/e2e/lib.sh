@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: MIT
+# lib.sh - helpers for scenario scripts (sourced by bash). See README.md.
+set -u
+
+VUB_FAILS=0
+VUB_CHECKS=0
+: "${VUB_BUILD:?}" "${VUB_OUT:?}"
+
+# Where the binaries are. A path that does not exist is left as is; the check
+# that runs it then fails loudly.
+VUB_BRIDGE=${VUB_BRIDGE:-$VUB_BUILD/bridge/vfio-user-bridge}
+VUB_PROBE=${VUB_PROBE:-$VUB_BUILD/tools/probe/vfio-user-probe}
+VUB_PROGS=${VUB_PROGS:-$VUB_BUILD/tests/e2e}
+# Sanitizer builds: fail on the first report, leaks included.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+# check "what" cmd args...: run cmd, print one "ok"/"FAIL" line.
+check() {
+  local what=$1; shift
+  VUB_CHECKS=$((VUB_CHECKS + 1))
+  if "$@"; then
+    echo "ok   - $what"
+  else
+    echo "FAIL - $what (exit $?)"
+    VUB_FAILS=$((VUB_FAILS + 1))
+  fi
+}
+# check_fails "what" cmd args...: the command must exit non-zero.
+check_fails() {
+  local what=$1; shift
+  VUB_CHECKS=$((VUB_CHECKS + 1))
+  if "$@"; then
+    echo "FAIL - $what (it succeeded)"
+    VUB_FAILS=$((VUB_FAILS + 1))
+  else
+    echo "ok   - $what"
+  fi
+}
+fail() { VUB_CHECKS=$((VUB_CHECKS + 1)); echo "FAIL - $*"; VUB_FAILS=$((VUB_FAILS + 1)); }
+pass() { VUB_CHECKS=$((VUB_CHECKS + 1)); echo "ok   - $*"; }
+
+# require FILE...: each must be an executable, or the scenario fails now.
+require() {
+  local f
+  for f in "$@"; do
+    if [ ! -x "$f" ]; then
+      fail "missing executable $f (not built yet?)"
+      finish
+    fi
+  done
+}
+
+declare -A VUB_BRIDGE_PID=()
+
+# start_bridge NAME ADDR [bridge args...]: start the bridge on ADDR serving
+# /tmp/NAME.sock, log in $VUB_OUT/bridge-NAME.log; wait (30 s) for the
+# socket. Returns non-zero if it does not come up.
+start_bridge() {
+  local name=$1 addr=$2; shift 2
+  local sock=/tmp/$name.sock i
+  rm -f "$sock"
+  "$VUB_BRIDGE" --device "$addr" --socket "$sock" "$@" >"$VUB_OUT/bridge-$name.log" 2>&1 &
+  VUB_BRIDGE_PID[$name]=$!
+  for i in $(seq 300); do
+    [ -S "$sock" ] && return 0
+    kill -0 "${VUB_BRIDGE_PID[$name]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "bridge $name did not come up; its log:"
+  sed 's/^/  | /' "$VUB_OUT/bridge-$name.log"
+  return 1
+}
+sock() { echo "/tmp/$1.sock"; }
+bridge_pid() { echo "${VUB_BRIDGE_PID[$1]}"; }
+bridge_alive() { kill -0 "${VUB_BRIDGE_PID[$1]}" 2>/dev/null; }
+
+# stop_bridge NAME: SIGTERM, wait up to 20 s; returns the bridge's exit status
+# (143 / 137 when it had to be killed by signal).
+stop_bridge() {
+  local name=$1 pid=${VUB_BRIDGE_PID[$1]:-} i rc
+  [ -n "$pid" ] || return 0
+  kill -TERM "$pid" 2>/dev/null
+  for i in $(seq 200); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "bridge $name ignored SIGTERM for 20 s; killing it"
+    kill -KILL "$pid" 2>/dev/null
+  fi
+  wait "$pid"; rc=$?
+  unset "VUB_BRIDGE_PID[$name]"
+  return $rc
+}
+# show_log NAME: print a bridge's log, indented.
+show_log() { sed 's/^/  | /' "$VUB_OUT/bridge-$1.log" 2>/dev/null; }
+
+vub_cleanup() {
+  local n
+  for n in "${!VUB_BRIDGE_PID[@]}"; do
+    kill -KILL "${VUB_BRIDGE_PID[$n]}" 2>/dev/null
+    wait "${VUB_BRIDGE_PID[$n]}" 2>/dev/null
+  done
+  VUB_BRIDGE_PID=()
+}
+trap vub_cleanup EXIT
+
+# finish: stop leftovers, print the summary, exit 0 only if all checks passed
+# (and at least one ran).
+finish() {
+  vub_cleanup
+  echo "$((VUB_CHECKS - VUB_FAILS)) passed, $VUB_FAILS failed"
+  [ "$VUB_FAILS" -eq 0 ] && [ "$VUB_CHECKS" -gt 0 ]
+  exit $?
+}
