@@ -48,6 +48,9 @@ struct vu_limits {
     uint32_t max_fds;       /* fds in one message, <= VU_MAX_FDS_PER_MSG */
 };
 
+/* max_msg_size 16 + 16 + VU_DEFAULT_DATA_XFER, max_fds VU_MAX_FDS_PER_MSG. */
+void vu_limits_default(struct vu_limits *lim);
+
 /* ---- messages --------------------------------------------------------------- */
 
 /* A received message. Owns its payload and its fds until released. A handler
@@ -104,6 +107,7 @@ int vu_decode_dma_unmap(const struct vu_msg *m, struct vu_dma_unmap *out, struct
 int vu_decode_device_get_info(const struct vu_msg *m, struct vu_device_info *out, struct vu_err *err);
 /* no fds; payload 32; argsz >= 32; flags, cap_offset, size, offset == 0. */
 int vu_decode_region_info(const struct vu_msg *m, struct vu_region_info *out, struct vu_err *err);
+/* no fds; payload 16; argsz >= 16; flags == 0 and count == 0. */
 int vu_decode_region_io_fds(const struct vu_msg *m, struct vu_region_io_fds_request *out, struct vu_err *err);
 /* no fds; payload 16; argsz >= 16. index range is the device's business. */
 int vu_decode_irq_info(const struct vu_msg *m, struct vu_irq_info *out, struct vu_err *err);
@@ -152,10 +156,24 @@ struct vu_mig_data_req {
     struct vu_mig_data mig;
     const uint8_t *data;  /* WRITE only */
 };
+/* no fds; size <= max_xfer (else -E2BIG); argsz >= 8 + size;
+ * READ: payload == 8; WRITE: payload == 8 + size. */
 int vu_decode_mig_data_read(const struct vu_msg *m, uint32_t max_xfer,
                             struct vu_mig_data_req *out, struct vu_err *err);
 int vu_decode_mig_data_write(const struct vu_msg *m, uint32_t max_xfer,
                              struct vu_mig_data_req *out, struct vu_err *err);
+
+/* Server -> client DMA_READ (11) / DMA_WRITE (12), decoded by a client.
+ * no fds; count <= max_xfer (else -E2BIG); address + count does not wrap;
+ * READ: payload == 16; WRITE: payload == 16 + count. */
+struct vu_dma_access_req {
+    struct vu_dma_access acc;
+    const uint8_t *data;  /* WRITE: count bytes; READ: NULL */
+};
+int vu_decode_dma_read(const struct vu_msg *m, uint32_t max_xfer,
+                       struct vu_dma_access_req *out, struct vu_err *err);
+int vu_decode_dma_write(const struct vu_msg *m, uint32_t max_xfer,
+                        struct vu_dma_access_req *out, struct vu_err *err);
 
 /* ---- decoding of replies (client side) --------------------------------------
  * Each checks the reply header (type reply, cmd matches, no Error bit: an
@@ -170,6 +188,18 @@ int vu_decode_irq_info_reply(const struct vu_msg *m, struct vu_irq_info *out, st
 /* READ reply: payload == 16 + count, count <= requested. */
 int vu_decode_region_read_reply(const struct vu_msg *m, uint32_t requested,
                                 struct vu_region_access_req *out, struct vu_err *err);
+/* Reply without payload and fds (DMA_MAP, SET_IRQS, RESET, MIG_DATA_WRITE). */
+int vu_decode_empty_reply(const struct vu_msg *m, unsigned cmd, struct vu_err *err);
+/* WRITE reply: payload == 16, count <= requested. */
+int vu_decode_region_write_reply(const struct vu_msg *m, uint32_t requested,
+                                 struct vu_region_access *out, struct vu_err *err);
+/* WRITE_MULTI reply: payload == 8, wr_cnt <= requested. */
+int vu_decode_write_multi_reply(const struct vu_msg *m, uint64_t requested, uint64_t *done,
+                                struct vu_err *err);
+/* MIG_DATA_READ reply: size <= requested; 8 + size <= payload <= 8 + requested
+ * (libvfio-user pads to the requested size). */
+int vu_decode_mig_data_read_reply(const struct vu_msg *m, uint32_t requested,
+                                  struct vu_mig_data_req *out, struct vu_err *err);
 
 /* ---- region info capability chains ------------------------------------------ */
 
@@ -220,9 +250,14 @@ struct vu_conn {
     int wfd;                /* write end (== fd for sockets) */
     struct vu_limits lim;
     struct vu_err err;      /* reason of the last failure */
+    int io_timeout_ms;      /* wait for the rest of a started message (and for
+                             * send space); < 0 = forever. Default 10000.
+                             * Expiry: -ETIMEDOUT. */
 };
 
-/* Socket transport on a connected AF_UNIX SOCK_STREAM fd (takes ownership). */
+/* Socket transport on a connected AF_UNIX SOCK_STREAM fd (takes ownership).
+ * lim NULL = vu_limits_default(); lim->max_fds is clamped to
+ * VU_MAX_FDS_PER_MSG. The fd may be blocking or non-blocking. */
 void vu_conn_init_socket(struct vu_conn *c, int fd, const struct vu_limits *lim);
 /* Byte-stream transport without fds (for fuzzing from stdin/pipes). Sent fds
  * are refused with -EINVAL. Takes ownership of both fds (may be equal). */
@@ -233,7 +268,13 @@ void vu_conn_close(struct vu_conn *c);
  * -ECONNRESET on orderly EOF at a message boundary; -EPROTO on EOF inside a
  * message, a bad header, truncated ancillary data or too many fds; -E2BIG
  * when msg_size exceeds the limit (nothing allocated); -errno on I/O error.
- * On error m holds nothing. Header checked with vu_hdr_check(). */
+ * On error m holds nothing. Header checked with vu_hdr_check().
+ * Also: -EAGAIN if the fd is non-blocking and not one byte of a new message
+ * is there (nothing consumed); -ETIMEDOUT if the rest of a started message
+ * does not come within io_timeout_ms; -EPROTO for fds that arrive with body
+ * bytes instead of the first byte. After -E2BIG or -EPROTO for a bad header,
+ * m->hdr still holds the header that was read (for an error reply), but the
+ * stream is out of step: the caller should close the connection. */
 int vu_recv(struct vu_conn *c, struct vu_msg *m);
 
 /* Send a message. hdr->msg_size is set here from len. */
