@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# QEMU with the vfio-user client (`-device vfio-user-pci`) on a Debian 12 host.
+#
+# Debian 12 ships QEMU 7.2, which has no vfio-user client. trixie-backports has
+# QEMU 11.x built with it, but that needs trixie's userland, so this script
+# builds a small trixie root (debootstrap minbase + qemu-system-x86 from
+# trixie-backports) OUTSIDE the repository and reuses it across runs. QEMU is
+# then run straight from that root through the root's own dynamic loader: no
+# chroot, no mounts, and the root may be read-only (e.g. the host's file system
+# seen over 9p inside the end-to-end test guest).
+#
+#   tools/provision-qemu-vfio-user.sh            provision if missing or broken;
+#                                                prints the root's path
+#   tools/provision-qemu-vfio-user.sh --check    exit 0 if the root is usable
+#   tools/provision-qemu-vfio-user.sh --exec ARGS...
+#                                                run that qemu-system-x86_64
+#   tools/provision-qemu-vfio-user.sh --rebuild  provision from scratch
+#
+# Environment:
+#   VUB_QEMU_ROOT       the root (default /var/cache/vfio-user-bridge/trixie-qemu)
+#   VUB_DEBIAN_MIRROR   Debian mirror URL (default: the one this machine's apt
+#                       uses, read from /etc/apt; never written into the project)
+#
+# The root holds a stamp file (.vub-stamp) naming what was installed; a root
+# without it, or whose QEMU does not list vfio-user-pci, is rebuilt.
+set -euo pipefail
+
+ROOT=${VUB_QEMU_ROOT:-/var/cache/vfio-user-bridge/trixie-qemu}
+STAMP_FORMAT=1
+SUITE=trixie
+QEMU_SUITE=trixie-backports
+
+die() { echo "provision-qemu-vfio-user: $*" >&2; exit 1; }
+log() { echo "provision-qemu-vfio-user: $*" >&2; }
+
+# Run the root's qemu-system-x86_64 with the root's loader and libraries.
+# -L points QEMU at the root's firmware (SeaBIOS first: the host has its own
+# copy under the same absolute path); QEMU_MODULE_DIR at its loadable modules.
+# The host's /usr/lib/x86_64-linux-gnu/qemu (QEMU 7.2 modules) is still QEMU's
+# compiled-in fallback, so never ask this QEMU for something that loads every
+# module (plain "-device help" fails that way); what the tests use is built in.
+qemu_exec() {
+  local r=$1; shift
+  local ld=$r/lib64/ld-linux-x86-64.so.2
+  local libs=$r/lib/x86_64-linux-gnu:$r/usr/lib/x86_64-linux-gnu
+  [ -x "$ld" ] || die "$r: no dynamic loader (not provisioned?)"
+  QEMU_MODULE_DIR=$r/usr/lib/x86_64-linux-gnu/qemu \
+    exec "$ld" --library-path "$libs" "$r/usr/bin/qemu-system-x86_64" \
+      -L "$r/usr/share/seabios" -L "$r/usr/share/qemu" "$@"
+}
+
+root_ok() {
+  local r=$1
+  [ -f "$r/.vub-stamp" ] || return 1
+  grep -qx "format=$STAMP_FORMAT" "$r/.vub-stamp" || return 1
+  local out
+  # Whole output first: grep -q could SIGPIPE QEMU and fail the pipeline.
+  out=$( ( qemu_exec "$r" -device vfio-user-pci,help ) 2>/dev/null ) || return 1
+  grep -q '^  socket=' <<<"$out"
+}
+
+# The mirror this machine's apt already uses (first non-security entry).
+find_mirror() {
+  if [ -n "${VUB_DEBIAN_MIRROR:-}" ]; then echo "$VUB_DEBIAN_MIRROR"; return; fi
+  local f m
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    # deb822 stanzas: take URIs from a stanza whose Suites is not *-security.
+    m=$(awk '
+      /^[[:space:]]*$/ { if (u != "" && s !~ /security/) { print u; exit } u=""; s=""; next }
+      /^URIs:/   { u=$2 }
+      /^Suites:/ { s=$0 }
+      END { if (u != "" && s !~ /security/) print u }' "$f" | head -n1)
+    if [ -n "$m" ]; then echo "$m"; return; fi
+  done
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [ -f "$f" ] || continue
+    m=$(awk '$1 == "deb" {
+          i = 2; if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
+          if ($(i+1) !~ /security/) { print $i; exit } }' "$f")
+    if [ -n "$m" ]; then echo "$m"; return; fi
+  done
+  die "no Debian mirror found in /etc/apt; set VUB_DEBIAN_MIRROR"
+}
+
+provision() {
+  local mirror tmp t0
+  [ "$(id -u)" -eq 0 ] || die "provisioning needs root (debootstrap, chroot)"
+  command -v debootstrap >/dev/null || die "debootstrap is not installed"
+  mirror=$(find_mirror)
+  t0=$(date +%s)
+  mkdir -p "$(dirname "$ROOT")"
+  tmp=$ROOT.new.$$
+  rm -rf "$tmp"
+  # Always unmount and remove a half-built root, whatever happens.
+  trap 'umount "$tmp/proc" 2>/dev/null || true; rm -rf "$tmp"' EXIT
+  log "debootstrap $SUITE into $tmp"
+  debootstrap --variant=minbase "$SUITE" "$tmp" "$mirror" >"$tmp.log" 2>&1 ||
+    { tail -n 20 "$tmp.log" >&2; rm -f "$tmp.log"; die "debootstrap failed"; }
+  rm -f "$tmp.log"
+  cat >"$tmp/etc/apt/sources.list.d/debian.sources" <<EOF
+Types: deb
+URIs: $mirror
+Suites: $SUITE $QEMU_SUITE
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+  rm -f "$tmp/etc/apt/sources.list"
+  # No daemons started by maintainer scripts.
+  printf '#!/bin/sh\nexit 101\n' >"$tmp/usr/sbin/policy-rc.d"
+  chmod 755 "$tmp/usr/sbin/policy-rc.d"
+  mount -t proc proc "$tmp/proc"
+  log "installing qemu-system-x86 from $QEMU_SUITE"
+  chroot "$tmp" /usr/bin/env DEBIAN_FRONTEND=noninteractive LC_ALL=C \
+    sh -c "apt-get -q update && apt-get -q -y install --no-install-recommends \
+           -t $QEMU_SUITE qemu-system-x86" >"$tmp.log" 2>&1 ||
+    { tail -n 20 "$tmp.log" >&2; rm -f "$tmp.log"; die "apt-get install failed"; }
+  rm -f "$tmp.log"
+  umount "$tmp/proc"
+  chroot "$tmp" apt-get -q clean >/dev/null
+  rm -rf "$tmp"/var/lib/apt/lists/*
+  {
+    echo "format=$STAMP_FORMAT"
+    echo "suite=$SUITE"
+    echo "qemu_suite=$QEMU_SUITE"
+    echo "qemu-system-x86=$(chroot "$tmp" dpkg-query -W -f='${Version}' qemu-system-x86)"
+    echo "created=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "seconds=$(( $(date +%s) - t0 ))"
+  } >"$tmp/.vub-stamp"
+  root_ok "$tmp" || die "the new root's QEMU does not offer vfio-user-pci"
+  rm -rf "$ROOT.old"
+  [ -e "$ROOT" ] && mv "$ROOT" "$ROOT.old"
+  mv "$tmp" "$ROOT"
+  rm -rf "$ROOT.old"
+  trap - EXIT
+  log "provisioned $ROOT in $(( $(date +%s) - t0 )) s: $(grep qemu-system "$ROOT/.vub-stamp")"
+}
+
+case "${1:-}" in
+  --check) root_ok "$ROOT"; exit ;;
+  --exec) shift; root_ok "$ROOT" || die "$ROOT is not provisioned (run $0)"
+          qemu_exec "$ROOT" "$@" ;;
+  --rebuild|"")
+    # One provisioning at a time on this machine.
+    mkdir -p "$(dirname "$ROOT")"
+    exec 9>"$ROOT.lock"
+    flock 9
+    if [ "${1:-}" = --rebuild ] || ! root_ok "$ROOT"; then
+      provision
+    fi
+    echo "$ROOT" ;;
+  *) die "usage: $0 [--check | --exec QEMU-ARGS... | --rebuild]" ;;
+esac
