@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * policy.h - the export policy: which PCI functions the bridge exports and
+ * how (socket path, owner, group, mode, allowed peers, per-device options).
+ *
+ * The policy is a JSON file (default POL_DEFAULT_PATH), described for people
+ * in docs/policy.md:
+ *
+ *   {
+ *     "version": 1,
+ *     "defaults": { "socket_group": "kvm", "socket_mode": "0660" },
+ *     "devices": [
+ *       { "match": { "address": "0000:01:00.0" }, "allow_uids": ["qemu"] },
+ *       { "match": { "id": "8086:*", "class": "0108" }, "bind": true },
+ *       { "match": { "class": "03" }, "export": false }
+ *     ]
+ *   }
+ *
+ * Entries are tried in order; the first whose match keys all hold decides
+ * (an entry with "export": false excludes what it matches). Unknown keys,
+ * wrong types and out-of-range values are refused. Users and groups may be
+ * names or numbers; names are resolved when the file is loaded.
+ *
+ * Errors: every failure returns -errno and fills `struct pol_err` with one
+ * line that names the file and either the line:column (syntax errors) or the
+ * JSON path of the offending value (e.g. `devices[2].socket_mode`) and what is
+ * wrong with it. Nothing here prints.
+ */
+#ifndef VUB_POLICY_H
+#define VUB_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define POL_DEFAULT_PATH       "/etc/vfio-user-bridge/policy.json"
+#define POL_DEFAULT_SOCKET_DIR "/run/vfio-user"
+#define POL_DEFAULT_SOCKET_MODE 0600u   /* owner only unless the policy says otherwise */
+
+#define POL_MAX_FILE_SIZE  (1u << 20)   /* a policy larger than 1 MiB is refused */
+#define POL_MAX_DEVICES    256u         /* entries in "devices" */
+#define POL_MAX_PEERS      64u          /* entries in allow_uids / allow_gids */
+#define POL_SOCKET_MAX     108u         /* sizeof(sun_path), NUL included */
+#define POL_ADDR_LEN       16u          /* "DDDD:BB:DD.F" + NUL, rounded */
+#define POL_NAME_MAX       64u
+
+struct pol_err {
+    char msg[512];
+};
+
+/* What an entry matches. Every key present must hold (AND); at least one. */
+#define POL_MATCH_ADDR  (1u << 0)
+#define POL_MATCH_ID    (1u << 1)
+#define POL_MATCH_CLASS (1u << 2)
+struct pol_match {
+    unsigned keys;               /* POL_MATCH_* present */
+    char addr[POL_ADDR_LEN];     /* canonical "0000:01:00.0" */
+    int32_t vendor, device;      /* -1 = any ("8086:*") */
+    uint32_t class_code;         /* 24-bit, compared under class_mask */
+    uint32_t class_mask;         /* 0xff0000, 0xffff00 or 0xffffff */
+};
+
+/* Per-device settings (also the shape of "defaults"). A *_set flag says the
+ * key was given; unset owner/group mean "leave as created" (the daemon's
+ * uid/gid), unset mode means POL_DEFAULT_SOCKET_MODE. */
+struct pol_settings {
+    char socket[POL_SOCKET_MAX];  /* template; "{address}" is replaced; "" = default */
+    bool owner_set, group_set, mode_set;
+    uid_t socket_owner;
+    gid_t socket_group;
+    mode_t socket_mode;
+    /* Allow-list checked with SO_PEERCRED. Both empty = anyone who can open
+     * the socket; otherwise a peer is allowed if its uid is listed or its
+     * primary or a supplementary gid is listed. */
+    size_t n_uids, n_gids;
+    uid_t allow_uids[POL_MAX_PEERS];
+    gid_t allow_gids[POL_MAX_PEERS];
+    /* Drop privileges to this user after the VFIO group is open. */
+    bool user_set;
+    uid_t user_uid;
+    gid_t user_gid;
+    char user_name[POL_NAME_MAX];
+    bool no_mmap;              /* trap every region access, never hand out the device fd */
+    bool sparse_msix;          /* report MSI-X table/PBA as holes in a sparse mmap cap */
+    bool reset_on_disconnect;  /* VFIO_DEVICE_RESET when a client goes away (default true) */
+    bool bind;                 /* udev helper binds matching devices to vfio-pci */
+};
+
+struct pol_entry {
+    unsigned index;            /* position in "devices" */
+    struct pol_match match;
+    bool export_;              /* false: matched devices are explicitly not exported */
+    struct pol_settings s;     /* defaults overlaid with this entry's keys */
+};
+
+struct pol {
+    char path[256];            /* the name used in messages */
+    int version;
+    struct pol_settings defaults;
+    size_t n_entries;
+    struct pol_entry *entries;
+};
+
+/* Identity of a PCI function, as matched against. */
+struct pol_ident {
+    char addr[POL_ADDR_LEN];
+    uint16_t vendor, device;
+    uint32_t class_code;       /* 24-bit */
+    char driver[POL_NAME_MAX]; /* current driver, "" if none */
+};
+
+/* Load and validate a policy file. *out is malloc'd (free with pol_free).
+ * -ENOENT/-EACCES/... if the file cannot be read, -EFBIG if it is larger
+ * than POL_MAX_FILE_SIZE, -EINVAL for a syntax or semantic error. */
+int pol_load_file(const char *path, struct pol **out, struct pol_err *err);
+/* The same from memory; `name` is used in messages as the file name. */
+int pol_load_string(const char *name, const char *text, size_t len, struct pol **out,
+                    struct pol_err *err);
+void pol_free(struct pol *p);
+
+/* The first entry matching `id`, or NULL. */
+const struct pol_entry *pol_lookup(const struct pol *p, const struct pol_ident *id);
+
+/* What the policy decides for one device, with the socket path expanded. */
+struct pol_decision {
+    const struct pol_entry *entry;   /* NULL: no entry matched */
+    bool exported;                   /* entry && entry->export_ */
+    char socket[POL_SOCKET_MAX];     /* expanded path (only if exported) */
+};
+/* Decide for `id`. 0 (also when not exported: see out->exported); -ENAMETOOLONG
+ * (with message) if the expanded socket path does not fit sun_path. */
+int pol_decide(const struct pol *p, const struct pol_ident *id, struct pol_decision *out,
+               struct pol_err *err);
+
+/* Read vendor, device, class and driver of `addr` from <sysfs>/bus/pci/devices.
+ * `addr` is canonicalised first. -EINVAL bad address, -ENODEV no such function,
+ * -EIO unreadable/garbled attributes. */
+int pol_ident_from_sysfs(const char *sysfs, const char *addr, struct pol_ident *out,
+                         struct pol_err *err);
+
+/* Canonicalise a PCI address: "0000:01:00.0" or "01:00.0" (domain 0) into
+ * "0000:01:00.0" (lower case). -EINVAL for anything else. */
+int pol_addr_canon(const char *in, char out[POL_ADDR_LEN]);
+
+#endif /* VUB_POLICY_H */
