@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench.h - internals of vfio-user-bench.
+ *
+ * The bench measures every figure twice: through the bridge (a spawned
+ * vfio-user-bridge, driven with the vu_client API) and directly (the same
+ * operation done in-process on the device through the host-vfio ops table,
+ * the way a VMM holding the VFIO fds would). That is why this tool, unlike
+ * the other tools which only speak the protocol (tools -> src), also links
+ * host-vfio: the direct side IS host-vfio.
+ */
+#ifndef VUB_BENCH_H
+#define VUB_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "vu_wire.h"
+
+/* ---- time and statistics (stats.c) -------------------------------------- */
+
+uint64_t bench_now_ns(void);
+
+/* Summary of a set of samples (each sample a cost per operation in ns, or
+ * whatever unit the figure uses). Percentiles interpolate linearly between
+ * the sorted samples (the p-th quantile of n samples sits at (n-1)*p). */
+struct bench_stats {
+    size_t n;
+    double median, p10, p25, p75, p90, min, max, mean;
+    /* |median(first half) - median(second half)| / median: how far the
+     * median moved during the run (a stability check; 0 when n < 4). */
+    double drift;
+};
+
+/* A growable array of samples. */
+struct bench_samples {
+    double *v;
+    size_t n, cap;
+};
+int bench_samples_add(struct bench_samples *s, double x);
+void bench_samples_free(struct bench_samples *s);
+/* Sorts a copy; s itself keeps its order (needed for the drift). -ENOMEM,
+ * -EINVAL when s is empty. */
+int bench_stats_compute(const struct bench_samples *s, struct bench_stats *out);
+/* Quantile q in [0,1] of n sorted values. */
+double bench_quantile(const double *sorted, size_t n, double q);
+
+/* ---- one measured operation --------------------------------------------- */
+
+/* One operation; i counts from 0. Returns 0 or -errno (stops the figure). */
+typedef int (*bench_op_fn)(void *ctx, uint64_t i);
+
+struct bench_plan {
+    unsigned samples;      /* samples kept */
+    unsigned warmup;       /* operations run and discarded first */
+    unsigned batch;        /* operations per sample; 0 = calibrate so one
+                              sample lasts at least min_batch_ns */
+    uint64_t min_batch_ns;
+    bench_op_fn end;       /* run once at the end of every sample, inside the
+                              timing (drains posted work); may be NULL */
+    unsigned div;          /* the sample is divided by batch * div (operations
+                              that each stand for `div` units, e.g. writes in
+                              one WRITE_MULTI); 0 = 1 */
+};
+
+/* Run op as planned and add one sample (ns per unit) per batch to out.
+ * Returns 0 or the first error of op/end. *ops_done counts operations. */
+int bench_run(const struct bench_plan *p, bench_op_fn op, void *ctx,
+              struct bench_samples *out, uint64_t *ops_done);
+
+/* ---- the two sides (side.c) --------------------------------------------- */
+
+/* A region as one side sees it. */
+struct bench_region {
+    uint64_t size;
+    uint64_t offset;  /* into fd, for mmap */
+    uint32_t flags;   /* VU_REGION_INFO_FLAG_* (== VFIO's) */
+};
+
+struct bench_side;
+struct bench_side_ops {
+    int (*read)(struct bench_side *s, uint32_t region, uint64_t off, void *buf, uint32_t len);
+    int (*write)(struct bench_side *s, uint32_t region, uint64_t off, const void *buf,
+                 uint32_t len, bool posted);
+    int (*write_multi)(struct bench_side *s, const struct vu_write_multi_entry *w, uint32_t n);
+    /* Wait until every posted write has been done. */
+    int (*sync)(struct bench_side *s);
+    /* Region info; *fd (if non-NULL) gets a new fd to mmap the region
+     * through, or -1 when it is not mmappable. */
+    int (*region)(struct bench_side *s, uint32_t index, struct bench_region *out, int *fd);
+    /* Map [iova, iova+size) to the memory at `fd_off` in memfd (mapped in
+     * this process at vaddr). */
+    int (*dma_map)(struct bench_side *s, uint64_t iova, uint64_t size, int memfd,
+                   uint64_t fd_off, void *vaddr);
+    int (*dma_unmap)(struct bench_side *s, uint64_t iova, uint64_t size);
+    /* Route sub-index 0 of IRQ `index` to efd (-1: disable the index). */
+    int (*irq_eventfd)(struct bench_side *s, uint32_t index, int efd);
+    /* Most DMA mappings one may hold at once. */
+    uint32_t (*max_maps)(struct bench_side *s);
+    void (*close)(struct bench_side *s);
+};
+
+struct bench_side {
+    const struct bench_side_ops *ops;
+    const char *name;        /* "bridge", "direct" */
+    char err[256];           /* reason of the last failure */
+};
+
+struct hv_device;
+struct vu_client;
+/* Wrap a device (takes ownership). */
+int bench_side_direct(struct hv_device *d, struct bench_side **out);
+/* Wrap a negotiated client (takes ownership). */
+int bench_side_bridge(struct vu_client *c, struct bench_side **out);
+
+/* ---- the figures (measure.c) --------------------------------------------- */
+
+enum bench_fig {
+    FIG_FLOOR,          /* socket ping-pong, REGION_READ sizes */
+    FIG_RT_CONFIG,      /* trapped 4-byte config read */
+    FIG_RT_BAR,         /* trapped 4-byte BAR0 read */
+    FIG_POSTED,         /* REGION_WRITE No_reply, per write */
+    FIG_MULTI,          /* REGION_WRITE_MULTI, per write */
+    FIG_MMIO_READ,      /* 4-byte read through the mmapped BAR */
+    FIG_MMIO_WRITE,
+    FIG_DMA_MAP_4K,
+    FIG_DMA_UNMAP_4K,
+    FIG_DMA_MAP_2M,
+    FIG_DMA_UNMAP_2M,
+    FIG_DMA_TOTAL_4K,   /* map + unmap of the whole area, ms */
+    FIG_DMA_TOTAL_2M,
+    FIG_IRQ_LATENCY,
+    FIG_IRQ_BRIDGE_CPU, /* ns of bridge CPU per interrupt */
+    FIG_RSS_IDLE,       /* KiB */
+    FIG_RSS_MAPS,
+    FIG_STARTUP,        /* ms to listening */
+    FIG_COUNT
+};
+
+struct bench_figure {
+    const char *key, *label, *unit;
+    bool rate;                   /* also show operations per second */
+    bool has[2];                 /* [0] bridge, [1] direct */
+    struct bench_stats st[2];
+    uint64_t ops[2];
+    char note[160];
+};
+
+/* Everything a run produces, besides the figures. */
+struct bench_result {
+    struct bench_figure fig[FIG_COUNT];
+    /* interrupt CPU detail */
+    bool irq_cpu_valid;
+    uint64_t irq_count;
+    long long irq_ticks;         /* utime+stime delta, clock ticks */
+    long long irq_sched_ns;      /* schedstat run time delta */
+    long long irq_wakeups;       /* voluntary+involuntary ctxt switch delta */
+    bool irq_through_bridge;     /* trigger written through the bridge (sim) */
+    /* footprint detail, KiB */
+    long rss_anon[2], rss_file[2], rss_shmem[2];
+    uint64_t dma_area;           /* bytes mapped in the DMA figures */
+    unsigned dma_reps;
+    unsigned multi_batch;
+    /* what each side read (checked equal across sides): [0] bridge [1] direct */
+    uint32_t cfg_id[2], bar_id[2];
+    unsigned errors;             /* figures that failed */
+};
+
+struct bench_config {
+    bool sim;
+    const char *device;          /* PCI address (real) */
+    const char *bridge_path;
+    const char *sockdir;         /* private temporary directory */
+    bool quick;
+    unsigned samples;            /* --iterations */
+    unsigned irqs;               /* interrupts per side */
+    uint64_t dma_area;
+    unsigned dma_reps;
+    unsigned startups;
+    const char *bridge_args[8];  /* extra arguments for the bridge */
+    unsigned nbridge_args;
+    bool verbose;
+};
+
+void bench_figures_init(struct bench_result *r);
+
+/* The bridge process as the bench sees it. */
+struct bench_bridge {
+    pid_t pid;
+    char sock[256];
+    char log[256];
+};
+
+/* Phases. Each fills what it can; a failing figure is counted in r->errors
+ * with a reason on stderr and the rest goes on. */
+int bench_phase_direct(const struct bench_config *cfg, struct bench_side *s,
+                       struct bench_result *r);
+int bench_phase_bridge(const struct bench_config *cfg, struct bench_side *s,
+                       const struct bench_bridge *b, struct bench_result *r);
+int bench_phase_floor(const struct bench_config *cfg, struct bench_result *r);
+
+/* ---- process helpers (proc.c) ---------------------------------------------- */
+
+struct bench_proc_stat {
+    long long ticks;       /* utime + stime */
+    long long sched_ns;    /* sum over threads of schedstat run time */
+    long long switches;    /* voluntary + involuntary, all threads */
+    long rss, anon, file, shmem;  /* KiB */
+};
+int bench_proc_read(pid_t pid, struct bench_proc_stat *out);
+
+/* Spawn the bridge on cfg's device with its socket in b->sock, wait until it
+ * accepts connections (probing with connect), return the time that took. */
+int bench_bridge_spawn(const struct bench_config *cfg, struct bench_bridge *b,
+                       uint64_t *startup_ns, unsigned idx);
+/* Ask it to stop (SIGTERM), wait (then SIGKILL after 5 s). */
+int bench_bridge_stop(struct bench_bridge *b);
+/* Print the tail of its log to stderr. */
+void bench_bridge_dump_log(const struct bench_bridge *b);
+
+/* ---- output (report.c) --------------------------------------------------- */
+
+struct bench_meta {
+    char date[64];
+    char machine[256];
+    char kernel[128];
+    char command[1024];
+    const char *mode;        /* "device" / "sim" */
+    const char *device;
+};
+void bench_meta_fill(struct bench_meta *m, const struct bench_config *cfg, int argc, char **argv);
+int bench_write_markdown(const char *path, const struct bench_meta *m, const struct bench_result *r);
+int bench_write_json(const char *path, const struct bench_meta *m, const struct bench_result *r);
+
+/* The targets of the issue, judged from the result. */
+struct bench_target {
+    const char *name;
+    const char *goal;
+    bool applicable;
+    bool met;
+    char value[128];
+};
+#define BENCH_NTARGETS 5
+void bench_targets(const struct bench_result *r, struct bench_target t[BENCH_NTARGETS]);
+
+#endif /* VUB_BENCH_H */

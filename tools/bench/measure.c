@@ -1,0 +1,774 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * measure.c - the figures. Every one is run the same way on each side (k = 0
+ * bridge, k = 1 direct) so that only the path differs; see bench.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+/* edu's registers (QEMU hw/misc/edu.c; the simulated device has the same). */
+#define EDU_ID     0x00u
+#define EDU_LIVE   0x04u
+#define EDU_RAISE  0x60u
+#define EDU_ACK    0x64u
+#define EDU_ID_VAL 0x010000edu
+
+#define REGION_BAR0   0u
+#define REGION_CONFIG 7u
+#define IRQ_MSI       1u
+
+#define K_BRIDGE 0
+#define K_DIRECT 1
+
+/* Most DMA mappings held at once in the DMA figures: the kernel's type1
+ * default (dma_entry_limit 65535) cannot hold the 65536 4-KiB pieces of
+ * 256 MiB, so the area is done in equal rounds of at most this many. */
+#define DMA_ROUND_MAX 32768u
+#define FOOTPRINT_MAPS 1000u
+#define IRQ_TIMEOUT_MS 5000
+
+void bench_figures_init(struct bench_result *r)
+{
+    static const struct {
+        const char *key, *label, *unit;
+        bool rate;
+    } d[FIG_COUNT] = {
+        [FIG_FLOOR] = {"socket_pingpong", "UNIX socket ping-pong, 32 B / 36 B (floor)", "us", false},
+        [FIG_RT_CONFIG] = {"trapped_config_read4", "Trapped 4-byte config space read", "us", false},
+        [FIG_RT_BAR] = {"trapped_bar_read4", "Trapped 4-byte BAR0 register read", "us", false},
+        [FIG_POSTED] = {"posted_write4", "Posted 4-byte REGION_WRITE (No_reply), per write", "us", true},
+        [FIG_MULTI] = {"write_multi4", "REGION_WRITE_MULTI, per 4-byte write", "us", true},
+        [FIG_MMIO_READ] = {"mmio_read4", "4-byte read through the mmapped BAR0", "ns", false},
+        [FIG_MMIO_WRITE] = {"mmio_write4", "4-byte write through the mmapped BAR0", "ns", false},
+        [FIG_DMA_MAP_4K] = {"dma_map_4k", "DMA map, 4 KiB pieces, per map", "us", true},
+        [FIG_DMA_UNMAP_4K] = {"dma_unmap_4k", "DMA unmap, 4 KiB pieces, per unmap", "us", true},
+        [FIG_DMA_MAP_2M] = {"dma_map_2m", "DMA map, 2 MiB pieces, per map", "us", true},
+        [FIG_DMA_UNMAP_2M] = {"dma_unmap_2m", "DMA unmap, 2 MiB pieces, per unmap", "us", true},
+        [FIG_DMA_TOTAL_4K] = {"dma_total_4k", "DMA map + unmap of the whole area, 4 KiB pieces", "ms", false},
+        [FIG_DMA_TOTAL_2M] = {"dma_total_2m", "DMA map + unmap of the whole area, 2 MiB pieces", "ms", false},
+        [FIG_IRQ_LATENCY] = {"irq_latency", "Interrupt: raise register written to eventfd wake-up", "us", false},
+        [FIG_IRQ_BRIDGE_CPU] = {"irq_bridge_cpu", "Bridge CPU time per interrupt", "us", false},
+        [FIG_RSS_IDLE] = {"rss_idle", "Bridge resident memory, listening, idle", "KiB", false},
+        [FIG_RSS_MAPS] = {"rss_1000_maps", "Bridge resident memory, 1000 DMA mappings of 4 KiB", "KiB", false},
+        [FIG_STARTUP] = {"startup", "Bridge start-up to listening", "ms", false},
+    };
+    for (int i = 0; i < FIG_COUNT; i++) {
+        r->fig[i].key = d[i].key;
+        r->fig[i].label = d[i].label;
+        r->fig[i].unit = d[i].unit;
+        r->fig[i].rate = d[i].rate;
+    }
+}
+
+/* Samples are taken in ns; figures are kept in their display unit. */
+static double unit_div(const char *unit)
+{
+    if (strcmp(unit, "us") == 0)
+        return 1e3;
+    if (strcmp(unit, "ms") == 0)
+        return 1e6;
+    return 1;
+}
+
+static int fig_set(struct bench_result *r, enum bench_fig f, int k, struct bench_samples *s,
+                   uint64_t ops, bool in_ns)
+{
+    struct bench_figure *fg = &r->fig[f];
+    double div = in_ns ? unit_div(fg->unit) : 1;
+    for (size_t i = 0; i < s->n; i++)
+        s->v[i] /= div;
+    int rc = bench_stats_compute(s, &fg->st[k]);
+    if (rc == 0) {
+        fg->has[k] = true;
+        fg->ops[k] = ops;
+    }
+    bench_samples_free(s);
+    return rc;
+}
+
+static void fig_fail(struct bench_result *r, enum bench_fig f, const char *side, const char *why)
+{
+    fprintf(stderr, "vfio-user-bench: %s (%s): %s\n", r->fig[f].key, side, why);
+    r->errors++;
+}
+
+/* ---- the plans ------------------------------------------------------------ */
+
+static struct bench_plan plan_latency(const struct bench_config *cfg)
+{
+    return (struct bench_plan){
+        .samples = cfg->samples,
+        .warmup = cfg->quick ? 20 : 200,
+        .batch = 0,
+        .min_batch_ns = 20000,
+    };
+}
+
+static unsigned posted_samples(const struct bench_config *cfg)
+{
+    unsigned n = cfg->samples / 8;
+    return n < 10 ? 10 : n;
+}
+
+/* ---- trapped accesses and posted writes ----------------------------------- */
+
+struct rw_ctx {
+    struct bench_side *s;
+    uint32_t region;
+    uint64_t off;
+    uint32_t expect;
+    bool have_expect;
+    struct vu_write_multi_entry *multi;
+    uint32_t nmulti;
+};
+
+static int op_read4(void *p, uint64_t i)
+{
+    struct rw_ctx *c = p;
+    uint32_t v = 0;
+    (void)i;
+    int rc = c->s->ops->read(c->s, c->region, c->off, &v, 4);
+    if (rc < 0)
+        return rc;
+    if (!c->have_expect) {
+        c->expect = v;
+        c->have_expect = true;
+    } else if (v != c->expect) {
+        snprintf(c->s->err, sizeof(c->s->err), "read 0x%08x, earlier 0x%08x", v, c->expect);
+        return -EIO;
+    }
+    return 0;
+}
+
+static int op_posted4(void *p, uint64_t i)
+{
+    struct rw_ctx *c = p;
+    uint32_t v = (uint32_t)i;
+    return c->s->ops->write(c->s, c->region, c->off, &v, 4, true);
+}
+
+static int op_multi(void *p, uint64_t i)
+{
+    struct rw_ctx *c = p;
+    for (uint32_t k = 0; k < c->nmulti; k++) {
+        uint32_t v = (uint32_t)(i * c->nmulti + k);
+        memcpy(c->multi[k].data, &v, 4);
+    }
+    return c->s->ops->write_multi(c->s, c->multi, c->nmulti);
+}
+
+static int op_sync(void *p, uint64_t i)
+{
+    struct rw_ctx *c = p;
+    (void)i;
+    return c->s->ops->sync(c->s);
+}
+
+static void run_read(const struct bench_config *cfg, struct bench_side *s, int k,
+                     struct bench_result *r, enum bench_fig f, uint32_t region, uint64_t off,
+                     uint32_t *seen)
+{
+    struct rw_ctx c = {.s = s, .region = region, .off = off};
+    struct bench_plan p = plan_latency(cfg);
+    struct bench_samples smp = {0};
+    uint64_t ops = 0;
+    int rc = bench_run(&p, op_read4, &c, &smp, &ops);
+    if (rc == 0)
+        rc = fig_set(r, f, k, &smp, ops, true);
+    if (rc < 0) {
+        bench_samples_free(&smp);
+        fig_fail(r, f, s->name, s->err[0] ? s->err : strerror(-rc));
+        return;
+    }
+    *seen = c.expect;
+}
+
+static void run_posted(const struct bench_config *cfg, struct bench_side *s, int k,
+                       struct bench_result *r)
+{
+    struct rw_ctx c = {.s = s, .region = REGION_BAR0, .off = EDU_LIVE};
+    struct bench_plan p = {
+        .samples = posted_samples(cfg),
+        .warmup = cfg->quick ? 32 : 256,
+        .batch = cfg->quick ? 32 : 256,
+        .end = op_sync,
+    };
+    struct bench_samples smp = {0};
+    uint64_t ops = 0;
+    int rc = bench_run(&p, op_posted4, &c, &smp, &ops);
+    if (rc == 0)
+        rc = fig_set(r, FIG_POSTED, k, &smp, ops, true);
+    if (rc < 0) {
+        bench_samples_free(&smp);
+        fig_fail(r, FIG_POSTED, s->name, s->err[0] ? s->err : strerror(-rc));
+    }
+}
+
+static void run_multi(const struct bench_config *cfg, struct bench_side *s, int k,
+                      struct bench_result *r)
+{
+    uint32_t n = cfg->quick ? 50 : VU_WRITE_MULTI_MAX_ENTRIES;
+    struct vu_write_multi_entry *w = calloc(n, sizeof(*w));
+    if (!w) {
+        fig_fail(r, FIG_MULTI, s->name, "out of memory");
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        struct vu_write_multi_entry e = {.offset = EDU_LIVE, .region = REGION_BAR0, .count = 4};
+        memcpy(&w[i], &e, sizeof(e));
+    }
+    struct rw_ctx c = {.s = s, .multi = w, .nmulti = n};
+    struct bench_plan p = {
+        .samples = posted_samples(cfg),
+        .warmup = 2,
+        .batch = cfg->quick ? 2 : 4,
+        .end = op_sync,
+        .div = n,
+    };
+    struct bench_samples smp = {0};
+    uint64_t ops = 0;
+    int rc = bench_run(&p, op_multi, &c, &smp, &ops);
+    if (rc == 0)
+        rc = fig_set(r, FIG_MULTI, k, &smp, ops * n, true);
+    if (rc < 0) {
+        bench_samples_free(&smp);
+        fig_fail(r, FIG_MULTI, s->name, s->err[0] ? s->err : strerror(-rc));
+    }
+    r->multi_batch = n;
+    free(w);
+}
+
+/* ---- MMIO through the mapped BAR -------------------------------------------- */
+
+struct bar_map {
+    volatile uint32_t *p;
+    size_t len;
+};
+
+static int bar_map_open(struct bench_side *s, struct bar_map *m)
+{
+    struct bench_region reg;
+    int fd = -1;
+    int rc = s->ops->region(s, REGION_BAR0, &reg, &fd);
+    if (rc < 0)
+        return rc;
+    if (fd < 0) {
+        snprintf(s->err, sizeof(s->err), "BAR0 is not mmappable (flags 0x%x)", reg.flags);
+        return -ENOTSUP;
+    }
+    void *p = mmap(NULL, reg.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)reg.offset);
+    int e = errno;
+    close(fd);
+    if (p == MAP_FAILED) {
+        snprintf(s->err, sizeof(s->err), "mmap BAR0 (%llu bytes at 0x%llx): %s",
+                 (unsigned long long)reg.size, (unsigned long long)reg.offset, strerror(e));
+        return -e;
+    }
+    m->p = p;
+    m->len = reg.size;
+    return 0;
+}
+
+static void bar_map_close(struct bar_map *m)
+{
+    if (m->p)
+        munmap((void *)m->p, m->len);
+    m->p = NULL;
+}
+
+struct mmio_ctx {
+    struct bench_side *s;
+    volatile uint32_t *p;
+    uint32_t expect;
+};
+
+static int op_mmio_read(void *p, uint64_t i)
+{
+    struct mmio_ctx *c = p;
+    (void)i;
+    uint32_t v = c->p[EDU_ID / 4];
+    if (v != c->expect) {
+        snprintf(c->s->err, sizeof(c->s->err), "mmio read 0x%08x, expected 0x%08x", v, c->expect);
+        return -EIO;
+    }
+    return 0;
+}
+
+static int op_mmio_write(void *p, uint64_t i)
+{
+    struct mmio_ctx *c = p;
+    c->p[EDU_LIVE / 4] = (uint32_t)i;
+    return 0;
+}
+
+static void run_mmio(const struct bench_config *cfg, struct bench_side *s, int k,
+                     struct bench_result *r, volatile uint32_t *bar)
+{
+    struct mmio_ctx c = {.s = s, .p = bar, .expect = EDU_ID_VAL};
+    struct bench_plan p = plan_latency(cfg);
+    struct bench_samples smp = {0};
+    uint64_t ops = 0;
+    int rc = bench_run(&p, op_mmio_read, &c, &smp, &ops);
+    if (rc == 0)
+        rc = fig_set(r, FIG_MMIO_READ, k, &smp, ops, true);
+    if (rc < 0) {
+        bench_samples_free(&smp);
+        fig_fail(r, FIG_MMIO_READ, s->name, s->err[0] ? s->err : strerror(-rc));
+    }
+    rc = bench_run(&p, op_mmio_write, &c, &smp, &ops);
+    if (rc == 0)
+        rc = fig_set(r, FIG_MMIO_WRITE, k, &smp, ops, true);
+    if (rc < 0) {
+        bench_samples_free(&smp);
+        fig_fail(r, FIG_MMIO_WRITE, s->name, strerror(-rc));
+    }
+}
+
+/* ---- DMA mapping -------------------------------------------------------- */
+
+struct dma_area {
+    int memfd;
+    uint8_t *va;
+    uint64_t size;
+};
+
+static int dma_area_open(uint64_t size, struct dma_area *a)
+{
+    a->memfd = memfd_create("vub-bench-dma", MFD_CLOEXEC);
+    if (a->memfd < 0)
+        return -errno;
+    /* Allocate every page now, so neither side pays for first touch. */
+    if (ftruncate(a->memfd, (off_t)size) < 0 || fallocate(a->memfd, 0, 0, (off_t)size) < 0) {
+        int e = -errno;
+        close(a->memfd);
+        return e;
+    }
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, a->memfd, 0);
+    if (p == MAP_FAILED) {
+        int e = -errno;
+        close(a->memfd);
+        return e;
+    }
+    a->va = p;
+    a->size = size;
+    /* Fault the pages into this process too (the direct side pins through
+     * this mapping), as a VMM's guest RAM would be. */
+    for (uint64_t o = 0; o < size; o += 4096)
+        a->va[o] = 1;
+    return 0;
+}
+
+static void dma_area_close(struct dma_area *a)
+{
+    if (a->va)
+        munmap(a->va, a->size);
+    if (a->memfd >= 0)
+        close(a->memfd);
+    a->va = NULL;
+    a->memfd = -1;
+}
+
+/* Map the whole area in `piece`-byte pieces (in rounds of at most `round`
+ * pieces), unmapping each round; per-map and per-unmap samples (ns per op,
+ * averaged over batches of `batch` ops) and the total time in ns. */
+static int dma_pass(struct bench_side *s, const struct dma_area *a, uint64_t piece,
+                    uint64_t round, unsigned batch, struct bench_samples *maps,
+                    struct bench_samples *unmaps, uint64_t *total_ns)
+{
+    uint64_t npieces = a->size / piece;
+    uint64_t nrounds = (npieces + round - 1) / round;
+    uint64_t per_round = npieces / nrounds;
+    uint64_t total = 0;
+    int rc = 0;
+
+    for (uint64_t rd = 0; rd < nrounds; rd++) {
+        uint64_t first = rd * per_round;
+        uint64_t n = rd + 1 == nrounds ? npieces - first : per_round;
+        uint64_t mapped = 0;
+        while (mapped < n) {
+            unsigned b = (unsigned)(n - mapped < batch ? n - mapped : batch);
+            uint64_t t0 = bench_now_ns();
+            for (unsigned j = 0; j < b; j++) {
+                uint64_t off = (first + mapped + j) * piece;
+                rc = s->ops->dma_map(s, off, piece, a->memfd, off, a->va + off);
+                if (rc < 0)
+                    break;
+                mapped++;
+            }
+            uint64_t dt = bench_now_ns() - t0;
+            if (rc == 0)
+                rc = bench_samples_add(maps, (double)dt / b);
+            if (rc < 0) {
+                /* leave nothing of this round mapped behind */
+                for (uint64_t j = 0; j < mapped; j++)
+                    s->ops->dma_unmap(s, (first + j) * piece, piece);
+                return rc;
+            }
+            total += dt;
+        }
+        uint64_t done = 0;
+        while (done < n) {
+            unsigned b = (unsigned)(n - done < batch ? n - done : batch);
+            uint64_t t0 = bench_now_ns();
+            for (unsigned j = 0; j < b; j++) {
+                uint64_t off = (first + done + j) * piece;
+                rc = s->ops->dma_unmap(s, off, piece);
+                if (rc < 0)
+                    return rc;
+                done++;
+            }
+            uint64_t dt = bench_now_ns() - t0;
+            total += dt;
+            if ((rc = bench_samples_add(unmaps, (double)dt / b)) < 0)
+                return rc;
+        }
+    }
+    *total_ns = total;
+    return 0;
+
+}
+
+static void run_dma_size(const struct bench_config *cfg, struct bench_side *s, int k,
+                         struct bench_result *r, const struct dma_area *a, uint64_t piece,
+                         enum bench_fig fmap, enum bench_fig funmap, enum bench_fig ftotal)
+{
+    uint32_t lim = s->ops->max_maps(s);
+    uint64_t round = lim > 16 ? lim - 16 : lim;
+    if (round > DMA_ROUND_MAX)
+        round = DMA_ROUND_MAX;
+    unsigned batch = piece >= (1u << 20) ? 1 : 64;
+    struct bench_samples maps = {0}, unmaps = {0}, totals = {0};
+    uint64_t tns = 0;
+    int rc = 0;
+
+    /* warm-up: a few maps and unmaps of this size */
+    struct dma_area w = *a;
+    w.size = piece * 4 <= a->size ? piece * 4 : a->size;
+    struct bench_samples junk1 = {0}, junk2 = {0};
+    rc = dma_pass(s, &w, piece, round, batch, &junk1, &junk2, &tns);
+    bench_samples_free(&junk1);
+    bench_samples_free(&junk2);
+    for (unsigned rep = 0; rc == 0 && rep < cfg->dma_reps; rep++) {
+        rc = dma_pass(s, a, piece, round, batch, &maps, &unmaps, &tns);
+        if (rc == 0)
+            rc = bench_samples_add(&totals, (double)tns);
+    }
+    uint64_t nops = a->size / piece * cfg->dma_reps;
+    if (rc == 0)
+        rc = fig_set(r, fmap, k, &maps, nops, true);
+    if (rc == 0)
+        rc = fig_set(r, funmap, k, &unmaps, nops, true);
+    if (rc == 0)
+        rc = fig_set(r, ftotal, k, &totals, cfg->dma_reps, true);
+    if (rc < 0) {
+        fig_fail(r, fmap, s->name, s->err[0] ? s->err : strerror(-rc));
+    }
+    bench_samples_free(&maps);
+    bench_samples_free(&unmaps);
+    bench_samples_free(&totals);
+}
+
+static void run_dma(const struct bench_config *cfg, struct bench_side *s, int k,
+                    struct bench_result *r, const struct dma_area *a)
+{
+    run_dma_size(cfg, s, k, r, a, 4096, FIG_DMA_MAP_4K, FIG_DMA_UNMAP_4K, FIG_DMA_TOTAL_4K);
+    run_dma_size(cfg, s, k, r, a, 2u << 20, FIG_DMA_MAP_2M, FIG_DMA_UNMAP_2M, FIG_DMA_TOTAL_2M);
+    r->dma_area = a->size;
+    r->dma_reps = cfg->dma_reps;
+}
+
+/* ---- interrupts ------------------------------------------------------------ */
+
+struct irq_ctx {
+    struct bench_side *s;
+    volatile uint32_t *bar;   /* trigger through the mapping, or NULL */
+    int efd;
+};
+
+static int irq_trigger(struct irq_ctx *c, uint32_t reg, uint32_t val)
+{
+    if (c->bar) {
+        c->bar[reg / 4] = val;
+        return 0;
+    }
+    return c->s->ops->write(c->s, REGION_BAR0, reg, &val, 4, true);
+}
+
+/* One interrupt: raise, wait for the eventfd, acknowledge. *ns is the time
+ * from just before the raise to the wake-up. */
+static int irq_once(struct irq_ctx *c, uint64_t *ns)
+{
+    struct pollfd pfd = {.fd = c->efd, .events = POLLIN};
+    uint64_t t0 = bench_now_ns();
+    int rc = irq_trigger(c, EDU_RAISE, 1);
+    if (rc < 0)
+        return rc;
+    int n = poll(&pfd, 1, IRQ_TIMEOUT_MS);
+    uint64_t t1 = bench_now_ns();
+    if (n == 0) {
+        snprintf(c->s->err, sizeof(c->s->err), "no interrupt within %d ms", IRQ_TIMEOUT_MS);
+        return -ETIMEDOUT;
+    }
+    if (n < 0)
+        return -errno;
+    uint64_t cnt;
+    if (read(c->efd, &cnt, sizeof(cnt)) != (ssize_t)sizeof(cnt))
+        return -EIO;
+    *ns = t1 - t0;
+    return irq_trigger(c, EDU_ACK, 1);
+}
+
+static void run_irq(const struct bench_config *cfg, struct bench_side *s, int k,
+                    struct bench_result *r, volatile uint32_t *bar, pid_t bridge_pid)
+{
+    struct irq_ctx c = {.s = s, .bar = cfg->sim ? NULL : bar, .efd = -1};
+    struct bench_samples smp = {0};
+    struct bench_proc_stat st0, st1;
+    uint64_t ns;
+    int rc;
+
+    c.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (c.efd < 0) {
+        fig_fail(r, FIG_IRQ_LATENCY, s->name, strerror(errno));
+        return;
+    }
+    rc = s->ops->irq_eventfd(s, IRQ_MSI, c.efd);
+    if (rc < 0)
+        goto out;
+    for (unsigned i = 0; i < (cfg->quick ? 10u : 100u) && rc == 0; i++)
+        rc = irq_once(&c, &ns);
+    if (rc < 0)
+        goto out_disable;
+    if (bridge_pid > 0 && (rc = bench_proc_read(bridge_pid, &st0)) < 0)
+        goto out_disable;
+    for (unsigned i = 0; i < cfg->irqs && rc == 0; i++) {
+        rc = irq_once(&c, &ns);
+        if (rc == 0)
+            rc = bench_samples_add(&smp, (double)ns);
+    }
+    if (rc == 0 && bridge_pid > 0 && (rc = bench_proc_read(bridge_pid, &st1)) == 0) {
+        r->irq_cpu_valid = true;
+        r->irq_count = cfg->irqs;
+        r->irq_ticks = st1.ticks - st0.ticks;
+        r->irq_sched_ns = st1.sched_ns - st0.sched_ns;
+        r->irq_wakeups = st1.switches - st0.switches;
+        r->irq_through_bridge = c.bar == NULL;
+        struct bench_samples one = {0};
+        rc = bench_samples_add(&one, (double)r->irq_sched_ns / cfg->irqs);
+        if (rc == 0)
+            rc = fig_set(r, FIG_IRQ_BRIDGE_CPU, K_BRIDGE, &one, cfg->irqs, true);
+        bench_samples_free(&one);
+    }
+    if (rc == 0)
+        rc = fig_set(r, FIG_IRQ_LATENCY, k, &smp, cfg->irqs, true);
+out_disable:
+    {
+        int rc2 = s->ops->irq_eventfd(s, IRQ_MSI, -1);
+        if (rc == 0)
+            rc = rc2;
+    }
+out:
+    if (rc < 0)
+        fig_fail(r, FIG_IRQ_LATENCY, s->name, s->err[0] ? s->err : strerror(-rc));
+    bench_samples_free(&smp);
+    close(c.efd);
+}
+
+/* ---- the phases ------------------------------------------------------------ */
+
+static int check_device(struct bench_side *s, struct bench_result *r)
+{
+    uint32_t id = 0, bar = 0;
+    int rc = s->ops->read(s, REGION_CONFIG, 0, &id, 4);
+    if (rc == 0)
+        rc = s->ops->read(s, REGION_BAR0, EDU_ID, &bar, 4);
+    if (rc < 0) {
+        fprintf(stderr, "vfio-user-bench: %s: %s\n", s->name, s->err);
+        r->errors++;
+        return rc;
+    }
+    if (id != 0x11e81234u || bar != EDU_ID_VAL) {
+        fprintf(stderr,
+                "vfio-user-bench: %s: not an edu device (config id 0x%08x, BAR0 id 0x%08x); "
+                "the bench writes edu registers and runs on edu (or --sim) only\n",
+                s->name, id, bar);
+        r->errors++;
+        return -ENODEV;
+    }
+    return 0;
+}
+
+/* Every figure both sides have. */
+static void measure_side(const struct bench_config *cfg, struct bench_side *s, int k,
+                         struct bench_result *r, pid_t bridge_pid)
+{
+    struct bar_map bar = {0};
+    struct dma_area area = {.memfd = -1};
+    int rc;
+
+    if (check_device(s, r) < 0)
+        return;
+    run_read(cfg, s, k, r, FIG_RT_CONFIG, REGION_CONFIG, 0, &r->cfg_id[k]);
+    run_read(cfg, s, k, r, FIG_RT_BAR, REGION_BAR0, EDU_ID, &r->bar_id[k]);
+    run_posted(cfg, s, k, r);
+    run_multi(cfg, s, k, r);
+
+    rc = bar_map_open(s, &bar);
+    if (rc < 0) {
+        fig_fail(r, FIG_MMIO_READ, s->name, s->err);
+    } else {
+        run_mmio(cfg, s, k, r, bar.p);
+    }
+
+    rc = dma_area_open(cfg->dma_area, &area);
+    if (rc < 0)
+        fig_fail(r, FIG_DMA_MAP_4K, s->name, strerror(-rc));
+    else
+        run_dma(cfg, s, k, r, &area);
+    dma_area_close(&area);
+
+    if (bar.p || cfg->sim)
+        run_irq(cfg, s, k, r, bar.p, bridge_pid);
+    bar_map_close(&bar);
+}
+
+int bench_phase_direct(const struct bench_config *cfg, struct bench_side *s,
+                       struct bench_result *r)
+{
+    measure_side(cfg, s, K_DIRECT, r, -1);
+    return 0;
+}
+
+/* Resident memory of the bridge holding FOOTPRINT_MAPS mappings of 4 KiB. */
+static void run_footprint(struct bench_side *s, const struct bench_bridge *b,
+                          struct bench_result *r)
+{
+    struct dma_area a = {.memfd = -1};
+    struct bench_proc_stat st;
+    uint32_t n = 0;
+    int rc = dma_area_open((uint64_t)FOOTPRINT_MAPS * 4096, &a);
+    if (rc < 0)
+        goto out;
+    for (; n < FOOTPRINT_MAPS; n++) {
+        uint64_t off = (uint64_t)n * 4096;
+        rc = s->ops->dma_map(s, off, 4096, a.memfd, off, a.va + off);
+        if (rc < 0)
+            goto out;
+    }
+    rc = bench_proc_read(b->pid, &st);
+    if (rc == 0) {
+        struct bench_samples one = {0};
+        rc = bench_samples_add(&one, (double)st.rss);
+        if (rc == 0)
+            rc = fig_set(r, FIG_RSS_MAPS, K_BRIDGE, &one, 1, false);
+        bench_samples_free(&one);
+        r->rss_anon[1] = st.anon;
+        r->rss_file[1] = st.file;
+        r->rss_shmem[1] = st.shmem;
+    }
+out:
+    if (rc < 0)
+        fig_fail(r, FIG_RSS_MAPS, s->name, s->err[0] ? s->err : strerror(-rc));
+    while (n > 0) {
+        n--;
+        s->ops->dma_unmap(s, (uint64_t)n * 4096, 4096);
+    }
+    dma_area_close(&a);
+}
+
+int bench_phase_bridge(const struct bench_config *cfg, struct bench_side *s,
+                       const struct bench_bridge *b, struct bench_result *r)
+{
+    measure_side(cfg, s, K_BRIDGE, r, b->pid);
+    run_footprint(s, b, r);
+    return 0;
+}
+
+/* ---- the floor: a bare socket ping-pong with a child process --------------- */
+
+#define FLOOR_REQ 32   /* REGION_READ request: header + access */
+#define FLOOR_REP 36   /* its reply: header + access + 4 data bytes */
+
+static int full_io(int fd, void *buf, size_t len, bool wr)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = wr ? write(fd, (char *)buf + done, len - done)
+                       : read(fd, (char *)buf + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n == 0 ? -ECONNRESET : -errno;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+static int op_pingpong(void *p, uint64_t i)
+{
+    int fd = *(int *)p;
+    uint8_t req[FLOOR_REQ], rep[FLOOR_REP];
+    memset(req, (int)(i & 0xff), sizeof(req));
+    int rc = full_io(fd, req, sizeof(req), true);
+    if (rc == 0)
+        rc = full_io(fd, rep, sizeof(rep), false);
+    if (rc == 0 && rep[0] != req[0])
+        rc = -EIO;
+    return rc;
+}
+
+int bench_phase_floor(const struct bench_config *cfg, struct bench_result *r)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        fig_fail(r, FIG_FLOOR, "socket", strerror(errno));
+        return -errno;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(sv[0]);
+        close(sv[1]);
+        fig_fail(r, FIG_FLOOR, "socket", strerror(e));
+        return -e;
+    }
+    if (pid == 0) {
+        /* the echo peer: answer every request with a reply of reply size */
+        uint8_t req[FLOOR_REQ], rep[FLOOR_REP];
+        close(sv[0]);
+        memset(rep, 0, sizeof(rep));
+        while (full_io(sv[1], req, sizeof(req), false) == 0) {
+            rep[0] = req[0];
+            if (full_io(sv[1], rep, sizeof(rep), true) < 0)
+                break;
+        }
+        _exit(0);
+    }
+    close(sv[1]);
+    struct bench_plan p = plan_latency(cfg);
+    struct bench_samples smp = {0};
+    uint64_t ops = 0;
+    int rc = bench_run(&p, op_pingpong, &sv[0], &smp, &ops);
+    if (rc == 0)
+        rc = fig_set(r, FIG_FLOOR, K_BRIDGE, &smp, ops, true);
+    bench_samples_free(&smp);
+    close(sv[0]);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (rc < 0)
+        fig_fail(r, FIG_FLOOR, "socket", strerror(-rc));
+    return rc;
+}
