@@ -627,6 +627,75 @@ int vu_decode_mig_data_read_reply(const struct vu_msg *m, uint32_t requested,
 
 /* ---- region info capability chain ---------------------------------------------------- */
 
+/* Size, placement and content of the cap at `off` (header h). */
+static int cap_check(const uint8_t *b, size_t len, uint32_t off, const struct vu_cap_header *h,
+                     const struct vu_region_info *ri, struct vu_region_caps *out,
+                     struct vu_err *err)
+{
+    size_t left = len - off;
+    size_t csz = sizeof(*h);
+    uint32_t nr = 0;
+    if (h->id == VU_REGION_INFO_CAP_SPARSE_MMAP) {
+        struct vu_region_cap_sparse_mmap sm;
+        if (out->has_sparse)
+            return vu_fail(err, -EINVAL, "region info %u: second sparse-mmap cap at %u",
+                           ri->index, off);
+        if (left < sizeof(sm))
+            return vu_fail(err, -EINVAL, "region info %u: sparse-mmap cap at %u truncated",
+                           ri->index, off);
+        memcpy(&sm, b + off, sizeof(sm));
+        nr = sm.nr_areas;
+        if ((left - sizeof(sm)) / sizeof(struct vu_sparse_mmap_area) < nr)
+            return vu_fail(err, -EINVAL,
+                           "region info %u: sparse-mmap cap at %u: %u areas do not fit in %zu "
+                           "bytes",
+                           ri->index, off, nr, left);
+        csz = sizeof(sm) + (size_t)nr * sizeof(struct vu_sparse_mmap_area);
+    } else if (h->id == VU_REGION_INFO_CAP_TYPE) {
+        if (out->has_type)
+            return vu_fail(err, -EINVAL, "region info %u: second type cap at %u", ri->index,
+                           off);
+        if (left < sizeof(struct vu_region_cap_type))
+            return vu_fail(err, -EINVAL, "region info %u: type cap at %u truncated", ri->index,
+                           off);
+        csz = sizeof(struct vu_region_cap_type);
+    }
+    /* The next cap starts after this one ends: no loops, no overlap. */
+    if (h->next != 0 && (h->next <= off || h->next - off < csz))
+        return vu_fail(err, -EINVAL,
+                       "region info %u: cap at %u (%zu bytes) has next %u (loop or overlap)",
+                       ri->index, off, csz, h->next);
+
+    if (h->id == VU_REGION_INFO_CAP_SPARSE_MMAP) {
+        const uint8_t *p = b + off + sizeof(struct vu_region_cap_sparse_mmap);
+        for (uint32_t i = 0; i < nr; i++) {
+            struct vu_sparse_mmap_area a;
+            memcpy(&a, p + (size_t)i * sizeof(a), sizeof(a));
+            if (!range_ok(a.offset, a.size) || a.offset > ri->size ||
+                a.size > ri->size - a.offset)
+                return vu_fail(err, -EINVAL,
+                               "region info %u: sparse area %u (0x%llx+0x%llx) outside the "
+                               "region size 0x%llx",
+                               ri->index, i, (unsigned long long)a.offset,
+                               (unsigned long long)a.size, (unsigned long long)ri->size);
+            if (i < VU_MAX_SPARSE_AREAS)
+                out->areas[i] = a;
+        }
+        out->has_sparse = true;
+        out->nr_areas = nr;
+        out->nr_areas_kept = nr < VU_MAX_SPARSE_AREAS ? nr : VU_MAX_SPARSE_AREAS;
+    } else if (h->id == VU_REGION_INFO_CAP_TYPE) {
+        struct vu_region_cap_type t;
+        memcpy(&t, b + off, sizeof(t));
+        out->has_type = true;
+        out->type = t.type;
+        out->subtype = t.subtype;
+    } else if (h->id == VU_REGION_INFO_CAP_MSIX_MAPPABLE) {
+        out->msix_mappable = true;
+    }
+    return 0;
+}
+
 int vu_region_caps_parse(const void *info, size_t len, struct vu_region_caps *out,
                          struct vu_err *err)
 {
@@ -642,6 +711,7 @@ int vu_region_caps_parse(const void *info, size_t len, struct vu_region_caps *ou
         return vu_fail(err, -E2BIG, "region info %u: %zu bytes of caps exceed %u", ri.index,
                        len - sizeof(ri), VU_MAX_REGION_CAPS);
     uint32_t off = ri.cap_offset;
+    int r;
     if (off < sizeof(ri) || off > len || len - off < sizeof(struct vu_cap_header))
         return vu_fail(err, -EINVAL, "region info %u: FLAG_CAPS with cap_offset %u (buffer %zu)",
                        ri.index, off, len);
@@ -652,60 +722,12 @@ int vu_region_caps_parse(const void *info, size_t len, struct vu_region_caps *ou
                            ri.index, off, len);
         struct vu_cap_header h;
         memcpy(&h, b + off, sizeof(h));
-        size_t csz = sizeof(h);
-        if (h.id == VU_REGION_INFO_CAP_SPARSE_MMAP) {
-            struct vu_region_cap_sparse_mmap sm;
-            if (out->has_sparse)
-                return vu_fail(err, -EINVAL, "region info %u: second sparse-mmap cap at %u",
-                               ri.index, off);
-            if (len - off < sizeof(sm))
-                return vu_fail(err, -EINVAL, "region info %u: sparse-mmap cap at %u truncated",
-                               ri.index, off);
-            memcpy(&sm, b + off, sizeof(sm));
-            if ((len - off - sizeof(sm)) / sizeof(struct vu_sparse_mmap_area) < sm.nr_areas)
-                return vu_fail(err, -EINVAL,
-                               "region info %u: sparse-mmap cap at %u: %u areas do not fit in "
-                               "%zu bytes",
-                               ri.index, off, sm.nr_areas, len - off);
-            csz = sizeof(sm) + (size_t)sm.nr_areas * sizeof(struct vu_sparse_mmap_area);
-            out->has_sparse = true;
-            out->nr_areas = sm.nr_areas;
-            out->nr_areas_kept = sm.nr_areas < VU_MAX_SPARSE_AREAS ? sm.nr_areas
-                                                                   : VU_MAX_SPARSE_AREAS;
-            for (uint32_t i = 0; i < sm.nr_areas; i++) {
-                struct vu_sparse_mmap_area a;
-                memcpy(&a, b + off + sizeof(sm) + (size_t)i * sizeof(a), sizeof(a));
-                if (!range_ok(a.offset, a.size) || a.offset > ri.size ||
-                    a.size > ri.size - a.offset)
-                    return vu_fail(err, -EINVAL,
-                                   "region info %u: sparse area %u (0x%llx+0x%llx) outside the "
-                                   "region size 0x%llx",
-                                   ri.index, i, (unsigned long long)a.offset,
-                                   (unsigned long long)a.size, (unsigned long long)ri.size);
-                if (i < out->nr_areas_kept)
-                    out->areas[i] = a;
-            }
-        } else if (h.id == VU_REGION_INFO_CAP_TYPE) {
-            struct vu_region_cap_type t;
-            if (out->has_type)
-                return vu_fail(err, -EINVAL, "region info %u: second type cap at %u", ri.index,
-                               off);
-            if (len - off < sizeof(t))
-                return vu_fail(err, -EINVAL, "region info %u: type cap at %u truncated",
-                               ri.index, off);
-            memcpy(&t, b + off, sizeof(t));
-            csz = sizeof(t);
-            out->has_type = true;
-            out->type = t.type;
-            out->subtype = t.subtype;
-        } else if (h.id == VU_REGION_INFO_CAP_MSIX_MAPPABLE) {
-            out->msix_mappable = true;
+        r = cap_check(b, len, off, &h, &ri, out, err);
+        if (r) {
+            memset(out, 0, sizeof(*out));
+            return r;
         }
         out->nr_caps++;
-        if (h.next != 0 && (h.next <= off || h.next - off < csz))
-            return vu_fail(err, -EINVAL,
-                           "region info %u: cap at %u (%zu bytes) has next %u (loop or overlap)",
-                           ri.index, off, csz, h.next);
         off = h.next;
     }
     return 0;
