@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: MIT */
+/* Device watch: event classification, state checks on a fake sysfs, the
+ * VFIO request eventfd, and a real kernel uevent (root, a PCI device). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "devwatch.h"
+#include "testutil.h"
+
+#define ADDR "0000:00:03.0"
+
+static char g_root[64];
+
+static void mk(const char *rel)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/%s", g_root, rel);
+    assert_int_equal(mkdir(p, 0755), 0);
+}
+
+static void set_driver(const char *drv)
+{
+    char p[PATH_MAX], t[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/bus/pci/devices/" ADDR "/driver", g_root);
+    unlink(p);
+    if (drv) {
+        snprintf(t, sizeof(t), "../../drivers/%s", drv);
+        assert_int_equal(symlink(t, p), 0);
+    }
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(g_root, sizeof(g_root), "/tmp/vub-dw-XXXXXX");
+    if (!mkdtemp(g_root))
+        return -1;
+    mk("bus");
+    mk("bus/pci");
+    mk("bus/pci/devices");
+    mk("bus/pci/drivers");
+    mk("bus/pci/drivers/vfio-pci");
+    mk("bus/pci/drivers/nvme");
+    mk("bus/pci/devices/" ADDR);
+    set_driver("vfio-pci");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", g_root);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static bool readable(int fd, int ms)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    return poll(&p, 1, ms) == 1 && (p.revents & POLLIN);
+}
+
+static void test_classify(void **state)
+{
+    (void)state;
+    assert_int_equal(dw_classify("remove", NULL, false, ""), DW_REMOVED);
+    assert_int_equal(dw_classify("remove", "vfio-pci", true, "vfio-pci"), DW_REMOVED);
+    assert_int_equal(dw_classify("unbind", NULL, true, ""), DW_UNBOUND);
+    assert_int_equal(dw_classify("bind", "vfio-pci", true, "vfio-pci"), DW_NONE);
+    assert_int_equal(dw_classify("bind", "nvme", true, "nvme"), DW_UNBOUND);
+    assert_int_equal(dw_classify("bind", NULL, true, ""), DW_UNBOUND);
+    assert_int_equal(dw_classify("change", NULL, true, "vfio-pci"), DW_NONE);
+    assert_int_equal(dw_classify("change", NULL, true, "nvme"), DW_UNBOUND);
+    assert_int_equal(dw_classify("change", NULL, true, ""), DW_UNBOUND);
+    assert_int_equal(dw_classify("add", NULL, false, ""), DW_REMOVED);
+    assert_int_equal(dw_classify("online", NULL, true, "vfio-pci"), DW_NONE);
+    assert_int_equal(dw_classify(NULL, NULL, true, "vfio-pci"), DW_NONE);
+    assert_string_equal(dw_kind_name(DW_REQUEST), "request");
+}
+
+static struct dw *open_watch(const char *addr, const char *sysfs)
+{
+    struct dw_opts o = { .addr = addr, .sysfs = sysfs, .source = DW_SOURCE_KERNEL };
+    struct dw_err err = { { 0 } };
+    struct dw *w = NULL;
+    int r = dw_open(&o, &w, &err);
+    if (r != 0)
+        fail_msg("dw_open: %d %s", r, err.msg);
+    return w;
+}
+
+static void test_bad_options(void **state)
+{
+    (void)state;
+    struct dw *w = (struct dw *)0x1;
+    struct dw_err err = { { 0 } };
+    struct dw_opts o = { .addr = NULL };
+    assert_int_equal(dw_open(&o, &w, &err), -EINVAL);
+    assert_null(w);
+    o.addr = ADDR;
+    o.source = (enum dw_source)7;
+    assert_int_equal(dw_open(&o, &w, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "source"));
+}
+
+static void test_state_checks(void **state)
+{
+    (void)state;
+    int fds = tu_count_fds();
+    struct dw *w = open_watch(ADDR, g_root);
+    struct dw_event ev;
+
+    assert_int_equal(dw_check_now(w, &ev), 0);
+    assert_int_equal(ev.kind, DW_NONE);
+
+    set_driver("nvme");
+    assert_int_equal(dw_check_now(w, &ev), 0);
+    assert_int_equal(ev.kind, DW_UNBOUND);
+    assert_non_null(strstr(ev.what, ADDR));
+    assert_non_null(strstr(ev.what, "bound to nvme"));
+
+    set_driver(NULL);
+    assert_int_equal(dw_check_now(w, &ev), 0);
+    assert_int_equal(ev.kind, DW_UNBOUND);
+    assert_non_null(strstr(ev.what, "unbound from vfio-pci"));
+
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/bus/pci/devices/" ADDR, g_root);
+    assert_int_equal(rename(p, "/tmp/vub-dw-moved"), 0);
+    assert_int_equal(dw_check_now(w, &ev), 0);
+    assert_int_equal(ev.kind, DW_REMOVED);
+    assert_non_null(strstr(ev.what, "removed"));
+    assert_int_equal(rename("/tmp/vub-dw-moved", p), 0);
+    set_driver("vfio-pci");
+
+    dw_close(w);
+    assert_int_equal(tu_count_fds(), fds);
+}
+
+static void test_request_eventfd(void **state)
+{
+    (void)state;
+    struct dw *w = open_watch(ADDR, g_root);
+    struct dw_event ev;
+    int rfd = dw_request_fd(w);
+    assert_true(rfd >= 0);
+    assert_int_not_equal(rfd, dw_fd(w));
+
+    /* nothing pending */
+    assert_false(readable(dw_fd(w), 0));
+    assert_int_equal(dw_poll(w, &ev), 0);
+    assert_int_equal(ev.kind, DW_NONE);
+
+    /* what the kernel does when someone unbinds the device we hold */
+    uint64_t one = 1;
+    assert_int_equal(write(rfd, &one, sizeof(one)), (ssize_t)sizeof(one));
+    assert_int_equal(write(rfd, &one, sizeof(one)), (ssize_t)sizeof(one));
+    assert_true(readable(dw_fd(w), 1000));
+    assert_int_equal(dw_poll(w, &ev), 0);
+    assert_int_equal(ev.kind, DW_REQUEST);
+    assert_non_null(strstr(ev.what, ADDR));
+    assert_non_null(strstr(ev.what, "asks for"));
+    /* drained */
+    assert_false(readable(dw_fd(w), 0));
+    assert_int_equal(dw_poll(w, &ev), 0);
+    assert_int_equal(ev.kind, DW_NONE);
+    dw_close(w);
+}
+
+/* A real PCI function of this machine not bound to vfio-pci, or "". */
+static void some_pci_function(char *addr, size_t sz)
+{
+    addr[0] = '\0';
+    DIR *d = opendir("/sys/bus/pci/devices");
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char link[PATH_MAX], t[PATH_MAX];
+        snprintf(link, sizeof(link), "/sys/bus/pci/devices/%s/driver", e->d_name);
+        ssize_t n = readlink(link, t, sizeof(t) - 1);
+        if (n > 0) {
+            t[n] = '\0';
+            if (strstr(t, "/vfio-pci"))
+                continue;
+        }
+        if (strlen(e->d_name) >= sz)
+            continue;
+        memcpy(addr, e->d_name, strlen(e->d_name) + 1);
+        break;
+    }
+    closedir(d);
+}
+
+static void test_real_uevent(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) {
+        print_message("SKIP: needs root to trigger a uevent\n");
+        skip();
+    }
+    char addr[64];
+    some_pci_function(addr, sizeof(addr));
+    if (!addr[0]) {
+        print_message("SKIP: no PCI function outside vfio-pci on this machine\n");
+        skip();
+    }
+    /* `mine` watches that function (bound to something other than vfio-pci,
+     * so any event for it means "not ours"); `other` watches an address no
+     * event will name (ff:1f.7 in the fake tree, bound to vfio-pci). */
+    struct dw *mine = open_watch(addr, NULL);
+    struct dw *other = open_watch("0000:ff:1f.7", g_root);
+    struct dw_event ev;
+
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "/sys/bus/pci/devices/%s/uevent", addr);
+    int fd = open(p, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, "change", 6) != 6) {
+        if (fd >= 0)
+            close(fd);
+        dw_close(mine);
+        dw_close(other);
+        print_message("SKIP: cannot write %s (%s)\n", p, strerror(errno));
+        skip();
+    }
+    close(fd);
+
+    /* a deadline, not a measurement: uevents arrive in microseconds */
+    assert_true(readable(dw_fd(mine), 10000));
+    assert_int_equal(dw_poll(mine, &ev), 0);
+    assert_int_equal(ev.kind, DW_UNBOUND);
+    assert_non_null(strstr(ev.what, addr));
+    assert_non_null(strstr(ev.what, "change event"));
+
+    /* the same event reached `other` (multicast), and it is ignored there */
+    assert_true(readable(dw_fd(other), 10000));
+    assert_int_equal(dw_poll(other, &ev), 0);
+    assert_int_equal(ev.kind, DW_NONE);
+    assert_false(readable(dw_fd(other), 0));
+    dw_close(mine);
+    dw_close(other);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_classify),
+        cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_state_checks),
+        cmocka_unit_test(test_request_eventfd),
+        cmocka_unit_test(test_real_uevent),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
