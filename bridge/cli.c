@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: MIT */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hooks.h"
+#include "hv.h"
+#include "vu_proto.h"
+
+void br_cli_usage(FILE *out)
+{
+    fputs(
+"Usage: vfio-user-bridge --device DDDD:BB:DD.F --socket PATH [options]\n"
+"       vfio-user-bridge --sim[=edu|nvme-like] --socket PATH [options]\n"
+"       vfio-user-bridge list [--json]\n"
+"\n"
+"Serve one PCI function, opened through the host kernel's VFIO (it must be\n"
+"bound to vfio-pci), to one vfio-user client at a time on a UNIX socket.\n"
+"\n"
+"  -d, --device ADDR        PCI function to serve (DDDD:BB:DD.F or BB:DD.F)\n"
+"  -s, --socket PATH        UNIX socket to listen on (a stale one is replaced)\n"
+"      --sim[=KIND]         serve a simulated device, for tests and demos;\n"
+"                           KIND edu (default) or nvme-like (MSI-X BAR)\n"
+"      --no-mmap            never give the client a region fd: every BAR\n"
+"                           access comes as a message and is checked\n"
+"      --sparse-msix        publish sparse mmap areas that leave out the\n"
+"                           MSI-X table and PBA (for clients that do not know\n"
+"                           the kernel's MSI-X-mappable capability)\n"
+"      --max-dma-maps N     most DMA mappings a client may hold\n"
+"                           (default and ceiling: min(65535, kernel entries))\n"
+"      --max-dma-bytes SIZE most bytes a client may map for DMA (default: no\n"
+"                           bridge limit; the kernel charges pinned pages to\n"
+"                           the bridge's RLIMIT_MEMLOCK)\n"
+"      --max-xfer SIZE      largest region access in one message (default:\n"
+"                           1M, or the ROM size if larger; at most 64M)\n"
+"      --max-msg-fds N      most fds a client may send in one message (1-16,\n"
+"                           default 16)\n"
+"      --io-timeout MS      a client must finish a message it started and\n"
+"                           read its replies within MS (default 5000)\n"
+"      --socket-mode MODE   socket permissions, octal (default 0600)\n"
+"      --socket-owner USER  socket owner (name or uid)\n"
+"      --socket-group GROUP socket group (name or gid)\n"
+"      --allow-uid USER     accept only these peers (repeatable; name or uid)\n"
+"      --allow-gid GROUP    ... or peers in these groups (repeatable)\n"
+"      --policy FILE        access policy (JSON)\n"
+"  -l, --log-level LEVEL    error, warn, info (default) or debug\n"
+"  -h, --help               show this help\n"
+"  -V, --version            show the version\n"
+"\n"
+"Sizes take K, M or G (binary) suffixes. Logs go to stderr, one line per\n"
+"client connect and disconnect and per error. SIGTERM or SIGINT quiesces the\n"
+"device and exits 0. With $NOTIFY_SOCKET set, READY=1 is sent once the\n"
+"socket listens.\n"
+"\n"
+"list [--json]: every PCI function with its ids, names, driver, IOMMU group,\n"
+"and whether it can be exported now (or why not).\n",
+        out);
+}
+
+int br_parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    if (!s || !*s || *s == '-')
+        return -EINVAL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (errno || end == s)
+        return -EINVAL;
+    unsigned shift = 0;
+    switch (*end) {
+    case '\0': break;
+    case 'k': case 'K': shift = 10; end++; break;
+    case 'm': case 'M': shift = 20; end++; break;
+    case 'g': case 'G': shift = 30; end++; break;
+    default: return -EINVAL;
+    }
+    if (*end == 'i' || *end == 'B' || *end == 'b')   /* "16MiB", "16MB" */
+        end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
+    if (*end)
+        return -EINVAL;
+    if (shift && v > (UINT64_MAX >> shift))
+        return -ERANGE;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+    char *end;
+    if (!s || !*s || *s == '-')
+        return -EINVAL;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return -EINVAL;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+enum {
+    OPT_SIM = 256, OPT_NO_MMAP, OPT_SPARSE_MSIX, OPT_MAX_DMA_MAPS, OPT_MAX_DMA_BYTES,
+    OPT_MAX_XFER, OPT_MAX_MSG_FDS, OPT_IO_TIMEOUT, OPT_SOCKET_MODE, OPT_SOCKET_OWNER,
+    OPT_SOCKET_GROUP, OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_POLICY, OPT_JSON, OPT_SYSFS,
+};
+
+__attribute__((format(printf, 2, 3)))
+static int bad(FILE *errout, const char *fmt, ...)
+{
+    va_list ap;
+    fputs("vfio-user-bridge: ", errout);
+    va_start(ap, fmt);
+    vfprintf(errout, fmt, ap);
+    va_end(ap);
+    fputs("\nTry 'vfio-user-bridge --help'.\n", errout);
+    return -EINVAL;
+}
+
+static int parse_list(int argc, char **argv, struct br_cli *cli, FILE *errout)
+{
+    static const struct option opts[] = {
+        { "json", no_argument, NULL, OPT_JSON },
+        { "sysfs", required_argument, NULL, OPT_SYSFS },
+        { NULL, 0, NULL, 0 },
+    };
+    int c;
+    cli->action = BR_ACT_LIST;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_JSON: cli->list_json = true; break;
+        case OPT_SYSFS: cli->sysfs = optarg; break;
+        default: return bad(errout, "%s: bad option for list", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return bad(errout, "list: unexpected argument %s", argv[optind]);
+    return 0;
+}
+
+int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *errout)
+{
+    static const struct option opts[] = {
+        { "device", required_argument, NULL, 'd' },
+        { "socket", required_argument, NULL, 's' },
+        { "sim", optional_argument, NULL, OPT_SIM },
+        { "no-mmap", no_argument, NULL, OPT_NO_MMAP },
+        { "sparse-msix", no_argument, NULL, OPT_SPARSE_MSIX },
+        { "max-dma-maps", required_argument, NULL, OPT_MAX_DMA_MAPS },
+        { "max-dma-bytes", required_argument, NULL, OPT_MAX_DMA_BYTES },
+        { "max-xfer", required_argument, NULL, OPT_MAX_XFER },
+        { "max-msg-fds", required_argument, NULL, OPT_MAX_MSG_FDS },
+        { "io-timeout", required_argument, NULL, OPT_IO_TIMEOUT },
+        { "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
+        { "socket-owner", required_argument, NULL, OPT_SOCKET_OWNER },
+        { "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
+        { "allow-uid", required_argument, NULL, OPT_ALLOW_UID },
+        { "allow-gid", required_argument, NULL, OPT_ALLOW_GID },
+        { "policy", required_argument, NULL, OPT_POLICY },
+        { "log-level", required_argument, NULL, 'l' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    memset(cli, 0, sizeof(*cli));
+    br_config_defaults(&cli->cfg);
+    struct br_config *cfg = &cli->cfg;
+    cli->action = BR_ACT_SERVE;
+    optind = 0;      /* full re-initialisation (GNU), so parse can run twice */
+    opterr = 0;
+
+    if (argc > 1 && strcmp(argv[1], "list") == 0)
+        return parse_list(argc - 1, argv + 1, cli, errout);
+
+    int c;
+    uint64_t size;
+    unsigned u;
+    while ((c = getopt_long(argc, argv, ":d:s:l:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            if (hv_pci_addr_parse(optarg, cli->device_buf) < 0)
+                return bad(errout, "%s: not a PCI address (DDDD:BB:DD.F)", optarg);
+            cfg->device = cli->device_buf;
+            break;
+        case 's': cfg->socket_path = optarg; break;
+        case OPT_SIM:
+            if (!optarg || strcmp(optarg, "edu") == 0)
+                cfg->sim = BR_SIM_EDU;
+            else if (strcmp(optarg, "nvme-like") == 0 || strcmp(optarg, "nvme") == 0)
+                cfg->sim = BR_SIM_NVME_LIKE;
+            else
+                return bad(errout, "--sim=%s: unknown kind (edu, nvme-like)", optarg);
+            break;
+        case OPT_NO_MMAP: cfg->no_mmap = true; break;
+        case OPT_SPARSE_MSIX: cfg->sparse_msix = true; break;
+        case OPT_MAX_DMA_MAPS:
+            if (parse_u32(optarg, 1, 65535, &cfg->max_dma_maps) < 0)
+                return bad(errout, "--max-dma-maps %s: want 1..65535", optarg);
+            break;
+        case OPT_MAX_DMA_BYTES:
+            if (br_parse_size(optarg, &cfg->max_dma_bytes) < 0 || cfg->max_dma_bytes == 0)
+                return bad(errout, "--max-dma-bytes %s: want a size like 4G", optarg);
+            break;
+        case OPT_MAX_XFER:
+            if (br_parse_size(optarg, &size) < 0 || size < 4096 || size > VU_MAX_DATA_XFER)
+                return bad(errout, "--max-xfer %s: want 4K..64M", optarg);
+            cfg->max_data_xfer = (uint32_t)size;
+            break;
+        case OPT_MAX_MSG_FDS:
+            if (parse_u32(optarg, 1, BR_MAX_MSG_FDS, &cfg->max_msg_fds) < 0)
+                return bad(errout, "--max-msg-fds %s: want 1..16", optarg);
+            break;
+        case OPT_IO_TIMEOUT:
+            if (parse_u32(optarg, 1, 3600000, &cfg->io_timeout_ms) < 0)
+                return bad(errout, "--io-timeout %s: want milliseconds (1..3600000)", optarg);
+            break;
+        case OPT_SOCKET_MODE: {
+            char *end;
+            unsigned long m = strtoul(optarg, &end, 8);
+            if (!*optarg || *end || m > 0777)
+                return bad(errout, "--socket-mode %s: want octal like 0660", optarg);
+            cfg->socket_mode = (mode_t)m;
+            cfg->socket_mode_set = true;
+            break;
+        }
+        case OPT_SOCKET_OWNER: cfg->socket_owner = optarg; break;
+        case OPT_SOCKET_GROUP: cfg->socket_group = optarg; break;
+        case OPT_ALLOW_UID:
+            if (cfg->n_allow_uids == BR_MAX_ALLOW_UIDS)
+                return bad(errout, "--allow-uid %s: too many users", optarg);
+            if (br_resolve_id(optarg, false, &u) < 0)
+                return bad(errout, "--allow-uid %s: no such user", optarg);
+            cfg->allow_uids[cfg->n_allow_uids++] = (uid_t)u;
+            break;
+        case OPT_ALLOW_GID:
+            if (cfg->n_allow_gids == BR_MAX_ALLOW_UIDS)
+                return bad(errout, "--allow-gid %s: too many groups", optarg);
+            if (br_resolve_id(optarg, true, &u) < 0)
+                return bad(errout, "--allow-gid %s: no such group", optarg);
+            cfg->allow_gids[cfg->n_allow_gids++] = (gid_t)u;
+            break;
+        case OPT_POLICY: cfg->policy_path = optarg; break;
+        case 'l':
+            if (br_log_parse_level(optarg, &cfg->log_level) < 0)
+                return bad(errout, "--log-level %s: want error, warn, info or debug", optarg);
+            break;
+        case 'h':
+            br_cli_usage(out);
+            cli->action = BR_ACT_HELP;
+            return 0;
+        case 'V':
+            fprintf(out, "vfio-user-bridge %s\n", VUB_VERSION);
+            cli->action = BR_ACT_VERSION;
+            return 0;
+        case ':':
+            return bad(errout, "%s needs an argument", argv[optind - 1]);
+        default:
+            return bad(errout, "%s: unknown option", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return bad(errout, "unexpected argument %s", argv[optind]);
+    if (!cfg->device && cfg->sim == BR_SIM_NONE)
+        return bad(errout, "%s", "--device is required (or --sim)");
+    if (!cfg->socket_path)
+        return bad(errout, "%s", "--socket is required");
+    return 0;
+}

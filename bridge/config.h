@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config.h - every option of the daemon in one struct, and the named limits
+ * on what a client controls. main.c fills a br_config from the command line;
+ * everything else only reads it.
+ */
+#ifndef BR_CONFIG_H
+#define BR_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "log.h"
+
+/* ---- limits (a client controls these quantities; each has a cap) ---------- */
+
+/* vfio-user's own ceiling for max_dma_maps (QEMU rejects more). */
+#define BR_DMA_MAPS_CEILING      65535u
+/* Smallest max_data_xfer_size advertised (the spec's default); raised to fit
+ * the ROM, capped by VU_MAX_DATA_XFER (64 MiB). */
+#define BR_MIN_DATA_XFER         (1u << 20)
+/* Fds one message may carry (vfio-user: QEMU rejects a server value > 16). */
+#define BR_MAX_MSG_FDS           16u
+/* Regions and IRQ indexes exposed (QEMU rejects > 100 regions / 50 irqs). */
+#define BR_MAX_REGIONS           64u
+#define BR_MAX_IRQ_INDEXES       5u
+/* Vectors per IRQ index (PCI MSI-X has at most 2048). */
+#define BR_MAX_IRQ_VECTORS       2048u
+/* A client that starts a message must finish it (and read its replies)
+ * within this time, or it is disconnected: the loop is single-threaded. */
+#define BR_DEFAULT_IO_TIMEOUT_MS 5000u
+/* Peer uids an allow-list may hold. */
+#define BR_MAX_ALLOW_UIDS        64u
+
+enum br_sim_kind {
+    BR_SIM_NONE = 0,
+    BR_SIM_EDU,        /* edu-like: 1 MiB BAR0, INTx + 1 MSI, no MSI-X */
+    BR_SIM_NVME_LIKE,  /* plus a 16 KiB MSI-X BAR2 with the MSIX_MAPPABLE cap */
+};
+
+struct br_config {
+    /* what to serve and where */
+    const char *device;          /* canonical "DDDD:BB:DD.F" (sim: reported name) */
+    const char *socket_path;
+    enum br_sim_kind sim;
+
+    /* mapping policy */
+    bool no_mmap;                /* never hand out a region fd; clear MMAP */
+    bool sparse_msix;            /* publish sparse areas around MSI-X table/PBA */
+
+    /* limits; 0 = default */
+    uint32_t max_dma_maps;       /* default min(65535, kernel's available entries) */
+    uint64_t max_dma_bytes;      /* default 0 = no bridge cap (kernel: RLIMIT_MEMLOCK) */
+    uint32_t max_data_xfer;      /* default max(1 MiB, ROM size), <= 64 MiB */
+    uint32_t max_msg_fds;        /* default 16, at most 16 */
+    uint32_t io_timeout_ms;      /* default BR_DEFAULT_IO_TIMEOUT_MS */
+
+    /* socket access (used by br_listen / br_peer_allowed, bridge/hooks.h) */
+    bool socket_mode_set;
+    mode_t socket_mode;          /* default 0600 */
+    const char *socket_owner;    /* user name or uid; NULL = keep */
+    const char *socket_group;    /* group name or gid; NULL = keep */
+    size_t n_allow_uids, n_allow_gids;  /* both 0 = any peer the socket mode lets in */
+    uid_t allow_uids[BR_MAX_ALLOW_UIDS];
+    gid_t allow_gids[BR_MAX_ALLOW_UIDS];
+    const char *policy_path;     /* JSON policy file (bridge/policy.*), or NULL */
+
+    enum br_log_level log_level;
+};
+
+void br_config_defaults(struct br_config *cfg);
+
+#endif /* BR_CONFIG_H */

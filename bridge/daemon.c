@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+#include "daemon.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "device.h"
+#include "hooks.h"
+#include "hv_sim.h"
+#include "log.h"
+#include "notify.h"
+#include "server.h"
+
+int br_open_device(const struct br_config *cfg, struct hv_device **out)
+{
+    struct hv_err err = { "" };
+    int r;
+    if (cfg->sim != BR_SIM_NONE) {
+        struct hv_sim_config sc;
+        hv_sim_config_defaults(&sc);
+        if (cfg->device)
+            sc.addr = cfg->device;
+        if (cfg->sim == BR_SIM_NVME_LIKE)
+            sc.msix = HV_SIM_MSIX_MAPPABLE_CAP;
+        r = hv_sim_open(&sc, out, &err);
+    } else {
+        r = hv_type1_open(cfg->device, NULL, out, &err);
+    }
+    if (r < 0)
+        br_err("cannot open %s: %s", cfg->sim ? "the simulated device" : cfg->device,
+               err.msg[0] ? err.msg : strerror(-r));
+    return r;
+}
+
+int br_daemon_run(const struct br_config *cfg)
+{
+    struct hv_device *hv = NULL;
+    struct br_server *srv = NULL;
+    static struct br_dev dev;   /* large; one per process */
+    int status = 1;
+
+    /* SIGTERM/SIGINT arrive through the loop's signalfd; a client that
+     * vanishes must not kill us with SIGPIPE. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (br_open_device(cfg, &hv) < 0)
+        return 1;
+    br_log_set_device(hv->addr);
+    if (br_dev_init(&dev, hv, cfg) < 0)
+        goto out;
+    int lfd = br_listen(cfg);
+    if (lfd < 0)
+        goto out;
+    if (br_server_new(&srv, &dev, lfd) < 0 || br_server_watch_signals(srv) < 0) {
+        br_err("cannot set up the event loop");
+        goto out_unlink;
+    }
+    br_info("serving %s%s on %s%s%s", hv->addr, cfg->sim ? " (simulated)" : "", cfg->socket_path,
+            cfg->no_mmap ? ", no mmap" : "", cfg->sparse_msix ? ", sparse MSI-X" : "");
+    if (br_notify("READY=1") < 0)
+        br_warn("cannot notify readiness to $NOTIFY_SOCKET");
+    if (br_server_run(srv) == 0)
+        status = 0;
+    br_notify("STOPPING=1");
+out_unlink:
+    br_server_free(srv);     /* quiesces the device if a client is still there */
+    unlink(cfg->socket_path);
+out:
+    hv_close(hv);
+    br_info("exiting");
+    return status;
+}

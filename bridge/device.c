@@ -1,0 +1,324 @@
+/* SPDX-License-Identifier: MIT */
+#include "device.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define CHAIN_MAX_STEPS 64u
+
+/* ---- kernel capability chain walking ---------------------------------------- */
+
+/* One cap of the kernel chain, located and sized. */
+struct kcap {
+    uint32_t off;        /* from the start of the region info struct */
+    uint32_t len;        /* 0 = unknown id (size unknown) */
+    uint16_t id;
+    uint32_t next;
+    const uint8_t *p;    /* ri->caps + off - 32 */
+};
+
+/* Iterate the chain: *pos is the offset of the next cap (0 = done). Returns
+ * 1 with *c filled, 0 at the end, -EINVAL for a malformed chain. */
+static int kcap_next(const struct hv_region_info *ri, uint32_t *pos, unsigned *steps,
+                     struct kcap *c)
+{
+    uint32_t off = *pos;
+    if (off == 0)
+        return 0;
+    const uint32_t end = 32u + ri->caps_len;
+    if (ri->caps_len > HV_MAX_REGION_CAPS || off < 32 || off > end || end - off < 8 ||
+        ++*steps > CHAIN_MAX_STEPS)
+        return -EINVAL;
+    struct vu_cap_header h;
+    memcpy(&h, ri->caps + (off - 32), sizeof(h));
+    c->off = off;
+    c->id = h.id;
+    c->next = h.next;
+    c->p = ri->caps + (off - 32);
+    switch (h.id) {
+    case VU_REGION_INFO_CAP_SPARSE_MMAP: {
+        struct vu_region_cap_sparse_mmap sp;
+        if (end - off < sizeof(sp))
+            return -EINVAL;
+        memcpy(&sp, c->p, sizeof(sp));
+        if (sp.nr_areas > (end - off - sizeof(sp)) / sizeof(struct vu_sparse_mmap_area))
+            return -EINVAL;
+        c->len = (uint32_t)(sizeof(sp) + sp.nr_areas * sizeof(struct vu_sparse_mmap_area));
+        break;
+    }
+    case VU_REGION_INFO_CAP_TYPE:
+        if (end - off < sizeof(struct vu_region_cap_type))
+            return -EINVAL;
+        c->len = sizeof(struct vu_region_cap_type);
+        break;
+    case VU_REGION_INFO_CAP_MSIX_MAPPABLE:
+        c->len = sizeof(struct vu_cap_header);
+        break;
+    default:
+        c->len = 0;
+        break;
+    }
+    if (h.next != 0 && h.next <= off)   /* strictly forward: no loops */
+        return -EINVAL;
+    *pos = h.next;
+    return 1;
+}
+
+static uint32_t kernel_chain_start(const struct hv_region_info *ri)
+{
+    return (ri->flags & VU_REGION_INFO_FLAG_CAPS) ? ri->cap_offset : 0;
+}
+
+uint32_t br_region_kernel_areas(const struct hv_region_info *ri, struct vu_sparse_mmap_area *out,
+                                uint32_t max)
+{
+    uint32_t pos = kernel_chain_start(ri);
+    unsigned steps = 0;
+    struct kcap c;
+    while (kcap_next(ri, &pos, &steps, &c) == 1) {
+        if (c.id != VU_REGION_INFO_CAP_SPARSE_MMAP)
+            continue;
+        uint32_t n = (c.len - sizeof(struct vu_region_cap_sparse_mmap)) /
+                     sizeof(struct vu_sparse_mmap_area);
+        if (n > max)
+            n = max;
+        memcpy(out, c.p + sizeof(struct vu_region_cap_sparse_mmap),
+               n * sizeof(struct vu_sparse_mmap_area));
+        return n;
+    }
+    return 0;
+}
+
+ssize_t br_region_info_rebuild(const struct hv_region_info *ri, bool no_mmap,
+                               const struct vu_sparse_mmap_area *msix_areas,
+                               uint32_t n_msix_areas, uint8_t *out, size_t outsz)
+{
+    struct vu_region_info h = {
+        .flags = ri->flags & (VU_REGION_INFO_FLAG_READ | VU_REGION_INFO_FLAG_WRITE |
+                              VU_REGION_INFO_FLAG_MMAP),
+        .index = ri->index,
+        .size = ri->size,
+        .offset = ri->offset,
+    };
+    if (outsz < sizeof(h))
+        return -ENOSPC;
+    size_t at = sizeof(h);
+    size_t prev_next = 0;   /* where the previous cap's `next` lives (0 = none yet) */
+    bool replace_mapping = msix_areas != NULL && (h.flags & VU_REGION_INFO_FLAG_MMAP);
+
+    if (no_mmap)
+        h.flags &= ~VU_REGION_INFO_FLAG_MMAP;
+
+    if (replace_mapping && !no_mmap) {
+        if (n_msix_areas == 0) {
+            h.flags &= ~VU_REGION_INFO_FLAG_MMAP;
+        } else {
+            ssize_t n = vu_region_cap_sparse_build(out, outsz, at, msix_areas, n_msix_areas);
+            if (n < 0)
+                return n;
+            prev_next = at + offsetof(struct vu_cap_header, next);
+            at += (size_t)n;
+        }
+    }
+
+    uint32_t pos = kernel_chain_start(ri);
+    unsigned steps = 0;
+    struct kcap c;
+    int r;
+    while ((r = kcap_next(ri, &pos, &steps, &c)) == 1) {
+        bool mapping_cap = c.id == VU_REGION_INFO_CAP_SPARSE_MMAP ||
+                           c.id == VU_REGION_INFO_CAP_MSIX_MAPPABLE;
+        if (c.len == 0)                           /* unknown to vfio-user: dropped */
+            continue;
+        if (mapping_cap && (no_mmap || replace_mapping))
+            continue;
+        if (outsz - at < c.len)
+            return -ENOSPC;
+        memcpy(out + at, c.p, c.len);
+        uint32_t zero = 0;
+        memcpy(out + at + offsetof(struct vu_cap_header, next), &zero, sizeof(zero));
+        if (prev_next) {
+            uint32_t here = (uint32_t)at;
+            memcpy(out + prev_next, &here, sizeof(here));
+        }
+        prev_next = at + offsetof(struct vu_cap_header, next);
+        at += c.len;
+    }
+    if (r < 0)
+        return r;
+
+    if (at > sizeof(h)) {
+        h.flags |= VU_REGION_INFO_FLAG_CAPS;
+        h.cap_offset = sizeof(h);
+    }
+    h.argsz = (uint32_t)at;
+    memcpy(out, &h, sizeof(h));
+    return (ssize_t)at;
+}
+
+/* ---- device facts -------------------------------------------------------------- */
+
+bool br_dev_access_ok(const struct br_dev *dev, uint32_t index, uint64_t off, uint64_t len)
+{
+    if (index >= dev->num_regions || !dev->regions[index].valid)
+        return false;
+    uint64_t size = dev->regions[index].size;
+    return off <= size && len <= size - off;
+}
+
+int br_dev_region_info(const struct br_dev *dev, uint32_t index, uint8_t *buf, size_t bufsz,
+                       size_t *len)
+{
+    struct hv_region_info *ri = malloc(sizeof(*ri));
+    if (!ri)
+        return -ENOMEM;
+    int r = dev->hv->ops->get_region_info(dev->hv, index, ri);
+    if (r < 0)
+        goto out;
+
+    struct vu_sparse_mmap_area areas[VU_MAX_SPARSE_AREAS];
+    const struct vu_sparse_mmap_area *msix_areas = NULL;
+    int n_areas = 0;
+    const struct br_msix_layout *l = &dev->msix;
+    if (dev->cfg->sparse_msix && l->present && (index == l->table_bir || index == l->pba_bir) &&
+        (ri->flags & VU_REGION_INFO_FLAG_MMAP)) {
+        struct vu_sparse_mmap_area kern[VU_MAX_SPARSE_AREAS];
+        uint32_t nk = br_region_kernel_areas(ri, kern, VU_MAX_SPARSE_AREAS);
+        n_areas = br_msix_sparse_areas(l, index, ri->size, dev->page_size, kern, nk, areas,
+                                       VU_MAX_SPARSE_AREAS);
+        if (n_areas < 0) {
+            r = n_areas;
+            goto out;
+        }
+        msix_areas = areas;
+    }
+    ssize_t n = br_region_info_rebuild(ri, dev->cfg->no_mmap, msix_areas, (uint32_t)n_areas, buf,
+                                       bufsz);
+    if (n < 0) {
+        r = (int)n;
+        goto out;
+    }
+    *len = (size_t)n;
+    r = 0;
+out:
+    free(ri);
+    return r;
+}
+
+static uint32_t pick_data_xfer(const struct br_dev *dev)
+{
+    if (dev->cfg->max_data_xfer)
+        return dev->cfg->max_data_xfer;
+    uint64_t want = BR_MIN_DATA_XFER;
+    const struct br_region *rom = &dev->regions[VU_PCI_ROM_REGION_INDEX];
+    if (rom->valid && rom->size > want)
+        want = rom->size;
+    return want > VU_MAX_DATA_XFER ? VU_MAX_DATA_XFER : (uint32_t)want;
+}
+
+int br_dev_init(struct br_dev *dev, struct hv_device *hv, const struct br_config *cfg)
+{
+    memset(dev, 0, sizeof(*dev));
+    dev->hv = hv;
+    dev->cfg = cfg;
+
+    struct hv_device_info info;
+    int r = hv->ops->get_info(hv, &info);
+    if (r < 0) {
+        br_err("cannot get device info: %s", strerror(-r));
+        return r;
+    }
+    dev->flags = info.flags & (VU_DEVICE_FLAGS_RESET | VU_DEVICE_FLAGS_PCI);
+    if (!(dev->flags & VU_DEVICE_FLAGS_PCI) || info.num_regions <= VU_PCI_CONFIG_REGION_INDEX) {
+        br_err("not a PCI device (flags 0x%x, %u regions)", info.flags, info.num_regions);
+        return -ENODEV;
+    }
+    dev->num_regions = info.num_regions < BR_MAX_REGIONS ? info.num_regions : BR_MAX_REGIONS;
+    dev->num_irqs = info.num_irqs < BR_MAX_IRQ_INDEXES ? info.num_irqs : BR_MAX_IRQ_INDEXES;
+    if (info.num_regions > dev->num_regions || info.num_irqs > dev->num_irqs)
+        br_warn("device reports %u regions and %u IRQ indexes; exposing %u and %u",
+                info.num_regions, info.num_irqs, dev->num_regions, dev->num_irqs);
+
+    struct hv_region_info *ri = malloc(sizeof(*ri));
+    if (!ri)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < dev->num_regions; i++) {
+        struct br_region *reg = &dev->regions[i];
+        r = hv->ops->get_region_info(hv, i, ri);
+        if (r < 0) {
+            reg->info_err = r;
+            br_debug("region %u: no info (%s)", i, strerror(-r));
+            continue;
+        }
+        reg->valid = true;
+        reg->flags = ri->flags;
+        reg->size = ri->size;
+        br_debug("region %u: size 0x%" PRIx64 " flags 0x%x", i, ri->size, ri->flags);
+    }
+    free(ri);
+    if (!dev->regions[VU_PCI_CONFIG_REGION_INDEX].valid) {
+        br_err("no config space region");
+        return -ENODEV;
+    }
+
+    for (uint32_t i = 0; i < dev->num_irqs; i++) {
+        r = hv->ops->get_irq_info(hv, i, &dev->irqs[i]);
+        if (r < 0) {
+            br_warn("IRQ index %u: no info (%s)", i, strerror(-r));
+            memset(&dev->irqs[i], 0, sizeof(dev->irqs[i]));
+        }
+        dev->irqs[i].index = i;
+        if (dev->irqs[i].count > BR_MAX_IRQ_VECTORS)
+            dev->irqs[i].count = BR_MAX_IRQ_VECTORS;
+    }
+
+    r = br_msix_read(hv, &dev->msix);
+    if (r < 0) {
+        br_warn("cannot read the MSI-X capability: %s", strerror(-r));
+        memset(&dev->msix, 0, sizeof(dev->msix));
+    } else if (dev->msix.present) {
+        br_debug("MSI-X: %u vectors, table BAR %u @0x%" PRIx64 ", PBA BAR %u @0x%" PRIx64,
+                 dev->msix.table_size, dev->msix.table_bir, dev->msix.table_offset,
+                 dev->msix.pba_bir, dev->msix.pba_offset);
+    }
+
+    r = hv->ops->iommu_info(hv, &dev->iommu);
+    if (r < 0) {
+        br_err("cannot get IOMMU info: %s", strerror(-r));
+        return r;
+    }
+    long pg = sysconf(_SC_PAGESIZE);
+    dev->page_size = pg > 0 ? (uint64_t)pg : 4096u;
+
+    vu_caps_defaults(&dev->caps);
+    dev->caps.max_msg_fds = cfg->max_msg_fds && cfg->max_msg_fds < BR_MAX_MSG_FDS
+                                ? cfg->max_msg_fds : BR_MAX_MSG_FDS;
+    dev->caps.max_data_xfer_size = pick_data_xfer(dev);
+    uint32_t maps = BR_DMA_MAPS_CEILING;
+    if (dev->iommu.has_dma_avail && dev->iommu.dma_avail < maps)
+        maps = dev->iommu.dma_avail;
+    if (cfg->max_dma_maps && cfg->max_dma_maps < maps)
+        maps = cfg->max_dma_maps;
+    if (maps == 0)
+        maps = 1;   /* vfio-user cannot say 0; the kernel will refuse with ENOSPC */
+    dev->caps.max_dma_maps = maps;
+    dev->caps.pgsizes = dev->iommu.pgsizes & ~(uint64_t)0xfff;
+    if (dev->caps.pgsizes == 0)
+        dev->caps.pgsizes = 4096;
+    dev->caps.write_multiple = true;
+
+    dev->lim.max_fds = dev->caps.max_msg_fds;
+    dev->lim.max_msg_size = VU_HDR_SIZE + (uint32_t)sizeof(struct vu_region_access) +
+                            (uint32_t)dev->caps.max_data_xfer_size;
+
+    br_info("device: %u regions, %u IRQ indexes,%s reset; IOMMU pgsizes 0x%" PRIx64
+            ", %u DMA maps, max transfer %" PRIu64 " bytes",
+            dev->num_regions, dev->num_irqs, (dev->flags & VU_DEVICE_FLAGS_RESET) ? "" : " no",
+            dev->caps.pgsizes, dev->caps.max_dma_maps, dev->caps.max_data_xfer_size);
+    return 0;
+}

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * device.h - what the bridge knows about the device it serves, read once from
+ * the host back end at start: device flags, regions, IRQ indexes, the MSI-X
+ * layout, the IOMMU's page sizes and entry limit, and from those the
+ * capabilities advertised in VERSION. Also the translation of one kernel
+ * region info (with its capability chain) into the vfio-user reply.
+ */
+#ifndef BR_DEVICE_H
+#define BR_DEVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "hv.h"
+#include "msix.h"
+#include "vu_proto.h"
+
+/* Region info flags and IRQ info flags passed on to a client. */
+#define BR_REGION_FLAGS_PASSED (VU_REGION_INFO_FLAG_READ | VU_REGION_INFO_FLAG_WRITE | \
+                                VU_REGION_INFO_FLAG_MMAP | VU_REGION_INFO_FLAG_CAPS)
+#define BR_IRQ_FLAGS_PASSED (VU_IRQ_INFO_EVENTFD | VU_IRQ_INFO_MASKABLE | \
+                             VU_IRQ_INFO_AUTOMASKED | VU_IRQ_INFO_NORESIZE)
+/* Largest capability chain the bridge sends (bytes after the 32-byte struct). */
+#define BR_MAX_CHAIN 1024u
+
+struct br_region {
+    bool valid;          /* the kernel answered GET_REGION_INFO for it */
+    int info_err;        /* its error otherwise (negative errno) */
+    uint32_t flags;      /* kernel flags */
+    uint64_t size;
+};
+
+struct br_dev {
+    struct hv_device *hv;          /* not owned */
+    const struct br_config *cfg;   /* not owned */
+    uint32_t flags;                /* VU_DEVICE_FLAGS_RESET | _PCI as reported */
+    uint32_t num_regions;          /* exposed (<= BR_MAX_REGIONS) */
+    uint32_t num_irqs;             /* exposed (<= BR_MAX_IRQ_INDEXES) */
+    struct br_region regions[BR_MAX_REGIONS];
+    struct hv_irq_info irqs[BR_MAX_IRQ_INDEXES];
+    struct br_msix_layout msix;
+    struct hv_iommu_info iommu;
+    uint64_t page_size;            /* host page size (mmap granularity) */
+    struct vu_caps caps;           /* what VERSION advertises */
+    struct vu_limits lim;          /* receive limits of a client connection */
+};
+
+/* Query the back end and fill dev. Logs what it found (info) and every
+ * problem. -errno if the device cannot be served (no GET_INFO, no config
+ * region, IOMMU info unavailable...). */
+int br_dev_init(struct br_dev *dev, struct hv_device *hv, const struct br_config *cfg);
+
+/* Whether region `index` may be accessed at [off, off+len). */
+bool br_dev_access_ok(const struct br_dev *dev, uint32_t index, uint64_t off, uint64_t len);
+
+/* The vfio-user answer to GET_REGION_INFO for `index`, complete (no argsz
+ * truncation yet): the 32-byte struct followed by the capability chain, into
+ * buf (>= 32 + BR_MAX_CHAIN bytes); *len = bytes used (= the argsz needed).
+ * The chain is rebuilt from the kernel's: SPARSE_MMAP, TYPE and
+ * MSIX_MAPPABLE are kept unchanged, unknown caps dropped; --no-mmap clears
+ * MMAP and drops SPARSE_MMAP/MSIX_MAPPABLE; --sparse-msix replaces the
+ * chain's mapping caps of the MSI-X table/PBA BARs with computed sparse areas
+ * (and clears MMAP if no area remains). CAPS/cap_offset describe the chain.
+ * -errno from the back end (e.g. -EINVAL for VGA on a non-VGA device). */
+int br_dev_region_info(const struct br_dev *dev, uint32_t index, uint8_t *buf, size_t bufsz,
+                       size_t *len);
+
+/* Rebuild a kernel capability chain (pure; used by br_dev_region_info and
+ * tested directly). `ri` is the kernel's answer; `out` receives the full
+ * vfio-user reply (32-byte struct + chain). With msix_areas != NULL the
+ * region's SPARSE_MMAP and MSIX_MAPPABLE caps are replaced by one sparse cap
+ * with those n_msix_areas areas (0 areas: MMAP cleared, no cap). no_mmap:
+ * MMAP cleared and mapping caps dropped. Returns bytes used or -errno
+ * (-EINVAL for a malformed kernel chain, -ENOSPC if out is too small). */
+ssize_t br_region_info_rebuild(const struct hv_region_info *ri, bool no_mmap,
+                               const struct vu_sparse_mmap_area *msix_areas,
+                               uint32_t n_msix_areas, uint8_t *out, size_t outsz);
+
+/* The kernel's sparse areas of a region (from its chain), for intersecting.
+ * Returns the number of areas (0 if none or malformed), at most max. */
+uint32_t br_region_kernel_areas(const struct hv_region_info *ri, struct vu_sparse_mmap_area *out,
+                                uint32_t max);
+
+#endif /* BR_DEVICE_H */

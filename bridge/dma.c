@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: MIT */
+/* The per-client DMA map table: client memory fd -> mmap -> IOMMU map. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "session.h"
+
+void br_dma_init(struct br_dma_table *t, uint32_t max_maps, uint64_t max_bytes, uint64_t page)
+{
+    memset(t, 0, sizeof(*t));
+    t->max_maps = max_maps;
+    t->max_bytes = max_bytes;
+    t->page_size = page ? page : 4096;
+}
+
+/* First index whose iova is >= iova. */
+static size_t lower_bound(const struct br_dma_table *t, uint64_t iova)
+{
+    size_t lo = 0, hi = t->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (t->maps[mid].iova < iova)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static uint64_t last_byte(const struct br_dma_map *m) { return m->iova + (m->size - 1); }
+
+/* Backing object for fd (taking fd): an existing one with the same inode
+ * (fd closed) or a new slot. Returns the slot or -errno (fd closed). */
+static int backing_get(struct br_dma_table *t, int fd, const struct stat *st)
+{
+    ssize_t free_slot = -1;
+    for (size_t i = 0; i < t->nb; i++) {
+        struct br_dma_backing *b = &t->backings[i];
+        if (b->fd < 0) {
+            if (free_slot < 0)
+                free_slot = (ssize_t)i;
+            continue;
+        }
+        if (b->dev == st->st_dev && b->ino == st->st_ino) {
+            close(fd);
+            return (int)i;
+        }
+    }
+    if (free_slot < 0) {
+        if (t->nb == t->capb) {
+            size_t cap = t->capb ? t->capb * 2 : 8;
+            struct br_dma_backing *nb = realloc(t->backings, cap * sizeof(*nb));
+            if (!nb) {
+                close(fd);
+                return -ENOMEM;
+            }
+            t->backings = nb;
+            t->capb = cap;
+        }
+        free_slot = (ssize_t)t->nb++;
+    }
+    t->backings[free_slot] = (struct br_dma_backing){
+        .dev = st->st_dev, .ino = st->st_ino, .fd = fd, .refs = 0,
+    };
+    return (int)free_slot;
+}
+
+static void backing_put_if_unused(struct br_dma_table *t, int slot)
+{
+    struct br_dma_backing *b = &t->backings[slot];
+    if (b->refs == 0 && b->fd >= 0) {
+        close(b->fd);
+        b->fd = -1;
+        while (t->nb > 0 && t->backings[t->nb - 1].fd < 0)
+            t->nb--;
+    }
+}
+
+int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint64_t size,
+               uint64_t offset, uint32_t flags, int fd)
+{
+    int r;
+    int slot = -1;
+    void *base = NULL;
+    size_t len = 0;
+
+    if (size == 0 || size - 1 > UINT64_MAX - iova ||
+        (flags & ~(uint32_t)(VU_DMA_MAP_FLAG_READ | VU_DMA_MAP_FLAG_WRITE))) {
+        r = -EINVAL;
+        goto fail;
+    }
+    if (t->n >= t->max_maps) {
+        r = -ENOSPC;
+        goto fail;
+    }
+    size_t pos = lower_bound(t, iova);
+    if ((pos > 0 && last_byte(&t->maps[pos - 1]) >= iova) ||
+        (pos < t->n && t->maps[pos].iova <= iova + (size - 1))) {
+        r = -EEXIST;
+        goto fail;
+    }
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 16;
+        struct br_dma_map *nm = realloc(t->maps, cap * sizeof(*nm));
+        if (!nm) {
+            r = -ENOMEM;
+            goto fail;
+        }
+        t->maps = nm;
+        t->cap = cap;
+    }
+
+    if (fd >= 0) {
+        struct stat st;
+        if (!(flags & (VU_DMA_MAP_FLAG_READ | VU_DMA_MAP_FLAG_WRITE))) {
+            r = -EINVAL;    /* the IOMMU needs a direction */
+            goto fail;
+        }
+        if (fstat(fd, &st) < 0) {
+            r = -errno;
+            goto fail;
+        }
+        /* Only regular files (memfd, shm, hugetlbfs, files) and only inside
+         * them: pages beyond the end cannot be pinned. */
+        if (!S_ISREG(st.st_mode) || st.st_size < 0 || offset > (uint64_t)st.st_size ||
+            size > (uint64_t)st.st_size - offset) {
+            r = -EINVAL;
+            goto fail;
+        }
+        if (t->max_bytes && (size > t->max_bytes || t->bytes > t->max_bytes - size)) {
+            r = -ENOMEM;
+            goto fail;
+        }
+        slot = backing_get(t, fd, &st);
+        fd = -1;   /* taken */
+        if (slot < 0) {
+            r = slot;
+            goto fail;
+        }
+        uint64_t pg = t->page_size;
+        uint64_t aligned = offset & ~(pg - 1);
+        uint64_t delta = offset - aligned;
+        if (size > SIZE_MAX - delta - pg) {
+            r = -EINVAL;
+            goto fail;
+        }
+        len = (size_t)((size + delta + pg - 1) & ~(pg - 1));
+        int prot = ((flags & VU_DMA_MAP_FLAG_READ) ? PROT_READ : 0) |
+                   ((flags & VU_DMA_MAP_FLAG_WRITE) ? PROT_WRITE : 0);
+        base = mmap(NULL, len, prot, MAP_SHARED, t->backings[slot].fd, (off_t)aligned);
+        if (base == MAP_FAILED) {
+            r = -errno;
+            base = NULL;
+            goto fail;
+        }
+        uint32_t hvf = ((flags & VU_DMA_MAP_FLAG_READ) ? HV_DMA_READ : 0) |
+                       ((flags & VU_DMA_MAP_FLAG_WRITE) ? HV_DMA_WRITE : 0);
+        r = hv->ops->dma_map(hv, iova, (uint8_t *)base + delta, size, hvf);
+        if (r < 0)
+            goto fail;
+        t->backings[slot].refs++;
+        t->bytes += size;
+    }
+
+    memmove(&t->maps[pos + 1], &t->maps[pos], (t->n - pos) * sizeof(t->maps[0]));
+    t->maps[pos] = (struct br_dma_map){
+        .iova = iova, .size = size, .flags = flags, .backing = slot,
+        .map_base = base, .map_len = len,
+    };
+    t->n++;
+    return 0;
+
+fail:
+    if (base)
+        munmap(base, len);
+    if (slot >= 0)
+        backing_put_if_unused(t, slot);
+    if (fd >= 0)
+        close(fd);
+    return r;
+}
+
+/* Remove entry i after the IOMMU no longer maps it. */
+static void drop_entry(struct br_dma_table *t, size_t i)
+{
+    struct br_dma_map *m = &t->maps[i];
+    if (m->backing >= 0) {
+        munmap(m->map_base, m->map_len);
+        t->bytes -= m->size;
+        t->backings[m->backing].refs--;
+        backing_put_if_unused(t, m->backing);
+    }
+    memmove(&t->maps[i], &t->maps[i + 1], (t->n - i - 1) * sizeof(t->maps[0]));
+    t->n--;
+}
+
+int br_dma_unmap(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint64_t size)
+{
+    size_t i = lower_bound(t, iova);
+    if (i >= t->n || t->maps[i].iova != iova || t->maps[i].size != size)
+        return -ENOENT;
+    if (t->maps[i].backing >= 0) {
+        int r = hv->ops->dma_unmap(hv, iova, size, 0);
+        if (r < 0)
+            return r;
+    }
+    drop_entry(t, i);
+    return 0;
+}
+
+int br_dma_unmap_all(struct br_dma_table *t, struct hv_device *hv)
+{
+    int first = 0;
+    while (t->n > 0) {
+        struct br_dma_map *m = &t->maps[t->n - 1];
+        if (m->backing >= 0) {
+            int r = hv->ops->dma_unmap(hv, m->iova, m->size, 0);
+            if (r < 0 && first == 0) {
+                first = r;
+                br_err("IOMMU unmap of 0x%" PRIx64 "+0x%" PRIx64 " failed: %s", m->iova,
+                       m->size, strerror(-r));
+            }
+        }
+        drop_entry(t, t->n - 1);
+    }
+    if (first < 0) {
+        /* Make sure nothing of this client stays reachable by the device. */
+        int r = hv->ops->dma_unmap(hv, 0, 0, HV_DMA_UNMAP_ALL);
+        if (r < 0)
+            br_err("IOMMU unmap-all failed: %s", strerror(-r));
+    }
+    return first;
+}
+
+void br_dma_free(struct br_dma_table *t)
+{
+    for (size_t i = 0; i < t->nb; i++)
+        if (t->backings[i].fd >= 0)
+            close(t->backings[i].fd);
+    free(t->maps);
+    free(t->backings);
+    memset(t, 0, sizeof(*t));
+}

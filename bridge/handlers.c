@@ -1,0 +1,428 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One handler per vfio-user command. Each decodes its message with the
+ * strict decoder of src/vu_proto.h, checks it against the device and the
+ * session, makes its hv_ops call and describes the reply; br_handle_message
+ * sends it (or the error) and releases what the reply held.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "handlers.h"
+#include "log.h"
+
+/* Errors logged per session at warning level; later ones at debug. */
+#define BR_MAX_LOGGED_ERRORS 20u
+
+/* A reply under construction: up to two payload pieces and one fd. */
+struct reply {
+    const void *p1, *p2;
+    size_t l1, l2;
+    int fd;              /* owned by the reply; -1 = none */
+    void *heap;          /* freed after sending */
+    union {
+        struct vu_version version;
+        struct vu_dma_unmap unmap;
+        struct vu_device_info info;
+        struct vu_irq_info irq;
+        struct vu_region_access acc;
+        struct vu_write_multi multi;
+    } fixed;
+    struct vu_err err;   /* the reason of a failure, for the log */
+};
+
+typedef int (*handler_fn)(struct br_session *s, struct vu_msg *m, struct reply *rep);
+
+#define DEV(s) ((s)->dev)
+#define HV(s)  ((s)->dev->hv)
+
+/* ---- VERSION (1) --------------------------------------------------------------- */
+
+static int h_version(struct br_session *s, struct vu_msg *m, struct reply *rep)
+{
+    if (s->negotiated)
+        return vu_fail(&rep->err, -EINVAL, "VERSION: already negotiated");
+    char *json = malloc(VU_MAX_JSON);
+    if (!json)
+        return -ENOMEM;
+    size_t len = 0;
+    int r = vu_version_answer(m, &DEV(s)->caps, &s->client_caps, &s->agreed, json, VU_MAX_JSON,
+                              &len, &rep->err);
+    if (r < 0) {
+        free(json);
+        return r;
+    }
+    rep->heap = json;
+    rep->fixed.version = (struct vu_version){ .major = 0, .minor = 0 };
+    rep->p1 = &rep->fixed.version;
+    rep->l1 = sizeof(rep->fixed.version);
+    rep->p2 = json;
+    rep->l2 = len;
+    s->negotiated = true;
+    br_info("client pid %d: negotiated (client max_msg_fds %u, max_data_xfer_size %" PRIu64
+            "); offered: %s", (int)s->peer.pid, s->client_caps.max_msg_fds,
+            s->client_caps.max_data_xfer_size, json);
+    return 0;
+}
+
+/* ---- DMA_MAP (2) / DMA_UNMAP (3) -------------------------------------------------- */
+
+static int h_dma_map(struct br_session *s, struct vu_msg *m, struct reply *rep)
+{
+    struct vu_dma_map req;
+    int r = vu_decode_dma_map(m, &req, &rep->err);
+    if (r < 0)
+        return r;
+    int fd = m->nfds ? vu_msg_take_fd(m, 0) : -1;
+    r = br_dma_map(&s->dma, HV(s), req.address, req.size, req.offset, req.flags, fd);
+    if (r < 0)
+        return vu_fail(&rep->err, r, "DMA_MAP 0x%" PRIx64 "+0x%" PRIx64 "%s: %s", req.address,
+                       req.size, fd < 0 ? " (no fd)" : "", strerror(-r));
+    br_debug("DMA_MAP 0x%" PRIx64 "+0x%" PRIx64 " off 0x%" PRIx64 " flags %u%s", req.address,
+             req.size, req.offset, req.flags, fd < 0 ? " no fd: not reachable by the device" : "");
+    return 0;   /* header-only reply */
+}
+
+static int h_dma_unmap(struct br_session *s, struct vu_msg *m, struct reply *rep)
+{
+    struct vu_dma_unmap req;
+    int r = vu_decode_dma_unmap(m, &req, &rep->err);
+    if (r < 0)
+        return r;
+    if (req.flags & VU_DMA_UNMAP_FLAG_ALL)
+        r = br_dma_unmap_all(&s->dma, HV(s));
+    else
+        r = br_dma_unmap(&s->dma, HV(s), req.address, req.size);
+    if (r < 0)
+        return vu_fail(&rep->err, r, "DMA_UNMAP 0x%" PRIx64 "+0x%" PRIx64 ": %s", req.address,
+                       req.size, r == -ENOENT ? "no mapping matches exactly" : strerror(-r));
+    /* everything is released already; the reply echoes the request */
+    rep->fixed.unmap = req;
+    rep->p1 = &rep->fixed.unmap;
+    rep->l1 = sizeof(req);
+    return 0;
+}
+
+/* ---- DEVICE_GET_INFO (4) -------------------------------------------------------- */
+
+static int h_get_info(struct br_session *s, struct vu_msg *m, struct reply *rep)
+{
+    struct vu_device_info req;
+    int r = vu_decode_device_get_info(m, &req, &rep->err);
+    if (r < 0)
+        return r;
+    rep->fixed.info = (struct vu_device_info){
+        .argsz = sizeof(struct vu_device_info),
+        .flags = DEV(s)->flags,
+        .num_regions = DEV(s)->num_regions,
+        .num_irqs = DEV(s)->num_irqs,
+    };
+    rep->p1 = &rep->fixed.info;
+    rep->l1 = sizeof(rep->fixed.info);
+    return 0;
+}
+
+/* ---- DEVICE_GET_REGION_INFO (5) -------------------------------------------------- */
+
+static int h_get_region_info(struct br_session *s, struct vu_msg *m, struct reply *rep)
+{
+    struct vu_region_info req;
+    int r = vu_decode_region_info(m, &req, &rep->err);
+    if (r < 0)
+        return r;
+    if (req.index >= DEV(s)->num_regions)
+        return vu_fail(&rep->err, -EINVAL, "GET_REGION_INFO: no region %u", req.index);
+    size_t bufsz = sizeof(struct vu_region_info) + BR_MAX_CHAIN, len = 0;
+    uint8_t *buf = malloc(bufsz);
+    if (!buf)
+        return -ENOMEM;
+    rep->heap = buf;
+    r = br_dev_region_info(DEV(s), req.index, buf, bufsz, &len);
+    if (r < 0)
+        return vu_fail(&rep->err, r, "GET_REGION_INFO %u: %s", req.index, strerror(-r));
+
+    struct vu_region_info out;
+    memcpy(&out, buf, sizeof(out));
+    if (req.argsz < len) {
+        /* Only the fixed part fits: say how much is needed, and neither
+         * claim caps that are not there (QEMU rejects CAPS with cap_offset
+         * outside the reply) nor send an fd. */
+        out.flags &= ~VU_REGION_INFO_FLAG_CAPS;
+        out.cap_offset = 0;
+        memcpy(buf, &out, sizeof(out));
+        rep->p1 = buf;
+        rep->l1 = sizeof(out);
+        return 0;
+    }
+    if (out.flags & VU_REGION_INFO_FLAG_MMAP) {
+        rep->fd = HV(s)->ops->mmap_fd(HV(s));
+        if (rep->fd < 0) {
+            r = rep->fd;
+            rep->fd = -1;
+            return vu_fail(&rep->err, r, "GET_REGION_INFO %u: no mmap fd: %s", req.index,
+                           strerror(-r));
+        }
+    }
+    rep->p1 = buf;
+    rep->l1 = len;
+    return 0;
+}
+
+/* ---- DEVICE_GET_REGION_IO_FDS (6): not supported ----------------------------------- */
+
+static int h_get_region_io_fds(struct br_session *s, struct vu_msg *m, struct reply *rep)
+{
+    struct vu_region_io_fds_request req;
+    int r = vu_decode_region_io_fds(m, &req, &rep->err);
+    if (r < 0)
+        return r;
+    return vu_fail(&rep->err, -ENOTSUP, "GET_REGION_IO_FDS: not supported");
+}
+
+/* ---- DEVICE_GET_IRQ_INFO (7) -------------------------------------------------- */
+
+static int h_get_irq_info(struct br_session *s, struct vu_msg *m, struct reply *rep)
+{
+    struct vu_irq_info req;
+    int r = vu_decode_irq_info(m, &req, &rep->err);
+    if (r < 0)
+        return r;
+    if (req.index >= DEV(s)->num_irqs)
+        return vu_fail(&rep->err, -EINVAL, "GET_IRQ_INFO: no IRQ index %u", req.index);
+    struct hv_irq_info ii;
+    r = HV(s)->ops->get_irq_info(HV(s), req.index, &ii);
+    if (r < 0)
+        return vu_fail(&rep->err, r, "GET_IRQ_INFO %u: %s", req.index, strerror(-r));
+    rep->fixed.irq = (struct vu_irq_info){
+        .argsz = sizeof(struct vu_irq_info),
+        .flags = ii.flags & BR_IRQ_FLAGS_PASSED,
+        .index = req.index,
+        .count = ii.count < BR_MAX_IRQ_VECTORS ? ii.count : BR_MAX_IRQ_VECTORS,
+    };
+    rep->p1 = &rep->fixed.irq;
+    rep->l1 = sizeof(rep->fixed.irq);
+    return 0;
+}
+
+/* ---- DEVICE_SET_IRQS (8) -------------------------------------------------------- */
+
+static int h_set_irqs(struct br_session *s, struct vu_msg *m, struct reply *rep)
+{
+    struct vu_irq_set_req req;
+    int r = vu_decode_set_irqs(m, &req, &rep->err);
+    if (r < 0)
+        return r;
+    /* the eventfds stay owned by the message: the kernel (and the shadow
+     * table) take their own references */
+    r = br_irq_set(&s->irq, HV(s), &req.set, req.bools, m->fds, req.nfds);
+    if (r < 0)
+        return vu_fail(&rep->err, r, "SET_IRQS index %u flags 0x%x start %u count %u: %s",
+                       req.set.index, req.set.flags, req.set.start, req.set.count, strerror(-r));
+    br_debug("SET_IRQS index %u flags 0x%x start %u count %u fds %zu", req.set.index,
+             req.set.flags, req.set.start, req.set.count, req.nfds);
+    return 0;
+}
+
+/* ---- REGION_READ (9) / REGION_WRITE (10) ---------------------------------------- */
+
+static int h_region_read(struct br_session *s, struct vu_msg *m, struct reply *rep)
+{
+    struct vu_region_access_req req;
+    int r = vu_decode_region_read(m, (uint32_t)DEV(s)->caps.max_data_xfer_size, &req, &rep->err);
+    if (r < 0)
+        return r;
+    if (!br_dev_access_ok(DEV(s), req.acc.region, req.acc.offset, req.acc.count))
+        return vu_fail(&rep->err, -EINVAL, "REGION_READ %u @0x%" PRIx64 "+%u: outside the region",
+                       req.acc.region, req.acc.offset, req.acc.count);
+    rep->fixed.acc = req.acc;
+    rep->p1 = &rep->fixed.acc;
+    rep->l1 = sizeof(rep->fixed.acc);
+    if (req.acc.count == 0)
+        return 0;
+    void *data = malloc(req.acc.count);
+    if (!data)
+        return -ENOMEM;
+    rep->heap = data;
+    ssize_t n = HV(s)->ops->region_read(HV(s), req.acc.region, req.acc.offset, data,
+                                        req.acc.count);
+    if (n < 0)
+        return vu_fail(&rep->err, (int)n, "REGION_READ %u @0x%" PRIx64 "+%u: %s", req.acc.region,
+                       req.acc.offset, req.acc.count, strerror((int)-n));
+    if ((size_t)n > req.acc.count)
+        n = req.acc.count;
+    rep->fixed.acc.count = (uint32_t)n;
+    rep->p2 = data;
+    rep->l2 = (size_t)n;
+    return 0;
+}
+
+static int h_region_write(struct br_session *s, struct vu_msg *m, struct reply *rep)
+{
+    struct vu_region_access_req req;
+    int r = vu_decode_region_write(m, (uint32_t)DEV(s)->caps.max_data_xfer_size, &req, &rep->err);
+    if (r < 0)
+        return r;
+    if (!br_dev_access_ok(DEV(s), req.acc.region, req.acc.offset, req.acc.count))
+        return vu_fail(&rep->err, -EINVAL, "REGION_WRITE %u @0x%" PRIx64 "+%u: outside the region",
+                       req.acc.region, req.acc.offset, req.acc.count);
+    ssize_t n = 0;
+    if (req.acc.count) {
+        n = HV(s)->ops->region_write(HV(s), req.acc.region, req.acc.offset, req.data,
+                                     req.acc.count);
+        if (n < 0)
+            return vu_fail(&rep->err, (int)n, "REGION_WRITE %u @0x%" PRIx64 "+%u: %s",
+                           req.acc.region, req.acc.offset, req.acc.count, strerror((int)-n));
+    }
+    rep->fixed.acc = req.acc;
+    rep->fixed.acc.count = (uint32_t)((size_t)n > req.acc.count ? req.acc.count : (size_t)n);
+    rep->p1 = &rep->fixed.acc;
+    rep->l1 = sizeof(rep->fixed.acc);
+    return 0;
+}
+
+/* ---- DMA_READ (11) / DMA_WRITE (12): server -> client only ------------------------- */
+
+static int h_dma_rw(struct br_session *s, struct vu_msg *m, struct reply *rep)
+{
+    return vu_fail(&rep->err, -EINVAL, "%s: a server-to-client command",
+                   vu_cmd_name(m->hdr.cmd));
+}
+
+/* ---- DEVICE_RESET (13) -------------------------------------------------------- */
+
+static int h_device_reset(struct br_session *s, struct vu_msg *m, struct reply *rep)
+{
+    int r = vu_decode_device_reset(m, &rep->err);
+    if (r < 0)
+        return r;
+    if (!(DEV(s)->flags & VU_DEVICE_FLAGS_RESET))
+        return vu_fail(&rep->err, -ENOTSUP, "DEVICE_RESET: the device has no reset");
+    r = HV(s)->ops->reset(HV(s));
+    if (r < 0)
+        return vu_fail(&rep->err, r, "DEVICE_RESET: %s", strerror(-r));
+    return 0;
+}
+
+/* ---- REGION_WRITE_MULTI (15) ---------------------------------------------------- */
+
+static int h_region_write_multi(struct br_session *s, struct vu_msg *m, struct reply *rep)
+{
+    struct vu_write_multi_req req;
+    int r = vu_decode_write_multi(m, &req, &rep->err);
+    if (r < 0)
+        return r;
+    uint64_t done = 0;
+    for (uint64_t i = 0; i < req.wr_cnt; i++) {
+        struct vu_write_multi_entry e;
+        memcpy(&e, &req.wrs[i], sizeof(e));
+        if (!br_dev_access_ok(DEV(s), e.region, e.offset, e.count))
+            return vu_fail(&rep->err, -EINVAL,
+                           "REGION_WRITE_MULTI entry %" PRIu64 " (%u @0x%" PRIx64 "+%u): outside "
+                           "the region; %" PRIu64 " done", i, e.region, e.offset, e.count, done);
+        ssize_t n = HV(s)->ops->region_write(HV(s), e.region, e.offset, e.data, e.count);
+        if (n < 0 || (size_t)n != e.count)
+            return vu_fail(&rep->err, n < 0 ? (int)n : -EIO,
+                           "REGION_WRITE_MULTI entry %" PRIu64 ": %s; %" PRIu64 " done", i,
+                           n < 0 ? strerror((int)-n) : "short write", done);
+        done++;
+    }
+    rep->fixed.multi.wr_cnt = done;
+    rep->p1 = &rep->fixed.multi;
+    rep->l1 = sizeof(rep->fixed.multi);
+    return 0;
+}
+
+/* ---- DEVICE_FEATURE (16), MIG_DATA_READ (17), MIG_DATA_WRITE (18) ------------------- */
+
+static int h_device_feature(struct br_session *s, struct vu_msg *m, struct reply *rep)
+{
+    struct vu_device_feature_req req;
+    int r = vu_decode_device_feature(m, &req, &rep->err);
+    if (r < 0)
+        return r;
+    return vu_fail(&rep->err, -ENOTSUP, "DEVICE_FEATURE %u: not supported (no migration)",
+                   req.feat.flags & VU_DEVICE_FEATURE_MASK);
+}
+
+static int h_mig_data_read(struct br_session *s, struct vu_msg *m, struct reply *rep)
+{
+    struct vu_mig_data_req req;
+    int r = vu_decode_mig_data_read(m, (uint32_t)DEV(s)->caps.max_data_xfer_size, &req, &rep->err);
+    if (r < 0)
+        return r;
+    return vu_fail(&rep->err, -ENOTSUP, "MIG_DATA_READ: not supported (no migration)");
+}
+
+static int h_mig_data_write(struct br_session *s, struct vu_msg *m, struct reply *rep)
+{
+    struct vu_mig_data_req req;
+    int r = vu_decode_mig_data_write(m, (uint32_t)DEV(s)->caps.max_data_xfer_size, &req,
+                                     &rep->err);
+    if (r < 0)
+        return r;
+    return vu_fail(&rep->err, -ENOTSUP, "MIG_DATA_WRITE: not supported (no migration)");
+}
+
+/* ---- dispatch -------------------------------------------------------------------- */
+
+static const handler_fn handlers[VU_CMD_MAX + 1] = {
+    [VU_CMD_VERSION] = h_version,
+    [VU_CMD_DMA_MAP] = h_dma_map,
+    [VU_CMD_DMA_UNMAP] = h_dma_unmap,
+    [VU_CMD_DEVICE_GET_INFO] = h_get_info,
+    [VU_CMD_DEVICE_GET_REGION_INFO] = h_get_region_info,
+    [VU_CMD_DEVICE_GET_REGION_IO_FDS] = h_get_region_io_fds,
+    [VU_CMD_DEVICE_GET_IRQ_INFO] = h_get_irq_info,
+    [VU_CMD_DEVICE_SET_IRQS] = h_set_irqs,
+    [VU_CMD_REGION_READ] = h_region_read,
+    [VU_CMD_REGION_WRITE] = h_region_write,
+    [VU_CMD_DMA_READ] = h_dma_rw,
+    [VU_CMD_DMA_WRITE] = h_dma_rw,
+    [VU_CMD_DEVICE_RESET] = h_device_reset,
+    [VU_CMD_REGION_WRITE_MULTI] = h_region_write_multi,
+    [VU_CMD_DEVICE_FEATURE] = h_device_feature,
+    [VU_CMD_MIG_DATA_READ] = h_mig_data_read,
+    [VU_CMD_MIG_DATA_WRITE] = h_mig_data_write,
+};
+
+int br_handle_message(struct br_session *s, struct vu_msg *m)
+{
+    struct reply rep = { .fd = -1 };
+    unsigned cmd = m->hdr.cmd;
+    int r;
+
+    s->n_msgs++;
+    if ((m->hdr.flags & VU_F_TYPE_MASK) != VU_F_TYPE_CMD) {
+        /* The bridge sends no commands, so no reply can be expected. */
+        br_warn("client pid %d: ignoring an unsolicited reply (id %u, cmd %u)",
+                (int)s->peer.pid, m->hdr.msg_id, cmd);
+        return 0;
+    }
+    handler_fn fn = cmd <= VU_CMD_MAX ? handlers[cmd] : NULL;
+    if (!fn)
+        r = vu_fail(&rep.err, -ENOSYS, "unknown command %u", cmd);
+    else if (!s->negotiated && cmd != VU_CMD_VERSION)
+        r = vu_fail(&rep.err, -EINVAL, "%s before VERSION", vu_cmd_name(cmd));
+    else
+        r = fn(s, m, &rep);
+
+    int sr;
+    if (r < 0) {
+        s->n_errors++;
+        enum br_log_level lvl = s->n_errors <= BR_MAX_LOGGED_ERRORS ? BR_LOG_WARN : BR_LOG_DEBUG;
+        br_log(lvl, "client pid %d: %s (id %u) failed: %s%s", (int)s->peer.pid,
+               vu_cmd_name(cmd), m->hdr.msg_id, rep.err.msg[0] ? rep.err.msg : strerror(-r),
+               s->n_errors == BR_MAX_LOGGED_ERRORS ? " (further errors at debug level)" : "");
+        sr = vu_send_error(&s->conn, m, -r);
+    } else {
+        sr = vu_send_reply(&s->conn, m, rep.p1, rep.l1, rep.p2, rep.l2,
+                           rep.fd >= 0 ? &rep.fd : NULL, rep.fd >= 0 ? 1 : 0);
+    }
+    if (rep.fd >= 0)
+        close(rep.fd);
+    free(rep.heap);
+    return sr < 0 ? sr : 0;
+}

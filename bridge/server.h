@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * server.h - the daemon's single-threaded event loop: one listening socket,
+ * at most one client session per device (a second client is accepted, told
+ * nothing, logged and closed; the first is undisturbed), commands handled in
+ * arrival order, SIGTERM/SIGINT through a signalfd, a stop request from any
+ * thread or signal handler, and extra fds with callbacks (for example a udev
+ * monitor that reports the device going away).
+ */
+#ifndef BR_SERVER_H
+#define BR_SERVER_H
+
+#include <stdbool.h>
+
+#include "device.h"
+
+#define BR_MAX_EXTRA_FDS 4
+
+struct br_server;
+
+/* Called from the loop when an extra fd has events. It may call
+ * br_server_stop or br_server_drop_client. */
+typedef void (*br_fd_cb)(struct br_server *srv, int fd, short revents, void *arg);
+
+struct br_server_stats {
+    unsigned accepted;        /* sessions opened */
+    unsigned refused;         /* connections refused (busy or not allowed) */
+    unsigned closed;          /* sessions closed (device quiesced) */
+    bool connected;           /* a session is open now */
+};
+
+/* A server on `dev` (not owned) listening on listen_fd (owned from now on,
+ * also on error). */
+int br_server_new(struct br_server **out, struct br_dev *dev, int listen_fd);
+/* Watch SIGTERM and SIGINT through a signalfd (the caller blocks them with
+ * sigprocmask first, in every thread). Either one makes br_server_run end. */
+int br_server_watch_signals(struct br_server *srv);
+/* Watch one more fd (at most BR_MAX_EXTRA_FDS); fd stays owned by the caller. */
+int br_server_add_fd(struct br_server *srv, int fd, short events, br_fd_cb cb, void *arg);
+void br_server_remove_fd(struct br_server *srv, int fd);
+/* Run until stopped. On the way out the session (if any) is closed, which
+ * quiesces the device. Returns 0, or -errno if the loop itself failed. */
+int br_server_run(struct br_server *srv);
+/* Ask the loop to end. Async-signal-safe and callable from any thread. */
+void br_server_stop(struct br_server *srv);
+/* Close the current session (if any) at the next loop turn, with a reason
+ * for the log. Only from the loop's thread (callbacks). */
+void br_server_drop_client(struct br_server *srv, const char *reason);
+/* Counters; safe to read from another thread. */
+void br_server_get_stats(const struct br_server *srv, struct br_server_stats *out);
+/* Close the session if any, the listening socket and the loop's fds. */
+void br_server_free(struct br_server *srv);
+
+#endif /* BR_SERVER_H */

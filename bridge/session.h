@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * session.h - the state of one client connection: the negotiated limits,
+ * the DMA map table and the per-index IRQ shadow tables, and how all of it
+ * is released when the client goes (br_session_close quiesces the device).
+ *
+ * dma.c implements the DMA table, irq.c the IRQ shadow tables, session.c the
+ * lifecycle. Everything a client creates is owned here and has exactly one
+ * release path.
+ */
+#ifndef BR_SESSION_H
+#define BR_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "device.h"
+#include "vu_proto.h"
+
+/* ---- DMA table ------------------------------------------------------------------ */
+
+/* One memory object (file) a client shared; kept open once however many
+ * mappings use it (deduplicated by st_dev/st_ino). */
+struct br_dma_backing {
+    dev_t dev;
+    ino_t ino;
+    int fd;
+    unsigned refs;
+};
+
+struct br_dma_map {
+    uint64_t iova, size;
+    uint32_t flags;          /* VU_DMA_MAP_FLAG_READ|WRITE */
+    int backing;             /* index into backings, -1 = no fd (not reachable) */
+    void *map_base;          /* our mmap (page aligned), NULL without fd */
+    size_t map_len;
+};
+
+struct br_dma_table {
+    struct br_dma_map *maps;   /* sorted by iova, disjoint */
+    size_t n, cap;
+    struct br_dma_backing *backings;
+    size_t nb, capb;
+    uint64_t bytes;            /* bytes mapped into the IOMMU (fd-backed maps) */
+    uint32_t max_maps;         /* limit on n */
+    uint64_t max_bytes;        /* limit on bytes; 0 = none */
+    uint64_t page_size;
+};
+
+void br_dma_init(struct br_dma_table *t, uint32_t max_maps, uint64_t max_bytes, uint64_t page);
+/* Map [iova, iova+size). fd: the client's memory fd (ownership taken in all
+ * cases: kept, or closed if an identical object is already open, or closed
+ * on error), -1 = no fd (recorded, not reachable by the device).
+ * -EEXIST overlap, -ENOSPC count limit, -ENOMEM byte limit, -EINVAL bad
+ * range/fd/flags, or the back end's error. Nothing is left behind on error. */
+int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint64_t size,
+               uint64_t offset, uint32_t flags, int fd);
+/* Remove exactly [iova, iova+size): IOMMU unmap, munmap, backing released.
+ * -ENOENT if no mapping matches exactly. */
+int br_dma_unmap(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint64_t size);
+/* Remove every mapping. Returns the first error but removes all it can. */
+int br_dma_unmap_all(struct br_dma_table *t, struct hv_device *hv);
+/* Free the table's arrays (after unmap_all). */
+void br_dma_free(struct br_dma_table *t);
+
+/* ---- IRQ shadow tables ---------------------------------------------------------- */
+
+struct br_irq_index {
+    uint32_t count;          /* vectors the device has (<= BR_MAX_IRQ_VECTORS) */
+    uint32_t flags;          /* kernel IRQ info flags */
+    int *fds;                /* [count] our dups of the client's trigger eventfds, -1 = none
+                              * (MSI/MSI-X only; allocated on first use) */
+    uint32_t active;         /* MSI/MSI-X: vectors the kernel has enabled (0 = off) */
+    bool used;               /* anything was set since the last disable */
+};
+
+struct br_irq_state {
+    uint32_t n;
+    struct br_irq_index idx[BR_MAX_IRQ_INDEXES];
+};
+
+void br_irq_init(struct br_irq_state *st, const struct br_dev *dev);
+/* One SET_IRQS, validated against the device (index, range, ERR/REQ count),
+ * with the client's eventfds `fds` (nfds 0 or count; borrowed: the caller
+ * still owns them). MSI/MSI-X trigger eventfds are merged into the shadow
+ * table, and when a chunk extends an enabled vector set the whole set is
+ * disabled and re-enabled with one kernel call. Returns 0 or -errno; on
+ * error the kernel state and the shadow table are as before where possible. */
+int br_irq_set(struct br_irq_state *st, struct hv_device *hv, const struct vu_irq_set *set,
+               const uint8_t *bools, const int *fds, size_t nfds);
+/* Disable every index with the kernel (DATA_NONE|TRIGGER, count 0) and close
+ * every shadow fd. */
+void br_irq_disable_all(struct br_irq_state *st, struct hv_device *hv);
+void br_irq_free(struct br_irq_state *st);
+/* Open shadow fds (for tests and logs). */
+unsigned br_irq_open_fds(const struct br_irq_state *st);
+
+/* ---- the session ------------------------------------------------------------------ */
+
+struct br_session {
+    struct vu_conn conn;
+    struct br_dev *dev;
+    struct ucred peer;           /* SO_PEERCRED at accept */
+    bool negotiated;             /* VERSION done */
+    struct vu_caps client_caps;  /* what the client offered */
+    struct vu_caps agreed;
+    struct br_dma_table dma;
+    struct br_irq_state irq;
+    uint64_t n_msgs, n_errors;
+    const char *close_reason;    /* set by whoever ends the session */
+};
+
+/* Create a session on an accepted socket (ownership of fd taken, even on
+ * error). The socket is made non-blocking; a message once started must be
+ * complete, and a reply sent, within the configured I/O timeout. */
+int br_session_open(struct br_session **out, struct br_dev *dev, int fd, const struct ucred *peer);
+/* Quiesce the device and release everything the client held, in this order:
+ * bus mastering off, IRQs disabled (and shadow fds closed), every DMA mapping
+ * removed from the IOMMU and unmapped, memory fds closed, device reset (if it
+ * has FLAGS_RESET), bus mastering off again (for devices without reset),
+ * socket closed. Logs the disconnect line. */
+void br_session_close(struct br_session *s);
+
+/* Clear the bus-master bit of the COMMAND register through config space. */
+int br_dev_bus_master_off(struct hv_device *hv);
+
+#endif /* BR_SESSION_H */
