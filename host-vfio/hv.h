@@ -187,8 +187,13 @@ struct hv_list_entry {
     bool exportable;          /* could be exported now */
     char why[256];            /* if not: the reason */
 };
-/* Every PCI function under sysfs, sorted by address. *out malloc'd. */
+/* Every PCI function under sysfs, sorted by address. *out malloc'd (the
+ * caller frees it). Against the real "/sys" (or NULL) an exportable function
+ * also needs its /dev/vfio/<group> node to exist and be read-writable. */
 int hv_list(const char *sysfs, struct hv_list_entry **out, size_t *n, struct hv_err *err);
+/* The same with the /dev/vfio directory explicit (NULL: skip that check). */
+int hv_list_ex(const char *sysfs, const char *dev_vfio, struct hv_list_entry **out, size_t *n,
+               struct hv_err *err);
 
 /* Bind addr to vfio-pci through driver_override (refused with -EBUSY when the
  * group would not become viable). The previous driver's name is written to

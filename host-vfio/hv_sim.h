@@ -29,8 +29,15 @@
  *    the usable ranges or not aligned to the smallest page size -EINVAL, entry
  *    limit -ENOSPC, exact unmap, unmap of a range covering several whole
  *    mappings allowed (kernel type1 behaviour), unmap-all.
- *  - reset: clears registers, masks, disables all IRQs... as the kernel does
- *    on VFIO_DEVICE_RESET (FLAGS_RESET configurable).
+ *  - reset (FLAGS_RESET configurable; without it reset is -ENOTTY): like
+ *    VFIO_DEVICE_RESET on the kernel, the device's own state goes back to
+ *    power-on (BAR registers, edu state, MSI-X table entries masked, a
+ *    pending INTx dropped) while what the kernel saves and restores around
+ *    the function reset stays: config space (COMMAND, BARs), the IRQ
+ *    eventfds and the INTx mask state, and the IOMMU mappings. (The kernel
+ *    does not tear interrupts down on reset; QEMU does that itself first.)
+ *  - BAR access by region_read/write fails -EIO while COMMAND memory
+ *    decode (bit 1) is off, like the kernel; it starts on.
  */
 #ifndef HV_SIM_H
 #define HV_SIM_H
@@ -58,6 +65,11 @@ struct hv_sim_config {
     uint64_t pgsizes;            /* default 0x40201000 */
     uint16_t vendor, device;     /* default 1234:11e8 */
     uint32_t class_code;         /* default 0x00ff00 */
+    /* Usable IOVA ranges (inclusive), like the kernel's IOVA_RANGE cap;
+     * nr_iova_ranges 0 = the whole 64-bit space. Default: the two ranges
+     * the testbed's kernel reports (0-0xfedfffff, 0xfef00000-0x7fffffffff). */
+    uint32_t nr_iova_ranges;
+    struct hv_iova_range iova_ranges[HV_MAX_IOVA_RANGES];
 };
 
 void hv_sim_config_defaults(struct hv_sim_config *cfg);
@@ -85,5 +97,8 @@ unsigned hv_sim_reset_count(struct hv_device *d);
 unsigned hv_sim_open_irq_fds(struct hv_device *d);
 /* The config space COMMAND register (bus master = bit 2). */
 uint16_t hv_sim_command(struct hv_device *d);
+/* Device-side DMA the edu engine attempted that the map table refused (an
+ * IOMMU fault on real hardware). */
+unsigned hv_sim_dma_faults(struct hv_device *d);
 
 #endif /* HV_SIM_H */

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/* hv_internal.h - helpers shared by the host-vfio sources (not installed). */
+#ifndef HV_INTERNAL_H
+#define HV_INTERNAL_H
+
+#include "hv.h"
+
+#include <stddef.h>
+
+#define HV_PATH_MAX 512
+
+/* snprintf into buf; -ENAMETOOLONG if it does not fit. */
+int hv_path(char *buf, size_t bufsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Bounded copy that always terminates (dstsz > 0). */
+void hv_strlcpy(char *dst, const char *src, size_t dstsz);
+
+/* Whether a driver may hold a member of a group that vfio uses: none,
+ * vfio-pci (and its variants), pci-stub, pcieport. */
+bool hv_driver_tolerated(const char *drv);
+
+/* Check every member of IOMMU group `group` other than `skip` (may be NULL)
+ * is held by a tolerated driver. 0, or -EBUSY with "group N is not viable:
+ * A is bound to X, ..." in err (prefixed by `who: ` when who != NULL). */
+int hv_sysfs_group_viable(const char *sysfs, int group, const char *skip, const char *who,
+                          struct hv_err *err);
+
+/* Read a small sysfs file (trailing newline stripped). */
+int hv_sysfs_read(const char *path, char *buf, size_t bufsz);
+/* Write a string to a sysfs file (one write). */
+int hv_sysfs_write(const char *path, const char *s);
+
+struct pci_access;
+/* Fill the names of out->vendor/device/class_code using pacc (may be NULL:
+ * numbers only). */
+void hv_pci_fill_names(struct pci_access *pacc, struct hv_pci_ident *out);
+struct pci_access *hv_pci_names_open(void);
+void hv_pci_names_close(struct pci_access *pacc);
+
+#endif /* HV_INTERNAL_H */
