@@ -282,9 +282,8 @@ static void test_reset(struct nvme *n, uint32_t dev_flags, uint64_t cap)
     int rc = vu_client_reset(t->c);
     st_check(t, rc == 0, "DEVICE_RESET (%s)", rc ? vu_client_error(t->c) : "ok");
     uint32_t cc = 1, csts = 1;
-    st_check(t, st_rd32(t, BAR0, NVME_CC, &cc) == 0 && st_rd32(t, BAR0, NVME_CSTS, &csts) == 0 && !(cc & 1) &&
-                    !(csts & 1),
-             "the reset disabled the controller (CC 0x%x, CSTS 0x%x)", cc, csts);
+    bool ok = st_rd32(t, BAR0, NVME_CC, &cc) == 0 && st_rd32(t, BAR0, NVME_CSTS, &csts) == 0;
+    st_check(t, ok && !(cc & 1) && !(csts & 1), "the reset disabled the controller (CC 0x%x, CSTS 0x%x)", cc, csts);
     if (n->bar.p) {
         uint32_t lo = *(volatile uint32_t *)(n->bar.p + NVME_CAP);
         st_check(t, lo == (uint32_t)cap, "the BAR mapping still works after the reset (CAP 0x%08x)", lo);
@@ -346,9 +345,8 @@ int selftest_nvme(struct vu_client *c, const struct probe_opts *o)
     }
     n.dstrd = 4u << ((cap >> 32) & 0xf);
 
-    st_check(&t, st_rd16(&t, CFG, 4, &cmd) == 0 && st_wr16(&t, CFG, 4, cmd | 0x6) == 0 &&
-                     st_rd16(&t, CFG, 4, &cmd) == 0 && (cmd & 0x6) == 0x6,
-             "memory space and bus master enabled (command 0x%04x)", cmd);
+    bool ok = st_rd16(&t, CFG, 4, &cmd) == 0 && st_wr16(&t, CFG, 4, cmd | 0x6) == 0 && st_rd16(&t, CFG, 4, &cmd) == 0;
+    st_check(&t, ok && (cmd & 0x6) == 0x6, "memory space and bus master enabled (command 0x%04x)", cmd);
 
     n.efd[0] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     n.efd[1] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

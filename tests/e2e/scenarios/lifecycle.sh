@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Client lifecycle: a client killed with SIGKILL while it has DMA mapped and
+# MSI armed; the bridge must clean up (IRQs off, mappings gone) so that a
+# second client runs the whole edu self-test, and after the bridge exits the
+# device opens directly and the same IOVA maps again.
+. "$VUB_SRC/tests/e2e/lib.sh"
+require "$VUB_BRIDGE" "$VUB_PROBE" "$VUB_PROGS/iommu_map_check"
+
+if ! start_bridge life "$VUB_EDU"; then
+  fail "bridge serves $VUB_EDU"
+  finish
+fi
+
+"$VUB_PROBE" --selftest edu --hold "$(sock life)" >"$VUB_OUT/hold.log" 2>&1 &
+holder=$!
+for i in $(seq 600); do
+  grep -q '^holding' "$VUB_OUT/hold.log" && break
+  kill -0 $holder 2>/dev/null || break
+  sleep 0.1
+done
+sed 's/^/  | /' "$VUB_OUT/hold.log"
+if grep -q '^holding' "$VUB_OUT/hold.log"; then
+  pass "first client holds DMA at 0x100000 and an armed MSI"
+else
+  fail "first client did not get to the holding point"
+fi
+kill -KILL $holder 2>/dev/null
+wait $holder 2>/dev/null
+pass "first client killed with SIGKILL"
+sleep 0.5
+check "bridge survives the client's death" bridge_alive life
+
+"$VUB_PROBE" "$(sock life)" >"$VUB_OUT/after-kill-view.txt" 2>&1
+check "a new client connects" test $? -eq 0
+check "the dead client's MSI is disabled" grep -q '0x05 MSI: enabled=no' "$VUB_OUT/after-kill-view.txt"
+check "a second client runs the whole edu self-test (same IOVA)" \
+  "$VUB_PROBE" --selftest edu "$(sock life)"
+
+stop_bridge life
+check "bridge exits 0 on SIGTERM" test $? -eq 0
+check "after the bridge: device opens directly, IOVA 0x100000 maps again" \
+  "$VUB_PROGS/iommu_map_check" "$VUB_EDU" 0x100000 0x2000
+finish

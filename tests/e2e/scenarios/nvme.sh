@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# nvme through the bridge: view, then the nvme self-test (admin queues in
+# client memory, doorbells through the mmapped BAR, IDENTIFY, a READ of LBA 0
+# on an I/O queue, MSI-X completions, reset), normal and --sparse-msix.
+. "$VUB_SRC/tests/e2e/lib.sh"
+require "$VUB_BRIDGE" "$VUB_PROBE"
+LBA0="VUB-E2E-NVME LBA 0"
+
+if start_bridge nvme "$VUB_NVME"; then
+  "$VUB_PROBE" "$(sock nvme)" >"$VUB_OUT/nvme-view.txt" 2>&1
+  check "probe shows the device" test $? -eq 0
+  sed 's/^/  | /' "$VUB_OUT/nvme-view.txt"
+  check "view: ids 1b36:0010" grep -q '1b36:0010' "$VUB_OUT/nvme-view.txt"
+  check "view: BAR0 MSIX_MAPPABLE" grep -q 'cap MSIX_MAPPABLE' "$VUB_OUT/nvme-view.txt"
+  check "view: MSI-X capability decoded" grep -Eq '0x11 MSI-X: table_size=65' "$VUB_OUT/nvme-view.txt"
+  check "view: PCI Express capability decoded" grep -q 'PCI Express:' "$VUB_OUT/nvme-view.txt"
+  check "nvme self-test through the bridge" "$VUB_PROBE" --selftest nvme \
+    --expect-serial "$VUB_NVME_SERIAL" --expect-data "$LBA0" "$(sock nvme)"
+  check "a second client runs it again" "$VUB_PROBE" --selftest nvme \
+    --expect-serial "$VUB_NVME_SERIAL" "$(sock nvme)"
+  stop_bridge nvme
+  check "bridge exits 0" test $? -eq 0
+else
+  fail "bridge serves $VUB_NVME"
+fi
+
+if start_bridge nvme-sparse "$VUB_NVME" --sparse-msix; then
+  "$VUB_PROBE" "$(sock nvme-sparse)" >"$VUB_OUT/nvme-sparse-view.txt" 2>&1
+  check "view with --sparse-msix shows sparse areas" grep -q 'cap SPARSE_MMAP' "$VUB_OUT/nvme-sparse-view.txt"
+  grep -A4 'cap SPARSE_MMAP' "$VUB_OUT/nvme-sparse-view.txt" | sed 's/^/  | /'
+  check "nvme self-test with --sparse-msix" "$VUB_PROBE" --selftest nvme --expect-sparse-msix \
+    --expect-serial "$VUB_NVME_SERIAL" --expect-data "$LBA0" "$(sock nvme-sparse)"
+  stop_bridge nvme-sparse
+  check "bridge --sparse-msix exits 0" test $? -eq 0
+else
+  fail "bridge --sparse-msix serves $VUB_NVME"
+fi
+finish

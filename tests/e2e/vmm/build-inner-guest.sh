@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# build-inner-guest.sh OUTDIR [KVER] - the kernel and initramfs of the INNER
+# guest (booted by QEMU's vfio-user-pci client on the bridged devices).
+#
+# Writes OUTDIR/kernel (the vmlinux ELF taken out of /boot/vmlinuz-KVER when
+# the kernel supports the PVH entry, else the bzImage itself), and
+# OUTDIR/initramfs.cpio (uncompressed: static busybox, the nvme driver and its
+# dependencies, guest-tool built here with gcc -static, inner-init.sh as /init).
+# Both are cached: OUTDIR/key names the inputs; nothing is redone when they
+# did not change. Everything boot time can skip under nested TCG is skipped:
+# no kernel self-decompression (the slowest part of a bzImage boot there), no
+# initramfs decompression, only the modules the checks need.
+set -euo pipefail
+
+HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
+OUT=${1:?usage: build-inner-guest.sh OUTDIR [KVER]}
+KVER=${2:-}
+log() { printf 'build-inner-guest: %s\n' "$*" >&2; }
+
+if [ -z "$KVER" ]; then
+  for k in $(ls -1 /boot/vmlinuz-* 2>/dev/null | sed 's|.*/vmlinuz-||' | sort -V -r); do
+    if [ -f "/lib/modules/$k/modules.dep" ]; then KVER=$k; break; fi
+  done
+fi
+[ -n "$KVER" ] || { log "no /boot/vmlinuz-<ver> with its modules"; exit 1; }
+BZ=/boot/vmlinuz-$KVER
+BUSYBOX=$(command -v busybox) || { log "busybox not installed"; exit 1; }
+
+# Modules in load order, dependencies first.
+MODFILES=()
+declare -A SEEN=()
+for m in nvme; do
+  while read -r kind path _; do
+    [ "$kind" = insmod ] || continue
+    [ -n "${SEEN[$path]:-}" ] && continue
+    SEEN[$path]=1
+    MODFILES+=("$path")
+  done < <(modprobe -S "$KVER" --show-depends "$m")
+done
+
+mkdir -p "$OUT"
+key=$( { echo "$KVER"; sha256sum "$HERE/guest-tool.c" "$HERE/inner-init.sh" "${BASH_SOURCE[0]}";
+         stat -L -c '%n %s %Y' "$BZ" "$BUSYBOX" "${MODFILES[@]}"; } | sha256sum | cut -c1-16)
+if [ -f "$OUT/key" ] && [ "$(cat "$OUT/key")" = "$key" ] &&
+   [ -f "$OUT/kernel" ] && [ -f "$OUT/initramfs.cpio" ]; then
+  exit 0
+fi
+rm -f "$OUT/key"
+
+# The kernel: the bzImage's payload is an ELF vmlinux compressed with one of
+# the usual compressors; find it by magic and unpack it.
+extract_vmlinux() {
+  local magic tool off
+  for pair in "$(printf '\3757zXZ')|xz -dc" "$(printf '\050\265\057\375')|zstd -qdc" \
+              "$(printf '\037\213\010')|gzip -dc"; do
+    magic=${pair%%|*} tool=${pair#*|}
+    command -v "${tool%% *}" >/dev/null || continue
+    for off in $(LC_ALL=C grep -obUaF -- "$magic" "$BZ" 2>/dev/null | cut -d: -f1 | head -n 5); do
+      tail -c +$((off + 1)) "$BZ" | $tool 2>/dev/null >"$OUT/vmlinux.tmp" || true
+      if [ "$(head -c 4 "$OUT/vmlinux.tmp" | od -An -c | tr -d ' ')" = '177ELF' ]; then
+        mv "$OUT/vmlinux.tmp" "$1"; return 0
+      fi
+    done
+  done
+  rm -f "$OUT/vmlinux.tmp"
+  return 1
+}
+if grep -qx 'CONFIG_PVH=y' "/boot/config-$KVER" 2>/dev/null && extract_vmlinux "$OUT/kernel.tmp"; then
+  log "kernel: vmlinux (PVH entry) from $BZ"
+else
+  log "kernel: $BZ as is (no PVH or no vmlinux inside)"
+  cp "$BZ" "$OUT/kernel.tmp"
+fi
+mv "$OUT/kernel.tmp" "$OUT/kernel"
+
+root=$(mktemp -d "$OUT/root.XXXXXX")
+trap 'rm -rf "$root"' EXIT
+mkdir -p "$root"/{bin,dev,proc,sys,lib/modules}
+cp "$BUSYBOX" "$root/bin/busybox"
+${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -static -s \
+  -o "$root/bin/guest-tool" "$HERE/guest-tool.c"
+i=0
+: >"$root/lib/modules/order"
+for f in "${MODFILES[@]}"; do
+  i=$((i + 1))
+  base=$(printf '%02d-%s' "$i" "$(basename "$f" | sed 's/\.ko.*$//')").ko
+  case "$f" in
+    *.ko) cp "$f" "$root/lib/modules/$base" ;;
+    *.ko.xz) xz -dc "$f" >"$root/lib/modules/$base" ;;
+    *.ko.zst) zstd -qdc "$f" >"$root/lib/modules/$base" ;;
+    *.ko.gz) gzip -dc "$f" >"$root/lib/modules/$base" ;;
+    *) log "unknown module format: $f"; exit 1 ;;
+  esac
+  echo "$base" >>"$root/lib/modules/order"
+done
+cp "$HERE/inner-init.sh" "$root/init"
+chmod 755 "$root/init"
+(cd "$root" && find . | cpio -o -H newc --quiet) >"$OUT/initramfs.cpio.tmp"
+mv "$OUT/initramfs.cpio.tmp" "$OUT/initramfs.cpio"
+echo "$KVER" >"$OUT/kver"
+echo "$key" >"$OUT/key"
+log "initramfs: $(du -k "$OUT/initramfs.cpio" | cut -f1) KiB, modules: $(tr '\n' ' ' <"$root/lib/modules/order")"

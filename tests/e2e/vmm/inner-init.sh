@@ -1,0 +1,135 @@
+#!/bin/busybox sh
+# SPDX-License-Identifier: MIT
+#
+# /init of the INNER guest: the Linux guest that QEMU's vfio-user-pci client
+# boots on the devices the bridge serves. It uses the nvme with Linux's own,
+# unmodified driver and the edu through a sysfs mapping of its BAR0, and
+# reports on the serial console:
+#
+#   VMM-RESULT <name> PASS|FAIL <details>      one per check group
+#   VMM: ...                                   progress
+#
+# Kernel command line (set by run-inner.sh):
+#   vmm.mode=full   boot 1: nvme I/O, edu, then a mark on the disk and reboot;
+#                   boot 2 (the mark is there): nvme I/O again, power off
+#   vmm.mode=loop   nvme I/O in a loop until the VMM is killed
+#   vmm.mode=io     nvme I/O once, power off
+#   vmm.run=TOKEN   names this run (the reboot mark carries it)
+#   vmm.serial=S    the nvme's serial number
+#
+# Disk layout (the testbed's image: LBA 0..2047 hold a known pattern):
+#   LBA 0..2047 read-only pattern, 4 MiB: reboot mark, 8 MiB: rw area of the
+#   checks, 12 MiB: loop area.
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+
+MODE=io RUN=none SERIAL=
+for a in $(cat /proc/cmdline); do
+  case "$a" in
+    vmm.mode=*) MODE=${a#vmm.mode=} ;;
+    vmm.run=*) RUN=${a#vmm.run=} ;;
+    vmm.serial=*) SERIAL=${a#vmm.serial=} ;;
+  esac
+done
+read up _ </proc/uptime
+echo "VMM: init at ${up}s, mode $MODE, run $RUN"
+
+off() { sync; echo "VMM: power off"; poweroff -f; sleep 10; }
+result() { echo "VMM-RESULT $*"; }
+MARK_LBA=8192      # 4 MiB
+RW_OFF=8388608     # 8 MiB
+LOOP_OFF=12582912  # 12 MiB
+
+for m in $(cat /lib/modules/order); do
+  insmod /lib/modules/$m || echo "VMM: insmod $m failed"
+done
+
+# The nvme's block device (the driver probes asynchronously).
+DEV=/dev/nvme0n1
+i=0
+while [ ! -b $DEV ] && [ $i -lt 600 ]; do sleep 0.2; i=$((i + 1)); done
+read up _ </proc/uptime
+echo "VMM: $DEV present: $([ -b $DEV ] && echo yes || echo no) at ${up}s"
+
+# Sum of the nvme's interrupt counts over all CPUs and vectors.
+nvme_irqs() {
+  awk '/nvme/ { for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i } END { print s + 0 }' /proc/interrupts
+}
+
+# One round of nvme checks; prints FAIL lines, returns the number of failures.
+nvme_checks() {
+  local seed=$1 f=0 before after p addr
+  if [ ! -b $DEV ]; then echo "FAIL $DEV missing"; dmesg | tail -n 20; return 1; fi
+  p=$(cat /sys/block/nvme0n1/device/serial 2>/dev/null | tr -d ' ')
+  [ -z "$SERIAL" ] || [ "$p" = "$SERIAL" ] || { echo "FAIL serial '$p', want '$SERIAL'"; f=$((f + 1)); }
+  addr=$(basename "$(readlink /sys/block/nvme0n1/device/device)")
+  echo "VMM: nvme at $addr: $(cat /sys/bus/pci/devices/$addr/vendor):$(cat /sys/bus/pci/devices/$addr/device) driver $(basename "$(readlink /sys/bus/pci/devices/$addr/driver)")"
+  before=$(nvme_irqs)
+  /bin/guest-tool readlba $DEV 0 "VUB-E2E-NVME LBA 0" || { echo "FAIL LBA 0 lacks the pattern"; f=$((f + 1)); }
+  /bin/guest-tool verify $DEV 0 2048 || { echo "FAIL pattern LBA 0..2047"; f=$((f + 1)); }
+  /bin/guest-tool rw $DEV $RW_OFF 1048576 $seed || { echo "FAIL rw 1 MiB"; f=$((f + 1)); }
+  /bin/guest-tool rw $DEV $((RW_OFF + 1048576)) 4096 $((seed + 1)) || { echo "FAIL rw 4 KiB"; f=$((f + 1)); }
+  after=$(nvme_irqs)
+  echo "VMM: nvme interrupts $before -> $after"
+  [ "$after" -gt "$before" ] || { echo "FAIL nvme interrupt count did not grow"; f=$((f + 1)); }
+  # Completions the driver had to poll for mean the interrupts did not come.
+  if dmesg | grep -i nvme | grep -qiE 'timeout|polled|abort|reset'; then
+    echo "FAIL nvme driver timeouts:"; dmesg | grep -i nvme | tail -n 5; f=$((f + 1))
+  fi
+  return $f
+}
+
+run_nvme() {
+  local name=$1 seed=$2 out
+  out=$(nvme_checks $seed 2>&1)
+  local f=$?
+  echo "$out" | sed 's/^/VMM:   /'
+  if [ $f -eq 0 ]; then result $name PASS; else result $name FAIL "$(echo "$out" | grep FAIL | head -n 3 | tr '\n' ';')"; fi
+}
+
+run_edu() {
+  local d addr= out f
+  for d in /sys/bus/pci/devices/*; do
+    [ "$(cat $d/vendor):$(cat $d/device)" = 0x1234:0x11e8 ] && addr=${d##*/}
+  done
+  if [ -z "$addr" ]; then
+    result edu FAIL "no 1234:11e8 device"; return
+  fi
+  echo "VMM: edu at $addr"
+  out=$(/bin/guest-tool edu $addr 2>&1); f=$?
+  echo "$out" | sed 's/^/VMM:   /'
+  if [ $f -eq 0 ]; then result edu PASS "at $addr"; else result edu FAIL "$(echo "$out" | grep FAIL | head -n 3 | tr '\n' ';')"; fi
+}
+
+case "$MODE" in
+  full)
+    mark=$( [ -b $DEV ] && /bin/guest-tool getmark $DEV $MARK_LBA 2>/dev/null)
+    if [ "$mark" = "reboot $RUN" ]; then
+      echo "VMM: boot 2 (after the guest reboot)"
+      run_nvme reboot 3000
+      /bin/guest-tool setmark $DEV $MARK_LBA "done $RUN" || echo "VMM: clearing the mark failed"
+      off
+    fi
+    echo "VMM: boot 1"
+    run_nvme nvme_io 1000
+    run_edu
+    if /bin/guest-tool setmark $DEV $MARK_LBA "reboot $RUN"; then
+      echo "VMM: rebooting"
+      sync; reboot -f
+    fi
+    result reboot FAIL "could not write the reboot mark"
+    off ;;
+  loop)
+    echo "VMM: nvme I/O loop on $DEV (until the VMM dies)"
+    /bin/guest-tool loop $DEV $LOOP_OFF 262144
+    result loop FAIL "the I/O loop stopped"
+    off ;;
+  io)
+    run_nvme io 5000
+    off ;;
+  *)
+    echo "VMM: unknown mode $MODE"; off ;;
+esac
