@@ -48,7 +48,7 @@ int hv_sysfs_read(const char *path, char *buf, size_t bufsz)
 
 int hv_sysfs_write(const char *path, const char *s)
 {
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
     if (fd < 0)
         return -errno;
     size_t len = strlen(s);

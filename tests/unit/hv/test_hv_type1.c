@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The kernel back end's open path, as far as it can be driven without VFIO
+ * hardware: sysfs refusals, missing and unreadable /dev/vfio nodes, and a
+ * "container" that is not one. Every failure must name the device, the step
+ * and the cause, and leave no fd behind.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <grp.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "fake_sysfs.h"
+#include "hv.h"
+#include "testutil.h"
+
+#define A0 "0000:01:00.0"
+
+struct fixture {
+    struct fake_sysfs fs;
+    char devdir[200];
+    struct hv_open_opts opts;
+};
+
+static int setup(void **state)
+{
+    static struct fixture fx;
+    if (fake_sysfs_init(&fx.fs) < 0)
+        return -1;
+    fs_add_dev(&fx.fs, A0, "vfio-pci", 7, 0x1234, 0x11e8, 0x00ff00);
+    fs_path(&fx.fs, fx.devdir, sizeof(fx.devdir), "dev-vfio");
+    mkdir(fx.devdir, 0755);
+    fx.opts.sysfs = fx.fs.root;
+    fx.opts.dev_vfio = fx.devdir;
+    *state = &fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+    fake_sysfs_destroy(&fx->fs);
+    return 0;
+}
+
+#define assert_msg(err, text)                                                              \
+    do {                                                                                   \
+        if (!strstr((err).msg, (text)))                                                    \
+            fail_msg("message '%s' lacks '%s'", (err).msg, (text));                        \
+    } while (0)
+
+/* Open and check the failure leaves nothing open and no device. */
+static int open_fails(struct fixture *fx, const char *addr, struct hv_err *e)
+{
+    struct hv_device *d = (struct hv_device *)1;
+    int fds = tu_count_fds();
+    memset(e, 0, sizeof(*e));
+    int r = hv_type1_open(addr, &fx->opts, &d, e);
+    assert_true(r < 0);
+    assert_null(d);
+    assert_int_equal(tu_count_fds(), fds);
+    return r;
+}
+
+static void test_bad_address(void **state)
+{
+    struct hv_err e;
+    assert_int_equal(open_fails(*state, "1:0.0", &e), -EINVAL);
+    assert_msg(e, "'1:0.0' is not a PCI address");
+}
+
+static void test_sysfs_refusals(void **state)
+{
+    struct fixture *fx = *state;
+    struct hv_err e;
+
+    fs_add_dev(&fx->fs, "0000:02:00.0", "nvme", 8, 0x1b36, 0x0010, 0x010802);
+    assert_int_equal(open_fails(fx, "0000:02:00.0", &e), -EBUSY);
+    assert_string_equal(e.msg, "0000:02:00.0 is bound to nvme, not vfio-pci");
+
+    fs_add_dev(&fx->fs, "0000:01:00.1", "igb", 7, 0x8086, 0x10c9, 0x020000);
+    assert_int_equal(open_fails(fx, A0, &e), -EBUSY);
+    assert_msg(e, "group 7 is not viable: 0000:01:00.1 is bound to igb");
+
+    assert_int_equal(open_fails(fx, "0000:05:00.0", &e), -ENODEV);
+    assert_msg(e, "no PCI function 0000:05:00.0");
+}
+
+static void test_no_group_node(void **state)
+{
+    struct fixture *fx = *state;
+    struct hv_err e;
+    char path[PATH_MAX + 8];
+    assert_int_equal(open_fails(fx, "01:00.0", &e), -ENOENT);
+    snprintf(path, sizeof(path), "%s/7 (group 7)", fx->devdir);
+    assert_msg(e, A0);
+    assert_msg(e, "cannot open ");
+    assert_msg(e, path);
+}
+
+static void test_no_container(void **state)
+{
+    struct fixture *fx = *state;
+    struct hv_err e;
+    char path[PATH_MAX + 8];
+    snprintf(path, sizeof(path), "%s/7", fx->devdir);
+    fs_write_file(path, "");
+    assert_int_equal(open_fails(fx, A0, &e), -ENOENT);
+    snprintf(path, sizeof(path), "cannot open the VFIO container %s/vfio", fx->devdir);
+    assert_msg(e, A0 ": ");
+    assert_msg(e, path);
+}
+
+static void test_container_not_vfio(void **state)
+{
+    struct fixture *fx = *state;
+    struct hv_err e;
+    char path[PATH_MAX + 8];
+    snprintf(path, sizeof(path), "%s/7", fx->devdir);
+    fs_write_file(path, "");
+    snprintf(path, sizeof(path), "%s/vfio", fx->devdir);
+    fs_write_file(path, "");
+    assert_int_equal(open_fails(fx, A0, &e), -ENOTTY);
+    snprintf(path, sizeof(path), "VFIO_GET_API_VERSION on %s/vfio failed", fx->devdir);
+    assert_msg(e, A0 ": ");
+    assert_msg(e, path);
+}
+
+/* Run hv_type1_open in a child that cannot override file permissions (an
+ * unprivileged uid when we are root); return its result and message. */
+static int open_unprivileged(struct fixture *fx, struct hv_err *e)
+{
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(p[0]);
+        if (geteuid() == 0 &&
+            (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0))
+            _exit(3);
+        struct hv_device *d = NULL;
+        struct hv_err ce = { "" };
+        int r = hv_type1_open(A0, &fx->opts, &d, &ce);
+        if (write(p[1], &r, sizeof(r)) != sizeof(r) || write(p[1], &ce, sizeof(ce)) != sizeof(ce))
+            _exit(4);
+        _exit(d == NULL ? 0 : 5);
+    }
+    close(p[1]);
+    int r = 0, status = 0;
+    assert_int_equal(read(p[0], &r, sizeof(r)), sizeof(r));
+    assert_int_equal(read(p[0], e, sizeof(*e)), sizeof(*e));
+    close(p[0]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    return r;
+}
+
+static void test_permission_denied_group(void **state)
+{
+    struct fixture *fx = *state;
+    struct hv_err e;
+    char path[PATH_MAX + 8], want[PATH_MAX + 64];
+    snprintf(path, sizeof(path), "%s/7", fx->devdir);
+    fs_write_file(path, "");
+    chmod(path, 0600);
+    if (geteuid() != 0)
+        chmod(path, 0);
+    assert_int_equal(open_unprivileged(fx, &e), -EACCES);
+    snprintf(want, sizeof(want), A0 ": permission denied opening %s/7", fx->devdir);
+    assert_msg(e, want);
+}
+
+static void test_permission_denied_container(void **state)
+{
+    struct fixture *fx = *state;
+    struct hv_err e;
+    char path[PATH_MAX + 8], want[PATH_MAX + 64];
+    snprintf(path, sizeof(path), "%s/7", fx->devdir);
+    fs_write_file(path, "");
+    chmod(path, 0666);
+    snprintf(path, sizeof(path), "%s/vfio", fx->devdir);
+    fs_write_file(path, "");
+    chmod(path, geteuid() == 0 ? 0600 : 0);
+    assert_int_equal(open_unprivileged(fx, &e), -EACCES);
+    snprintf(want, sizeof(want), A0 ": permission denied opening %s/vfio", fx->devdir);
+    assert_msg(e, want);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_bad_address, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sysfs_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_group_node, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_container, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_container_not_vfio, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_permission_denied_group, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_permission_denied_container, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
