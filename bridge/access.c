@@ -151,14 +151,16 @@ int acc_listen_unix(const struct acc_sock_opts *o, int *fd_out, struct acc_err *
         r = fail(err, e, "bind %s: %s", o->path, strerror(e));
         goto out_close;
     }
-    if ((o->owner != (uid_t)-1 || o->group != (gid_t)-1) &&
-        fchownat(AT_FDCWD, o->path, o->owner, o->group, AT_SYMLINK_NOFOLLOW) < 0) {
-        r = fail(err, errno, "chown %s to %d:%d: %s", o->path, (int)o->owner, (int)o->group,
+    /* chmod while we still own the file (no CAP_FOWNER needed), then chown
+     * (CAP_CHOWN; it keeps the permission bits of a socket). */
+    if (chmod(o->path, o->mode) < 0) {
+        r = fail(err, errno, "chmod %s to %04o: %s", o->path, (unsigned)o->mode,
                  strerror(errno));
         goto out_unlink;
     }
-    if (chmod(o->path, o->mode) < 0) {
-        r = fail(err, errno, "chmod %s to %04o: %s", o->path, (unsigned)o->mode,
+    if ((o->owner != (uid_t)-1 || o->group != (gid_t)-1) &&
+        fchownat(AT_FDCWD, o->path, o->owner, o->group, AT_SYMLINK_NOFOLLOW) < 0) {
+        r = fail(err, errno, "chown %s to %d:%d: %s", o->path, (int)o->owner, (int)o->group,
                  strerror(errno));
         goto out_unlink;
     }

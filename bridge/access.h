@@ -35,8 +35,9 @@ struct acc_sock_opts {
 /* Create a SOCK_STREAM | SOCK_CLOEXEC UNIX socket listening on opts->path.
  *
  * No window: the socket file is bound under umask 0177 (so it exists as
- * owner-only), then chowned and chmodded to the requested owner, group and
- * mode, and only then does listen() start accepting. The parent directory is
+ * owner-only), then given the requested mode, owner and group (chmod first,
+ * so that only CAP_CHOWN is needed), verified, and only then does listen()
+ * start accepting. The parent directory is
  * created (0755) if missing; a stale socket file with nobody listening is
  * replaced, a live one gives -EADDRINUSE, a non-socket file -EEXIST.
  * *fd_out gets the listening fd (the caller owns it). The process umask is

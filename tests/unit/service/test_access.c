@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -117,6 +119,40 @@ static void test_socket_owner_mode(void **state)
     assert_int_equal(st.st_gid, getegid());
     assert_int_equal(st.st_mode & 07777, 0600);
     close(fd);
+    unlink(path);
+}
+
+/* The unit gives the daemon CAP_CHOWN but not CAP_FOWNER or
+ * CAP_DAC_OVERRIDE: creating a socket for another owner must work so. */
+static void test_socket_with_only_cap_chown(void **state)
+{
+    (void)state;
+    need_root();
+    char path[128];
+    sock_path(path, sizeof(path), "capchown.sock");
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+        struct __user_cap_data_struct d[2];
+        memset(d, 0, sizeof(d));
+        d[0].effective = d[0].permitted = 1u << CAP_CHOWN;
+        if (syscall(SYS_capset, &h, d) < 0)
+            _exit(2);
+        struct acc_sock_opts o = { .path = path, .owner = NOBODY, .group = XGROUP,
+                                   .mode = 0660 };
+        struct acc_err e = { { 0 } };
+        int fd;
+        _exit(acc_listen_unix(&o, &fd, &e) == 0 ? 0 : 3);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    struct stat sb;
+    assert_int_equal(lstat(path, &sb), 0);
+    assert_int_equal(sb.st_uid, NOBODY);
+    assert_int_equal(sb.st_mode & 07777, 0660);
     unlink(path);
 }
 
@@ -414,6 +450,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_socket_owner_mode),
+        cmocka_unit_test(test_socket_with_only_cap_chown),
         cmocka_unit_test(test_socket_refusals),
         cmocka_unit_test(test_peer_allow_list),
         cmocka_unit_test(test_socket_mode_keeps_others_out),

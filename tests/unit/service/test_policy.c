@@ -511,6 +511,40 @@ static void test_sysfs_ident(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* The example installed with the docs must load and mean what it says. */
+static void test_example_policy(void **state)
+{
+    (void)state;
+    if (!getgrnam("kvm")) {
+        print_message("SKIP: the example names group kvm, which this system lacks\n");
+        skip();
+    }
+    struct pol *p = NULL;
+    struct pol_err err = { { 0 } };
+    int r = pol_load_file(EXAMPLE_POLICY, &p, &err);
+    if (r != 0)
+        fail_msg("%s", err.msg);
+    struct pol_decision d;
+    struct pol_ident id = ident("0000:01:00.0", 0x8086, 0x0953, 0x010802);
+    assert_int_equal(pol_decide(p, &id, &d, &err), 0);
+    assert_true(d.exported);
+    assert_int_equal(d.entry->s.n_uids, 1);
+    assert_int_equal(d.entry->s.socket_mode, 0660);
+    assert_int_equal(d.entry->s.socket_group, gid_of("kvm"));
+    assert_string_equal(d.socket, "/run/vfio-user/0000:01:00.0.sock");
+    id = ident("0000:02:00.0", 0x8086, 0x0953, 0x010802);
+    assert_int_equal(pol_decide(p, &id, &d, &err), 0);
+    assert_true(d.exported && d.entry->s.bind && d.entry->s.user_set && d.entry->s.sparse_msix);
+    assert_string_equal(d.socket, "/run/vfio-user/nvme-0000:02:00.0.sock");
+    id = ident("0000:03:00.0", 0x8086, 0x15e9, 0x0c0330);
+    assert_int_equal(pol_decide(p, &id, &d, &err), 0);
+    assert_false(d.exported);
+    id = ident("0000:00:03.0", 0x1234, 0x11e8, 0x00ff00);
+    assert_int_equal(pol_decide(p, &id, &d, &err), 0);
+    assert_true(d.exported && d.entry->s.no_mmap);
+    pol_free(p);
+}
+
 static void test_addr_canon(void **state)
 {
     (void)state;
@@ -539,6 +573,7 @@ int main(void)
         cmocka_unit_test(test_too_many_devices),
         cmocka_unit_test(test_files),
         cmocka_unit_test(test_sysfs_ident),
+        cmocka_unit_test(test_example_policy),
         cmocka_unit_test(test_addr_canon),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,327 @@
+/* SPDX-License-Identifier: MIT */
+/* vfio-user-export-check (the program udev runs) on a fake sysfs tree:
+ * its properties for exported, to-be-bound, excluded and unknown functions,
+ * and its errors. EXPORT_CHECK is the built binary's path. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+static char g_root[64];
+static char g_policy[128];
+
+static void mkp(const char *rel)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/%s", g_root, rel);
+    assert_int_equal(mkdir(p, 0755), 0);
+}
+
+static void put(const char *rel, const char *text)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/%s", g_root, rel);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void lnk(const char *target, const char *rel)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/%s", g_root, rel);
+    assert_int_equal(symlink(target, p), 0);
+}
+
+/* A function with ids, class, optional driver, alone in IOMMU group `grp`. */
+static void add_fn(const char *addr, const char *vendor, const char *device, const char *cls,
+                   const char *driver, int grp)
+{
+    char rel[256], t[256];
+    snprintf(rel, sizeof(rel), "bus/pci/devices/%s", addr);
+    mkp(rel);
+    snprintf(rel, sizeof(rel), "bus/pci/devices/%s/vendor", addr);
+    put(rel, vendor);
+    snprintf(rel, sizeof(rel), "bus/pci/devices/%s/device", addr);
+    put(rel, device);
+    snprintf(rel, sizeof(rel), "bus/pci/devices/%s/class", addr);
+    put(rel, cls);
+    snprintf(rel, sizeof(rel), "bus/pci/devices/%s/driver_override", addr);
+    put(rel, "(null)\n");
+    if (driver) {
+        snprintf(rel, sizeof(rel), "bus/pci/devices/%s/driver", addr);
+        snprintf(t, sizeof(t), "../../drivers/%s", driver);
+        lnk(t, rel);
+    }
+    snprintf(rel, sizeof(rel), "kernel/iommu_groups/%d", grp);
+    mkp(rel);
+    snprintf(rel, sizeof(rel), "kernel/iommu_groups/%d/devices", grp);
+    mkp(rel);
+    snprintf(rel, sizeof(rel), "kernel/iommu_groups/%d/devices/%s", grp, addr);
+    snprintf(t, sizeof(t), "../../../../bus/pci/devices/%s", addr);
+    lnk(t, rel);
+    snprintf(rel, sizeof(rel), "bus/pci/devices/%s/iommu_group", addr);
+    snprintf(t, sizeof(t), "../../../kernel/iommu_groups/%d", grp);
+    lnk(t, rel);
+}
+
+static const char *policy_text =
+    "{\n"
+    "  \"devices\": [\n"
+    "    { \"match\": { \"id\": \"1234:11e8\" }, \"socket\": \"/run/x/{address}.sock\" },\n"
+    "    { \"match\": { \"id\": \"1b36:0010\" }, \"bind\": true },\n"
+    "    { \"match\": { \"class\": \"0c03\" }, \"export\": false },\n"
+    "    { \"match\": { \"class\": \"0c\" } }\n"
+    "  ]\n"
+    "}\n";
+
+static void write_policy(const char *text)
+{
+    FILE *f = fopen(g_policy, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(g_root, sizeof(g_root), "/tmp/vub-ec-XXXXXX");
+    if (!mkdtemp(g_root))
+        return -1;
+    mkp("bus");
+    mkp("bus/pci");
+    mkp("bus/pci/devices");
+    mkp("bus/pci/drivers");
+    mkp("bus/pci/drivers/vfio-pci");
+    mkp("bus/pci/drivers/nvme");
+    mkp("bus/pci/drivers/xhci_hcd");
+    mkp("kernel");
+    mkp("kernel/iommu_groups");
+    put("bus/pci/drivers_probe", "");
+    put("bus/pci/drivers/nvme/unbind", "");
+    add_fn("0000:00:03.0", "0x1234\n", "0x11e8\n", "0x00ff00\n", "vfio-pci", 3);
+    add_fn("0000:00:04.0", "0x1b36\n", "0x0010\n", "0x010802\n", "nvme", 4);
+    add_fn("0000:00:05.0", "0x8086\n", "0x1234\n", "0x0c0330\n", "xhci_hcd", 5);
+    add_fn("0000:00:06.0", "0xabcd\n", "0x0001\n", "0x020000\n", NULL, 6);
+    add_fn("0000:00:07.0", "0x1234\n", "0x11e8\n", "0x00ff00\n", NULL, 7);
+    add_fn("0000:00:08.0", "0x8086\n", "0x0002\n", "0x0c0500\n", "vfio-pci", 8);
+    snprintf(g_policy, sizeof(g_policy), "%s/policy.json", g_root);
+    write_policy(policy_text);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", g_root);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+struct run {
+    int status;
+    char out[2048];
+    char err[2048];
+};
+
+static void slurp(int fd, char *buf, size_t sz)
+{
+    size_t n = 0;
+    ssize_t r;
+    while (n < sz - 1 && (r = read(fd, buf + n, sz - 1 - n)) > 0)
+        n += (size_t)r;
+    buf[n] = '\0';
+}
+
+/* Run the helper with args (NULL-terminated), --sysfs prepended. */
+static void run_helper(struct run *res, ...)
+{
+    const char *argv[16];
+    int n = 0;
+    argv[n++] = EXPORT_CHECK;
+    argv[n++] = "--sysfs";
+    argv[n++] = g_root;
+    va_list ap;
+    va_start(ap, res);
+    const char *a;
+    while ((a = va_arg(ap, const char *)) != NULL && n < 15)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+
+    int o[2], e[2];
+    assert_int_equal(pipe(o), 0);
+    assert_int_equal(pipe(e), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(o[1], 1);
+        dup2(e[1], 2);
+        close(o[0]);
+        close(e[0]);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(o[1]);
+    close(e[1]);
+    slurp(o[0], res->out, sizeof(res->out));   /* small outputs: no deadlock */
+    slurp(e[0], res->err, sizeof(res->err));
+    close(o[0]);
+    close(e[0]);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    res->status = WEXITSTATUS(st);
+}
+
+static void props(const char *addr, const char *want)
+{
+    struct run r;
+    run_helper(&r, "--policy", g_policy, addr, NULL);
+    if (r.status != 0 || strcmp(r.out, want) != 0)
+        fail_msg("%s: status %d\nstdout:\n%s\nwanted:\n%s\nstderr:\n%s", addr, r.status, r.out,
+                 want, r.err);
+}
+
+static void test_properties(void **state)
+{
+    (void)state;
+    /* exported, bound to vfio-pci: serve it */
+    props("0000:00:03.0", "VFIO_USER_MATCH=1\nVFIO_USER_EXPORT=1\nVFIO_USER_BIND=0\n"
+                          "VFIO_USER_SOCKET=/run/x/0000:00:03.0.sock\nVFIO_USER_ENTRY=0\n");
+    /* the same ids but not bound (no "bind"): wanted, not yet served */
+    props("00:07.0", "VFIO_USER_MATCH=1\nVFIO_USER_EXPORT=0\nVFIO_USER_BIND=0\n"
+                     "VFIO_USER_SOCKET=/run/x/0000:00:07.0.sock\nVFIO_USER_ENTRY=0\n");
+    /* "bind": true and on another driver: bind first */
+    props("0000:00:04.0", "VFIO_USER_MATCH=1\nVFIO_USER_EXPORT=0\nVFIO_USER_BIND=1\n"
+                          "VFIO_USER_SOCKET=/run/vfio-user/0000:00:04.0.sock\n"
+                          "VFIO_USER_ENTRY=1\n");
+    /* excluded by "export": false ahead of a matching entry */
+    props("0000:00:05.0", "VFIO_USER_MATCH=0\nVFIO_USER_EXPORT=0\nVFIO_USER_BIND=0\n"
+                          "VFIO_USER_ENTRY=2\n");
+    /* matched by the later class entry */
+    props("0000:00:08.0", "VFIO_USER_MATCH=1\nVFIO_USER_EXPORT=1\nVFIO_USER_BIND=0\n"
+                          "VFIO_USER_SOCKET=/run/vfio-user/0000:00:08.0.sock\n"
+                          "VFIO_USER_ENTRY=3\n");
+    /* nothing matches */
+    props("0000:00:06.0", "VFIO_USER_MATCH=0\nVFIO_USER_EXPORT=0\nVFIO_USER_BIND=0\n");
+}
+
+static void test_no_policy_exports_nothing(void **state)
+{
+    (void)state;
+    struct run r;
+    char missing[160];
+    snprintf(missing, sizeof(missing), "%s/none.json", g_root);
+    run_helper(&r, "--policy", missing, "0000:00:03.0", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "VFIO_USER_MATCH=0\nVFIO_USER_EXPORT=0\nVFIO_USER_BIND=0\n");
+}
+
+static void test_errors(void **state)
+{
+    (void)state;
+    struct run r;
+
+    /* a broken policy: no properties, exit 1, and the message locates it */
+    write_policy("{\n  \"devices\": [\n    { \"match\": { \"id\": \"1234:11e8\" } }\n    {}\n]}\n");
+    run_helper(&r, "--policy", g_policy, "0000:00:03.0", NULL);
+    assert_int_equal(r.status, 1);
+    assert_string_equal(r.out, "");
+    char want[256];
+    snprintf(want, sizeof(want), "%s: line 4, column 5: ", g_policy);
+    if (!strstr(r.err, want))
+        fail_msg("stderr \"%s\" lacks \"%s\"", r.err, want);
+
+    write_policy("{\"devices\": [{\"match\": {\"id\": \"1234:11e8\"}, \"socket_mode\": \"0999\"}]}");
+    run_helper(&r, "--policy", g_policy, "0000:00:03.0", NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "devices[0].socket_mode"));
+    write_policy(policy_text);
+
+    /* no such function */
+    run_helper(&r, "--policy", g_policy, "0000:00:1f.0", NULL);
+    assert_int_equal(r.status, 1);
+    assert_string_equal(r.out, "");
+    assert_non_null(strstr(r.err, "0000:00:1f.0"));
+    assert_non_null(strstr(r.err, "no such PCI function"));
+
+    /* usage */
+    run_helper(&r, "--policy", g_policy, NULL);
+    assert_int_equal(r.status, 2);
+    run_helper(&r, "--bogus", "0000:00:03.0", NULL);
+    assert_int_equal(r.status, 2);
+}
+
+static void read_override(const char *addr, char *buf, size_t sz)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/bus/pci/devices/%s/driver_override", g_root, addr);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    slurp(fd, buf, sz);
+    close(fd);
+}
+
+static void test_bind(void **state)
+{
+    (void)state;
+    struct run r;
+    char ov[64];
+
+    /* the policy does not ask to bind 0000:00:07.0: nothing is written */
+    run_helper(&r, "--policy", g_policy, "--bind", "0000:00:07.0", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.err, "does not ask to bind"));
+    read_override("0000:00:07.0", ov, sizeof(ov));
+    assert_string_equal(ov, "(null)\n");
+
+    /* already on vfio-pci: nothing to do */
+    run_helper(&r, "--policy", g_policy, "--bind", "0000:00:03.0", NULL);
+    assert_int_equal(r.status, 0);
+    read_override("0000:00:03.0", ov, sizeof(ov));
+    assert_string_equal(ov, "(null)\n");
+
+#ifdef VUB_HAVE_HOSTVFIO
+    /* "bind": true: driver_override is set and the function unbound from
+     * nvme; in a fake tree no kernel binds it, so the helper reports that */
+    run_helper(&r, "--policy", g_policy, "--bind", "0000:00:04.0", NULL);
+    read_override("0000:00:04.0", ov, sizeof(ov));
+    assert_string_equal(ov, "vfio-pci");
+    char unb[64];
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/bus/pci/drivers/nvme/unbind", g_root);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    slurp(fd, unb, sizeof(unb));
+    close(fd);
+    assert_string_equal(unb, "0000:00:04.0");
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "cannot bind to vfio-pci"));
+#else
+    print_message("SKIP: the --bind path needs hostvfio\n");
+#endif
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_properties),
+        cmocka_unit_test(test_no_policy_exports_nothing),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_bind),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
