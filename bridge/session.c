@@ -67,17 +67,22 @@ void br_session_close(struct br_session *s)
     unsigned irq_fds = br_irq_open_fds(&s->irq);
     int r;
 
-    /* Stop the device mastering the bus before its memory goes away. */
-    if ((r = br_dev_bus_master_off(hv)) < 0)
-        br_warn("clearing bus master failed: %s", strerror(-r));
-    br_irq_disable_all(&s->irq, hv);
-    br_dma_unmap_all(&s->dma, hv);
-    if (s->dev->flags & VU_DEVICE_FLAGS_RESET) {
-        if ((r = hv->ops->reset(hv)) < 0)
-            br_warn("device reset failed: %s", strerror(-r));
+    /* Before VERSION every command is refused: such a client (a connection
+     * probe, a refused handshake) cannot have touched the device. */
+    bool quiesce = s->negotiated;
+    if (quiesce) {
+        /* Stop the device mastering the bus before its memory goes away. */
+        if ((r = br_dev_bus_master_off(hv)) < 0)
+            br_warn("clearing bus master failed: %s", strerror(-r));
+        br_irq_disable_all(&s->irq, hv);
+        br_dma_unmap_all(&s->dma, hv);
+        if (s->dev->flags & VU_DEVICE_FLAGS_RESET) {
+            if ((r = hv->ops->reset(hv)) < 0)
+                br_warn("device reset failed: %s", strerror(-r));
+        }
+        if ((r = br_dev_bus_master_off(hv)) < 0)
+            br_warn("clearing bus master failed: %s", strerror(-r));
     }
-    if ((r = br_dev_bus_master_off(hv)) < 0)
-        br_warn("clearing bus master failed: %s", strerror(-r));
 
     vu_conn_close(&s->conn);
     br_irq_free(&s->irq);
@@ -86,6 +91,7 @@ void br_session_close(struct br_session *s)
             "released %zu DMA maps, %u IRQ eventfds%s",
             (int)s->peer.pid, (unsigned)s->peer.uid, s->close_reason ? s->close_reason : "closed",
             (unsigned long long)s->n_msgs, (unsigned long long)s->n_errors, maps, irq_fds,
-            (s->dev->flags & VU_DEVICE_FLAGS_RESET) ? ", device reset" : "");
+            !quiesce ? ", device untouched"
+                     : (s->dev->flags & VU_DEVICE_FLAGS_RESET) ? ", device reset" : "");
     free(s);
 }

@@ -121,7 +121,9 @@ int br_session_open(struct br_session **out, struct br_dev *dev, int fd, const s
  * bus mastering off, IRQs disabled (and shadow fds closed), every DMA mapping
  * removed from the IOMMU and unmapped, memory fds closed, device reset (if it
  * has FLAGS_RESET), bus mastering off again (for devices without reset),
- * socket closed. Logs the disconnect line. */
+ * socket closed. Logs the disconnect line. A session that never completed
+ * VERSION cannot have changed anything (every other command is refused
+ * before it), so the device is left alone then. */
 void br_session_close(struct br_session *s);
 
 /* Clear the bus-master bit of the COMMAND register through config space. */
