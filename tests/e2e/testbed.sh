@@ -189,7 +189,7 @@ timeout -k 10 "$TIMEOUT" "$QEMU" \
   -device edu \
   -drive file="$NVME_IMG",if=none,id=nvm0,format=raw \
   -device nvme,drive=nvm0,serial="$NVME_SERIAL" \
-  "${EXTRA_QEMU[@]}" </dev/null
+  "${EXTRA_QEMU[@]}" </dev/null 2>"$OUT/qemu.stderr"
 qrc=$?
 set -e
 t1=$(date +%s.%N)
@@ -221,7 +221,8 @@ if [ $qrc -eq 124 ] || [ $qrc -eq 137 ]; then
   log "TIMEOUT: the guest ran longer than ${TIMEOUT}s and was killed"
   status=1
 elif [ $qrc -ne 0 ]; then
-  log "qemu exited with status $qrc"
+  log "qemu exited with status $qrc; its stderr:"
+  sed 's/^/  qemu: /' "$OUT/qemu.stderr" >&2
   status=1
 fi
 log "boot to init: $(cat "$OUT/rc/booted" 2>/dev/null || echo '?')s (guest clock); wall time ${secs}s"

@@ -28,6 +28,9 @@
 #define EDU_CMD_TO_RAM 2u
 #define EDU_CMD_IRQ 4u
 
+/* QEMU's edu (7.2) aborts the whole VM on a transfer that ends exactly at
+ * the end of its 4 KiB buffer (off by one in its range check): stay inside. */
+#define XFER 2048u
 #define DMA_IOVA 0x100000u     /* below the edu's 28-bit DMA mask */
 #define DMA_LEN 8192u
 #define IRQ_WAIT_MS 5000
@@ -57,15 +60,6 @@ static bool edu_dma(struct st *t, uint32_t src, uint32_t dst, uint32_t cnt, uint
         st_wr32(t, BAR0, EDU_DMA_CNT, cnt) || st_wr32(t, BAR0, EDU_DMA_CMD, cmd | EDU_CMD_START))
         return false;
     return wait_clear(t, EDU_DMA_CMD, EDU_CMD_START, 5000);
-}
-
-static bool msi_enabled(struct st *t, const struct pv_config *pc)
-{
-    const struct pv_cap *msi = pv_config_find(pc, false, 0x05);
-    uint16_t ctl = 0;
-    if (!msi || st_rd16(t, CFG, msi->off + 2u, &ctl) < 0)
-        return false;
-    return ctl & 1;
 }
 
 static int set_eventfd(struct st *t, uint32_t index, int efd)
@@ -122,8 +116,9 @@ static void test_factorial(struct st *t)
     st_check(t, ok && v == 3628800u, "factorial of 10 = %u", v);
 }
 
-/* DMA both ways with an MSI on completion; returns whether MSI is set up. */
-static void test_dma_msi(struct st *t, const struct pv_config *pc, bool hold)
+/* DMA both ways with an MSI on completion. (The kernel keeps the MSI enable
+ * bit of the config space virtual: it does not show what SET_IRQS did.) */
+static void test_dma_msi(struct st *t, bool hold)
 {
     struct st_mem mem;
     uint16_t cmd = 0;
@@ -131,7 +126,7 @@ static void test_dma_msi(struct st *t, const struct pv_config *pc, bool hold)
 
     if (!st_check(t, st_mem_alloc(&mem, DMA_LEN) == 0, "memfd of %u bytes for DMA", DMA_LEN))
         return;
-    for (uint32_t i = 0; i < 4096; i++)
+    for (uint32_t i = 0; i < XFER; i++)
         mem.p[i] = (uint8_t)(i * 7 + 3);
 
     bool ok = st_rd16(t, CFG, 4, &cmd) == 0 && st_wr16(t, CFG, 4, cmd | 0x6) == 0 && st_rd16(t, CFG, 4, &cmd) == 0;
@@ -144,15 +139,14 @@ static void test_dma_msi(struct st *t, const struct pv_config *pc, bool hold)
     efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     rc = set_eventfd(t, VU_PCI_MSI_IRQ_INDEX, efd);
     st_check(t, rc == 0, "SET_IRQS MSI vector 0 -> our eventfd (%s)", rc ? vu_client_error(t->c) : "ok");
-    st_check(t, msi_enabled(t, pc), "MSI enabled in config space");
 
-    st_check(t, edu_dma(t, DMA_IOVA, EDU_DMA_BUF, 4096, 0), "DMA client memory -> device done");
+    st_check(t, edu_dma(t, DMA_IOVA, EDU_DMA_BUF, XFER, 0), "DMA client memory -> device done");
     memset(mem.p + 4096, 0, 4096);
-    bool done = edu_dma(t, EDU_DMA_BUF, DMA_IOVA + 4096, 4096, EDU_CMD_TO_RAM | EDU_CMD_IRQ);
+    bool done = edu_dma(t, EDU_DMA_BUF, DMA_IOVA + 4096, XFER, EDU_CMD_TO_RAM | EDU_CMD_IRQ);
     st_check(t, done, "DMA device -> client memory done");
     int64_t n = st_wait_eventfd(efd, IRQ_WAIT_MS);
     st_check(t, n > 0, "MSI of the DMA completion arrived on our eventfd");
-    st_check(t, memcmp(mem.p, mem.p + 4096, 4096) == 0, "4096 bytes came back through the device intact");
+    st_check(t, memcmp(mem.p, mem.p + 4096, XFER) == 0, "%u bytes came back through the device intact", XFER);
     st_wr32(t, BAR0, EDU_ACK, EDU_DMA_IRQ);
 
     st_wr32(t, BAR0, EDU_RAISE, 1);
@@ -170,14 +164,14 @@ static void test_dma_msi(struct st *t, const struct pv_config *pc, bool hold)
     rc = vu_client_dma_unmap(t->c, DMA_IOVA, DMA_LEN, 0);
     st_check(t, rc == 0, "DMA_UNMAP (%s)", rc ? vu_client_error(t->c) : "ok");
     memset(mem.p + 4096, 0, 4096);
-    edu_dma(t, EDU_DMA_BUF, DMA_IOVA + 4096, 4096, EDU_CMD_TO_RAM);
+    edu_dma(t, EDU_DMA_BUF, DMA_IOVA + 4096, XFER, EDU_CMD_TO_RAM);
     bool untouched = true;
     for (uint32_t i = 4096; i < DMA_LEN; i++)
         untouched &= mem.p[i] == 0;
     st_check(t, untouched, "after DMA_UNMAP the device can no longer write our memory");
 
     rc = irq_off(t, VU_PCI_MSI_IRQ_INDEX);
-    st_check(t, rc == 0 && !msi_enabled(t, pc), "MSI disabled again");
+    st_check(t, rc == 0, "MSI disabled again (%s)", rc ? vu_client_error(t->c) : "ok");
 out:
     if (efd >= 0)
         close(efd);
@@ -258,7 +252,7 @@ int selftest_edu(struct vu_client *c, const struct probe_opts *o)
 
     test_registers(&t, o->expect_no_mmap);
     test_factorial(&t);
-    test_dma_msi(&t, &pc, o->hold);
+    test_dma_msi(&t, o->hold);
     test_intx(&t);
     test_reset(&t, di.flags);
     return st_finish(&t);
