@@ -222,11 +222,12 @@ ssize_t vu_caps_emit(const struct vu_caps *caps, char *buf, size_t bufsz)
     if (ok && caps->twin_socket)
         ok = put(buf, bufsz, &pos, ",\"twin_socket\":{\"supported\":true}");
     if (ok && caps->has_migration) {
-        ok = put(buf, bufsz, &pos, ",\"migration\":{\"pgsize\":%" PRIu64,
-                 caps->migration_pgsize);
+        ok = put(buf, bufsz, &pos, ",\"migration\":{");
+        if (ok && caps->migration_pgsize)
+            ok = put(buf, bufsz, &pos, "\"pgsize\":%" PRIu64, caps->migration_pgsize);
         if (ok && caps->migration_max_bitmap_size)
-            ok = put(buf, bufsz, &pos, ",\"max_bitmap_size\":%" PRIu64,
-                     caps->migration_max_bitmap_size);
+            ok = put(buf, bufsz, &pos, "%s\"max_bitmap_size\":%" PRIu64,
+                     caps->migration_pgsize ? "," : "", caps->migration_max_bitmap_size);
         if (ok)
             ok = put(buf, bufsz, &pos, "}");
     }

@@ -199,6 +199,16 @@ static void test_emit(void **state)
     (void)state;
     struct vu_caps c, back;
     char buf[512];
+    /* an empty legacy migration object survives emit + parse */
+    assert_int_equal(parse(CAPS("\"migration\":{}"), &c, NULL), 0);
+    assert_true(vu_caps_emit(&c, buf, sizeof(buf)) > 0);
+    assert_non_null(strstr(buf, "\"migration\":{}"));
+    assert_int_equal(parse(buf, &back, NULL), 0);
+    assert_true(back.has_migration);
+    c.migration_max_bitmap_size = 4096;
+    assert_true(vu_caps_emit(&c, buf, sizeof(buf)) > 0);
+    assert_non_null(strstr(buf, "\"migration\":{\"max_bitmap_size\":4096}"));
+
     vu_caps_defaults(&c);
     c.max_msg_fds = 16;
     ssize_t n = vu_caps_emit(&c, buf, sizeof(buf));
