@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: MIT */
+/* DMA_MAP / DMA_UNMAP: the client's memory really is what the device sees. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "testutil.h"
+
+#define RW (VU_DMA_MAP_FLAG_READ | VU_DMA_MAP_FLAG_WRITE)
+#define MiB (1u << 20)
+
+static int setup(void **state)
+{
+    struct th *t = malloc(sizeof(*t));
+    th_init(t);
+    th_start(t);
+    *state = t;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct th *t = *state;
+    th_stop(t);
+    free(t);
+    return 0;
+}
+
+static void test_map_is_zero_copy(void **state)
+{
+    struct th *t = *state;
+    struct vu_client *c = th_connect(t, true);
+    int mfd = th_memfd(4 * MiB);
+    /* 1 MiB of the memfd, from offset 2 MiB, at IOVA 16 MiB */
+    assert_int_equal(vu_client_dma_map(c, 16 * MiB, MiB, mfd, 2 * MiB, RW), 0);
+    assert_int_equal(hv_sim_dma_count(t->hv), 1);
+    assert_int_equal(hv_sim_dma_bytes(t->hv), MiB);
+
+    /* device writes land in the client's memfd at the right offset */
+    const char msg[] = "written by the device";
+    assert_int_equal(hv_sim_dma_write(t->hv, 16 * MiB + 100, msg, sizeof(msg)), 0);
+    char got[sizeof(msg)] = "";
+    assert_int_equal(pread(mfd, got, sizeof(got), 2 * MiB + 100), (ssize_t)sizeof(got));
+    assert_memory_equal(got, msg, sizeof(msg));
+    /* and client writes are what the device reads */
+    const char back[] = "written by the client";
+    assert_int_equal(pwrite(mfd, back, sizeof(back), 3 * MiB - 64), (ssize_t)sizeof(back));
+    char dev[sizeof(back)] = "";
+    assert_int_equal(hv_sim_dma_read(t->hv, 17 * MiB - 64, dev, sizeof(dev)), 0);
+    assert_memory_equal(dev, back, sizeof(back));
+    /* outside the map the device faults */
+    assert_int_equal(hv_sim_dma_write(t->hv, 17 * MiB, msg, 1), -EFAULT);
+
+    assert_int_equal(vu_client_dma_unmap(c, 16 * MiB, MiB, 0), 0);
+    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    assert_int_equal(hv_sim_dma_write(t->hv, 16 * MiB + 100, msg, 1), -EFAULT);
+    vu_client_close(c);
+    close(mfd);
+}
+
+static void test_map_rules(void **state)
+{
+    struct th *t = *state;
+    struct vu_client *c = th_connect(t, true);
+    int mfd = th_memfd(4 * MiB);
+    assert_int_equal(vu_client_dma_map(c, 0x100000, MiB, mfd, 0, RW), 0);
+    /* overlaps: inside, straddling the start, straddling the end, covering */
+    assert_int_equal(vu_client_dma_map(c, 0x180000, 0x1000, mfd, 0, RW), -EEXIST);
+    assert_int_equal(vu_client_dma_map(c, 0x0ff000, 0x2000, mfd, 0, RW), -EEXIST);
+    assert_int_equal(vu_client_dma_map(c, 0x1ff000, 0x2000, mfd, 0, RW), -EEXIST);
+    assert_int_equal(vu_client_dma_map(c, 0, 4 * MiB, mfd, 0, RW), -EEXIST);
+    assert_int_equal(vu_client_dma_map(c, 0x180000, 0x1000, -1, 0, RW), -EEXIST);
+    /* adjacent on both sides is fine */
+    assert_int_equal(vu_client_dma_map(c, 0x0ff000, 0x1000, mfd, 0x1000, RW), 0);
+    assert_int_equal(vu_client_dma_map(c, 0x200000, 0x1000, mfd, 0x2000, RW), 0);
+    assert_int_equal(hv_sim_dma_count(t->hv), 3);
+    /* beyond the end of the memfd */
+    assert_int_equal(vu_client_dma_map(c, 0x10000000, MiB, mfd, 3 * MiB + 4096, RW), -EINVAL);
+    /* misaligned IOVA: the IOMMU's rule */
+    assert_int_equal(vu_client_dma_map(c, 0x10000800, 0x1000, mfd, 0, RW), -EINVAL);
+    /* an fd that is not memory */
+    int efd = th_eventfd();
+    assert_true(vu_client_dma_map(c, 0x10000000, 0x1000, efd, 0, RW) < 0);
+    close(efd);
+    /* unmap must match exactly */
+    assert_int_equal(vu_client_dma_unmap(c, 0x100000, 0x1000, 0), -ENOENT);
+    assert_int_equal(vu_client_dma_unmap(c, 0x100000, 2 * MiB, 0), -ENOENT);
+    assert_int_equal(vu_client_dma_unmap(c, 0x180000, MiB, 0), -ENOENT);
+    assert_int_equal(hv_sim_dma_count(t->hv), 3);
+    assert_int_equal(vu_client_dma_unmap(c, 0x100000, MiB, 0), 0);
+    assert_int_equal(hv_sim_dma_count(t->hv), 2);
+    /* bad unmap flags: GET_DIRTY_BITMAP, ALL with an address */
+    struct vu_dma_unmap u = { .argsz = 24, .flags = 1, .address = 0x0ff000, .size = 0x1000 };
+    assert_int_equal(th_call(c, VU_CMD_DMA_UNMAP, 0, &u, sizeof(u), NULL, 0, NULL), -EINVAL);
+    u.flags = VU_DMA_UNMAP_FLAG_ALL;
+    assert_int_equal(th_call(c, VU_CMD_DMA_UNMAP, 0, &u, sizeof(u), NULL, 0, NULL), -EINVAL);
+    /* the reply of a good unmap echoes the request */
+    u.flags = 0;
+    struct vu_msg m;
+    assert_int_equal(th_call(c, VU_CMD_DMA_UNMAP, 0, &u, sizeof(u), NULL, 0, &m), 0);
+    assert_int_equal(m.payload_len, sizeof(u));
+    assert_memory_equal(m.payload, &u, sizeof(u));
+    vu_msg_release(&m);
+    assert_int_equal(hv_sim_dma_count(t->hv), 1);
+    vu_client_close(c);
+    close(mfd);
+}
+
+static void test_map_without_fd(void **state)
+{
+    struct th *t = *state;
+    struct vu_client *c = th_connect(t, true);
+    /* QEMU maps ROM/BIOS without an fd: accepted, not reachable by the device */
+    assert_int_equal(vu_client_dma_map(c, 0xfffc0000, 0x40000, -1, 0, VU_DMA_MAP_FLAG_READ), 0);
+    assert_int_equal(vu_client_dma_map(c, 0xc0000, 0x20000, -1, 0, RW), 0);
+    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    uint8_t b = 0;
+    assert_int_equal(hv_sim_dma_read(t->hv, 0xfffc0000, &b, 1), -EFAULT);
+    /* they are in the table: overlap and exact unmap apply */
+    int mfd = th_memfd(MiB);
+    assert_int_equal(vu_client_dma_map(c, 0xc0000, 0x1000, mfd, 0, RW), -EEXIST);
+    assert_int_equal(vu_client_dma_unmap(c, 0xc0000, 0x20000, 0), 0);
+    assert_int_equal(vu_client_dma_map(c, 0xc0000, 0x1000, mfd, 0, RW), 0);
+    /* an offset without an fd is malformed; so are unknown flags and size 0 */
+    struct vu_dma_map q = { .argsz = 32, .flags = RW, .offset = 0x1000, .address = 0x40000000,
+                            .size = 0x1000 };
+    assert_int_equal(th_call(c, VU_CMD_DMA_MAP, 0, &q, sizeof(q), NULL, 0, NULL), -EINVAL);
+    q.offset = 0;
+    q.flags = 4;
+    assert_int_equal(th_call(c, VU_CMD_DMA_MAP, 0, &q, sizeof(q), NULL, 0, NULL), -EINVAL);
+    q.flags = RW;
+    q.size = 0;
+    assert_int_equal(th_call(c, VU_CMD_DMA_MAP, 0, &q, sizeof(q), NULL, 0, NULL), -EINVAL);
+    /* two fds */
+    q.size = 0x1000;
+    int two[2] = { mfd, mfd };
+    assert_int_equal(th_call(c, VU_CMD_DMA_MAP, 0, &q, sizeof(q), two, 2, NULL), -EINVAL);
+    vu_client_close(c);
+    close(mfd);
+}
+
+static void test_read_only_map(void **state)
+{
+    struct th *t = *state;
+    struct vu_client *c = th_connect(t, true);
+    int mfd = th_memfd(MiB);
+    assert_int_equal(pwrite(mfd, "rom", 3, 0), 3);
+    assert_int_equal(vu_client_dma_map(c, 0x100000, MiB, mfd, 0, VU_DMA_MAP_FLAG_READ), 0);
+    char b[3];
+    assert_int_equal(hv_sim_dma_read(t->hv, 0x100000, b, 3), 0);
+    assert_memory_equal(b, "rom", 3);
+    assert_int_equal(hv_sim_dma_write(t->hv, 0x100000, "x", 1), -EPERM);
+    vu_client_close(c);
+    close(mfd);
+}
+
+static void test_dedup_and_unmap_all(void **state)
+{
+    struct th *t = *state;
+    struct vu_client *c = th_connect(t, true);
+    int mfd = th_memfd(8 * MiB);
+    int base = tu_count_fds();
+    /* QEMU sends a fresh fd number for every map of the same RAM block */
+    for (unsigned i = 0; i < 4; i++) {
+        int d = dup(mfd);
+        assert_int_equal(vu_client_dma_map(c, (uint64_t)(i + 1) * 16 * MiB, MiB, d,
+                                           (uint64_t)i * MiB, RW), 0);
+        close(d);
+    }
+    /* the bridge (same process) keeps one fd for the object, not four */
+    assert_int_equal(tu_count_fds(), base + 1);
+    int other = th_memfd(MiB);
+    assert_int_equal(vu_client_dma_map(c, 0x100000, MiB, other, 0, RW), 0);
+    close(other);
+    assert_int_equal(tu_count_fds(), base + 2);
+    assert_int_equal(hv_sim_dma_count(t->hv), 5);
+    /* the dedup kept each map's own offset */
+    assert_int_equal(hv_sim_dma_write(t->hv, 48 * MiB, "3", 1), 0);
+    char x = 0;
+    assert_int_equal(pread(mfd, &x, 1, 2 * MiB), 1);
+    assert_int_equal(x, '3');
+
+    assert_int_equal(vu_client_dma_unmap(c, 0, 0, VU_DMA_UNMAP_FLAG_ALL), 0);
+    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    assert_int_equal(tu_count_fds(), base);
+    /* a map after unmap-all works again */
+    assert_int_equal(vu_client_dma_map(c, 16 * MiB, MiB, mfd, 0, RW), 0);
+    assert_int_equal(vu_client_dma_unmap(c, 16 * MiB, MiB, 0), 0);
+    assert_int_equal(tu_count_fds(), base);
+    vu_client_close(c);
+    close(mfd);
+}
+
+static int setup_limits(void **state)
+{
+    struct th *t = malloc(sizeof(*t));
+    th_init(t);
+    t->cfg.max_dma_maps = 3;
+    t->cfg.max_dma_bytes = 2 * MiB;
+    th_start(t);
+    *state = t;
+    return 0;
+}
+
+static void test_limits(void **state)
+{
+    struct th *t = *state;
+    struct vu_client *c = th_connect(t, false);
+    struct vu_caps sc;
+    assert_int_equal(vu_client_negotiate(c, NULL, &sc), 0);
+    assert_int_equal(sc.max_dma_maps, 3);
+    int mfd = th_memfd(4 * MiB);
+    assert_int_equal(vu_client_dma_map(c, 0x100000, 3 * MiB, mfd, 0, RW), -ENOMEM);
+    assert_int_equal(vu_client_dma_map(c, 0x100000, MiB, mfd, 0, RW), 0);
+    assert_int_equal(vu_client_dma_map(c, 0x200000, MiB, mfd, 0, RW), 0);
+    assert_int_equal(vu_client_dma_map(c, 0x300000, 0x1000, mfd, 0, RW), -ENOMEM);
+    assert_int_equal(vu_client_dma_map(c, 0x40000000, 0x1000, -1, 0, RW), 0);  /* fd-less: no bytes */
+    assert_int_equal(vu_client_dma_map(c, 0x50000000, 0x1000, -1, 0, RW), -ENOSPC);
+    assert_int_equal(vu_client_dma_unmap(c, 0x100000, MiB, 0), 0);
+    assert_int_equal(vu_client_dma_map(c, 0x300000, 0x1000, mfd, 0, RW), 0);
+    vu_client_close(c);
+    close(mfd);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_map_is_zero_copy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_map_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_map_without_fd, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_only_map, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dedup_and_unmap_all, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_limits, setup_limits, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
