@@ -82,10 +82,13 @@ ssize_t vu_client_region_write_multi(struct vu_client *c, const struct vu_write_
 int vu_client_reset(struct vu_client *c);
 
 /* GET_REGION_IO_FDS: returns the reply payload in buf (argsz bytes at most)
- * and the received fds (caller closes). Returns payload bytes. */
+ * and the received fds (caller closes). Returns payload bytes. *nfds is in/out:
+ * on entry the room in fds[], on return the number received; more fds than
+ * room is -E2BIG (all of them closed). */
 ssize_t vu_client_get_region_io_fds(struct vu_client *c, uint32_t index, uint32_t argsz,
                                     void *buf, int *fds, size_t *nfds);
-/* DEVICE_FEATURE: request data in/out; returns reply payload bytes. */
+/* DEVICE_FEATURE: request data in/out; returns reply payload bytes. argsz 0
+ * means 8 + data_len. A reply payload larger than reply_sz is -E2BIG. */
 ssize_t vu_client_device_feature(struct vu_client *c, uint32_t flags, const void *data,
                                  size_t data_len, uint32_t argsz, void *reply, size_t reply_sz);
 ssize_t vu_client_mig_data_read(struct vu_client *c, void *buf, uint32_t size);
