@@ -68,7 +68,7 @@ void th_start(struct th *t)
     t->running = true;
 }
 
-void th_stop(struct th *t)
+void th_stop_loop(struct th *t)
 {
     if (t->running) {
         br_server_stop(t->srv);
@@ -76,6 +76,11 @@ void th_stop(struct th *t)
         t->running = false;
         assert_int_equal(t->run_ret, 0);
     }
+}
+
+void th_stop(struct th *t)
+{
+    th_stop_loop(t);
     br_server_free(t->srv);
     t->srv = NULL;
     free(t->dev);

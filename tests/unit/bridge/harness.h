@@ -40,6 +40,8 @@ void th_init_nvme(struct th *t);
 void th_start(struct th *t);
 /* Stop the loop (quiescing any session), join, free everything. */
 void th_stop(struct th *t);
+/* Only stop and join the loop (the device stays open for inspection). */
+void th_stop_loop(struct th *t);
 
 /* Connect (and with negotiate, VERSION with a QEMU-like offer). */
 struct vu_client *th_connect(struct th *t, bool negotiate);
