@@ -15,6 +15,7 @@ void br_cli_usage(FILE *out)
 {
     fputs(
 "Usage: vfio-user-bridge --device DDDD:BB:DD.F --socket PATH [options]\n"
+"       vfio-user-bridge --device DDDD:BB:DD.F --policy FILE [options]\n"
 "       vfio-user-bridge --sim[=edu|nvme-like] --socket PATH [options]\n"
 "       vfio-user-bridge list [--json]\n"
 "\n"
@@ -46,7 +47,10 @@ void br_cli_usage(FILE *out)
 "      --socket-group GROUP socket group (name or gid)\n"
 "      --allow-uid USER     accept only these peers (repeatable; name or uid)\n"
 "      --allow-gid GROUP    ... or peers in these groups (repeatable)\n"
-"      --policy FILE        access policy (JSON)\n"
+"      --policy FILE        export policy (JSON, docs/policy.md): the device\n"
+"                           must be exported by it; it supplies what the\n"
+"                           options above leave unset (socket, owner, mode,\n"
+"                           allowed peers, user to drop to, options)\n"
 "  -l, --log-level LEVEL    error, warn, info (default) or debug\n"
 "  -h, --help               show this help\n"
 "  -V, --version            show the version\n"
@@ -54,7 +58,9 @@ void br_cli_usage(FILE *out)
 "Sizes take K, M or G (binary) suffixes. Logs go to stderr, one line per\n"
 "client connect and disconnect and per error. SIGTERM or SIGINT quiesces the\n"
 "device and exits 0. With $NOTIFY_SOCKET set, READY=1 is sent once the\n"
-"socket listens.\n"
+"socket listens. Exit status: 0 stopped by a signal, 1 the device or socket\n"
+"could not be set up, 2 bad command line or policy (or the policy does not\n"
+"export the device), 3 the device was unbound from vfio-pci or removed.\n"
 "\n"
 "list [--json]: every PCI function with its ids, names, driver, IOMMU group,\n"
 "and whether it can be exported now (or why not).\n",
@@ -264,7 +270,7 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
         return bad(errout, "unexpected argument %s", argv[optind]);
     if (!cfg->device && cfg->sim == BR_SIM_NONE)
         return bad(errout, "%s", "--device is required (or --sim)");
-    if (!cfg->socket_path)
-        return bad(errout, "%s", "--socket is required");
+    if (!cfg->socket_path && !cfg->policy_path)
+        return bad(errout, "%s", "--socket is required (or --policy)");
     return 0;
 }

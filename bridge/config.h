@@ -67,6 +67,12 @@ struct br_config {
     gid_t allow_gids[BR_MAX_ALLOW_UIDS];
     const char *policy_path;     /* JSON policy file (bridge/policy.*), or NULL */
 
+    /* set from the policy (bridge/service.c) */
+    bool no_reset;               /* no VFIO_DEVICE_RESET when a client leaves */
+    bool drop_privileges;        /* become run_uid/run_gid once the device is open */
+    uid_t run_uid;
+    gid_t run_gid;
+
     enum br_log_level log_level;
 };
 

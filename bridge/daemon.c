@@ -12,6 +12,7 @@
 #include "log.h"
 #include "notify.h"
 #include "server.h"
+#include "service.h"
 
 int br_open_device(const struct br_config *cfg, struct hv_device **out)
 {
@@ -39,6 +40,7 @@ int br_daemon_run(const struct br_config *cfg)
     struct hv_device *hv = NULL;
     struct br_server *srv = NULL;
     static struct br_dev dev;   /* large; one per process */
+    struct br_service *svc = NULL;
     int status = 1;
 
     /* SIGTERM/SIGINT arrive through the loop's signalfd; a client that
@@ -53,27 +55,32 @@ int br_daemon_run(const struct br_config *cfg)
     if (br_open_device(cfg, &hv) < 0)
         return 1;
     br_log_set_device(hv->addr);
-    if (br_dev_init(&dev, hv, cfg) < 0)
+    if (br_dev_init(&dev, hv, cfg) < 0 || br_service_start(&svc, cfg, hv) < 0)
         goto out;
     int lfd = br_listen(cfg);
     if (lfd < 0)
         goto out;
-    if (br_server_new(&srv, &dev, lfd) < 0 || br_server_watch_signals(srv) < 0) {
+    if (br_server_new(&srv, &dev, lfd) < 0 || br_server_watch_signals(srv) < 0 ||
+        br_service_attach(svc, srv, &dev) < 0) {
         br_err("cannot set up the event loop");
         goto out_unlink;
     }
+    /* device open, socket created: root is no longer needed */
+    if (br_service_drop_privileges(cfg) < 0)
+        goto out_unlink;
     br_info("serving %s%s on %s%s%s", hv->addr, cfg->sim ? " (simulated)" : "", cfg->socket_path,
             cfg->no_mmap ? ", no mmap" : "", cfg->sparse_msix ? ", sparse MSI-X" : "");
     if (br_notify("READY=1") < 0)
         br_warn("cannot notify readiness to $NOTIFY_SOCKET");
     if (br_server_run(srv) == 0)
-        status = 0;
+        status = br_service_device_gone(svc) ? BR_EXIT_DEVICE_GONE : 0;
     br_notify("STOPPING=1");
 out_unlink:
     br_server_free(srv);     /* quiesces the device if a client is still there */
     unlink(cfg->socket_path);
 out:
-    hv_close(hv);
+    hv_close(hv);           /* lets a waiting unbind of the device proceed */
+    br_service_free(svc);
     br_info("exiting");
     return status;
 }

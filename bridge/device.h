@@ -46,6 +46,10 @@ struct br_dev {
     uint64_t page_size;            /* host page size (mmap granularity) */
     struct vu_caps caps;           /* what VERSION advertises */
     struct vu_limits lim;          /* receive limits of a client connection */
+    /* Called after a session quiesced the device (bridge/service.c re-arms
+     * its VFIO request eventfd there). NULL = none. */
+    void (*on_quiesced)(void *arg);
+    void *on_quiesced_arg;
 };
 
 /* Query the back end and fill dev. Logs what it found (info) and every

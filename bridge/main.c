@@ -4,6 +4,7 @@
 #include "daemon.h"
 #include "list.h"
 #include "log.h"
+#include "service.h"
 
 int main(int argc, char **argv)
 {
@@ -21,5 +22,7 @@ int main(int argc, char **argv)
     }
     br_log_set_level(cli.cfg.log_level);
     br_log_set_device(cli.cfg.device);
+    if (br_service_apply_policy(&cli.cfg) < 0)
+        return BR_EXIT_CONFIG;
     return br_daemon_run(&cli.cfg);
 }

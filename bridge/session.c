@@ -76,12 +76,14 @@ void br_session_close(struct br_session *s)
             br_warn("clearing bus master failed: %s", strerror(-r));
         br_irq_disable_all(&s->irq, hv);
         br_dma_unmap_all(&s->dma, hv);
-        if (s->dev->flags & VU_DEVICE_FLAGS_RESET) {
+        if ((s->dev->flags & VU_DEVICE_FLAGS_RESET) && !s->dev->cfg->no_reset) {
             if ((r = hv->ops->reset(hv)) < 0)
                 br_warn("device reset failed: %s", strerror(-r));
         }
         if ((r = br_dev_bus_master_off(hv)) < 0)
             br_warn("clearing bus master failed: %s", strerror(-r));
+        if (s->dev->on_quiesced)
+            s->dev->on_quiesced(s->dev->on_quiesced_arg);
     }
 
     vu_conn_close(&s->conn);
@@ -92,6 +94,7 @@ void br_session_close(struct br_session *s)
             (int)s->peer.pid, (unsigned)s->peer.uid, s->close_reason ? s->close_reason : "closed",
             (unsigned long long)s->n_msgs, (unsigned long long)s->n_errors, maps, irq_fds,
             !quiesce ? ", device untouched"
-                     : (s->dev->flags & VU_DEVICE_FLAGS_RESET) ? ", device reset" : "");
+                     : (s->dev->flags & VU_DEVICE_FLAGS_RESET) && !s->dev->cfg->no_reset
+                           ? ", device reset" : "");
     free(s);
 }

@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: MIT */
+/* service.c - policy, device watch and privilege drop for the daemon
+ * (service.h). */
+#include "service.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <linux/vfio.h>
+
+#include "access.h"
+#include "devwatch.h"
+#include "log.h"
+#include "policy.h"
+
+_Static_assert(BR_MAX_ALLOW_UIDS >= POL_MAX_PEERS, "allow-lists must fit br_config");
+_Static_assert(BR_EXIT_DEVICE_GONE == DW_EXIT_DEVICE_GONE, "one exit status for a gone device");
+
+/* ---- the policy ------------------------------------------------------------------ */
+
+static struct {
+    char socket[POL_SOCKET_MAX];
+    char owner[16], group[16];
+} g_pol;
+
+int br_service_apply_policy(struct br_config *cfg)
+{
+    if (!cfg->policy_path)
+        return 0;
+    if (cfg->sim != BR_SIM_NONE || !cfg->device) {
+        br_err("--policy applies to a real device given with --device");
+        return -EINVAL;
+    }
+    struct pol_err err = { "" };
+    struct pol *p = NULL;
+    struct pol_ident id;
+    struct pol_decision d;
+    int r = pol_load_file(cfg->policy_path, &p, &err);
+    if (r < 0) {
+        br_err("%s", err.msg);
+        return r;
+    }
+    if ((r = pol_ident_from_sysfs(HV_SYSFS_DEFAULT, cfg->device, &id, &err)) < 0 ||
+        (r = pol_decide(p, &id, &d, &err)) < 0) {
+        br_err("%s", err.msg);
+        goto out;
+    }
+    if (!d.exported) {
+        if (d.entry)
+            br_err("%s: devices[%u] excludes %s (%04x:%04x class %06x)", p->path,
+                   d.entry->index, id.addr, id.vendor, id.device, id.class_code);
+        else
+            br_err("%s: no entry matches %s (%04x:%04x class %06x); not exporting it", p->path,
+                   id.addr, id.vendor, id.device, id.class_code);
+        r = -ENOENT;
+        goto out;
+    }
+
+    const struct pol_settings *s = &d.entry->s;
+    if (!cfg->socket_path) {
+        memcpy(g_pol.socket, d.socket, sizeof(g_pol.socket));
+        cfg->socket_path = g_pol.socket;
+    }
+    if (!cfg->socket_mode_set) {
+        cfg->socket_mode = s->socket_mode;
+        cfg->socket_mode_set = true;
+    }
+    if (!cfg->socket_owner && s->owner_set) {
+        snprintf(g_pol.owner, sizeof(g_pol.owner), "%u", (unsigned)s->socket_owner);
+        cfg->socket_owner = g_pol.owner;
+    }
+    if (!cfg->socket_group && s->group_set) {
+        snprintf(g_pol.group, sizeof(g_pol.group), "%u", (unsigned)s->socket_group);
+        cfg->socket_group = g_pol.group;
+    }
+    if (cfg->n_allow_uids == 0 && cfg->n_allow_gids == 0) {
+        cfg->n_allow_uids = s->n_uids;
+        for (size_t i = 0; i < s->n_uids; i++)
+            cfg->allow_uids[i] = s->allow_uids[i];
+        cfg->n_allow_gids = s->n_gids;
+        for (size_t i = 0; i < s->n_gids; i++)
+            cfg->allow_gids[i] = s->allow_gids[i];
+    }
+    if (!cfg->drop_privileges && s->user_set) {
+        cfg->drop_privileges = true;
+        cfg->run_uid = s->user_uid;
+        cfg->run_gid = s->user_gid;
+    }
+    cfg->no_mmap |= s->no_mmap;
+    cfg->sparse_msix |= s->sparse_msix;
+    cfg->no_reset |= !s->reset_on_disconnect;
+    br_info("policy %s: devices[%u] exports %s (%04x:%04x) on %s, mode %04o, %zu uids and "
+            "%zu gids allowed%s%s", p->path, d.entry->index, id.addr, id.vendor, id.device,
+            cfg->socket_path, (unsigned)cfg->socket_mode, cfg->n_allow_uids, cfg->n_allow_gids,
+            cfg->drop_privileges ? ", dropping to user " : "",
+            cfg->drop_privileges ? s->user_name : "");
+    r = 0;
+out:
+    pol_free(p);
+    return r;
+}
+
+/* ---- the device watch ---------------------------------------------------------------- */
+
+struct br_service {
+    struct dw *dw;
+    struct hv_device *hv;
+    struct br_server *srv;
+    bool req_armed;
+    bool gone;
+};
+
+/* Point VFIO_PCI_REQ_IRQ_INDEX at our eventfd (again: a session's quiesce
+ * disables every IRQ index, this one too). */
+static void arm_request(struct br_service *svc)
+{
+    struct hv_irq_info ii;
+    if (!svc->dw || !svc->hv)
+        return;
+    if (svc->hv->ops->get_irq_info(svc->hv, VFIO_PCI_REQ_IRQ_INDEX, &ii) < 0 || ii.count < 1 ||
+        !(ii.flags & VFIO_IRQ_INFO_EVENTFD)) {
+        br_debug("the device has no request interrupt; relying on uevents");
+        return;
+    }
+    int32_t fd = dw_request_fd(svc->dw);
+    int r = svc->hv->ops->set_irqs(svc->hv, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+                                   VFIO_PCI_REQ_IRQ_INDEX, 0, 1, &fd);
+    if (r < 0)
+        br_warn("cannot arm the device request interrupt: %s; an unbind will wait for this "
+                "process to exit", strerror(-r));
+    svc->req_armed = r == 0;
+}
+
+static void on_quiesced(void *arg)
+{
+    arm_request(arg);
+}
+
+static void on_device_event(struct br_server *srv, int fd, short revents, void *arg)
+{
+    struct br_service *svc = arg;
+    struct dw_event ev;
+    (void)fd;
+    (void)revents;
+    int r = dw_poll(svc->dw, &ev);
+    if (r < 0) {
+        br_warn("device watch: %s", strerror(-r));
+        return;
+    }
+    if (ev.kind == DW_NONE)
+        return;
+    br_warn("%s: closing the client and exiting (status %d)", ev.what, BR_EXIT_DEVICE_GONE);
+    svc->gone = true;
+    br_server_stop(srv);
+}
+
+int br_service_start(struct br_service **out, const struct br_config *cfg,
+                     struct hv_device *hv)
+{
+    struct br_service *svc = calloc(1, sizeof(*svc));
+    if (!svc)
+        return -ENOMEM;
+    *out = svc;
+    if (cfg->sim != BR_SIM_NONE)
+        return 0;
+    struct dw_opts o = { .addr = hv->addr, .sysfs = NULL, .source = DW_SOURCE_KERNEL };
+    struct dw_err err = { "" };
+    int r = dw_open(&o, &svc->dw, &err);
+    if (r < 0) {
+        br_err("cannot watch the device: %s", err.msg);
+        return r;
+    }
+    svc->hv = hv;
+    /* Listening already: whatever happens from here on is seen. */
+    struct dw_event ev;
+    dw_check_now(svc->dw, &ev);
+    if (ev.kind != DW_NONE) {
+        br_err("%s", ev.what);
+        svc->gone = true;
+        return -ENODEV;
+    }
+    arm_request(svc);
+    return 0;
+}
+
+int br_service_attach(struct br_service *svc, struct br_server *srv, struct br_dev *dev)
+{
+    svc->srv = srv;
+    if (!svc->dw)
+        return 0;
+    dev->on_quiesced = on_quiesced;
+    dev->on_quiesced_arg = svc;
+    return br_server_add_fd(srv, dw_fd(svc->dw), POLLIN, on_device_event, svc);
+}
+
+int br_service_drop_privileges(const struct br_config *cfg)
+{
+    if (!cfg->drop_privileges)
+        return 0;
+    struct acc_err err = { "" };
+    int r = acc_drop_privileges(cfg->run_uid, cfg->run_gid, &err);
+    if (r < 0) {
+        br_err("cannot drop privileges: %s", err.msg);
+        return r;
+    }
+    long long lim = acc_memlock_limit();
+    if (lim >= 0)
+        br_warn("running as uid %u gid %u with RLIMIT_MEMLOCK %lld bytes: DMA mappings beyond "
+                "it fail (LimitMEMLOCK=infinity in the unit lifts it)", (unsigned)cfg->run_uid,
+                (unsigned)cfg->run_gid, lim);
+    else
+        br_info("running as uid %u gid %u", (unsigned)cfg->run_uid, (unsigned)cfg->run_gid);
+    return 0;
+}
+
+bool br_service_device_gone(const struct br_service *svc)
+{
+    return svc && svc->gone;
+}
+
+void br_service_free(struct br_service *svc)
+{
+    if (!svc)
+        return;
+    dw_close(svc->dw);
+    free(svc);
+}

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * service.h - the daemon as a system service: the export policy applied to
+ * the configuration, the device watch wired into the event loop, and the
+ * privilege drop. Glue between config/daemon/server and the self-contained
+ * modules policy.h, devwatch.h and access.h. Everything here logs.
+ */
+#ifndef BR_SERVICE_H
+#define BR_SERVICE_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "device.h"
+#include "hv.h"
+#include "server.h"
+
+/* Exit statuses of the daemon (docs/install.md). */
+#define BR_EXIT_OK           0   /* stopped by SIGTERM/SIGINT */
+#define BR_EXIT_FAILURE      1   /* the device or the socket could not be set up */
+#define BR_EXIT_CONFIG       2   /* bad command line or policy, or not exported */
+#define BR_EXIT_DEVICE_GONE  3   /* unbound from vfio-pci or removed (== DW_EXIT_DEVICE_GONE) */
+
+/* With cfg->policy_path: load the policy, find the entry for cfg->device
+ * (identified through /sys) and fill what the command line left unset:
+ * socket path, owner, group, mode, allow-lists, the user to drop to; the
+ * options no_mmap and sparse_msix are turned on if the entry says so,
+ * reset_on_disconnect off. Strings live in static storage (one daemon per
+ * process). 0, or -errno with the reason logged (-ENOENT: not exported). */
+int br_service_apply_policy(struct br_config *cfg);
+
+struct br_service;
+
+/* Start watching the device (not for simulated devices: then *out is a
+ * service that watches nothing) and arm the VFIO request eventfd on hv. */
+int br_service_start(struct br_service **out, const struct br_config *cfg,
+                     struct hv_device *hv);
+/* Hook the watch into the loop: a device event stops srv; and re-arm the
+ * request eventfd whenever a client session has quiesced the device. */
+int br_service_attach(struct br_service *svc, struct br_server *srv, struct br_dev *dev);
+/* After the socket is created: become cfg->run_uid/run_gid if configured. */
+int br_service_drop_privileges(const struct br_config *cfg);
+/* Whether the loop was stopped because the device went away. */
+bool br_service_device_gone(const struct br_service *svc);
+void br_service_free(struct br_service *svc);
+
+#endif /* BR_SERVICE_H */
