@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# host-vfio's type1 back end straight on the kernel (no bridge): the kernel's
+# view of edu and nvme, edu DMA through an IOMMU mapping of a memfd, an edu
+# MSI on an eventfd, the kernel rules the simulated device models, the error
+# paths (non-vfio function, double open) and a release/bind cycle of edu.
+. "$VUB_SRC/tests/e2e/lib.sh"
+HV_DIRECT=$VUB_PROGS/hv_direct
+require "$HV_DIRECT"
+
+"$HV_DIRECT" "$VUB_EDU" "$VUB_NVME" 2>&1 | tee "$VUB_OUT/hv_direct.txt"
+check "hv_direct: every check passed" test "${PIPESTATUS[0]}" -eq 0
+check "edu is on vfio-pci again afterwards" \
+  test "$(basename "$(readlink /sys/bus/pci/devices/$VUB_EDU/driver)")" = vfio-pci
+finish
