@@ -46,6 +46,10 @@ struct br_dev {
     uint64_t page_size;            /* host page size (mmap granularity) */
     struct vu_caps caps;           /* what VERSION advertises */
     struct vu_limits lim;          /* receive limits of a client connection */
+    /* IRQ indexes the bridge itself drives (bit per index, e.g. REQ for the
+     * device watch): clients see them with count 0, cannot set them, and a
+     * session's quiesce leaves them alone. Set before the first client. */
+    uint32_t reserved_irqs;
     /* Called after a session quiesced the device (bridge/service.c re-arms
      * its VFIO request eventfd there). NULL = none. */
     void (*on_quiesced)(void *arg);

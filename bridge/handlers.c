@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "handlers.h"
@@ -16,6 +17,8 @@
 
 /* Errors logged per session at warning level; later ones at debug. */
 #define BR_MAX_LOGGED_ERRORS 20u
+/* A reset slower than this is logged (QEMU's reply timeout is 5 s). */
+#define BR_SLOW_RESET_MS 1000
 
 /* A reply under construction: up to two payload pieces and one fd. */
 struct reply {
@@ -202,6 +205,8 @@ static int h_get_irq_info(struct br_session *s, struct vu_msg *m, struct reply *
         .index = req.index,
         .count = ii.count < BR_MAX_IRQ_VECTORS ? ii.count : BR_MAX_IRQ_VECTORS,
     };
+    if (DEV(s)->reserved_irqs & (1u << req.index))
+        rep->fixed.irq.count = 0;    /* the bridge's own (e.g. REQ for the device watch) */
     rep->p1 = &rep->fixed.irq;
     rep->l1 = sizeof(rep->fixed.irq);
     return 0;
@@ -300,7 +305,13 @@ static int h_device_reset(struct br_session *s, struct vu_msg *m, struct reply *
         return r;
     if (!(DEV(s)->flags & VU_DEVICE_FLAGS_RESET))
         return vu_fail(&rep->err, -ENOTSUP, "DEVICE_RESET: the device has no reset");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     r = HV(s)->ops->reset(HV(s));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    if (ms >= BR_SLOW_RESET_MS)
+        br_warn("DEVICE_RESET took %ld ms (QEMU gives up on a reply after 5000 ms)", ms);
     if (r < 0)
         return vu_fail(&rep->err, r, "DEVICE_RESET: %s", strerror(-r));
     return 0;

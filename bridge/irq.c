@@ -27,7 +27,8 @@ void br_irq_init(struct br_irq_state *st, const struct br_dev *dev)
     memset(st, 0, sizeof(*st));
     st->n = dev->num_irqs;
     for (uint32_t i = 0; i < st->n; i++) {
-        st->idx[i].count = dev->irqs[i].count;
+        /* an index the bridge reserved looks empty to the client */
+        st->idx[i].count = (dev->reserved_irqs & (1u << i)) ? 0 : dev->irqs[i].count;
         st->idx[i].flags = dev->irqs[i].flags;
     }
 }
@@ -160,7 +161,7 @@ int br_irq_set(struct br_irq_state *st, struct hv_device *hv, const struct vu_ir
         /* the decoder allows count 0 only as "disable the index" */
         if (ix->count == 0) {
             shadow_clear(ix);
-            return 0;    /* nothing the kernel could have enabled */
+            return 0;    /* nothing the client could have enabled */
         }
         int r = hv->ops->set_irqs(hv, DISABLE_FLAGS, set->index, 0, 0, NULL);
         if (r < 0)

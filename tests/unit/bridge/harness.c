@@ -56,6 +56,7 @@ void th_start(struct th *t)
     t->dev = calloc(1, sizeof(*t->dev));
     assert_non_null(t->dev);
     assert_int_equal(br_dev_init(t->dev, t->hv, &t->cfg), 0);
+    t->dev->reserved_irqs = t->reserved_irqs;
 
     snprintf(t->dir, sizeof(t->dir), "/tmp/vub-bridge-XXXXXX");
     assert_non_null(mkdtemp(t->dir));

@@ -20,6 +20,7 @@
 struct th {
     struct hv_sim_config sc;   /* edit between th_init and th_start */
     struct br_config cfg;      /* idem */
+    uint32_t reserved_irqs;    /* idem: copied to br_dev.reserved_irqs */
     struct hv_device *hv;
     struct br_dev *dev;
     struct br_server *srv;

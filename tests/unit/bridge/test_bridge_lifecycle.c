@@ -234,6 +234,40 @@ static void test_shutdown_quiesces(void **state)
     assert_quiesced(x, resets);
 }
 
+static void reserve_req(struct th *t) { t->reserved_irqs = 1u << VU_PCI_REQ_IRQ_INDEX; }
+static int setup_reserved_req(void **state) { return setup_with(state, reserve_req); }
+
+static void test_reserved_irq_survives_sessions(void **state)
+{
+    struct ctx *x = *state;
+    const uint32_t REQ = VU_PCI_REQ_IRQ_INDEX;
+    /* the bridge's own request eventfd, armed as the device watch does */
+    int mine = th_eventfd();
+    int32_t fd32 = mine;
+    assert_int_equal(x->t.hv->ops->set_irqs(x->t.hv, TRIG_FD, REQ, 0, 1, &fd32), 0);
+
+    struct vu_client *c = busy_client(x);
+    struct vu_irq_info ii;
+    assert_int_equal(vu_client_get_irq_info(c, REQ, &ii), 0);
+    assert_int_equal(ii.count, 0);                      /* hidden from the client */
+    assert_int_equal(vu_client_set_irqs(c, TRIG_FD, REQ, 0, 1, &x->efd[1], 1, NULL), -EINVAL);
+    assert_int_equal(vu_client_set_irqs(c, VU_IRQ_SET_DATA_NONE | VU_IRQ_SET_ACTION_TRIGGER, REQ,
+                                        0, 0, NULL, 0, NULL), 0);
+    assert_int_equal(hv_sim_fire_irq(x->t.hv, REQ, 0), 1);
+    assert_int_equal(th_eventfd_read(mine), 1);
+    vu_client_close(c);
+    th_wait_closed(&x->t, 1);
+    /* the session's quiesce left it armed */
+    assert_int_equal(hv_sim_fire_irq(x->t.hv, REQ, 0), 1);
+    assert_int_equal(th_eventfd_read(mine), 1);
+    assert_int_equal(hv_sim_dma_count(x->t.hv), 0);
+    assert_int_equal(hv_sim_irq_enabled_count(x->t.hv, MSIX), 0);
+    assert_int_equal(hv_sim_open_irq_fds(x->t.hv), 1);
+    fd32 = -1;
+    assert_int_equal(x->t.hv->ops->set_irqs(x->t.hv, TRIG_FD, REQ, 0, 1, &fd32), 0);
+    close(mine);
+}
+
 static void not_me(struct th *t)
 {
     t->cfg.allow_uids[0] = 4242;
@@ -268,6 +302,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_probe_connection_leaves_device_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_quiesces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peer_not_allowed, setup_not_me, teardown),
+        cmocka_unit_test_setup_teardown(test_reserved_irq_survives_sessions, setup_reserved_req,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
