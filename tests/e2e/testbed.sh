@@ -7,7 +7,8 @@
 # See tests/e2e/README.md for the conventions scenarios rely on.
 #
 # usage: testbed.sh [--build DIR] [--src DIR] [--out DIR] [--timeout SEC]
-#                   [--smp N] [--mem SIZE] [--qemu-arg ARG]... SCENARIO.sh...
+#                   [--smp N] [--mem SIZE] [--qemu-arg ARG]... [--live]
+#                   SCENARIO.sh...
 #
 # One guest boot runs every SCENARIO in order (each in its own chroot shell);
 # the exit status is 0 only when every scenario exited 0. 77 means "skipped"
@@ -25,6 +26,7 @@ MEM=${VUB_E2E_MEM:-1G}
 NVME_SERIAL=VUBE2ENVME0001
 EXTRA_QEMU=()
 SCENARIOS=()
+LIVE=${VUB_E2E_LIVE:-0}
 
 usage() { sed -n '/^# usage:/,/^# (no QEMU/p' "$SELF" | sed 's/^# \{0,1\}//'; exit 2; }
 log() { printf 'testbed: %s\n' "$*" >&2; }
@@ -39,6 +41,7 @@ while [ $# -gt 0 ]; do
     --smp) SMP=$2; shift 2 ;;
     --mem) MEM=$2; shift 2 ;;
     --qemu-arg) EXTRA_QEMU+=("$2"); shift 2 ;;
+    --live) LIVE=1; shift ;;
     -h|--help) usage ;;
     --) shift; SCENARIOS+=("$@"); break ;;
     -*) log "unknown option $1"; usage ;;
@@ -176,6 +179,13 @@ ACCEL=tcg
 CONSOLE="$OUT/console.log"
 log "kernel $KVER, ${#SCENARIOS[@]} scenario(s), timeout ${TIMEOUT}s, out $OUT"
 t0=$(date +%s.%N)
+: >"$CONSOLE"
+tailpid=
+if [ "$LIVE" = 1 ]; then
+  # show the guest console as it comes (scenario output is tee'd there)
+  tail -n +1 -F "$CONSOLE" 2>/dev/null > >(tr -d '\r') &
+  tailpid=$!
+fi
 set +e
 timeout -k 10 "$TIMEOUT" "$QEMU" \
   -machine q35,accel=$ACCEL -cpu max -smp "$SMP" -m "$MEM" \
@@ -192,6 +202,11 @@ timeout -k 10 "$TIMEOUT" "$QEMU" \
   "${EXTRA_QEMU[@]}" </dev/null 2>"$OUT/qemu.stderr"
 qrc=$?
 set -e
+if [ -n "$tailpid" ]; then
+  sleep 0.3
+  kill "$tailpid" 2>/dev/null
+  wait "$tailpid" 2>/dev/null || true
+fi
 t1=$(date +%s.%N)
 secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
 
@@ -201,8 +216,10 @@ secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
 status=0
 for s in "${SCENARIOS[@]}"; do
   n=$(basename "$s" .sh)
-  echo "===== scenario $n ====="
-  [ -f "$OUT/log/$n.log" ] && cat "$OUT/log/$n.log"
+  if [ "$LIVE" != 1 ]; then
+    echo "===== scenario $n ====="
+    [ -f "$OUT/log/$n.log" ] && cat "$OUT/log/$n.log"
+  fi
   if [ -f "$OUT/rc/$n" ]; then
     rc=$(cat "$OUT/rc/$n")
     t=$(cat "$OUT/rc/$n.time" 2>/dev/null || echo '?')

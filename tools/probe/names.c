@@ -53,8 +53,12 @@ void pv_lookup_names(const struct pv_config *pc, struct pv_names *out)
         copy(out->subsys, sizeof(out->subsys),
              pci_lookup_name(a, buf, sizeof(buf), PCI_LOOKUP_SUBSYSTEM | PCI_LOOKUP_VENDOR | PCI_LOOKUP_DEVICE,
                              pc->vendor, pc->device, pc->subsys_vendor, pc->subsys_device));
-    copy(out->class_name, sizeof(out->class_name),
-         pci_lookup_name(a, buf, sizeof(buf), PCI_LOOKUP_CLASS, pc->class_code >> 8));
+    const char *cls = pci_lookup_name(a, buf, sizeof(buf), PCI_LOOKUP_CLASS | PCI_LOOKUP_NO_NUMBERS,
+                                      pc->class_code >> 8);
+    if (cls)
+        copy(out->class_name, sizeof(out->class_name), cls);
+    else
+        snprintf(out->class_name, sizeof(out->class_name), "Class %04x", pc->class_code >> 8);
     const char *p = pci_lookup_name(a, buf, sizeof(buf), PCI_LOOKUP_PROGIF | PCI_LOOKUP_NO_NUMBERS,
                                     pc->class_code >> 8, pc->class_code & 0xff);
     copy(out->progif, sizeof(out->progif), p);

@@ -161,6 +161,7 @@ static void test_dma_msi(struct st *t, bool hold)
             pause();
     }
 
+    st_info(t, "next: the device writes to an unmapped IOVA; the kernel may log an IOMMU (DMAR) fault");
     rc = vu_client_dma_unmap(t->c, DMA_IOVA, DMA_LEN, 0);
     st_check(t, rc == 0, "DMA_UNMAP (%s)", rc ? vu_client_error(t->c) : "ok");
     memset(mem.p + 4096, 0, 4096);
