@@ -11,6 +11,9 @@
 #include "log.h"
 #include "session.h"
 
+/* Largest mmap alignment taken from a file's block size (1 GiB huge pages). */
+#define BR_DMA_MAX_MAP_ALIGN (1ull << 30)
+
 void br_dma_init(struct br_dma_table *t, uint32_t max_maps, uint64_t max_bytes, uint64_t page)
 {
     memset(t, 0, sizeof(*t));
@@ -143,7 +146,13 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
             r = slot;
             goto fail;
         }
+        /* mmap granularity: the page size, or the object's own block size
+         * when larger (hugetlbfs wants offsets aligned to its huge pages,
+         * and QEMU's offsets are only aligned to what the section needs) */
         uint64_t pg = t->page_size;
+        uint64_t blk = (uint64_t)st.st_blksize;
+        if (blk > pg && blk <= BR_DMA_MAX_MAP_ALIGN && (blk & (blk - 1)) == 0)
+            pg = blk;
         uint64_t aligned = offset & ~(pg - 1);
         uint64_t delta = offset - aligned;
         if (size > SIZE_MAX - delta - pg) {

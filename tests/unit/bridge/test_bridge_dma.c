@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -198,6 +199,29 @@ static void test_dedup_and_unmap_all(void **state)
     close(mfd);
 }
 
+static void test_hugetlb_offset_not_huge_aligned(void **state)
+{
+    struct th *t = *state;
+    int hfd = memfd_create("vub-test-huge", MFD_CLOEXEC | MFD_HUGETLB);
+    if (hfd < 0)
+        skip();
+    void *probe = MAP_FAILED;
+    if (ftruncate(hfd, 4 * MiB) == 0)
+        probe = mmap(NULL, 4 * MiB, PROT_READ | PROT_WRITE, MAP_SHARED, hfd, 0);
+    if (probe == MAP_FAILED) {      /* no huge pages reserved on this machine */
+        close(hfd);
+        skip();
+    }
+    struct vu_client *c = th_connect(t, true);
+    /* QEMU: a section starting 0xc0000 into a huge-page RAM block */
+    assert_int_equal(vu_client_dma_map(c, 0xc0000, 0x20000, hfd, 0xc0000, RW), 0);
+    assert_int_equal(hv_sim_dma_write(t->hv, 0xc0010, "huge", 4), 0);
+    assert_memory_equal((char *)probe + 0xc0010, "huge", 4);
+    vu_client_close(c);
+    munmap(probe, 4 * MiB);
+    close(hfd);
+}
+
 static int setup_limits(void **state)
 {
     struct th *t = malloc(sizeof(*t));
@@ -237,6 +261,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_map_without_fd, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only_map, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedup_and_unmap_all, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hugetlb_offset_not_huge_aligned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits, setup_limits, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
