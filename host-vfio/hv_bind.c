@@ -56,9 +56,10 @@ int hv_bind_vfio(const char *sysfs, const char *addr_in, char *prev, size_t prev
         return r;
 
     if ((r = hv_path(path, sizeof(path), "%s/bus/pci/devices/%s/driver_override", sysfs,
-                     addr)) < 0 ||
-        (r = write_or_fail(path, "vfio-pci", addr, err)) < 0)
-        return r == -ENAMETOOLONG ? hv_fail(err, ENAMETOOLONG, "%s: path too long", addr) : r;
+                     addr)) < 0)
+        return hv_fail(err, -r, "%s: path too long", addr);
+    if ((r = write_or_fail(path, "vfio-pci", addr, err)) < 0)
+        return r;
     if (drv[0]) {
         if ((r = hv_path(path, sizeof(path), "%s/bus/pci/drivers/%s/unbind", sysfs, drv)) < 0)
             return hv_fail(err, -r, "%s: path too long", addr);

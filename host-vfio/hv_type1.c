@@ -97,20 +97,26 @@ static int t1_get_irq_info(struct hv_device *d, uint32_t index, struct hv_irq_in
     return 0;
 }
 
-/* Size and kernel offset of a region (cached after the first look-up). */
-static int t1_region(struct t1_device *t, uint32_t index, struct t1_region **out)
+/* Size and kernel offset of every region, read once at open so the data
+ * path only reads the cache (safe from several threads). */
+static void t1_cache_regions(struct t1_device *t)
 {
-    if (index >= t->info.num_regions || index >= T1_MAX_REGIONS)
-        return -EINVAL;
-    struct t1_region *r = &t->regions[index];
-    if (!r->valid) {
-        struct vfio_region_info ri = { .argsz = sizeof(ri), .index = index };
+    for (uint32_t i = 0; i < t->info.num_regions && i < T1_MAX_REGIONS; i++) {
+        struct t1_region *r = &t->regions[i];
+        struct vfio_region_info ri = { .argsz = sizeof(ri), .index = i };
         r->err = ioctl(t->devfd, VFIO_DEVICE_GET_REGION_INFO, &ri) < 0 ? -errno : 0;
         r->flags = ri.flags;
         r->size = ri.size;
         r->offset = ri.offset;
         r->valid = true;
     }
+}
+
+static int t1_region(struct t1_device *t, uint32_t index, struct t1_region **out)
+{
+    if (index >= t->info.num_regions || index >= T1_MAX_REGIONS || !t->regions[index].valid)
+        return -EINVAL;
+    struct t1_region *r = &t->regions[index];
     if (r->err)
         return r->err;
     *out = r;
@@ -120,7 +126,7 @@ static int t1_region(struct t1_device *t, uint32_t index, struct t1_region **out
 static int t1_bounds(struct t1_device *t, uint32_t index, uint64_t off, size_t len,
                      uint64_t *kernel_off)
 {
-    struct t1_region *r;
+    struct t1_region *r = NULL;
     int e = t1_region(t, index, &r);
     if (e < 0)
         return e;
@@ -449,6 +455,7 @@ int hv_type1_open(const char *addr_in, const struct hv_open_opts *opts, struct h
     if ((r = t1_get_info(&t->base, &t->info)) < 0)
         return open_fail(t, hv_fail(err, r, "%s: VFIO_DEVICE_GET_INFO failed: %s", addr,
                                     strerror(-r)));
+    t1_cache_regions(t);
     *out = &t->base;
     return 0;
 }

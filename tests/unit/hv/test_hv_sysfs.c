@@ -261,6 +261,12 @@ static void test_release(void **state)
     fs_path(f, p, sizeof(p), "bus/pci/drivers_probe");
     assert_string_equal(fs_read_file(p), A0);
 
+    /* A previous driver that is gone: the kernel picks instead. */
+    fs_write_file(p, "");
+    fs_set_driver(f, A0, "vfio-pci");
+    assert_int_equal(hv_release(f->root, A0, "no-such-driver", &e), 0);
+    assert_string_equal(fs_read_file(p), A0);
+
     /* Bound to someone else meanwhile: only the override is cleared. */
     fs_write_file(p, "");
     fs_set_driver(f, A0, "nvme");
