@@ -255,15 +255,19 @@ static int set_intx(struct sim *s, uint32_t flags, uint32_t start, uint32_t coun
     if (dtype == VFIO_IRQ_SET_DATA_EVENTFD) {
         int32_t fd;
         memcpy(&fd, data, sizeof(fd));
-        int mine = -1;
-        if (fd >= 0 && (mine = take_eventfd(fd)) < 0) {
-            return mine;   /* kernel: a fresh enable is undone, an old one kept */
+        /* Like vfio_intx_set_signal(): the old trigger goes first, then the
+         * new fd is looked at; a failed fresh enable is undone. */
+        drop_fd(&s->intx_trigger);
+        int mine = fd >= 0 ? take_eventfd(fd) : -1;
+        if (fd >= 0 && mine < 0) {
+            if (!is_intx)
+                intx_disable(s);
+            return mine;
         }
         if (!is_intx) {
             s->irq_type = VFIO_PCI_INTX_IRQ_INDEX;
             s->intx_masked = s->intx_pending = false;
         }
-        drop_fd(&s->intx_trigger);
         s->intx_trigger = mine;
         return 0;
     }
@@ -293,13 +297,16 @@ static int msi_set_block(struct sim *s, uint32_t start, uint32_t count, const in
     int r = 0;
     for (i = 0; i < count; i++) {
         int32_t fd = fds ? fds[i] : -1;
-        int mine = -1;
-        if (fd >= 0 && (mine = take_eventfd(fd)) < 0) {
-            r = mine;
-            break;
-        }
+        /* the vector's old eventfd goes before the new one is looked at */
         drop_fd(&s->vec[start + i]);
-        s->vec[start + i] = mine;
+        if (fd >= 0) {
+            int mine = take_eventfd(fd);
+            if (mine < 0) {
+                r = mine;
+                break;
+            }
+            s->vec[start + i] = mine;
+        }
     }
     if (r < 0) {
         /* Like the kernel: what this call already set is de-assigned. */

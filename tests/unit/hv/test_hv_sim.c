@@ -584,6 +584,17 @@ static void test_irq_msix_sizing(void **state)
     assert_int_equal(d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_MASK,
                                       VFIO_PCI_MSIX_IRQ_INDEX, 0, 1, NULL), -ENOTTY);
 
+    /* a bad fd in a block: the vectors this call touched end up de-assigned,
+     * the others are kept (the kernel's unwind) */
+    int32_t bad[2] = { e[0], 999 };
+    assert_int_equal(set_efds(d, VFIO_PCI_MSIX_IRQ_INDEX, 0, 2, bad), -EBADF);
+    assert_int_equal(hv_sim_irq_fd(d, VFIO_PCI_MSIX_IRQ_INDEX, 0), -1);
+    assert_int_equal(hv_sim_irq_fd(d, VFIO_PCI_MSIX_IRQ_INDEX, 1), -1);
+    assert_int_equal(hv_sim_irq_enabled_count(d, VFIO_PCI_MSIX_IRQ_INDEX), 2);
+    assert_int_equal(set_efds(d, VFIO_PCI_MSIX_IRQ_INDEX, 1, 1, &bad[0]), 0);
+    assert_int_equal(set_efds(d, VFIO_PCI_MSIX_IRQ_INDEX, 0, 1, &bad[1]), -EBADF);
+    assert_true(hv_sim_irq_fd(d, VFIO_PCI_MSIX_IRQ_INDEX, 1) >= 0);
+
     /* disable, then a full-size enable works; enabling with no vector (all
      * -1) sizes it too, as QEMU does */
     assert_int_equal(irq_disable(d, VFIO_PCI_MSIX_IRQ_INDEX), 0);
@@ -657,6 +668,8 @@ static void test_irq_eventfd_refs(void **state)
     fd32 = 1000;
     assert_int_equal(set_efds(d, VFIO_PCI_MSI_IRQ_INDEX, 0, 1, &fd32), -EBADF);
     assert_int_equal(hv_sim_irq_enabled_count(d, VFIO_PCI_MSI_IRQ_INDEX), 0);
+    assert_int_equal(set_efds(d, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, &fd32), -EBADF);
+    assert_int_equal(hv_sim_irq_enabled_count(d, VFIO_PCI_INTX_IRQ_INDEX), 0);
     close(p[0]);
     close(p[1]);
 
