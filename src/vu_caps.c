@@ -273,8 +273,12 @@ int vu_version_answer(const struct vu_msg *req, const struct vu_caps *server,
         (ans.migration_pgsize == 0 || client.migration_pgsize < ans.migration_pgsize))
         ans.migration_pgsize = client.migration_pgsize;
 
-    /* Whole reply (16 + 4 + JSON with NUL) <= the request message. */
-    size_t room = req->hdr.msg_size - VU_HDR_SIZE - sizeof(struct vu_version);
+    /* Whole reply (16 + 4 + JSON with NUL) <= the request message: QEMU
+     * receives the reply into its request buffer. QEMU always sends JSON; a
+     * client that sent none (the spec makes it optional) set no such bound,
+     * and gets the full answer rather than a refusal. */
+    size_t room = v.json ? req->hdr.msg_size - VU_HDR_SIZE - sizeof(struct vu_version)
+                         : reply_json_sz;
     if (room > reply_json_sz)
         room = reply_json_sz;
     ssize_t n;

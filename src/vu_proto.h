@@ -325,8 +325,10 @@ ssize_t vu_caps_emit(const struct vu_caps *caps, char *buf, size_t bufsz);
  * compute what to answer. Rules: major must be 0 (else -ENOTSUP); reply
  * major 0, minor 0; the reply's JSON must make the whole reply message no
  * larger than the request message (QEMU receives it into the request buffer),
- * so optional keys are dropped in order write_multiple... until it fits
- * (-ENOSPC if even the mandatory ones do not fit). Never offers twin_socket.
+ * so optional keys are dropped in order write_multiple, migration until it
+ * fits (-ENOSPC if even the mandatory ones do not fit). A request without
+ * JSON (optional in the spec; QEMU always sends it) sets no such bound and
+ * gets the full answer. Never offers twin_socket.
  * The effective limits (min of both sides where it matters) go to *agreed.
  * reply_json receives the NUL-terminated text; *reply_len its length with NUL. */
 int vu_version_answer(const struct vu_msg *req, const struct vu_caps *server,

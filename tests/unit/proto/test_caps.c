@@ -344,6 +344,31 @@ static void test_answer_shrinks(void **state)
     vu_msg_release(&m);
 }
 
+/* The spec makes the VERSION JSON optional: a request without it still gets
+ * a full answer (the reply-size bound exists only for QEMU, which always
+ * sends JSON), and the client is taken to have the spec's defaults. */
+static void test_answer_no_json(void **state)
+{
+    (void)state;
+    struct vu_caps srv, ag, back;
+    char json[VU_MAX_JSON];
+    size_t len = 0;
+    struct vu_msg m;
+    server_caps(&srv);
+    mk_version(&m, 0, 0, NULL, 0);
+    assert_int_equal(m.hdr.msg_size, VU_HDR_SIZE + 4);
+    assert_int_equal(vu_version_answer(&m, &srv, NULL, &ag, json, sizeof(json), &len, NULL), 0);
+    assert_true(len > 1);
+    assert_int_equal(json[len - 1], '\0');
+    assert_int_equal(vu_caps_parse(json, len - 1, &back, NULL), 0);
+    assert_int_equal(back.max_msg_fds, srv.max_msg_fds);
+    assert_int_equal(back.max_dma_maps, srv.max_dma_maps);
+    assert_true(back.write_multiple);
+    assert_false(back.has_migration);        /* not offered by the client */
+    assert_int_equal(ag.max_msg_fds, 1);     /* the spec's default for the client */
+    vu_msg_release(&m);
+}
+
 static void test_answer_rules(void **state)
 {
     (void)state;
@@ -401,6 +426,7 @@ int main(void)
         cmocka_unit_test(test_emit),
         cmocka_unit_test(test_answer_qemu),
         cmocka_unit_test(test_answer_shrinks),
+        cmocka_unit_test(test_answer_no_json),
         cmocka_unit_test(test_answer_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
