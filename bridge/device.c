@@ -277,6 +277,12 @@ int br_dev_init(struct br_dev *dev, struct hv_device *hv, const struct br_config
             dev->irqs[i].count = BR_MAX_IRQ_VECTORS;
     }
 
+    /* the COMMAND register as the kernel left it when it enabled the
+     * device for us (memory/IO decoding on): what a new client finds */
+    uint8_t cmd[2] = { 0, 0 };
+    if (hv->ops->region_read(hv, VU_PCI_CONFIG_REGION_INDEX, 4, cmd, 2) == 2)
+        dev->command0 = (uint16_t)(cmd[0] | cmd[1] << 8);
+
     r = br_msix_read(hv, &dev->msix);
     if (r < 0) {
         br_warn("cannot read the MSI-X capability: %s", strerror(-r));

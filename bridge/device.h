@@ -46,6 +46,7 @@ struct br_dev {
     uint64_t page_size;            /* host page size (mmap granularity) */
     struct vu_caps caps;           /* what VERSION advertises */
     struct vu_limits lim;          /* receive limits of a client connection */
+    uint16_t command0;             /* config COMMAND when the bridge started */
     /* IRQ indexes the bridge itself drives (bit per index, e.g. REQ for the
      * device watch): clients see them with count 0, cannot set them, and a
      * session's quiesce leaves them alone. Set before the first client. */

@@ -13,6 +13,16 @@
 #define PCI_COMMAND        0x04u
 #define PCI_COMMAND_MASTER 0x04u
 
+int br_dev_restore_command(const struct br_dev *dev)
+{
+    uint16_t v = dev->command0 & (uint16_t)~PCI_COMMAND_MASTER;
+    uint8_t b[2] = { (uint8_t)v, (uint8_t)(v >> 8) };
+    ssize_t n = dev->hv->ops->region_write(dev->hv, VU_PCI_CONFIG_REGION_INDEX, PCI_COMMAND, b, 2);
+    if (n < 0)
+        return (int)n;
+    return n == 2 ? 0 : -EIO;
+}
+
 int br_dev_bus_master_off(struct hv_device *hv)
 {
     uint8_t b[2];
@@ -80,8 +90,8 @@ void br_session_close(struct br_session *s)
             if ((r = hv->ops->reset(hv)) < 0)
                 br_warn("device reset failed: %s", strerror(-r));
         }
-        if ((r = br_dev_bus_master_off(hv)) < 0)
-            br_warn("clearing bus master failed: %s", strerror(-r));
+        if ((r = br_dev_restore_command(s->dev)) < 0)
+            br_warn("restoring the COMMAND register failed: %s", strerror(-r));
         if (s->dev->on_quiesced)
             s->dev->on_quiesced(s->dev->on_quiesced_arg);
     }

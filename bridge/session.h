@@ -120,13 +120,17 @@ int br_session_open(struct br_session **out, struct br_dev *dev, int fd, const s
 /* Quiesce the device and release everything the client held, in this order:
  * bus mastering off, IRQs disabled (and shadow fds closed), every DMA mapping
  * removed from the IOMMU and unmapped, memory fds closed, device reset (if it
- * has FLAGS_RESET), bus mastering off again (for devices without reset),
- * socket closed. Logs the disconnect line. A session that never completed
+ * has FLAGS_RESET), COMMAND back to its value at start with bus mastering
+ * off (a client may have turned decoding off; a reset restores what the
+ * client wrote), socket closed. Logs the disconnect line. A session that never completed
  * VERSION cannot have changed anything (every other command is refused
  * before it), so the device is left alone then. */
 void br_session_close(struct br_session *s);
 
 /* Clear the bus-master bit of the COMMAND register through config space. */
 int br_dev_bus_master_off(struct hv_device *hv);
+/* Put COMMAND back as it was at start (dev->command0: memory/IO decoding as
+ * the kernel enabled it), bus mastering off whatever it was. */
+int br_dev_restore_command(const struct br_dev *dev);
 
 #endif /* BR_SESSION_H */

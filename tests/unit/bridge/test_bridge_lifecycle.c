@@ -184,6 +184,26 @@ static void test_stalled_client_is_dropped(void **state)
     next_client_works(x);
 }
 
+static void test_command_register_restored(void **state)
+{
+    struct ctx *x = *state;
+    uint16_t start = hv_sim_command(x->t.hv);
+    assert_true(start & 2);                         /* memory decoding on at start */
+    struct vu_client *c = th_connect(&x->t, true);
+    uint16_t off = 0x0400;                          /* decoding off, INTx disabled */
+    assert_int_equal(vu_client_region_write(c, 7, 4, &off, 2, false), 2);
+    uint32_t id;
+    assert_int_equal(vu_client_region_read(c, 0, 0, &id, 4), -EIO);
+    vu_client_close(c);
+    th_wait_closed(&x->t, 1);
+    /* the next client finds the device as the bridge found it */
+    assert_int_equal(hv_sim_command(x->t.hv), start & ~4u);
+    c = th_connect(&x->t, true);
+    assert_int_equal(vu_client_region_read(c, 0, 0, &id, 4), 4);
+    assert_int_equal(id, 0x010000ed);
+    vu_client_close(c);
+}
+
 static void test_second_client_refused(void **state)
 {
     struct ctx *x = *state;
@@ -298,6 +318,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_protocol_break_oversized, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stalled_client_is_dropped, setup_short_timeout,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_command_register_restored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_client_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_probe_connection_leaves_device_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_quiesces, setup, teardown),
