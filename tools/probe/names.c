@@ -2,7 +2,6 @@
 /* names.c - vendor, device and class names from the pci.ids database
  * through libpci's name lookup (no device access: ids only). */
 #include <pci/pci.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,15 +13,11 @@ static void quiet(char *msg, ...)
     (void)msg;
 }
 
-/* libpci calls this only when it cannot go on (out of memory). */
+/* libpci calls this only when it cannot go on (out of memory). The message
+ * is a format of libpci's; printed as plain text, not interpreted. */
 static void __attribute__((noreturn)) fatal(char *msg, ...)
 {
-    va_list ap;
-    va_start(ap, msg);
-    fputs("vfio-user-probe: libpci: ", stderr);
-    vfprintf(stderr, msg, ap);
-    fputc('\n', stderr);
-    va_end(ap);
+    fprintf(stderr, "vfio-user-probe: libpci: %s\n", msg);
     exit(2);
 }
 
