@@ -9,7 +9,9 @@
 # chroot, no mounts, and the root may be read-only (e.g. the host's file system
 # seen over 9p inside the end-to-end test guest).
 #
-#   tools/provision-qemu-vfio-user.sh            provision if missing or broken;
+#   tools/provision-qemu-vfio-user.sh            provision if missing or broken,
+#                                                and (re)build the inner test
+#                                                guest if its sources changed;
 #                                                prints the root's path
 #   tools/provision-qemu-vfio-user.sh --check    exit 0 if the root is usable
 #   tools/provision-qemu-vfio-user.sh --exec ARGS...
@@ -18,6 +20,9 @@
 #
 # Environment:
 #   VUB_QEMU_ROOT       the root (default /var/cache/vfio-user-bridge/trixie-qemu)
+#   VUB_VMM_GUEST_CACHE where the end-to-end tests' inner guest is cached
+#                       (default /var/cache/vfio-user-bridge/inner-guest;
+#                       tests/e2e/vmm/build-inner-guest.sh builds it)
 #   VUB_DEBIAN_MIRROR   Debian mirror URL (default: the one this machine's apt
 #                       uses, read from /etc/apt; never written into the project)
 #
@@ -147,6 +152,13 @@ case "${1:-}" in
     flock 9
     if [ "${1:-}" = --rebuild ] || ! root_ok "$ROOT"; then
       provision
+    fi
+    # The inner guest of tests/e2e/vmm (kernel + initramfs), built here on the
+    # host because the test guest sees this file system read-only.
+    guest=$(dirname "$(readlink -f "$0")")/../tests/e2e/vmm/build-inner-guest.sh
+    if [ -x "$guest" ]; then
+      "$guest" "${VUB_VMM_GUEST_CACHE:-$(dirname "$ROOT")/inner-guest}" ||
+        die "building the inner test guest failed"
     fi
     echo "$ROOT" ;;
   *) die "usage: $0 [--check | --exec QEMU-ARGS... | --rebuild]" ;;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# build-inner-guest.sh OUTDIR [KVER] - the kernel and initramfs of the INNER
-# guest (booted by QEMU's vfio-user-pci client on the bridged devices).
+# build-inner-guest.sh [--check] OUTDIR [KVER] - the kernel and initramfs of
+# the INNER guest (booted by QEMU's vfio-user-pci client on the bridged
+# devices). --check: exit 0 if OUTDIR is current, build nothing.
 #
 # Writes OUTDIR/kernel (the vmlinux ELF taken out of /boot/vmlinuz-KVER when
 # the kernel supports the PVH entry, else the bzImage itself), and
@@ -15,7 +16,9 @@
 set -euo pipefail
 
 HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
-OUT=${1:?usage: build-inner-guest.sh OUTDIR [KVER]}
+CHECK=0
+if [ "${1:-}" = --check ]; then CHECK=1; shift; fi
+OUT=${1:?usage: build-inner-guest.sh [--check] OUTDIR [KVER]}
 KVER=${2:-}
 log() { printf 'build-inner-guest: %s\n' "$*" >&2; }
 
@@ -32,21 +35,26 @@ BUSYBOX=$(command -v busybox) || { log "busybox not installed"; exit 1; }
 MODFILES=()
 declare -A SEEN=()
 for m in nvme; do
+  # (no process substitution: the test guest's /dev has no /dev/fd)
+  deps=$(modprobe -S "$KVER" --show-depends "$m")
   while read -r kind path _; do
     [ "$kind" = insmod ] || continue
     [ -n "${SEEN[$path]:-}" ] && continue
     SEEN[$path]=1
     MODFILES+=("$path")
-  done < <(modprobe -S "$KVER" --show-depends "$m")
+  done <<<"$deps"
 done
 
-mkdir -p "$OUT"
-key=$( { echo "$KVER"; sha256sum "$HERE/guest-tool.c" "$HERE/inner-init.sh" "${BASH_SOURCE[0]}";
-         stat -L -c '%n %s %Y' "$BZ" "$BUSYBOX" "${MODFILES[@]}"; } | sha256sum | cut -c1-16)
+# The key must come out the same on the host and in the test guest (other
+# paths to the same files there): contents and sizes/times, no file names.
+key=$( { echo "$KVER"; cat "$HERE/guest-tool.c" "$HERE/inner-init.sh" "$HERE/build-inner-guest.sh";
+         stat -L -c '%s %Y' "$BZ" "$BUSYBOX" "${MODFILES[@]}"; } | sha256sum | cut -c1-16)
 if [ -f "$OUT/key" ] && [ "$(cat "$OUT/key")" = "$key" ] &&
    [ -f "$OUT/kernel" ] && [ -f "$OUT/initramfs.cpio" ]; then
   exit 0
 fi
+[ $CHECK = 0 ] || exit 1
+mkdir -p "$OUT"
 rm -f "$OUT/key"
 
 # The kernel: the bzImage's payload is an ELF vmlinux compressed with one of

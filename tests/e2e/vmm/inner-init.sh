@@ -10,10 +10,12 @@
 #   VMM: ...                                   progress
 #
 # Kernel command line (set by run-inner.sh):
-#   vmm.mode=full   boot 1: nvme I/O, edu, then a mark on the disk and reboot;
-#                   boot 2 (the mark is there): nvme I/O again, power off
+#   vmm.mode=io     nvme I/O once (result nvme_io), power off
+#   vmm.mode=edu    edu checks (result edu), power off
+#   vmm.mode=reboot boot 1: nvme I/O and edu (nvme_io, edu), then a mark on
+#                   the disk and a reboot; boot 2 (the mark is there): both
+#                   again (reboot_nvme_io, reboot_edu), power off
 #   vmm.mode=loop   nvme I/O in a loop until the VMM is killed
-#   vmm.mode=io     nvme I/O once, power off
 #   vmm.run=TOKEN   names this run (the reboot mark carries it)
 #   vmm.serial=S    the nvme's serial number
 #
@@ -49,10 +51,12 @@ done
 
 # The nvme's block device (the driver probes asynchronously).
 DEV=/dev/nvme0n1
-i=0
-while [ ! -b $DEV ] && [ $i -lt 600 ]; do sleep 0.2; i=$((i + 1)); done
-read up _ </proc/uptime
-echo "VMM: $DEV present: $([ -b $DEV ] && echo yes || echo no) at ${up}s"
+if [ "$MODE" != edu ]; then
+  i=0
+  while [ ! -b $DEV ] && [ $i -lt 600 ]; do sleep 0.2; i=$((i + 1)); done
+  read up _ </proc/uptime
+  echo "VMM: $DEV present: $([ -b $DEV ] && echo yes || echo no) at ${up}s"
+fi
 
 # Sum of the nvme's interrupt counts over all CPUs and vectors.
 nvme_irqs() {
@@ -91,36 +95,37 @@ run_nvme() {
 }
 
 run_edu() {
-  local d addr= out f
+  local name=$1 d addr= out f
   for d in /sys/bus/pci/devices/*; do
     [ "$(cat $d/vendor):$(cat $d/device)" = 0x1234:0x11e8 ] && addr=${d##*/}
   done
   if [ -z "$addr" ]; then
-    result edu FAIL "no 1234:11e8 device"; return
+    result $name FAIL "no 1234:11e8 device"; return
   fi
   echo "VMM: edu at $addr"
   out=$(/bin/guest-tool edu $addr 2>&1); f=$?
   echo "$out" | sed 's/^/VMM:   /'
-  if [ $f -eq 0 ]; then result edu PASS "at $addr"; else result edu FAIL "$(echo "$out" | grep FAIL | head -n 3 | tr '\n' ';')"; fi
+  if [ $f -eq 0 ]; then result $name PASS "at $addr"; else result $name FAIL "$(echo "$out" | grep FAIL | head -n 3 | tr '\n' ';')"; fi
 }
 
 case "$MODE" in
-  full)
+  reboot)
     mark=$( [ -b $DEV ] && /bin/guest-tool getmark $DEV $MARK_LBA 2>/dev/null)
     if [ "$mark" = "reboot $RUN" ]; then
       echo "VMM: boot 2 (after the guest reboot)"
-      run_nvme reboot 3000
+      run_nvme reboot_nvme_io 3000
+      run_edu reboot_edu
       /bin/guest-tool setmark $DEV $MARK_LBA "done $RUN" || echo "VMM: clearing the mark failed"
       off
     fi
     echo "VMM: boot 1"
     run_nvme nvme_io 1000
-    run_edu
+    run_edu edu
     if /bin/guest-tool setmark $DEV $MARK_LBA "reboot $RUN"; then
       echo "VMM: rebooting"
       sync; reboot -f
     fi
-    result reboot FAIL "could not write the reboot mark"
+    result reboot_nvme_io FAIL "could not write the reboot mark"
     off ;;
   loop)
     echo "VMM: nvme I/O loop on $DEV (until the VMM dies)"
@@ -128,7 +133,10 @@ case "$MODE" in
     result loop FAIL "the I/O loop stopped"
     off ;;
   io)
-    run_nvme io 5000
+    run_nvme nvme_io 5000
+    off ;;
+  edu)
+    run_edu edu
     off ;;
   *)
     echo "VMM: unknown mode $MODE"; off ;;

@@ -1,0 +1,195 @@
+# SPDX-License-Identifier: MIT
+# lib-vmm.sh - helpers for the VMM scenarios: QEMU's own vfio-user client
+# (vfio-user-pci, QEMU 11 from the trixie root that
+# tools/provision-qemu-vfio-user.sh keeps) boots an INNER Linux guest on the
+# devices the bridge serves. Sourced by the scenario scripts in this directory
+# after tests/e2e/lib.sh; they run inside the testbed guest (see
+# tests/e2e/README.md and docs/vmm.md).
+#
+#   vmm_prepare                   QEMU root, inner kernel+initramfs, accel
+#   vmm_start NAME MODE SOCK...   start QEMU (background) on the bridge sockets;
+#                                 console in $VUB_OUT/vmm-NAME.console
+#   vmm_wait NAME [SECONDS]       wait for it to exit (kill it at the timeout)
+#   vmm_wait_line NAME REGEX SEC  wait for a console line
+#   vmm_kill NAME                 SIGKILL it
+#   vmm_result NAME CHECK         "ok"/"FAIL" from its VMM-RESULT CHECK line
+#
+# Environment: VUB_VMM_ACCEL = auto (default: KVM in the testbed guest when
+# its emulated CPU offers SVM and /dev/kvm works, else TCG), kvm or tcg;
+# VUB_VMM_TIMEOUT = seconds one inner QEMU may run (default by accel).
+
+VMM_DIR=$VUB_SRC/tests/e2e/vmm
+VMM_PROV=$VUB_SRC/tools/provision-qemu-vfio-user.sh
+VMM_CACHE=${VUB_VMM_GUEST_CACHE:-/var/cache/vfio-user-bridge/inner-guest}
+VMM_MEM=128M
+declare -A VMM_PID=()
+VMM_RUN=r$$-$(date +%s)
+
+vmm_log() { echo "vmm: $*"; }
+vmm_now() { date +%s.%N; }
+vmm_since() { awk -v a="$1" -v b="$(vmm_now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# KVM inside the testbed guest: its TCG CPU emulates AMD SVM, so the guest
+# kernel's kvm_amd runs and the inner guest runs at the outer TCG's speed
+# (measured: inner init at ~14 s instead of ~120 s). Falls back to TCG when
+# anything is missing; a KVM run that does not reach the inner /init in time
+# is retried once with TCG (vmm_start).
+vmm_pick_accel() {
+  VMM_ACCEL=${VUB_VMM_ACCEL:-auto}
+  if [ "$VMM_ACCEL" = auto ]; then
+    VMM_ACCEL=tcg
+    if [ "${VUB_IN_GUEST:-0}" = 1 ] && grep -qw svm /proc/cpuinfo; then
+      [ -c /dev/kvm ] || modprobe kvm_amd >/dev/null 2>&1 || true
+      [ -c /dev/kvm ] && VMM_ACCEL=kvm
+    fi
+  fi
+  if [ "$VMM_ACCEL" = kvm ]; then
+    VMM_TIMEOUT=${VUB_VMM_TIMEOUT:-240}
+  else
+    VMM_TIMEOUT=${VUB_VMM_TIMEOUT:-400}
+  fi
+}
+
+# The inner guest: the copy the host built into the cache when its inputs are
+# unchanged, else a fresh build in /tmp (slower under TCG, same result).
+vmm_guest() {
+  local t0
+  t0=$(vmm_now)
+  if "$VMM_DIR/build-inner-guest.sh" --check "$VMM_CACHE" 2>/dev/null; then
+    VMM_GUEST=$VMM_CACHE
+  else
+    VMM_GUEST=/tmp/vmm-inner-guest
+    vmm_log "no current inner guest in $VMM_CACHE; building one in $VMM_GUEST"
+    "$VMM_DIR/build-inner-guest.sh" "$VMM_GUEST" || return 1
+  fi
+  vmm_log "inner guest: $VMM_GUEST (kernel $(cat "$VMM_GUEST/kver"), $(vmm_since "$t0") s)"
+}
+
+vmm_prepare() {
+  if ! "$VMM_PROV" --check; then
+    fail "QEMU with vfio-user-pci is not provisioned: run tools/provision-qemu-vfio-user.sh on the host first"
+    finish
+  fi
+  vmm_guest || { fail "could not build the inner guest"; finish; }
+  vmm_pick_accel
+  vmm_log "QEMU $("$VMM_PROV" --exec --version | head -n 1 | sed 's/^QEMU emulator version //'), accel $VMM_ACCEL, timeout ${VMM_TIMEOUT}s"
+}
+
+# vmm_cmd NAME MODE SOCK...: the QEMU command line (array VMM_CMD).
+vmm_cmd() {
+  local name=$1 mode=$2 s; shift 2
+  local reboot=-no-reboot
+  [ "$mode" = reboot ] && reboot=
+  VMM_CMD=("$VMM_PROV" --exec
+    -machine "q35,accel=$VMM_ACCEL,memory-backend=mem"
+    -object "memory-backend-memfd,id=mem,size=$VMM_MEM,share=on"
+    -m "$VMM_MEM" -smp 1 -nodefaults -no-user-config -display none $reboot
+    -kernel "$VMM_GUEST/kernel" -initrd "$VMM_GUEST/initramfs.cpio"
+    -append "console=ttyS0 quiet panic=-1 cryptomgr.notests no_timer_check tsc=reliable audit=0 random.trust_cpu=on vmm.mode=$mode vmm.run=$VMM_RUN-$name vmm.serial=${VUB_NVME_SERIAL:-}"
+    -serial "file:$VUB_OUT/vmm-$name.console")
+  for s in "$@"; do
+    VMM_CMD+=(-device "{\"driver\":\"vfio-user-pci\",\"socket\":{\"type\":\"unix\",\"path\":\"$s\"}}")
+  done
+}
+
+vmm_start_once() {
+  local name=$1; shift
+  vmm_cmd "$name" "$@"
+  : >"$VUB_OUT/vmm-$name.console"
+  echo "${VMM_CMD[*]}" >"$VUB_OUT/vmm-$name.cmdline"
+  "${VMM_CMD[@]}" </dev/null >"$VUB_OUT/vmm-$name.qemu.log" 2>&1 &
+  VMM_PID[$name]=$!
+  VMM_T0=$(vmm_now)
+}
+
+# vmm_start NAME MODE SOCK...
+vmm_start() {
+  local name=$1
+  vmm_start_once "$@"
+  vmm_log "$name: QEMU pid ${VMM_PID[$name]} started (mode $2, accel $VMM_ACCEL)"
+  if [ "$VMM_ACCEL" = kvm ] && [ "${VUB_VMM_ACCEL:-auto}" = auto ]; then
+    # The short probe: KVM in the testbed guest must bring the inner guest to
+    # /init quickly, or it is not used.
+    if ! vmm_wait_line "$name" '^VMM: init at' 150; then
+      vmm_log "$name: no inner /init under KVM in 150 s; retrying with TCG"
+      vmm_kill "$name"
+      VMM_ACCEL=tcg VMM_TIMEOUT=${VUB_VMM_TIMEOUT:-400}
+      vmm_start_once "$@"
+    fi
+  fi
+}
+
+# vmm_wait_line NAME REGEX SECONDS: 0 once the console has a matching line;
+# 1 at the timeout or when QEMU exited without it.
+vmm_wait_line() {
+  local name=$1 re=$2 secs=$3 i
+  for i in $(seq $((secs * 5))); do
+    tr -d '\r' <"$VUB_OUT/vmm-$name.console" | grep -qE "$re" && return 0
+    kill -0 "${VMM_PID[$name]}" 2>/dev/null || break
+    sleep 0.2
+  done
+  tr -d '\r' <"$VUB_OUT/vmm-$name.console" | grep -qE "$re"
+}
+
+# vmm_wait NAME [SECONDS]: QEMU's exit status (124 if it had to be killed).
+vmm_wait() {
+  local name=$1 secs=${2:-$VMM_TIMEOUT} pid=${VMM_PID[$1]} i rc
+  for i in $(seq $((secs * 5))); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    vmm_log "$name: still running after ${secs}s; killing it"
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    rc=124
+  else
+    wait "$pid"; rc=$?
+  fi
+  unset "VMM_PID[$name]"
+  vmm_log "$name: QEMU exited $rc after $(vmm_since "$VMM_T0") s"
+  vmm_show "$name"
+  return $rc
+}
+
+vmm_kill() {
+  local pid=${VMM_PID[$1]:-}
+  [ -n "$pid" ] || return 0
+  kill -KILL "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  unset "VMM_PID[$1]"
+}
+
+# The inner console and QEMU's own messages, indented.
+vmm_show() {
+  echo "  --- inner console ($1) ---"
+  tr -d '\r' <"$VUB_OUT/vmm-$1.console" | sed 's/^/  | /'
+  if [ -s "$VUB_OUT/vmm-$1.qemu.log" ]; then
+    echo "  --- QEMU stderr ($1) ---"
+    sed 's/^/  | /' "$VUB_OUT/vmm-$1.qemu.log"
+  fi
+}
+
+# vmm_result NAME CHECK: record one check from the inner guest's result line.
+vmm_result() {
+  local line
+  line=$(tr -d '\r' <"$VUB_OUT/vmm-$1.console" | grep -E "^VMM-RESULT $2 " | tail -n 1)
+  case "$line" in
+    "VMM-RESULT $2 PASS"*) pass "inner guest: $2 (${line#VMM-RESULT $2 PASS})" ;;
+    "") fail "inner guest: no result for $2" ;;
+    *) fail "inner guest: $2: ${line#VMM-RESULT $2 FAIL}" ;;
+  esac
+}
+
+# vmm_bridge_summary NAME: what the bridge logged about the QEMU sessions.
+vmm_bridge_summary() {
+  echo "  --- bridge $1: $(wc -l <"$VUB_OUT/bridge-$1.log") log lines ---"
+  show_log "$1" | tail -n 40
+}
+
+vmm_cleanup() {
+  local n
+  for n in "${!VMM_PID[@]}"; do vmm_kill "$n"; done
+}
+# lib.sh's trap kills the bridges; QEMU first.
+trap 'vmm_cleanup; vub_cleanup' EXIT
