@@ -131,6 +131,8 @@ enum bench_fig {
     FIG_DMA_UNMAP_2M,
     FIG_DMA_TOTAL_4K,   /* map + unmap of the whole area, ms */
     FIG_DMA_TOTAL_2M,
+    FIG_DMA_MAP_2M_FRESH,   /* direct only: mmap of the piece + map, as the */
+    FIG_DMA_UNMAP_2M_FRESH, /* bridge does it, minus the message */
     FIG_IRQ_LATENCY,
     FIG_IRQ_BRIDGE_CPU, /* ns of bridge CPU per interrupt */
     FIG_RSS_IDLE,       /* KiB */
@@ -165,6 +167,10 @@ struct bench_result {
     unsigned multi_batch;
     /* what each side read (checked equal across sides): [0] bridge [1] direct */
     uint32_t cfg_id[2], bar_id[2];
+    /* direct MMIO samples (ns), taken half before and half after the bridge
+     * phase so that a change of the machine's state between the phases
+     * shows up as spread and not as a ratio */
+    struct bench_samples mmio_keep[2];
     unsigned errors;             /* figures that failed */
 };
 
@@ -197,6 +203,11 @@ struct bench_bridge {
  * with a reason on stderr and the rest goes on. */
 int bench_phase_direct(const struct bench_config *cfg, struct bench_side *s,
                        struct bench_result *r);
+/* The second half of the direct MMIO samples (device reopened after the
+ * bridge stopped), then bench_mmio_finish sets the direct MMIO figures. */
+int bench_phase_direct_after(const struct bench_config *cfg, struct bench_side *s,
+                             struct bench_result *r);
+void bench_mmio_finish(struct bench_result *r);
 int bench_phase_bridge(const struct bench_config *cfg, struct bench_side *s,
                        const struct bench_bridge *b, struct bench_result *r);
 int bench_phase_floor(const struct bench_config *cfg, struct bench_result *r);
@@ -225,7 +236,7 @@ void bench_bridge_dump_log(const struct bench_bridge *b);
 struct bench_meta {
     char date[64];
     char machine[256];
-    char kernel[128];
+    char kernel[192];
     char command[1024];
     const char *mode;        /* "device" / "sim" */
     const char *device;
