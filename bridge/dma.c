@@ -71,6 +71,20 @@ static int backing_get(struct br_dma_table *t, int fd, const struct stat *st)
     t->backings[free_slot] = (struct br_dma_backing){
         .dev = st->st_dev, .ino = st->st_ino, .fd = fd, .refs = 0,
     };
+    struct br_dma_backing *b = &t->backings[free_slot];
+    /* The whole object, read-write if the fd allows it, else read-only;
+     * if neither works each map gets its own mmap. */
+    if (st->st_size > 0 && (uint64_t)st->st_size <= SIZE_MAX) {
+        b->len = (size_t)st->st_size;
+        b->base = mmap(NULL, b->len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        b->writable = b->base != MAP_FAILED;
+        if (b->base == MAP_FAILED)
+            b->base = mmap(NULL, b->len, PROT_READ, MAP_SHARED, fd, 0);
+        if (b->base == MAP_FAILED) {
+            b->base = NULL;
+            b->len = 0;
+        }
+    }
     return (int)free_slot;
 }
 
@@ -78,6 +92,9 @@ static void backing_put_if_unused(struct br_dma_table *t, int slot)
 {
     struct br_dma_backing *b = &t->backings[slot];
     if (b->refs == 0 && b->fd >= 0) {
+        if (b->base)
+            munmap(b->base, b->len);
+        b->base = NULL;
         close(b->fd);
         b->fd = -1;
         while (t->nb > 0 && t->backings[t->nb - 1].fd < 0)
@@ -146,31 +163,40 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
             r = slot;
             goto fail;
         }
-        /* mmap granularity: the page size, or the object's own block size
-         * when larger (hugetlbfs wants offsets aligned to its huge pages,
-         * and QEMU's offsets are only aligned to what the section needs) */
-        uint64_t pg = t->page_size;
-        uint64_t blk = (uint64_t)st.st_blksize;
-        if (blk > pg && blk <= BR_DMA_MAX_MAP_ALIGN && (blk & (blk - 1)) == 0)
-            pg = blk;
-        uint64_t aligned = offset & ~(pg - 1);
-        uint64_t delta = offset - aligned;
-        if (size > SIZE_MAX - delta - pg) {
-            r = -EINVAL;
-            goto fail;
-        }
-        len = (size_t)((size + delta + pg - 1) & ~(pg - 1));
-        int prot = ((flags & VU_DMA_MAP_FLAG_READ) ? PROT_READ : 0) |
-                   ((flags & VU_DMA_MAP_FLAG_WRITE) ? PROT_WRITE : 0);
-        base = mmap(NULL, len, prot, MAP_SHARED, t->backings[slot].fd, (off_t)aligned);
-        if (base == MAP_FAILED) {
-            r = -errno;
-            base = NULL;
-            goto fail;
+        struct br_dma_backing *b = &t->backings[slot];
+        uint8_t *vaddr;
+        if (b->base && offset <= b->len && size <= b->len - offset &&
+            (b->writable || !(flags & VU_DMA_MAP_FLAG_WRITE))) {
+            vaddr = (uint8_t *)b->base + offset;    /* inside the whole mapping */
+        } else {
+            /* Own mmap (the object grew since, or the whole mapping failed).
+             * Granularity: the page size, or the object's block size when
+             * larger (hugetlbfs wants offsets aligned to its huge pages;
+             * QEMU's are only as aligned as the section). */
+            uint64_t pg = t->page_size;
+            uint64_t blk = (uint64_t)st.st_blksize;
+            if (blk > pg && blk <= BR_DMA_MAX_MAP_ALIGN && (blk & (blk - 1)) == 0)
+                pg = blk;
+            uint64_t aligned = offset & ~(pg - 1);
+            uint64_t delta = offset - aligned;
+            if (size > SIZE_MAX - delta - pg) {
+                r = -EINVAL;
+                goto fail;
+            }
+            len = (size_t)((size + delta + pg - 1) & ~(pg - 1));
+            int prot = ((flags & VU_DMA_MAP_FLAG_READ) ? PROT_READ : 0) |
+                       ((flags & VU_DMA_MAP_FLAG_WRITE) ? PROT_WRITE : 0);
+            base = mmap(NULL, len, prot, MAP_SHARED, b->fd, (off_t)aligned);
+            if (base == MAP_FAILED) {
+                r = -errno;
+                base = NULL;
+                goto fail;
+            }
+            vaddr = (uint8_t *)base + delta;
         }
         uint32_t hvf = ((flags & VU_DMA_MAP_FLAG_READ) ? HV_DMA_READ : 0) |
                        ((flags & VU_DMA_MAP_FLAG_WRITE) ? HV_DMA_WRITE : 0);
-        r = hv->ops->dma_map(hv, iova, (uint8_t *)base + delta, size, hvf);
+        r = hv->ops->dma_map(hv, iova, vaddr, size, hvf);
         if (r < 0)
             goto fail;
         t->backings[slot].refs++;
@@ -200,7 +226,8 @@ static void drop_entry(struct br_dma_table *t, size_t i)
 {
     struct br_dma_map *m = &t->maps[i];
     if (m->backing >= 0) {
-        munmap(m->map_base, m->map_len);
+        if (m->map_base)
+            munmap(m->map_base, m->map_len);
         t->bytes -= m->size;
         t->backings[m->backing].refs--;
         backing_put_if_unused(t, m->backing);
@@ -249,9 +276,13 @@ int br_dma_unmap_all(struct br_dma_table *t, struct hv_device *hv)
 
 void br_dma_free(struct br_dma_table *t)
 {
-    for (size_t i = 0; i < t->nb; i++)
-        if (t->backings[i].fd >= 0)
-            close(t->backings[i].fd);
+    for (size_t i = 0; i < t->nb; i++) {
+        if (t->backings[i].fd < 0)
+            continue;
+        if (t->backings[i].base)
+            munmap(t->backings[i].base, t->backings[i].len);
+        close(t->backings[i].fd);
+    }
     free(t->maps);
     free(t->backings);
     memset(t, 0, sizeof(*t));

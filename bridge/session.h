@@ -22,20 +22,25 @@
 
 /* ---- DMA table ------------------------------------------------------------------ */
 
-/* One memory object (file) a client shared; kept open once however many
- * mappings use it (deduplicated by st_dev/st_ino). */
+/* One memory object (file) a client shared; kept open and mmapped once,
+ * whole, however many DMA mappings use it (deduplicated by st_dev/st_ino),
+ * so that a DMA_MAP/UNMAP costs one IOMMU call and no mmap/munmap. */
 struct br_dma_backing {
     dev_t dev;
     ino_t ino;
     int fd;
     unsigned refs;
+    void *base;              /* the whole object [0, len), NULL if that failed */
+    size_t len;
+    bool writable;           /* base is PROT_WRITE too */
 };
 
 struct br_dma_map {
     uint64_t iova, size;
     uint32_t flags;          /* VU_DMA_MAP_FLAG_READ|WRITE */
     int backing;             /* index into backings, -1 = no fd (not reachable) */
-    void *map_base;          /* our mmap (page aligned), NULL without fd */
+    void *map_base;          /* an mmap of this map's own (when the object's
+                              * whole mapping does not cover it), else NULL */
     size_t map_len;
 };
 

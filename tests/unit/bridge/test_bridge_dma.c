@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* DMA_MAP / DMA_UNMAP: the client's memory really is what the device sees. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -199,6 +201,41 @@ static void test_dedup_and_unmap_all(void **state)
     close(mfd);
 }
 
+static void test_object_grows_and_read_only_fd(void **state)
+{
+    struct th *t = *state;
+    struct vu_client *c = th_connect(t, true);
+    int mfd = th_memfd(MiB);
+    assert_int_equal(vu_client_dma_map(c, 0x100000, MiB, mfd, 0, RW), 0);
+    /* the object grows (memory hot-add in the same file): a map of the new
+     * part is beyond what the bridge mapped of it at first */
+    assert_int_equal(ftruncate(mfd, 3 * MiB), 0);
+    assert_int_equal(vu_client_dma_map(c, 0x1000000, 2 * MiB, mfd, MiB, RW), 0);
+    assert_int_equal(hv_sim_dma_write(t->hv, 0x1000000 + MiB + 8, "grown", 5), 0);
+    char b[5];
+    assert_int_equal(pread(mfd, b, 5, 2 * MiB + 8), 5);
+    assert_memory_equal(b, "grown", 5);
+    assert_int_equal(vu_client_dma_unmap(c, 0x1000000, 2 * MiB, 0), 0);
+    assert_int_equal(vu_client_dma_unmap(c, 0x100000, MiB, 0), 0);
+
+    /* a read-only fd of another object: read maps work, write maps cannot */
+    int other = th_memfd(MiB);
+    assert_int_equal(pwrite(other, "ro", 2, 4096), 2);
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", other);
+    int ro = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(ro >= 0);
+    assert_int_equal(vu_client_dma_map(c, 0x200000, MiB, ro, 0, VU_DMA_MAP_FLAG_READ), 0);
+    assert_int_equal(hv_sim_dma_read(t->hv, 0x201000, b, 2), 0);
+    assert_memory_equal(b, "ro", 2);
+    assert_true(vu_client_dma_map(c, 0x400000, MiB, ro, 0, RW) < 0);
+    assert_int_equal(hv_sim_dma_count(t->hv), 1);
+    vu_client_close(c);
+    close(ro);
+    close(other);
+    close(mfd);
+}
+
 static void test_hugetlb_offset_not_huge_aligned(void **state)
 {
     struct th *t = *state;
@@ -261,6 +298,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_map_without_fd, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only_map, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedup_and_unmap_all, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_object_grows_and_read_only_fd, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hugetlb_offset_not_huge_aligned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits, setup_limits, teardown),
     };
