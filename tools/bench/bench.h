@@ -119,6 +119,7 @@ int bench_side_bridge(struct vu_client *c, struct bench_side **out);
 
 enum bench_fig {
     FIG_FLOOR,          /* socket ping-pong, REGION_READ sizes */
+    FIG_FLOOR_FRAMED,   /* the same with the transport's system calls */
     FIG_RT_CONFIG,      /* trapped 4-byte config read */
     FIG_RT_BAR,         /* trapped 4-byte BAR0 read */
     FIG_POSTED,         /* REGION_WRITE No_reply, per write */

@@ -46,6 +46,7 @@ void bench_figures_init(struct bench_result *r)
         bool rate;
     } d[FIG_COUNT] = {
         [FIG_FLOOR] = {"socket_pingpong", "UNIX socket ping-pong, 32 B / 36 B (floor)", "us", false},
+        [FIG_FLOOR_FRAMED] = {"socket_pingpong_framed", "Same, with the transport's system calls (send; poll, header, body)", "us", false},
         [FIG_RT_CONFIG] = {"trapped_config_read4", "Trapped 4-byte config space read", "us", false},
         [FIG_RT_BAR] = {"trapped_bar_read4", "Trapped 4-byte BAR0 register read", "us", false},
         [FIG_POSTED] = {"posted_write4", "Posted 4-byte REGION_WRITE (No_reply), per write", "us", true},
@@ -855,24 +856,94 @@ static int full_io(int fd, void *buf, size_t len, bool wr)
     return 0;
 }
 
+/* The framed variant makes the system calls a vfio-user exchange makes
+ * with this project's transport, without any protocol work: the client
+ * sends, polls, reads the header and then the body; the peer polls, reads
+ * header and body, and sends the reply in one sendmsg. */
+static int poll_in(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int n;
+    while ((n = poll(&p, 1, -1)) < 0 && errno == EINTR)
+        ;
+    return n < 0 ? -errno : 0;
+}
+
+static int framed_send(int fd, const void *buf, size_t len)
+{
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+    return n == (ssize_t)len ? 0 : n < 0 ? -errno : -EIO;
+}
+
+static int framed_recv(int fd, void *buf, size_t len)
+{
+    struct iovec iov = {.iov_base = buf, .iov_len = len};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    ssize_t n = recvmsg(fd, &mh, MSG_WAITALL);
+    return n == (ssize_t)len ? 0 : n < 0 ? -errno : -ECONNRESET;
+}
+
+struct floor_ctx {
+    int fd;
+    bool framed;
+};
+
 static int op_pingpong(void *p, uint64_t i)
 {
-    int fd = *(int *)p;
+    struct floor_ctx *c = p;
     uint8_t req[FLOOR_REQ], rep[FLOOR_REP];
+    int rc;
     memset(req, (int)(i & 0xff), sizeof(req));
-    int rc = full_io(fd, req, sizeof(req), true);
-    if (rc == 0)
-        rc = full_io(fd, rep, sizeof(rep), false);
+    if (c->framed) {
+        rc = framed_send(c->fd, req, sizeof(req));
+        if (rc == 0)
+            rc = poll_in(c->fd);
+        if (rc == 0)
+            rc = framed_recv(c->fd, rep, VU_HDR_SIZE);
+        if (rc == 0)
+            rc = framed_recv(c->fd, rep + VU_HDR_SIZE, sizeof(rep) - VU_HDR_SIZE);
+    } else {
+        rc = full_io(c->fd, req, sizeof(req), true);
+        if (rc == 0)
+            rc = full_io(c->fd, rep, sizeof(rep), false);
+    }
     if (rc == 0 && rep[0] != req[0])
         rc = -EIO;
     return rc;
 }
 
-int bench_phase_floor(const struct bench_config *cfg, struct bench_result *r)
+static void floor_peer(int fd, bool framed)
+{
+    uint8_t req[FLOOR_REQ], rep[FLOOR_REP];
+    memset(rep, 0, sizeof(rep));
+    for (;;) {
+        int rc;
+        if (framed) {
+            rc = poll_in(fd);
+            if (rc == 0)
+                rc = framed_recv(fd, req, VU_HDR_SIZE);
+            if (rc == 0)
+                rc = framed_recv(fd, req + VU_HDR_SIZE, sizeof(req) - VU_HDR_SIZE);
+        } else {
+            rc = full_io(fd, req, sizeof(req), false);
+        }
+        if (rc < 0)
+            break;
+        rep[0] = req[0];
+        if ((framed ? framed_send(fd, rep, sizeof(rep)) : full_io(fd, rep, sizeof(rep), true)) < 0)
+            break;
+    }
+    _exit(0);
+}
+
+static int floor_one(const struct bench_config *cfg, struct bench_result *r, enum bench_fig f,
+                     bool framed)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-        fig_fail(r, FIG_FLOOR, "socket", strerror(errno));
+        fig_fail(r, f, "socket", strerror(errno));
         return -errno;
     }
     pid_t pid = fork();
@@ -880,34 +951,34 @@ int bench_phase_floor(const struct bench_config *cfg, struct bench_result *r)
         int e = errno;
         close(sv[0]);
         close(sv[1]);
-        fig_fail(r, FIG_FLOOR, "socket", strerror(e));
+        fig_fail(r, f, "socket", strerror(e));
         return -e;
     }
     if (pid == 0) {
-        /* the echo peer: answer every request with a reply of reply size */
-        uint8_t req[FLOOR_REQ], rep[FLOOR_REP];
         close(sv[0]);
-        memset(rep, 0, sizeof(rep));
-        while (full_io(sv[1], req, sizeof(req), false) == 0) {
-            rep[0] = req[0];
-            if (full_io(sv[1], rep, sizeof(rep), true) < 0)
-                break;
-        }
-        _exit(0);
+        floor_peer(sv[1], framed);
     }
     close(sv[1]);
+    struct floor_ctx c = {.fd = sv[0], .framed = framed};
     struct bench_plan p = plan_latency(cfg);
     struct bench_samples smp = {0};
     uint64_t ops = 0;
-    int rc = bench_run(&p, op_pingpong, &sv[0], &smp, &ops);
+    int rc = bench_run(&p, op_pingpong, &c, &smp, &ops);
     if (rc == 0)
-        rc = fig_set(r, FIG_FLOOR, K_BRIDGE, &smp, ops, true);
+        rc = fig_set(r, f, K_BRIDGE, &smp, ops, true);
     bench_samples_free(&smp);
     close(sv[0]);
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     if (rc < 0)
-        fig_fail(r, FIG_FLOOR, "socket", strerror(-rc));
+        fig_fail(r, f, "socket", strerror(-rc));
     return rc;
+}
+
+int bench_phase_floor(const struct bench_config *cfg, struct bench_result *r)
+{
+    int rc = floor_one(cfg, r, FIG_FLOOR, false);
+    int rc2 = floor_one(cfg, r, FIG_FLOOR_FRAMED, true);
+    return rc < 0 ? rc : rc2;
 }

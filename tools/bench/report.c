@@ -249,9 +249,6 @@ int bench_write_markdown(const char *path, const struct bench_meta *m, const str
             snprintf(lab, sizeof(lab), "%s (%llu MiB)", fg->label,
                      (unsigned long long)(r->dma_area >> 20));
             label = lab;
-        } else if (i == FIG_FLOOR) {
-            snprintf(lab, sizeof(lab), "%s (bridge column)", fg->label);
-            label = lab;
         }
         fprintf(f, "| %s | %s | %s | %s |\n", label, b, d, q);
     }
