@@ -9,5 +9,5 @@ set -u
 bench=$VUB_BUILD/tools/bench/vfio-user-bench
 bridge=$VUB_BUILD/bridge/vfio-user-bridge
 exec "$bench" --device "$VUB_EDU" --bridge "$bridge" \
-  --iterations 400 --irqs 10000 --dma-mib 256 --dma-reps 1 --startups 5 \
+  --iterations 2000 --irqs 10000 --dma-mib 256 --dma-reps 1 --startups 5 \
   --json "$VUB_OUT/bench.json" --markdown "$VUB_OUT/bench.md"
