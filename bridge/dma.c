@@ -2,6 +2,7 @@
 /* The per-client DMA map table: client memory fd -> mmap -> IOMMU map. */
 #include <errno.h>
 #include <inttypes.h>
+#include <search.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -22,21 +23,28 @@ void br_dma_init(struct br_dma_table *t, uint32_t max_maps, uint64_t max_bytes, 
     t->page_size = page ? page : 4096;
 }
 
-/* First index whose iova is >= iova. */
-static size_t lower_bound(const struct br_dma_table *t, uint64_t iova)
+static uint64_t last_byte(const struct br_dma_map *m) { return m->iova + (m->size - 1); }
+
+/* Order of the tree: ranges that overlap compare equal. The ranges in the
+ * tree are disjoint, so this is a total order on them, and looking up any
+ * range finds a stored one that overlaps it (if there is one). */
+static int range_cmp(const void *a, const void *b)
 {
-    size_t lo = 0, hi = t->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (t->maps[mid].iova < iova)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    const struct br_dma_map *x = a, *y = b;
+    if (last_byte(x) < y->iova)
+        return -1;
+    if (x->iova > last_byte(y))
+        return 1;
+    return 0;
 }
 
-static uint64_t last_byte(const struct br_dma_map *m) { return m->iova + (m->size - 1); }
+/* A stored map overlapping [iova, iova+size), or NULL. */
+static struct br_dma_map *find_overlap(const struct br_dma_table *t, uint64_t iova, uint64_t size)
+{
+    struct br_dma_map key = { .iova = iova, .size = size };
+    void *node = tfind(&key, &t->root, range_cmp);
+    return node ? *(struct br_dma_map **)node : NULL;
+}
 
 /* Backing object for fd (taking fd): an existing one with the same inode
  * (fd closed) or a new slot. Returns the slot or -errno (fd closed). */
@@ -109,6 +117,8 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
     int slot = -1;
     void *base = NULL;
     size_t len = 0;
+    struct br_dma_map *m = NULL;
+    bool iommu_mapped = false;
 
     if (size == 0 || size - 1 > UINT64_MAX - iova ||
         (flags & ~(uint32_t)(VU_DMA_MAP_FLAG_READ | VU_DMA_MAP_FLAG_WRITE))) {
@@ -119,21 +129,14 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
         r = -ENOSPC;
         goto fail;
     }
-    size_t pos = lower_bound(t, iova);
-    if ((pos > 0 && last_byte(&t->maps[pos - 1]) >= iova) ||
-        (pos < t->n && t->maps[pos].iova <= iova + (size - 1))) {
+    if (find_overlap(t, iova, size)) {
         r = -EEXIST;
         goto fail;
     }
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 16;
-        struct br_dma_map *nm = realloc(t->maps, cap * sizeof(*nm));
-        if (!nm) {
-            r = -ENOMEM;
-            goto fail;
-        }
-        t->maps = nm;
-        t->cap = cap;
+    m = malloc(sizeof(*m));
+    if (!m) {
+        r = -ENOMEM;
+        goto fail;
     }
 
     if (fd >= 0) {
@@ -199,19 +202,28 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
         r = hv->ops->dma_map(hv, iova, vaddr, size, hvf);
         if (r < 0)
             goto fail;
-        t->backings[slot].refs++;
-        t->bytes += size;
+        iommu_mapped = true;
     }
 
-    memmove(&t->maps[pos + 1], &t->maps[pos], (t->n - pos) * sizeof(t->maps[0]));
-    t->maps[pos] = (struct br_dma_map){
+    *m = (struct br_dma_map){
         .iova = iova, .size = size, .flags = flags, .backing = slot,
         .map_base = base, .map_len = len,
     };
+    if (!tsearch(m, &t->root, range_cmp)) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    if (slot >= 0) {
+        t->backings[slot].refs++;
+        t->bytes += size;
+    }
     t->n++;
     return 0;
 
 fail:
+    if (iommu_mapped)
+        hv->ops->dma_unmap(hv, iova, size, 0);
+    free(m);
     if (base)
         munmap(base, len);
     if (slot >= 0)
@@ -221,10 +233,10 @@ fail:
     return r;
 }
 
-/* Remove entry i after the IOMMU no longer maps it. */
-static void drop_entry(struct br_dma_table *t, size_t i)
+/* Forget m (the IOMMU no longer maps it): its own mmap, its share of the
+ * backing object, its node. */
+static void drop_entry(struct br_dma_table *t, struct br_dma_map *m)
 {
-    struct br_dma_map *m = &t->maps[i];
     if (m->backing >= 0) {
         if (m->map_base)
             munmap(m->map_base, m->map_len);
@@ -232,29 +244,32 @@ static void drop_entry(struct br_dma_table *t, size_t i)
         t->backings[m->backing].refs--;
         backing_put_if_unused(t, m->backing);
     }
-    memmove(&t->maps[i], &t->maps[i + 1], (t->n - i - 1) * sizeof(t->maps[0]));
+    tdelete(m, &t->root, range_cmp);
     t->n--;
+    free(m);
 }
 
 int br_dma_unmap(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint64_t size)
 {
-    size_t i = lower_bound(t, iova);
-    if (i >= t->n || t->maps[i].iova != iova || t->maps[i].size != size)
+    if (size == 0 || size - 1 > UINT64_MAX - iova)
         return -ENOENT;
-    if (t->maps[i].backing >= 0) {
+    struct br_dma_map *m = find_overlap(t, iova, 1);
+    if (!m || m->iova != iova || m->size != size)
+        return -ENOENT;
+    if (m->backing >= 0) {
         int r = hv->ops->dma_unmap(hv, iova, size, 0);
         if (r < 0)
             return r;
     }
-    drop_entry(t, i);
+    drop_entry(t, m);
     return 0;
 }
 
 int br_dma_unmap_all(struct br_dma_table *t, struct hv_device *hv)
 {
     int first = 0;
-    while (t->n > 0) {
-        struct br_dma_map *m = &t->maps[t->n - 1];
+    while (t->root) {
+        struct br_dma_map *m = *(struct br_dma_map **)t->root;
         if (m->backing >= 0) {
             int r = hv->ops->dma_unmap(hv, m->iova, m->size, 0);
             if (r < 0 && first == 0) {
@@ -263,7 +278,7 @@ int br_dma_unmap_all(struct br_dma_table *t, struct hv_device *hv)
                        m->size, strerror(-r));
             }
         }
-        drop_entry(t, t->n - 1);
+        drop_entry(t, m);
     }
     if (first < 0) {
         /* Make sure nothing of this client stays reachable by the device. */
@@ -283,7 +298,14 @@ void br_dma_free(struct br_dma_table *t)
             munmap(t->backings[i].base, t->backings[i].len);
         close(t->backings[i].fd);
     }
-    free(t->maps);
+    /* unmap_all emptied the tree; anything left is only memory */
+    while (t->root) {
+        struct br_dma_map *m = *(struct br_dma_map **)t->root;
+        tdelete(m, &t->root, range_cmp);
+        if (m->map_base)
+            munmap(m->map_base, m->map_len);
+        free(m);
+    }
     free(t->backings);
     memset(t, 0, sizeof(*t));
 }

@@ -45,8 +45,9 @@ struct br_dma_map {
 };
 
 struct br_dma_table {
-    struct br_dma_map *maps;   /* sorted by iova, disjoint */
-    size_t n, cap;
+    void *root;                /* tsearch tree of struct br_dma_map *, by iova;
+                              * the ranges are disjoint */
+    size_t n;
     struct br_dma_backing *backings;
     size_t nb, capb;
     uint64_t bytes;            /* bytes mapped into the IOMMU (fd-backed maps) */

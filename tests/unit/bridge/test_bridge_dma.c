@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "session.h"
 #include "testutil.h"
 
 #define RW (VU_DMA_MAP_FLAG_READ | VU_DMA_MAP_FLAG_WRITE)
@@ -259,6 +260,78 @@ static void test_hugetlb_offset_not_huge_aligned(void **state)
     close(hfd);
 }
 
+/* The DMA table against a plain model: 5000 random maps and unmaps in a
+ * small IOVA space (so that overlaps and exact/inexact unmaps are common). */
+struct model_map {
+    uint64_t iova, size;
+    bool used;
+};
+
+static void test_table_against_model(void **state)
+{
+    struct th *t = *state;
+    static struct model_map model[512];
+    struct br_dma_table tab;
+    br_dma_init(&tab, 400, 0, 4096);
+    int mfd = th_memfd(MiB);
+    uint64_t seed = 12345;
+    unsigned maps = 0, eexist = 0, enoent = 0, unmaps = 0;
+    for (int i = 0; i < 5000; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t iova = ((seed >> 20) % 256) * 0x1000;
+        uint64_t size = (((seed >> 40) % 8) + 1) * 0x1000;
+        bool overlap = false;
+        int exact = -1;
+        size_t n = 0;
+        for (size_t k = 0; k < 512; k++) {
+            if (!model[k].used)
+                continue;
+            n++;
+            if (model[k].iova < iova + size && iova < model[k].iova + model[k].size)
+                overlap = true;
+            if (model[k].iova == iova && model[k].size == size)
+                exact = (int)k;
+        }
+        assert_int_equal(tab.n, n);
+        if ((seed >> 8) % 3) {
+            int fd = (seed >> 12) % 4 == 0 ? dup(mfd) : -1;
+            int r = br_dma_map(&tab, t->hv, iova, size, 0, RW, fd);
+            if (overlap) {
+                assert_int_equal(r, -EEXIST);
+                eexist++;
+            } else if (n >= 400) {
+                assert_int_equal(r, -ENOSPC);
+            } else {
+                assert_int_equal(r, 0);
+                for (size_t k = 0; k < 512; k++) {
+                    if (!model[k].used) {
+                        model[k] = (struct model_map){ iova, size, true };
+                        break;
+                    }
+                }
+                maps++;
+            }
+        } else {
+            int r = br_dma_unmap(&tab, t->hv, iova, size);
+            if (exact < 0) {
+                assert_int_equal(r, -ENOENT);
+                enoent++;
+            } else {
+                assert_int_equal(r, 0);
+                model[exact].used = false;
+                unmaps++;
+            }
+        }
+    }
+    assert_true(maps > 100 && eexist > 100 && enoent > 100 && unmaps > 50);
+    /* the sim has exactly the fd-backed ones */
+    assert_int_equal(br_dma_unmap_all(&tab, t->hv), 0);
+    assert_int_equal(tab.n, 0);
+    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    br_dma_free(&tab);
+    close(mfd);
+}
+
 static int setup_limits(void **state)
 {
     struct th *t = malloc(sizeof(*t));
@@ -299,6 +372,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_only_map, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedup_and_unmap_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_object_grows_and_read_only_fd, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_table_against_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hugetlb_offset_not_huge_aligned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits, setup_limits, teardown),
     };
