@@ -305,6 +305,10 @@ int br_dev_init(struct br_dev *dev, struct hv_device *hv, const struct br_config
     dev->caps.max_msg_fds = cfg->max_msg_fds && cfg->max_msg_fds < BR_MAX_MSG_FDS
                                 ? cfg->max_msg_fds : BR_MAX_MSG_FDS;
     dev->caps.max_data_xfer_size = pick_data_xfer(dev);
+    const struct br_region *rom = &dev->regions[VU_PCI_ROM_REGION_INDEX];
+    if (rom->valid && rom->size > dev->caps.max_data_xfer_size)
+        br_warn("the ROM (%" PRIu64 " bytes) is larger than max_data_xfer_size %" PRIu64
+                ": QEMU will not be able to read it", rom->size, dev->caps.max_data_xfer_size);
     uint32_t maps = BR_DMA_MAPS_CEILING;
     if (dev->iommu.has_dma_avail && dev->iommu.dma_avail < maps)
         maps = dev->iommu.dma_avail;
