@@ -309,6 +309,42 @@ static void test_sparse_msix_areas(void **state)
     vu_client_close(c);
 }
 
+/* A kernel that itself reports sparse areas around the table page (older
+ * kernels): forwarded unchanged; with --sparse-msix intersected with ours. */
+static void kernel_sparse(struct th *t, bool ours)
+{
+    th_init(t);
+    t->sc.msix = HV_SIM_MSIX_SPARSE_CAP;
+    t->cfg.sparse_msix = ours;
+    th_start(t);
+}
+
+static void test_kernel_sparse_cap(void **state)
+{
+    struct th *t = malloc(sizeof(*t));
+    for (int ours = 0; ours < 2; ours++) {
+        kernel_sparse(t, ours);
+        struct vu_client *c = th_connect(t, true);
+        struct vu_client_region r;
+        assert_int_equal(vu_client_get_region_info(c, 2, 0, &r), 0);
+        assert_true(r.caps.has_sparse);
+        assert_true(r.fd >= 0);
+        close(r.fd);
+        assert_int_equal(r.caps.areas[0].offset, 0);
+        assert_int_equal(r.caps.areas[0].size, 0x2000);
+        if (!ours) {           /* the kernel's: only the table page is out */
+            assert_int_equal(r.caps.nr_areas, 2);
+            assert_int_equal(r.caps.areas[1].offset, 0x3000);
+            assert_int_equal(r.caps.areas[1].size, 0x1000);
+        } else {               /* ours also leaves out the PBA page */
+            assert_int_equal(r.caps.nr_areas, 1);
+        }
+        vu_client_close(c);
+        th_stop(t);
+    }
+    free(t);
+}
+
 /* ---- REGION_READ / REGION_WRITE / WRITE_MULTI ----------------------------------------- */
 
 static void test_region_rw(void **state)
@@ -504,6 +540,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_region_info_caps_flag_rule, setup_nvme, teardown),
         cmocka_unit_test_setup_teardown(test_no_mmap_gives_no_fd, setup_nvme_nommap, teardown),
         cmocka_unit_test_setup_teardown(test_sparse_msix_areas, setup_nvme_sparse, teardown),
+        cmocka_unit_test(test_kernel_sparse_cap),
         cmocka_unit_test_setup_teardown(test_region_rw, setup_edu, teardown),
         cmocka_unit_test_setup_teardown(test_region_rw_bounds, setup_edu, teardown),
         cmocka_unit_test_setup_teardown(test_no_reply_writes, setup_edu, teardown),
