@@ -51,10 +51,6 @@ struct br_dev {
      * device watch): clients see them with count 0, cannot set them, and a
      * session's quiesce leaves them alone. Set before the first client. */
     uint32_t reserved_irqs;
-    /* Called after a session quiesced the device (bridge/service.c re-arms
-     * its VFIO request eventfd there). NULL = none. */
-    void (*on_quiesced)(void *arg);
-    void *on_quiesced_arg;
 };
 
 /* Query the back end and fill dev. Logs what it found (info) and every

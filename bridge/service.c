@@ -135,11 +135,6 @@ static void arm_request(struct br_service *svc)
     svc->req_armed = r == 0;
 }
 
-static void on_quiesced(void *arg)
-{
-    arm_request(arg);
-}
-
 static void on_device_event(struct br_server *srv, int fd, short revents, void *arg)
 {
     struct br_service *svc = arg;
@@ -192,8 +187,10 @@ int br_service_attach(struct br_service *svc, struct br_server *srv, struct br_d
     svc->srv = srv;
     if (!svc->dw)
         return 0;
-    dev->on_quiesced = on_quiesced;
-    dev->on_quiesced_arg = svc;
+    /* The request interrupt is the bridge's own: clients see it with count 0,
+     * cannot set it, and a session's quiesce leaves it armed. */
+    if (svc->req_armed)
+        dev->reserved_irqs |= 1u << VFIO_PCI_REQ_IRQ_INDEX;
     return br_server_add_fd(srv, dw_fd(svc->dw), POLLIN, on_device_event, svc);
 }
 

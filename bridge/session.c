@@ -92,8 +92,6 @@ void br_session_close(struct br_session *s)
         }
         if ((r = br_dev_restore_command(s->dev)) < 0)
             br_warn("restoring the COMMAND register failed: %s", strerror(-r));
-        if (s->dev->on_quiesced)
-            s->dev->on_quiesced(s->dev->on_quiesced_arg);
     }
 
     vu_conn_close(&s->conn);
