@@ -14,6 +14,11 @@
 #                                                guest if its sources changed;
 #                                                prints the root's path
 #   tools/provision-qemu-vfio-user.sh --check    exit 0 if the root is usable
+#   tools/provision-qemu-vfio-user.sh --check-stamp
+#                                                the same without running QEMU
+#                                                (stamp and files only; fast)
+#   tools/provision-qemu-vfio-user.sh --version  the installed QEMU package
+#                                                version, from the stamp
 #   tools/provision-qemu-vfio-user.sh --exec ARGS...
 #                                                run that qemu-system-x86_64
 #   tools/provision-qemu-vfio-user.sh --rebuild  provision from scratch
@@ -54,10 +59,15 @@ qemu_exec() {
       -L "$r/usr/share/seabios" -L "$r/usr/share/qemu" "$@"
 }
 
+stamp_ok() {
+  local r=$1
+  [ -f "$r/.vub-stamp" ] && grep -qx "format=$STAMP_FORMAT" "$r/.vub-stamp" &&
+    [ -x "$r/lib64/ld-linux-x86-64.so.2" ] && [ -x "$r/usr/bin/qemu-system-x86_64" ]
+}
+
 root_ok() {
   local r=$1
-  [ -f "$r/.vub-stamp" ] || return 1
-  grep -qx "format=$STAMP_FORMAT" "$r/.vub-stamp" || return 1
+  stamp_ok "$r" || return 1
   local out
   # Whole output first: grep -q could SIGPIPE QEMU and fail the pipeline.
   out=$( ( qemu_exec "$r" -device vfio-user-pci,help ) 2>/dev/null ) || return 1
@@ -143,6 +153,9 @@ EOF
 
 case "${1:-}" in
   --check) root_ok "$ROOT"; exit ;;
+  --check-stamp) stamp_ok "$ROOT"; exit ;;
+  --version) stamp_ok "$ROOT" || die "$ROOT is not provisioned (run $0)"
+             sed -n 's/^qemu-system-x86=//p' "$ROOT/.vub-stamp" ;;
   --exec) shift; root_ok "$ROOT" || die "$ROOT is not provisioned (run $0)"
           qemu_exec "$ROOT" "$@" ;;
   --rebuild|"")
@@ -161,5 +174,5 @@ case "${1:-}" in
         die "building the inner test guest failed"
     fi
     echo "$ROOT" ;;
-  *) die "usage: $0 [--check | --exec QEMU-ARGS... | --rebuild]" ;;
+  *) die "usage: $0 [--check | --check-stamp | --version | --exec QEMU-ARGS... | --rebuild]" ;;
 esac

@@ -15,5 +15,6 @@ vmm_result edu edu
 check "the bridge is still serving" bridge_alive edu
 stop_bridge edu
 check "the bridge exits 0 on SIGTERM" test $? -eq 0
+vmm_conversation edu
 vmm_bridge_summary edu
 finish

@@ -10,7 +10,7 @@ vmm_prepare
 start_bridge nvme "$VUB_NVME" --log-level=debug || { fail "the nvme bridge starts"; finish; }
 vmm_start loop loop "$(sock nvme)"
 if vmm_wait_line loop '^loop 16$' "$VMM_TIMEOUT"; then
-  pass "the first guest is doing nvme I/O ($(tr -d '\r' <"$VUB_OUT/vmm-loop.console" | grep -c '^loop ') loop lines)"
+  pass "the first guest is doing nvme I/O ($(tr -d '\r' <"$VUB_OUT/vmm-$VUB_SCENARIO-loop.console" | grep -c '^loop ') loop lines)"
 else
   fail "the first guest never reached its I/O loop"
 fi
@@ -26,5 +26,7 @@ vmm_result io nvme_io
 check "the bridge is still serving" bridge_alive nvme
 stop_bridge nvme
 check "the bridge exits 0 on SIGTERM" test $? -eq 0
+vmm_conversation loop
+vmm_conversation io
 vmm_bridge_summary nvme
 finish

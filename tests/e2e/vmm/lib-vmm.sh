@@ -22,10 +22,12 @@ VMM_DIR=$VUB_SRC/tests/e2e/vmm
 VMM_PROV=$VUB_SRC/tools/provision-qemu-vfio-user.sh
 VMM_CACHE=${VUB_VMM_GUEST_CACHE:-/var/cache/vfio-user-bridge/inner-guest}
 VMM_MEM=128M
+VMM_MSG_TIMEOUT=${VUB_VMM_MSG_TIMEOUT:-30000}
 declare -A VMM_PID=()
 VMM_RUN=r$$-$(date +%s)
 
-vmm_log() { echo "vmm: $*"; }
+VMM_START=$(date +%s.%N)
+vmm_log() { echo "vmm [$(vmm_since "$VMM_START")s]: $*"; }
 vmm_now() { date +%s.%N; }
 vmm_since() { awk -v a="$1" -v b="$(vmm_now)" 'BEGIN { printf "%.1f", b - a }'; }
 
@@ -66,13 +68,16 @@ vmm_guest() {
 }
 
 vmm_prepare() {
-  if ! "$VMM_PROV" --check; then
+  # The stamp only: running this QEMU to ask it costs ~15 s in the test guest
+  # (its 31 MB binary and 50 libraries come over 9p and are relocated under
+  # TCG); a broken root shows at the first real start anyway.
+  if ! "$VMM_PROV" --check-stamp; then
     fail "QEMU with vfio-user-pci is not provisioned: run tools/provision-qemu-vfio-user.sh on the host first"
     finish
   fi
   vmm_guest || { fail "could not build the inner guest"; finish; }
   vmm_pick_accel
-  vmm_log "QEMU $("$VMM_PROV" --exec --version | head -n 1 | sed 's/^QEMU emulator version //'), accel $VMM_ACCEL, timeout ${VMM_TIMEOUT}s"
+  vmm_log "QEMU $("$VMM_PROV" --version), accel $VMM_ACCEL, timeout ${VMM_TIMEOUT}s"
 }
 
 # vmm_cmd NAME MODE SOCK...: the QEMU command line (array VMM_CMD).
@@ -86,18 +91,23 @@ vmm_cmd() {
     -m "$VMM_MEM" -smp 1 -nodefaults -no-user-config -display none $reboot
     -kernel "$VMM_GUEST/kernel" -initrd "$VMM_GUEST/initramfs.cpio"
     -append "console=ttyS0 quiet panic=-1 cryptomgr.notests no_timer_check tsc=reliable audit=0 random.trust_cpu=on vmm.mode=$mode vmm.run=$VMM_RUN-$name vmm.serial=${VUB_NVME_SERIAL:-}"
-    -serial "file:$VUB_OUT/vmm-$name.console")
+    -serial "file:$VUB_OUT/vmm-$VUB_SCENARIO-$name.console"
+    -trace 'vfio_user_*' -D "$VUB_OUT/vmm-$VUB_SCENARIO-$name.trace")
+  # x-msg-timeout: QEMU waits 5 s by default for a reply; the bridge and this
+  # QEMU share one emulated CPU here, and pinning the guest's RAM for a
+  # DMA_MAP alone can take longer (QEMU then prints "vfio_wait_reqs - timed
+  # out" and, when the reply comes, "unexpected reply").
   for s in "$@"; do
-    VMM_CMD+=(-device "{\"driver\":\"vfio-user-pci\",\"socket\":{\"type\":\"unix\",\"path\":\"$s\"}}")
+    VMM_CMD+=(-device "{\"driver\":\"vfio-user-pci\",\"socket\":{\"type\":\"unix\",\"path\":\"$s\"},\"x-msg-timeout\":$VMM_MSG_TIMEOUT}")
   done
 }
 
 vmm_start_once() {
   local name=$1; shift
   vmm_cmd "$name" "$@"
-  : >"$VUB_OUT/vmm-$name.console"
-  echo "${VMM_CMD[*]}" >"$VUB_OUT/vmm-$name.cmdline"
-  "${VMM_CMD[@]}" </dev/null >"$VUB_OUT/vmm-$name.qemu.log" 2>&1 &
+  : >"$VUB_OUT/vmm-$VUB_SCENARIO-$name.console"
+  echo "${VMM_CMD[*]}" >"$VUB_OUT/vmm-$VUB_SCENARIO-$name.cmdline"
+  "${VMM_CMD[@]}" </dev/null >"$VUB_OUT/vmm-$VUB_SCENARIO-$name.qemu.log" 2>&1 &
   VMM_PID[$name]=$!
   VMM_T0=$(vmm_now)
 }
@@ -123,20 +133,21 @@ vmm_start() {
 # 1 at the timeout or when QEMU exited without it.
 vmm_wait_line() {
   local name=$1 re=$2 secs=$3 i
-  for i in $(seq $((secs * 5))); do
-    tr -d '\r' <"$VUB_OUT/vmm-$name.console" | grep -qE "$re" && return 0
+  # (1 s polls: every fork costs CPU the inner guest and the bridge need)
+  for i in $(seq "$secs"); do
+    tr -d '\r' <"$VUB_OUT/vmm-$VUB_SCENARIO-$name.console" | grep -qE "$re" && return 0
     kill -0 "${VMM_PID[$name]}" 2>/dev/null || break
-    sleep 0.2
+    sleep 1
   done
-  tr -d '\r' <"$VUB_OUT/vmm-$name.console" | grep -qE "$re"
+  tr -d '\r' <"$VUB_OUT/vmm-$VUB_SCENARIO-$name.console" | grep -qE "$re"
 }
 
 # vmm_wait NAME [SECONDS]: QEMU's exit status (124 if it had to be killed).
 vmm_wait() {
   local name=$1 secs=${2:-$VMM_TIMEOUT} pid=${VMM_PID[$1]} i rc
-  for i in $(seq $((secs * 5))); do
+  for i in $(seq "$secs"); do
     kill -0 "$pid" 2>/dev/null || break
-    sleep 0.2
+    sleep 1
   done
   if kill -0 "$pid" 2>/dev/null; then
     vmm_log "$name: still running after ${secs}s; killing it"
@@ -163,17 +174,17 @@ vmm_kill() {
 # The inner console and QEMU's own messages, indented.
 vmm_show() {
   echo "  --- inner console ($1) ---"
-  tr -d '\r' <"$VUB_OUT/vmm-$1.console" | sed 's/^/  | /'
-  if [ -s "$VUB_OUT/vmm-$1.qemu.log" ]; then
+  tr -d '\r' <"$VUB_OUT/vmm-$VUB_SCENARIO-$1.console" | sed 's/^/  | /'
+  if [ -s "$VUB_OUT/vmm-$VUB_SCENARIO-$1.qemu.log" ]; then
     echo "  --- QEMU stderr ($1) ---"
-    sed 's/^/  | /' "$VUB_OUT/vmm-$1.qemu.log"
+    sed 's/^/  | /' "$VUB_OUT/vmm-$VUB_SCENARIO-$1.qemu.log"
   fi
 }
 
 # vmm_result NAME CHECK: record one check from the inner guest's result line.
 vmm_result() {
   local line
-  line=$(tr -d '\r' <"$VUB_OUT/vmm-$1.console" | grep -E "^VMM-RESULT $2 " | tail -n 1)
+  line=$(tr -d '\r' <"$VUB_OUT/vmm-$VUB_SCENARIO-$1.console" | grep -E "^VMM-RESULT $2 " | tail -n 1)
   case "$line" in
     "VMM-RESULT $2 PASS"*) pass "inner guest: $2 (${line#VMM-RESULT $2 PASS})" ;;
     "") fail "inner guest: no result for $2" ;;
@@ -181,10 +192,43 @@ vmm_result() {
   esac
 }
 
-# vmm_bridge_summary NAME: what the bridge logged about the QEMU sessions.
+# vmm_conversation NAME: the vfio-user messages QEMU exchanged, from its
+# trace (vfio_user_* events): replies received per command, messages sent.
+vmm_conversation() {
+  local t=$VUB_OUT/vmm-$VUB_SCENARIO-$1.trace
+  [ -f "$t" ] || return 0
+  echo "  --- vfio-user conversation of QEMU $1 (trace $t) ---"
+  # (mawk: no strtonum or and())
+  awk '
+    function hex(s,   v, i, d) {
+      sub(/^0x/, "", s); v = 0
+      for (i = 1; i <= length(s); i++) {
+        d = index("0123456789abcdef", tolower(substr(s, i, 1))) - 1
+        v = v * 16 + d
+      }
+      return v
+    }
+    BEGIN { split("VERSION DMA_MAP DMA_UNMAP DEVICE_GET_INFO GET_REGION_INFO GET_REGION_IO_FDS GET_IRQ_INFO SET_IRQS REGION_READ REGION_WRITE DMA_READ DMA_WRITE DEVICE_RESET 14 REGION_WRITE_MULTI DEVICE_FEATURE", n, " ") }
+    /vfio_user_send_write/ { sent++ }
+    /vfio_user_recv_hdr/ {
+      for (i = 1; i < NF; i++) {
+        if ($i == "cmd") c = hex($(i + 1))
+        if ($i == "flags") f = hex($(i + 1))
+      }
+      name = (c in n) ? n[c] : "cmd" c
+      replies[name]++; total++
+      if (int(f / 32) % 2) errs[name]++     # header flag bit 5: error reply
+    }
+    END {
+      printf "  messages sent %d, replies received %d\n", sent, total
+      for (k in replies) printf "    %-18s %5d replies%s\n", k, replies[k], (k in errs) ? sprintf(", %d errors", errs[k]) : ""
+    }' "$t" | sort
+}
+
+# vmm_bridge_summary NAME: the bridge's own account of the QEMU sessions.
 vmm_bridge_summary() {
-  echo "  --- bridge $1: $(wc -l <"$VUB_OUT/bridge-$1.log") log lines ---"
-  show_log "$1" | tail -n 40
+  echo "  --- bridge $1: $(wc -l <"$VUB_OUT/bridge-$1.log") log lines ($VUB_OUT/bridge-$1.log) ---"
+  show_log "$1" | grep -vE 'debug: (DMA_MAP|SET_IRQS|region [0-9])' | tail -n 25
 }
 
 vmm_cleanup() {

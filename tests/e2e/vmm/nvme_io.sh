@@ -15,5 +15,6 @@ vmm_result io nvme_io
 check "the bridge is still serving" bridge_alive nvme
 stop_bridge nvme
 check "the bridge exits 0 on SIGTERM" test $? -eq 0
+vmm_conversation io
 vmm_bridge_summary nvme
 finish

@@ -13,7 +13,7 @@ vmm_start reboot reboot "$(sock nvme)" "$(sock edu)"
 vmm_wait reboot
 check "QEMU exited 0 after the second boot powered off" test $? -eq 0
 check "the inner guest booted twice" \
-  test "$(tr -d '\r' <"$VUB_OUT/vmm-reboot.console" | grep -c '^VMM: init at')" -eq 2
+  test "$(tr -d '\r' <"$VUB_OUT/vmm-$VUB_SCENARIO-reboot.console" | grep -c '^VMM: init at')" -eq 2
 vmm_result reboot nvme_io
 vmm_result reboot edu
 vmm_result reboot reboot_nvme_io
@@ -24,6 +24,7 @@ stop_bridge nvme
 check "the nvme bridge exits 0 on SIGTERM" test $? -eq 0
 stop_bridge edu
 check "the edu bridge exits 0 on SIGTERM" test $? -eq 0
+vmm_conversation reboot
 vmm_bridge_summary nvme
 vmm_bridge_summary edu
 finish
