@@ -63,12 +63,22 @@ struct bench_plan {
     unsigned div;          /* the sample is divided by batch * div (operations
                               that each stand for `div` units, e.g. writes in
                               one WRITE_MULTI); 0 = 1 */
+    unsigned turn;         /* bench_run_many: samples per turn; 0 = 1 */
 };
 
 /* Run op as planned and add one sample (ns per unit) per batch to out.
  * Returns 0 or the first error of op/end. *ops_done counts operations. */
 int bench_run(const struct bench_plan *p, bench_op_fn op, void *ctx,
               struct bench_samples *out, uint64_t *ops_done);
+
+/* Several operations measured in turns: each warmed up and its batch
+ * calibrated alone, then plan.turn samples of each in round robin (each turn
+ * led by one batch not kept), so that all see the same state of the
+ * machine (plan.end and plan.div are not used).
+ * outs[k] gets op k's samples; ops_done[k] (may be NULL) its count. */
+#define BENCH_MANY_MAX 8
+int bench_run_many(const struct bench_plan *p, unsigned n, bench_op_fn *ops, void **ctxs,
+                   struct bench_samples *outs, uint64_t *ops_done);
 
 /* ---- the two sides (side.c) --------------------------------------------- */
 
@@ -211,7 +221,6 @@ int bench_phase_direct_after(const struct bench_config *cfg, struct bench_side *
 void bench_mmio_finish(struct bench_result *r);
 int bench_phase_bridge(const struct bench_config *cfg, struct bench_side *s,
                        const struct bench_bridge *b, struct bench_result *r);
-int bench_phase_floor(const struct bench_config *cfg, struct bench_result *r);
 
 /* ---- process helpers (proc.c) ---------------------------------------------- */
 

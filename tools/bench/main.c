@@ -291,9 +291,6 @@ int main(int argc, char **argv)
     }
     bench_figures_init(r);
 
-    fprintf(stderr, "vfio-user-bench: socket floor\n");
-    bench_phase_floor(&cfg, r);
-
     fprintf(stderr, "vfio-user-bench: direct phase\n");
     struct bench_side *direct = NULL;
     if (open_direct(&cfg, &direct) == 0) {

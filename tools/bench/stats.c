@@ -146,3 +146,53 @@ int bench_run(const struct bench_plan *p, bench_op_fn op, void *ctx,
         *ops_done = i;
     return 0;
 }
+
+int bench_run_many(const struct bench_plan *p, unsigned n, bench_op_fn *ops, void **ctxs,
+                   struct bench_samples *outs, uint64_t *ops_done)
+{
+    unsigned batch[BENCH_MANY_MAX];
+    uint64_t idx[BENCH_MANY_MAX];
+    uint64_t ns = 0;
+    int rc;
+
+    if (n == 0 || n > BENCH_MANY_MAX)
+        return -EINVAL;
+    unsigned warm = p->warmup ? p->warmup : 1;
+    struct bench_plan one = *p;
+    one.end = NULL;
+    for (unsigned k = 0; k < n; k++) {
+        idx[k] = 0;
+        rc = timed_batch(&one, ops[k], ctxs[k], &idx[k], warm, &ns);
+        if (rc < 0)
+            return rc;
+        batch[k] = p->batch;
+        if (batch[k] == 0) {
+            double per = (double)ns / warm;
+            batch[k] = 1;
+            if (per > 0 && per < (double)p->min_batch_ns)
+                batch[k] = (unsigned)fmin((double)p->min_batch_ns / per + 1, BENCH_MAX_BATCH);
+        }
+    }
+    /* Turns of `turn` samples each, round robin: every operation sees the
+     * same conditions of the machine. Each turn starts with one batch not
+     * kept, so that a peer woken from idle does not count: what is measured
+     * is the warm exchange, as in a run of one operation alone. */
+    unsigned turn = p->turn ? p->turn : 1;
+    for (unsigned s = 0; s < p->samples; s += turn) {
+        unsigned m = p->samples - s < turn ? p->samples - s : turn;
+        for (unsigned k = 0; k < n; k++) {
+            rc = timed_batch(&one, ops[k], ctxs[k], &idx[k], batch[k], &ns);
+            for (unsigned j = 0; rc == 0 && j < m; j++) {
+                rc = timed_batch(&one, ops[k], ctxs[k], &idx[k], batch[k], &ns);
+                if (rc == 0)
+                    rc = bench_samples_add(&outs[k], (double)ns / batch[k]);
+            }
+            if (rc < 0)
+                return rc;
+        }
+    }
+    if (ops_done)
+        for (unsigned k = 0; k < n; k++)
+            ops_done[k] = idx[k];
+    return 0;
+}

@@ -141,6 +141,46 @@ static void test_run_calibrates(void **state)
     bench_samples_free(&s);
 }
 
+/* Round robin: after the warm-ups, calls go a, b, a, b, ... one batch each. */
+struct seq_ctx {
+    char name;
+    char *log;
+    size_t *pos;
+};
+
+static int seq_op(void *p, uint64_t i)
+{
+    struct seq_ctx *c = p;
+    (void)i;
+    c->log[(*c->pos)++] = c->name;
+    return 0;
+}
+
+static void test_run_many_turns(void **state)
+{
+    (void)state;
+    char log[64] = {0};
+    size_t pos = 0;
+    struct seq_ctx a = {'a', log, &pos}, b = {'b', log, &pos};
+    bench_op_fn fns[2] = {seq_op, seq_op};
+    void *ctxs[2] = {&a, &b};
+    struct bench_samples out[2] = {{0}};
+    uint64_t done[2];
+    /* 3 samples in turns of 2: warm-ups, then per turn one batch not kept
+     * and up to two kept, a's turn then b's */
+    struct bench_plan p = {.samples = 3, .warmup = 2, .batch = 1, .turn = 2};
+    assert_int_equal(bench_run_many(&p, 2, fns, ctxs, out, done), 0);
+    assert_string_equal(log, "aa" "bb" "aaa" "bbb" "aa" "bb");
+    assert_int_equal(out[0].n, 3);
+    assert_int_equal(out[1].n, 3);
+    assert_int_equal(done[0], 2 + 3 + 2);
+    assert_int_equal(done[1], 2 + 3 + 2);
+    bench_samples_free(&out[0]);
+    bench_samples_free(&out[1]);
+    assert_int_equal(bench_run_many(&p, 0, fns, ctxs, out, done), -EINVAL);
+    assert_int_equal(bench_run_many(&p, BENCH_MANY_MAX + 1, fns, ctxs, out, done), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -150,6 +190,7 @@ int main(void)
         cmocka_unit_test(test_run_fixed_batch),
         cmocka_unit_test(test_run_error_stops),
         cmocka_unit_test(test_run_calibrates),
+        cmocka_unit_test(test_run_many_turns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
