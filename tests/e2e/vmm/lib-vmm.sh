@@ -14,9 +14,22 @@
 #   vmm_kill NAME                 SIGKILL it
 #   vmm_result NAME CHECK         "ok"/"FAIL" from its VMM-RESULT CHECK line
 #
-# Environment: VUB_VMM_ACCEL = auto (default: KVM in the testbed guest when
-# its emulated CPU offers SVM and /dev/kvm works, else TCG), kvm or tcg;
-# VUB_VMM_TIMEOUT = seconds one inner QEMU may run (default by accel).
+# Settings (the testbed gives scenarios a clean environment, so they are also
+# read from BUILD/tests/e2e/vmm.conf, lines KEY=VALUE, when it exists):
+#   VUB_VMM_ACCEL        auto (default: KVM in the testbed guest when its
+#                        emulated CPU offers SVM and /dev/kvm works, else
+#                        TCG), kvm or tcg
+#   VUB_VMM_TIMEOUT      seconds one inner QEMU may run (default by accel)
+#   VUB_VMM_MSG_TIMEOUT  QEMU's x-msg-timeout in ms (default 30000)
+#   VUB_VMM_GUEST_CACHE  the host-built inner guest
+if [ -f "$VUB_BUILD/tests/e2e/vmm.conf" ]; then
+  while IFS='=' read -r _k _v; do
+    case "$_k" in
+      VUB_VMM_ACCEL|VUB_VMM_TIMEOUT|VUB_VMM_MSG_TIMEOUT|VUB_VMM_GUEST_CACHE)
+        [ -n "${!_k:-}" ] || printf -v "$_k" '%s' "$_v" ;;
+    esac
+  done <"$VUB_BUILD/tests/e2e/vmm.conf"
+fi
 
 VMM_DIR=$VUB_SRC/tests/e2e/vmm
 VMM_PROV=$VUB_SRC/tools/provision-qemu-vfio-user.sh
