@@ -302,8 +302,24 @@ mount -t devpts devpts $H/dev/pts 2>/dev/null
 mount -t tmpfs tmpfs $H/dev/shm 2>/dev/null
 mount --bind /proc $H/proc || die "bind /proc"
 mount --bind /sys $H/sys || die "bind /sys"
+# Keep the host's /tmp and /run reachable: the trees the scenarios need may
+# live there (a CI clone under /tmp, say) and are bound back over the tmpfs.
+mkdir -p /hostorig/tmp /hostorig/run
+mount --bind $H/tmp /hostorig/tmp || die "bind host /tmp"
+mount --bind $H/run /hostorig/run || die "bind host /run"
 mount -t tmpfs -o mode=1777 tmpfs $H/tmp || die "tmpfs /tmp"
 mount -t tmpfs -o mode=755 tmpfs $H/run || die "tmpfs /run"
+for p in "$VUB_SRC" "$VUB_BUILD"; do
+  case "$p" in
+    /tmp/*) b=tmp ;;
+    /run/*) b=run ;;
+    *) continue ;;
+  esac
+  mountpoint -q $H$p 2>/dev/null && continue
+  mkdir -p $H$p 2>/dev/null
+  mount --bind /hostorig/$b/${p#/$b/} $H$p || die "bind $p"
+done
+mkdir -p $H$VUB_OUT 2>/dev/null
 mount --bind /out $H$VUB_OUT || die "bind $VUB_OUT"
 ip link set lo up 2>/dev/null
 
