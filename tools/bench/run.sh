@@ -21,6 +21,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 jobs=$(nproc); [ "$jobs" -gt 2 ] || jobs=2
+tools/deps.sh
 cmake -S "$src" -B "$build" -DVUB_WERROR=ON >/dev/null
 cmake --build "$build" -j"$jobs"
 mkdir -p "$build/bench"
