@@ -250,9 +250,11 @@ struct vu_conn {
     int wfd;                /* write end (== fd for sockets) */
     struct vu_limits lim;
     struct vu_err err;      /* reason of the last failure */
-    int io_timeout_ms;      /* wait for the rest of a started message (and for
-                             * send space); < 0 = forever. Default 10000.
-                             * Expiry: -ETIMEDOUT. */
+    int io_timeout_ms;      /* longest wait, in total, for the rest of a started
+                             * message (and for send space for a whole
+                             * message), counted from the first wait: bytes
+                             * trickling in do not extend it; < 0 = forever.
+                             * Default 10000. Expiry: -ETIMEDOUT. */
 };
 
 /* Socket transport on a connected AF_UNIX SOCK_STREAM fd (takes ownership).

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vu_proto.h"
@@ -81,16 +82,33 @@ static ssize_t stream_read(struct vu_conn *c, void *buf, size_t len, struct fdba
     return r < 0 ? -errno : r;
 }
 
-static int wait_fd(int fd, short ev, int timeout_ms)
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait for ev on fd until *deadline (monotonic ms; 0 = not set yet: set it
+ * to now + timeout_ms on the first wait). One deadline covers a whole
+ * message, so a peer that trickles bytes cannot stretch the wait. */
+static int wait_fd(int fd, short ev, int timeout_ms, int64_t *deadline)
 {
     struct pollfd p = {.fd = fd, .events = ev};
     for (;;) {
-        int r = poll(&p, 1, timeout_ms < 0 ? -1 : timeout_ms);
+        int left = -1;
+        if (timeout_ms >= 0) {
+            int64_t now = now_ms();
+            if (*deadline == 0)
+                *deadline = now + timeout_ms;
+            if (*deadline <= now)
+                return -ETIMEDOUT;
+            left = (int)(*deadline - now);
+        }
+        int r = poll(&p, 1, left);
         if (r > 0)
             return 0;
-        if (r == 0)
-            return -ETIMEDOUT;
-        if (errno != EINTR)
+        if (r < 0 && errno != EINTR)
             return -errno;
     }
 }
@@ -98,7 +116,7 @@ static int wait_fd(int fd, short ev, int timeout_ms)
 /* Read exactly len bytes. `fresh`: nothing of this message consumed yet, so
  * EOF before the first byte is an orderly close and EAGAIN may be returned. */
 static int read_full(struct vu_conn *c, read_fn rd, void *buf, size_t len, bool fresh,
-                     struct fdbag *bag)
+                     struct fdbag *bag, int64_t *deadline)
 {
     size_t got = 0;
     while (got < len) {
@@ -118,7 +136,7 @@ static int read_full(struct vu_conn *c, read_fn rd, void *buf, size_t len, bool 
         if (r == -EAGAIN || r == -EWOULDBLOCK) {
             if (fresh && got == 0)
                 return -EAGAIN;
-            int w = wait_fd(c->fd, POLLIN, c->io_timeout_ms);
+            int w = wait_fd(c->fd, POLLIN, c->io_timeout_ms, deadline);
             if (w)
                 return vu_fail(&c->err, w, "waiting for the rest of a message: %s",
                                strerror(-w));
@@ -133,7 +151,8 @@ static int recv_common(struct vu_conn *c, struct vu_msg *m, read_fn rd)
 {
     struct fdbag bag = {.cap = VU_MAX_FDS_PER_MSG};
     struct vu_hdr h;
-    int r = read_full(c, rd, &h, sizeof(h), true, &bag);
+    int64_t deadline = 0;   /* for the whole message, header and body */
+    int r = read_full(c, rd, &h, sizeof(h), true, &bag, &deadline);
     if (r)
         goto fail_fds;
     m->hdr = h;
@@ -163,7 +182,7 @@ static int recv_common(struct vu_conn *c, struct vu_msg *m, read_fn rd)
             goto fail_fds;
         }
         struct fdbag late = {.cap = 0};
-        r = read_full(c, rd, m->payload, len, false, &late);
+        r = read_full(c, rd, m->payload, len, false, &late, &deadline);
         if (!r && (late.dropped || late.ctrunc))
             r = vu_fail(&c->err, -EPROTO, "%s: %zu fds arrived with body bytes",
                         vu_cmd_name(h.cmd), late.dropped);
@@ -241,6 +260,7 @@ static int send_loop(struct vu_conn *c, const struct iovec *iov_in, int iovcnt, 
         return vu_fail(&c->err, -EINVAL, "send: fds without bytes");
     struct iovec *iov = local;
     bool fds_sent = nfds == 0;
+    int64_t deadline = 0;   /* for the whole message */
     while (cnt > 0) {
         ssize_t r;
         if (sock) {
@@ -268,7 +288,7 @@ static int send_loop(struct vu_conn *c, const struct iovec *iov_in, int iovcnt, 
             if (e == EINTR)
                 continue;
             if (e == EAGAIN || e == EWOULDBLOCK) {
-                int w = wait_fd(c->wfd, POLLOUT, c->io_timeout_ms);
+                int w = wait_fd(c->wfd, POLLOUT, c->io_timeout_ms, &deadline);
                 if (w)
                     return vu_fail(&c->err, w, "send: waiting for space: %s", strerror(-w));
                 continue;

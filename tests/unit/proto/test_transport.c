@@ -8,7 +8,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <time.h>
 #include <stdio.h>
 #include <sys/mman.h>
 
@@ -547,6 +549,94 @@ static void test_partial_writes(void **state)
     assert_int_equal(tu_count_fds(), base);
 }
 
+struct trickle {
+    int fd;
+    size_t n;          /* bytes to send, one at a time */
+    unsigned gap_ms;   /* pause before each byte */
+};
+
+static void *trickle_thread(void *arg)
+{
+    struct trickle *t = arg;
+    struct vu_hdr h = {.msg_id = 9, .cmd = VU_CMD_REGION_WRITE,
+                       .msg_size = (uint32_t)(VU_HDR_SIZE + 64)};
+    uint8_t buf[VU_HDR_SIZE + 64] = {0};
+    memcpy(buf, &h, sizeof(h));
+    for (size_t i = 0; i < t->n && i < sizeof(buf); i++) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)t->gap_ms * 1000000L};
+        nanosleep(&ts, NULL);
+        if (send(t->fd, buf + i, 1, MSG_NOSIGNAL) != 1)
+            break;
+    }
+    return NULL;
+}
+
+/* Attack: a slow-loris peer sends one byte of a message at a time, each well
+ * inside the I/O timeout. The timeout bounds the whole message, not each
+ * wait: the receive gives up with -ETIMEDOUT even though bytes keep coming
+ * (before the fix it waited for all 80 bytes, 80 gaps long). */
+static void test_trickle_timeout(void **state)
+{
+    (void)state;
+    int base = tu_count_fds();
+    struct pair p;
+    pair_open(&p, NULL);
+    assert_int_equal(fcntl(p.b.fd, F_SETFL, O_NONBLOCK), 0);
+    p.b.io_timeout_ms = 150;
+    struct trickle t = {.fd = p.a.fd, .n = VU_HDR_SIZE + 64, .gap_ms = 25};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, trickle_thread, &t), 0);
+    struct pollfd pf = {.fd = p.b.fd, .events = POLLIN};
+    assert_int_equal(poll(&pf, 1, 10000), 1);
+    struct vu_msg m;
+    int r = vu_recv(&p.b, &m);
+    if (r == 0)
+        vu_msg_release(&m);
+    assert_int_equal(r, -ETIMEDOUT);
+    shutdown(p.b.fd, SHUT_RDWR);   /* ends the writer */
+    assert_int_equal(pthread_join(th, NULL), 0);
+    pair_close(&p);
+    assert_int_equal(tu_count_fds(), base);
+}
+
+/* The same for sending: a peer that takes a reply a little at a time. */
+static void *slow_reader_thread(void *arg)
+{
+    struct trickle *t = arg;
+    static uint8_t buf[64 << 10];
+    for (size_t i = 0; i < t->n; i++) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)t->gap_ms * 1000000L};
+        nanosleep(&ts, NULL);
+        if (read(t->fd, buf, sizeof(buf)) <= 0)
+            break;
+    }
+    return NULL;
+}
+
+static void test_slow_reader_timeout(void **state)
+{
+    (void)state;
+    int base = tu_count_fds();
+    struct pair p;
+    pair_open(&p, NULL);
+    assert_int_equal(fcntl(p.a.fd, F_SETFL, O_NONBLOCK), 0);
+    p.a.io_timeout_ms = 150;
+    const size_t len = 4u << 20;   /* 64 reads of 64 KiB, 20 ms apart: far beyond 150 ms */
+    uint8_t *buf = calloc(1, len);
+    assert_non_null(buf);
+    struct trickle t = {.fd = p.b.fd, .n = len / (64 << 10) + 8, .gap_ms = 20};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, slow_reader_thread, &t), 0);
+    struct vu_hdr h = {.msg_id = 5, .cmd = VU_CMD_REGION_READ};
+    p.a.lim.max_msg_size = VU_HDR_SIZE + (8u << 20);
+    assert_int_equal(vu_send(&p.a, &h, buf, len, NULL, 0), -ETIMEDOUT);
+    shutdown(p.a.fd, SHUT_RDWR);   /* ends the reader */
+    assert_int_equal(pthread_join(th, NULL), 0);
+    free(buf);
+    pair_close(&p);
+    assert_int_equal(tu_count_fds(), base);
+}
+
 static void test_stream(void **state)
 {
     (void)state;
@@ -624,6 +714,8 @@ int main(void)
         cmocka_unit_test(test_bad_headers),
         cmocka_unit_test(test_nonblocking),
         cmocka_unit_test(test_partial_writes),
+        cmocka_unit_test(test_trickle_timeout),
+        cmocka_unit_test(test_slow_reader_timeout),
         cmocka_unit_test(test_stream),
         cmocka_unit_test(test_send_args),
     };
