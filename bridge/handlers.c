@@ -407,9 +407,12 @@ int br_handle_message(struct br_session *s, struct vu_msg *m)
 
     s->n_msgs++;
     if ((m->hdr.flags & VU_F_TYPE_MASK) != VU_F_TYPE_CMD) {
-        /* The bridge sends no commands, so no reply can be expected. */
-        br_warn("client pid %d: ignoring an unsolicited reply (id %u, cmd %u)",
-                (int)s->peer.pid, m->hdr.msg_id, cmd);
+        /* The bridge sends no commands, so no reply can be expected. Counted
+         * with the errors: a stream of them must not flood the log. */
+        s->n_errors++;
+        br_log(s->n_errors <= BR_MAX_LOGGED_ERRORS ? BR_LOG_WARN : BR_LOG_DEBUG,
+               "client pid %d: ignoring an unsolicited reply (id %u, cmd %u)",
+               (int)s->peer.pid, m->hdr.msg_id, cmd);
         return 0;
     }
     handler_fn fn = cmd <= VU_CMD_MAX ? handlers[cmd] : NULL;
