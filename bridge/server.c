@@ -20,6 +20,9 @@
 
 /* Connections taken from the backlog per loop turn. */
 #define BR_ACCEPT_BATCH 16
+/* Out of fds for accept(): retry after this long (or when a session ends)
+ * instead of polling a listener that stays readable. */
+#define BR_ACCEPT_RETRY_MS 1000
 
 struct extra_fd {
     int fd;
@@ -39,6 +42,7 @@ struct br_server {
     unsigned n_extra;
     atomic_uint accepted, refused, closed;
     atomic_bool connected;
+    bool accept_stalled;      /* accept() ran out of fds; listener not polled */
     char why[256];            /* reason of the last session close */
 };
 
@@ -127,6 +131,7 @@ static void close_session(struct br_server *srv, const char *reason)
     br_session_close(srv->sess);
     srv->sess = NULL;
     srv->drop_reason = NULL;
+    srv->accept_stalled = false;   /* its fds are free again */
     atomic_store(&srv->connected, false);
     atomic_fetch_add(&srv->closed, 1);
 }
@@ -136,11 +141,20 @@ static void accept_clients(struct br_server *srv)
     for (int i = 0; i < BR_ACCEPT_BATCH; i++) {
         int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-                errno != ECONNABORTED)
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* The listener stays readable: polling it again at once
+                 * would spin (and log) until fds are free. */
+                if (!srv->accept_stalled)
+                    br_warn("accept: %s; not accepting for %d ms or until the client "
+                            "leaves", strerror(errno), BR_ACCEPT_RETRY_MS);
+                srv->accept_stalled = true;
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                       errno != ECONNABORTED) {
                 br_warn("accept: %s", strerror(errno));
+            }
             return;
         }
+        srv->accept_stalled = false;
         struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
         socklen_t len = sizeof(cred);
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
@@ -224,13 +238,14 @@ int br_server_run(struct br_server *srv)
         memcpy(extra, srv->extra, sizeof(extra));
         pfd[P_STOP] = (struct pollfd){ .fd = srv->stop_fd, .events = POLLIN };
         pfd[P_SIG] = (struct pollfd){ .fd = srv->signal_fd, .events = POLLIN };
-        pfd[P_LISTEN] = (struct pollfd){ .fd = srv->listen_fd, .events = POLLIN };
+        pfd[P_LISTEN] = (struct pollfd){ .fd = srv->accept_stalled ? -1 : srv->listen_fd,
+                                         .events = POLLIN };
         pfd[P_CLIENT] = (struct pollfd){ .fd = srv->sess ? srv->sess->conn.fd : -1,
                                          .events = POLLIN };
         for (unsigned i = 0; i < n_extra; i++)
             pfd[P_EXTRA + i] = (struct pollfd){ .fd = extra[i].fd, .events = extra[i].events };
 
-        int n = poll(pfd, P_EXTRA + n_extra, -1);
+        int n = poll(pfd, P_EXTRA + n_extra, srv->accept_stalled ? BR_ACCEPT_RETRY_MS : -1);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -251,7 +266,7 @@ int br_server_run(struct br_server *srv)
         /* the client first: its commands are answered in arrival order */
         if (srv->sess && pfd[P_CLIENT].revents)
             serve_client(srv);
-        if (pfd[P_LISTEN].revents)
+        if (pfd[P_LISTEN].revents || (n == 0 && srv->accept_stalled))
             accept_clients(srv);
         for (unsigned i = 0; i < n_extra; i++)
             if (pfd[P_EXTRA + i].revents)
