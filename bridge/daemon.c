@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "device.h"
@@ -35,6 +36,19 @@ int br_open_device(const struct br_config *cfg, struct hv_device **out)
     return r;
 }
 
+/* A client makes the bridge hold fds (one per memory object it maps, its
+ * interrupt eventfds): use the hard limit, not the 1024 soft default. The
+ * loop uses poll(), so no FD_SETSIZE bound applies. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            br_debug("cannot raise the fd limit: %s", strerror(errno));
+    }
+}
+
 int br_daemon_run(const struct br_config *cfg)
 {
     struct hv_device *hv = NULL;
@@ -51,6 +65,7 @@ int br_daemon_run(const struct br_config *cfg)
     sigaddset(&set, SIGINT);
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
 
     if (br_open_device(cfg, &hv) < 0)
         return 1;

@@ -64,6 +64,11 @@ static int backing_get(struct br_dma_table *t, int fd, const struct stat *st)
         }
     }
     if (free_slot < 0) {
+        /* no slot free: nb live objects already */
+        if (t->nb >= BR_DMA_MAX_BACKINGS) {
+            close(fd);
+            return -ENOSPC;
+        }
         if (t->nb == t->capb) {
             size_t cap = t->capb ? t->capb * 2 : 8;
             struct br_dma_backing *nb = realloc(t->backings, cap * sizeof(*nb));

@@ -25,6 +25,12 @@
 /* One memory object (file) a client shared; kept open and mmapped once,
  * whole, however many DMA mappings use it (deduplicated by st_dev/st_ino),
  * so that a DMA_MAP/UNMAP costs one IOMMU call and no mmap/munmap. */
+/* Most distinct memory objects one client may share at once (QEMU shares
+ * one per RAM block: a handful). Each costs the bridge an fd and a mapping
+ * of the whole object, so a client may not make it hold an unbounded
+ * number; beyond this a DMA_MAP with a new object gets ENOSPC. */
+#define BR_DMA_MAX_BACKINGS 256u
+
 struct br_dma_backing {
     dev_t dev;
     ino_t ino;

@@ -202,6 +202,42 @@ static void test_dedup_and_unmap_all(void **state)
     close(mfd);
 }
 
+/* A client cannot make the bridge hold an unbounded number of memory
+ * objects (each costs an fd and a whole-object mapping): the next new one
+ * beyond BR_DMA_MAX_BACKINGS is refused, nothing leaks, and more maps of an
+ * object already held still work. */
+static void test_backing_limit(void **state)
+{
+    struct th *t = *state;
+    struct vu_client *c = th_connect(t, true);
+    int base = tu_count_fds();
+    int first = -1;
+    for (unsigned i = 0; i < BR_DMA_MAX_BACKINGS; i++) {
+        int m = th_memfd(8192);
+        assert_int_equal(vu_client_dma_map(c, (uint64_t)(i + 1) * MiB, 4096, m, 0, RW), 0);
+        if (i == 0)
+            first = m;
+        else
+            close(m);
+    }
+    assert_int_equal(tu_count_fds(), base + 1 + (int)BR_DMA_MAX_BACKINGS);
+    int extra = th_memfd(8192);
+    assert_int_equal(vu_client_dma_map(c, 0x80000000ull, 4096, extra, 0, RW), -ENOSPC);
+    close(extra);
+    assert_int_equal(tu_count_fds(), base + 1 + (int)BR_DMA_MAX_BACKINGS);
+    assert_int_equal(hv_sim_dma_count(t->hv), BR_DMA_MAX_BACKINGS);
+    /* the second page of an object the bridge already holds */
+    assert_int_equal(vu_client_dma_map(c, 0x80000000ull, 4096, first, 4096, RW), 0);
+    assert_int_equal(vu_client_dma_unmap(c, 0, 0, VU_DMA_UNMAP_FLAG_ALL), 0);
+    close(first);
+    assert_int_equal(tu_count_fds(), base);
+    /* once released, new objects are accepted again */
+    extra = th_memfd(8192);
+    assert_int_equal(vu_client_dma_map(c, 0x80000000ull, 4096, extra, 0, RW), 0);
+    close(extra);
+    vu_client_close(c);
+}
+
 static void test_object_grows_and_read_only_fd(void **state)
 {
     struct th *t = *state;
@@ -375,6 +411,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_table_against_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hugetlb_offset_not_huge_aligned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits, setup_limits, teardown),
+        cmocka_unit_test_setup_teardown(test_backing_limit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
