@@ -46,6 +46,17 @@ static struct br_dma_map *find_overlap(const struct br_dma_table *t, uint64_t io
     return node ? *(struct br_dma_map **)node : NULL;
 }
 
+/* Fill the bridge's page tables for [vaddr, vaddr+size) before the kernel
+ * pins it: a read prefault maps the object's pages in batches (fault-around)
+ * where pinning would fault them in one at a time. Only the range about to
+ * be pinned is touched, so nothing the client did not ask for is allocated.
+ * Best effort: older kernels lack MADV_POPULATE_READ and pinning faults. */
+static void prefault(void *vaddr, uint64_t size, uint64_t page)
+{
+    uintptr_t a = (uintptr_t)vaddr & ~(uintptr_t)(page - 1);
+    (void)madvise((void *)a, (size_t)((uintptr_t)vaddr - a + size), MADV_POPULATE_READ);
+}
+
 /* Backing object for fd (taking fd): an existing one with the same inode
  * (fd closed) or a new slot. Returns the slot or -errno (fd closed). */
 static int backing_get(struct br_dma_table *t, int fd, const struct stat *st)
@@ -204,6 +215,7 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
         }
         uint32_t hvf = ((flags & VU_DMA_MAP_FLAG_READ) ? HV_DMA_READ : 0) |
                        ((flags & VU_DMA_MAP_FLAG_WRITE) ? HV_DMA_WRITE : 0);
+        prefault(vaddr, size, t->page_size);
         r = hv->ops->dma_map(hv, iova, vaddr, size, hvf);
         if (r < 0)
             goto fail;
