@@ -53,7 +53,11 @@ done
 DEV=/dev/nvme0n1
 if [ "$MODE" != edu ]; then
   i=0
-  while [ ! -b $DEV ] && [ $i -lt 600 ]; do sleep 0.2; i=$((i + 1)); done
+  while [ ! -b $DEV ] && [ $i -lt 600 ]; do
+    # A probe that failed (no DMA: Identify times out) will not come back.
+    dmesg | grep -q 'nvme.*probe failure' && break
+    sleep 0.2; i=$((i + 1))
+  done
   read up _ </proc/uptime
   echo "VMM: $DEV present: $([ -b $DEV ] && echo yes || echo no) at ${up}s"
 fi
