@@ -17,8 +17,8 @@
 
 /* Errors logged per session at warning level; later ones at debug. */
 #define BR_MAX_LOGGED_ERRORS 20u
-/* A reset slower than this is logged (QEMU's reply timeout is 5 s). */
-#define BR_SLOW_RESET_MS 1000
+/* A reset or DMA_MAP slower than this is logged: QEMU waits 5 s for a reply. */
+#define BR_SLOW_REPLY_MS 1000
 
 /* A reply under construction: up to two payload pieces and one fd. */
 struct reply {
@@ -35,6 +35,8 @@ struct reply {
         struct vu_write_multi multi;
     } fixed;
     struct vu_err err;   /* the reason of a failure, for the log */
+    bool expected;       /* a failure that is an answer, not a fault (an index
+                          * the device does not have): logged at debug level */
 };
 
 typedef int (*handler_fn)(struct br_session *s, struct vu_msg *m, struct reply *rep);
@@ -80,7 +82,14 @@ static int h_dma_map(struct br_session *s, struct vu_msg *m, struct reply *rep)
     if (r < 0)
         return r;
     int fd = m->nfds ? vu_msg_take_fd(m, 0) : -1;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     r = br_dma_map(&s->dma, HV(s), req.address, req.size, req.offset, req.flags, fd);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    if (ms >= BR_SLOW_REPLY_MS)
+        br_warn("DMA_MAP 0x%" PRIx64 "+0x%" PRIx64 " took %ld ms pinning memory (QEMU gives up on "
+                "a reply after its x-msg-timeout, 5000 ms by default)", req.address, req.size, ms);
     if (r < 0)
         return vu_fail(&rep->err, r, "DMA_MAP 0x%" PRIx64 "+0x%" PRIx64 "%s: %s", req.address,
                        req.size, fd < 0 ? " (no fd)" : "", strerror(-r));
@@ -144,8 +153,10 @@ static int h_get_region_info(struct br_session *s, struct vu_msg *m, struct repl
         return -ENOMEM;
     rep->heap = buf;
     r = br_dev_region_info(DEV(s), req.index, buf, bufsz, &len);
-    if (r < 0)
+    if (r < 0) {
+        rep->expected = r == -EINVAL;   /* e.g. VGA (8) on most devices */
         return vu_fail(&rep->err, r, "GET_REGION_INFO %u: %s", req.index, strerror(-r));
+    }
 
     struct vu_region_info out;
     memcpy(&out, buf, sizeof(out));
@@ -197,8 +208,10 @@ static int h_get_irq_info(struct br_session *s, struct vu_msg *m, struct reply *
         return vu_fail(&rep->err, -EINVAL, "GET_IRQ_INFO: no IRQ index %u", req.index);
     struct hv_irq_info ii;
     r = HV(s)->ops->get_irq_info(HV(s), req.index, &ii);
-    if (r < 0)
+    if (r < 0) {
+        rep->expected = r == -EINVAL;   /* e.g. ERR (3), which QEMU asks for, on conventional PCI */
         return vu_fail(&rep->err, r, "GET_IRQ_INFO %u: %s", req.index, strerror(-r));
+    }
     rep->fixed.irq = (struct vu_irq_info){
         .argsz = sizeof(struct vu_irq_info),
         .flags = ii.flags & BR_IRQ_FLAGS_PASSED,
@@ -310,7 +323,7 @@ static int h_device_reset(struct br_session *s, struct vu_msg *m, struct reply *
     r = HV(s)->ops->reset(HV(s));
     clock_gettime(CLOCK_MONOTONIC, &t1);
     long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
-    if (ms >= BR_SLOW_RESET_MS)
+    if (ms >= BR_SLOW_REPLY_MS)
         br_warn("DEVICE_RESET took %ld ms (QEMU gives up on a reply after 5000 ms)", ms);
     if (r < 0)
         return vu_fail(&rep->err, r, "DEVICE_RESET: %s", strerror(-r));
@@ -426,7 +439,8 @@ int br_handle_message(struct br_session *s, struct vu_msg *m)
     int sr;
     if (r < 0) {
         s->n_errors++;
-        enum br_log_level lvl = s->n_errors <= BR_MAX_LOGGED_ERRORS ? BR_LOG_WARN : BR_LOG_DEBUG;
+        enum br_log_level lvl = s->n_errors <= BR_MAX_LOGGED_ERRORS && !rep.expected
+                                    ? BR_LOG_WARN : BR_LOG_DEBUG;
         br_log(lvl, "client pid %d: %s (id %u) failed: %s%s", (int)s->peer.pid,
                vu_cmd_name(cmd), m->hdr.msg_id, rep.err.msg[0] ? rep.err.msg : strerror(-r),
                s->n_errors == BR_MAX_LOGGED_ERRORS ? " (further errors at debug level)" : "");

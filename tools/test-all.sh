@@ -2,7 +2,9 @@
 # The project's one test command (README, .ci/run): installs what is missing,
 # builds twice (warnings as errors; ASan+UBSan), runs the unit tests in both
 # builds, then the end-to-end tests against real kernel VFIO devices in a QEMU
-# guest (tests/e2e/README.md). Exits non-zero on the first failing stage.
+# guest (tests/e2e/README.md), including QEMU 11's own vfio-user-pci client on
+# the bridge (tests/e2e/vmm/, docs/vmm.md; its QEMU is provisioned once into
+# /var/cache/vfio-user-bridge). Exits non-zero on the first failing stage.
 #
 #   tools/test-all.sh            everything
 #   VUB_E2E=0 tools/test-all.sh  unit tests only (a quick local loop)
@@ -31,6 +33,9 @@ stage "unit tests under the sanitizers"
 ctest --test-dir build-asan -L unit --output-on-failure -j"$jobs"
 
 if [ "${VUB_E2E:-1}" != 0 ]; then
+  stage "QEMU 11 with the vfio-user-pci client (cached trixie root) and the VMM tests' inner guest"
+  tools/provision-qemu-vfio-user.sh
+
   stage "end-to-end tests (QEMU guest, kernel VFIO)"
   ctest --test-dir build -L e2e --output-on-failure
 fi

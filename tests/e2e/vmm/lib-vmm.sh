@@ -16,9 +16,9 @@
 #
 # Settings (the testbed gives scenarios a clean environment, so they are also
 # read from BUILD/tests/e2e/vmm.conf, lines KEY=VALUE, when it exists):
-#   VUB_VMM_ACCEL        tcg (default), auto (KVM in the testbed guest when
-#                        its emulated CPU offers SVM and /dev/kvm appears,
-#                        else TCG) or kvm
+#   VUB_VMM_ACCEL        auto (default: KVM in the testbed guest when its
+#                        emulated CPU offers SVM and /dev/kvm appears, behind
+#                        a 150 s probe, else TCG), tcg or kvm
 #   VUB_VMM_TIMEOUT      seconds one inner QEMU may run (default by accel)
 #   VUB_VMM_MSG_TIMEOUT  QEMU's x-msg-timeout in ms (default 30000)
 #   VUB_VMM_GUEST_CACHE  the host-built inner guest
@@ -44,14 +44,15 @@ vmm_log() { echo "vmm [$(vmm_since "$VMM_START")s]: $*"; }
 vmm_now() { date +%s.%N; }
 vmm_since() { awk -v a="$1" -v b="$(vmm_now)" 'BEGIN { printf "%.1f", b - a }'; }
 
-# TCG by default. Opt-in: KVM inside the testbed guest: its TCG CPU emulates
-# AMD SVM, so the guest kernel's kvm_amd runs and the inner guest runs at the
-# outer TCG's speed (measured: inner /init at 10-25 s instead of ~50 s; all
+# auto by default: KVM inside the testbed guest (never the build host's
+# /dev/kvm, which hangs here) when it is there, TCG otherwise. The testbed
+# guest's TCG CPU emulates AMD SVM, so the guest kernel's kvm_amd runs and the
+# inner guest runs at the outer TCG's speed (measured: inner /init at 10-25 s instead of ~50 s; all
 # four scenarios 4.3 min instead of 12). "auto" falls back to TCG when
 # anything is missing, and a KVM run that does not reach the inner /init in
 # 150 s is retried once with TCG (vmm_start).
 vmm_pick_accel() {
-  VMM_ACCEL=${VUB_VMM_ACCEL:-tcg}
+  VMM_ACCEL=${VUB_VMM_ACCEL:-auto}
   case "$VMM_ACCEL" in
     auto|kvm)
       # kvm_amd on the testbed guest's emulated SVM (never the build host's KVM)
