@@ -180,3 +180,25 @@ uint64_t th_eventfd_read(int fd)
         return 0;
     return v;
 }
+
+struct th *th_new(bool nvme, void (*tweak)(struct th *t))
+{
+    struct th *t = malloc(sizeof(*t));
+    assert_non_null(t);
+    if (nvme)
+        th_init_nvme(t);
+    else
+        th_init(t);
+    if (tweak)
+        tweak(t);
+    th_start(t);
+    return t;
+}
+
+int th_teardown(void **state)
+{
+    struct th *t = *state;
+    th_stop(t);
+    free(t);
+    return 0;
+}

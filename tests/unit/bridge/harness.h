@@ -44,6 +44,12 @@ void th_stop(struct th *t);
 /* Only stop and join the loop (the device stays open for inspection). */
 void th_stop_loop(struct th *t);
 
+/* For cmocka setup/teardown: a started harness on the heap (nvme-like or
+ * edu-like), `tweak` (may be NULL) applied between init and start; and its
+ * stop + free. */
+struct th *th_new(bool nvme, void (*tweak)(struct th *t));
+int th_teardown(void **state);
+
 /* Connect (and with negotiate, VERSION with a QEMU-like offer). */
 struct vu_client *th_connect(struct th *t, bool negotiate);
 /* Wait (guard: 10 s) until the server has closed `n` sessions in total. */

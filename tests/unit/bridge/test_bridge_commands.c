@@ -15,27 +15,13 @@
 
 static int setup_edu(void **state)
 {
-    struct th *t = malloc(sizeof(*t));
-    th_init(t);
-    th_start(t);
-    *state = t;
+    *state = th_new(false, NULL);
     return 0;
 }
 
 static int setup_nvme(void **state)
 {
-    struct th *t = malloc(sizeof(*t));
-    th_init_nvme(t);
-    th_start(t);
-    *state = t;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct th *t = *state;
-    th_stop(t);
-    free(t);
+    *state = th_new(true, NULL);
     return 0;
 }
 
@@ -240,13 +226,14 @@ static void test_region_info_caps_flag_rule(void **state)
     vu_client_close(c);
 }
 
+static void setup_nvme_nommap_tweak(struct th *t)
+{
+    t->cfg.no_mmap = true;
+}
+
 static int setup_nvme_nommap(void **state)
 {
-    struct th *t = malloc(sizeof(*t));
-    th_init_nvme(t);
-    t->cfg.no_mmap = true;
-    th_start(t);
-    *state = t;
+    *state = th_new(true, setup_nvme_nommap_tweak);
     return 0;
 }
 
@@ -274,13 +261,14 @@ static void test_no_mmap_gives_no_fd(void **state)
     vu_client_close(c);
 }
 
+static void setup_nvme_sparse_tweak(struct th *t)
+{
+    t->cfg.sparse_msix = true;
+}
+
 static int setup_nvme_sparse(void **state)
 {
-    struct th *t = malloc(sizeof(*t));
-    th_init_nvme(t);
-    t->cfg.sparse_msix = true;
-    th_start(t);
-    *state = t;
+    *state = th_new(true, setup_nvme_sparse_tweak);
     return 0;
 }
 
@@ -468,13 +456,14 @@ static void test_reset(void **state)
     vu_client_close(c);
 }
 
+static void setup_noreset_tweak(struct th *t)
+{
+    t->sc.reset = false;
+}
+
 static int setup_noreset(void **state)
 {
-    struct th *t = malloc(sizeof(*t));
-    th_init(t);
-    t->sc.reset = false;
-    th_start(t);
-    *state = t;
+    *state = th_new(false, setup_noreset_tweak);
     return 0;
 }
 
@@ -531,23 +520,23 @@ static void test_unsupported_commands(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_version_caps, setup_edu, teardown),
-        cmocka_unit_test_setup_teardown(test_version_reply_fits_request, setup_edu, teardown),
-        cmocka_unit_test_setup_teardown(test_commands_before_version, setup_edu, teardown),
-        cmocka_unit_test_setup_teardown(test_get_info, setup_edu, teardown),
-        cmocka_unit_test_setup_teardown(test_get_irq_info, setup_nvme, teardown),
-        cmocka_unit_test_setup_teardown(test_region_info_bar0_mmap, setup_edu, teardown),
-        cmocka_unit_test_setup_teardown(test_region_info_caps_flag_rule, setup_nvme, teardown),
-        cmocka_unit_test_setup_teardown(test_no_mmap_gives_no_fd, setup_nvme_nommap, teardown),
-        cmocka_unit_test_setup_teardown(test_sparse_msix_areas, setup_nvme_sparse, teardown),
+        cmocka_unit_test_setup_teardown(test_version_caps, setup_edu, th_teardown),
+        cmocka_unit_test_setup_teardown(test_version_reply_fits_request, setup_edu, th_teardown),
+        cmocka_unit_test_setup_teardown(test_commands_before_version, setup_edu, th_teardown),
+        cmocka_unit_test_setup_teardown(test_get_info, setup_edu, th_teardown),
+        cmocka_unit_test_setup_teardown(test_get_irq_info, setup_nvme, th_teardown),
+        cmocka_unit_test_setup_teardown(test_region_info_bar0_mmap, setup_edu, th_teardown),
+        cmocka_unit_test_setup_teardown(test_region_info_caps_flag_rule, setup_nvme, th_teardown),
+        cmocka_unit_test_setup_teardown(test_no_mmap_gives_no_fd, setup_nvme_nommap, th_teardown),
+        cmocka_unit_test_setup_teardown(test_sparse_msix_areas, setup_nvme_sparse, th_teardown),
         cmocka_unit_test(test_kernel_sparse_cap),
-        cmocka_unit_test_setup_teardown(test_region_rw, setup_edu, teardown),
-        cmocka_unit_test_setup_teardown(test_region_rw_bounds, setup_edu, teardown),
-        cmocka_unit_test_setup_teardown(test_no_reply_writes, setup_edu, teardown),
-        cmocka_unit_test_setup_teardown(test_write_multi, setup_edu, teardown),
-        cmocka_unit_test_setup_teardown(test_reset, setup_edu, teardown),
-        cmocka_unit_test_setup_teardown(test_reset_unsupported, setup_noreset, teardown),
-        cmocka_unit_test_setup_teardown(test_unsupported_commands, setup_edu, teardown),
+        cmocka_unit_test_setup_teardown(test_region_rw, setup_edu, th_teardown),
+        cmocka_unit_test_setup_teardown(test_region_rw_bounds, setup_edu, th_teardown),
+        cmocka_unit_test_setup_teardown(test_no_reply_writes, setup_edu, th_teardown),
+        cmocka_unit_test_setup_teardown(test_write_multi, setup_edu, th_teardown),
+        cmocka_unit_test_setup_teardown(test_reset, setup_edu, th_teardown),
+        cmocka_unit_test_setup_teardown(test_reset_unsupported, setup_noreset, th_teardown),
+        cmocka_unit_test_setup_teardown(test_unsupported_commands, setup_edu, th_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

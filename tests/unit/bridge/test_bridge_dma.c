@@ -22,18 +22,7 @@
 
 static int setup(void **state)
 {
-    struct th *t = malloc(sizeof(*t));
-    th_init(t);
-    th_start(t);
-    *state = t;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct th *t = *state;
-    th_stop(t);
-    free(t);
+    *state = th_new(false, NULL);
     return 0;
 }
 
@@ -368,14 +357,15 @@ static void test_table_against_model(void **state)
     close(mfd);
 }
 
-static int setup_limits(void **state)
+static void setup_limits_tweak(struct th *t)
 {
-    struct th *t = malloc(sizeof(*t));
-    th_init(t);
     t->cfg.max_dma_maps = 3;
     t->cfg.max_dma_bytes = 2 * MiB;
-    th_start(t);
-    *state = t;
+}
+
+static int setup_limits(void **state)
+{
+    *state = th_new(false, setup_limits_tweak);
     return 0;
 }
 
@@ -402,16 +392,16 @@ static void test_limits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_map_is_zero_copy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_map_rules, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_map_without_fd, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_only_map, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dedup_and_unmap_all, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_object_grows_and_read_only_fd, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_table_against_model, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hugetlb_offset_not_huge_aligned, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_limits, setup_limits, teardown),
-        cmocka_unit_test_setup_teardown(test_backing_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_map_is_zero_copy, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_map_rules, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_map_without_fd, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_read_only_map, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_dedup_and_unmap_all, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_object_grows_and_read_only_fd, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_table_against_model, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_hugetlb_offset_not_huge_aligned, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_limits, setup_limits, th_teardown),
+        cmocka_unit_test_setup_teardown(test_backing_limit, setup, th_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,21 +33,14 @@
 #define RW (VU_DMA_MAP_FLAG_READ | VU_DMA_MAP_FLAG_WRITE)
 #define MiB (1u << 20)
 
-static int setup(void **state)
+static void setup_tweak(struct th *t)
 {
-    struct th *t = malloc(sizeof(*t));
-    th_init(t);
     t->cfg.io_timeout_ms = 300;
-    th_start(t);
-    *state = t;
-    return 0;
 }
 
-static int teardown(void **state)
+static int setup(void **state)
 {
-    struct th *t = *state;
-    th_stop(t);
-    free(t);
+    *state = th_new(false, setup_tweak);
     return 0;
 }
 
@@ -378,14 +371,14 @@ static void test_region_edges(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_dma_map_not_memory, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dma_map_read_only_fd, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dma_map_beyond_object, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fd_flood, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_client_never_reads, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unsolicited_replies_rate_limited, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_accept_emfile_no_spin, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_region_edges, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dma_map_not_memory, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_dma_map_read_only_fd, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_dma_map_beyond_object, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_fd_flood, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_client_never_reads, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_unsolicited_replies_rate_limited, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_accept_emfile_no_spin, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_region_edges, setup, th_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
