@@ -20,6 +20,14 @@
 /* A reset or DMA_MAP slower than this is logged: QEMU waits 5 s for a reply. */
 #define BR_SLOW_REPLY_MS 1000
 
+/* Milliseconds elapsed on the monotonic clock since *t0. */
+static long ms_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
 /* A reply under construction: up to two payload pieces and one fd. */
 struct reply {
     const void *p1, *p2;
@@ -82,11 +90,10 @@ static int h_dma_map(struct br_session *s, struct vu_msg *m, struct reply *rep)
     if (r < 0)
         return r;
     int fd = m->nfds ? vu_msg_take_fd(m, 0) : -1;
-    struct timespec t0, t1;
+    struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     r = br_dma_map(&s->dma, HV(s), req.address, req.size, req.offset, req.flags, fd);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    long ms = ms_since(&t0);
     if (ms >= BR_SLOW_REPLY_MS)
         br_warn("DMA_MAP 0x%" PRIx64 "+0x%" PRIx64 " took %ld ms pinning memory (QEMU gives up on "
                 "a reply after its x-msg-timeout, 5000 ms by default)", req.address, req.size, ms);
@@ -318,11 +325,10 @@ static int h_device_reset(struct br_session *s, struct vu_msg *m, struct reply *
         return r;
     if (!(DEV(s)->flags & VU_DEVICE_FLAGS_RESET))
         return vu_fail(&rep->err, -ENOTSUP, "DEVICE_RESET: the device has no reset");
-    struct timespec t0, t1;
+    struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     r = HV(s)->ops->reset(HV(s));
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    long ms = ms_since(&t0);
     if (ms >= BR_SLOW_REPLY_MS)
         br_warn("DEVICE_RESET took %ld ms (QEMU gives up on a reply after 5000 ms)", ms);
     if (r < 0)
