@@ -28,9 +28,17 @@ void br_cli_usage(FILE *out)
 "                           KIND edu (default) or nvme-like (MSI-X BAR)\n"
 "      --no-mmap            never give the client a region fd: every BAR\n"
 "                           access comes as a message and is checked\n"
-"      --sparse-msix        publish sparse mmap areas that leave out the\n"
-"                           MSI-X table and PBA (for clients that do not know\n"
-"                           the kernel's MSI-X-mappable capability)\n"
+"      --msix-mmap=MODE     how a BAR holding the MSI-X table or PBA is offered\n"
+"                           for mmap: sparse (default) publishes sparse areas\n"
+"                           that leave out the page-rounded table and PBA, so\n"
+"                           every client traps them (cloud-hypervisor needs\n"
+"                           it); kernel passes the kernel's caps on as they are\n"
+"                           (MSI-X-mappable: QEMU maps the whole BAR and traps\n"
+"                           the table itself). --sparse-msix = sparse\n"
+"      --region-fds=MODE    fds in a region-info reply with several sparse\n"
+"                           areas: one (default; the spec, QEMU) or per-area\n"
+"                           (one per area, for SPDK's initiator; only to a\n"
+"                           client that did not state max_msg_fds)\n"
 "      --max-dma-maps N     most DMA mappings a client may hold\n"
 "                           (default and ceiling: min(65535, kernel entries))\n"
 "      --max-dma-bytes SIZE most bytes a client may map for DMA (default: no\n"
@@ -38,8 +46,9 @@ void br_cli_usage(FILE *out)
 "                           the bridge's RLIMIT_MEMLOCK)\n"
 "      --max-xfer SIZE      largest region access in one message (default:\n"
 "                           1M, or the ROM size if larger; at most 64M)\n"
-"      --max-msg-fds N      most fds a client may send in one message (1-16,\n"
-"                           default 16)\n"
+"      --max-msg-fds N      max_msg_fds the bridge advertises (1-16, default\n"
+"                           16); it accepts 16 fds per message whatever this\n"
+"                           says (cloud-hypervisor sends up to 16 regardless)\n"
 "      --io-timeout MS      a client must finish a message it started and\n"
 "                           read its replies within MS (default 5000)\n"
 "      --socket-mode MODE   socket permissions, octal (default 0600)\n"
@@ -108,7 +117,7 @@ static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 }
 
 enum {
-    OPT_SIM = 256, OPT_NO_MMAP, OPT_SPARSE_MSIX, OPT_MAX_DMA_MAPS, OPT_MAX_DMA_BYTES,
+    OPT_SIM = 256, OPT_NO_MMAP, OPT_SPARSE_MSIX, OPT_MSIX_MMAP, OPT_REGION_FDS, OPT_MAX_DMA_MAPS, OPT_MAX_DMA_BYTES,
     OPT_MAX_XFER, OPT_MAX_MSG_FDS, OPT_IO_TIMEOUT, OPT_SOCKET_MODE, OPT_SOCKET_OWNER,
     OPT_SOCKET_GROUP, OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_POLICY, OPT_JSON, OPT_SYSFS,
 };
@@ -154,6 +163,8 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
         { "sim", optional_argument, NULL, OPT_SIM },
         { "no-mmap", no_argument, NULL, OPT_NO_MMAP },
         { "sparse-msix", no_argument, NULL, OPT_SPARSE_MSIX },
+        { "msix-mmap", required_argument, NULL, OPT_MSIX_MMAP },
+        { "region-fds", required_argument, NULL, OPT_REGION_FDS },
         { "max-dma-maps", required_argument, NULL, OPT_MAX_DMA_MAPS },
         { "max-dma-bytes", required_argument, NULL, OPT_MAX_DMA_BYTES },
         { "max-xfer", required_argument, NULL, OPT_MAX_XFER },
@@ -200,7 +211,23 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
                 return bad(errout, "--sim=%s: unknown kind (edu, nvme-like)", optarg);
             break;
         case OPT_NO_MMAP: cfg->no_mmap = true; break;
-        case OPT_SPARSE_MSIX: cfg->sparse_msix = true; break;
+        case OPT_SPARSE_MSIX: cfg->msix_mmap = BR_MSIX_MMAP_SPARSE; break;
+        case OPT_MSIX_MMAP:
+            if (strcmp(optarg, "sparse") == 0)
+                cfg->msix_mmap = BR_MSIX_MMAP_SPARSE;
+            else if (strcmp(optarg, "kernel") == 0)
+                cfg->msix_mmap = BR_MSIX_MMAP_KERNEL;
+            else
+                return bad(errout, "--msix-mmap=%s: want sparse or kernel", optarg);
+            break;
+        case OPT_REGION_FDS:
+            if (strcmp(optarg, "one") == 0)
+                cfg->region_fds = BR_REGION_FDS_ONE;
+            else if (strcmp(optarg, "per-area") == 0)
+                cfg->region_fds = BR_REGION_FDS_PER_AREA;
+            else
+                return bad(errout, "--region-fds=%s: want one or per-area", optarg);
+            break;
         case OPT_MAX_DMA_MAPS:
             if (parse_u32(optarg, 1, 65535, &cfg->max_dma_maps) < 0)
                 return bad(errout, "--max-dma-maps %s: want 1..65535", optarg);

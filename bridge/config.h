@@ -31,6 +31,9 @@
 /* A client that starts a message must finish it (and read its replies)
  * within this time, or it is disconnected: the loop is single-threaded. */
 #define BR_DEFAULT_IO_TIMEOUT_MS 5000u
+/* Copies of the region fd one GET_REGION_INFO reply may carry with
+ * --region-fds=per-area (SPDK's receive array holds 8). */
+#define BR_MAX_REGION_FDS        8u
 /* Peer uids an allow-list may hold. */
 #define BR_MAX_ALLOW_UIDS        64u
 
@@ -38,6 +41,24 @@ enum br_sim_kind {
     BR_SIM_NONE = 0,
     BR_SIM_EDU,        /* edu-like: 1 MiB BAR0, INTx + 1 MSI, no MSI-X */
     BR_SIM_NVME_LIKE,  /* plus a 16 KiB MSI-X BAR2 with the MSIX_MAPPABLE cap */
+};
+
+/* How a BAR holding the MSI-X table or PBA is published (--msix-mmap). */
+enum br_msix_mmap {
+    BR_MSIX_MMAP_UNSET = 0,  /* not chosen: sparse (the policy may choose) */
+    BR_MSIX_MMAP_SPARSE,     /* sparse areas that leave out the page-rounded
+                              * table and PBA: every client traps them */
+    BR_MSIX_MMAP_KERNEL,     /* the kernel's caps as they are (MSIX_MAPPABLE:
+                              * whole BAR; QEMU traps the table itself) */
+};
+
+/* How many fds a GET_REGION_INFO reply with sparse areas carries (--region-fds). */
+enum br_region_fds {
+    BR_REGION_FDS_UNSET = 0, /* not chosen: one */
+    BR_REGION_FDS_ONE,       /* one fd that every area shares (the spec; QEMU
+                              * refuses more than one) */
+    BR_REGION_FDS_PER_AREA,  /* one per area, in area order (SPDK), to a client
+                              * that did not state max_msg_fds; one otherwise */
 };
 
 struct br_config {
@@ -48,13 +69,16 @@ struct br_config {
 
     /* mapping policy */
     bool no_mmap;                /* never hand out a region fd; clear MMAP */
-    bool sparse_msix;            /* publish sparse areas around MSI-X table/PBA */
+    enum br_msix_mmap msix_mmap; /* MSI-X BARs: sparse (default) or the kernel's caps */
+    enum br_region_fds region_fds; /* fds per region-info reply: one (default) or per area */
 
     /* limits; 0 = default */
     uint32_t max_dma_maps;       /* default min(65535, kernel's available entries) */
     uint64_t max_dma_bytes;      /* default 0 = no bridge cap (kernel: RLIMIT_MEMLOCK) */
     uint32_t max_data_xfer;      /* default max(1 MiB, ROM size), <= 64 MiB */
-    uint32_t max_msg_fds;        /* default 16, at most 16 */
+    uint32_t max_msg_fds;        /* advertised; default 16, at most 16 (the bridge
+                                  * accepts 16 per message whatever it says:
+                                  * cloud-hypervisor sends up to 16 regardless) */
     uint32_t io_timeout_ms;      /* default BR_DEFAULT_IO_TIMEOUT_MS */
 
     /* socket access (used by br_listen / br_peer_allowed, bridge/hooks.h) */

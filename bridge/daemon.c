@@ -84,7 +84,8 @@ int br_daemon_run(const struct br_config *cfg)
     if (br_service_drop_privileges(cfg) < 0)
         goto out_unlink;
     br_info("serving %s%s on %s%s%s", hv->addr, cfg->sim ? " (simulated)" : "", cfg->socket_path,
-            cfg->no_mmap ? ", no mmap" : "", cfg->sparse_msix ? ", sparse MSI-X" : "");
+            cfg->no_mmap ? ", no mmap" : "",
+            cfg->msix_mmap == BR_MSIX_MMAP_KERNEL ? ", MSI-X BARs as the kernel maps them" : "");
     if (br_notify("READY=1") < 0)
         br_warn("cannot notify readiness to $NOTIFY_SOCKET");
     if (br_server_run(srv) == 0)

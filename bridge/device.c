@@ -171,13 +171,40 @@ bool br_dev_access_ok(const struct br_dev *dev, uint32_t index, uint64_t off, ui
     return off <= size && len <= size - off;
 }
 
-int br_dev_region_info(const struct br_dev *dev, uint32_t index, uint8_t *buf, size_t bufsz,
-                       size_t *len)
+unsigned br_region_fd_count(enum br_region_fds mode, const struct vu_caps *client,
+                            uint32_t nr_areas)
 {
+    if (client->max_msg_fds == 0)
+        return 0;
+    if (mode != BR_REGION_FDS_PER_AREA || nr_areas <= 1 || nr_areas > BR_MAX_REGION_FDS)
+        return 1;
+    if (client->present & VU_CAP_MAX_MSG_FDS)
+        return 1;   /* a client that states its fds follows the spec: one fd */
+    return nr_areas;
+}
+
+/* The answer for a region the device lacks: size 0, no flags, no caps. */
+static size_t absent_region(uint32_t index, uint8_t *buf)
+{
+    struct vu_region_info h = { .argsz = sizeof(h), .index = index };
+    memcpy(buf, &h, sizeof(h));
+    return sizeof(h);
+}
+
+int br_dev_region_info(const struct br_dev *dev, uint32_t index, bool no_mmap, uint8_t *buf,
+                       size_t bufsz, size_t *len)
+{
+    if (bufsz < sizeof(struct vu_region_info))
+        return -ENOSPC;
     struct hv_region_info *ri = malloc(sizeof(*ri));
     if (!ri)
         return -ENOMEM;
     int r = dev->hv->ops->get_region_info(dev->hv, index, ri);
+    if (r == -EINVAL && index < dev->num_regions) {
+        *len = absent_region(index, buf);
+        r = 0;
+        goto out;
+    }
     if (r < 0)
         goto out;
 
@@ -185,8 +212,8 @@ int br_dev_region_info(const struct br_dev *dev, uint32_t index, uint8_t *buf, s
     const struct vu_sparse_mmap_area *msix_areas = NULL;
     int n_areas = 0;
     const struct br_msix_layout *l = &dev->msix;
-    if (dev->cfg->sparse_msix && l->present && (index == l->table_bir || index == l->pba_bir) &&
-        (ri->flags & VU_REGION_INFO_FLAG_MMAP)) {
+    if (dev->cfg->msix_mmap != BR_MSIX_MMAP_KERNEL && l->present &&
+        (index == l->table_bir || index == l->pba_bir) && (ri->flags & VU_REGION_INFO_FLAG_MMAP)) {
         struct vu_sparse_mmap_area kern[VU_MAX_SPARSE_AREAS];
         uint32_t nk = br_region_kernel_areas(ri, kern, VU_MAX_SPARSE_AREAS);
         n_areas = br_msix_sparse_areas(l, index, ri->size, dev->page_size, kern, nk, areas,
@@ -197,8 +224,7 @@ int br_dev_region_info(const struct br_dev *dev, uint32_t index, uint8_t *buf, s
         }
         msix_areas = areas;
     }
-    ssize_t n = br_region_info_rebuild(ri, dev->cfg->no_mmap, msix_areas, (uint32_t)n_areas, buf,
-                                       bufsz);
+    ssize_t n = br_region_info_rebuild(ri, no_mmap, msix_areas, (uint32_t)n_areas, buf, bufsz);
     if (n < 0) {
         r = (int)n;
         goto out;
@@ -322,7 +348,10 @@ int br_dev_init(struct br_dev *dev, struct hv_device *hv, const struct br_config
         dev->caps.pgsizes = 4096;
     dev->caps.write_multiple = true;
 
-    dev->lim.max_fds = dev->caps.max_msg_fds;
+    /* The receive limit is the bridge's own, whatever it advertised or the
+     * client said: cloud-hypervisor sends up to 16 eventfds per SET_IRQS
+     * whatever max_msg_fds was negotiated. */
+    dev->lim.max_fds = VU_MAX_FDS_PER_MSG;
     dev->lim.max_msg_size = VU_HDR_SIZE + (uint32_t)sizeof(struct vu_region_access) +
                             (uint32_t)dev->caps.max_data_xfer_size;
 

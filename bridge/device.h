@@ -65,13 +65,27 @@ bool br_dev_access_ok(const struct br_dev *dev, uint32_t index, uint64_t off, ui
  * truncation yet): the 32-byte struct followed by the capability chain, into
  * buf (>= 32 + BR_MAX_CHAIN bytes); *len = bytes used (= the argsz needed).
  * The chain is rebuilt from the kernel's: SPARSE_MMAP, TYPE and
- * MSIX_MAPPABLE are kept unchanged, unknown caps dropped; --no-mmap clears
- * MMAP and drops SPARSE_MMAP/MSIX_MAPPABLE; --sparse-msix replaces the
- * chain's mapping caps of the MSI-X table/PBA BARs with computed sparse areas
- * (and clears MMAP if no area remains). CAPS/cap_offset describe the chain.
- * -errno from the back end (e.g. -EINVAL for VGA on a non-VGA device). */
-int br_dev_region_info(const struct br_dev *dev, uint32_t index, uint8_t *buf, size_t bufsz,
-                       size_t *len);
+ * MSIX_MAPPABLE are kept unchanged, unknown caps dropped; no_mmap (the
+ * --no-mmap option, or a client that takes no fds) clears MMAP and drops
+ * SPARSE_MMAP/MSIX_MAPPABLE; unless --msix-mmap=kernel, the mapping caps of
+ * the MSI-X table/PBA BARs are replaced with computed sparse areas that
+ * leave them out (MMAP cleared if no area remains). CAPS/cap_offset
+ * describe the chain. A region the kernel refuses with -EINVAL (VGA on a
+ * non-VGA device) is answered with size 0, flags 0 and no caps, like a
+ * region the device lacks (SPDK treats a region-info error as fatal).
+ * Other errors of the back end: -errno. */
+int br_dev_region_info(const struct br_dev *dev, uint32_t index, bool no_mmap, uint8_t *buf,
+                       size_t bufsz, size_t *len);
+
+/* How many copies of the region fd a GET_REGION_INFO reply for an MMAP
+ * region with nr_areas sparse areas carries, for a client that offered
+ * `client` (pure): 0 if the client takes no fds (max_msg_fds 0); with
+ * BR_REGION_FDS_PER_AREA and 2..BR_MAX_REGION_FDS areas, nr_areas if the
+ * client did not state max_msg_fds (SPDK states nothing and wants one fd per
+ * area; QEMU and cloud-hypervisor state it and take exactly one); 1
+ * otherwise. */
+unsigned br_region_fd_count(enum br_region_fds mode, const struct vu_caps *client,
+                            uint32_t nr_areas);
 
 /* Rebuild a kernel capability chain (pure; used by br_dev_region_info and
  * tested directly). `ri` is the kernel's answer; `out` receives the full

@@ -28,11 +28,13 @@ static long ms_since(const struct timespec *t0)
     return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
-/* A reply under construction: up to two payload pieces and one fd. */
+/* A reply under construction: up to two payload pieces and one fd (sent
+ * fd_copies times: --region-fds=per-area). */
 struct reply {
     const void *p1, *p2;
     size_t l1, l2;
     int fd;              /* owned by the reply; -1 = none */
+    unsigned fd_copies;  /* 0 = once */
     void *heap;          /* freed after sending */
     union {
         struct vu_version version;
@@ -62,22 +64,31 @@ static int h_version(struct br_session *s, struct vu_msg *m, struct reply *rep)
     if (!json)
         return -ENOMEM;
     size_t len = 0;
+    struct vu_version_out vo;
     int r = vu_version_answer(m, &DEV(s)->caps, &s->client_caps, &s->agreed, json, VU_MAX_JSON,
-                              &len, &rep->err);
+                              &len, &vo, &rep->err);
     if (r < 0) {
         free(json);
         return r;
     }
     rep->heap = json;
-    rep->fixed.version = (struct vu_version){ .major = 0, .minor = 0 };
+    rep->fixed.version = (struct vu_version){ .major = 0, .minor = vo.minor };
     rep->p1 = &rep->fixed.version;
     rep->l1 = sizeof(rep->fixed.version);
     rep->p2 = json;
     rep->l2 = len;
     s->negotiated = true;
-    br_info("client pid %d: negotiated (client max_msg_fds %u, max_data_xfer_size %" PRIu64
-            "); offered: %s", (int)s->peer.pid, s->client_caps.max_msg_fds,
-            s->client_caps.max_data_xfer_size, json);
+    /* the DMA table's limit: the smaller of the two sides' */
+    if (s->agreed.max_dma_maps < s->dma.max_maps)
+        s->dma.max_maps = s->agreed.max_dma_maps;
+    struct vu_version_req vr;
+    vu_decode_version(m, &vr, NULL);   /* decoded above already: cannot fail */
+    br_info("client pid %d: negotiated %u.%u (client proposed 0.%u%s; max_msg_fds %u, "
+            "max_data_xfer_size %" PRIu64 "); answered: %s%s", (int)s->peer.pid, 0u, vo.minor,
+            vr.minor, vr.json ? "" : ", no capabilities", s->client_caps.max_msg_fds,
+            s->client_caps.max_data_xfer_size, json,
+            vo.over_bound ? " (larger than the request: nothing smaller is valid JSON)"
+            : vo.dropped ? " (keys dropped to fit the request)" : "");
     return 0;
 }
 
@@ -159,11 +170,11 @@ static int h_get_region_info(struct br_session *s, struct vu_msg *m, struct repl
     if (!buf)
         return -ENOMEM;
     rep->heap = buf;
-    r = br_dev_region_info(DEV(s), req.index, buf, bufsz, &len);
-    if (r < 0) {
-        rep->expected = r == -EINVAL;   /* e.g. VGA (8) on most devices */
+    /* a client that takes no fds (max_msg_fds 0) cannot map anything */
+    bool no_mmap = DEV(s)->cfg->no_mmap || s->client_caps.max_msg_fds == 0;
+    r = br_dev_region_info(DEV(s), req.index, no_mmap, buf, bufsz, &len);
+    if (r < 0)
         return vu_fail(&rep->err, r, "GET_REGION_INFO %u: %s", req.index, strerror(-r));
-    }
 
     struct vu_region_info out;
     memcpy(&out, buf, sizeof(out));
@@ -179,6 +190,17 @@ static int h_get_region_info(struct br_session *s, struct vu_msg *m, struct repl
         return 0;
     }
     if (out.flags & VU_REGION_INFO_FLAG_MMAP) {
+        struct vu_region_caps *rc = malloc(sizeof(*rc));
+        if (!rc)
+            return -ENOMEM;
+        uint32_t areas = 0;
+        if (vu_region_caps_parse(buf, len, rc, NULL) == 0 && rc->has_sparse)
+            areas = rc->nr_areas;
+        free(rc);
+        unsigned n = br_region_fd_count(DEV(s)->cfg->region_fds, &s->client_caps, areas);
+        if (n == 0)   /* cannot happen: no_mmap above; never MMAP without the fd */
+            return vu_fail(&rep->err, -EINVAL, "GET_REGION_INFO %u: MMAP without an fd",
+                           req.index);
         rep->fd = HV(s)->ops->mmap_fd(HV(s));
         if (rep->fd < 0) {
             r = rep->fd;
@@ -186,6 +208,7 @@ static int h_get_region_info(struct br_session *s, struct vu_msg *m, struct repl
             return vu_fail(&rep->err, r, "GET_REGION_INFO %u: no mmap fd: %s", req.index,
                            strerror(-r));
         }
+        rep->fd_copies = n;
     }
     rep->p1 = buf;
     rep->l1 = len;
@@ -215,8 +238,12 @@ static int h_get_irq_info(struct br_session *s, struct vu_msg *m, struct reply *
         return vu_fail(&rep->err, -EINVAL, "GET_IRQ_INFO: no IRQ index %u", req.index);
     struct hv_irq_info ii;
     r = HV(s)->ops->get_irq_info(HV(s), req.index, &ii);
-    if (r < 0) {
-        rep->expected = r == -EINVAL;   /* e.g. ERR (3), which QEMU asks for, on conventional PCI */
+    if (r == -EINVAL) {
+        /* an index the device lacks (ERR (3), which QEMU asks for, on
+         * conventional PCI): no interrupts of that kind, not an error
+         * (cloud-hypervisor's client never reads an error reply) */
+        memset(&ii, 0, sizeof(ii));
+    } else if (r < 0) {
         return vu_fail(&rep->err, r, "GET_IRQ_INFO %u: %s", req.index, strerror(-r));
     }
     rep->fixed.irq = (struct vu_irq_info){
@@ -256,7 +283,17 @@ static int h_set_irqs(struct br_session *s, struct vu_msg *m, struct reply *rep)
 static int h_region_read(struct br_session *s, struct vu_msg *m, struct reply *rep)
 {
     struct vu_region_access_req req;
-    int r = vu_decode_region_read(m, (uint32_t)DEV(s)->caps.max_data_xfer_size, &req, &rep->err);
+    /* the reply carries count bytes: no more than both sides take */
+    uint32_t max = (uint32_t)s->agreed.max_data_xfer_size;
+    int r = vu_decode_region_read(m, max, &req, &rep->err);
+    if (r == -E2BIG) {   /* the decoder only says so once the header is there */
+        struct vu_region_access a;
+        memcpy(&a, m->payload, sizeof(a));
+        return vu_fail(&rep->err, r, "REGION_READ %u @0x%" PRIx64 ": count %u exceeds the "
+                       "negotiated max_data_xfer_size %u (the client's %" PRIu64 ", the "
+                       "bridge's %" PRIu64 ")", a.region, a.offset, a.count, max,
+                       s->client_caps.max_data_xfer_size, DEV(s)->caps.max_data_xfer_size);
+    }
     if (r < 0)
         return r;
     if (!br_dev_access_ok(DEV(s), req.acc.region, req.acc.offset, req.acc.count))
@@ -452,8 +489,13 @@ int br_handle_message(struct br_session *s, struct vu_msg *m)
                s->n_errors == BR_MAX_LOGGED_ERRORS ? " (further errors at debug level)" : "");
         sr = vu_send_error(&s->conn, m, -r);
     } else {
-        sr = vu_send_reply(&s->conn, m, rep.p1, rep.l1, rep.p2, rep.l2,
-                           rep.fd >= 0 ? &rep.fd : NULL, rep.fd >= 0 ? 1 : 0);
+        int fds[BR_MAX_REGION_FDS];
+        size_t nfds = 0;
+        if (rep.fd >= 0)
+            for (nfds = 0; nfds < (rep.fd_copies ? rep.fd_copies : 1u) &&
+                           nfds < BR_MAX_REGION_FDS; nfds++)
+                fds[nfds] = rep.fd;   /* the same file, once per sparse area */
+        sr = vu_send_reply(&s->conn, m, rep.p1, rep.l1, rep.p2, rep.l2, nfds ? fds : NULL, nfds);
     }
     if (rep.fd >= 0)
         close(rep.fd);

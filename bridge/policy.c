@@ -406,6 +406,16 @@ static int settings_key(struct ctx *c, const char *path, const char *key, struct
         return get_bool(c, path, v, &s->no_mmap);
     if (strcmp(key, "sparse_msix") == 0)
         return get_bool(c, path, v, &s->sparse_msix);
+    if (strcmp(key, "msix_mmap") == 0) {
+        const char *m = NULL;
+        int r = get_string(c, path, v, &m);
+        if (r < 0)
+            return r;
+        if (strcmp(m, "sparse") != 0 && strcmp(m, "kernel") != 0)
+            return fail_at(c, path, EINVAL, "must be \"sparse\" or \"kernel\", not \"%s\"", m);
+        s->msix_mmap_kernel = strcmp(m, "kernel") == 0;
+        return 0;
+    }
     if (strcmp(key, "reset_on_disconnect") == 0)
         return get_bool(c, path, v, &s->reset_on_disconnect);
     if (strcmp(key, "bind") == 0)

@@ -82,7 +82,9 @@ struct pol_settings {
     gid_t user_gid;
     char user_name[POL_NAME_MAX];
     bool no_mmap;              /* trap every region access, never hand out the device fd */
-    bool sparse_msix;          /* report MSI-X table/PBA as holes in a sparse mmap cap */
+    bool sparse_msix;          /* report MSI-X table/PBA as holes in a sparse mmap cap
+                                * (the default now; kept so old files still load) */
+    bool msix_mmap_kernel;     /* "msix_mmap": "kernel": the kernel's caps (MSIX_MAPPABLE) */
     bool reset_on_disconnect;  /* VFIO_DEVICE_RESET when a client goes away (default true) */
     bool bind;                 /* udev helper binds matching devices to vfio-pci */
 };

@@ -91,7 +91,9 @@ int br_service_apply_policy(struct br_config *cfg)
         cfg->run_gid = s->user_gid;
     }
     cfg->no_mmap |= s->no_mmap;
-    cfg->sparse_msix |= s->sparse_msix;
+    if (cfg->msix_mmap == BR_MSIX_MMAP_UNSET)   /* the command line wins */
+        cfg->msix_mmap = s->msix_mmap_kernel && !s->sparse_msix ? BR_MSIX_MMAP_KERNEL
+                                                                : BR_MSIX_MMAP_SPARSE;
     cfg->no_reset |= !s->reset_on_disconnect;
     br_info("policy %s: devices[%u] exports %s (%04x:%04x) on %s, mode %04o, %zu uids and "
             "%zu gids allowed%s%s", p->path, d.entry->index, id.addr, id.vendor, id.device,

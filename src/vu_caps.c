@@ -21,6 +21,7 @@ void vu_caps_defaults(struct vu_caps *caps)
     caps->max_data_xfer_size = VU_DEFAULT_DATA_XFER;
     caps->max_dma_maps = MAX_DMA_MAPS;
     caps->pgsizes = 4096;
+    caps->present = VU_CAP_NUMERIC_ALL;
 }
 
 /* A non-negative JSON integer (json-c keeps values above INT64_MAX as
@@ -55,11 +56,12 @@ static int get_bool(json_object *o, const char *key, bool *v, struct vu_err *err
 }
 
 static int parse_range(json_object *caps, const char *key, uint64_t min, uint64_t max,
-                       uint64_t *out, struct vu_err *err)
+                       uint64_t *out, uint32_t bit, uint32_t *present, struct vu_err *err)
 {
     json_object *o;
     if (!json_object_object_get_ex(caps, key, &o))
         return 0;
+    *present |= bit;
     uint64_t v;
     int r = get_u64(o, key, &v, err);
     if (r)
@@ -107,25 +109,29 @@ static int parse_caps_object(json_object *root, struct vu_caps *out, struct vu_e
     json_object *caps, *o;
     if (!json_object_is_type(root, json_type_object))
         return vu_fail(err, -EINVAL, "capabilities: JSON is not an object");
+    out->present = 0;
     if (!json_object_object_get_ex(root, "capabilities", &caps))
-        return vu_fail(err, -EINVAL, "capabilities: no \"capabilities\" key");
+        return 0;   /* optional: the sender states nothing, defaults apply */
     if (!json_object_is_type(caps, json_type_object))
         return vu_fail(err, -EINVAL, "capabilities: \"capabilities\" is not an object");
 
     uint64_t v;
     int r;
     v = out->max_msg_fds;
-    if ((r = parse_range(caps, "max_msg_fds", 0, MAX_MSG_FDS_ACCEPTED, &v, err)))
+    if ((r = parse_range(caps, "max_msg_fds", 0, MAX_MSG_FDS_ACCEPTED, &v,
+                         VU_CAP_MAX_MSG_FDS, &out->present, err)))
         return r;
     out->max_msg_fds = (uint32_t)v;
     if ((r = parse_range(caps, "max_data_xfer_size", 1, VU_MAX_DATA_XFER,
-                         &out->max_data_xfer_size, err)))
+                         &out->max_data_xfer_size, VU_CAP_MAX_DATA_XFER, &out->present, err)))
         return r;
     v = out->max_dma_maps;
-    if ((r = parse_range(caps, "max_dma_maps", 1, MAX_DMA_MAPS, &v, err)))
+    if ((r = parse_range(caps, "max_dma_maps", 1, MAX_DMA_MAPS, &v,
+                         VU_CAP_MAX_DMA_MAPS, &out->present, err)))
         return r;
     out->max_dma_maps = (uint32_t)v;
-    if ((r = parse_range(caps, "pgsizes", 1, UINT64_MAX, &out->pgsizes, err)))
+    if ((r = parse_range(caps, "pgsizes", 1, UINT64_MAX, &out->pgsizes, VU_CAP_PGSIZES,
+                         &out->present, err)))
         return r;
     if (out->pgsizes & 4095)
         return vu_fail(err, -EINVAL, "capabilities: \"pgsizes\" 0x%" PRIx64
@@ -212,17 +218,35 @@ static bool put(char *buf, size_t bufsz, size_t *pos, const char *fmt, ...)
 ssize_t vu_caps_emit(const struct vu_caps *caps, char *buf, size_t bufsz)
 {
     size_t pos = 0;
-    bool ok = put(buf, bufsz, &pos,
-                  "{\"capabilities\":{\"max_msg_fds\":%" PRIu32 ",\"max_data_xfer_size\":%" PRIu64
-                  ",\"max_dma_maps\":%" PRIu32 ",\"pgsizes\":%" PRIu64,
-                  caps->max_msg_fds, caps->max_data_xfer_size, caps->max_dma_maps,
-                  caps->pgsizes);
-    if (ok && caps->write_multiple)
-        ok = put(buf, bufsz, &pos, ",\"write_multiple\":true");
-    if (ok && caps->twin_socket)
-        ok = put(buf, bufsz, &pos, ",\"twin_socket\":{\"supported\":true}");
+    const char *sep = "";
+    bool ok = put(buf, bufsz, &pos, "{\"capabilities\":{");
+    if (ok && (caps->present & VU_CAP_MAX_MSG_FDS)) {
+        ok = put(buf, bufsz, &pos, "%s\"max_msg_fds\":%" PRIu32, sep, caps->max_msg_fds);
+        sep = ",";
+    }
+    if (ok && (caps->present & VU_CAP_MAX_DATA_XFER)) {
+        ok = put(buf, bufsz, &pos, "%s\"max_data_xfer_size\":%" PRIu64, sep,
+                 caps->max_data_xfer_size);
+        sep = ",";
+    }
+    if (ok && (caps->present & VU_CAP_MAX_DMA_MAPS)) {
+        ok = put(buf, bufsz, &pos, "%s\"max_dma_maps\":%" PRIu32, sep, caps->max_dma_maps);
+        sep = ",";
+    }
+    if (ok && (caps->present & VU_CAP_PGSIZES)) {
+        ok = put(buf, bufsz, &pos, "%s\"pgsizes\":%" PRIu64, sep, caps->pgsizes);
+        sep = ",";
+    }
+    if (ok && caps->write_multiple) {
+        ok = put(buf, bufsz, &pos, "%s\"write_multiple\":true", sep);
+        sep = ",";
+    }
+    if (ok && caps->twin_socket) {
+        ok = put(buf, bufsz, &pos, "%s\"twin_socket\":{\"supported\":true}", sep);
+        sep = ",";
+    }
     if (ok && caps->has_migration) {
-        ok = put(buf, bufsz, &pos, ",\"migration\":{");
+        ok = put(buf, bufsz, &pos, "%s\"migration\":{", sep);
         if (ok && caps->migration_pgsize)
             ok = put(buf, bufsz, &pos, "\"pgsize\":%" PRIu64, caps->migration_pgsize);
         if (ok && caps->migration_max_bitmap_size)
@@ -246,9 +270,67 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
     return a < b ? a : b;
 }
 
+/* Keys of the reply, in the order they are given up when the reply does
+ * not fit (see vu_proto.h). */
+enum drop_key { D_WRITE_MULTIPLE, D_MIGRATION, D_PGSIZES, D_MAX_MSG_FDS, D_MAX_DMA_MAPS,
+                D_MAX_DATA_XFER, D_N };
+
+static bool has_key(const struct vu_caps *c, enum drop_key k)
+{
+    switch (k) {
+    case D_WRITE_MULTIPLE: return c->write_multiple;
+    case D_MIGRATION: return c->has_migration;
+    case D_PGSIZES: return c->present & VU_CAP_PGSIZES;
+    case D_MAX_MSG_FDS: return c->present & VU_CAP_MAX_MSG_FDS;
+    case D_MAX_DMA_MAPS: return c->present & VU_CAP_MAX_DMA_MAPS;
+    case D_MAX_DATA_XFER: return c->present & VU_CAP_MAX_DATA_XFER;
+    default: return false;
+    }
+}
+
+/* The key states what the receiver would assume without it. */
+static bool is_default(const struct vu_caps *c, enum drop_key k)
+{
+    struct vu_caps d;
+    vu_caps_defaults(&d);
+    switch (k) {
+    case D_PGSIZES: return c->pgsizes == d.pgsizes;
+    case D_MAX_MSG_FDS: return c->max_msg_fds == d.max_msg_fds;
+    case D_MAX_DMA_MAPS: return c->max_dma_maps == d.max_dma_maps;
+    case D_MAX_DATA_XFER: return c->max_data_xfer_size == d.max_data_xfer_size;
+    default: return false;
+    }
+}
+
+static void drop_key(struct vu_caps *c, enum drop_key k)
+{
+    switch (k) {
+    case D_WRITE_MULTIPLE: c->write_multiple = false; break;
+    case D_MIGRATION: c->has_migration = false; break;
+    case D_PGSIZES: c->present &= ~VU_CAP_PGSIZES; break;
+    case D_MAX_MSG_FDS: c->present &= ~VU_CAP_MAX_MSG_FDS; break;
+    case D_MAX_DMA_MAPS: c->present &= ~VU_CAP_MAX_DMA_MAPS; break;
+    case D_MAX_DATA_XFER: c->present &= ~VU_CAP_MAX_DATA_XFER; break;
+    default: break;
+    }
+}
+
+/* The next key to give up: a default-valued one first, then by order. */
+static bool next_drop(const struct vu_caps *c, enum drop_key *k)
+{
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < D_N; i++)
+            if (has_key(c, (enum drop_key)i) && (pass == 1 || is_default(c, (enum drop_key)i))) {
+                *k = (enum drop_key)i;
+                return true;
+            }
+    return false;
+}
+
 int vu_version_answer(const struct vu_msg *req, const struct vu_caps *server,
                       struct vu_caps *client_out, struct vu_caps *agreed, char *reply_json,
-                      size_t reply_json_sz, size_t *reply_len, struct vu_err *err)
+                      size_t reply_json_sz, size_t *reply_len, struct vu_version_out *out,
+                      struct vu_err *err)
 {
     struct vu_version_req v;
     struct vu_caps client;
@@ -262,36 +344,52 @@ int vu_version_answer(const struct vu_msg *req, const struct vu_caps *server,
             return r;
     } else {
         vu_caps_defaults(&client);
+        client.present = 0;     /* it stated nothing */
     }
 
-    /* The reply: the server's own values; optional keys only where they make
-     * sense for this client; never a twin socket. */
-    struct vu_caps ans = *server;
+    /* The reply: a subset of what the client proposed. */
+    struct vu_caps ans;
+    vu_caps_defaults(&ans);
+    ans.present = client.present;
+    ans.max_msg_fds = server->max_msg_fds;
+    ans.max_data_xfer_size = server->max_data_xfer_size;
+    ans.max_dma_maps = (uint32_t)min_u64(server->max_dma_maps, client.max_dma_maps);
+    ans.pgsizes = server->pgsizes & client.pgsizes ? server->pgsizes & client.pgsizes
+                                                   : server->pgsizes;
+    ans.write_multiple = server->write_multiple && client.write_multiple;
     ans.twin_socket = false;
     ans.has_migration = server->has_migration && client.has_migration;
+    ans.migration_pgsize = server->migration_pgsize;
     if (ans.has_migration && client.migration_pgsize &&
         (ans.migration_pgsize == 0 || client.migration_pgsize < ans.migration_pgsize))
         ans.migration_pgsize = client.migration_pgsize;
+    ans.migration_max_bitmap_size = ans.has_migration ? server->migration_max_bitmap_size : 0;
 
-    /* Whole reply (16 + 4 + JSON with NUL) <= the request message: QEMU
-     * receives the reply into its request buffer. QEMU always sends JSON; a
-     * client that sent none (the spec makes it optional) set no such bound,
-     * and gets the full answer rather than a refusal. */
-    size_t room = v.json ? req->hdr.msg_size - VU_HDR_SIZE - sizeof(struct vu_version)
-                         : reply_json_sz;
-    if (room > reply_json_sz)
-        room = reply_json_sz;
+    /* Whole reply (16 + 4 + JSON with NUL) <= the request message when the
+     * request carries JSON (QEMU's bound; it always sends JSON). */
+    size_t room = reply_json_sz;
+    if (v.json && req->hdr.msg_size - VU_HDR_SIZE - sizeof(struct vu_version) < room)
+        room = req->hdr.msg_size - VU_HDR_SIZE - sizeof(struct vu_version);
+    unsigned dropped = 0;
+    bool over = false;
     ssize_t n;
     for (;;) {
         n = vu_caps_emit(&ans, reply_json, room);
         if (n >= 0)
             break;
-        if (ans.write_multiple)
-            ans.write_multiple = false;
-        else if (ans.has_migration)
-            ans.has_migration = false;
-        else
-            return vu_fail(err, -ENOSPC, "VERSION: reply JSON does not fit in %zu bytes", room);
+        enum drop_key k;
+        if (next_drop(&ans, &k)) {
+            drop_key(&ans, k);
+            dropped++;
+            continue;
+        }
+        /* nothing left to drop: the minimal JSON, over the bound if need be */
+        n = vu_caps_emit(&ans, reply_json, reply_json_sz);
+        if (n < 0)
+            return vu_fail(err, -ENOSPC, "VERSION: no room for the reply JSON (%zu bytes)",
+                           reply_json_sz);
+        over = true;
+        break;
     }
     *reply_len = (size_t)n;
 
@@ -303,11 +401,18 @@ int vu_version_answer(const struct vu_msg *req, const struct vu_caps *server,
         agreed->max_data_xfer_size = min_u64(server->max_data_xfer_size,
                                              client.max_data_xfer_size);
         agreed->max_dma_maps = (uint32_t)min_u64(server->max_dma_maps, client.max_dma_maps);
+        agreed->pgsizes = server->pgsizes & client.pgsizes ? server->pgsizes & client.pgsizes
+                                                           : server->pgsizes;
         agreed->migration_max_bitmap_size = ans.has_migration
                                                 ? client.migration_max_bitmap_size
                                                 : 0;
         if (!ans.has_migration)
             agreed->migration_pgsize = 0;
+    }
+    if (out) {
+        out->minor = (uint16_t)min_u64(v.minor, VU_PROTO_MINOR);
+        out->dropped = dropped;
+        out->over_bound = over;
     }
     return 0;
 }

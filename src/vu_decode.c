@@ -85,6 +85,30 @@ static int argsz_min(const struct vu_msg *m, uint32_t argsz, uint32_t min, struc
     return 0;
 }
 
+/* An info query: begin + no fds + a payload of the fixed struct, or of up
+ * to argsz bytes (a client may send its whole reply buffer, as SPDK does);
+ * argsz >= the struct. The struct is copied to out. */
+static int req_query(const struct vu_msg *m, unsigned cmd, size_t len, void *out,
+                     struct vu_err *err)
+{
+    int r = req_begin(m, cmd, err);
+    if (!r)
+        r = no_fds(m, err);
+    if (!r)
+        r = payload_min(m, len, err);
+    if (r)
+        return r;
+    uint32_t argsz;
+    memcpy(&argsz, m->payload, sizeof(argsz));   /* argsz is first in every query */
+    if ((r = argsz_min(m, argsz, (uint32_t)len, err)))
+        return r;
+    if (m->payload_len > len && m->payload_len > argsz)
+        return vu_fail(err, -EINVAL, "%s: payload is %zu bytes, more than argsz %u", NAME(m),
+                       m->payload_len, argsz);
+    memcpy(out, m->payload, len);
+    return 0;
+}
+
 /* ---- VERSION --------------------------------------------------------------- */
 
 static int version_body(const struct vu_msg *m, struct vu_version_req *out, struct vu_err *err)
@@ -108,8 +132,8 @@ static int version_body(const struct vu_msg *m, struct vu_version_req *out, stru
     if (n - 1 > VU_MAX_JSON)
         return vu_fail(err, -E2BIG, "%s: JSON of %zu bytes exceeds %u", NAME(m), n - 1,
                        VU_MAX_JSON);
-    if (n == 1)
-        return vu_fail(err, -EINVAL, "%s: empty JSON string", NAME(m));
+    if (n == 1)   /* a lone NUL: empty version data, i.e. none */
+        return 0;
     if (memchr(json, '\0', n - 1))
         return vu_fail(err, -EINVAL, "%s: NUL byte inside the JSON at %zu", NAME(m),
                        (size_t)((const char *)memchr(json, '\0', n - 1) - json));
@@ -163,8 +187,12 @@ int vu_decode_dma_map(const struct vu_msg *m, struct vu_dma_map *out, struct vu_
 
 int vu_decode_dma_unmap(const struct vu_msg *m, struct vu_dma_unmap *out, struct vu_err *err)
 {
-    int r = req_fixed(m, VU_CMD_DMA_UNMAP, sizeof(*out), err);
+    int r = req_begin(m, VU_CMD_DMA_UNMAP, err);
     if (r)
+        return r;
+    if (m->nfds > 1)   /* SPDK sends its memory fd with the unmap: harmless, unused */
+        return vu_fail(err, -EINVAL, "%s: %zu fds, at most 1 allowed", NAME(m), m->nfds);
+    if ((r = payload_exact(m, sizeof(*out), err)))
         return r;
     struct vu_dma_unmap d;
     memcpy(&d, m->payload, sizeof(d));
@@ -195,25 +223,14 @@ int vu_decode_dma_unmap(const struct vu_msg *m, struct vu_dma_unmap *out, struct
 int vu_decode_device_get_info(const struct vu_msg *m, struct vu_device_info *out,
                               struct vu_err *err)
 {
-    int r = req_fixed(m, VU_CMD_DEVICE_GET_INFO, sizeof(*out), err);
-    if (r)
-        return r;
-    struct vu_device_info d;
-    memcpy(&d, m->payload, sizeof(d));
-    if ((r = argsz_min(m, d.argsz, sizeof(d), err)))
-        return r;
-    *out = d;
-    return 0;
+    return req_query(m, VU_CMD_DEVICE_GET_INFO, sizeof(*out), out, err);
 }
 
 int vu_decode_region_info(const struct vu_msg *m, struct vu_region_info *out, struct vu_err *err)
 {
-    int r = req_fixed(m, VU_CMD_DEVICE_GET_REGION_INFO, sizeof(*out), err);
-    if (r)
-        return r;
     struct vu_region_info d;
-    memcpy(&d, m->payload, sizeof(d));
-    if ((r = argsz_min(m, d.argsz, sizeof(d), err)))
+    int r = req_query(m, VU_CMD_DEVICE_GET_REGION_INFO, sizeof(d), &d, err);
+    if (r)
         return r;
     if (d.flags || d.cap_offset || d.size || d.offset)
         return vu_fail(err, -EINVAL,
@@ -244,15 +261,7 @@ int vu_decode_region_io_fds(const struct vu_msg *m, struct vu_region_io_fds_requ
 
 int vu_decode_irq_info(const struct vu_msg *m, struct vu_irq_info *out, struct vu_err *err)
 {
-    int r = req_fixed(m, VU_CMD_DEVICE_GET_IRQ_INFO, sizeof(*out), err);
-    if (r)
-        return r;
-    struct vu_irq_info d;
-    memcpy(&d, m->payload, sizeof(d));
-    if ((r = argsz_min(m, d.argsz, sizeof(d), err)))
-        return r;
-    *out = d;
-    return 0;
+    return req_query(m, VU_CMD_DEVICE_GET_IRQ_INFO, sizeof(*out), out, err);
 }
 
 /* ---- SET_IRQS ----------------------------------------------------------------- */

@@ -93,7 +93,8 @@ int vu_hdr_check(const struct vu_hdr *h, const struct vu_limits *lim, struct vu_
 
 struct vu_version_req {
     uint16_t major, minor;
-    const char *json;   /* NUL-terminated inside the payload, or NULL */
+    const char *json;   /* NUL-terminated inside the payload, or NULL (no version
+                         * data, or only its NUL) */
     size_t json_len;    /* without the NUL */
 };
 int vu_decode_version(const struct vu_msg *m, struct vu_version_req *out, struct vu_err *err);
@@ -101,15 +102,24 @@ int vu_decode_version(const struct vu_msg *m, struct vu_version_req *out, struct
 /* fd count 0 or 1; flags only READ|WRITE; argsz == 32; size != 0;
  * address + size does not wrap; offset == 0 when no fd is attached. */
 int vu_decode_dma_map(const struct vu_msg *m, struct vu_dma_map *out, struct vu_err *err);
-/* no fds; argsz >= 24; flags 0 or ALL; ALL requires address == size == 0. */
+/* at most 1 fd (SPDK attaches its memory fd to the unmap too; it is not
+ * used and is closed with the message); payload 24; argsz >= 24; flags 0 or
+ * ALL; ALL requires address == size == 0. */
 int vu_decode_dma_unmap(const struct vu_msg *m, struct vu_dma_unmap *out, struct vu_err *err);
-/* no fds; payload 16; argsz >= 16. */
+/* Info queries (GET_INFO, GET_REGION_INFO, GET_IRQ_INFO): argsz is the
+ * largest reply the client takes, and a client may send its whole argsz-
+ * sized buffer as the request (SPDK: argsz 4064 with a 4064-byte body), so
+ * the payload may be anything from the fixed struct up to
+ * max(struct, argsz) bytes; the bytes after the struct are ignored. */
+/* no fds; 16 <= payload <= max(16, argsz); argsz >= 16. */
 int vu_decode_device_get_info(const struct vu_msg *m, struct vu_device_info *out, struct vu_err *err);
-/* no fds; payload 32; argsz >= 32; flags, cap_offset, size, offset == 0. */
+/* no fds; 32 <= payload <= max(32, argsz); argsz >= 32; flags, cap_offset,
+ * size, offset == 0. */
 int vu_decode_region_info(const struct vu_msg *m, struct vu_region_info *out, struct vu_err *err);
 /* no fds; payload 16; argsz >= 16; flags == 0 and count == 0. */
 int vu_decode_region_io_fds(const struct vu_msg *m, struct vu_region_io_fds_request *out, struct vu_err *err);
-/* no fds; payload 16; argsz >= 16. index range is the device's business. */
+/* no fds; 16 <= payload <= max(16, argsz); argsz >= 16. index range is the
+ * device's business. */
 int vu_decode_irq_info(const struct vu_msg *m, struct vu_irq_info *out, struct vu_err *err);
 
 struct vu_irq_set_req {
@@ -293,7 +303,20 @@ int vu_send_error(struct vu_conn *c, const struct vu_msg *req, int errnum);
 
 /* ---- capabilities and version negotiation ------------------------------------ */
 
+/* Bits of vu_caps.present: the numeric keys a JSON stated (after
+ * vu_caps_parse) or that vu_caps_emit writes. */
+#define VU_CAP_MAX_MSG_FDS   0x1u
+#define VU_CAP_MAX_DATA_XFER 0x2u
+#define VU_CAP_MAX_DMA_MAPS  0x4u
+#define VU_CAP_PGSIZES       0x8u
+#define VU_CAP_NUMERIC_ALL   0xfu
+
+/* The protocol minor this implementation speaks: the final spec defines
+ * nothing "added in version 0.Y" for Y > 0 (QEMU rejects a reply minor > 0). */
+#define VU_PROTO_MINOR 0u
+
 struct vu_caps {
+    uint32_t present;           /* VU_CAP_* bits, see above */
     uint32_t max_msg_fds;
     uint64_t max_data_xfer_size;
     uint32_t max_dma_maps;
@@ -306,36 +329,65 @@ struct vu_caps {
 };
 
 /* The spec's defaults when a key is absent: max_msg_fds 1, max_data_xfer_size
- * 1 MiB, max_dma_maps 65535, pgsizes 4096, others false/0. */
+ * 1 MiB, max_dma_maps 65535, pgsizes 4096, others false/0; present =
+ * VU_CAP_NUMERIC_ALL (so an emit of defaults states the four numbers). */
 void vu_caps_defaults(struct vu_caps *caps);
 
-/* Parse `{"capabilities": {...}}` (json of json_len bytes, not necessarily
- * NUL-terminated; json_len <= VU_MAX_JSON). Absent keys keep defaults; unknown
- * keys ignored; wrong types, negative or out-of-range values (max_msg_fds >
- * 1024, max_data_xfer_size 0 or > 64 MiB, max_dma_maps 0 or > 65535, pgsizes 0
- * or with bits below 4 KiB) are -EINVAL with the key named in err. A json
- * without "capabilities" or that is not an object is -EINVAL. */
+/* Parse version data (json of json_len bytes, not necessarily
+ * NUL-terminated; json_len <= VU_MAX_JSON). The spec makes everything
+ * optional: `{}` (no "capabilities") is the defaults; absent keys keep
+ * defaults; unknown keys are ignored; out->present gets a bit for each
+ * numeric key the JSON stated. Wrong types, negative or out-of-range values
+ * (max_msg_fds > 1024, max_data_xfer_size 0 or > 64 MiB, max_dma_maps 0 or
+ * > 65535, pgsizes 0 or with bits below 4 KiB), a "capabilities" that is
+ * not an object, a document that is not an object or not JSON are -EINVAL
+ * with the key named in err. */
 int vu_caps_parse(const char *json, size_t json_len, struct vu_caps *out, struct vu_err *err);
 
-/* Emit `{"capabilities":{...}}` into buf, NUL-terminated, compact. Emits
- * max_msg_fds, max_data_xfer_size, max_dma_maps, pgsizes, write_multiple only
- * when true, twin_socket only when true, migration only when has_migration.
- * Returns the length including the NUL, or -ENOSPC. */
+/* Emit `{"capabilities":{...}}` into buf, NUL-terminated, compact: the
+ * numeric keys whose bit is in caps->present, write_multiple only when
+ * true, twin_socket only when true, migration only when has_migration.
+ * With nothing to say: `{"capabilities":{}}`. Returns the length including
+ * the NUL, or -ENOSPC. */
 ssize_t vu_caps_emit(const struct vu_caps *caps, char *buf, size_t bufsz);
 
+/* What vu_version_answer decided besides the JSON. */
+struct vu_version_out {
+    uint16_t minor;       /* reply minor: min(proposed, VU_PROTO_MINOR) */
+    unsigned dropped;     /* keys left out of the reply to fit the request */
+    bool over_bound;      /* even `{"capabilities":{}}` made the reply larger
+                           * than the request: sent anyway (only QEMU has the
+                           * bound, and its request is ~200 bytes) */
+};
+
 /* Server side: given the client's VERSION request and the server's own caps,
- * compute what to answer. Rules: major must be 0 (else -ENOTSUP); reply
- * major 0, minor 0; the reply's JSON must make the whole reply message no
- * larger than the request message (QEMU receives it into the request buffer),
- * so optional keys are dropped in order write_multiple, migration until it
- * fits (-ENOSPC if even the mandatory ones do not fit). A request without
- * JSON (optional in the spec; QEMU always sends it) sets no such bound and
- * gets the full answer. Never offers twin_socket.
- * The effective limits (min of both sides where it matters) go to *agreed.
- * reply_json receives the NUL-terminated text; *reply_len its length with NUL. */
+ * compute what to answer. Never refuses a well-formed VERSION: no version
+ * data, `{}`, unknown keys, any minor. Refused: major != 0 (-ENOTSUP), fds,
+ * JSON that is not NUL-terminated or does not parse or has wrong value types
+ * (-EINVAL).
+ * The reply (spec: "a subset of those proposed") states only keys the client
+ * stated: max_msg_fds and max_data_xfer_size with the server's own values,
+ * max_dma_maps min(server, client), pgsizes server & client (the server's if
+ * they share none); write_multiple only if both say true, migration only if
+ * both have it (pgsize the smaller); never twin_socket.
+ * Fit: when the request carries JSON, the whole reply message must be no
+ * larger than the request (QEMU receives it into the request buffer). Keys
+ * are dropped until it fits: first those whose value is the spec default
+ * (nothing is lost), then write_multiple, migration, pgsizes, max_msg_fds
+ * (the server accepts VU_MAX_FDS_PER_MSG whatever it said), max_dma_maps,
+ * max_data_xfer_size. The reply always carries JSON with a NUL (at least
+ * `{"capabilities":{}}`, also to a client that sent none:
+ * cloud-hypervisor's client panics on a reply without it), even when that is
+ * over the bound (out->over_bound).
+ * *client_out: what the client offered (defaults for absent keys, present =
+ * stated keys). *agreed: the effective limits: max_msg_fds, max_data_xfer_size,
+ * max_dma_maps min of both; pgsizes as replied; write_multiple/migration as
+ * replied. reply_json receives the NUL-terminated text, *reply_len its length
+ * with the NUL (-ENOSPC only if reply_json_sz cannot hold the minimal JSON).
+ * client_out, agreed, out may be NULL. */
 int vu_version_answer(const struct vu_msg *req, const struct vu_caps *server,
                       struct vu_caps *client_out, struct vu_caps *agreed,
                       char *reply_json, size_t reply_json_sz, size_t *reply_len,
-                      struct vu_err *err);
+                      struct vu_version_out *out, struct vu_err *err);
 
 #endif /* VU_PROTO_H */

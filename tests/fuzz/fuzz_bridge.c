@@ -177,7 +177,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct br_config cfg;
     br_config_defaults(&cfg);
     cfg.no_mmap = opt & 2;
-    cfg.sparse_msix = opt & 4;
+    cfg.msix_mmap = (opt & 4) ? BR_MSIX_MMAP_KERNEL : BR_MSIX_MMAP_SPARSE;
     if (opt & 16)
         cfg.max_dma_bytes = 4u << 20;
     if (opt & 32)

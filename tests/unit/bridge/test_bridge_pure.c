@@ -301,7 +301,8 @@ static void test_cli(void **state)
     assert_string_equal(cli->cfg.device, "0000:01:00.0");
     assert_string_equal(cli->cfg.socket_path, "/run/x.sock");
     assert_true(cli->cfg.no_mmap);
-    assert_true(cli->cfg.sparse_msix);
+    assert_int_equal(cli->cfg.msix_mmap, BR_MSIX_MMAP_SPARSE);
+    assert_int_equal(cli->cfg.region_fds, BR_REGION_FDS_UNSET);
     assert_int_equal(cli->cfg.max_dma_maps, 100);
     assert_int_equal(cli->cfg.max_dma_bytes, 2ull << 30);
     assert_int_equal(cli->cfg.max_data_xfer, 16u << 20);
@@ -314,9 +315,22 @@ static void test_cli(void **state)
     assert_int_equal(PARSE(cli, a2), 0);
     assert_int_equal(cli->cfg.sim, BR_SIM_NVME_LIKE);
     assert_null(cli->cfg.device);
-    const char *a3[] = { "vfio-user-bridge", "--sim", "-s", "/tmp/s" };
+    assert_int_equal(cli->cfg.msix_mmap, BR_MSIX_MMAP_UNSET);   /* sparse unless chosen */
+    const char *a3[] = { "vfio-user-bridge", "--sim", "-s", "/tmp/s", "--msix-mmap=kernel",
+                         "--region-fds=per-area" };
     assert_int_equal(PARSE(cli, a3), 0);
     assert_int_equal(cli->cfg.sim, BR_SIM_EDU);
+    assert_int_equal(cli->cfg.msix_mmap, BR_MSIX_MMAP_KERNEL);
+    assert_int_equal(cli->cfg.region_fds, BR_REGION_FDS_PER_AREA);
+    const char *a4[] = { "vfio-user-bridge", "--sim", "-s", "/tmp/s", "--msix-mmap", "sparse",
+                         "--region-fds", "one" };
+    assert_int_equal(PARSE(cli, a4), 0);
+    assert_int_equal(cli->cfg.msix_mmap, BR_MSIX_MMAP_SPARSE);
+    assert_int_equal(cli->cfg.region_fds, BR_REGION_FDS_ONE);
+    const char *badm1[] = { "vfio-user-bridge", "--sim", "-s", "/tmp/s", "--msix-mmap=whole" };
+    assert_int_equal(PARSE(cli, badm1), -EINVAL);
+    const char *badm2[] = { "vfio-user-bridge", "--sim", "-s", "/tmp/s", "--region-fds=2" };
+    assert_int_equal(PARSE(cli, badm2), -EINVAL);
 
     const char *bad1[] = { "vfio-user-bridge", "--socket", "/tmp/s" };          /* no device */
     assert_int_equal(PARSE(cli, bad1), -EINVAL);

@@ -110,8 +110,11 @@ static void test_edu_json(void **state)
     json_object *bar0 = json_object_array_get_idx(regs, 0);
     assert_int_equal(json_object_get_int64(get(bar0, "size")), 1 << 20);
     assert_true(json_object_get_boolean(get(bar0, "fd")));
+    /* VGA, which the device lacks (the kernel says EINVAL): size 0, not an error */
     json_object *vga = json_object_array_get_idx(regs, 8);
-    assert_int_equal(json_object_get_int(get(vga, "errno")), EINVAL);
+    json_object *unused;
+    assert_false(json_object_object_get_ex(vga, "errno", &unused));
+    assert_int_equal(json_object_get_int64(get(vga, "size")), 0);
     json_object *irqs = get(root, "irqs");
     assert_int_equal(json_object_get_int(get(json_object_array_get_idx(irqs, 1), "count")), 1);
     json_object *caps = get(get(root, "config"), "capabilities");

@@ -202,7 +202,7 @@ static void other_parsers(struct vu_msg *m)
         size_t len = 0;
         uint32_t flags = m->hdr.flags;
         m->hdr.flags = 0;
-        if (!vu_version_answer(m, &server, &client, &agreed, json, sizeof(json), &len, &e)) {
+        if (!vu_version_answer(m, &server, &client, &agreed, json, sizeof(json), &len, NULL, &e)) {
             check(VU_HDR_SIZE + sizeof(struct vu_version) + len <= m->hdr.msg_size);
             check(len >= 1 && json[len - 1] == '\0' && strlen(json) == len - 1);
             check(agreed.max_msg_fds <= server.max_msg_fds);

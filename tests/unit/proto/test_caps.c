@@ -31,10 +31,21 @@ static void test_defaults(void **state)
     assert_false(c.write_multiple);
     assert_false(c.has_migration);
     assert_int_equal(c.migration_pgsize, 0);
-    /* empty capabilities object = defaults */
+    assert_int_equal(c.present, VU_CAP_NUMERIC_ALL);
+    /* empty capabilities object = defaults, nothing stated */
     assert_int_equal(parse("{\"capabilities\":{}}", &c, NULL), 0);
     assert_int_equal(c.max_msg_fds, 1);
     assert_int_equal(c.pgsizes, 4096);
+    assert_int_equal(c.present, 0);
+    /* the spec makes "capabilities" optional too: {} and unknown keys only */
+    assert_int_equal(parse("{}", &c, NULL), 0);
+    assert_int_equal(c.present, 0);
+    assert_int_equal(c.max_msg_fds, 1);
+    assert_int_equal(parse("{\"future\":{\"a\":1}}", &c, NULL), 0);
+    assert_int_equal(c.present, 0);
+    assert_int_equal(parse("{\"capabilities\":{\"pgsizes\":8192,\"max_msg_fds\":0}}", &c, NULL), 0);
+    assert_int_equal(c.present, VU_CAP_PGSIZES | VU_CAP_MAX_MSG_FDS);
+    assert_int_equal(c.max_msg_fds, 0);
 }
 
 static void test_parse_qemu(void **state)
@@ -103,7 +114,6 @@ static void test_wrong_types(void **state)
     (void)state;
     BAD("[]", -EINVAL, "not an object");
     BAD("\"capabilities\"", -EINVAL, "not an object");
-    BAD("{}", -EINVAL, "no \"capabilities\"");
     BAD("{\"capabilities\":[]}", -EINVAL, "\"capabilities\" is not an object");
     BAD("{\"capabilities\":null}", -EINVAL, "not an object");
     BAD(CAPS("\"max_msg_fds\":\"16\""), -EINVAL, "\"max_msg_fds\" is not an integer");
@@ -278,7 +288,7 @@ static void test_answer_qemu(void **state)
     struct vu_err e;
     server_caps(&srv);
     mk_version(&m, 0, 0, qemu_json, 0);
-    assert_int_equal(vu_version_answer(&m, &srv, &cl, &ag, json, sizeof(json), &len, &e), 0);
+    assert_int_equal(vu_version_answer(&m, &srv, &cl, &ag, json, sizeof(json), &len, NULL, &e), 0);
     /* the whole reply is no larger than the request */
     assert_true(VU_HDR_SIZE + 4 + len <= m.hdr.msg_size);
     assert_int_equal(strlen(json) + 1, len);
@@ -298,74 +308,189 @@ static void test_answer_qemu(void **state)
     vu_msg_release(&m);
 }
 
-static void test_answer_shrinks(void **state)
+/* Answer `json` (NULL = none) proposed as 0.minor with `pad` spaces; checks
+ * what every answer must satisfy and returns the reply JSON in json_out. */
+static void answer(const struct vu_caps *srv, uint16_t minor, const char *js, size_t pad,
+                   char *json_out, struct vu_caps *ag, struct vu_version_out *vo)
 {
-    (void)state;
-    struct vu_caps srv, ag, back;
-    char json[VU_MAX_JSON];
-    size_t len = 0, full = 0, nowm = 0;
     struct vu_msg m;
-    server_caps(&srv);
-    const char *small = "{\"capabilities\":{\"migration\":{}}}";
-    /* find how much room each variant needs, by padding the request */
-    for (size_t pad = 0; pad < 300; pad++) {
-        mk_version(&m, 0, 0, small, pad);
-        int r = vu_version_answer(&m, &srv, NULL, &ag, json, sizeof(json), &len, NULL);
-        if (r == 0) {
-            assert_true(VU_HDR_SIZE + 4 + len <= m.hdr.msg_size);
-            assert_int_equal(vu_caps_parse(json, len - 1, &back, NULL), 0);
-            if (back.write_multiple) {
-                assert_true(back.has_migration);
-                if (!full)
-                    full = pad;
-            } else if (back.has_migration) {
-                if (!nowm)
-                    nowm = pad;
-                assert_false(ag.write_multiple);
-            } else {
-                assert_false(ag.write_multiple);
-                assert_false(ag.has_migration);
-            }
-        } else {
-            assert_int_equal(r, -ENOSPC);
-        }
-        vu_msg_release(&m);
-    }
-    /* write_multiple is dropped first, then migration */
-    assert_true(nowm > 0 && full > nowm);
-
-    mk_version(&m, 0, 0, small, 0);
-    assert_int_equal(vu_version_answer(&m, &srv, NULL, NULL, json, sizeof(json), &len, NULL),
-                     -ENOSPC);
-    vu_msg_release(&m);
-    /* the caller's buffer bounds it too */
-    mk_version(&m, 0, 0, qemu_json, 0);
-    assert_int_equal(vu_version_answer(&m, &srv, NULL, NULL, json, 20, &len, NULL), -ENOSPC);
+    size_t len = 0;
+    struct vu_err e = {{0}};
+    mk_version(&m, 0, minor, js, pad);
+    int r = vu_version_answer(&m, srv, NULL, ag, json_out, VU_MAX_JSON, &len, vo, &e);
+    if (r)
+        fail_msg("answer to %s: %d %s", js ? js : "(no JSON)", r, e.msg);
+    /* always JSON with its NUL (cloud-hypervisor panics otherwise) */
+    assert_true(len >= sizeof("{\"capabilities\":{}}"));
+    assert_int_equal(strlen(json_out) + 1, len);
+    struct vu_caps back;
+    assert_int_equal(vu_caps_parse(json_out, len - 1, &back, NULL), 0);
+    /* never larger than the request, unless even the minimal JSON is */
+    if (js && !vo->over_bound)
+        assert_true(VU_HDR_SIZE + 4 + len <= m.hdr.msg_size);
+    if (vo->over_bound)
+        assert_string_equal(json_out, "{\"capabilities\":{}}");
+    assert_true(vo->minor <= minor);
+    assert_int_equal(vo->minor, 0);
     vu_msg_release(&m);
 }
 
-/* The spec makes the VERSION JSON optional: a request without it still gets
- * a full answer (the reply-size bound exists only for QEMU, which always
- * sends JSON), and the client is taken to have the spec's defaults. */
-static void test_answer_no_json(void **state)
+/* Every VERSION shape real clients send is answered (none was refused
+ * before... except those the landed code refused: {}, a 64-byte JSON, the
+ * 92-byte cloud-hypervisor one). */
+static void test_answer_shapes(void **state)
 {
     (void)state;
-    struct vu_caps srv, ag, back;
+    struct vu_caps srv, ag;
+    struct vu_version_out vo;
     char json[VU_MAX_JSON];
-    size_t len = 0;
-    struct vu_msg m;
+    /* the bridge's own values */
+    vu_caps_defaults(&srv);
+    srv.max_msg_fds = 16;
+    srv.max_data_xfer_size = 1 << 20;
+    srv.max_dma_maps = 65535;
+    srv.pgsizes = 0x40201000;
+    srv.write_multiple = true;
+
+    /* SPDK: 20 bytes, version 0.1, no JSON at all */
+    answer(&srv, 1, NULL, 0, json, &ag, &vo);
+    assert_string_equal(json, "{\"capabilities\":{}}");   /* it proposed nothing */
+    assert_false(vo.over_bound);
+    assert_int_equal(ag.max_msg_fds, 1);                    /* the spec's default */
+    assert_int_equal(ag.max_data_xfer_size, 1 << 20);
+    assert_false(ag.write_multiple);
+
+    /* {}: valid, proposes nothing; the minimal reply is larger than the
+     * 23-byte request and is sent anyway */
+    answer(&srv, 0, "{}", 0, json, &ag, &vo);
+    assert_string_equal(json, "{\"capabilities\":{}}");
+    assert_true(vo.over_bound);
+
+    /* unknown keys only */
+    answer(&srv, 0, "{\"capabilities\":{\"future\":[1]},\"other\":true}", 0, json, &ag, &vo);
+    assert_string_equal(json, "{\"capabilities\":{}}");
+    assert_false(vo.over_bound);
+
+    /* a 64-byte JSON (refused with ENOSPC before) */
+    const char *j64 = "{\"capabilities\":{\"max_msg_fds\":16,\"max_data_xfer_size\":1048576}}";
+    assert_int_equal(strlen(j64), 64);
+    answer(&srv, 0, j64, 0, json, &ag, &vo);
+    assert_string_equal(json, j64);
+    assert_int_equal(vo.dropped, 0);
+
+    /* cloud-hypervisor: minor 1, 91 bytes of JSON, 112-byte message
+     * (refused before: "reply JSON does not fit in 92 bytes") */
+    const char *jch = "{\"capabilities\":{\"max_msg_fds\":1,\"max_data_xfer_size\":1048576,"
+                      "\"migration\":{\"pgsize\":4096}}}";
+    assert_int_equal(strlen(jch), 91);
+    answer(&srv, 1, jch, 0, json, &ag, &vo);
+    assert_string_equal(json, j64);     /* no migration here; nothing it did not propose */
+    assert_int_equal(ag.max_msg_fds, 1);
+
+    /* QEMU: 0.0, ~200 bytes; everything it proposed that we have */
+    answer(&srv, 0, qemu_json, 0, json, &ag, &vo);
+    assert_string_equal(json, "{\"capabilities\":{\"max_msg_fds\":16,\"max_data_xfer_size\":"
+                              "1048576,\"max_dma_maps\":65535,\"pgsizes\":4096,"
+                              "\"write_multiple\":true}}");
+    assert_int_equal(vo.dropped, 0);
+    assert_true(ag.write_multiple);
+    assert_int_equal(ag.max_msg_fds, 16);
+}
+
+/* The reply is a subset of the proposal, with min/intersection values. */
+static void test_answer_subset(void **state)
+{
+    (void)state;
+    struct vu_caps srv, ag;
+    struct vu_version_out vo;
+    char json[VU_MAX_JSON];
+    server_caps(&srv);   /* 8 fds, 1 MiB, 32768 maps, 4096, write_multiple, migration */
+    srv.pgsizes = 0x40201000;
+
+    answer(&srv, 0, "{\"capabilities\":{\"max_dma_maps\":100,\"write_multiple\":false}}", 0,
+           json, &ag, &vo);
+    assert_string_equal(json, "{\"capabilities\":{\"max_dma_maps\":100}}");
+    assert_int_equal(ag.max_dma_maps, 100);
+    assert_false(ag.write_multiple);     /* not proposed: not agreed, not offered */
+    assert_false(ag.has_migration);
+
+    answer(&srv, 0, "{\"capabilities\":{\"pgsizes\":2101248,\"max_dma_maps\":65535}}", 0, json,
+           &ag, &vo);
+    assert_string_equal(json, "{\"capabilities\":{\"max_dma_maps\":32768,\"pgsizes\":2101248}}");
+    assert_int_equal(ag.pgsizes, 0x201000);
+    assert_int_equal(ag.max_dma_maps, 32768);
+
+    /* nothing in common: the server's own sizes */
+    answer(&srv, 0, "{\"capabilities\":{\"pgsizes\":8192}}", 20, json, &ag, &vo);
+    assert_string_equal(json, "{\"capabilities\":{\"pgsizes\":1075843072}}");
+
+    /* max_msg_fds 0: agreed 0 (no fds to this client), the server's own stated */
+    answer(&srv, 0, "{\"capabilities\":{\"max_msg_fds\":0,\"max_data_xfer_size\":4096}}", 9,
+           json, &ag, &vo);
+    assert_string_equal(json, "{\"capabilities\":{\"max_msg_fds\":8,\"max_data_xfer_size\":"
+                              "1048576}}");
+    assert_int_equal(ag.max_msg_fds, 0);
+    assert_int_equal(ag.max_data_xfer_size, 4096);
+
+    /* migration only when both have it, pgsize the smaller */
+    answer(&srv, 0, "{\"capabilities\":{\"migration\":{\"pgsize\":4096}}}", 40, json, &ag, &vo);
+    assert_string_equal(json, "{\"capabilities\":{\"migration\":{\"pgsize\":4096}}}");
+    srv.has_migration = false;
+    answer(&srv, 0, "{\"capabilities\":{\"migration\":{\"pgsize\":4096}}}", 40, json, &ag, &vo);
+    assert_string_equal(json, "{\"capabilities\":{}}");
+}
+
+/* Keys are given up in order until the reply fits the request: default-
+ * valued ones first (the client assumes them anyway), then write_multiple,
+ * then migration. */
+static void test_answer_fit_order(void **state)
+{
+    (void)state;
+    struct vu_caps srv, ag;
+    struct vu_version_out vo;
+    char json[VU_MAX_JSON];
     server_caps(&srv);
-    mk_version(&m, 0, 0, NULL, 0);
-    assert_int_equal(m.hdr.msg_size, VU_HDR_SIZE + 4);
-    assert_int_equal(vu_version_answer(&m, &srv, NULL, &ag, json, sizeof(json), &len, NULL), 0);
-    assert_true(len > 1);
-    assert_int_equal(json[len - 1], '\0');
-    assert_int_equal(vu_caps_parse(json, len - 1, &back, NULL), 0);
-    assert_int_equal(back.max_msg_fds, srv.max_msg_fds);
-    assert_int_equal(back.max_dma_maps, srv.max_dma_maps);
-    assert_true(back.write_multiple);
-    assert_false(back.has_migration);        /* not offered by the client */
-    assert_int_equal(ag.max_msg_fds, 1);     /* the spec's default for the client */
+    srv.max_msg_fds = 16;
+    srv.max_data_xfer_size = 64u << 20;
+    srv.migration_max_bitmap_size = 268435456;
+    /* short values and an empty migration object: the full reply is longer */
+    const char *js = "{\"capabilities\":{\"max_msg_fds\":1,\"max_data_xfer_size\":1,"
+                     "\"max_dma_maps\":1,\"pgsizes\":4096,\"write_multiple\":true,"
+                     "\"migration\":{}}}";
+    enum { PG = 1, WM = 2, MIG = 4, FDS = 8, MAPS = 16, XFER = 32 };
+    unsigned seen[8];
+    size_t nseen = 0;
+    for (size_t pad = 120; pad + 1 > 0; pad--) {
+        answer(&srv, 0, js, pad, json, &ag, &vo);
+        unsigned k = (strstr(json, "\"pgsizes\"") ? PG : 0) |
+                     (strstr(json, "\"write_multiple\"") ? WM : 0) |
+                     (strstr(json, "\"migration\"") ? MIG : 0) |
+                     (strstr(json, "\"max_msg_fds\"") ? FDS : 0) |
+                     (strstr(json, "\"max_dma_maps\"") ? MAPS : 0) |
+                     (strstr(json, "\"max_data_xfer_size\"") ? XFER : 0);
+        /* agreed follows what was answered */
+        assert_int_equal(ag.write_multiple, !!(k & WM));
+        assert_int_equal(ag.has_migration, !!(k & MIG));
+        if (nseen == 0 || seen[nseen - 1] != k) {
+            assert_true(nseen < 8);
+            seen[nseen++] = k;
+        }
+    }
+    /* full, then pgsizes (4096 = the default) gone, then write_multiple, then migration */
+    assert_int_equal(nseen, 4);
+    assert_int_equal(seen[0], PG | WM | MIG | FDS | MAPS | XFER);
+    assert_int_equal(seen[1], WM | MIG | FDS | MAPS | XFER);
+    assert_int_equal(seen[2], MIG | FDS | MAPS | XFER);
+    assert_int_equal(seen[3], FDS | MAPS | XFER);
+
+    /* the caller's buffer is a hard bound */
+    struct vu_msg m;
+    size_t len;
+    mk_version(&m, 0, 0, qemu_json, 0);
+    assert_int_equal(vu_version_answer(&m, &srv, NULL, NULL, json, 19, &len, NULL, NULL),
+                     -ENOSPC);
+    assert_int_equal(vu_version_answer(&m, &srv, NULL, NULL, json, 20, &len, NULL, NULL), 0);
+    assert_string_equal(json, "{\"capabilities\":{}}");
     vu_msg_release(&m);
 }
 
@@ -381,33 +506,33 @@ static void test_answer_rules(void **state)
     srv.twin_socket = true; /* never offered, whatever the server says */
 
     mk_version(&m, 1, 0, qemu_json, 0);
-    assert_int_equal(vu_version_answer(&m, &srv, NULL, NULL, json, sizeof(json), &len, &e),
+    assert_int_equal(vu_version_answer(&m, &srv, NULL, NULL, json, sizeof(json), &len, NULL, &e),
                      -ENOTSUP);
     assert_non_null(strstr(e.msg, "major 1"));
     vu_msg_release(&m);
 
     mk_version(&m, 0, 7, "{\"capabilities\":{\"twin_socket\":{\"supported\":true}}}", 200);
-    assert_int_equal(vu_version_answer(&m, &srv, NULL, NULL, json, sizeof(json), &len, &e), 0);
+    assert_int_equal(vu_version_answer(&m, &srv, NULL, NULL, json, sizeof(json), &len, NULL, &e), 0);
     assert_null(strstr(json, "twin"));
     assert_int_equal(vu_caps_parse(json, len - 1, &back, NULL), 0);
     assert_false(back.has_migration); /* the client did not offer it */
     vu_msg_release(&m);
 
     mk_version(&m, 0, 0, "{\"capabilities\":{\"max_msg_fds\":\"x\"}}", 0);
-    assert_int_equal(vu_version_answer(&m, &srv, NULL, NULL, json, sizeof(json), &len, &e),
+    assert_int_equal(vu_version_answer(&m, &srv, NULL, NULL, json, sizeof(json), &len, NULL, &e),
                      -EINVAL);
     assert_non_null(strstr(e.msg, "max_msg_fds"));
     vu_msg_release(&m);
 
     mk_version(&m, 0, 0, "not json", 300);
-    assert_int_equal(vu_version_answer(&m, &srv, NULL, NULL, json, sizeof(json), &len, &e),
+    assert_int_equal(vu_version_answer(&m, &srv, NULL, NULL, json, sizeof(json), &len, NULL, &e),
                      -EINVAL);
     vu_msg_release(&m);
 
     /* fds on VERSION are refused */
     mk_version(&m, 0, 0, qemu_json, 0);
     pt_add_fds(&m, 1);
-    assert_int_equal(vu_version_answer(&m, &srv, NULL, NULL, json, sizeof(json), &len, &e),
+    assert_int_equal(vu_version_answer(&m, &srv, NULL, NULL, json, sizeof(json), &len, NULL, &e),
                      -EINVAL);
     vu_msg_release(&m);
 }
@@ -425,8 +550,9 @@ int main(void)
         cmocka_unit_test(test_oversized),
         cmocka_unit_test(test_emit),
         cmocka_unit_test(test_answer_qemu),
-        cmocka_unit_test(test_answer_shrinks),
-        cmocka_unit_test(test_answer_no_json),
+        cmocka_unit_test(test_answer_shapes),
+        cmocka_unit_test(test_answer_subset),
+        cmocka_unit_test(test_answer_fit_order),
         cmocka_unit_test(test_answer_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

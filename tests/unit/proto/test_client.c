@@ -263,7 +263,7 @@ static int srv_handle(struct srv *s, struct vu_msg *m)
         char json[VU_MAX_JSON];
         size_t len;
         struct vu_version v = {0, 0};
-        int r = vu_version_answer(m, &s->caps, NULL, NULL, json, sizeof(json), &len, &e);
+        int r = vu_version_answer(m, &s->caps, NULL, NULL, json, sizeof(json), &len, NULL, &e);
         if (r)
             return vu_send_error(&s->c, m, -r);
         return vu_send_reply(&s->c, m, &v, sizeof(v), json, len, NULL, 0);

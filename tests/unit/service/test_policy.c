@@ -101,7 +101,8 @@ static const char *full_policy =
     "      \"no_mmap\": true, \"allow_gids\": [\"kvm\", \"77\"], \"allow_uids\": [] },\n"
     "    { \"match\": { \"id\": \"1234:11e8\" }, \"sparse_msix\": true, \"bind\": true,\n"
     "      \"user\": \"nobody\", \"reset_on_disconnect\": false },\n"
-    "    { \"match\": { \"id\": \"8086:*\", \"class\": \"0x0108\" }, \"socket_mode\": \"0600\" },\n"
+    "    { \"match\": { \"id\": \"8086:*\", \"class\": \"0x0108\" }, \"socket_mode\": \"0600\",\n"
+    "      \"msix_mmap\": \"kernel\" },\n"
     "    { \"match\": { \"class\": \"03\" }, \"export\": false },\n"
     "    { \"match\": { \"class\": \"030000\" } },\n"
     "    { \"match\": { \"address\": \"0000:02:00.1\" }, \"user\": 4321, \"user_group\": 99 }\n"
@@ -147,6 +148,8 @@ static void test_full_policy(void **state)
     assert_int_equal(e->match.vendor, 0x1234);
     assert_int_equal(e->match.device, 0x11e8);
     assert_true(e->s.sparse_msix && e->s.bind);
+    assert_false(e->s.msix_mmap_kernel);
+    assert_true(p->entries[2].s.msix_mmap_kernel);
     assert_true(e->s.user_set);
     assert_int_equal(e->s.user_uid, uid_of("nobody"));
     assert_int_equal(e->s.user_gid, pgid_of("nobody"));
@@ -322,6 +325,8 @@ static void test_semantic_errors(void **state)
     load_fails("{\"devices\": [{\"match\": {\"class\": \"010\"}}]}", EINVAL,
                "devices[0].match.class: \"010\" is not a class code", NULL);
     load_fails(DEV("\"export\": 1"), EINVAL, "devices[1].export: must be true or false", NULL);
+    load_fails(DEV("\"msix_mmap\": \"whole\""), EINVAL,
+               "devices[1].msix_mmap: must be \"sparse\" or \"kernel\"", NULL);
 
     /* socket, owner, group, mode */
     load_fails(DEV("\"socket_mode\": \"999\""), EINVAL, "devices[1].socket_mode",
