@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # nvme through the bridge: view, then the nvme self-test (admin queues in
 # client memory, doorbells through the mmapped BAR, IDENTIFY, a READ of LBA 0
-# on an I/O queue, MSI-X completions, reset), normal and --sparse-msix.
+# on an I/O queue, MSI-X completions, reset), with the kernel's MSIX_MAPPABLE
+# passed on (--msix-mmap=kernel) and with the default sparse MSI-X areas.
 . "$VUB_SRC/tests/e2e/lib.sh"
 require "$VUB_BRIDGE" "$VUB_PROBE"
 LBA0="VUB-E2E-NVME LBA 0"
 
-if start_bridge nvme "$VUB_NVME"; then
+if start_bridge nvme "$VUB_NVME" --msix-mmap=kernel; then
   "$VUB_PROBE" "$(sock nvme)" >"$VUB_OUT/nvme-view.txt" 2>&1
   check "probe shows the device" test $? -eq 0
   sed 's/^/  | /' "$VUB_OUT/nvme-view.txt"
@@ -24,15 +25,17 @@ else
   fail "bridge serves $VUB_NVME"
 fi
 
-if start_bridge nvme-sparse "$VUB_NVME" --sparse-msix; then
+# the default: sparse areas around the MSI-X table and PBA (every client traps them)
+if start_bridge nvme-sparse "$VUB_NVME"; then
   "$VUB_PROBE" "$(sock nvme-sparse)" >"$VUB_OUT/nvme-sparse-view.txt" 2>&1
-  check "view with --sparse-msix shows sparse areas" grep -q 'cap SPARSE_MMAP' "$VUB_OUT/nvme-sparse-view.txt"
+  check "view by default shows sparse areas" grep -q 'cap SPARSE_MMAP' "$VUB_OUT/nvme-sparse-view.txt"
+  check "view by default: no MSIX_MAPPABLE" bash -c "! grep -q 'cap MSIX_MAPPABLE' '$VUB_OUT/nvme-sparse-view.txt'"
   grep -A4 'cap SPARSE_MMAP' "$VUB_OUT/nvme-sparse-view.txt" | sed 's/^/  | /'
-  check "nvme self-test with --sparse-msix" "$VUB_PROBE" --selftest nvme --expect-sparse-msix \
+  check "nvme self-test with the default sparse MSI-X" "$VUB_PROBE" --selftest nvme --expect-sparse-msix \
     --expect-serial "$VUB_NVME_SERIAL" --expect-data "$LBA0" "$(sock nvme-sparse)"
   stop_bridge nvme-sparse
-  check "bridge --sparse-msix exits 0" test $? -eq 0
+  check "bridge (sparse MSI-X) exits 0" test $? -eq 0
 else
-  fail "bridge --sparse-msix serves $VUB_NVME"
+  fail "bridge (sparse MSI-X) serves $VUB_NVME"
 fi
 finish
