@@ -202,8 +202,15 @@ static void other_parsers(struct vu_msg *m)
         size_t len = 0;
         uint32_t flags = m->hdr.flags;
         m->hdr.flags = 0;
-        if (!vu_version_answer(m, &server, &client, &agreed, json, sizeof(json), &len, NULL, &e)) {
-            check(VU_HDR_SIZE + sizeof(struct vu_version) + len <= m->hdr.msg_size);
+        struct vu_version_out vo;
+        if (!vu_version_answer(m, &server, &client, &agreed, json, sizeof(json), &len, &vo, &e)) {
+            /* never larger than the request, unless not even the minimal
+             * JSON fits (then it is exactly that) */
+            if (vo.over_bound)
+                check(strcmp(json, "{\"capabilities\":{}}") == 0);
+            else if (m->payload_len > sizeof(struct vu_version) + 1)
+                check(VU_HDR_SIZE + sizeof(struct vu_version) + len <= m->hdr.msg_size);
+            check(vo.minor == 0);
             check(len >= 1 && json[len - 1] == '\0' && strlen(json) == len - 1);
             check(agreed.max_msg_fds <= server.max_msg_fds);
         }
