@@ -283,8 +283,17 @@ static int h_set_irqs(struct br_session *s, struct vu_msg *m, struct reply *rep)
 static int h_region_read(struct br_session *s, struct vu_msg *m, struct reply *rep)
 {
     struct vu_region_access_req req;
-    /* the reply carries count bytes: no more than both sides take */
+    /* The reply carries count bytes: no more than both sides take. Except
+     * the ROM, up to the bridge's own value (raised to the ROM's size):
+     * QEMU reads the whole ROM in one request bounded only by the server's
+     * value, whatever it stated itself (its own bounds DMA_READ/WRITE). */
     uint32_t max = (uint32_t)s->agreed.max_data_xfer_size;
+    if (m->payload_len >= sizeof(struct vu_region_access)) {
+        struct vu_region_access a;
+        memcpy(&a, m->payload, sizeof(a));
+        if (a.region == VU_PCI_ROM_REGION_INDEX)
+            max = (uint32_t)DEV(s)->caps.max_data_xfer_size;
+    }
     int r = vu_decode_region_read(m, max, &req, &rep->err);
     if (r == -E2BIG) {   /* the decoder only says so once the header is there */
         struct vu_region_access a;

@@ -292,10 +292,30 @@ static void test_max_msg_fds_zero(void **state)
     vu_client_close(c);
 }
 
-/* max_data_xfer_size 4096: no REGION_READ reply larger than that. */
+/* A 64 KiB ROM for the sim (which has none), as a kernel would report it. */
+static const struct hv_ops *g_rom_sim_ops;
+static struct hv_ops g_rom_ops;
+
+static ssize_t rom_region_read(struct hv_device *d, uint32_t index, uint64_t off, void *buf,
+                               size_t len)
+{
+    if (index != VU_PCI_ROM_REGION_INDEX)
+        return g_rom_sim_ops->region_read(d, index, off, buf, len);
+    memset(buf, 0xa5, len);
+    return (ssize_t)len;
+}
+
+/* max_data_xfer_size 4096: no REGION_READ reply larger than that, but the
+ * ROM, which QEMU reads whole whatever it stated. */
 static void test_max_data_xfer_read(void **state)
 {
     struct th *t = *state;
+    g_rom_sim_ops = t->hv->ops;
+    g_rom_ops = *g_rom_sim_ops;
+    g_rom_ops.region_read = rom_region_read;
+    t->hv->ops = &g_rom_ops;                       /* before the client connects */
+    t->dev->regions[VU_PCI_ROM_REGION_INDEX].valid = true;
+    t->dev->regions[VU_PCI_ROM_REGION_INDEX].size = 0x10000;
     struct vu_client *c = th_connect(t, false);
     version(c, 0, "{\"capabilities\":{\"max_data_xfer_size\":4096}}", NULL, 0);
     struct vu_region_access q = { .offset = 0x1000, .region = 0, .count = 4096 };
@@ -305,12 +325,36 @@ static void test_max_data_xfer_read(void **state)
     vu_msg_release(&m);
     q.count = 8192;
     assert_int_equal(th_call(c, VU_CMD_REGION_READ, 0, &q, sizeof(q), NULL, 0, NULL), -E2BIG);
+    /* the ROM is read up to the bridge's own value (QEMU reads it whole) */
+    struct vu_region_access rom = { .offset = 0, .region = VU_PCI_ROM_REGION_INDEX,
+                                    .count = 8192 };
+    assert_int_equal(th_call(c, VU_CMD_REGION_READ, 0, &rom, sizeof(rom), NULL, 0, &m), 0);
+    assert_int_equal(m.payload_len, 16 + 8192);
+    vu_msg_release(&m);
     /* writes are bounded by what the bridge takes, not by the client's reads */
     uint8_t *w = calloc(1, 16 + 8192);
     assert_non_null(w);
     memcpy(w, &q, sizeof(q));
     assert_int_equal(th_call(c, VU_CMD_REGION_WRITE, 0, w, 16 + 8192, NULL, 0, NULL), 0);
     free(w);
+    vu_client_close(c);
+    t->hv->ops = g_rom_sim_ops;
+}
+
+/* max_dma_maps 2: the session holds no more than two mappings. */
+static void test_max_dma_maps(void **state)
+{
+    struct th *t = *state;
+    struct vu_client *c = th_connect(t, false);
+    char json[VU_MAX_JSON];
+    version(c, 0, "{\"capabilities\":{\"max_dma_maps\":2}}", json, sizeof(json));
+    assert_string_equal(json, "{\"capabilities\":{\"max_dma_maps\":2}}");
+    for (uint64_t i = 0; i < 3; i++) {
+        struct vu_dma_map map = { .argsz = 32, .flags = 3, .address = (i + 1) << 20,
+                                  .size = 1 << 20 };
+        int r = th_call(c, VU_CMD_DMA_MAP, 0, &map, sizeof(map), NULL, 0, NULL);
+        assert_int_equal(r, i < 2 ? 0 : -ENOSPC);
+    }
     vu_client_close(c);
 }
 
@@ -541,6 +585,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_absent_irq_index, setup_edu, th_teardown),
         cmocka_unit_test_setup_teardown(test_max_msg_fds_zero, setup_nvme, th_teardown),
         cmocka_unit_test_setup_teardown(test_max_data_xfer_read, setup_edu, th_teardown),
+        cmocka_unit_test_setup_teardown(test_max_dma_maps, setup_edu, th_teardown),
         cmocka_unit_test_setup_teardown(test_sixteen_fds_set_irqs, setup_nvme_four_fds,
                                         th_teardown),
         cmocka_unit_test_setup_teardown(test_dma_unmap_shapes, setup_edu, th_teardown),
