@@ -33,15 +33,18 @@ void br_cli_usage(FILE *out)
 "                           the kernel's MSI-X-mappable capability)\n"
 "      --max-dma-maps N     most DMA mappings a client may hold\n"
 "                           (default and ceiling: min(65535, kernel entries))\n"
-"      --max-dma-bytes SIZE most bytes a client may map for DMA (default: no\n"
-"                           bridge limit; the kernel charges pinned pages to\n"
-"                           the bridge's RLIMIT_MEMLOCK)\n"
+"      --max-dma-bytes SIZE most bytes a client may map (and so pin) for DMA\n"
+"                           (default: half the host's RAM; the kernel also\n"
+"                           charges pinned pages to RLIMIT_MEMLOCK)\n"
 "      --max-xfer SIZE      largest region access in one message (default:\n"
 "                           1M, or the ROM size if larger; at most 64M)\n"
 "      --max-msg-fds N      most fds a client may send in one message (1-16,\n"
 "                           default 16)\n"
 "      --io-timeout MS      a client must finish a message it started and\n"
 "                           read its replies within MS (default 5000)\n"
+"      --handshake-timeout MS  a new connection must complete VERSION\n"
+"                           within MS or it is closed (default 10000); a\n"
+"                           negotiated session may idle as long as it likes\n"
 "      --socket-mode MODE   socket permissions, octal (default 0600)\n"
 "      --socket-owner USER  socket owner (name or uid)\n"
 "      --socket-group GROUP socket group (name or gid)\n"
@@ -111,6 +114,7 @@ enum {
     OPT_SIM = 256, OPT_NO_MMAP, OPT_SPARSE_MSIX, OPT_MAX_DMA_MAPS, OPT_MAX_DMA_BYTES,
     OPT_MAX_XFER, OPT_MAX_MSG_FDS, OPT_IO_TIMEOUT, OPT_SOCKET_MODE, OPT_SOCKET_OWNER,
     OPT_SOCKET_GROUP, OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_POLICY, OPT_JSON, OPT_SYSFS,
+    OPT_HANDSHAKE_TIMEOUT,
 };
 
 __attribute__((format(printf, 2, 3)))
@@ -159,6 +163,7 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
         { "max-xfer", required_argument, NULL, OPT_MAX_XFER },
         { "max-msg-fds", required_argument, NULL, OPT_MAX_MSG_FDS },
         { "io-timeout", required_argument, NULL, OPT_IO_TIMEOUT },
+        { "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT },
         { "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
         { "socket-owner", required_argument, NULL, OPT_SOCKET_OWNER },
         { "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
@@ -208,6 +213,7 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
         case OPT_MAX_DMA_BYTES:
             if (br_parse_size(optarg, &cfg->max_dma_bytes) < 0 || cfg->max_dma_bytes == 0)
                 return bad(errout, "--max-dma-bytes %s: want a size like 4G", optarg);
+            cfg->max_dma_bytes_set = true;
             break;
         case OPT_MAX_XFER:
             if (br_parse_size(optarg, &size) < 0 || size < 4096 || size > VU_MAX_DATA_XFER)
@@ -221,6 +227,12 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
         case OPT_IO_TIMEOUT:
             if (parse_u32(optarg, 1, 3600000, &cfg->io_timeout_ms) < 0)
                 return bad(errout, "--io-timeout %s: want milliseconds (1..3600000)", optarg);
+            break;
+        case OPT_HANDSHAKE_TIMEOUT:
+            if (parse_u32(optarg, 1, BR_MAX_HANDSHAKE_TIMEOUT_MS, &cfg->handshake_timeout_ms) < 0)
+                return bad(errout, "--handshake-timeout %s: want milliseconds (1..%u)", optarg,
+                           BR_MAX_HANDSHAKE_TIMEOUT_MS);
+            cfg->handshake_timeout_set = true;
             break;
         case OPT_SOCKET_MODE: {
             char *end;
