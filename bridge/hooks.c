@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -79,7 +80,8 @@ int br_listen(const struct br_config *cfg)
     return fd;
 }
 
-bool br_peer_allowed(const struct br_config *cfg, int fd, const struct ucred *cred)
+bool br_peer_allowed(const struct br_config *cfg, int fd, const struct ucred *cred, char *why,
+                     size_t whysz)
 {
     struct acc_allow allow = {
         .n_uids = cfg->n_allow_uids, .uids = cfg->allow_uids,
@@ -89,7 +91,7 @@ bool br_peer_allowed(const struct br_config *cfg, int fd, const struct ucred *cr
     int r = acc_peer_check(fd, &allow, NULL, &err);
     if (r == 1)
         return true;
-    br_warn("refusing client pid %d uid %u: %s", (int)cred->pid, (unsigned)cred->uid,
-            err.msg[0] ? err.msg : r < 0 ? strerror(-r) : "not allowed");
+    snprintf(why, whysz, "refusing client pid %d uid %u: %s", (int)cred->pid,
+             (unsigned)cred->uid, err.msg[0] ? err.msg : r < 0 ? strerror(-r) : "not allowed");
     return false;
 }

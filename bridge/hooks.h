@@ -9,6 +9,7 @@
 #define BR_HOOKS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/socket.h>
 
 #include "config.h"
@@ -21,11 +22,13 @@
 int br_listen(const struct br_config *cfg);
 
 /* Whether the peer of an accepted connection `fd` (credentials from
- * SO_PEERCRED in cred) may use the device. Logs a refusal with the reason.
+ * SO_PEERCRED in cred) may use the device. On refusal `why` gets one log
+ * line naming the peer and the reason (the caller logs it, rate-limited).
  * With empty allow-lists every peer the socket's permissions let in is
  * allowed; otherwise its uid must be listed, or its primary or a
  * supplementary gid. */
-bool br_peer_allowed(const struct br_config *cfg, int fd, const struct ucred *cred);
+bool br_peer_allowed(const struct br_config *cfg, int fd, const struct ucred *cred, char *why,
+                     size_t whysz);
 
 /* A user or group given by name or number -> id. -ENOENT unknown name. */
 int br_resolve_id(const char *s, bool group, unsigned *out);
