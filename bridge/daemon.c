@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "device.h"
 #include "hooks.h"
 #include "hv_sim.h"
@@ -55,6 +56,7 @@ int br_daemon_run(const struct br_config *cfg)
     struct br_server *srv = NULL;
     static struct br_dev dev;   /* large; one per process */
     struct br_service *svc = NULL;
+    struct acc_sock sock = { .fd = -1, .dir_fd = -1 };
     int status = 1;
 
     /* SIGTERM/SIGINT arrive through the loop's signalfd; a client that
@@ -72,7 +74,7 @@ int br_daemon_run(const struct br_config *cfg)
     br_log_set_device(hv->addr);
     if (br_dev_init(&dev, hv, cfg) < 0 || br_service_start(&svc, cfg, hv) < 0)
         goto out;
-    int lfd = br_listen(cfg);
+    int lfd = br_listen(cfg, &sock);
     if (lfd < 0)
         goto out;
     if (br_server_new(&srv, &dev, lfd) < 0 || br_server_watch_signals(srv) < 0 ||
@@ -92,7 +94,11 @@ int br_daemon_run(const struct br_config *cfg)
     br_notify("STOPPING=1");
 out_unlink:
     br_server_free(srv);     /* quiesces the device if a client is still there */
-    unlink(cfg->socket_path);
+    /* by the directory fd, and only if the name is still our socket */
+    int ur = acc_sock_unlink(&sock);
+    if (ur < 0)
+        br_debug("cannot remove %s: %s", cfg->socket_path, strerror(-ur));
+    acc_sock_release(&sock);
 out:
     hv_close(hv);           /* lets a waiting unbind of the device proceed */
     br_service_free(svc);

@@ -38,7 +38,7 @@ int br_resolve_id(const char *s, bool group, unsigned *out)
     return 0;
 }
 
-int br_listen(const struct br_config *cfg)
+int br_listen(const struct br_config *cfg, struct acc_sock *sock)
 {
     struct acc_sock_opts o = {
         .path = cfg->socket_path,
@@ -63,18 +63,19 @@ int br_listen(const struct br_config *cfg)
         o.group = (gid_t)id;
     }
     struct acc_err err = { "" };
-    int fd = -1;
-    int r = acc_listen_unix(&o, &fd, &err);
+    int r = acc_listen_unix(&o, sock, &err);
     if (r < 0) {
         br_err("%s", err.msg[0] ? err.msg : strerror(-r));
         return r;
     }
+    int fd = sock->fd;
     /* the loop accepts until EAGAIN */
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
         r = -errno;
         close(fd);
-        unlink(cfg->socket_path);
+        acc_sock_unlink(sock);
+        acc_sock_release(sock);
         return r;
     }
     return fd;

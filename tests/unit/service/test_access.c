@@ -80,6 +80,18 @@ static int connect_to(const char *path)
 
 /* ---- the socket file -------------------------------------------------------------- */
 
+/* acc_listen_unix for tests that only want the fd (the directory fd is
+ * released; the file stays). */
+static int listen_at(const struct acc_sock_opts *o, int *fd, struct acc_err *err)
+{
+    struct acc_sock s;
+    int r = acc_listen_unix(o, &s, err);
+    *fd = r == 0 ? s.fd : -1;
+    if (r == 0)
+        acc_sock_release(&s);
+    return r;
+}
+
 static void test_socket_owner_mode(void **state)
 {
     (void)state;
@@ -91,7 +103,7 @@ static void test_socket_owner_mode(void **state)
     mode_t old = umask(022);
     int fd = -1;
     int fds = tu_count_fds();
-    assert_int_equal(acc_listen_unix(&o, &fd, &err), 0);
+    assert_int_equal(listen_at(&o, &fd, &err), 0);
     assert_true(tu_fd_is_open(fd));
     assert_int_equal(umask(old), 022);   /* restored */
 
@@ -113,7 +125,7 @@ static void test_socket_owner_mode(void **state)
     o.owner = (uid_t)-1;
     o.group = (gid_t)-1;
     o.mode = 0600;
-    assert_int_equal(acc_listen_unix(&o, &fd, &err), 0);   /* stale file replaced */
+    assert_int_equal(listen_at(&o, &fd, &err), 0);   /* stale file replaced */
     assert_int_equal(lstat(path, &st), 0);
     assert_int_equal(st.st_uid, geteuid());
     assert_int_equal(st.st_gid, getegid());
@@ -143,7 +155,7 @@ static void test_socket_with_only_cap_chown(void **state)
                                    .mode = 0660 };
         struct acc_err e = { { 0 } };
         int fd;
-        _exit(acc_listen_unix(&o, &fd, &e) == 0 ? 0 : 3);
+        _exit(listen_at(&o, &fd, &e) == 0 ? 0 : 3);
     }
     int st;
     assert_int_equal(waitpid(pid, &st, 0), pid);
@@ -165,7 +177,7 @@ static void test_socket_refusals(void **state)
     struct acc_sock_opts o = { .owner = (uid_t)-1, .group = (gid_t)-1, .mode = 0600 };
 
     o.path = "relative.sock";
-    assert_int_equal(acc_listen_unix(&o, &fd, &err), -EINVAL);
+    assert_int_equal(listen_at(&o, &fd, &err), -EINVAL);
     assert_non_null(strstr(err.msg, "not absolute"));
 
     char longp[200];
@@ -173,17 +185,17 @@ static void test_socket_refusals(void **state)
     longp[0] = '/';
     longp[sizeof(longp) - 1] = '\0';
     o.path = longp;
-    assert_int_equal(acc_listen_unix(&o, &fd, &err), -ENAMETOOLONG);
+    assert_int_equal(listen_at(&o, &fd, &err), -ENAMETOOLONG);
 
     sock_path(path, sizeof(path), "b.sock");
     o.path = path;
     o.mode = 04600;
-    assert_int_equal(acc_listen_unix(&o, &fd, &err), -EINVAL);
+    assert_int_equal(listen_at(&o, &fd, &err), -EINVAL);
     o.mode = 0600;
 
     /* someone listening: not stolen */
-    assert_int_equal(acc_listen_unix(&o, &fd, &err), 0);
-    assert_int_equal(acc_listen_unix(&o, &fd2, &err), -EADDRINUSE);
+    assert_int_equal(listen_at(&o, &fd, &err), 0);
+    assert_int_equal(listen_at(&o, &fd2, &err), -EADDRINUSE);
     assert_int_equal(fd2, -1);
     assert_non_null(strstr(err.msg, "another process is listening"));
     close(fd);
@@ -194,7 +206,7 @@ static void test_socket_refusals(void **state)
     assert_true(f >= 0);
     close(f);
     o.path = path;
-    assert_int_equal(acc_listen_unix(&o, &fd, &err), -EEXIST);
+    assert_int_equal(listen_at(&o, &fd, &err), -EEXIST);
     assert_non_null(strstr(err.msg, "not a socket"));
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
@@ -203,7 +215,7 @@ static void test_socket_refusals(void **state)
     /* a missing directory is created */
     sock_path(path, sizeof(path), "sub/dir/c.sock");
     o.path = path;
-    assert_int_equal(acc_listen_unix(&o, &fd, &err), 0);
+    assert_int_equal(listen_at(&o, &fd, &err), 0);
     close(fd);
 
     /* a directory others can write to (not sticky) is refused */
@@ -212,11 +224,11 @@ static void test_socket_refusals(void **state)
     assert_int_equal(mkdir(wdir, 0755), 0);
     assert_int_equal(chmod(wdir, 0777), 0);
     sock_path(path, sizeof(path), "open/d.sock");
-    assert_int_equal(acc_listen_unix(&o, &fd, &err), -EPERM);
+    assert_int_equal(listen_at(&o, &fd, &err), -EPERM);
     assert_non_null(strstr(err.msg, "writable by others"));
     /* ... unless sticky, like /tmp */
     assert_int_equal(chmod(wdir, 01777), 0);
-    assert_int_equal(acc_listen_unix(&o, &fd, &err), 0);
+    assert_int_equal(listen_at(&o, &fd, &err), 0);
     close(fd);
 }
 
@@ -278,7 +290,7 @@ static void test_peer_allow_list(void **state)
     struct acc_sock_opts o = { .path = path, .owner = 0, .group = 0, .mode = 0666 };
     struct acc_err err = { { 0 } };
     int lfd;
-    assert_int_equal(acc_listen_unix(&o, &lfd, &err), 0);
+    assert_int_equal(listen_at(&o, &lfd, &err), 0);
     struct acc_peer peer;
 
     /* empty list: anyone the mode lets in */
@@ -341,7 +353,7 @@ static void test_socket_mode_keeps_others_out(void **state)
     struct acc_sock_opts o = { .path = path, .owner = 0, .group = XGROUP, .mode = 0660 };
     struct acc_err err = { { 0 } };
     int lfd;
-    assert_int_equal(acc_listen_unix(&o, &lfd, &err), 0);
+    assert_int_equal(listen_at(&o, &lfd, &err), 0);
 
     /* not owner, not in the group: connect() itself fails with EACCES */
     pid_t pid = client_as(path, NOBODY, NOBODY, (gid_t)-1);
