@@ -58,7 +58,7 @@ void br_cli_usage(FILE *out)
 "  -h, --help               show this help\n"
 "  -V, --version            show the version\n"
 "\n"
-"Sizes take K, M or G (binary) suffixes. Logs go to stderr, one line per\n"
+"Sizes take K, M, G or T (binary) suffixes. Logs go to stderr, one line per\n"
 "client connect and disconnect and per error. SIGTERM or SIGINT quiesces the\n"
 "device and exits 0. With $NOTIFY_SOCKET set, READY=1 is sent once the\n"
 "socket listens. Exit status: 0 stopped by a signal, 1 the device or socket\n"
@@ -85,6 +85,7 @@ int br_parse_size(const char *s, uint64_t *out)
     case 'k': case 'K': shift = 10; end++; break;
     case 'm': case 'M': shift = 20; end++; break;
     case 'g': case 'G': shift = 30; end++; break;
+    case 't': case 'T': shift = 40; end++; break;
     default: return -EINVAL;
     }
     if (*end == 'i' || *end == 'B' || *end == 'b')   /* "16MiB", "16MB" */
