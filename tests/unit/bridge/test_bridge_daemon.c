@@ -431,7 +431,7 @@ static void *swap_loop(void *arg)
  * and again. Root's 0600 file of the socket's name must stay as it is. With
  * `root_owned` the upper directory is root's (the swap then needs root,
  * but it exercises the by-fd steps instead of the ownership refusal).
- * Bounded: 150 starts or 20 s. */
+ * Bounded: 100 starts or 15 s. */
 static void race_socket_dir(struct dfix *f, bool root_owned)
 {
     char up[96], victim_dir[96], victim[128], sock[160];
@@ -462,7 +462,7 @@ static void race_socket_dir(struct dfix *f, bool root_owned)
     uint64_t t0 = now_ms();
     unsigned starts = 0, served = 0;
     bool changed = false;
-    for (; starts < 150 && now_ms() - t0 < 20000 && !changed; starts++) {
+    for (; starts < 100 && now_ms() - t0 < 15000 && !changed; starts++) {
         int st = 0;
         pid_t pid = spawn_daemon(f->dir, sock, f->log, extra, &st);
         if (pid > 0) {
