@@ -269,7 +269,12 @@ int acc_listen_unix(const struct acc_sock_opts *o, struct acc_sock *out, struct 
     /* Nobody can reach the private directory: the umask does not matter,
      * the mode is set below through the directory fd. */
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        r = fail(err, errno, "bind %s: %s", o->path, strerror(errno));
+        int e = errno;
+        if (e == ENOENT && access("/proc/self/fd", F_OK) < 0)
+            r = fail(err, e, "bind %s: /proc is not mounted (the socket is bound through "
+                             "/proc/self/fd)", o->path);
+        else
+            r = fail(err, e, "bind %s: %s", o->path, strerror(e));
         goto out_priv;
     }
     bound = true;
