@@ -565,10 +565,14 @@ static void test_example_policy(void **state)
     assert_int_equal(d.entry->s.socket_mode, 0660);
     assert_int_equal(d.entry->s.socket_group, gid_of("kvm"));
     assert_string_equal(d.socket, "/run/vfio-user/0000:01:00.0.sock");
+    assert_true(d.entry->s.max_dma_bytes_set);
+    assert_int_equal(d.entry->s.max_dma_bytes, 96ull << 30);
+    assert_int_equal(d.entry->s.handshake_timeout_ms, 5000);
     id = ident("0000:02:00.0", 0x8086, 0x0953, 0x010802);
     assert_int_equal(pol_decide(p, &id, &d, &err), 0);
     assert_true(d.exported && d.entry->s.bind && d.entry->s.user_set && d.entry->s.sparse_msix);
     assert_string_equal(d.socket, "/run/vfio-user/nvme-0000:02:00.0.sock");
+    assert_false(d.entry->s.max_dma_bytes_set);
     id = ident("0000:03:00.0", 0x8086, 0x15e9, 0x0c0330);
     assert_int_equal(pol_decide(p, &id, &d, &err), 0);
     assert_false(d.exported);
