@@ -85,8 +85,10 @@ int br_daemon_run(const struct br_config *cfg)
     /* device open, socket created: root is no longer needed */
     if (br_service_drop_privileges(cfg) < 0)
         goto out_unlink;
-    br_info("serving %s%s on %s%s%s", hv->addr, cfg->sim ? " (simulated)" : "", cfg->socket_path,
-            cfg->no_mmap ? ", no mmap" : "", cfg->sparse_msix ? ", sparse MSI-X" : "");
+    br_info("serving %s%s on %s%s%s; a client may pin %llu MiB and must say VERSION within "
+            "%u ms", hv->addr, cfg->sim ? " (simulated)" : "", cfg->socket_path,
+            cfg->no_mmap ? ", no mmap" : "", cfg->sparse_msix ? ", sparse MSI-X" : "",
+            (unsigned long long)(cfg->max_dma_bytes >> 20), (unsigned)cfg->handshake_timeout_ms);
     if (br_notify("READY=1") < 0)
         br_warn("cannot notify readiness to $NOTIFY_SOCKET");
     if (br_server_run(srv) == 0)
