@@ -233,8 +233,9 @@ static void test_second_client_refused(void **state)
 
 /* A client that closes and connects again at once is served, whatever the
  * server had read of the old connection: 200 cycles of connect, close
- * (half of them after half a header), connect again and negotiate, each
- * new connection accepted while the old one may still be the session. */
+ * (half of them after half a header, a quarter right after VERSION),
+ * connect again and negotiate, each new connection accepted while the old
+ * one may still be the session. */
 static void test_reconnect_at_once(void **state)
 {
     struct ctx *x = *state;
@@ -243,14 +244,20 @@ static void test_reconnect_at_once(void **state)
     memcpy(sa.sun_path, x->t.path, strlen(x->t.path) + 1);
     unsigned failed = 0;
     for (int i = 0; i < 200; i++) {
-        int raw = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        assert_true(raw >= 0);
-        assert_int_equal(connect(raw, (struct sockaddr *)&sa, sizeof(sa)), 0);
-        if (i & 1) {
-            uint8_t half[VU_HDR_SIZE / 2] = { 1, 0, VU_CMD_VERSION, 0 };
-            assert_int_equal(write(raw, half, sizeof(half)), (ssize_t)sizeof(half));
+        if (i % 4 == 2) {
+            /* closes right after VERSION (its session negotiated) */
+            struct vu_client *v = th_connect(&x->t, true);
+            vu_client_close(v);
+        } else {
+            int raw = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            assert_true(raw >= 0);
+            assert_int_equal(connect(raw, (struct sockaddr *)&sa, sizeof(sa)), 0);
+            if (i & 1) {
+                uint8_t half[VU_HDR_SIZE / 2] = { 1, 0, VU_CMD_VERSION, 0 };
+                assert_int_equal(write(raw, half, sizeof(half)), (ssize_t)sizeof(half));
+            }
+            close(raw);
         }
-        close(raw);
         struct vu_client *c = NULL;
         assert_int_equal(vu_client_connect(x->t.path, &c, NULL), 0);
         vu_client_set_timeout(c, 10000);
