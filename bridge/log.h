@@ -51,9 +51,10 @@ struct br_ratelimit {
     bool started;
 };
 void br_ratelimit_init(struct br_ratelimit *rl, unsigned burst, unsigned interval_ms);
-/* Whether one more line may be logged at now_ns. *summary (may be NULL: the
- * count is then kept) gets the number of lines suppressed in an interval that
- * has ended (log that first), else 0. */
+/* Whether one more line may be logged at now_ns. *summary gets the number of
+ * lines suppressed in an interval that has ended (log that first), else 0.
+ * With summary NULL the count is kept for a later call, and then covers more
+ * than one interval. */
 bool br_ratelimit_allow(struct br_ratelimit *rl, uint64_t now_ns, unsigned *summary);
 /* The count of suppressed lines if their interval has ended at now_ns (and
  * reset it), else 0: for a timer, so the summary does not wait for the next

@@ -50,17 +50,28 @@ struct br_server {
     char why[256];            /* reason of the last session close */
 };
 
-/* A connect, refusal or disconnect line: any peer that can reach the
- * socket causes these at will, so they share one rate limit. */
-__attribute__((format(printf, 3, 4)))
-static void conn_log(struct br_server *srv, enum br_log_level lvl, const char *fmt, ...)
+static void conn_log_summary(unsigned missed)
 {
-    unsigned missed = 0;
-    bool ok = br_ratelimit_allow(&srv->conn_rl, br_now_ns(), &missed);
     if (missed)
         br_warn("%u connect/refusal log lines not logged in the last %u ms (at most %u per "
                 "interval)", missed, BR_CONN_LOG_INTERVAL_MS, BR_CONN_LOG_BURST);
-    if (!ok)
+}
+
+/* Whether one more connect, refusal or disconnect line may be logged: any
+ * peer that can reach the socket causes these at will, so they share one
+ * rate limit. A summary of what an ended interval suppressed goes first. */
+static bool conn_log_allowed(struct br_server *srv)
+{
+    unsigned missed = 0;
+    bool ok = br_ratelimit_allow(&srv->conn_rl, br_now_ns(), &missed);
+    conn_log_summary(missed);
+    return ok;
+}
+
+__attribute__((format(printf, 3, 4)))
+static void conn_log(struct br_server *srv, enum br_log_level lvl, const char *fmt, ...)
+{
+    if (!conn_log_allowed(srv))
         return;
     va_list ap;
     va_start(ap, fmt);
@@ -68,12 +79,10 @@ static void conn_log(struct br_server *srv, enum br_log_level lvl, const char *f
     va_end(ap);
 }
 
+/* The summary when its interval is over, without waiting for an event. */
 static void conn_log_flush(struct br_server *srv)
 {
-    unsigned missed = br_ratelimit_flush(&srv->conn_rl, br_now_ns());
-    if (missed)
-        br_warn("%u connect/refusal log lines not logged in the last %u ms (at most %u per "
-                "interval)", missed, BR_CONN_LOG_INTERVAL_MS, BR_CONN_LOG_BURST);
+    conn_log_summary(br_ratelimit_flush(&srv->conn_rl, br_now_ns()));
 }
 
 int br_server_new(struct br_server **out, struct br_dev *dev, int listen_fd)
@@ -160,7 +169,7 @@ static void close_session(struct br_server *srv, const char *reason)
         return;
     srv->sess->close_reason = reason;
     /* the disconnect line shares the connect lines' rate limit */
-    srv->sess->log_quiet = !br_ratelimit_allow(&srv->conn_rl, br_now_ns(), NULL);
+    srv->sess->log_quiet = !conn_log_allowed(srv);
     br_session_close(srv->sess);
     srv->sess = NULL;
     srv->drop_reason = NULL;
