@@ -22,6 +22,7 @@
 void th_init(struct th *t)
 {
     memset(t, 0, sizeof(*t));
+    t->sock = (struct acc_sock){ .fd = -1, .dir_fd = -1 };
     hv_sim_config_defaults(&t->sc);
     t->sc.addr = "0000:00:04.0";
     br_config_defaults(&t->cfg);
