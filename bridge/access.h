@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * access.h - who may connect: the listening socket created with its final
- * owner, group and mode before anyone can connect, the per-peer check with
+ * owner, group and mode before anyone can connect, by file descriptor, the per-peer check with
  * SO_PEERCRED against an allow-list, and dropping root after the VFIO group
  * is open.
  *
@@ -13,6 +13,7 @@
 #define VUB_ACCESS_H
 
 #include <stdbool.h>
+#include <limits.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -32,17 +33,45 @@ struct acc_sock_opts {
     int backlog;        /* listen() backlog; <= 0 means 16 */
 };
 
-/* Create a SOCK_STREAM | SOCK_CLOEXEC UNIX socket listening on opts->path.
+/* A listening socket and how to remove its file again: by the directory
+ * fd and name, and only while the name still refers to the file created. */
+struct acc_sock {
+    int fd;                  /* the listening socket; the caller takes it */
+    int dir_fd;              /* O_PATH fd of the socket's directory (owned) */
+    char name[NAME_MAX + 1]; /* the socket's name in it */
+    dev_t dev;               /* the socket file created */
+    ino_t ino;               /* 0 once removed */
+};
+
+/* Create a SOCK_STREAM | SOCK_CLOEXEC UNIX socket listening on opts->path,
+ * by file descriptor from start to end (nothing by path name after the
+ * walk, so no directory swap can redirect a step):
  *
- * No window: the socket file is bound under umask 0177 (so it exists as
- * owner-only), then given the requested mode, owner and group (chmod first,
- * so that only CAP_CHOWN is needed), verified, and only then does listen()
- * start accepting. The parent directory is
- * created (0755) if missing; a stale socket file with nobody listening is
- * replaced, a live one gives -EADDRINUSE, a non-socket file -EEXIST.
- * *fd_out gets the listening fd (the caller owns it). The process umask is
- * restored before returning. */
-int acc_listen_unix(const struct acc_sock_opts *opts, int *fd_out, struct acc_err *err);
+ *  1. The directories are opened one by one from "/" with O_PATH |
+ *     O_NOFOLLOW | O_DIRECTORY, missing ones created (0755) relative to
+ *     their parent. Refused: a symlink on the way (-ELOOP), a ".."
+ *     component (-EINVAL), a directory owned by another non-root user or
+ *     writable by others unless it is sticky and root's, like /tmp (-EPERM).
+ *  2. An existing file of that name: a socket nobody listens on is removed
+ *     (unlinkat, after checking it is still the file probed); a live one is
+ *     -EADDRINUSE, anything else -EEXIST. The probe is a SOCK_DGRAM
+ *     connect(), which a running bridge never sees as a connection.
+ *  3. The socket is bound in a private 0700 directory made beside the name,
+ *     given its mode and then owner and group there (chmod first, so that
+ *     only CAP_CHOWN is needed), verified, set listening, and renamed into
+ *     place (RENAME_NOREPLACE, or link() where the file system lacks it).
+ *     The umask does not matter.
+ *
+ * *out gets the fd, the directory fd and the file's identity (release with
+ * acc_sock_release; the fd is the caller's). Nothing is left behind on
+ * error. */
+int acc_listen_unix(const struct acc_sock_opts *opts, struct acc_sock *out,
+                    struct acc_err *err);
+/* Remove the socket file if its name still refers to the file created
+ * (st_dev/st_ino). 1 removed, 0 not there or someone else's, -errno. */
+int acc_sock_unlink(struct acc_sock *s);
+/* Close the directory fd (not the listening fd). */
+void acc_sock_release(struct acc_sock *s);
 
 /* ---- peers ---------------------------------------------------------------------- */
 

@@ -23,7 +23,9 @@ void br_cli_usage(FILE *out)
 "bound to vfio-pci), to one vfio-user client at a time on a UNIX socket.\n"
 "\n"
 "  -d, --device ADDR        PCI function to serve (DDDD:BB:DD.F or BB:DD.F)\n"
-"  -s, --socket PATH        UNIX socket to listen on (a stale one is replaced)\n"
+"  -s, --socket PATH        UNIX socket to listen on (a stale one is replaced;\n"
+"                           no symlink on the way, every directory root's and\n"
+"                           not writable by others unless sticky, like /tmp)\n"
 "      --sim[=KIND]         serve a simulated device, for tests and demos;\n"
 "                           KIND edu (default) or nvme-like (MSI-X BAR)\n"
 "      --no-mmap            never give the client a region fd: every BAR\n"
@@ -41,9 +43,9 @@ void br_cli_usage(FILE *out)
 "                           client that did not state max_msg_fds)\n"
 "      --max-dma-maps N     most DMA mappings a client may hold\n"
 "                           (default and ceiling: min(65535, kernel entries))\n"
-"      --max-dma-bytes SIZE most bytes a client may map for DMA (default: no\n"
-"                           bridge limit; the kernel charges pinned pages to\n"
-"                           the bridge's RLIMIT_MEMLOCK)\n"
+"      --max-dma-bytes SIZE most bytes a client may map (and so pin) for DMA\n"
+"                           (default: half the host's RAM; the kernel also\n"
+"                           charges pinned pages to RLIMIT_MEMLOCK)\n"
 "      --max-xfer SIZE      largest region access in one message (default:\n"
 "                           1M, or the ROM size if larger; at most 64M)\n"
 "      --max-msg-fds N      max_msg_fds the bridge advertises (1-16, default\n"
@@ -51,6 +53,9 @@ void br_cli_usage(FILE *out)
 "                           says (cloud-hypervisor sends up to 16 regardless)\n"
 "      --io-timeout MS      a client must finish a message it started and\n"
 "                           read its replies within MS (default 5000)\n"
+"      --handshake-timeout MS  a new connection must complete VERSION\n"
+"                           within MS or it is closed (default 10000); a\n"
+"                           negotiated session may idle as long as it likes\n"
 "      --socket-mode MODE   socket permissions, octal (default 0600)\n"
 "      --socket-owner USER  socket owner (name or uid)\n"
 "      --socket-group GROUP socket group (name or gid)\n"
@@ -64,7 +69,7 @@ void br_cli_usage(FILE *out)
 "  -h, --help               show this help\n"
 "  -V, --version            show the version\n"
 "\n"
-"Sizes take K, M or G (binary) suffixes. Logs go to stderr, one line per\n"
+"Sizes take K, M, G or T (binary) suffixes. Logs go to stderr, one line per\n"
 "client connect and disconnect and per error. SIGTERM or SIGINT quiesces the\n"
 "device and exits 0. With $NOTIFY_SOCKET set, READY=1 is sent once the\n"
 "socket listens. Exit status: 0 stopped by a signal, 1 the device or socket\n"
@@ -91,6 +96,7 @@ int br_parse_size(const char *s, uint64_t *out)
     case 'k': case 'K': shift = 10; end++; break;
     case 'm': case 'M': shift = 20; end++; break;
     case 'g': case 'G': shift = 30; end++; break;
+    case 't': case 'T': shift = 40; end++; break;
     default: return -EINVAL;
     }
     if (*end == 'i' || *end == 'B' || *end == 'b')   /* "16MiB", "16MB" */
@@ -120,6 +126,7 @@ enum {
     OPT_SIM = 256, OPT_NO_MMAP, OPT_SPARSE_MSIX, OPT_MSIX_MMAP, OPT_REGION_FDS, OPT_MAX_DMA_MAPS, OPT_MAX_DMA_BYTES,
     OPT_MAX_XFER, OPT_MAX_MSG_FDS, OPT_IO_TIMEOUT, OPT_SOCKET_MODE, OPT_SOCKET_OWNER,
     OPT_SOCKET_GROUP, OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_POLICY, OPT_JSON, OPT_SYSFS,
+    OPT_HANDSHAKE_TIMEOUT,
 };
 
 __attribute__((format(printf, 2, 3)))
@@ -170,6 +177,7 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
         { "max-xfer", required_argument, NULL, OPT_MAX_XFER },
         { "max-msg-fds", required_argument, NULL, OPT_MAX_MSG_FDS },
         { "io-timeout", required_argument, NULL, OPT_IO_TIMEOUT },
+        { "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT },
         { "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
         { "socket-owner", required_argument, NULL, OPT_SOCKET_OWNER },
         { "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
@@ -235,6 +243,7 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
         case OPT_MAX_DMA_BYTES:
             if (br_parse_size(optarg, &cfg->max_dma_bytes) < 0 || cfg->max_dma_bytes == 0)
                 return bad(errout, "--max-dma-bytes %s: want a size like 4G", optarg);
+            cfg->max_dma_bytes_set = true;
             break;
         case OPT_MAX_XFER:
             if (br_parse_size(optarg, &size) < 0 || size < 4096 || size > VU_MAX_DATA_XFER)
@@ -248,6 +257,12 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
         case OPT_IO_TIMEOUT:
             if (parse_u32(optarg, 1, 3600000, &cfg->io_timeout_ms) < 0)
                 return bad(errout, "--io-timeout %s: want milliseconds (1..3600000)", optarg);
+            break;
+        case OPT_HANDSHAKE_TIMEOUT:
+            if (parse_u32(optarg, 1, BR_MAX_HANDSHAKE_TIMEOUT_MS, &cfg->handshake_timeout_ms) < 0)
+                return bad(errout, "--handshake-timeout %s: want milliseconds (1..%u)", optarg,
+                           BR_MAX_HANDSHAKE_TIMEOUT_MS);
+            cfg->handshake_timeout_set = true;
             break;
         case OPT_SOCKET_MODE: {
             char *end;

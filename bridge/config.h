@@ -36,6 +36,20 @@
 #define BR_MAX_REGION_FDS        8u
 /* Peer uids an allow-list may hold. */
 #define BR_MAX_ALLOW_UIDS        64u
+/* A new connection must complete VERSION within this time or it is closed:
+ * the device serves one client, and a connection that says nothing would
+ * hold it. A negotiated session may idle for ever. */
+#define BR_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000u
+#define BR_MAX_HANDSHAKE_TIMEOUT_MS     3600000u
+/* Default cap on the bytes one client may have mapped (and so pinned) for
+ * DMA: this fraction of physical RAM (1/BR_DMA_BYTES_RAM_DIVISOR). A VM
+ * larger than half the host needs --max-dma-bytes or the policy's
+ * "max_dma_bytes"; the kernel's RLIMIT_MEMLOCK applies on top. */
+#define BR_DMA_BYTES_RAM_DIVISOR 2u
+/* Connect, refusal and disconnect log lines: at most this many per
+ * BR_CONN_LOG_INTERVAL_MS, then one line saying how many were not logged. */
+#define BR_CONN_LOG_BURST        10u
+#define BR_CONN_LOG_INTERVAL_MS  1000u
 
 enum br_sim_kind {
     BR_SIM_NONE = 0,
@@ -74,12 +88,15 @@ struct br_config {
 
     /* limits; 0 = default */
     uint32_t max_dma_maps;       /* default min(65535, kernel's available entries) */
-    uint64_t max_dma_bytes;      /* default 0 = no bridge cap (kernel: RLIMIT_MEMLOCK) */
+    uint64_t max_dma_bytes;      /* default br_default_max_dma_bytes(); 0 = no bridge cap */
+    bool max_dma_bytes_set;      /* given on the command line (the policy does not override) */
     uint32_t max_data_xfer;      /* default max(1 MiB, ROM size), <= 64 MiB */
     uint32_t max_msg_fds;        /* advertised; default 16, at most 16 (the bridge
                                   * accepts 16 per message whatever it says:
                                   * cloud-hypervisor sends up to 16 regardless) */
     uint32_t io_timeout_ms;      /* default BR_DEFAULT_IO_TIMEOUT_MS */
+    uint32_t handshake_timeout_ms; /* default BR_DEFAULT_HANDSHAKE_TIMEOUT_MS */
+    bool handshake_timeout_set;  /* given on the command line */
 
     /* socket access (used by br_listen / br_peer_allowed, bridge/hooks.h) */
     bool socket_mode_set;
@@ -101,5 +118,8 @@ struct br_config {
 };
 
 void br_config_defaults(struct br_config *cfg);
+/* Physical RAM / BR_DMA_BYTES_RAM_DIVISOR (at least 64 MiB; 1 GiB if the
+ * RAM size cannot be read). */
+uint64_t br_default_max_dma_bytes(void);
 
 #endif /* BR_CONFIG_H */

@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "device.h"
 #include "hooks.h"
 #include "hv_sim.h"
@@ -55,6 +56,7 @@ int br_daemon_run(const struct br_config *cfg)
     struct br_server *srv = NULL;
     static struct br_dev dev;   /* large; one per process */
     struct br_service *svc = NULL;
+    struct acc_sock sock = { .fd = -1, .dir_fd = -1 };
     int status = 1;
 
     /* SIGTERM/SIGINT arrive through the loop's signalfd; a client that
@@ -72,7 +74,7 @@ int br_daemon_run(const struct br_config *cfg)
     br_log_set_device(hv->addr);
     if (br_dev_init(&dev, hv, cfg) < 0 || br_service_start(&svc, cfg, hv) < 0)
         goto out;
-    int lfd = br_listen(cfg);
+    int lfd = br_listen(cfg, &sock);
     if (lfd < 0)
         goto out;
     if (br_server_new(&srv, &dev, lfd) < 0 || br_server_watch_signals(srv) < 0 ||
@@ -83,9 +85,11 @@ int br_daemon_run(const struct br_config *cfg)
     /* device open, socket created: root is no longer needed */
     if (br_service_drop_privileges(cfg) < 0)
         goto out_unlink;
-    br_info("serving %s%s on %s%s%s", hv->addr, cfg->sim ? " (simulated)" : "", cfg->socket_path,
+    br_info("serving %s%s on %s%s%s; a client may pin %llu MiB and must say VERSION within "
+            "%u ms", hv->addr, cfg->sim ? " (simulated)" : "", cfg->socket_path,
             cfg->no_mmap ? ", no mmap" : "",
-            cfg->msix_mmap == BR_MSIX_MMAP_KERNEL ? ", MSI-X BARs as the kernel maps them" : "");
+            cfg->msix_mmap == BR_MSIX_MMAP_KERNEL ? ", MSI-X BARs as the kernel maps them" : "",
+            (unsigned long long)(cfg->max_dma_bytes >> 20), (unsigned)cfg->handshake_timeout_ms);
     if (br_notify("READY=1") < 0)
         br_warn("cannot notify readiness to $NOTIFY_SOCKET");
     if (br_server_run(srv) == 0)
@@ -93,7 +97,11 @@ int br_daemon_run(const struct br_config *cfg)
     br_notify("STOPPING=1");
 out_unlink:
     br_server_free(srv);     /* quiesces the device if a client is still there */
-    unlink(cfg->socket_path);
+    /* by the directory fd, and only if the name is still our socket */
+    int ur = acc_sock_unlink(&sock);
+    if (ur < 0)
+        br_debug("cannot remove %s: %s", cfg->socket_path, strerror(-ur));
+    acc_sock_release(&sock);
 out:
     hv_close(hv);           /* lets a waiting unbind of the device proceed */
     br_service_free(svc);

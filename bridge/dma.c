@@ -50,11 +50,27 @@ static struct br_dma_map *find_overlap(const struct br_dma_table *t, uint64_t io
  * pins it: a read prefault maps the object's pages in batches (fault-around)
  * where pinning would fault them in one at a time. Only the range about to
  * be pinned is touched, so nothing the client did not ask for is allocated.
- * Best effort: older kernels lack MADV_POPULATE_READ and pinning faults. */
-static void prefault(void *vaddr, uint64_t size, uint64_t page)
+ *
+ * MADV_POPULATE_READ (Linux 5.14) never raises SIGBUS: a page beyond the end
+ * of a file the client shrank is EFAULT. Best effort: on any failure
+ * (EFAULT, or EINVAL from a kernel without it) the pin that follows faults
+ * what is left and reports the real error. In chunks of
+ * BR_DMA_PREFAULT_CHUNK with t->interrupted asked between them (-EINTR). */
+static int prefault(const struct br_dma_table *t, void *vaddr, uint64_t size)
 {
-    uintptr_t a = (uintptr_t)vaddr & ~(uintptr_t)(page - 1);
-    (void)madvise((void *)a, (size_t)((uintptr_t)vaddr - a + size), MADV_POPULATE_READ);
+    uintptr_t a = (uintptr_t)vaddr & ~(uintptr_t)(t->page_size - 1);
+    uint64_t left = (uint64_t)((uintptr_t)vaddr - a) + size;
+    bool check = t->interrupted && size > BR_DMA_PREFAULT_CHUNK;
+    while (left) {
+        size_t n = (size_t)(left < BR_DMA_PREFAULT_CHUNK ? left : BR_DMA_PREFAULT_CHUNK);
+        if (madvise((void *)a, n, MADV_POPULATE_READ) < 0)
+            return errno == EINTR ? -EINTR : 0;
+        a += n;
+        left -= n;
+        if (check && t->interrupted(t->interrupted_arg))
+            return -EINTR;
+    }
+    return 0;
 }
 
 /* Backing object for fd (taking fd): an existing one with the same inode
@@ -215,7 +231,8 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
         }
         uint32_t hvf = ((flags & VU_DMA_MAP_FLAG_READ) ? HV_DMA_READ : 0) |
                        ((flags & VU_DMA_MAP_FLAG_WRITE) ? HV_DMA_WRITE : 0);
-        prefault(vaddr, size, t->page_size);
+        if ((r = prefault(t, vaddr, size)) < 0)
+            goto fail;
         r = hv->ops->dma_map(hv, iova, vaddr, size, hvf);
         if (r < 0)
             goto fail;

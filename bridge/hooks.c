@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -37,7 +38,7 @@ int br_resolve_id(const char *s, bool group, unsigned *out)
     return 0;
 }
 
-int br_listen(const struct br_config *cfg)
+int br_listen(const struct br_config *cfg, struct acc_sock *sock)
 {
     struct acc_sock_opts o = {
         .path = cfg->socket_path,
@@ -62,24 +63,26 @@ int br_listen(const struct br_config *cfg)
         o.group = (gid_t)id;
     }
     struct acc_err err = { "" };
-    int fd = -1;
-    int r = acc_listen_unix(&o, &fd, &err);
+    int r = acc_listen_unix(&o, sock, &err);
     if (r < 0) {
         br_err("%s", err.msg[0] ? err.msg : strerror(-r));
         return r;
     }
+    int fd = sock->fd;
     /* the loop accepts until EAGAIN */
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
         r = -errno;
         close(fd);
-        unlink(cfg->socket_path);
+        acc_sock_unlink(sock);
+        acc_sock_release(sock);
         return r;
     }
     return fd;
 }
 
-bool br_peer_allowed(const struct br_config *cfg, int fd, const struct ucred *cred)
+bool br_peer_allowed(const struct br_config *cfg, int fd, const struct ucred *cred, char *why,
+                     size_t whysz)
 {
     struct acc_allow allow = {
         .n_uids = cfg->n_allow_uids, .uids = cfg->allow_uids,
@@ -89,7 +92,7 @@ bool br_peer_allowed(const struct br_config *cfg, int fd, const struct ucred *cr
     int r = acc_peer_check(fd, &allow, NULL, &err);
     if (r == 1)
         return true;
-    br_warn("refusing client pid %d uid %u: %s", (int)cred->pid, (unsigned)cred->uid,
-            err.msg[0] ? err.msg : r < 0 ? strerror(-r) : "not allowed");
+    snprintf(why, whysz, "refusing client pid %d uid %u: %s", (int)cred->pid,
+             (unsigned)cred->uid, err.msg[0] ? err.msg : r < 0 ? strerror(-r) : "not allowed");
     return false;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static enum br_log_level g_level = BR_LOG_INFO;
@@ -56,16 +57,75 @@ static bool stderr_is_journal(void)
 
 void br_log(enum br_log_level lvl, const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
+    br_vlog(lvl, fmt, ap);
+    va_end(ap);
+}
+
+uint64_t br_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void br_ratelimit_init(struct br_ratelimit *rl, unsigned burst, unsigned interval_ms)
+{
+    memset(rl, 0, sizeof(*rl));
+    rl->burst = burst;
+    rl->interval_ns = (uint64_t)interval_ms * 1000000ull;
+}
+
+static bool interval_over(const struct br_ratelimit *rl, uint64_t now)
+{
+    return !rl->started || now - rl->begin_ns >= rl->interval_ns;
+}
+
+unsigned br_ratelimit_flush(struct br_ratelimit *rl, uint64_t now_ns)
+{
+    if (!rl->suppressed || !interval_over(rl, now_ns))
+        return 0;
+    unsigned n = rl->suppressed;
+    rl->suppressed = 0;
+    return n;
+}
+
+bool br_ratelimit_allow(struct br_ratelimit *rl, uint64_t now_ns, unsigned *summary)
+{
+    if (summary)
+        *summary = br_ratelimit_flush(rl, now_ns);
+    if (interval_over(rl, now_ns)) {
+        rl->started = true;
+        rl->begin_ns = now_ns;
+        rl->used = 0;
+    }
+    if (rl->used < rl->burst) {
+        rl->used++;
+        return true;
+    }
+    rl->suppressed++;
+    return false;
+}
+
+int64_t br_ratelimit_due_ns(const struct br_ratelimit *rl, uint64_t now_ns)
+{
+    if (!rl->suppressed)
+        return -1;
+    if (interval_over(rl, now_ns))
+        return 0;
+    return (int64_t)(rl->interval_ns - (now_ns - rl->begin_ns));
+}
+
+void br_vlog(enum br_log_level lvl, const char *fmt, va_list ap)
+{
     static const char *const lvl_name[] = { "error", "warn", "info", "debug" };
     static const int syslog_prio[] = { 3, 4, 6, 7 };
     if (!br_log_enabled(lvl))
         return;
     int saved = errno;
     char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     /* one fprintf per line so concurrent writers do not interleave inside it */
     if (stderr_is_journal())
         fprintf(stderr, "<%d>%s%s%s%s\n", syslog_prio[lvl], g_device[0] ? "[" : "", g_device,

@@ -254,6 +254,43 @@ static int get_bool(struct ctx *c, const char *path, struct json_object *v, bool
     return 0;
 }
 
+/* A byte count: a positive integer, or a string with a K/M/G/T (binary)
+ * suffix such as "64G". */
+static int get_size(struct ctx *c, const char *path, struct json_object *v, uint64_t *out)
+{
+    if (json_object_is_type(v, json_type_int)) {
+        int64_t n = json_object_get_int64(v);
+        if (n <= 0)
+            return fail_at(c, path, EINVAL, "must be a positive number of bytes");
+        *out = (uint64_t)n;
+        return 0;
+    }
+    if (!json_object_is_type(v, json_type_string))
+        return fail_at(c, path, EINVAL, "must be a size such as \"64G\" or a number of bytes, "
+                                        "not %s", type_name(v));
+    const char *s = json_object_get_string(v);
+    char *end;
+    errno = 0;
+    unsigned long long n = (*s >= '0' && *s <= '9') ? strtoull(s, &end, 10) : 0;
+    if (!n || errno)
+        goto bad;
+    unsigned shift = 0;
+    switch (*end) {
+    case '\0': break;
+    case 'K': case 'k': shift = 10; end++; break;
+    case 'M': case 'm': shift = 20; end++; break;
+    case 'G': case 'g': shift = 30; end++; break;
+    case 'T': case 't': shift = 40; end++; break;
+    default: goto bad;
+    }
+    if (*end || (shift && n > (UINT64_MAX >> shift)))
+        goto bad;
+    *out = (uint64_t)n << shift;
+    return 0;
+bad:
+    return fail_at(c, path, EINVAL, "\"%s\" is not a size such as \"64G\"", s);
+}
+
 static int get_string(struct ctx *c, const char *path, struct json_object *v, const char **out)
 {
     if (!json_object_is_type(v, json_type_string))
@@ -420,6 +457,18 @@ static int settings_key(struct ctx *c, const char *path, const char *key, struct
         return get_bool(c, path, v, &s->reset_on_disconnect);
     if (strcmp(key, "bind") == 0)
         return get_bool(c, path, v, &s->bind);
+    if (strcmp(key, "max_dma_bytes") == 0) {
+        s->max_dma_bytes_set = true;
+        return get_size(c, path, v, &s->max_dma_bytes);
+    }
+    if (strcmp(key, "handshake_timeout_ms") == 0) {
+        int64_t n = json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : -1;
+        if (n < 1 || n > POL_MAX_HANDSHAKE_TIMEOUT_MS)
+            return fail_at(c, path, EINVAL, "must be a number of milliseconds, 1 to %u",
+                           POL_MAX_HANDSHAKE_TIMEOUT_MS);
+        s->handshake_timeout_ms = (uint32_t)n;
+        return 0;
+    }
     return 1;
 }
 

@@ -44,6 +44,7 @@
 #define POL_SOCKET_MAX     108u         /* sizeof(sun_path), NUL included */
 #define POL_ADDR_LEN       16u          /* "DDDD:BB:DD.F" + NUL, rounded */
 #define POL_NAME_MAX       64u
+#define POL_MAX_HANDSHAKE_TIMEOUT_MS 3600000u
 
 struct pol_err {
     char msg[512];
@@ -87,6 +88,12 @@ struct pol_settings {
     bool msix_mmap_kernel;     /* "msix_mmap": "kernel": the kernel's caps (MSIX_MAPPABLE) */
     bool reset_on_disconnect;  /* VFIO_DEVICE_RESET when a client goes away (default true) */
     bool bind;                 /* udev helper binds matching devices to vfio-pci */
+    /* Cap on the bytes a client may map for DMA (pinned memory); unset =
+     * the bridge's default (half the host's RAM). */
+    bool max_dma_bytes_set;
+    uint64_t max_dma_bytes;
+    /* VERSION must come within this time of connecting; 0 = the default. */
+    uint32_t handshake_timeout_ms;
 };
 
 struct pol_entry {

@@ -2,7 +2,9 @@
 #include "server.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -43,8 +45,45 @@ struct br_server {
     atomic_uint accepted, refused, closed;
     atomic_bool connected;
     bool accept_stalled;      /* accept() ran out of fds; listener not polled */
+    uint64_t hs_deadline_ns;  /* the session must have negotiated by then */
+    struct br_ratelimit conn_rl;  /* connect / refusal / disconnect lines */
     char why[256];            /* reason of the last session close */
 };
+
+static void conn_log_summary(unsigned missed)
+{
+    if (missed)
+        br_warn("%u connect/refusal log lines not logged in the last %u ms (at most %u per "
+                "interval)", missed, BR_CONN_LOG_INTERVAL_MS, BR_CONN_LOG_BURST);
+}
+
+/* Whether one more connect, refusal or disconnect line may be logged: any
+ * peer that can reach the socket causes these at will, so they share one
+ * rate limit. A summary of what an ended interval suppressed goes first. */
+static bool conn_log_allowed(struct br_server *srv)
+{
+    unsigned missed = 0;
+    bool ok = br_ratelimit_allow(&srv->conn_rl, br_now_ns(), &missed);
+    conn_log_summary(missed);
+    return ok;
+}
+
+__attribute__((format(printf, 3, 4)))
+static void conn_log(struct br_server *srv, enum br_log_level lvl, const char *fmt, ...)
+{
+    if (!conn_log_allowed(srv))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    br_vlog(lvl, fmt, ap);
+    va_end(ap);
+}
+
+/* The summary when its interval is over, without waiting for an event. */
+static void conn_log_flush(struct br_server *srv)
+{
+    conn_log_summary(br_ratelimit_flush(&srv->conn_rl, br_now_ns()));
+}
 
 int br_server_new(struct br_server **out, struct br_dev *dev, int listen_fd)
 {
@@ -56,6 +95,7 @@ int br_server_new(struct br_server **out, struct br_dev *dev, int listen_fd)
     srv->dev = dev;
     srv->listen_fd = listen_fd;
     srv->signal_fd = -1;
+    br_ratelimit_init(&srv->conn_rl, BR_CONN_LOG_BURST, BR_CONN_LOG_INTERVAL_MS);
     srv->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (srv->stop_fd < 0) {
         int r = -errno;
@@ -128,12 +168,49 @@ static void close_session(struct br_server *srv, const char *reason)
     if (!srv->sess)
         return;
     srv->sess->close_reason = reason;
+    /* the disconnect line shares the connect lines' rate limit */
+    srv->sess->log_quiet = !conn_log_allowed(srv);
     br_session_close(srv->sess);
     srv->sess = NULL;
     srv->drop_reason = NULL;
+    srv->hs_deadline_ns = 0;
     srv->accept_stalled = false;   /* its fds are free again */
     atomic_store(&srv->connected, false);
     atomic_fetch_add(&srv->closed, 1);
+}
+
+/* Whether the current session's peer has closed its end (POLLHUP: both
+ * directions shut; what it left unread can no longer be answered). */
+static bool peer_gone(const struct br_server *srv)
+{
+    struct pollfd p = { .fd = srv->sess->conn.fd, .events = 0 };
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR | POLLNVAL));
+}
+
+/* Between prefault chunks of a long DMA_MAP (dma.c): run the extra fds'
+ * callbacks that have events (a device watch that sees the device go calls
+ * br_server_stop) and say whether the loop has been asked to stop (stop
+ * request or signal pending; neither is consumed here). */
+static bool work_interrupted(void *arg)
+{
+    struct br_server *srv = arg;
+    struct pollfd p[2 + BR_MAX_EXTRA_FDS];
+    struct extra_fd extra[BR_MAX_EXTRA_FDS];
+    unsigned n_extra = srv->n_extra;
+    memcpy(extra, srv->extra, sizeof(extra));
+    p[0] = (struct pollfd){ .fd = srv->stop_fd, .events = POLLIN };
+    p[1] = (struct pollfd){ .fd = srv->signal_fd, .events = POLLIN };
+    for (unsigned i = 0; i < n_extra; i++)
+        p[2 + i] = (struct pollfd){ .fd = extra[i].fd, .events = extra[i].events };
+    if (poll(p, 2 + n_extra, 0) <= 0)
+        return false;
+    for (unsigned i = 0; i < n_extra; i++)
+        if (p[2 + i].revents)
+            extra[i].cb(srv, extra[i].fd, p[2 + i].revents, extra[i].arg);
+    if (p[0].revents || p[1].revents)
+        return true;
+    p[0].revents = 0;
+    return poll(p, 1, 0) == 1;   /* a callback asked to stop */
 }
 
 static void accept_clients(struct br_server *srv)
@@ -158,20 +235,30 @@ static void accept_clients(struct br_server *srv)
         struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
         socklen_t len = sizeof(cred);
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-            br_warn("SO_PEERCRED: %s; refusing the connection", strerror(errno));
+            conn_log(srv, BR_LOG_WARN, "SO_PEERCRED: %s; refusing the connection",
+                     strerror(errno));
             close(fd);
             atomic_fetch_add(&srv->refused, 1);
             continue;
         }
-        if (!br_peer_allowed(srv->dev->cfg, fd, &cred)) {
+        char why[320];
+        if (!br_peer_allowed(srv->dev->cfg, fd, &cred, why, sizeof(why))) {
+            conn_log(srv, BR_LOG_WARN, "%s", why);
             close(fd);
             atomic_fetch_add(&srv->refused, 1);
             continue;
         }
+        /* A client that closed and connected again at once: its old
+         * connection may still be the session (both were in the backlog,
+         * or its EOF is not read yet). Finish it; only a live peer keeps
+         * the device. */
+        if (srv->sess && peer_gone(srv))
+            close_session(srv, "disconnected");
         if (srv->sess) {
-            br_warn("refusing client pid %d uid %u: the device is in use by pid %d uid %u",
-                    (int)cred.pid, (unsigned)cred.uid, (int)srv->sess->peer.pid,
-                    (unsigned)srv->sess->peer.uid);
+            conn_log(srv, BR_LOG_WARN,
+                     "refusing client pid %d uid %u: the device is in use by pid %d uid %u",
+                     (int)cred.pid, (unsigned)cred.uid, (int)srv->sess->peer.pid,
+                     (unsigned)srv->sess->peer.uid);
             close(fd);
             atomic_fetch_add(&srv->refused, 1);
             continue;
@@ -183,11 +270,47 @@ static void accept_clients(struct br_server *srv)
             atomic_fetch_add(&srv->refused, 1);
             continue;
         }
+        srv->sess->dma.interrupted = work_interrupted;
+        srv->sess->dma.interrupted_arg = srv;
+        uint32_t hs = srv->dev->cfg->handshake_timeout_ms ? srv->dev->cfg->handshake_timeout_ms
+                                                          : BR_DEFAULT_HANDSHAKE_TIMEOUT_MS;
+        srv->hs_deadline_ns = br_now_ns() + (uint64_t)hs * 1000000ull;
         atomic_store(&srv->connected, true);
         atomic_fetch_add(&srv->accepted, 1);
-        br_info("client pid %d uid %u gid %u connected", (int)cred.pid, (unsigned)cred.uid,
-                (unsigned)cred.gid);
+        conn_log(srv, BR_LOG_INFO, "client pid %d uid %u gid %u connected", (int)cred.pid,
+                 (unsigned)cred.uid, (unsigned)cred.gid);
     }
+}
+
+/* Poll timeout: until the handshake deadline of a session that has not
+ * negotiated, a due rate-limit summary, or the accept retry; -1 = none. */
+static int next_timeout_ms(struct br_server *srv)
+{
+    uint64_t now = br_now_ns();
+    int64_t ns = -1;
+    if (srv->sess && !srv->sess->negotiated && srv->hs_deadline_ns)
+        ns = srv->hs_deadline_ns > now ? (int64_t)(srv->hs_deadline_ns - now) : 0;
+    int64_t rl = br_ratelimit_due_ns(&srv->conn_rl, now);
+    if (rl >= 0 && (ns < 0 || rl < ns))
+        ns = rl;
+    if (srv->accept_stalled && (ns < 0 || ns > (int64_t)BR_ACCEPT_RETRY_MS * 1000000))
+        ns = (int64_t)BR_ACCEPT_RETRY_MS * 1000000;
+    if (ns < 0)
+        return -1;
+    return (int)((ns + 999999) / 1000000);
+}
+
+static void check_handshake_deadline(struct br_server *srv)
+{
+    if (!srv->sess || srv->sess->negotiated || !srv->hs_deadline_ns ||
+        br_now_ns() < srv->hs_deadline_ns)
+        return;
+    uint32_t hs = srv->dev->cfg->handshake_timeout_ms ? srv->dev->cfg->handshake_timeout_ms
+                                                      : BR_DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    conn_log(srv, BR_LOG_WARN, "client pid %d uid %u sent no VERSION within %u ms; closing "
+             "the connection", (int)srv->sess->peer.pid, (unsigned)srv->sess->peer.uid, hs);
+    snprintf(srv->why, sizeof(srv->why), "no VERSION within %u ms", hs);
+    close_session(srv, srv->why);
 }
 
 /* One message from the client. */
@@ -245,7 +368,7 @@ int br_server_run(struct br_server *srv)
         for (unsigned i = 0; i < n_extra; i++)
             pfd[P_EXTRA + i] = (struct pollfd){ .fd = extra[i].fd, .events = extra[i].events };
 
-        int n = poll(pfd, P_EXTRA + n_extra, srv->accept_stalled ? BR_ACCEPT_RETRY_MS : -1);
+        int n = poll(pfd, P_EXTRA + n_extra, next_timeout_ms(srv));
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -273,6 +396,8 @@ int br_server_run(struct br_server *srv)
                 extra[i].cb(srv, extra[i].fd, pfd[P_EXTRA + i].revents, extra[i].arg);
         if (srv->drop_reason)
             close_session(srv, srv->drop_reason);
+        check_handshake_deadline(srv);
+        conn_log_flush(srv);
     }
     close_session(srv, stop ? "server shutting down" : "server error");
     return ret;

@@ -2,10 +2,14 @@
 /*
  * server.h - the daemon's single-threaded event loop: one listening socket,
  * at most one client session per device (a second client is accepted, told
- * nothing, logged and closed; the first is undisturbed), commands handled in
- * arrival order, SIGTERM/SIGINT through a signalfd, a stop request from any
- * thread or signal handler, and extra fds with callbacks (for example a udev
- * monitor that reports the device going away).
+ * nothing, logged and closed; the first is undisturbed; but a session whose
+ * peer has already hung up is finished first, so a client that reconnects
+ * at once is served), a handshake deadline (VERSION within
+ * cfg->handshake_timeout_ms of connecting), commands handled in arrival
+ * order, SIGTERM/SIGINT through a signalfd, a stop request from any thread
+ * or signal handler, and extra fds with callbacks (for example a udev
+ * monitor that reports the device going away). Connect, refusal and
+ * disconnect log lines are rate-limited (BR_CONN_LOG_BURST per interval).
  */
 #ifndef BR_SERVER_H
 #define BR_SERVER_H
@@ -19,7 +23,11 @@
 struct br_server;
 
 /* Called from the loop when an extra fd has events. It may call
- * br_server_stop or br_server_drop_client. */
+ * br_server_stop or br_server_drop_client. It is also called between the
+ * prefault chunks of a long DMA_MAP (so that a device removal is seen while
+ * one runs), and may then be called again in the same loop turn with
+ * nothing left to read: the fd must be non-blocking, and the callback must
+ * not touch the session's DMA table. */
 typedef void (*br_fd_cb)(struct br_server *srv, int fd, short revents, void *arg);
 
 struct br_server_stats {

@@ -95,6 +95,10 @@ int br_service_apply_policy(struct br_config *cfg)
         cfg->msix_mmap = s->msix_mmap_kernel && !s->sparse_msix ? BR_MSIX_MMAP_KERNEL
                                                                 : BR_MSIX_MMAP_SPARSE;
     cfg->no_reset |= !s->reset_on_disconnect;
+    if (!cfg->max_dma_bytes_set && s->max_dma_bytes_set)
+        cfg->max_dma_bytes = s->max_dma_bytes;
+    if (!cfg->handshake_timeout_set && s->handshake_timeout_ms)
+        cfg->handshake_timeout_ms = s->handshake_timeout_ms;
     br_info("policy %s: devices[%u] exports %s (%04x:%04x) on %s, mode %04o, %zu uids and "
             "%zu gids allowed%s%s", p->path, d.entry->index, id.addr, id.vendor, id.device,
             cfg->socket_path, (unsigned)cfg->socket_mode, cfg->n_allow_uids, cfg->n_allow_gids,

@@ -97,8 +97,9 @@ void br_session_close(struct br_session *s)
     vu_conn_close(&s->conn);
     br_irq_free(&s->irq);
     br_dma_free(&s->dma);
-    br_info("client pid %d uid %u disconnected (%s): %llu messages, %llu errors; "
-            "released %zu DMA maps, %u IRQ eventfds%s",
+    br_log(s->log_quiet ? BR_LOG_DEBUG : BR_LOG_INFO,
+           "client pid %d uid %u disconnected (%s): %llu messages, %llu errors; released "
+           "%zu DMA maps, %u IRQ eventfds%s",
             (int)s->peer.pid, (unsigned)s->peer.uid, s->close_reason ? s->close_reason : "closed",
             (unsigned long long)s->n_msgs, (unsigned long long)s->n_errors, maps, irq_fds,
             !quiesce ? ", device untouched"

@@ -60,14 +60,29 @@ struct br_dma_table {
     uint32_t max_maps;         /* limit on n */
     uint64_t max_bytes;        /* limit on bytes; 0 = none */
     uint64_t page_size;
+    /* Asked between prefault chunks of a DMA_MAP (NULL = never): true makes
+     * the map fail with -EINTR, undone, so that the loop can handle a stop
+     * request, a signal or the device going away. Set by the server. */
+    bool (*interrupted)(void *arg);
+    void *interrupted_arg;
 };
+
+/* The prefault before pinning goes in chunks of this size, with a check
+ * for a stop request between them: a DMA_MAP of a large range never keeps
+ * the loop from a SIGTERM or an unbind for long. */
+#define BR_DMA_PREFAULT_CHUNK (64ull << 20)
 
 void br_dma_init(struct br_dma_table *t, uint32_t max_maps, uint64_t max_bytes, uint64_t page);
 /* Map [iova, iova+size). fd: the client's memory fd (ownership taken in all
  * cases: kept, or closed if an identical object is already open, or closed
  * on error), -1 = no fd (recorded, not reachable by the device).
  * -EEXIST overlap, -ENOSPC count limit, -ENOMEM byte limit, -EINVAL bad
- * range/fd/flags, or the back end's error. Nothing is left behind on error. */
+ * range/fd/flags, -EINTR interrupted (t->interrupted), or the back end's
+ * error. Nothing is left behind on error.
+ *
+ * The bridge never reads or writes client memory itself: the prefault is
+ * MADV_POPULATE_READ, which reports a page beyond the end of a shrunk file
+ * as EFAULT instead of raising SIGBUS, so memory objects need no seals. */
 int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint64_t size,
                uint64_t offset, uint32_t flags, int fd);
 /* Remove exactly [iova, iova+size): IOMMU unmap, munmap, backing released.
@@ -123,6 +138,7 @@ struct br_session {
     struct br_irq_state irq;
     uint64_t n_msgs, n_errors;
     const char *close_reason;    /* set by whoever ends the session */
+    bool log_quiet;              /* disconnect line at debug level (rate limit hit) */
 };
 
 /* Create a session on an accepted socket (ownership of fd taken, even on

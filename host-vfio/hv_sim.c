@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define SIM_NUM_REGIONS 9u
@@ -579,6 +580,22 @@ static int sim_dma_unmap(struct hv_device *d, uint64_t iova, uint64_t size, uint
     return r;
 }
 
+/* Copy n bytes between the simulated device's buffer and client memory at
+ * `ram` (the bridge's mapping of the client's file). Through the kernel
+ * (process_vm_readv/writev on this process), not memcpy: a client that
+ * shrank its file after DMA_MAP leaves pages beyond the end, where a load or
+ * store raises SIGBUS and kills the daemon; the kernel reports EFAULT
+ * instead, which the sim counts as a DMA fault. (Real hardware reaches the
+ * pinned pages through the IOMMU and never touches the bridge's mapping.) */
+static int copy_self(uint8_t *ram, uint8_t *dev, size_t n, bool to_ram)
+{
+    struct iovec local = { .iov_base = dev, .iov_len = n };
+    struct iovec remote = { .iov_base = ram, .iov_len = n };
+    ssize_t r = to_ram ? process_vm_writev(getpid(), &local, 1, &remote, 1, 0)
+                       : process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+    return r == (ssize_t)n ? 0 : -EFAULT;
+}
+
 /* Device-side DMA: check the whole range first, then copy. */
 static int dma_access(struct sim *s, uint64_t iova, void *buf, size_t len, bool to_ram)
 {
@@ -598,12 +615,9 @@ static int dma_access(struct sim *s, uint64_t iova, void *buf, size_t len, bool 
                 return -EPERM;
             uint64_t in = cur - m->iova;
             size_t n = (size_t)(m->size - in < len - done ? m->size - in : len - done);
-            if (pass == 1) {
-                if (to_ram)
-                    memcpy(m->vaddr + in, (uint8_t *)buf + done, n);
-                else
-                    memcpy((uint8_t *)buf + done, m->vaddr + in, n);
-            }
+            if (pass == 1 && copy_self((uint8_t *)m->vaddr + in, (uint8_t *)buf + done, n,
+                                       to_ram) < 0)
+                return -EFAULT;
             done += n;
             cur += n;
         }

@@ -22,6 +22,7 @@
 void th_init(struct th *t)
 {
     memset(t, 0, sizeof(*t));
+    t->sock = (struct acc_sock){ .fd = -1, .dir_fd = -1 };
     hv_sim_config_defaults(&t->sc);
     t->sc.addr = "0000:00:04.0";
     br_config_defaults(&t->cfg);
@@ -62,7 +63,7 @@ void th_start(struct th *t)
     assert_non_null(mkdtemp(t->dir));
     snprintf(t->path, sizeof(t->path), "%s/sock", t->dir);
     t->cfg.socket_path = t->path;
-    int lfd = br_listen(&t->cfg);
+    int lfd = br_listen(&t->cfg, &t->sock);
     assert_true(lfd >= 0);
     assert_int_equal(br_server_new(&t->srv, t->dev, lfd), 0);
     assert_int_equal(pthread_create(&t->thread, NULL, run_thread, t), 0);
@@ -88,7 +89,8 @@ void th_stop(struct th *t)
     t->dev = NULL;
     hv_close(t->hv);
     t->hv = NULL;
-    unlink(t->path);
+    acc_sock_unlink(&t->sock);
+    acc_sock_release(&t->sock);
     rmdir(t->dir);
 }
 

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "access.h"
 #include "config.h"
 #include "device.h"
 #include "hv_sim.h"
@@ -29,6 +30,7 @@ struct th {
     int run_ret;
     char dir[64];
     char path[128];
+    struct acc_sock sock;      /* the listening socket's file */
 };
 
 /* Defaults: sim defaults (edu-like), bridge defaults, log level error

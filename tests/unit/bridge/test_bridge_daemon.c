@@ -16,13 +16,26 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <linux/fs.h>
 
 #include <cmocka.h>
 
 #include "vu_client.h"
 
 #define RW (VU_DMA_MAP_FLAG_READ | VU_DMA_MAP_FLAG_WRITE)
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 /* Run the bridge with args; its stdout into out (NUL-terminated). Returns the
  * exit status (or 128 + signal). */
@@ -60,6 +73,7 @@ static void test_help_version_usage(void **state)
     assert_non_null(strstr(out, "serve a simulated device, for tests and demos"));
     assert_non_null(strstr(out, "--no-mmap"));
     assert_non_null(strstr(out, "--sparse-msix"));
+    assert_non_null(strstr(out, "--handshake-timeout MS"));
     assert_non_null(strstr(out, "list [--json]"));
     const char *ver[] = { BRIDGE_EXE, "--version", NULL };
     assert_int_equal(run_capture(ver, out, sizeof(out)), 0);
@@ -90,97 +104,401 @@ static void test_list_json(void **state)
     json_object_put(j);
 }
 
-/* Start the daemon on a sim with $NOTIFY_SOCKET; wait for READY=1. */
-static pid_t start_daemon(const char *dir, char *sock, size_t socksz)
+/* ---- a daemon per test, killed in the teardown whatever happened ---------------- */
+
+#define MAX_EXTRA_ARGS 8
+
+struct dfix {
+    pid_t pid;             /* the daemon under test, 0 = none */
+    char dir[64];
+    char sock[128];
+    char log[128];         /* its stderr */
+};
+
+static int fix_setup(void **state)
+{
+    struct dfix *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/vub-daemon-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    snprintf(f->sock, sizeof(f->sock), "%s/bridge.sock", f->dir);
+    snprintf(f->log, sizeof(f->log), "%s/log", f->dir);
+    *state = f;
+    return 0;
+}
+
+static void reap(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+}
+
+static int fix_teardown(void **state)
+{
+    struct dfix *f = *state;
+    if (f->pid > 0)
+        reap(f->pid);
+    if (getenv("VUB_TEST_LOG")) {
+        char cmd[160];
+        snprintf(cmd, sizeof(cmd), "cat %s >&2", f->log);
+        if (system(cmd) != 0) {
+        }
+    }
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+    int r = system(cmd);
+    free(f);
+    return r == 0 ? 0 : -1;
+}
+
+/* Exec the bridge on --sim=nvme-like at `sock` with $NOTIFY_SOCKET and the
+ * extra args, stderr appended to `log`. Returns its pid, or -1 if it
+ * exited before READY=1 (*status then holds the exit status). */
+static pid_t spawn_daemon(const char *dir, const char *sock, const char *log,
+                          const char *const *extra, int *status)
 {
     char notify[128];
-    snprintf(sock, socksz, "%s/bridge.sock", dir);
-    snprintf(notify, sizeof(notify), "%s/notify", dir);
+    static unsigned seq;
+    snprintf(notify, sizeof(notify), "%s/notify%u", dir, seq++);
     int nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     assert_true(nfd >= 0);
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     strcpy(sa.sun_path, notify);
     assert_int_equal(bind(nfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 
+    const char *argv[16] = { BRIDGE_EXE, "--sim=nvme-like", "--socket", sock, "--log-level",
+                             "info" };
+    size_t n = 6;
+    for (size_t i = 0; extra && extra[i] && i < MAX_EXTRA_ARGS; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         setenv("NOTIFY_SOCKET", notify, 1);
-        int devnull = open("/dev/null", O_WRONLY);
-        if (!getenv("VUB_TEST_LOG"))
-            dup2(devnull, 2);
-        execl(BRIDGE_EXE, BRIDGE_EXE, "--sim=nvme-like", "--socket", sock, "--log-level",
-              getenv("VUB_TEST_LOG") ? getenv("VUB_TEST_LOG") : "info", (char *)NULL);
+        int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (lfd >= 0)
+            dup2(lfd, 2);
+        execv(BRIDGE_EXE, (char *const *)argv);
         _exit(127);
     }
-    struct pollfd p = { .fd = nfd, .events = POLLIN };
-    assert_int_equal(poll(&p, 1, 20000), 1);     /* guard only */
-    char msg[64] = "";
-    ssize_t n = recv(nfd, msg, sizeof(msg) - 1, 0);
-    assert_true(n > 0);
-    msg[n] = '\0';
-    assert_string_equal(msg, "READY=1");
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    assert_true(pidfd >= 0);
+    struct pollfd p[2] = { { .fd = nfd, .events = POLLIN }, { .fd = pidfd, .events = POLLIN } };
+    assert_true(poll(p, 2, 30000) >= 1);     /* guard only */
+    pid_t ret = pid;
+    if (p[0].revents & POLLIN) {
+        char msg[64] = "";
+        ssize_t got = recv(nfd, msg, sizeof(msg) - 1, 0);
+        assert_true(got > 0);
+        msg[got] = '\0';
+        assert_string_equal(msg, "READY=1");
+    } else {
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        ret = -1;
+    }
+    close(pidfd);
     close(nfd);
     unlink(notify);
-    /* ready means listening */
-    struct stat st;
-    assert_int_equal(stat(sock, &st), 0);
-    assert_true(S_ISSOCK(st.st_mode));
-    assert_int_equal(st.st_mode & 0777, 0600);
-    return pid;
+    return ret;
 }
 
-static void stop_with(int sig)
+/* Start the fixture's daemon; READY=1 means listening. */
+static void start_daemon(struct dfix *f, const char *const *extra)
 {
-    char dir[] = "/tmp/vub-daemon-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char sock[128];
-    pid_t pid = start_daemon(dir, sock, sizeof(sock));
+    int st = 0;
+    f->pid = spawn_daemon(f->dir, f->sock, f->log, extra, &st);
+    if (f->pid < 0)
+        fail_msg("the bridge exited with status %d before READY=1", st);
+    struct stat sb;
+    assert_int_equal(stat(f->sock, &sb), 0);
+    assert_true(S_ISSOCK(sb.st_mode));
+}
 
+/* Stop the fixture's daemon with sig; returns its exit status. */
+static int stop_daemon(struct dfix *f, int sig)
+{
+    assert_int_equal(kill(f->pid, sig), 0);
+    int st;
+    assert_int_equal(waitpid(f->pid, &st, 0), f->pid);
+    f->pid = 0;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Lines of the daemon's log containing `needle`. */
+static unsigned log_count(const struct dfix *f, const char *needle)
+{
+    FILE *fp = fopen(f->log, "r");
+    if (!fp)
+        return 0;
+    char line[1024];
+    unsigned n = 0;
+    while (fgets(line, sizeof(line), fp))
+        if (strstr(line, needle))
+            n++;
+    fclose(fp);
+    return n;
+}
+
+static struct vu_client *client(const struct dfix *f, bool negotiate)
+{
     struct vu_client *c = NULL;
-    assert_int_equal(vu_client_connect(sock, &c, NULL), 0);
-    assert_int_equal(vu_client_negotiate(c, NULL, NULL), 0);
+    struct vu_err err = { "" };
+    if (vu_client_connect(f->sock, &c, &err) < 0)
+        fail_msg("connect %s: %s", f->sock, err.msg);
+    vu_client_set_timeout(c, 20000);
+    if (negotiate && vu_client_negotiate(c, NULL, NULL) < 0)
+        fail_msg("negotiate: %s", vu_client_error(c));
+    return c;
+}
+
+static void stop_with(void **state, int sig)
+{
+    struct dfix *f = *state;
+    assert_int_equal(access(f->sock, F_OK), -1);
+    start_daemon(f, NULL);
+    struct stat sb;
+    assert_int_equal(stat(f->sock, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+
+    struct vu_client *c = client(f, true);
     int mfd = memfd_create("dma", MFD_CLOEXEC);
     assert_int_equal(ftruncate(mfd, 1 << 20), 0);
     assert_int_equal(vu_client_dma_map(c, 0x100000, 1 << 20, mfd, 0, RW), 0);
     struct vu_device_info di;
     assert_int_equal(vu_client_get_info(c, &di), 0);
 
-    assert_int_equal(kill(pid, sig), 0);
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_int_equal(stop_daemon(f, sig), 0);
     /* the socket file is gone and the client sees the end */
-    assert_int_equal(access(sock, F_OK), -1);
+    assert_int_equal(access(f->sock, F_OK), -1);
     assert_true(vu_client_get_info(c, &di) < 0);
     vu_client_close(c);
     close(mfd);
-    rmdir(dir);
 }
 
-static void test_sigterm(void **state) { stop_with(SIGTERM); }
-static void test_sigint(void **state) { stop_with(SIGINT); }
+static void test_sigterm(void **state) { stop_with(state, SIGTERM); }
+static void test_sigint(void **state) { stop_with(state, SIGINT); }
 
+/* A second bridge on a live socket exits 1 and leaves the first one alone:
+ * its liveness probe never becomes a connection of the first (which would
+ * hold the one session slot while a VMM connects), and a client that
+ * connects at once is served. Repeated, since it used to be a race. */
 static void test_second_daemon_on_live_socket(void **state)
 {
-    char dir[] = "/tmp/vub-daemon-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char sock[128];
-    pid_t pid = start_daemon(dir, sock, sizeof(sock));
+    struct dfix *f = *state;
+    start_daemon(f, NULL);
     static char out[4096];
-    const char *args[] = { BRIDGE_EXE, "--sim", "--socket", sock, NULL };
-    assert_int_equal(run_capture(args, out, sizeof(out)), 1);
-    /* the first one still serves */
-    struct vu_client *c = NULL;
-    assert_int_equal(vu_client_connect(sock, &c, NULL), 0);
-    assert_int_equal(vu_client_negotiate(c, NULL, NULL), 0);
+    const char *args[] = { BRIDGE_EXE, "--sim", "--socket", f->sock, NULL };
+    for (int i = 0; i < 4; i++) {     /* 8 connect/disconnect lines: under the rate limit */
+        assert_int_equal(run_capture(args, out, sizeof(out)), 1);
+        struct vu_client *c = client(f, true);
+        vu_client_close(c);
+    }
+    /* the first bridge saw exactly our 4 clients, no probe */
+    char mine[96];
+    snprintf(mine, sizeof(mine), "client pid %d uid %u gid %u connected", (int)getpid(),
+             (unsigned)getuid(), (unsigned)getgid());
+    assert_int_equal(log_count(f, " connected"), 4);   /* (written before VERSION's reply) */
+    assert_int_equal(log_count(f, mine), 4);
+    assert_int_equal(log_count(f, "refusing"), 0);
+    assert_int_equal(stop_daemon(f, SIGTERM), 0);
+}
+
+/* A client that shrinks its memory file after DMA_MAP, then makes the
+ * (simulated) device DMA into it: the daemon must not die of SIGBUS. */
+#define EDU_DMA_SRC 0x80
+#define EDU_DMA_DST 0x88
+#define EDU_DMA_CNT 0x90
+#define EDU_DMA_CMD 0x98
+#define EDU_BUF_ADDR 0x40000u
+static void test_shrunk_memfd_does_not_kill(void **state)
+{
+    struct dfix *f = *state;
+    start_daemon(f, NULL);
+    struct vu_client *c = client(f, true);
+    int mfd = memfd_create("dma", MFD_CLOEXEC);
+    assert_int_equal(ftruncate(mfd, 1 << 20), 0);
+    assert_int_equal(vu_client_dma_map(c, 0x100000, 1 << 20, mfd, 0, RW), 0);
+    assert_int_equal(ftruncate(mfd, 0), 0);
+    uint64_t src = EDU_BUF_ADDR, dst = 0x100000, cnt = 4096, cmd = 1 | 2;   /* to RAM */
+    assert_int_equal(vu_client_region_write(c, 0, EDU_DMA_SRC, &src, 8, false), 8);
+    assert_int_equal(vu_client_region_write(c, 0, EDU_DMA_DST, &dst, 8, false), 8);
+    assert_int_equal(vu_client_region_write(c, 0, EDU_DMA_CNT, &cnt, 8, false), 8);
+    assert_int_equal(vu_client_region_write(c, 0, EDU_DMA_CMD, &cmd, 4, false), 4);
+    cmd = 1;   /* from RAM */
+    assert_int_equal(vu_client_region_write(c, 0, EDU_DMA_SRC, &dst, 8, false), 8);
+    assert_int_equal(vu_client_region_write(c, 0, EDU_DMA_DST, &src, 8, false), 8);
+    assert_int_equal(vu_client_region_write(c, 0, EDU_DMA_CMD, &cmd, 4, false), 4);
+    struct vu_device_info di;
+    assert_int_equal(vu_client_get_info(c, &di), 0);
+    /* and a DMA_MAP of the shrunk range is refused, not a crash */
+    assert_true(vu_client_dma_map(c, 0x200000, 1 << 20, mfd, 0, RW) < 0);
+    assert_int_equal(vu_client_get_info(c, &di), 0);
     vu_client_close(c);
-    kill(pid, SIGTERM);
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    rmdir(dir);
+    close(mfd);
+    assert_int_equal(stop_daemon(f, SIGTERM), 0);
+    assert_int_equal(access(f->sock, F_OK), -1);
+}
+
+/* A connection that never sends a byte is closed after the handshake
+ * deadline (and logged), then a real client gets in; a negotiated session
+ * may stay idle past it. */
+static void test_handshake_deadline(void **state)
+{
+    struct dfix *f = *state;
+    const char *extra[] = { "--handshake-timeout", "300", NULL };
+    start_daemon(f, extra);
+    int silent = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    strcpy(sa.sun_path, f->sock);
+    assert_int_equal(connect(silent, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    struct pollfd p = { .fd = silent, .events = POLLIN };
+    assert_int_equal(poll(&p, 1, 30000), 1);      /* guard only: closed by the bridge */
+    char b;
+    assert_int_equal(read(silent, &b, 1), 0);
+    close(silent);
+    assert_int_equal(log_count(f, "sent no VERSION within 300 ms"), 1);
+
+    struct vu_client *c = client(f, true);
+    struct timespec ts = { .tv_sec = 1, .tv_nsec = 0 };   /* > 3 deadlines */
+    nanosleep(&ts, NULL);
+    struct vu_device_info di;
+    assert_int_equal(vu_client_get_info(c, &di), 0);
+    vu_client_close(c);
+    assert_int_equal(stop_daemon(f, SIGTERM), 0);
+}
+
+/* A peer that connects again and again while the device is in use cannot
+ * flood the log: a few refusal lines, then one line saying how many were
+ * not logged. */
+static void test_refusal_log_rate_limited(void **state)
+{
+    struct dfix *f = *state;
+    start_daemon(f, NULL);
+    struct vu_client *c = client(f, true);
+    enum { N = 300 };
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    strcpy(sa.sun_path, f->sock);
+    for (int i = 0; i < N; i++) {
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        char b;
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        assert_int_equal(poll(&p, 1, 30000), 1);   /* refused: closed by the bridge */
+        assert_int_equal(read(fd, &b, 1), 0);
+        close(fd);
+    }
+    /* the summary comes once its interval is over, without another event */
+    for (int i = 0; i < 300 && log_count(f, "not logged") == 0; i++) {
+        struct timespec ts = { .tv_sec = 0, .tv_nsec = 100000000 };
+        nanosleep(&ts, NULL);
+    }
+    unsigned lines = log_count(f, "refusing client");
+    assert_true(lines >= 1);
+    assert_true(lines < N / 2);
+    assert_true(log_count(f, "not logged") >= 1);
+    struct vu_device_info di;
+    assert_int_equal(vu_client_get_info(c, &di), 0);   /* the client never noticed */
+    vu_client_close(c);
+    assert_int_equal(stop_daemon(f, SIGTERM), 0);
+}
+
+/* ---- the socket directory cannot be swapped under a starting daemon ------------- */
+
+struct swapper {
+    char a[160], b[160];
+    atomic_bool stop;
+    unsigned swaps;
+};
+
+static void *swap_loop(void *arg)
+{
+    struct swapper *sw = arg;
+    while (!atomic_load(&sw->stop)) {
+        if (syscall(SYS_renameat2, AT_FDCWD, sw->a, AT_FDCWD, sw->b, RENAME_EXCHANGE) == 0)
+            sw->swaps++;
+    }
+    return NULL;
+}
+
+/* The attack of issue 13: a user owns a directory above the socket's and
+ * keeps exchanging the socket's real directory with a symlink to a
+ * directory of root's, while the daemon starts with --socket-mode 0666 again
+ * and again. Root's 0600 file of the socket's name must stay as it is. With
+ * `root_owned` the upper directory is root's (the swap then needs root,
+ * but it exercises the by-fd steps instead of the ownership refusal).
+ * Bounded: 100 starts or 15 s. */
+static void race_socket_dir(struct dfix *f, bool root_owned)
+{
+    char up[96], victim_dir[96], victim[128], sock[160];
+    snprintf(up, sizeof(up), "%s/up", f->dir);
+    snprintf(victim_dir, sizeof(victim_dir), "%s/victim", f->dir);
+    snprintf(victim, sizeof(victim), "%s/victim/s", f->dir);
+    assert_int_equal(mkdir(up, 0755), 0);
+    assert_int_equal(mkdir(victim_dir, 0755), 0);
+    int vf = open(victim, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    assert_true(vf >= 0);
+    assert_int_equal(write(vf, "secret\n", 7), 7);
+    close(vf);
+    assert_int_equal(chmod(victim, 0600), 0);
+
+    struct swapper sw = { .swaps = 0 };
+    atomic_init(&sw.stop, false);
+    snprintf(sw.a, sizeof(sw.a), "%s/d", up);
+    snprintf(sw.b, sizeof(sw.b), "%s/e", up);
+    assert_int_equal(mkdir(sw.a, 0755), 0);
+    assert_int_equal(symlink(victim_dir, sw.b), 0);
+    if (!root_owned)
+        assert_int_equal(chown(up, 65534, 65534), 0);
+    snprintf(sock, sizeof(sock), "%s/d/s", up);
+
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, swap_loop, &sw), 0);
+    const char *extra[] = { "--socket-mode", "0666", NULL };
+    uint64_t t0 = now_ms();
+    unsigned starts = 0, served = 0;
+    bool changed = false;
+    for (; starts < 100 && now_ms() - t0 < 15000 && !changed; starts++) {
+        int st = 0;
+        pid_t pid = spawn_daemon(f->dir, sock, f->log, extra, &st);
+        if (pid > 0) {
+            served++;
+            kill(pid, SIGTERM);
+            waitpid(pid, NULL, 0);
+        }
+        struct stat sb;
+        changed = lstat(victim, &sb) < 0 || !S_ISREG(sb.st_mode) ||
+                  (sb.st_mode & 07777) != 0600 || sb.st_uid != 0;
+    }
+    atomic_store(&sw.stop, true);
+    pthread_join(th, NULL);
+    print_message("%s upper directory: %u starts, %u served, %u swaps\n",
+                  root_owned ? "root's" : "a user's", starts, served, sw.swaps);
+    if (changed)
+        fail_msg("root's 0600 file %s was changed or removed after %u daemon starts", victim,
+                 starts);
+    assert_true(sw.swaps > 0);
+    if (!root_owned)
+        assert_int_equal(served, 0);    /* a user's directory on the way: always refused */
+}
+
+static void test_socket_dir_swap_race_user_dir(void **state)
+{
+    if (geteuid() != 0)
+        skip();
+    race_socket_dir(*state, false);
+}
+
+static void test_socket_dir_swap_race_root_dir(void **state)
+{
+    if (geteuid() != 0)
+        skip();
+    race_socket_dir(*state, true);
 }
 
 int main(void)
@@ -189,9 +507,19 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_version_usage),
         cmocka_unit_test(test_list_json),
-        cmocka_unit_test(test_sigterm),
-        cmocka_unit_test(test_sigint),
-        cmocka_unit_test(test_second_daemon_on_live_socket),
+        cmocka_unit_test_setup_teardown(test_sigterm, fix_setup, fix_teardown),
+        cmocka_unit_test_setup_teardown(test_sigint, fix_setup, fix_teardown),
+        cmocka_unit_test_setup_teardown(test_second_daemon_on_live_socket, fix_setup,
+                                        fix_teardown),
+        cmocka_unit_test_setup_teardown(test_shrunk_memfd_does_not_kill, fix_setup,
+                                        fix_teardown),
+        cmocka_unit_test_setup_teardown(test_handshake_deadline, fix_setup, fix_teardown),
+        cmocka_unit_test_setup_teardown(test_refusal_log_rate_limited, fix_setup,
+                                        fix_teardown),
+        cmocka_unit_test_setup_teardown(test_socket_dir_swap_race_user_dir, fix_setup,
+                                        fix_teardown),
+        cmocka_unit_test_setup_teardown(test_socket_dir_swap_race_root_dir, fix_setup,
+                                        fix_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

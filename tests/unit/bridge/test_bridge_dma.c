@@ -389,6 +389,49 @@ static void test_limits(void **state)
     close(mfd);
 }
 
+/* A DMA_MAP larger than a prefault chunk asks, between chunks, whether the
+ * loop must stop; when it must, the map fails with EINTR and leaves nothing
+ * behind (not in the table, not in the IOMMU). */
+struct asked {
+    unsigned calls, stop_at;
+};
+
+static bool ask(void *arg)
+{
+    struct asked *a = arg;
+    return ++a->calls >= a->stop_at;
+}
+
+static void test_prefault_interruptible(void **state)
+{
+    struct th *t = *state;
+    const uint64_t size = 2 * BR_DMA_PREFAULT_CHUNK + 4096;   /* 3 chunks */
+    int mfd = th_memfd((size_t)size);
+    struct br_dma_table tab;
+    struct asked a = { .calls = 0, .stop_at = 2 };
+    br_dma_init(&tab, 16, 0, 4096);
+    tab.interrupted = ask;
+    tab.interrupted_arg = &a;
+    assert_int_equal(br_dma_map(&tab, t->hv, 0x100000000ull, size, 0, RW, dup(mfd)), -EINTR);
+    assert_int_equal(a.calls, 2);
+    assert_int_equal(tab.n, 0);
+    assert_int_equal(tab.bytes, 0);
+    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    /* not asked to stop: asked after every chunk, mapped */
+    a = (struct asked){ .calls = 0, .stop_at = 100 };
+    assert_int_equal(br_dma_map(&tab, t->hv, 0x100000000ull, size, 0, RW, dup(mfd)), 0);
+    assert_int_equal(a.calls, 3);
+    assert_int_equal(hv_sim_dma_count(t->hv), 1);
+    /* a map of one chunk or less is not slowed by the question */
+    a.calls = 0;
+    assert_int_equal(br_dma_map(&tab, t->hv, 0x200000000ull, BR_DMA_PREFAULT_CHUNK, 0, RW,
+                                dup(mfd)), 0);
+    assert_int_equal(a.calls, 0);
+    assert_int_equal(br_dma_unmap_all(&tab, t->hv), 0);
+    br_dma_free(&tab);
+    close(mfd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -402,6 +445,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hugetlb_offset_not_huge_aligned, setup, th_teardown),
         cmocka_unit_test_setup_teardown(test_limits, setup_limits, th_teardown),
         cmocka_unit_test_setup_teardown(test_backing_limit, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_prefault_interruptible, setup, th_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

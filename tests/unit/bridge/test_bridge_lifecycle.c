@@ -231,6 +231,57 @@ static void test_second_client_refused(void **state)
     next_client_works(x);
 }
 
+/* A client that closes and connects again at once is served, whatever the
+ * server had read of the old connection: 200 cycles of connect, close
+ * (half of them after half a header, a quarter right after VERSION),
+ * connect again and negotiate, each new connection accepted while the old
+ * one may still be the session. */
+static void test_reconnect_at_once(void **state)
+{
+    struct ctx *x = *state;
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    assert_true(strlen(x->t.path) < sizeof(sa.sun_path));
+    memcpy(sa.sun_path, x->t.path, strlen(x->t.path) + 1);
+    unsigned failed = 0;
+    for (int i = 0; i < 200; i++) {
+        if (i % 4 == 2) {
+            /* closes right after VERSION (its session negotiated) */
+            struct vu_client *v = th_connect(&x->t, true);
+            vu_client_close(v);
+        } else {
+            int raw = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            assert_true(raw >= 0);
+            assert_int_equal(connect(raw, (struct sockaddr *)&sa, sizeof(sa)), 0);
+            if (i & 1) {
+                uint8_t half[VU_HDR_SIZE / 2] = { 1, 0, VU_CMD_VERSION, 0 };
+                assert_int_equal(write(raw, half, sizeof(half)), (ssize_t)sizeof(half));
+            }
+            close(raw);
+        }
+        struct vu_client *c = NULL;
+        assert_int_equal(vu_client_connect(x->t.path, &c, NULL), 0);
+        vu_client_set_timeout(c, 10000);
+        if (vu_client_negotiate(c, NULL, NULL) < 0)
+            failed++;
+        vu_client_close(c);
+    }
+    assert_int_equal(failed, 0);
+    th_wait_closed(&x->t, 400);
+    struct br_server_stats st;
+    br_server_get_stats(x->t.srv, &st);
+    assert_int_equal(st.refused, 0);
+    assert_int_equal(st.accepted, 400);
+    /* and a live client still keeps the device: the rule for a second one */
+    struct vu_client *a = th_connect(&x->t, true);
+    struct vu_client *b = th_connect(&x->t, false);
+    th_wait_refused(&x->t, 1);
+    assert_true(vu_client_negotiate(b, NULL, NULL) < 0);
+    vu_client_close(b);
+    struct vu_device_info di;
+    assert_int_equal(vu_client_get_info(a, &di), 0);
+    vu_client_close(a);
+}
+
 static void test_probe_connection_leaves_device_alone(void **state)
 {
     struct ctx *x = *state;
@@ -321,6 +372,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_command_register_restored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_client_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_probe_connection_leaves_device_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_quiesces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peer_not_allowed, setup_not_me, teardown),
         cmocka_unit_test_setup_teardown(test_reserved_irq_survives_sessions, setup_reserved_req,

@@ -7,10 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "cli.h"
+#include "config.h"
+#include "log.h"
 #include "device.h"
 #include "msix.h"
 
@@ -277,6 +280,50 @@ static void test_rebuild_rejects_bad_chains(void **state)
     free(ri);
 }
 
+/* ---- log rate limit ---------------------------------------------------------------- */
+
+#define MS 1000000ull
+
+static void test_ratelimit(void **state)
+{
+    (void)state;
+    struct br_ratelimit rl;
+    br_ratelimit_init(&rl, 3, 1000);
+    unsigned sum = 99;
+    uint64_t t = 5000 * MS;
+    assert_int_equal(br_ratelimit_due_ns(&rl, t), -1);
+    /* a burst: 3 lines, then counted */
+    for (int i = 0; i < 3; i++) {
+        assert_true(br_ratelimit_allow(&rl, t + (uint64_t)i * MS, &sum));
+        assert_int_equal(sum, 0);
+    }
+    for (int i = 0; i < 7; i++)
+        assert_false(br_ratelimit_allow(&rl, t + 10 * MS, &sum));
+    assert_int_equal(sum, 0);
+    /* the summary is due when the interval ends, not before */
+    assert_int_equal(br_ratelimit_due_ns(&rl, t + 400 * MS), 600 * MS);
+    assert_int_equal(br_ratelimit_flush(&rl, t + 999 * MS), 0);
+    assert_int_equal(br_ratelimit_due_ns(&rl, t + 1000 * MS), 0);
+    assert_int_equal(br_ratelimit_flush(&rl, t + 1000 * MS), 7);
+    assert_int_equal(br_ratelimit_flush(&rl, t + 1001 * MS), 0);    /* once */
+    assert_int_equal(br_ratelimit_due_ns(&rl, t + 1001 * MS), -1);
+    /* a new interval: lines again; a later event hands the summary back */
+    assert_true(br_ratelimit_allow(&rl, t + 1001 * MS, &sum));
+    assert_int_equal(sum, 0);
+    assert_true(br_ratelimit_allow(&rl, t + 1002 * MS, &sum));
+    assert_true(br_ratelimit_allow(&rl, t + 1003 * MS, &sum));
+    assert_false(br_ratelimit_allow(&rl, t + 1004 * MS, &sum));
+    assert_false(br_ratelimit_allow(&rl, t + 1005 * MS, &sum));
+    assert_true(br_ratelimit_allow(&rl, t + 2100 * MS, &sum));
+    assert_int_equal(sum, 2);
+    /* a flood of 10000 in one interval still logs 3 */
+    unsigned logged = 0;
+    for (int i = 0; i < 10000; i++)
+        logged += br_ratelimit_allow(&rl, t + 5000 * MS, NULL);
+    assert_int_equal(logged, 3);
+    assert_int_equal(br_ratelimit_flush(&rl, t + 6000 * MS), 9997);
+}
+
 /* ---- command line ------------------------------------------------------------------ */
 
 #define PARSE(cli, a) parse(cli, (int)(sizeof(a) / sizeof(a[0])), a)
@@ -331,6 +378,23 @@ static void test_cli(void **state)
     assert_int_equal(PARSE(cli, badm1), -EINVAL);
     const char *badm2[] = { "vfio-user-bridge", "--sim", "-s", "/tmp/s", "--region-fds=2" };
     assert_int_equal(PARSE(cli, badm2), -EINVAL);
+    /* defaults: a handshake deadline and a pinned-memory cap of half the RAM */
+    assert_int_equal(cli->cfg.handshake_timeout_ms, 10000);
+    assert_false(cli->cfg.handshake_timeout_set);
+    uint64_t ram = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+    assert_int_equal(cli->cfg.max_dma_bytes, ram / 2);
+    assert_int_equal(br_default_max_dma_bytes(), ram / 2);
+    assert_false(cli->cfg.max_dma_bytes_set);
+    const char *a5[] = { "vfio-user-bridge", "--sim", "-s", "/tmp/s", "--handshake-timeout",
+                         "250", "--max-dma-bytes", "1T" };
+    assert_int_equal(PARSE(cli, a5), 0);
+    assert_int_equal(cli->cfg.handshake_timeout_ms, 250);
+    assert_true(cli->cfg.handshake_timeout_set);
+    assert_int_equal(cli->cfg.max_dma_bytes, 1024ull << 30);
+    assert_true(cli->cfg.max_dma_bytes_set);
+    const char *bad_hs[] = { "vfio-user-bridge", "--sim", "-s", "/tmp/s",
+                             "--handshake-timeout", "0" };
+    assert_int_equal(PARSE(cli, bad_hs), -EINVAL);
 
     const char *bad1[] = { "vfio-user-bridge", "--socket", "/tmp/s" };          /* no device */
     assert_int_equal(PARSE(cli, bad1), -EINVAL);
@@ -388,6 +452,7 @@ int main(void)
         cmocka_unit_test(test_rebuild_no_mmap_and_sparse),
         cmocka_unit_test(test_rebuild_rejects_bad_chains),
         cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_ratelimit),
         cmocka_unit_test(test_parse_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

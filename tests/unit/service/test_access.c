@@ -80,6 +80,18 @@ static int connect_to(const char *path)
 
 /* ---- the socket file -------------------------------------------------------------- */
 
+/* acc_listen_unix for tests that only want the fd (the directory fd is
+ * released; the file stays). */
+static int listen_at(const struct acc_sock_opts *o, int *fd, struct acc_err *err)
+{
+    struct acc_sock s;
+    int r = acc_listen_unix(o, &s, err);
+    *fd = r == 0 ? s.fd : -1;
+    if (r == 0)
+        acc_sock_release(&s);
+    return r;
+}
+
 static void test_socket_owner_mode(void **state)
 {
     (void)state;
@@ -91,7 +103,7 @@ static void test_socket_owner_mode(void **state)
     mode_t old = umask(022);
     int fd = -1;
     int fds = tu_count_fds();
-    assert_int_equal(acc_listen_unix(&o, &fd, &err), 0);
+    assert_int_equal(listen_at(&o, &fd, &err), 0);
     assert_true(tu_fd_is_open(fd));
     assert_int_equal(umask(old), 022);   /* restored */
 
@@ -113,7 +125,7 @@ static void test_socket_owner_mode(void **state)
     o.owner = (uid_t)-1;
     o.group = (gid_t)-1;
     o.mode = 0600;
-    assert_int_equal(acc_listen_unix(&o, &fd, &err), 0);   /* stale file replaced */
+    assert_int_equal(listen_at(&o, &fd, &err), 0);   /* stale file replaced */
     assert_int_equal(lstat(path, &st), 0);
     assert_int_equal(st.st_uid, geteuid());
     assert_int_equal(st.st_gid, getegid());
@@ -143,7 +155,7 @@ static void test_socket_with_only_cap_chown(void **state)
                                    .mode = 0660 };
         struct acc_err e = { { 0 } };
         int fd;
-        _exit(acc_listen_unix(&o, &fd, &e) == 0 ? 0 : 3);
+        _exit(listen_at(&o, &fd, &e) == 0 ? 0 : 3);
     }
     int st;
     assert_int_equal(waitpid(pid, &st, 0), pid);
@@ -165,7 +177,7 @@ static void test_socket_refusals(void **state)
     struct acc_sock_opts o = { .owner = (uid_t)-1, .group = (gid_t)-1, .mode = 0600 };
 
     o.path = "relative.sock";
-    assert_int_equal(acc_listen_unix(&o, &fd, &err), -EINVAL);
+    assert_int_equal(listen_at(&o, &fd, &err), -EINVAL);
     assert_non_null(strstr(err.msg, "not absolute"));
 
     char longp[200];
@@ -173,17 +185,17 @@ static void test_socket_refusals(void **state)
     longp[0] = '/';
     longp[sizeof(longp) - 1] = '\0';
     o.path = longp;
-    assert_int_equal(acc_listen_unix(&o, &fd, &err), -ENAMETOOLONG);
+    assert_int_equal(listen_at(&o, &fd, &err), -ENAMETOOLONG);
 
     sock_path(path, sizeof(path), "b.sock");
     o.path = path;
     o.mode = 04600;
-    assert_int_equal(acc_listen_unix(&o, &fd, &err), -EINVAL);
+    assert_int_equal(listen_at(&o, &fd, &err), -EINVAL);
     o.mode = 0600;
 
     /* someone listening: not stolen */
-    assert_int_equal(acc_listen_unix(&o, &fd, &err), 0);
-    assert_int_equal(acc_listen_unix(&o, &fd2, &err), -EADDRINUSE);
+    assert_int_equal(listen_at(&o, &fd, &err), 0);
+    assert_int_equal(listen_at(&o, &fd2, &err), -EADDRINUSE);
     assert_int_equal(fd2, -1);
     assert_non_null(strstr(err.msg, "another process is listening"));
     close(fd);
@@ -194,7 +206,7 @@ static void test_socket_refusals(void **state)
     assert_true(f >= 0);
     close(f);
     o.path = path;
-    assert_int_equal(acc_listen_unix(&o, &fd, &err), -EEXIST);
+    assert_int_equal(listen_at(&o, &fd, &err), -EEXIST);
     assert_non_null(strstr(err.msg, "not a socket"));
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
@@ -203,7 +215,7 @@ static void test_socket_refusals(void **state)
     /* a missing directory is created */
     sock_path(path, sizeof(path), "sub/dir/c.sock");
     o.path = path;
-    assert_int_equal(acc_listen_unix(&o, &fd, &err), 0);
+    assert_int_equal(listen_at(&o, &fd, &err), 0);
     close(fd);
 
     /* a directory others can write to (not sticky) is refused */
@@ -212,12 +224,169 @@ static void test_socket_refusals(void **state)
     assert_int_equal(mkdir(wdir, 0755), 0);
     assert_int_equal(chmod(wdir, 0777), 0);
     sock_path(path, sizeof(path), "open/d.sock");
-    assert_int_equal(acc_listen_unix(&o, &fd, &err), -EPERM);
+    assert_int_equal(listen_at(&o, &fd, &err), -EPERM);
     assert_non_null(strstr(err.msg, "writable by others"));
     /* ... unless sticky, like /tmp */
     assert_int_equal(chmod(wdir, 01777), 0);
-    assert_int_equal(acc_listen_unix(&o, &fd, &err), 0);
+    assert_int_equal(listen_at(&o, &fd, &err), 0);
     close(fd);
+}
+
+
+/* Each refusal of the walk from "/" (acc_listen_unix step 1), with nothing
+ * created where it was refused. */
+static void test_socket_path_refusals(void **state)
+{
+    (void)state;
+    need_root();
+    char path[160], d[160];
+    struct acc_err err = { { 0 } };
+    int fd = -1;
+    struct acc_sock_opts o = { .path = path, .owner = (uid_t)-1, .group = (gid_t)-1,
+                               .mode = 0600 };
+
+    /* a symlink on the way, even to a good directory */
+    snprintf(d, sizeof(d), "%s/real", g_dir);
+    assert_int_equal(mkdir(d, 0755), 0);
+    snprintf(d, sizeof(d), "%s/link", g_dir);
+    assert_int_equal(symlink("real", d), 0);
+    snprintf(path, sizeof(path), "%s/link/x.sock", g_dir);
+    assert_int_equal(listen_at(&o, &fd, &err), -ELOOP);
+    assert_non_null(strstr(err.msg, "is a symlink"));
+    snprintf(path, sizeof(path), "%s/real/x.sock", g_dir);
+    assert_int_equal(access(path, F_OK), -1);
+
+    /* ".." and a name that is no file name */
+    snprintf(path, sizeof(path), "%s/real/../y.sock", g_dir);
+    assert_int_equal(listen_at(&o, &fd, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "\"..\""));
+    snprintf(path, sizeof(path), "%s/real/", g_dir);
+    assert_int_equal(listen_at(&o, &fd, &err), -EINVAL);
+
+    /* a directory of another user, even one that is not writable now:
+     * its owner can chmod it and swap what is inside */
+    snprintf(d, sizeof(d), "%s/theirs", g_dir);
+    assert_int_equal(mkdir(d, 0755), 0);
+    assert_int_equal(chown(d, NOBODY, NOBODY), 0);
+    snprintf(path, sizeof(path), "%s/theirs/x.sock", g_dir);
+    assert_int_equal(listen_at(&o, &fd, &err), -EPERM);
+    assert_non_null(strstr(err.msg, "belongs to uid 65534"));
+    /* ... also higher up than the immediate parent, and not created below */
+    snprintf(d, sizeof(d), "%s/theirs/mine", g_dir);
+    assert_int_equal(mkdir(d, 0755), 0);
+    snprintf(path, sizeof(path), "%s/theirs/mine/x.sock", g_dir);
+    assert_int_equal(listen_at(&o, &fd, &err), -EPERM);
+    snprintf(path, sizeof(path), "%s/theirs/new/x.sock", g_dir);
+    assert_int_equal(listen_at(&o, &fd, &err), -EPERM);
+    snprintf(d, sizeof(d), "%s/theirs/new", g_dir);
+    assert_int_equal(access(d, F_OK), -1);
+
+    /* group-writable (not sticky) */
+    snprintf(d, sizeof(d), "%s/grp", g_dir);
+    assert_int_equal(mkdir(d, 0755), 0);
+    assert_int_equal(chmod(d, 0775), 0);
+    snprintf(path, sizeof(path), "%s/grp/x.sock", g_dir);
+    assert_int_equal(listen_at(&o, &fd, &err), -EPERM);
+    assert_non_null(strstr(err.msg, "writable by others"));
+    /* sticky and world-writable but not root's (a user's own "tmp") */
+    snprintf(d, sizeof(d), "%s/utmp", g_dir);
+    assert_int_equal(mkdir(d, 0755), 0);
+    assert_int_equal(chmod(d, 01777), 0);
+    assert_int_equal(chown(d, NOBODY, NOBODY), 0);
+    snprintf(path, sizeof(path), "%s/utmp/x.sock", g_dir);
+    assert_int_equal(listen_at(&o, &fd, &err), -EPERM);
+    /* a file where a directory should be */
+    snprintf(d, sizeof(d), "%s/afile", g_dir);
+    int f = open(d, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    assert_true(f >= 0);
+    close(f);
+    snprintf(path, sizeof(path), "%s/afile/x.sock", g_dir);
+    assert_int_equal(listen_at(&o, &fd, &err), -ENOTDIR);
+    /* a symlink where the socket should be: not a socket, never replaced */
+    snprintf(path, sizeof(path), "%s/real/l.sock", g_dir);
+    assert_int_equal(symlink("/etc/passwd", path), 0);
+    assert_int_equal(listen_at(&o, &fd, &err), -EEXIST);
+    struct stat st;
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+}
+
+/* What acc_listen_unix leaves: the socket under its name with the mode
+ * asked for whatever the umask, no private directory; a running listener
+ * is not disturbed by the liveness probe of a second one (nothing in its
+ * backlog); the file is removed at the end only while it is ours. */
+static void test_socket_by_fd_lifecycle(void **state)
+{
+    (void)state;
+    need_root();
+    char dir[160], path[200];
+    snprintf(dir, sizeof(dir), "%s/life", g_dir);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    snprintf(path, sizeof(path), "%s/a.sock", dir);
+    struct acc_sock_opts o = { .path = path, .owner = (uid_t)-1, .group = (gid_t)-1,
+                               .mode = 0666 };
+    struct acc_err err = { { 0 } };
+    struct acc_sock s, s2;
+    mode_t old = umask(0777);
+    assert_int_equal(acc_listen_unix(&o, &s, &err), 0);
+    umask(old);
+    struct stat st;
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+    assert_int_equal(st.st_mode & 07777, 0666);
+    assert_int_equal(st.st_ino, s.ino);
+    char cmd[300], out[64] = "";
+    snprintf(cmd, sizeof(cmd), "ls -A %s", dir);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, sizeof(out) - 1, p);
+    out[n] = '\0';
+    pclose(p);
+    assert_string_equal(out, "a.sock\n");
+
+    /* a second one finds it live; the first one's backlog stays empty */
+    assert_int_equal(acc_listen_unix(&o, &s2, &err), -EADDRINUSE);
+    assert_int_equal(s2.fd, -1);
+    assert_int_equal(s2.dir_fd, -1);
+    int fl = fcntl(s.fd, F_GETFL);
+    assert_int_equal(fcntl(s.fd, F_SETFL, fl | O_NONBLOCK), 0);
+    assert_int_equal(accept(s.fd, NULL, NULL), -1);
+    assert_int_equal(errno, EAGAIN);
+
+    /* someone put another file at the name: not ours, not removed */
+    char other[200];
+    snprintf(other, sizeof(other), "%s/other", dir);
+    int f = open(other, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    assert_true(f >= 0);
+    close(f);
+    assert_int_equal(rename(other, path), 0);
+    assert_int_equal(acc_sock_unlink(&s), 0);
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    assert_int_equal(unlink(path), 0);
+    close(s.fd);
+    acc_sock_release(&s);
+
+    /* ours: removed, once; even after the directory was renamed away */
+    assert_int_equal(acc_listen_unix(&o, &s, &err), 0);
+    char moved[200];
+    snprintf(moved, sizeof(moved), "%s/life-moved", g_dir);
+    assert_int_equal(rename(dir, moved), 0);
+    assert_int_equal(mkdir(dir, 0755), 0);    /* a new one at the old name */
+    int fake = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    assert_true(strlen(path) < sizeof(sa.sun_path));
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    assert_int_equal(bind(fake, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(acc_sock_unlink(&s), 1);
+    assert_int_equal(acc_sock_unlink(&s), 0);
+    assert_int_equal(lstat(path, &st), 0);     /* the other directory's is untouched */
+    char gone[220];
+    snprintf(gone, sizeof(gone), "%s/a.sock", moved);
+    assert_int_equal(lstat(gone, &st), -1);
+    close(fake);
+    close(s.fd);
+    acc_sock_release(&s);
 }
 
 /* ---- peers ------------------------------------------------------------------------- */
@@ -278,7 +447,7 @@ static void test_peer_allow_list(void **state)
     struct acc_sock_opts o = { .path = path, .owner = 0, .group = 0, .mode = 0666 };
     struct acc_err err = { { 0 } };
     int lfd;
-    assert_int_equal(acc_listen_unix(&o, &lfd, &err), 0);
+    assert_int_equal(listen_at(&o, &lfd, &err), 0);
     struct acc_peer peer;
 
     /* empty list: anyone the mode lets in */
@@ -341,7 +510,7 @@ static void test_socket_mode_keeps_others_out(void **state)
     struct acc_sock_opts o = { .path = path, .owner = 0, .group = XGROUP, .mode = 0660 };
     struct acc_err err = { { 0 } };
     int lfd;
-    assert_int_equal(acc_listen_unix(&o, &lfd, &err), 0);
+    assert_int_equal(listen_at(&o, &lfd, &err), 0);
 
     /* not owner, not in the group: connect() itself fails with EACCES */
     pid_t pid = client_as(path, NOBODY, NOBODY, (gid_t)-1);
@@ -452,6 +621,8 @@ int main(void)
         cmocka_unit_test(test_socket_owner_mode),
         cmocka_unit_test(test_socket_with_only_cap_chown),
         cmocka_unit_test(test_socket_refusals),
+        cmocka_unit_test(test_socket_path_refusals),
+        cmocka_unit_test(test_socket_by_fd_lifecycle),
         cmocka_unit_test(test_peer_allow_list),
         cmocka_unit_test(test_socket_mode_keeps_others_out),
         cmocka_unit_test(test_drop_privileges),

@@ -255,6 +255,39 @@ static void test_defaults_without_defaults(void **state)
     pol_free(p);
 }
 
+/* The pinned-memory cap and the handshake deadline, in defaults and per entry. */
+static void test_limits_keys(void **state)
+{
+    (void)state;
+    struct pol *p = load_ok(
+        "{\"defaults\": {\"max_dma_bytes\": \"64G\", \"handshake_timeout_ms\": 2000},"
+        " \"devices\": [{\"match\": {\"address\": \"0000:00:03.0\"}},"
+        "               {\"match\": {\"address\": \"0000:00:04.0\"},"
+        "                \"max_dma_bytes\": 1048576}]}");
+    const struct pol_entry *e = &p->entries[0];
+    assert_true(e->s.max_dma_bytes_set);
+    assert_int_equal(e->s.max_dma_bytes, 64ull << 30);
+    assert_int_equal(e->s.handshake_timeout_ms, 2000);
+    e = &p->entries[1];
+    assert_int_equal(e->s.max_dma_bytes, 1u << 20);
+    assert_int_equal(e->s.handshake_timeout_ms, 2000);
+    pol_free(p);
+    p = load_ok("{\"devices\":[{\"match\":{\"address\":\"0000:00:03.0\"}}]}");
+    assert_false(p->entries[0].s.max_dma_bytes_set);
+    assert_int_equal(p->entries[0].s.handshake_timeout_ms, 0);
+    pol_free(p);
+    load_fails("{\"defaults\": {\"max_dma_bytes\": 0}, \"devices\": []}", EINVAL,
+               "defaults.max_dma_bytes", "positive", NULL);
+    load_fails("{\"defaults\": {\"max_dma_bytes\": \"lots\"}, \"devices\": []}", EINVAL,
+               "is not a size", NULL);
+    load_fails("{\"defaults\": {\"max_dma_bytes\": \"99999999999T\"}, \"devices\": []}",
+               EINVAL, "is not a size", NULL);
+    load_fails("{\"defaults\": {\"handshake_timeout_ms\": 0}, \"devices\": []}", EINVAL,
+               "handshake_timeout_ms", "milliseconds", NULL);
+    load_fails("{\"defaults\": {\"handshake_timeout_ms\": \"10\"}, \"devices\": []}",
+               EINVAL, "milliseconds", NULL);
+}
+
 /* ---- syntax errors: file, line and column ----------------------------------------- */
 
 static void test_syntax_errors(void **state)
@@ -537,10 +570,14 @@ static void test_example_policy(void **state)
     assert_int_equal(d.entry->s.socket_mode, 0660);
     assert_int_equal(d.entry->s.socket_group, gid_of("kvm"));
     assert_string_equal(d.socket, "/run/vfio-user/0000:01:00.0.sock");
+    assert_true(d.entry->s.max_dma_bytes_set);
+    assert_int_equal(d.entry->s.max_dma_bytes, 96ull << 30);
+    assert_int_equal(d.entry->s.handshake_timeout_ms, 5000);
     id = ident("0000:02:00.0", 0x8086, 0x0953, 0x010802);
     assert_int_equal(pol_decide(p, &id, &d, &err), 0);
     assert_true(d.exported && d.entry->s.bind && d.entry->s.user_set && d.entry->s.sparse_msix);
     assert_string_equal(d.socket, "/run/vfio-user/nvme-0000:02:00.0.sock");
+    assert_false(d.entry->s.max_dma_bytes_set);
     id = ident("0000:03:00.0", 0x8086, 0x15e9, 0x0c0330);
     assert_int_equal(pol_decide(p, &id, &d, &err), 0);
     assert_false(d.exported);
@@ -573,6 +610,7 @@ int main(void)
         cmocka_unit_test(test_matching),
         cmocka_unit_test(test_decide),
         cmocka_unit_test(test_defaults_without_defaults),
+        cmocka_unit_test(test_limits_keys),
         cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_semantic_errors),
         cmocka_unit_test(test_too_many_devices),
