@@ -129,6 +129,8 @@ void p_ok(struct p_ctx *c, const char *step, const char *fmt, ...)
 /* Print "FAIL <client> <step>: ..." to stdout; returns -1. */
 int p_fail(struct p_ctx *c, const char *step, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* "step: reason" of the first p_fail() of the run ("" if none). */
+extern char p_first_failure[512];
 void p_note(struct p_ctx *c, const char *step, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -41,7 +41,13 @@ static int xfer(struct p_ctx *c, const char *step, uint16_t id, uint16_t cmd,
         goto bad;
     }
     if (m->nfds + m->late_fds > max_fds || m->ctrunc) {
-        p_fail(c, step, "reply carries %d fds, room for %d", m->nfds + m->late_fds, max_fds);
+        if (!max_fds)
+            p_fail(c, step, "reply carries %d fd(s) where the request gave no fd buffer: "
+                   "libvfio-user's recvmsg sees MSG_CTRUNC and fails (-EFAULT)",
+                   m->nfds + m->late_fds);
+        else
+            p_fail(c, step, "reply carries %d fds, room for %d", m->nfds + m->late_fds,
+                   max_fds);
         goto bad;
     }
     return 0;

@@ -38,12 +38,22 @@ void p_note(struct p_ctx *c, const char *step, const char *fmt, ...)
     va_end(ap);
 }
 
+char p_first_failure[512];
+
 int p_fail(struct p_ctx *c, const char *step, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vreport(c, "FAIL", step, fmt, ap);
     va_end(ap);
+    if (!p_first_failure[0]) {
+        int n = snprintf(p_first_failure, sizeof(p_first_failure), "%s: ", step);
+        if (n > 0 && (size_t)n < sizeof(p_first_failure)) {
+            va_start(ap, fmt);
+            vsnprintf(p_first_failure + n, sizeof(p_first_failure) - (size_t)n, fmt, ap);
+            va_end(ap);
+        }
+    }
     return -1;
 }
 

@@ -1,11 +1,12 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# run-sim.sh BRIDGE PERSONALITY SIM CLIENT DEVICE: start the bridge on
-# --sim=SIM, run one client personality through a device's whole life and
-# one reconnect, then stop the bridge; pass only if the personality passed
-# and the bridge exits 0 on SIGTERM. The bridge's log is shown on failure.
+# run-sim.sh BRIDGE PERSONALITY SIM CLIENT DEVICE [KNOWN-LIMIT]: start the
+# bridge on --sim=SIM, run one client personality through a device's whole
+# life and one reconnect, then stop the bridge; pass only if the personality
+# passed (or, with KNOWN-LIMIT, failed exactly there: --expect-fail) and the
+# bridge exits 0 on SIGTERM. The bridge's log is shown on failure.
 set -u
-bridge=$1 pers=$2 sim=$3 client=$4 dev=$5
+bridge=$1 pers=$2 sim=$3 client=$4 dev=$5 known=${6:-}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/vub-client-XXXXXX") || exit 1
 sock=$dir/bridge.sock
 "$bridge" --sim="$sim" --socket "$sock" --log-level debug >"$dir/bridge.log" 2>&1 &
@@ -20,7 +21,11 @@ done
 if [ ! -S "$sock" ]; then
   echo "bridge on --sim=$sim did not come up:"; sed 's/^/  | /' "$dir/bridge.log"; exit 1
 fi
-"$pers" --client "$client" --socket "$sock" --device "$dev" --reconnect 1
+if [ -n "$known" ]; then
+  "$pers" --client "$client" --socket "$sock" --device "$dev" --reconnect 1 --expect-fail "$known"
+else
+  "$pers" --client "$client" --socket "$sock" --device "$dev" --reconnect 1
+fi
 rc=$?
 kill -TERM "$bpid"
 wait "$bpid"; brc=$?
