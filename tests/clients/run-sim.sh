@@ -1,15 +1,17 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# run-sim.sh BRIDGE PERSONALITY SIM CLIENT DEVICE [KNOWN-LIMIT]: start the
-# bridge on --sim=SIM, run one client personality through a device's whole
-# life and one reconnect, then stop the bridge; pass only if the personality
-# passed (or, with KNOWN-LIMIT, failed exactly there: --expect-fail) and the
-# bridge exits 0 on SIGTERM. The bridge's log is shown on failure.
+# run-sim.sh BRIDGE PERSONALITY SIM CLIENT DEVICE [KNOWN-LIMIT [BRIDGE-ARGS...]]:
+# start the bridge on --sim=SIM (plus BRIDGE-ARGS), run one client
+# personality through a device's whole life and one reconnect, then stop
+# the bridge; pass only if the personality passed (or, with a non-empty
+# KNOWN-LIMIT, failed exactly there: --expect-fail) and the bridge exits 0
+# on SIGTERM. The bridge's log is shown on failure.
 set -u
 bridge=$1 pers=$2 sim=$3 client=$4 dev=$5 known=${6:-}
+shift 5; [ $# -gt 0 ] && shift
 dir=$(mktemp -d "${TMPDIR:-/tmp}/vub-client-XXXXXX") || exit 1
 sock=$dir/bridge.sock
-"$bridge" --sim="$sim" --socket "$sock" --log-level debug >"$dir/bridge.log" 2>&1 &
+"$bridge" --sim="$sim" --socket "$sock" --log-level debug "$@" >"$dir/bridge.log" 2>&1 &
 bpid=$!
 cleanup() { kill -KILL "$bpid" 2>/dev/null; wait "$bpid" 2>/dev/null; rm -rf "$dir"; }
 trap cleanup EXIT
