@@ -8,6 +8,7 @@
  * a capability set that is a subset of the proposed (empty) one, ids and
  * commands echoed, replies no larger than argsz allows, at most
  * max_msg_fds (1) fds in any reply, and it treats every error as fatal.
+ * On the edu it uses INTx (with UNMASK), on the nvme all MSI-X vectors.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -328,7 +329,7 @@ const struct p_ops p_min_ops = {
     .dma_unmap = m_dma_unmap,
     .reset = m_reset,
     .reset_when = P_RESET_IF_FLAG,
-    .irq_kind = P_IRQ_MSI,
+    .irq_kind = P_IRQ_INTX,
     .nvme_msix = true,
     .dma_size = 1u << 20,
     .region_mask = 0,

@@ -281,10 +281,13 @@ static int parse_string(struct jp *p, char *buf, size_t bufsz)
         if ((unsigned char)ch < 0x20)
             return jerr(p, "control character in string");
         if (ch == '\\') {
-            char e = *p->s++;
+            char e = *p->s;
+            if (!e)
+                return jerr(p, "unterminated string");
+            p->s++;
             if (e == 'u') {
                 for (int i = 0; i < 4; i++, p->s++)
-                    if (!strchr("0123456789abcdefABCDEF", *p->s) || !*p->s)
+                    if (!*p->s || !strchr("0123456789abcdefABCDEF", *p->s))
                         return jerr(p, "bad \\u escape");
                 ch = '?';
             } else if (e && strchr("\"\\/bfnrt", e)) {
@@ -394,8 +397,8 @@ static int parse_value(struct jp *p, const char *path)
             p->s++;
         if (!(*p->s >= '0' && *p->s <= '9'))
             return jerr(p, "bad number");
-        while ((*p->s >= '0' && *p->s <= '9') || strchr(".eE+-", *p->s)) {
-            if (strchr(".eE", *p->s))
+        while ((*p->s >= '0' && *p->s <= '9') || (*p->s && strchr(".eE+-", *p->s))) {
+            if (*p->s && strchr(".eE", *p->s))
                 integer = false;
             p->s++;
         }
