@@ -276,11 +276,11 @@ static int q_irq_info(struct p_ctx *c, uint32_t index, struct vu_irq_info *out)
     if (xfer(c, step, VU_CMD_DEVICE_GET_IRQ_INFO, &ii, sizeof(ii), NULL, 0,
              VU_HDR_SIZE + sizeof(ii), 0, &m) < 0)
         return -1;
-    /* ERR ("can fail for an old kernel or legacy PCI dev") and REQ are
-     * optional to QEMU: an error only leaves the notifier out */
-    if ((m.hdr.flags & VU_F_ERROR) &&
-        (index == VU_PCI_ERR_IRQ_INDEX || index == VU_PCI_REQ_IRQ_INDEX)) {
-        p_note(c, step, "error reply (%s): QEMU goes on without that notifier",
+    /* All three queries are optional to QEMU: MSI-X (only whether it is
+     * MASKABLE), ERR ("can fail for an old kernel or legacy PCI dev"), REQ
+     * (the notifier is left out). */
+    if (m.hdr.flags & VU_F_ERROR) {
+        p_note(c, step, "error reply (%s): QEMU goes on without it",
                strerror((int)m.hdr.error_no));
         p_msg_free(&m);
         memset(out, 0, sizeof(*out));
@@ -441,6 +441,7 @@ const struct p_ops p_qemu_ops = {
     .dma_size = 4u << 20,
     /* BARs, ROM, config; no VGA unless x-vga */
     .region_mask = 0xff,
-    /* INTx, ERR, REQ (MSI/MSI-X come from config space) */
-    .irq_mask = (1u << 0) | (1u << 3) | (1u << 4),
+    /* MSI-X (can it mask?), ERR (vfio_pci_populate_device), REQ (the
+     * request notifier); INTx and MSI come from config space */
+    .irq_mask = (1u << 2) | (1u << 3) | (1u << 4),
 };
