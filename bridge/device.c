@@ -110,6 +110,7 @@ ssize_t br_region_info_rebuild(const struct hv_region_info *ri, bool no_mmap,
     size_t at = sizeof(h);
     size_t prev_next = 0;   /* where the previous cap's `next` lives (0 = none yet) */
     bool replace_mapping = msix_areas != NULL && (h.flags & VU_REGION_INFO_FLAG_MMAP);
+    bool has_sparse = false;   /* a SPARSE_MMAP cap is in the chain */
 
     if (no_mmap)
         h.flags &= ~VU_REGION_INFO_FLAG_MMAP;
@@ -123,6 +124,7 @@ ssize_t br_region_info_rebuild(const struct hv_region_info *ri, bool no_mmap,
                 return n;
             prev_next = at + offsetof(struct vu_cap_header, next);
             at += (size_t)n;
+            has_sparse = true;
         }
     }
 
@@ -148,9 +150,28 @@ ssize_t br_region_info_rebuild(const struct hv_region_info *ri, bool no_mmap,
         }
         prev_next = at + offsetof(struct vu_cap_header, next);
         at += c.len;
+        has_sparse |= c.id == VU_REGION_INFO_CAP_SPARSE_MMAP;
     }
     if (r < 0)
         return r;
+
+    /* A mappable region the kernel gave no sparse areas is published with
+     * one area, the whole region: a reply with caps is never complete at
+     * the 32-byte argsz, so the fd only ever comes with the second, full
+     * request. libvfio-user's client sends the first request without room
+     * for an fd and fails on one (MSG_CTRUNC); QEMU, cloud-hypervisor and
+     * SPDK map one whole area exactly as they map a region without caps. */
+    if ((h.flags & VU_REGION_INFO_FLAG_MMAP) && !has_sparse && h.size) {
+        const struct vu_sparse_mmap_area whole = { .offset = 0, .size = h.size };
+        ssize_t n = vu_region_cap_sparse_build(out, outsz, at, &whole, 1);
+        if (n < 0)
+            return n;
+        if (prev_next) {
+            uint32_t here = (uint32_t)at;
+            memcpy(out + prev_next, &here, sizeof(here));
+        }
+        at += (size_t)n;
+    }
 
     if (at > sizeof(h)) {
         h.flags |= VU_REGION_INFO_FLAG_CAPS;

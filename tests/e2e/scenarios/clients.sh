@@ -10,9 +10,7 @@
 # A known limit (docs/clients.md) is checked to reproduce exactly, like the
 # unit tests in tests/clients/CMakeLists.txt do.
 . "$VUB_SRC/tests/e2e/lib.sh"
-declare -A KNOWN=(
-  [lvu-edu]="where the request gave no fd buffer"
-)
+declare -A KNOWN=()
 VUB_PERSONALITY=${VUB_PERSONALITY:-$VUB_BUILD/tests/clients/vu-personality}
 require "$VUB_BRIDGE" "$VUB_PERSONALITY"
 

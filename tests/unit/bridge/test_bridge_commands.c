@@ -154,7 +154,12 @@ static void test_region_info_bar0_mmap(void **state)
     assert_int_equal(vu_client_get_region_info(c, 0, 0, &r), 0);
     assert_int_equal(r.info.size, 1u << 20);
     assert_int_equal(r.info.flags, VU_REGION_INFO_FLAG_READ | VU_REGION_INFO_FLAG_WRITE |
-                                   VU_REGION_INFO_FLAG_MMAP);
+                                   VU_REGION_INFO_FLAG_MMAP | VU_REGION_INFO_FLAG_CAPS);
+    /* no kernel sparse cap: published with one area, the whole BAR */
+    assert_true(r.caps.has_sparse);
+    assert_int_equal(r.caps.nr_areas, 1);
+    assert_int_equal(r.caps.areas[0].offset, 0);
+    assert_int_equal(r.caps.areas[0].size, 1u << 20);
     assert_true(r.fd >= 0);
     /* the fd maps the BAR at the kernel's offset: the id register shows */
     uint8_t *bar = mmap(NULL, 1u << 20, PROT_READ | PROT_WRITE, MAP_SHARED, r.fd,
@@ -200,7 +205,7 @@ static void test_region_info_caps_flag_rule(void **state)
     assert_int_equal(m.payload_len, 32);
     assert_int_equal(m.nfds, 0);
     memcpy(&a, m.payload, sizeof(a));
-    assert_int_equal(a.argsz, 32 + 8);          /* MSIX_MAPPABLE cap needed */
+    assert_int_equal(a.argsz, 32 + 8 + 32);     /* MSIX_MAPPABLE + a whole-BAR sparse cap */
     assert_false(a.flags & VU_REGION_INFO_FLAG_CAPS);
     assert_true(a.flags & VU_REGION_INFO_FLAG_MMAP);
     assert_int_equal(a.cap_offset, 0);
@@ -210,7 +215,7 @@ static void test_region_info_caps_flag_rule(void **state)
     /* with the argsz asked for: caps, cap_offset 32, exactly one fd */
     q.argsz = a.argsz;
     assert_int_equal(th_call(c, VU_CMD_DEVICE_GET_REGION_INFO, 0, &q, sizeof(q), NULL, 0, &m), 0);
-    assert_int_equal(m.payload_len, 40);
+    assert_int_equal(m.payload_len, 72);
     assert_int_equal(m.nfds, 1);
     memcpy(&a, m.payload, sizeof(a));
     assert_true(a.flags & VU_REGION_INFO_FLAG_CAPS);
@@ -218,13 +223,15 @@ static void test_region_info_caps_flag_rule(void **state)
     struct vu_region_caps caps;
     assert_int_equal(vu_region_caps_parse(m.payload, m.payload_len, &caps, NULL), 0);
     assert_true(caps.msix_mappable);
-    assert_false(caps.has_sparse);
+    assert_true(caps.has_sparse);
+    assert_int_equal(caps.nr_areas, 1);
+    assert_int_equal(caps.areas[0].size, 0x4000);
     vu_msg_release(&m);
 
     /* a bigger argsz than needed: still only what is needed */
     q.argsz = 4096;
     assert_int_equal(th_call(c, VU_CMD_DEVICE_GET_REGION_INFO, 0, &q, sizeof(q), NULL, 0, &m), 0);
-    assert_int_equal(m.payload_len, 40);
+    assert_int_equal(m.payload_len, 72);
     assert_int_equal(m.nfds, 1);
     vu_msg_release(&m);
     vu_client_close(c);
@@ -302,9 +309,11 @@ static void test_sparse_msix_areas(void **state)
     assert_int_equal(r.caps.areas[0].size, 0x2000);
     assert_true(r.fd >= 0);
     close(r.fd);
-    /* BAR0 has no MSI-X: untouched, no sparse cap */
+    /* BAR0 has no MSI-X: one area, the whole BAR */
     assert_int_equal(vu_client_get_region_info(c, 0, 0, &r), 0);
-    assert_false(r.caps.has_sparse);
+    assert_true(r.caps.has_sparse);
+    assert_int_equal(r.caps.nr_areas, 1);
+    assert_int_equal(r.caps.areas[0].size, r.info.size);
     assert_true(r.fd >= 0);
     close(r.fd);
     /* the holes are reachable by messages: the PBA reads (all clear) */
