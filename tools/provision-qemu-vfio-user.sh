@@ -74,28 +74,10 @@ root_ok() {
   grep -q '^  socket=' <<<"$out"
 }
 
-# The mirror this machine's apt already uses (first non-security entry).
+# The mirror this machine's apt already uses (tools/debian-mirror.sh).
 find_mirror() {
-  if [ -n "${VUB_DEBIAN_MIRROR:-}" ]; then echo "$VUB_DEBIAN_MIRROR"; return; fi
-  local f m
-  for f in /etc/apt/sources.list.d/*.sources; do
-    [ -f "$f" ] || continue
-    # deb822 stanzas: take URIs from a stanza whose Suites is not *-security.
-    m=$(awk '
-      /^[[:space:]]*$/ { if (u != "" && s !~ /security/) { print u; exit } u=""; s=""; next }
-      /^URIs:/   { u=$2 }
-      /^Suites:/ { s=$0 }
-      END { if (u != "" && s !~ /security/) print u }' "$f" | head -n1)
-    if [ -n "$m" ]; then echo "$m"; return; fi
-  done
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-    [ -f "$f" ] || continue
-    m=$(awk '$1 == "deb" {
-          i = 2; if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
-          if ($(i+1) !~ /security/) { print $i; exit } }' "$f")
-    if [ -n "$m" ]; then echo "$m"; return; fi
-  done
-  die "no Debian mirror found in /etc/apt; set VUB_DEBIAN_MIRROR"
+  "$(dirname "$(readlink -f "$0")")/debian-mirror.sh" ||
+    die "no Debian mirror found in /etc/apt; set VUB_DEBIAN_MIRROR"
 }
 
 provision() {
