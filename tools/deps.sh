@@ -15,6 +15,10 @@ PKGS=(
   debootstrap
   # service tests: udevadm, setpriv
   udev util-linux
+  # fuzz targets (tests/fuzz/README.md): clang with libFuzzer's runtime
+  clang libclang-rt-14-dev
+  # the Debian package (debian/, tools/test-package.sh)
+  debhelper lintian
 )
 
 missing=()

@@ -4,7 +4,11 @@
 # builds, then the end-to-end tests against real kernel VFIO devices in a QEMU
 # guest (tests/e2e/README.md), including QEMU 11's own vfio-user-pci client on
 # the bridge (tests/e2e/vmm/, docs/vmm.md; its QEMU is provisioned once into
-# /var/cache/vfio-user-bridge). Exits non-zero on the first failing stage.
+# /var/cache/vfio-user-bridge). Between the two: every libFuzzer target for
+# VUB_FUZZ_SECONDS (60) each in a clang build (tests/fuzz/README.md), and the
+# Debian package built, checked by lintian and installed into a clean bookworm
+# root (tools/test-package.sh; that root is cached there too). Exits non-zero
+# on the first failing stage.
 #
 #   tools/test-all.sh            everything
 #   VUB_E2E=0 tools/test-all.sh  unit tests only (a quick local loop)
@@ -33,6 +37,20 @@ stage "unit tests under the sanitizers"
 ctest --test-dir build-asan -L unit --output-on-failure -j"$jobs"
 
 if [ "${VUB_E2E:-1}" != 0 ]; then
+  fuzz_s=${VUB_FUZZ_SECONDS:-60}
+  stage "fuzz targets, ${fuzz_s} s each (clang, libFuzzer + ASan + UBSan; fails only on a finding)"
+  cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DVUB_FUZZ=ON -DVUB_WERROR=ON \
+        -DVUB_FUZZ_SECONDS="$fuzz_s" >/dev/null
+  # Every ctest entry labelled fuzz is a target of the same name (vub_fuzz_test).
+  fuzz_targets=$(ctest --test-dir build-fuzz -N -L fuzz 2>/dev/null | sed -n 's/^ *Test *#[0-9]*: *//p')
+  [ -n "$fuzz_targets" ] || { echo "no fuzz targets registered" >&2; exit 1; }
+  # shellcheck disable=SC2086  # one word per target
+  cmake --build build-fuzz -j"$jobs" --target $fuzz_targets
+  ctest --test-dir build-fuzz -L fuzz --output-on-failure -j"$jobs"
+
+  stage "Debian package: build, lintian, install into a clean bookworm root"
+  tools/test-package.sh
+
   stage "QEMU 11 with the vfio-user-pci client (cached trixie root) and the VMM tests' inner guest"
   tools/provision-qemu-vfio-user.sh
 
