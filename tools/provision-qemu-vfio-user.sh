@@ -29,7 +29,8 @@
 #                       (default /var/cache/vfio-user-bridge/inner-guest;
 #                       tests/e2e/vmm/build-inner-guest.sh builds it)
 #   VUB_DEBIAN_MIRROR   Debian mirror URL (default: the one this machine's apt
-#                       uses, read from /etc/apt; never written into the project)
+#                       uses, read from /etc/apt by tools/debian-mirror.sh;
+#                       never written into the project)
 #
 # The root holds a stamp file (.vub-stamp) naming what was installed; a root
 # without it, or whose QEMU does not list vfio-user-pci, is rebuilt.
@@ -74,48 +75,19 @@ root_ok() {
   grep -q '^  socket=' <<<"$out"
 }
 
-# The mirror this machine's apt already uses (tools/debian-mirror.sh).
-find_mirror() {
-  "$(dirname "$(readlink -f "$0")")/debian-mirror.sh" ||
-    die "no Debian mirror found in /etc/apt; set VUB_DEBIAN_MIRROR"
-}
-
 provision() {
-  local mirror tmp t0
+  local tmp t0
   [ "$(id -u)" -eq 0 ] || die "provisioning needs root (debootstrap, chroot)"
-  command -v debootstrap >/dev/null || die "debootstrap is not installed"
-  mirror=$(find_mirror)
   t0=$(date +%s)
   mkdir -p "$(dirname "$ROOT")"
   tmp=$ROOT.new.$$
   rm -rf "$tmp"
   # Always unmount and remove a half-built root, whatever happens.
   trap 'umount "$tmp/proc" 2>/dev/null || true; rm -rf "$tmp"' EXIT
-  log "debootstrap $SUITE into $tmp"
-  debootstrap --variant=minbase "$SUITE" "$tmp" "$mirror" >"$tmp.log" 2>&1 ||
-    { tail -n 20 "$tmp.log" >&2; rm -f "$tmp.log"; die "debootstrap failed"; }
-  rm -f "$tmp.log"
-  cat >"$tmp/etc/apt/sources.list.d/debian.sources" <<EOF
-Types: deb
-URIs: $mirror
-Suites: $SUITE $QEMU_SUITE
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-  rm -f "$tmp/etc/apt/sources.list"
-  # No daemons started by maintainer scripts.
-  printf '#!/bin/sh\nexit 101\n' >"$tmp/usr/sbin/policy-rc.d"
-  chmod 755 "$tmp/usr/sbin/policy-rc.d"
-  mount -t proc proc "$tmp/proc"
-  log "installing qemu-system-x86 from $QEMU_SUITE"
-  chroot "$tmp" /usr/bin/env DEBIAN_FRONTEND=noninteractive LC_ALL=C \
-    sh -c "apt-get -q update && apt-get -q -y install --no-install-recommends \
-           -t $QEMU_SUITE qemu-system-x86" >"$tmp.log" 2>&1 ||
-    { tail -n 20 "$tmp.log" >&2; rm -f "$tmp.log"; die "apt-get install failed"; }
-  rm -f "$tmp.log"
-  umount "$tmp/proc"
-  chroot "$tmp" apt-get -q clean >/dev/null
-  rm -rf "$tmp"/var/lib/apt/lists/*
+  log "debootstrap $SUITE into $tmp, then qemu-system-x86 from $QEMU_SUITE"
+  "$(dirname "$(readlink -f "$0")")/debian-root.sh" --sources "$SUITE $QEMU_SUITE" \
+    --target-release "$QEMU_SUITE" "$SUITE" "$tmp" qemu-system-x86 ||
+    die "making the $SUITE root failed"
   {
     echo "format=$STAMP_FORMAT"
     echo "suite=$SUITE"

@@ -15,11 +15,11 @@
 #   tools/test-package.sh             all of the above (root needed)
 #   tools/test-package.sh --root      only make sure the cached root exists
 #
-# The root is debootstrap --variant=minbase bookworm plus systemd, udev and man-db,
+# The root is debootstrap --variant=minbase bookworm plus systemd, udev and
+# man-db (tools/debian-root.sh, on the mirror this machine's apt uses),
 # cached in /var/cache/vfio-user-bridge/bookworm-pkg ($VUB_BOOKWORM_ROOT) like
 # the trixie root of tools/provision-qemu-vfio-user.sh, rebuilt when missing
-# or incomplete, and copied for every run, so each install starts clean. The
-# mirror is the one this machine's apt uses (tools/debian-mirror.sh).
+# or incomplete, and copied for every run, so each install starts clean.
 # Unit tests are not run again inside the package build (DEB_BUILD_OPTIONS
 # nocheck); VUB_PKG_CHECK=1 runs them (label unit only, never e2e).
 set -euo pipefail
@@ -48,6 +48,7 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM
 work=$(mktemp -d /var/tmp/vub-package.XXXXXX)
 
 root_ok() {
@@ -57,33 +58,13 @@ root_ok() {
 }
 
 make_root() {
-  local mirror tmp t0
-  command -v debootstrap >/dev/null || die "debootstrap is not installed (tools/deps.sh)"
-  mirror=$(tools/debian-mirror.sh)
+  local tmp=$work/root.new t0
   t0=$(date +%s)
   mkdir -p "$(dirname "$ROOT")"
-  tmp=$work/root.new
   log "debootstrap bookworm into $ROOT (once; cached)"
-  debootstrap --variant=minbase bookworm "$tmp" "$mirror" >"$work/debootstrap.log" 2>&1 ||
-    { tail -n 20 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
-  cat >"$tmp/etc/apt/sources.list.d/debian.sources" <<EOF
-Types: deb
-URIs: $mirror
-Suites: bookworm
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-  rm -f "$tmp/etc/apt/sources.list"
-  # No daemons started by maintainer scripts.
-  printf '#!/bin/sh\nexit 101\n' >"$tmp/usr/sbin/policy-rc.d"
-  chmod 755 "$tmp/usr/sbin/policy-rc.d"
-  mount -t proc proc "$tmp/proc"
-  chroot "$tmp" /usr/bin/env DEBIAN_FRONTEND=noninteractive LC_ALL=C \
-    sh -c "apt-get -q update && apt-get -q -y install --no-install-recommends $ROOT_PKGS" \
-    >"$work/apt.log" 2>&1 || { tail -n 20 "$work/apt.log" >&2; die "apt-get install $ROOT_PKGS failed"; }
-  umount "$tmp/proc"
   # The package lists stay: installing the .deb resolves its dependencies.
-  chroot "$tmp" apt-get -q clean >/dev/null
+  tools/debian-root.sh --keep-lists bookworm "$tmp" $ROOT_PKGS ||
+    die "making the bookworm root failed"
   {
     echo "format=$STAMP_FORMAT"
     echo "suite=bookworm"
@@ -123,12 +104,13 @@ git ls-files -z --cached --others --exclude-standard |
 opts=${DEB_BUILD_OPTIONS:-}
 [ "${VUB_PKG_CHECK:-0}" = 1 ] || opts="nocheck $opts"
 log "dpkg-buildpackage -b -us -uc (DEB_BUILD_OPTIONS=$opts)"
+mkdir -p "$top/build-deb"
 (cd "$work/src" && DEB_BUILD_OPTIONS="$opts" dpkg-buildpackage -b -us -uc) \
-  >"$work/build.log" 2>&1 || { tail -n 40 "$work/build.log" >&2; die "dpkg-buildpackage failed"; }
+  >"$top/build-deb/build.log" 2>&1 ||
+  { tail -n 40 "$top/build-deb/build.log" >&2; die "dpkg-buildpackage failed (build-deb/build.log)"; }
 deb=$(ls "$work"/vfio-user-bridge_*.deb)
 version=$(dpkg-deb -f "$deb" Version)
-log "built $(basename "$deb") in $(( $(date +%s) - t )) s; a copy is in build-deb/"
-mkdir -p "$top/build-deb"
+log "built $(basename "$deb") in $(( $(date +%s) - t )) s; a copy and the log are in build-deb/"
 cp "$deb" "$top/build-deb/"
 dpkg-deb -c "$deb"
 
