@@ -40,7 +40,7 @@ report() { # report PAGE WHAT-A WHAT-B LIST-A-NOT-B LIST-B-NOT-A
 if [ "${1:-}" = --keys ]; then
   [ $# -eq 3 ] || { echo "usage: $0 --keys PAGE MARKDOWN" >&2; exit 2; }
   page=$2 md=$3
-  [ -r "$page" ] && [ -r "$md" ] || { echo "$0: cannot read $page or $md" >&2; exit 2; }
+  if ! [ -r "$page" ] || ! [ -r "$md" ]; then echo "$0: cannot read $page or $md" >&2; exit 2; fi
   doc_keys=$(sed -nE 's/^\| `([a-z_]+)` \|.*/\1/p' "$md" | sort -u)
   page_keys=$(page_tags "$page" | sed -nE 's/^\.B ([a-z_]+)$/\1/p' | sort -u)
   [ -n "$doc_keys" ] || { echo "$md: no keys found in its tables" >&2; exit 2; }
