@@ -103,8 +103,12 @@ struct hv_ops {
                     uint32_t count, const void *data);
     /* VFIO_DEVICE_RESET; -ENOTTY/-ENOTSUP when the device has none. */
     int (*reset)(struct hv_device *d);
-    /* A new fd (the caller owns it) that a client can mmap regions through, at
-     * the region's `offset`. For type1: a dup of the device fd. */
+    /* A new open file of the device (the caller owns the fd) that a client
+     * can mmap regions through, at the region's `offset`. Each call gives a
+     * file of its own, never a dup of the back end's: kcmp(KCMP_FILE) tells
+     * it apart from the back end's and from every earlier one (type1: a new
+     * VFIO_GROUP_GET_DEVICE_FD; sim: the BAR memfd reopened). Whoever holds
+     * it (or a mapping of it) reaches the device until it is closed. */
     int (*mmap_fd)(struct hv_device *d);
     /* IOMMU: map `size` bytes of this process at vaddr to iova. flags:
      * HV_DMA_READ|HV_DMA_WRITE. Kernel rules: -EEXIST on overlap, -EINVAL for

@@ -917,9 +917,15 @@ static ssize_t sim_region_write(struct hv_device *d, uint32_t index, uint64_t of
     return r;
 }
 
+/* Like type1's new VFIO_GROUP_GET_DEVICE_FD: a new open file of the same
+ * BAR memory (reopened through /proc, so kcmp(KCMP_FILE) tells it from the
+ * sim's own memfd and from every other session's), never a dup of it.
+ * Whoever keeps it reaches the BARs as long as they like, as on the kernel. */
 static int sim_mmap_fd(struct hv_device *d)
 {
-    int fd = fcntl(S(d)->memfd, F_DUPFD_CLOEXEC, 0);
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", S(d)->memfd);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
     return fd < 0 ? -errno : fd;
 }
 

@@ -193,10 +193,23 @@ static int t1_reset(struct hv_device *d)
     return ioctl(t1(d)->devfd, VFIO_DEVICE_RESET) < 0 ? -errno : 0;
 }
 
+/* A device file of its own: each VFIO_GROUP_GET_DEVICE_FD is a new open
+ * file of the device (the group path allows several; the kernel resets the
+ * device only when the last one closes), so a client's copy is never the
+ * bridge's own devfd and kcmp(KCMP_FILE) can tell where it went. */
 static int t1_mmap_fd(struct hv_device *d)
 {
-    int fd = fcntl(t1(d)->devfd, F_DUPFD_CLOEXEC, 0);
-    return fd < 0 ? -errno : fd;
+    struct t1_device *t = t1(d);
+    int fd = ioctl(t->groupfd, VFIO_GROUP_GET_DEVICE_FD, t->base.addr);
+    if (fd < 0)
+        return -errno;
+    /* Older kernels do not set CLOEXEC on the device fd. */
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    return fd;
 }
 
 static int t1_dma_map(struct hv_device *d, uint64_t iova, void *vaddr, uint64_t size,
