@@ -41,6 +41,11 @@ void br_cli_usage(FILE *out)
 "                           areas: one (default; the spec, QEMU) or per-area\n"
 "                           (one per area, for SPDK's initiator; only to a\n"
 "                           client that did not state max_msg_fds)\n"
+"      --stale-holders POLICY  when a process still holds an ended session's\n"
+"                           device file (or a mapping of it): refuse (default:\n"
+"                           refuse the next client, naming the holders, until\n"
+"                           they are gone) or kill (SIGKILL them at session\n"
+"                           end, before the next client)\n"
 "      --max-dma-maps N     most DMA mappings a client may hold\n"
 "                           (default and ceiling: min(65535, kernel entries))\n"
 "      --max-dma-bytes SIZE most bytes a client may map (and so pin) for DMA\n"
@@ -127,6 +132,7 @@ enum {
     OPT_MAX_XFER, OPT_MAX_MSG_FDS, OPT_IO_TIMEOUT, OPT_SOCKET_MODE, OPT_SOCKET_OWNER,
     OPT_SOCKET_GROUP, OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_POLICY, OPT_JSON, OPT_SYSFS,
     OPT_HANDSHAKE_TIMEOUT,
+    OPT_STALE_HOLDERS,
 };
 
 __attribute__((format(printf, 2, 3)))
@@ -172,6 +178,7 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
         { "sparse-msix", no_argument, NULL, OPT_SPARSE_MSIX },
         { "msix-mmap", required_argument, NULL, OPT_MSIX_MMAP },
         { "region-fds", required_argument, NULL, OPT_REGION_FDS },
+        { "stale-holders", required_argument, NULL, OPT_STALE_HOLDERS },
         { "max-dma-maps", required_argument, NULL, OPT_MAX_DMA_MAPS },
         { "max-dma-bytes", required_argument, NULL, OPT_MAX_DMA_BYTES },
         { "max-xfer", required_argument, NULL, OPT_MAX_XFER },
@@ -235,6 +242,15 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
                 cfg->region_fds = BR_REGION_FDS_PER_AREA;
             else
                 return bad(errout, "--region-fds=%s: want one or per-area", optarg);
+            break;
+        case OPT_STALE_HOLDERS:
+            if (strcmp(optarg, "refuse") == 0)
+                cfg->stale_holders = BR_STALE_REFUSE;
+            else if (strcmp(optarg, "kill") == 0)
+                cfg->stale_holders = BR_STALE_KILL;
+            else
+                return bad(errout, "--stale-holders %s: want refuse or kill", optarg);
+            cfg->stale_holders_set = true;
             break;
         case OPT_MAX_DMA_MAPS:
             if (parse_u32(optarg, 1, 65535, &cfg->max_dma_maps) < 0)

@@ -75,6 +75,13 @@ enum br_region_fds {
                               * that did not state max_msg_fds; one otherwise */
 };
 
+/* What to do with processes that still hold an ended session's device file
+ * (bridge/holders.h) when the next client comes. */
+enum br_stale_holders {
+    BR_STALE_REFUSE = 0,  /* refuse the next client, naming them, until they are gone */
+    BR_STALE_KILL,        /* SIGKILL them when the session ends; wait until gone */
+};
+
 struct br_config {
     /* what to serve and where */
     const char *device;          /* canonical "DDDD:BB:DD.F" (sim: reported name) */
@@ -85,6 +92,8 @@ struct br_config {
     bool no_mmap;                /* never hand out a region fd; clear MMAP */
     enum br_msix_mmap msix_mmap; /* MSI-X BARs: sparse (default) or the kernel's caps */
     enum br_region_fds region_fds; /* fds per region-info reply: one (default) or per area */
+    enum br_stale_holders stale_holders;  /* default BR_STALE_REFUSE */
+    bool stale_holders_set;      /* given on the command line (the policy yields) */
 
     /* limits; 0 = default */
     uint32_t max_dma_maps;       /* default min(65535, kernel's available entries) */

@@ -15,6 +15,7 @@
 #include "notify.h"
 #include "server.h"
 #include "service.h"
+#include "session.h"
 
 int br_open_device(const struct br_config *cfg, struct hv_device **out)
 {
@@ -97,6 +98,7 @@ int br_daemon_run(const struct br_config *cfg)
     br_notify("STOPPING=1");
 out_unlink:
     br_server_free(srv);     /* quiesces the device if a client is still there */
+    br_session_release_retired(&dev);
     /* by the directory fd, and only if the name is still our socket */
     int ur = acc_sock_unlink(&sock);
     if (ur < 0)

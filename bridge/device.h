@@ -33,6 +33,8 @@ struct br_region {
     uint64_t size;
 };
 
+struct br_devfile;
+
 struct br_dev {
     struct hv_device *hv;          /* not owned */
     const struct br_config *cfg;   /* not owned */
@@ -51,6 +53,10 @@ struct br_dev {
      * device watch): clients see them with count 0, cannot set them, and a
      * session's quiesce leaves them alone. Set before the first client. */
     uint32_t reserved_irqs;
+    /* Device files of ended sessions that some process still held at the
+     * last look (bridge/holders.h; owned by session.c). While there is one,
+     * no new session starts. */
+    struct br_devfile *retired;
 };
 
 /* Query the back end and fill dev. Logs what it found (info) and every

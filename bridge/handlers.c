@@ -201,7 +201,7 @@ static int h_get_region_info(struct br_session *s, struct vu_msg *m, struct repl
         if (n == 0)   /* cannot happen: no_mmap above; never MMAP without the fd */
             return vu_fail(&rep->err, -EINVAL, "GET_REGION_INFO %u: MMAP without an fd",
                            req.index);
-        rep->fd = HV(s)->ops->mmap_fd(HV(s));
+        rep->fd = br_session_device_file(s);
         if (rep->fd < 0) {
             r = rep->fd;
             rep->fd = -1;

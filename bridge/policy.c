@@ -469,6 +469,16 @@ static int settings_key(struct ctx *c, const char *path, const char *key, struct
         s->handshake_timeout_ms = (uint32_t)n;
         return 0;
     }
+    if (strcmp(key, "stale_holders") == 0) {
+        const char *str = NULL;
+        int r = get_string(c, path, v, &str);
+        if (r < 0)
+            return r;
+        if (strcmp(str, "refuse") != 0 && strcmp(str, "kill") != 0)
+            return fail_at(c, path, EINVAL, "must be \"refuse\" or \"kill\", not \"%s\"", str);
+        s->stale_kill = strcmp(str, "kill") == 0;
+        return 0;
+    }
     return 1;
 }
 

@@ -94,6 +94,7 @@ struct pol_settings {
     uint64_t max_dma_bytes;
     /* VERSION must come within this time of connecting; 0 = the default. */
     uint32_t handshake_timeout_ms;
+    bool stale_kill;           /* "stale_holders": "kill" (default "refuse") */
 };
 
 struct pol_entry {

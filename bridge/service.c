@@ -94,6 +94,8 @@ int br_service_apply_policy(struct br_config *cfg)
     if (cfg->msix_mmap == BR_MSIX_MMAP_UNSET)   /* the command line wins */
         cfg->msix_mmap = s->msix_mmap_kernel && !s->sparse_msix ? BR_MSIX_MMAP_KERNEL
                                                                 : BR_MSIX_MMAP_SPARSE;
+    if (!cfg->stale_holders_set)
+        cfg->stale_holders = s->stale_kill ? BR_STALE_KILL : BR_STALE_REFUSE;
     cfg->no_reset |= !s->reset_on_disconnect;
     if (!cfg->max_dma_bytes_set && s->max_dma_bytes_set)
         cfg->max_dma_bytes = s->max_dma_bytes;

@@ -2,11 +2,13 @@
 /* Client session lifecycle: open on accept, quiesce and release on close. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "holders.h"
 #include "log.h"
 #include "session.h"
 
@@ -40,9 +42,175 @@ int br_dev_bus_master_off(struct hv_device *hv)
     return n == 2 ? 0 : -EIO;
 }
 
+/* ---- the session's own device file and its holders (bridge/holders.h) ------------ */
+
+/* How long a session end waits for holders that are exiting anyway (a dying
+ * client's socket can be closed before the rest of its fd table). */
+#define BR_HOLDERS_SETTLE_MS 300
+/* Kill-and-look-again rounds (a holder may pass the file on as it dies). */
+#define BR_HOLDERS_KILL_ROUNDS 3
+
+static void holder_what(const struct br_holder *h, char *buf, size_t sz)
+{
+    if (h->fd >= 0 && h->tid != h->pid)
+        snprintf(buf, sz, "fd %d of its task %d", h->fd, (int)h->tid);
+    else if (h->fd >= 0)
+        snprintf(buf, sz, "fd %d", h->fd);
+    else
+        snprintf(buf, sz, "a mapping at 0x%llx", (unsigned long long)h->map_start);
+}
+
+/* Look for the processes that hold f; with settle, give exiting ones a
+ * moment; under --stale-holders kill, end them and look again. Returns how
+ * many hold it now (sc lists them); a scan that cannot run counts as held. */
+static size_t find_holders(const struct br_dev *dev, const struct br_devfile *f, bool settle,
+                           struct br_holders_scan *sc)
+{
+    bool kill = dev->cfg->stale_holders == BR_STALE_KILL;
+    int r = br_holders_scan(f, 0, sc);
+    if (r == 0 && sc->n && settle) {
+        br_holders_wait(f, sc, false, BR_HOLDERS_SETTLE_MS);
+        r = br_holders_scan(f, 0, sc);
+    }
+    for (unsigned round = 0; r == 0 && sc->n && kill && round < BR_HOLDERS_KILL_ROUNDS; round++) {
+        for (size_t i = 0; i < sc->n; i++) {
+            char what[64];
+            holder_what(&sc->h[i], what, sizeof(what));
+            br_warn("killing pid %d uid %u (%s): it holds %s of the device file given to "
+                    "client pid %d uid %u (--stale-holders kill)", (int)sc->h[i].pid,
+                    (unsigned)sc->h[i].uid, sc->h[i].comm, what, (int)f->owner_pid,
+                    (unsigned)f->owner_uid);
+        }
+        int left = br_holders_wait(f, sc, true, BR_HOLDERS_KILL_WAIT_MS);
+        if (left > 0)
+            br_warn("%d of them still alive after %d ms", left, BR_HOLDERS_KILL_WAIT_MS);
+        r = br_holders_scan(f, 0, sc);
+    }
+    if (r < 0) {
+        br_err("cannot look for holders of the device file given to client pid %d: %s; "
+               "taking it as held", (int)f->owner_pid, strerror(-r));
+        return 1;
+    }
+    if (sc->uninspectable)
+        br_warn("%u processes could not be inspected for holders of the device file (no "
+                "permission): a holder among them would not be found (docs/security.md)",
+                sc->uninspectable);
+    if (sc->ambiguous)
+        br_info("%u processes map a region like this device's but also hold other VFIO "
+                "devices: not counted as holders (docs/security.md)", sc->ambiguous);
+    return sc->n + (sc->truncated ? 1 : 0);
+}
+
+/* Refuse a new session while a retired device file is held; forget those
+ * that are no longer held. */
+static int check_retired(struct br_dev *dev, const struct ucred *peer)
+{
+    struct br_devfile **pp = &dev->retired;
+    int r = 0;
+    while (*pp) {
+        struct br_devfile *f = *pp;
+        struct br_holders_scan sc;
+        if (find_holders(dev, f, false, &sc) == 0) {
+            br_info("the device file given to client pid %d uid %u is no longer held",
+                    (int)f->owner_pid, (unsigned)f->owner_uid);
+            *pp = f->next;
+            br_devfile_free(f);
+            continue;
+        }
+        for (size_t i = 0; i < sc.n; i++) {
+            char what[64];
+            holder_what(&sc.h[i], what, sizeof(what));
+            br_warn("refusing client pid %d uid %u: pid %d uid %u (%s) still holds %s of the "
+                    "device file given to client pid %d uid %u", (int)peer->pid,
+                    (unsigned)peer->uid, (int)sc.h[i].pid, (unsigned)sc.h[i].uid, sc.h[i].comm,
+                    what, (int)f->owner_pid, (unsigned)f->owner_uid);
+        }
+        r = -EBUSY;
+        pp = &f->next;
+    }
+    return r;
+}
+
+/* At session end: forget the device file if nobody else holds it, else keep
+ * it on dev->retired so that no new session starts while it is held. */
+static void retire_device_file(struct br_session *s)
+{
+    struct br_devfile *f = s->devfile;
+    s->devfile = NULL;
+    if (!f)
+        return;
+    struct br_holders_scan sc;
+    if (find_holders(s->dev, f, true, &sc) == 0) {
+        br_devfile_free(f);
+        return;
+    }
+    for (size_t i = 0; i < sc.n; i++) {
+        char what[64];
+        holder_what(&sc.h[i], what, sizeof(what));
+        br_warn("pid %d uid %u (%s) still holds %s of the device file given to client pid %d "
+                "uid %u: no new client until it is gone", (int)sc.h[i].pid,
+                (unsigned)sc.h[i].uid, sc.h[i].comm, what, (int)f->owner_pid,
+                (unsigned)f->owner_uid);
+    }
+    f->next = s->dev->retired;
+    s->dev->retired = f;
+}
+
+void br_session_release_retired(struct br_dev *dev)
+{
+    while (dev->retired) {
+        struct br_devfile *f = dev->retired;
+        dev->retired = f->next;
+        br_devfile_free(f);
+    }
+}
+
+static int open_device_file(struct br_session *s)
+{
+    struct hv_device *hv = s->dev->hv;
+    uint64_t ranges[BR_HOLDERS_MAX_RANGES][2];
+    unsigned n = 0;
+    /* The file offsets a mapping of this device can have: its mmappable
+     * regions (on the kernel index << 40, as the region infos say). */
+    struct hv_region_info *ri = malloc(sizeof(*ri));
+    if (!ri)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < s->dev->num_regions && n < BR_HOLDERS_MAX_RANGES; i++) {
+        const struct br_region *reg = &s->dev->regions[i];
+        if (!reg->valid || !(reg->flags & VU_REGION_INFO_FLAG_MMAP) || !reg->size)
+            continue;
+        if (hv->ops->get_region_info(hv, i, ri) < 0 || ri->offset + ri->size < ri->offset)
+            continue;
+        ranges[n][0] = ri->offset;
+        ranges[n][1] = ri->offset + ri->size;
+        n++;
+    }
+    free(ri);
+    int fd = hv->ops->mmap_fd(hv);
+    if (fd < 0)
+        return fd;
+    return br_devfile_new(&s->devfile, fd, (const uint64_t (*)[2])ranges, n, s->peer.pid,
+                          s->peer.uid);
+}
+
+int br_session_device_file(struct br_session *s)
+{
+    if (!s->devfile) {
+        int r = open_device_file(s);
+        if (r < 0)
+            return r;
+    }
+    int fd = fcntl(s->devfile->fd, F_DUPFD_CLOEXEC, 0);
+    return fd < 0 ? -errno : fd;
+}
 
 int br_session_open(struct br_session **out, struct br_dev *dev, int fd, const struct ucred *peer)
 {
+    int r = check_retired(dev, peer);
+    if (r < 0) {
+        close(fd);
+        return r;
+    }
     struct br_session *s = calloc(1, sizeof(*s));
     if (!s) {
         close(fd);
@@ -54,7 +222,7 @@ int br_session_open(struct br_session **out, struct br_dev *dev, int fd, const s
      * timeout (a message it started, or room for a reply). */
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-        int r = -errno;
+        r = -errno;
         close(fd);
         free(s);
         return r;
@@ -97,6 +265,7 @@ void br_session_close(struct br_session *s)
     vu_conn_close(&s->conn);
     br_irq_free(&s->irq);
     br_dma_free(&s->dma);
+    retire_device_file(s);
     br_log(s->log_quiet ? BR_LOG_DEBUG : BR_LOG_INFO,
            "client pid %d uid %u disconnected (%s): %llu messages, %llu errors; released "
            "%zu DMA maps, %u IRQ eventfds%s",

@@ -18,6 +18,7 @@
 
 #include "hooks.h"
 #include "log.h"
+#include "session.h"
 
 void th_init(struct th *t)
 {
@@ -85,6 +86,7 @@ void th_stop(struct th *t)
     th_stop_loop(t);
     br_server_free(t->srv);
     t->srv = NULL;
+    br_session_release_retired(t->dev);
     free(t->dev);
     t->dev = NULL;
     hv_close(t->hv);
