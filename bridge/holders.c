@@ -35,7 +35,7 @@ static int kcmp(pid_t p1, pid_t p2, int type, unsigned long i1, unsigned long i2
     return (int)syscall(SYS_kcmp, p1, p2, type, i1, i2);
 }
 
-int br_devfile_new(struct br_devfile **out, int fd, const uint64_t (*ranges)[2],
+int br_devfile_new(struct br_devfile **out, int fd, const struct br_file_range *ranges,
                    unsigned nranges, pid_t owner_pid, uid_t owner_uid)
 {
     char path[64];
@@ -72,10 +72,8 @@ int br_devfile_new(struct br_devfile **out, int fd, const uint64_t (*ranges)[2],
     f->dev = st.st_dev;
     f->ino = st.st_ino;
     f->shared_inode = strncmp(f->link, "anon_inode:", 11) == 0;
-    for (unsigned i = 0; i < nranges; i++) {
-        f->ranges[i].start = ranges[i][0];
-        f->ranges[i].end = ranges[i][1];
-    }
+    for (unsigned i = 0; i < nranges; i++)
+        f->ranges[i] = ranges[i];
     f->nranges = nranges;
     f->owner_pid = owner_pid;
     f->owner_uid = owner_uid;
@@ -129,12 +127,13 @@ static int scan_fd_table(const struct br_devfile *f, pid_t pid, pid_t tid, struc
     return r;
 }
 
-static bool in_ranges(const struct br_devfile *f, uint64_t off)
+/* The range of f that off falls in, or NULL. */
+static const struct br_file_range *in_ranges(const struct br_devfile *f, uint64_t off)
 {
     for (unsigned i = 0; i < f->nranges; i++)
         if (off >= f->ranges[i].start && off < f->ranges[i].end)
-            return true;
-    return false;
+            return &f->ranges[i];
+    return NULL;
 }
 
 /* /proc/<pid>/maps: 1 a mapping of ours (h->map_start), 0 none, -errno.
@@ -165,9 +164,10 @@ static int scan_maps(const struct br_devfile *f, pid_t pid, bool other_kind,
         if (strcmp(nm, f->link) != 0)
             continue;
         if (f->shared_inode) {
-            if (!in_ranges(f, off))
+            const struct br_file_range *rg = in_ranges(f, off);
+            if (!rg)
                 continue;
-            if (other_kind) {
+            if (!rg->exact && other_kind) {
                 *ambiguous = true;
                 continue;
             }

@@ -13,9 +13,11 @@
  *    the match is by st_dev/st_ino: exact. When the inode is shared with
  *    other files (an anon inode: the kernel's "[vfio-device]") the match is
  *    the same name and inode with an offset inside one of the given file
- *    ranges (this device's mmappable regions), counted only in a process
- *    that holds no other file of that name: there a mapping of ours cannot
- *    be told from one of its own device's (counted as `ambiguous`).
+ *    ranges: an exact range (a BAR's bus address, which older kernels show
+ *    there) always counts; a shared one (the region offset, index << 40,
+ *    which newer kernels keep) counts only in a process that holds no other
+ *    file of that name: there a mapping of ours cannot be told from one of
+ *    its own device's (counted as `ambiguous`).
  * Not found: an fd in flight (sent over a socket, not yet received), a
  * process this one may not inspect (counted as `uninspectable`), and on a
  * shared inode a mapping kept by a process that also holds another device
@@ -37,6 +39,15 @@
 /* Longest wait for killed holders to be gone. */
 #define BR_HOLDERS_KILL_WAIT_MS 5000
 
+/* File offsets [start, end) that a mapping of the file may show in maps.
+ * exact: only this device's files have them (a BAR's bus address, as older
+ * kernels show it); otherwise any file of the same kind may (the region
+ * offset, index << 40, the same for every vfio-pci device). */
+struct br_file_range {
+    uint64_t start, end;
+    bool exact;
+};
+
 /* One open file to look for. */
 struct br_devfile {
     int fd;                             /* our copy of it (kcmp's reference); owned */
@@ -45,9 +56,7 @@ struct br_devfile {
     ino_t ino;
     bool shared_inode;                  /* "anon_inode:...": dev/ino say little */
     unsigned nranges;
-    struct {
-        uint64_t start, end;            /* [start, end) file offsets a mapping may have */
-    } ranges[BR_HOLDERS_MAX_RANGES];
+    struct br_file_range ranges[BR_HOLDERS_MAX_RANGES];
     pid_t owner_pid;                    /* the client it was given to (for logs) */
     uid_t owner_uid;
     struct br_devfile *next;            /* for the caller's list; not freed here */
@@ -75,7 +84,7 @@ struct br_holders_scan {
  * open file. ranges/nranges: file offset ranges [start, end) that a mapping
  * of this device file has (nranges <= BR_HOLDERS_MAX_RANGES, else -E2BIG).
  * owner: the client's pid/uid. */
-int br_devfile_new(struct br_devfile **out, int fd, const uint64_t (*ranges)[2],
+int br_devfile_new(struct br_devfile **out, int fd, const struct br_file_range *ranges,
                    unsigned nranges, pid_t owner_pid, uid_t owner_uid);
 void br_devfile_free(struct br_devfile *f);
 

@@ -168,29 +168,31 @@ void br_session_release_retired(struct br_dev *dev)
 static int open_device_file(struct br_session *s)
 {
     struct hv_device *hv = s->dev->hv;
-    uint64_t ranges[BR_HOLDERS_MAX_RANGES][2];
+    struct br_file_range ranges[BR_HOLDERS_MAX_RANGES];
     unsigned n = 0;
-    /* The file offsets a mapping of this device can have: its mmappable
-     * regions (on the kernel index << 40, as the region infos say). */
+    /* The file offsets a mapping of this device can show in maps: its
+     * mmappable regions' offsets (index << 40 on the kernel), and for a
+     * real function each BAR's bus address (what older kernels show). */
     struct hv_region_info *ri = malloc(sizeof(*ri));
     if (!ri)
         return -ENOMEM;
-    for (uint32_t i = 0; i < s->dev->num_regions && n < BR_HOLDERS_MAX_RANGES; i++) {
+    for (uint32_t i = 0; i < s->dev->num_regions && n + 2 <= BR_HOLDERS_MAX_RANGES; i++) {
         const struct br_region *reg = &s->dev->regions[i];
+        uint64_t start, size;
         if (!reg->valid || !(reg->flags & VU_REGION_INFO_FLAG_MMAP) || !reg->size)
             continue;
         if (hv->ops->get_region_info(hv, i, ri) < 0 || ri->offset + ri->size < ri->offset)
             continue;
-        ranges[n][0] = ri->offset;
-        ranges[n][1] = ri->offset + ri->size;
-        n++;
+        ranges[n++] = (struct br_file_range){ ri->offset, ri->offset + ri->size, false };
+        if (hv->group >= 0 && i < 6 && hv_sysfs_bar_phys(NULL, hv->addr, i, &start, &size) == 0 &&
+            start + size > start)
+            ranges[n++] = (struct br_file_range){ start, start + size, true };
     }
     free(ri);
     int fd = hv->ops->mmap_fd(hv);
     if (fd < 0)
         return fd;
-    return br_devfile_new(&s->devfile, fd, (const uint64_t (*)[2])ranges, n, s->peer.pid,
-                          s->peer.uid);
+    return br_devfile_new(&s->devfile, fd, ranges, n, s->peer.pid, s->peer.uid);
 }
 
 int br_session_device_file(struct br_session *s)

@@ -155,6 +155,13 @@ int hv_sysfs_check_exportable(const char *sysfs, const char *addr, struct hv_err
  * vfio-pci (used before binding). 0 or -EBUSY with the offenders named. */
 int hv_sysfs_check_group_would_be_viable(const char *sysfs, const char *addr, struct hv_err *err);
 
+/* Bus address and size of BAR `index` (0-5) of a function, from its sysfs
+ * `resource` file. -ENOENT when the BAR is not assigned. (Older kernels,
+ * 6.1 among them, show this address, not the region offset, as the file
+ * offset of a VFIO BAR mapping in /proc/<pid>/maps.) */
+int hv_sysfs_bar_phys(const char *sysfs, const char *addr, unsigned index, uint64_t *start,
+                      uint64_t *size);
+
 /* ---- the kernel type1 back end ----------------------------------------------- */
 
 struct hv_open_opts {

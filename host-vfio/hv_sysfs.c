@@ -225,3 +225,36 @@ int hv_sysfs_check_group_would_be_viable(const char *sysfs, const char *addr_in,
         return group;
     return hv_sysfs_group_viable(sysfs, group, addr, addr, err);
 }
+
+int hv_sysfs_bar_phys(const char *sysfs, const char *addr, unsigned index, uint64_t *start,
+                      uint64_t *size)
+{
+    char path[HV_PATH_MAX], line[128];
+    int r = hv_path(path, sizeof(path), "%s/bus/pci/devices/%s/resource",
+                    sysfs ? sysfs : HV_SYSFS_DEFAULT, addr);
+    if (r < 0)
+        return r;
+    if (index > 5)
+        return -EINVAL;
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -errno;
+    r = -ENOENT;
+    for (unsigned i = 0; fgets(line, sizeof(line), f); i++) {
+        if (i != index)
+            continue;
+        unsigned long long s, e, fl;
+        if (sscanf(line, "%llx %llx %llx", &s, &e, &fl) != 3)
+            r = -EIO;
+        else if (s == 0 || e < s)
+            r = -ENOENT;   /* not assigned */
+        else {
+            *start = s;
+            *size = e - s + 1;
+            r = 0;
+        }
+        break;
+    }
+    fclose(f);
+    return r;
+}
