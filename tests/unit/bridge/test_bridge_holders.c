@@ -17,6 +17,7 @@
 #include <linux/io_uring.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -84,6 +85,7 @@ static struct child spawn(void (*fn)(void *), void *arg)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);   /* never outlives a failed test */
         close(ready[0]);
         /* Our reference copy: a child holds only what the test gives it. */
         if (g_devfd >= 0)
@@ -227,6 +229,7 @@ static void test_fd_passed_over_scm_rights_found(void **state)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         close(x->f->fd);
         close(sp[0]);
         struct recv_arg a = { .sock = sp[1] };

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,6 +76,7 @@ static struct keeper client_a_leaves(struct th *t, unsigned closed_before, bool 
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);   /* never outlives a failed test */
         /* Only async-signal-safe calls here (the bridge runs in a thread of
          * the parent). Close every fd but the pipes and the kept one: what
          * the keeper holds is exactly what A chose to keep. */
