@@ -60,6 +60,10 @@ struct br_devfile {
     pid_t owner_pid;                    /* the client it was given to (for logs) */
     uid_t owner_uid;
     struct br_devfile *next;            /* for the caller's list; not freed here */
+    /* For the caller: when it last searched (0 = never) and whom it found. */
+    uint64_t checked_ns;
+    unsigned n_held;
+    pid_t held_by[BR_HOLDERS_MAX];
 };
 
 struct br_holder {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "holders.h"
@@ -49,6 +50,19 @@ int br_dev_bus_master_off(struct hv_device *hv)
 #define BR_HOLDERS_SETTLE_MS 300
 /* Kill-and-look-again rounds (a holder may pass the file on as it dies). */
 #define BR_HOLDERS_KILL_ROUNDS 3
+/* A search of every process costs tens of ms: within this time of the last
+ * search a connection only looks at the holders it found (and is refused,
+ * logged at debug level, while one still holds the file), so a peer
+ * connecting in a loop cannot make the bridge scan /proc, or log, at its
+ * pace. */
+#define BR_HOLDERS_RECHECK_MS 1000
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static void holder_what(const struct br_holder *h, char *buf, size_t sz)
 {
@@ -107,9 +121,26 @@ static int check_retired(struct br_dev *dev, const struct ucred *peer)
 {
     struct br_devfile **pp = &dev->retired;
     int r = 0;
+    uint64_t now = mono_ns();
     while (*pp) {
         struct br_devfile *f = *pp;
         struct br_holders_scan sc;
+        bool still = false;
+        if (f->checked_ns && now - f->checked_ns < BR_HOLDERS_RECHECK_MS * 1000000ull) {
+            struct br_holder h;
+            for (unsigned i = 0; i < f->n_held && !still; i++)
+                still = br_holders_check_pid(f, f->held_by[i], &h) == 1;
+        }
+        if (still) {
+            br_debug("refusing client pid %d uid %u: the device file given to client pid %d "
+                     "was still held %llu ms ago", (int)peer->pid, (unsigned)peer->uid,
+                     (int)f->owner_pid,
+                     (unsigned long long)((now - f->checked_ns) / 1000000ull));
+            r = -EBUSY;
+            pp = &f->next;
+            continue;
+        }
+        f->checked_ns = now;
         if (find_holders(dev, f, false, &sc) == 0) {
             br_info("the device file given to client pid %d uid %u is no longer held",
                     (int)f->owner_pid, (unsigned)f->owner_uid);
@@ -125,6 +156,9 @@ static int check_retired(struct br_dev *dev, const struct ucred *peer)
                     (unsigned)peer->uid, (int)sc.h[i].pid, (unsigned)sc.h[i].uid, sc.h[i].comm,
                     what, (int)f->owner_pid, (unsigned)f->owner_uid);
         }
+        f->n_held = 0;
+        for (size_t i = 0; i < sc.n; i++)
+            f->held_by[f->n_held++] = sc.h[i].pid;
         r = -EBUSY;
         pp = &f->next;
     }

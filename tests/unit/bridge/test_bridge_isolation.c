@@ -249,8 +249,16 @@ static void refuse_policy(void **state, bool keep_fd)
     assert_non_null(strstr(log, keep_fd ? "still holds fd " : "still holds a mapping at 0x"));
     free(log);
 
+    /* Again at once: refused on the last search's result (the holders it
+     * found are looked at, not every process). */
+    assert_int_equal(vu_client_connect(t->path, &b, &err), 0);
+    vu_client_set_timeout(b, 10000);
+    assert_true(vu_client_negotiate(b, NULL, NULL) < 0);
+    th_wait_refused(t, 2);
+    vu_client_close(b);
+
     /* Still alive: the keeper was left alone. Once it is gone the next
-     * client gets the device, with nothing of A's left to see it. */
+     * client gets the device at once, with nothing of A's left to see it. */
     struct answer a;
     assert_true(keeper_reads(&k, &a));
     keeper_end(&k);
