@@ -61,6 +61,11 @@ void br_cli_usage(FILE *out)
 "      --handshake-timeout MS  a new connection must complete VERSION\n"
 "                           within MS or it is closed (default 10000); a\n"
 "                           negotiated session may idle as long as it likes\n"
+"      --poll-us N          busy polling: after each message, spin on the\n"
+"                           client's socket for up to N microseconds before\n"
+"                           sleeping (default 0 = off, at most 1000000). Cuts\n"
+"                           the wake-up from a round trip; COSTS one CPU core\n"
+"                           spinning for up to N us after every message\n"
 "      --socket-mode MODE   socket permissions, octal (default 0600)\n"
 "      --socket-owner USER  socket owner (name or uid)\n"
 "      --socket-group GROUP socket group (name or gid)\n"
@@ -129,7 +134,7 @@ static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 
 enum {
     OPT_SIM = 256, OPT_NO_MMAP, OPT_SPARSE_MSIX, OPT_MSIX_MMAP, OPT_REGION_FDS, OPT_MAX_DMA_MAPS, OPT_MAX_DMA_BYTES,
-    OPT_MAX_XFER, OPT_MAX_MSG_FDS, OPT_IO_TIMEOUT, OPT_SOCKET_MODE, OPT_SOCKET_OWNER,
+    OPT_MAX_XFER, OPT_MAX_MSG_FDS, OPT_IO_TIMEOUT, OPT_POLL_US, OPT_SOCKET_MODE, OPT_SOCKET_OWNER,
     OPT_SOCKET_GROUP, OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_POLICY, OPT_JSON, OPT_SYSFS,
     OPT_HANDSHAKE_TIMEOUT,
     OPT_STALE_HOLDERS,
@@ -185,6 +190,7 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
         { "max-msg-fds", required_argument, NULL, OPT_MAX_MSG_FDS },
         { "io-timeout", required_argument, NULL, OPT_IO_TIMEOUT },
         { "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT },
+        { "poll-us", required_argument, NULL, OPT_POLL_US },
         { "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
         { "socket-owner", required_argument, NULL, OPT_SOCKET_OWNER },
         { "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
@@ -279,6 +285,11 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
                 return bad(errout, "--handshake-timeout %s: want milliseconds (1..%u)", optarg,
                            BR_MAX_HANDSHAKE_TIMEOUT_MS);
             cfg->handshake_timeout_set = true;
+            break;
+        case OPT_POLL_US:
+            if (parse_u32(optarg, 0, BR_MAX_POLL_US, &cfg->poll_us) < 0)
+                return bad(errout, "--poll-us %s: want microseconds (0..%u)", optarg,
+                           BR_MAX_POLL_US);
             break;
         case OPT_SOCKET_MODE: {
             char *end;

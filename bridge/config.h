@@ -31,6 +31,8 @@
 /* A client that starts a message must finish it (and read its replies)
  * within this time, or it is disconnected: the loop is single-threaded. */
 #define BR_DEFAULT_IO_TIMEOUT_MS 5000u
+/* Longest --poll-us: a spin longer than this is a core given away. */
+#define BR_MAX_POLL_US 1000000u
 /* Copies of the region fd one GET_REGION_INFO reply may carry with
  * --region-fds=per-area (SPDK's receive array holds 8). */
 #define BR_MAX_REGION_FDS        8u
@@ -106,6 +108,8 @@ struct br_config {
     uint32_t io_timeout_ms;      /* default BR_DEFAULT_IO_TIMEOUT_MS */
     uint32_t handshake_timeout_ms; /* default BR_DEFAULT_HANDSHAKE_TIMEOUT_MS */
     bool handshake_timeout_set;  /* given on the command line */
+    uint32_t poll_us;            /* busy polling after each message, us; 0 = off
+                                  * (default), at most BR_MAX_POLL_US */
 
     /* socket access (used by br_listen / br_peer_allowed, bridge/hooks.h) */
     bool socket_mode_set;

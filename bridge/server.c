@@ -313,13 +313,18 @@ static void check_handshake_deadline(struct br_server *srv)
     close_session(srv, srv->why);
 }
 
-/* One message from the client. */
-static void serve_client(struct br_server *srv)
+/* Messages handled per wake-up at most, before the other fds are looked at
+ * (the rest stay in the receive buffer: the loop then polls without
+ * sleeping). */
+#define BR_MSG_BATCH 16
+
+/* One message from the client. Returns true if another may follow at once. */
+static bool serve_one(struct br_server *srv)
 {
     struct vu_msg m;
     int r = vu_recv(&srv->sess->conn, &m);
     if (r == -EAGAIN)
-        return;     /* nothing after all */
+        return false;     /* nothing after all */
     if (r < 0) {
         if (r == -ECONNRESET) {
             close_session(srv, "disconnected");
@@ -328,13 +333,27 @@ static void serve_client(struct br_server *srv)
                      srv->sess->conn.err.msg[0] ? srv->sess->conn.err.msg : "receive failed");
             close_session(srv, srv->why);
         }
-        return;
+        return false;
     }
     r = br_handle_message(srv->sess, &m);
     vu_msg_release(&m);
     if (r < 0) {
         snprintf(srv->why, sizeof(srv->why), "cannot send a reply: %s", strerror(-r));
         close_session(srv, srv->why);
+        return false;
+    }
+    return !srv->drop_reason;
+}
+
+/* What the client has queued, up to BR_MSG_BATCH messages: those already in
+ * the receive buffer, and with --poll-us those that come while spinning. */
+static void serve_client(struct br_server *srv)
+{
+    unsigned poll_us = srv->dev->cfg->poll_us;
+    for (unsigned n = 0; n < BR_MSG_BATCH && serve_one(srv); n++) {
+        struct vu_conn *c = &srv->sess->conn;
+        if (!vu_conn_rx_ready(c) && !(poll_us && vu_conn_rx_spin(c, poll_us)))
+            break;
     }
 }
 
@@ -368,7 +387,9 @@ int br_server_run(struct br_server *srv)
         for (unsigned i = 0; i < n_extra; i++)
             pfd[P_EXTRA + i] = (struct pollfd){ .fd = extra[i].fd, .events = extra[i].events };
 
-        int n = poll(pfd, P_EXTRA + n_extra, next_timeout_ms(srv));
+        /* whole messages already read: look at the other fds, do not sleep */
+        bool queued = srv->sess && vu_conn_rx_ready(&srv->sess->conn);
+        int n = poll(pfd, P_EXTRA + n_extra, queued ? 0 : next_timeout_ms(srv));
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -387,9 +408,9 @@ int br_server_run(struct br_server *srv)
         if (stop)
             break;
         /* the client first: its commands are answered in arrival order */
-        if (srv->sess && pfd[P_CLIENT].revents)
+        if (srv->sess && (pfd[P_CLIENT].revents || queued))
             serve_client(srv);
-        if (pfd[P_LISTEN].revents || (n == 0 && srv->accept_stalled))
+        if (pfd[P_LISTEN].revents || (n == 0 && srv->accept_stalled && !queued))
             accept_clients(srv);
         for (unsigned i = 0; i < n_extra; i++)
             if (pfd[P_EXTRA + i].revents)

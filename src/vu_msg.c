@@ -75,7 +75,6 @@ void vu_msg_close_fds(struct vu_msg *m)
 void vu_msg_release(struct vu_msg *m)
 {
     vu_msg_close_fds(m);
-    free(m->payload);
     vu_msg_init(m);
 }
 

@@ -58,14 +58,17 @@ void vu_limits_default(struct vu_limits *lim);
  * message is closed by vu_msg_release(). */
 struct vu_msg {
     struct vu_hdr hdr;
-    uint8_t *payload;       /* hdr.msg_size - 16 bytes, malloc'd, may be NULL if 0 */
+    uint8_t *payload;       /* hdr.msg_size - 16 bytes, NULL if 0; points into the
+                             * connection's receive buffer: valid until the next
+                             * vu_recv() or vu_conn_close() on that connection */
     size_t payload_len;
     int fds[VU_MAX_FDS_PER_MSG];
     size_t nfds;
 };
 
 void vu_msg_init(struct vu_msg *m);
-/* Close every fd not taken, free the payload, re-init. Safe to call twice. */
+/* Close every fd not taken, re-init (the payload belongs to the connection).
+ * Safe to call twice. */
 void vu_msg_release(struct vu_msg *m);
 /* Take ownership of fd i (returns it and leaves -1 in its slot); -EBADF if
  * i >= nfds or the fd was already taken. */
@@ -243,10 +246,13 @@ ssize_t vu_region_cap_sparse_build(void *buf, size_t bufsz, size_t at,
 struct vu_conn;
 
 /* A transport moves whole messages. send: one message (header+payload) with
- * fds, all or nothing from the caller's view (partial writes are completed;
- * the fds go with the first byte). recv: header (with ancillary data), then
- * the body; enforces lim before allocating; MSG_CTRUNC is an error (and every
- * fd that did arrive is closed). */
+ * fds in one system call when the socket has room, all or nothing from the
+ * caller's view (partial writes are completed; the fds go with the first
+ * byte). recv: one read takes what is queued into the connection's buffer
+ * (several messages, when they are there); each header is checked against
+ * lim before the buffer grows for its body; fds belong to the message whose
+ * first byte they came with; MSG_CTRUNC is an error (and every fd that did
+ * arrive is closed). */
 struct vu_transport_ops {
     int (*send)(struct vu_conn *c, const struct iovec *iov, int iovcnt,
                 const int *fds, size_t nfds);
@@ -265,6 +271,14 @@ struct vu_conn {
                              * message), counted from the first wait: bytes
                              * trickling in do not extend it; < 0 = forever.
                              * Default 10000. Expiry: -ETIMEDOUT. */
+
+    /* Receive buffer: bytes read ahead, [rx_head, rx_tail) not yet handed
+     * out; at most one set of fds held, for the message at rx_fds_at. */
+    uint8_t *rx;
+    size_t rx_cap, rx_head, rx_tail;
+    int rx_fds[VU_MAX_FDS_PER_MSG];
+    size_t rx_nfds;
+    size_t rx_fds_at;
 };
 
 /* Socket transport on a connected AF_UNIX SOCK_STREAM fd (takes ownership).
@@ -288,6 +302,16 @@ void vu_conn_close(struct vu_conn *c);
  * m->hdr still holds the header that was read (for an error reply), but the
  * stream is out of step: the caller should close the connection. */
 int vu_recv(struct vu_conn *c, struct vu_msg *m);
+
+/* A whole message (or a header that fails its check) is in the receive
+ * buffer: vu_recv() answers without a system call. A server loop that
+ * sleeps in poll() must not sleep while this is true. */
+bool vu_conn_rx_ready(const struct vu_conn *c);
+/* Busy polling: spin (poll with timeout 0) for up to `us` microseconds until
+ * the connection has something to receive (bytes, EOF or an error), without
+ * sleeping. Returns 1 when it has (or vu_conn_rx_ready), 0 when the time ran
+ * out. Costs one core for up to `us` per call. */
+int vu_conn_rx_spin(struct vu_conn *c, unsigned us);
 
 /* Send a message. hdr->msg_size is set here from len. */
 int vu_send(struct vu_conn *c, struct vu_hdr *hdr, const void *payload, size_t len,

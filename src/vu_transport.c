@@ -2,9 +2,12 @@
 /*
  * Transports: an AF_UNIX stream socket with SCM_RIGHTS, and a plain byte
  * stream (two fds, no fd passing) for fuzzing. Whole messages only: a send
- * completes partial writes with the fds on the first byte; a receive reads
- * the header (collecting fds), checks it against the limits, then reads the
- * body into a buffer of the checked size.
+ * is one sendmsg of header and payload pieces with the fds (partial writes
+ * are completed, the fds go with the first byte); a receive reads whatever
+ * is queued, up to the size of the connection's buffer, in one call, and
+ * hands out the messages in it one by one, each header checked against the
+ * limits before its body is waited for. The buffer is reused: no allocation
+ * per message once it has grown to the largest message seen.
  */
 #include <errno.h>
 #include <poll.h>
@@ -18,13 +21,15 @@
 
 #define MAX_IOV 8
 #define DEFAULT_IO_TIMEOUT_MS 10000
+/* First size of a connection's receive buffer; it grows (never shrinks) up
+ * to the largest message the limit lets in, when one needs it. */
+#define VU_RX_INITIAL (64u << 10)
 
-/* Fds collected while reading one piece of a message. */
+/* Fds collected by one read. */
 struct fdbag {
     int fds[VU_MAX_FDS_PER_MSG];
     size_t n;
-    size_t cap;       /* how many may be kept (0 while reading the body) */
-    size_t dropped;   /* arrived beyond cap: closed at once */
+    size_t dropped;   /* arrived beyond VU_MAX_FDS_PER_MSG: closed at once */
     bool ctrunc;
 };
 
@@ -33,6 +38,14 @@ static void fdbag_close(struct fdbag *b)
     for (size_t i = 0; i < b->n; i++)
         close(b->fds[i]);
     b->n = 0;
+}
+
+/* Close the fds held for a message not yet handed out. */
+static void rx_close_fds(struct vu_conn *c)
+{
+    for (size_t i = 0; i < c->rx_nfds; i++)
+        close(c->rx_fds[i]);
+    c->rx_nfds = 0;
 }
 
 /* One read of at most len bytes: > 0 bytes, 0 EOF, -errno. */
@@ -54,6 +67,8 @@ static ssize_t sock_read(struct vu_conn *c, void *buf, size_t len, struct fdbag 
     ssize_t r = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
     if (r < 0)
         return -errno;
+    if (mh.msg_controllen == 0)
+        return r;     /* the common case: no ancillary data at all */
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
         if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
             continue;
@@ -62,7 +77,7 @@ static ssize_t sock_read(struct vu_conn *c, void *buf, size_t len, struct fdbag 
         for (size_t i = 0; i < n; i++) {
             int fd;
             memcpy(&fd, data + i * sizeof(int), sizeof(int));
-            if (bag->n < bag->cap) {
+            if (bag->n < VU_MAX_FDS_PER_MSG) {
                 bag->fds[bag->n++] = fd;
             } else {
                 close(fd);
@@ -113,28 +128,132 @@ static int wait_fd(int fd, short ev, int timeout_ms, int64_t *deadline)
     }
 }
 
-/* Read exactly len bytes. `fresh`: nothing of this message consumed yet, so
- * EOF before the first byte is an orderly close and EAGAIN may be returned. */
-static int read_full(struct vu_conn *c, read_fn rd, void *buf, size_t len, bool fresh,
-                     struct fdbag *bag, int64_t *deadline)
+static uint32_t rx_size_at(const struct vu_conn *c, size_t at)
 {
-    size_t got = 0;
-    while (got < len) {
-        ssize_t r = rd(c, (uint8_t *)buf + got, len - got, bag);
-        if (r > 0) {
-            got += (size_t)r;
-            continue;
+    struct vu_hdr h;
+    memcpy(&h, c->rx + at, sizeof(h));
+    return h.msg_size;
+}
+
+/* The last message that starts at or after `from` in the buffered bytes,
+ * walking the headers from rx_head; SIZE_MAX if none does. A bad size ends
+ * the walk (the message that has it fails when it is parsed). */
+static size_t rx_last_start(const struct vu_conn *c, size_t from)
+{
+    size_t last = SIZE_MAX;
+    size_t pos = c->rx_head;
+    while (pos < c->rx_tail) {
+        if (pos >= from)
+            last = pos;
+        if (c->rx_tail - pos < VU_HDR_SIZE)
+            break;
+        uint32_t sz = rx_size_at(c, pos);
+        if (sz < VU_HDR_SIZE)
+            break;
+        pos += sz;
+    }
+    return last;
+}
+
+/* Room for `need` bytes from rx_head: move the started message to the front
+ * of the buffer or grow it (need <= the checked limit). */
+static int rx_reserve(struct vu_conn *c, size_t need)
+{
+    if (c->rx_head == c->rx_tail) {
+        c->rx_head = c->rx_tail = 0;
+    }
+    if (c->rx_cap - c->rx_head >= need && c->rx_tail < c->rx_cap)
+        return 0;
+    if (c->rx_head) {
+        size_t have = c->rx_tail - c->rx_head;
+        memmove(c->rx, c->rx + c->rx_head, have);
+        if (c->rx_nfds)
+            c->rx_fds_at -= c->rx_head;
+        c->rx_head = 0;
+        c->rx_tail = have;
+    }
+    if (c->rx_cap >= need && c->rx_tail < c->rx_cap)
+        return 0;
+    /* double (amortised), at least the initial size, at most what the
+     * limit lets a message need */
+    size_t cap = c->rx_cap * 2;
+    if (cap < VU_RX_INITIAL)
+        cap = VU_RX_INITIAL;
+    size_t most = c->lim.max_msg_size > need ? c->lim.max_msg_size : need;
+    if (cap > most)
+        cap = most;
+    if (cap < need)
+        cap = need;
+    uint8_t *p = realloc(c->rx, cap);
+    if (!p)
+        return vu_fail(&c->err, -ENOMEM, "no memory for a %zu-byte receive buffer", cap);
+    c->rx = p;
+    c->rx_cap = cap;
+    return 0;
+}
+
+/* One read into the buffer for the message at rx_head, of which `need`
+ * bytes are wanted (the header, or the whole checked message). Fds that come
+ * with it are kept for the message they arrived with: the kernel ends a read
+ * after the bytes that carried them, and a sender attaches them to the first
+ * byte of a message, so they belong to the last message that starts in this
+ * read; a read with fds but no message start put them on body bytes. While
+ * fds are held the read is cut at the end of their message, so that one set
+ * is held at a time. `wait`: a started message is waited for (up to the
+ * deadline) when nothing is there. Returns 0 when bytes arrived. */
+static int rx_fill(struct vu_conn *c, read_fn rd, size_t need, int64_t *deadline)
+{
+    int r = rx_reserve(c, need);
+    if (r)
+        return r;
+    size_t have = c->rx_tail - c->rx_head;
+    size_t len = c->rx_cap - c->rx_tail;
+    if (c->rx_nfds && need - have < len)
+        len = need - have;
+    for (;;) {
+        struct fdbag bag = {.n = 0};
+        ssize_t n = rd(c, c->rx + c->rx_tail, len, &bag);
+        if (n > 0) {
+            size_t from = c->rx_tail;
+            c->rx_tail += (size_t)n;
+            if (!bag.n && !bag.dropped && !bag.ctrunc)
+                return 0;
+            size_t at = rx_last_start(c, from);
+            const char *name = "message";
+            if (at != SIZE_MAX && c->rx_tail - at >= VU_HDR_SIZE) {
+                struct vu_hdr h;
+                memcpy(&h, c->rx + at, sizeof(h));
+                name = vu_cmd_name(h.cmd);
+            }
+            if (bag.ctrunc || bag.dropped) {
+                fdbag_close(&bag);
+                return vu_fail(&c->err, -EPROTO, "%s: ancillary data truncated (more than %u "
+                               "fds sent)", name, VU_MAX_FDS_PER_MSG);
+            }
+            if (at == SIZE_MAX || c->rx_nfds) {
+                size_t k = bag.n;
+                fdbag_close(&bag);
+                return vu_fail(&c->err, -EPROTO, "%s: %zu fds arrived with body bytes",
+                               name, k);
+            }
+            memcpy(c->rx_fds, bag.fds, bag.n * sizeof(int));
+            c->rx_nfds = bag.n;
+            c->rx_fds_at = at;
+            return 0;
         }
-        if (r == 0) {
-            if (fresh && got == 0)
+        if (n == 0) {
+            if (have == 0)
                 return vu_fail(&c->err, -ECONNRESET, "peer closed the connection");
+            if (have < VU_HDR_SIZE)
+                return vu_fail(&c->err, -EPROTO, "peer closed the connection inside a "
+                               "message (%zu of %u bytes)", have, VU_HDR_SIZE);
             return vu_fail(&c->err, -EPROTO, "peer closed the connection inside a message "
-                           "(%zu of %zu bytes)", got, len);
+                           "(%zu of %zu bytes)", have - VU_HDR_SIZE, need - VU_HDR_SIZE);
         }
-        if (r == -EINTR)
+        if (n == -EINTR)
             continue;
-        if (r == -EAGAIN || r == -EWOULDBLOCK) {
-            if (fresh && got == 0)
+        if (n == -EAGAIN || n == -EWOULDBLOCK) {
+            if (have == 0)
                 return -EAGAIN;
             int w = wait_fd(c->fd, POLLIN, c->io_timeout_ms, deadline);
             if (w)
@@ -142,63 +261,64 @@ static int read_full(struct vu_conn *c, read_fn rd, void *buf, size_t len, bool 
                                strerror(-w));
             continue;
         }
-        return vu_fail(&c->err, (int)r, "receive failed: %s", strerror((int)-r));
+        return vu_fail(&c->err, (int)n, "receive failed: %s", strerror((int)-n));
     }
-    return 0;
 }
 
+/* The header at rx_head, read whole: its fds and its size against the
+ * limits. */
+static int rx_check_head(struct vu_conn *c, struct vu_hdr *h)
+{
+    memcpy(h, c->rx + c->rx_head, sizeof(*h));
+    size_t nfds = c->rx_nfds && c->rx_fds_at == c->rx_head ? c->rx_nfds : 0;
+    if (nfds > c->lim.max_fds)
+        return vu_fail(&c->err, -EPROTO, "%s: %zu fds exceed the limit of %u",
+                       vu_cmd_name(h->cmd), nfds, c->lim.max_fds);
+    int r = vu_hdr_check(h, &c->lim, &c->err);
+    if (r && r != -E2BIG)
+        r = -EPROTO;
+    return r;
+}
+
+/* Receive one message: whole messages already in the buffer cost no system
+ * call; otherwise one read takes whatever is queued (up to the buffer's
+ * size), usually this message and the ones behind it. */
 static int recv_common(struct vu_conn *c, struct vu_msg *m, read_fn rd)
 {
-    struct fdbag bag = {.cap = VU_MAX_FDS_PER_MSG};
-    struct vu_hdr h;
     int64_t deadline = 0;   /* for the whole message, header and body */
-    int r = read_full(c, rd, &h, sizeof(h), true, &bag, &deadline);
-    if (r)
-        goto fail_fds;
-    m->hdr = h;
-    if (bag.ctrunc || bag.dropped) {
-        r = vu_fail(&c->err, -EPROTO, "%s: ancillary data truncated (more than %u fds sent)",
-                    vu_cmd_name(h.cmd), VU_MAX_FDS_PER_MSG);
-        goto fail_fds;
-    }
-    if (bag.n > c->lim.max_fds) {
-        r = vu_fail(&c->err, -EPROTO, "%s: %zu fds exceed the limit of %u", vu_cmd_name(h.cmd),
-                    bag.n, c->lim.max_fds);
-        goto fail_fds;
-    }
-    r = vu_hdr_check(&h, &c->lim, &c->err);
-    if (r) {
-        if (r != -E2BIG)
-            r = -EPROTO;
-        goto fail_fds;
-    }
-
-    size_t len = h.msg_size - VU_HDR_SIZE;
-    if (len) {
-        m->payload = malloc(len);
-        if (!m->payload) {
-            r = vu_fail(&c->err, -ENOMEM, "%s: no memory for %zu bytes", vu_cmd_name(h.cmd),
-                        len);
-            goto fail_fds;
+    struct vu_hdr h;
+    bool checked = false;
+    int r;
+    for (;;) {
+        size_t have = c->rx_tail - c->rx_head;
+        if (!checked && have >= VU_HDR_SIZE) {
+            r = rx_check_head(c, &h);
+            m->hdr = h;
+            if (r)
+                goto fail;
+            checked = true;
         }
-        struct fdbag late = {.cap = 0};
-        r = read_full(c, rd, m->payload, len, false, &late, &deadline);
-        if (!r && (late.dropped || late.ctrunc))
-            r = vu_fail(&c->err, -EPROTO, "%s: %zu fds arrived with body bytes",
-                        vu_cmd_name(h.cmd), late.dropped);
+        if (checked && have >= h.msg_size)
+            break;
+        r = rx_fill(c, rd, checked ? h.msg_size : VU_HDR_SIZE, &deadline);
         if (r)
-            goto fail_payload;
-        m->payload_len = len;
+            goto fail;
     }
-    memcpy(m->fds, bag.fds, bag.n * sizeof(int));
-    m->nfds = bag.n;
+    size_t len = h.msg_size - VU_HDR_SIZE;
+    m->payload = len ? c->rx + c->rx_head + VU_HDR_SIZE : NULL;
+    m->payload_len = len;
+    if (c->rx_nfds && c->rx_fds_at == c->rx_head) {
+        memcpy(m->fds, c->rx_fds, c->rx_nfds * sizeof(int));
+        m->nfds = c->rx_nfds;
+        c->rx_nfds = 0;
+    }
+    c->rx_head += h.msg_size;
     return 0;
 
-fail_payload:
-    free(m->payload);
-    m->payload = NULL;
-fail_fds:
-    fdbag_close(&bag);
+fail:
+    /* the stream is out of step: nothing buffered is worth keeping */
+    rx_close_fds(c);
+    c->rx_head = c->rx_tail = 0;
     return r;
 }
 
@@ -315,6 +435,10 @@ static int stream_send(struct vu_conn *c, const struct iovec *iov, int iovcnt, c
 
 static void conn_close(struct vu_conn *c)
 {
+    rx_close_fds(c);
+    free(c->rx);
+    c->rx = NULL;
+    c->rx_cap = c->rx_head = c->rx_tail = 0;
     if (c->wfd >= 0 && c->wfd != c->fd)
         close(c->wfd);
     if (c->fd >= 0)
@@ -374,6 +498,36 @@ int vu_recv(struct vu_conn *c, struct vu_msg *m)
     if (c->fd < 0)
         return vu_fail(&c->err, -EBADF, "receive on a closed connection");
     return c->ops->recv(c, m);
+}
+
+bool vu_conn_rx_ready(const struct vu_conn *c)
+{
+    size_t have = c->rx_tail - c->rx_head;
+    if (have < VU_HDR_SIZE)
+        return false;
+    uint32_t sz = rx_size_at(c, c->rx_head);
+    return have >= sz || sz > c->lim.max_msg_size;
+}
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int vu_conn_rx_spin(struct vu_conn *c, unsigned us)
+{
+    if (c->fd < 0 || vu_conn_rx_ready(c))
+        return 1;
+    struct pollfd p = {.fd = c->fd, .events = POLLIN};
+    int64_t end = now_us() + us;
+    do {
+        int r = poll(&p, 1, 0);
+        if (r > 0 || (r < 0 && errno != EINTR))
+            return 1;   /* bytes, EOF or an error: vu_recv() tells which */
+    } while (now_us() < end);
+    return 0;
 }
 
 int vu_send(struct vu_conn *c, struct vu_hdr *hdr, const void *payload, size_t len,

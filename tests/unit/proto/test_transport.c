@@ -12,9 +12,63 @@
 #include <pthread.h>
 #include <time.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "proto_test.h"
+
+/* Counters of the calls the transport makes (linked with --wrap, see
+ * CMakeLists.txt). Not atomic: read only while one thread runs. */
+static unsigned long n_alloc, n_recvmsg, n_sendmsg;
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t k, size_t n);
+void *__real_realloc(void *p, size_t n);
+ssize_t __real_recvmsg(int fd, struct msghdr *mh, int flags);
+ssize_t __real_sendmsg(int fd, const struct msghdr *mh, int flags);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t k, size_t n);
+void *__wrap_realloc(void *p, size_t n);
+ssize_t __wrap_recvmsg(int fd, struct msghdr *mh, int flags);
+ssize_t __wrap_sendmsg(int fd, const struct msghdr *mh, int flags);
+void *__wrap_malloc(size_t n) { n_alloc++; return __real_malloc(n); }
+void *__wrap_calloc(size_t k, size_t n) { n_alloc++; return __real_calloc(k, n); }
+void *__wrap_realloc(void *p, size_t n) { n_alloc++; return __real_realloc(p, n); }
+ssize_t __wrap_recvmsg(int fd, struct msghdr *mh, int flags)
+{
+    n_recvmsg++;
+    return __real_recvmsg(fd, mh, flags);
+}
+ssize_t __wrap_sendmsg(int fd, const struct msghdr *mh, int flags)
+{
+    n_sendmsg++;
+    return __real_sendmsg(fd, mh, flags);
+}
+
+/* Bytes queued on a socket, not yet read. */
+static int inq(int fd)
+{
+    int n = -1;
+    assert_int_equal(ioctl(fd, FIONREAD, &n), 0);
+    return n;
+}
+
+/* Wait (up to 10 s) until the reader has taken every queued byte. */
+static void wait_drained(int fd)
+{
+    for (int i = 0; i < 10000 && inq(fd) > 0; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(inq(fd), 0);
+}
+
+static bool same_file(int a, int b)
+{
+    struct stat sa, sb;
+    return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
 
 struct pair {
     struct vu_conn a, b;  /* a sends, b receives (both directions work) */
@@ -322,6 +376,24 @@ static void test_ctrunc(void **state)
     assert_int_equal(tu_count_fds(), base + 2);
     pair_close(&p);
     assert_int_equal(tu_count_fds(), base);
+
+    /* the same behind a whole message that comes in the same read */
+    pair_open(&p, NULL);
+    struct vu_hdr rh;
+    raw_hdr(&rh, VU_CMD_DEVICE_RESET, 16);
+    assert_int_equal(pt_sendmsg(p.a.fd, &rh, 16, NULL, 0), 16);
+    pt_open_fds(fds, 24);
+    assert_int_equal(pt_sendmsg(p.a.fd, msg, sizeof(msg), fds, 24), (ssize_t)sizeof(msg));
+    pt_close_fds(fds, 24);
+    unsigned long rd0 = n_recvmsg;
+    assert_int_equal(vu_recv(&p.b, &m), -EPROTO);
+    assert_int_equal(n_recvmsg - rd0, 1);
+    assert_non_null(strstr(p.b.err.msg, "DMA_MAP: ancillary data truncated"));
+    assert_int_equal(m.nfds, 0);
+    assert_false(vu_conn_rx_ready(&p.b));
+    assert_int_equal(tu_count_fds(), base + 2);
+    pair_close(&p);
+    assert_int_equal(tu_count_fds(), base);
 }
 
 /* More fds than the connection's limit, fewer than the buffer. */
@@ -354,8 +426,51 @@ static void test_fds_over_limit(void **state)
     assert_int_equal(tu_count_fds(), base);
 }
 
-/* fds attached to body bytes instead of the first byte. */
+struct rx_job {
+    struct vu_conn *c;
+    int rc;
+    struct vu_msg m;
+};
+
+static void *rx_thread(void *arg)
+{
+    struct rx_job *j = arg;
+    j->rc = vu_recv(j->c, &j->m);
+    return NULL;
+}
+
+/* fds attached to body bytes instead of the first byte: the reader has taken
+ * the header (nothing left queued) when the body comes with an fd. */
 static void test_fds_on_body(void **state)
+{
+    (void)state;
+    int base = tu_count_fds();
+    struct pair p;
+    pair_open(&p, NULL);
+    struct vu_hdr h;
+    raw_hdr(&h, VU_CMD_DMA_MAP, 48);
+    struct vu_dma_map d = {32, 3, 0, 0x1000, 0x1000};
+    int fd = make_memfd(4096);
+    struct rx_job j = {.c = &p.b};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, rx_thread, &j), 0);
+    assert_int_equal(pt_sendmsg(p.a.fd, &h, 16, NULL, 0), 16);
+    wait_drained(p.b.fd);
+    assert_int_equal(pt_sendmsg(p.a.fd, &d, 32, &fd, 1), 32);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    close(fd);
+    assert_int_equal(j.rc, -EPROTO);
+    assert_non_null(strstr(p.b.err.msg, "arrived with body bytes"));
+    assert_null(j.m.payload);
+    pair_close(&p);
+    assert_int_equal(tu_count_fds(), base);
+}
+
+/* The kernel hands out bytes queued before an fd-carrying piece together
+ * with it: a header sent alone and its body sent with an fd, both queued
+ * before the read, come as one read; the fd goes to that message (the one
+ * that starts in the read). Nothing leaks either way. */
+static void test_fds_glued(void **state)
 {
     (void)state;
     int base = tu_count_fds();
@@ -367,13 +482,173 @@ static void test_fds_on_body(void **state)
     int fd = make_memfd(4096);
     assert_int_equal(pt_sendmsg(p.a.fd, &h, 16, NULL, 0), 16);
     assert_int_equal(pt_sendmsg(p.a.fd, &d, 32, &fd, 1), 32);
-    close(fd);
     struct vu_msg m;
-    assert_int_equal(vu_recv(&p.b, &m), -EPROTO);
-    assert_non_null(strstr(p.b.err.msg, "arrived with body bytes"));
-    assert_null(m.payload);
+    assert_int_equal(vu_recv(&p.b, &m), 0);
+    assert_int_equal(m.nfds, 1);
+    assert_true(same_file(m.fds[0], fd));
+    vu_msg_release(&m);
+    close(fd);
     pair_close(&p);
     assert_int_equal(tu_count_fds(), base);
+}
+
+/* Several queued messages: one recvmsg takes them all, the next vu_recv
+ * calls make no system call; an fd goes to the message it was sent with
+ * (the kernel ends a read after the piece that carried fds). */
+static void test_several_in_one_read(void **state)
+{
+    (void)state;
+    int base = tu_count_fds();
+    struct pair p;
+    pair_open(&p, NULL);
+    uint32_t v = 0x12345678;
+    struct vu_region_access acc = {.offset = 0, .region = 0, .count = 4};
+    uint8_t wr[20];
+    memcpy(wr, &acc, 16);
+    memcpy(wr + 16, &v, 4);
+    struct vu_hdr h = {.cmd = VU_CMD_REGION_WRITE, .flags = VU_F_NO_REPLY};
+    for (uint16_t i = 0; i < 5; i++) {
+        h.msg_id = i;
+        assert_int_equal(vu_send(&p.a, &h, wr, sizeof(wr), NULL, 0), 0);
+    }
+    struct vu_msg m;
+    unsigned long rd0 = n_recvmsg;
+    for (uint16_t i = 0; i < 5; i++) {
+        assert_int_equal(vu_recv(&p.b, &m), 0);
+        assert_int_equal(m.hdr.msg_id, i);
+        assert_int_equal(m.payload_len, sizeof(wr));
+        assert_memory_equal(m.payload, wr, sizeof(wr));
+        assert_int_equal(inq(p.b.fd), 0);
+        assert_int_equal(vu_conn_rx_ready(&p.b), i < 4);
+        vu_msg_release(&m);
+    }
+    assert_int_equal(n_recvmsg - rd0, 1);
+
+    /* write, map (fd), write, write: the read ends after the map's bytes */
+    int fd = make_memfd(4096);
+    struct vu_dma_map d = {32, 3, 0, 0x1000, 0x1000};
+    struct vu_hdr mh = {.msg_id = 50, .cmd = VU_CMD_DMA_MAP};
+    h.msg_id = 49;
+    assert_int_equal(vu_send(&p.a, &h, wr, sizeof(wr), NULL, 0), 0);
+    assert_int_equal(vu_send(&p.a, &mh, &d, sizeof(d), &fd, 1), 0);
+    for (uint16_t i = 51; i < 53; i++) {
+        h.msg_id = i;
+        assert_int_equal(vu_send(&p.a, &h, wr, sizeof(wr), NULL, 0), 0);
+    }
+    rd0 = n_recvmsg;
+    for (uint16_t i = 49; i < 53; i++) {
+        assert_int_equal(vu_recv(&p.b, &m), 0);
+        assert_int_equal(m.hdr.msg_id, i);
+        assert_int_equal(m.nfds, i == 50);
+        if (i == 50)
+            assert_true(same_file(m.fds[0], fd));
+        vu_msg_release(&m);
+    }
+    assert_int_equal(n_recvmsg - rd0, 2);
+    close(fd);
+    pair_close(&p);
+    assert_int_equal(tu_count_fds(), base);
+}
+
+/* Two messages, the first with an fd, the stream cut at every byte: the
+ * reader has taken the first part before the rest is sent. Each sendmsg
+ * holds bytes of one message only (as every known client sends). */
+static void test_split_every_byte(void **state)
+{
+    (void)state;
+    int base = tu_count_fds();
+    uint8_t a[48], b[36];
+    struct vu_hdr h;
+    raw_hdr(&h, VU_CMD_DMA_MAP, sizeof(a));
+    h.msg_id = 7;
+    memcpy(a, &h, 16);
+    struct vu_dma_map d = {32, 3, 0, 0x1000, 0x1000};
+    memcpy(a + 16, &d, 32);
+    raw_hdr(&h, VU_CMD_REGION_WRITE, sizeof(b));
+    h.msg_id = 8;
+    memcpy(b, &h, 16);
+    struct vu_region_access acc = {.offset = 4, .region = 0, .count = 4};
+    memcpy(b + 16, &acc, 16);
+    memcpy(b + 32, "\x01\x02\x03\x04", 4);
+    int fd = make_memfd(4096);
+    for (size_t k = 1; k < sizeof(a) + sizeof(b); k++) {
+        struct pair p;
+        pair_open(&p, NULL);
+        struct rx_job j = {.c = &p.b}, jb = {.c = &p.b};
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, rx_thread, &j), 0);
+        size_t kb = k < sizeof(a) ? 0 : k - sizeof(a);
+        if (k < sizeof(a)) {
+            assert_int_equal(pt_sendmsg(p.a.fd, a, k, &fd, 1), (ssize_t)k);
+            wait_drained(p.b.fd);
+            assert_int_equal(pt_sendmsg(p.a.fd, a + k, sizeof(a) - k, NULL, 0),
+                             (ssize_t)(sizeof(a) - k));
+        } else {
+            assert_int_equal(pt_sendmsg(p.a.fd, a, sizeof(a), &fd, 1), (ssize_t)sizeof(a));
+        }
+        assert_int_equal(pthread_join(t, NULL), 0);
+        if (j.rc)
+            fail_msg("split at %zu: first message: %d %s", k, j.rc, p.b.err.msg);
+        assert_int_equal(j.m.hdr.msg_id, 7);
+        assert_int_equal(j.m.payload_len, 32);
+        assert_memory_equal(j.m.payload, a + 16, 32);
+        assert_int_equal(j.m.nfds, 1);
+        assert_true(same_file(j.m.fds[0], fd));
+        vu_msg_release(&j.m);
+        assert_int_equal(pthread_create(&t, NULL, rx_thread, &jb), 0);
+        if (kb) {
+            assert_int_equal(pt_sendmsg(p.a.fd, b, kb, NULL, 0), (ssize_t)kb);
+            wait_drained(p.b.fd);
+        }
+        assert_int_equal(pt_sendmsg(p.a.fd, b + kb, sizeof(b) - kb, NULL, 0),
+                         (ssize_t)(sizeof(b) - kb));
+        assert_int_equal(pthread_join(t, NULL), 0);
+        if (jb.rc)
+            fail_msg("split at %zu: second message: %d %s", k, jb.rc, p.b.err.msg);
+        assert_int_equal(jb.m.hdr.msg_id, 8);
+        assert_int_equal(jb.m.nfds, 0);
+        assert_memory_equal(jb.m.payload, b + 16, 20);
+        vu_msg_release(&jb.m);
+        struct vu_msg m;
+        vu_conn_close(&p.a);
+        assert_int_equal(vu_recv(&p.b, &m), -ECONNRESET);
+        vu_conn_close(&p.b);
+    }
+    close(fd);
+    assert_int_equal(tu_count_fds(), base);
+}
+
+/* Steady state: a request and its reply, many times; no allocation once the
+ * buffers exist, one sendmsg per message and one recvmsg per message. */
+static void test_no_alloc_per_message(void **state)
+{
+    (void)state;
+    struct pair p;
+    pair_open(&p, NULL);
+    uint8_t data[4096];
+    memset(data, 0x5a, sizeof(data));
+    struct vu_region_access acc = {.offset = 0, .region = 0, .count = sizeof(data)};
+    struct vu_msg m;
+    for (int round = 0; round < 2; round++) {
+        unsigned long a0 = n_alloc, s0 = n_sendmsg, r0 = n_recvmsg;
+        for (int i = 0; i < 1000; i++) {
+            struct vu_hdr h = {.msg_id = (uint16_t)i, .cmd = VU_CMD_REGION_WRITE};
+            assert_int_equal(vu_send(&p.a, &h, data, sizeof(data), NULL, 0), 0);
+            assert_int_equal(vu_recv(&p.b, &m), 0);
+            assert_int_equal(vu_send_reply(&p.b, &m, &acc, sizeof(acc), data, 4, NULL, 0), 0);
+            vu_msg_release(&m);
+            assert_int_equal(vu_recv(&p.a, &m), 0);
+            assert_int_equal(m.payload_len, sizeof(acc) + 4);
+            vu_msg_release(&m);
+        }
+        if (round == 1) {
+            /* the first round made the two receive buffers */
+            assert_int_equal(n_alloc - a0, 0);
+        }
+        assert_int_equal(n_sendmsg - s0, 2000);
+        assert_int_equal(n_recvmsg - r0, 2000);
+    }
+    pair_close(&p);
 }
 
 static void test_eof(void **state)
@@ -710,6 +985,10 @@ int main(void)
         cmocka_unit_test(test_ctrunc),
         cmocka_unit_test(test_fds_over_limit),
         cmocka_unit_test(test_fds_on_body),
+        cmocka_unit_test(test_fds_glued),
+        cmocka_unit_test(test_several_in_one_read),
+        cmocka_unit_test(test_split_every_byte),
+        cmocka_unit_test(test_no_alloc_per_message),
         cmocka_unit_test(test_eof),
         cmocka_unit_test(test_bad_headers),
         cmocka_unit_test(test_nonblocking),
