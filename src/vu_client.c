@@ -24,6 +24,7 @@ struct vu_client {
     struct vu_err err;
     uint16_t next_id;
     int timeout_ms;
+    unsigned spin_us;       /* busy polling for a reply before sleeping */
     bool negotiated;
     struct vu_caps server;
 };
@@ -95,6 +96,11 @@ void vu_client_set_timeout(struct vu_client *c, int ms)
     c->timeout_ms = ms < 0 ? 0 : ms;
 }
 
+void vu_client_set_busy_poll(struct vu_client *c, unsigned us)
+{
+    c->spin_us = us;
+}
+
 const struct vu_caps *vu_client_server_caps(const struct vu_client *c)
 {
     return &c->server;
@@ -106,7 +112,10 @@ static int recv_timed(struct vu_client *c, uint32_t max_msg, struct vu_msg *m)
 {
     vu_msg_init(m);
     struct pollfd p = {.fd = c->conn.fd, .events = POLLIN};
-    for (;;) {
+    /* a reply already read with an earlier one, or caught spinning: no sleep */
+    bool there = vu_conn_rx_ready(&c->conn) ||
+                 (c->spin_us && vu_conn_rx_spin(&c->conn, c->spin_us));
+    while (!there) {
         int r = poll(&p, 1, c->timeout_ms ? c->timeout_ms : -1);
         if (r > 0)
             break;

@@ -29,6 +29,9 @@ const char *vu_client_error(const struct vu_client *c);
 int vu_client_fd(const struct vu_client *c);
 /* Per-reply timeout in ms (default 10000; 0 = none). Expiry gives -ETIMEDOUT. */
 void vu_client_set_timeout(struct vu_client *c, int ms);
+/* Busy polling: spin up to `us` microseconds for each reply before sleeping
+ * in poll (0 = off, the default). Burns a core while it waits. */
+void vu_client_set_busy_poll(struct vu_client *c, unsigned us);
 
 /* VERSION: send `offer` (NULL = a QEMU-like offer: max_msg_fds 16, 1 MiB,
  * 65535 maps, pgsizes 4096, write_multiple true, migration object), parse the

@@ -130,8 +130,10 @@ int bench_side_bridge(struct vu_client *c, struct bench_side **out);
 enum bench_fig {
     FIG_FLOOR,          /* socket ping-pong, REGION_READ sizes */
     FIG_FLOOR_FRAMED,   /* the same with the transport's system calls */
+    FIG_FLOOR_SPIN,     /* the same, both ends busy-polling (--poll-us) */
     FIG_RT_CONFIG,      /* trapped 4-byte config read */
     FIG_RT_BAR,         /* trapped 4-byte BAR0 read */
+    FIG_RT_POLL,        /* trapped config read, bridge --poll-us, spinning client */
     FIG_POSTED,         /* REGION_WRITE No_reply, per write */
     FIG_MULTI,          /* REGION_WRITE_MULTI, per write */
     FIG_MMIO_READ,      /* 4-byte read through the mmapped BAR */
@@ -198,10 +200,15 @@ struct bench_config {
     unsigned startups;
     const char *bridge_args[8];  /* extra arguments for the bridge */
     unsigned nbridge_args;
+    unsigned poll_us;            /* --poll-us: busy-polling figures (sim only); 0 = none */
+    const char *sock_name;       /* in sockdir; NULL = "bridge.sock" */
     bool verbose;
 };
 
 void bench_figures_init(struct bench_result *r);
+
+/* Socket name of the second bridge (with --poll-us) in sockdir. */
+#define BENCH_POLL_SOCK "bridge-poll.sock"
 
 /* The bridge process as the bench sees it. */
 struct bench_bridge {
@@ -263,7 +270,7 @@ struct bench_target {
     bool met;
     char value[128];
 };
-#define BENCH_NTARGETS 5
+#define BENCH_NTARGETS 8
 void bench_targets(const struct bench_result *r, struct bench_target t[BENCH_NTARGETS]);
 
 #endif /* VUB_BENCH_H */

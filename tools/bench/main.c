@@ -42,6 +42,10 @@ static void usage(FILE *f)
         "  --dma-mib N        DMA area in MiB (default 256, quick 16)\n"
         "  --dma-reps N       passes over the DMA area per piece size (default 3, quick 1)\n"
         "  --startups N       bridge start-ups timed (default 5, quick 2)\n"
+"  --poll-us N        also measure busy polling (--sim only): a second bridge\n"
+"                     with --poll-us N and a client that spins as long for its\n"
+"                     replies, against a socket floor whose ends do the same;\n"
+"                     burns both cores while it runs (default 0 = not measured)\n"
         "  --json FILE        write the results as JSON ('-' = stdout)\n"
         "  --markdown FILE    write the Markdown table to FILE as well as to stdout\n"
         "  --help, --version\n"
@@ -188,7 +192,9 @@ static void cleanup_dir(const char *dir, unsigned startups)
     char p[PATH_MAX + 32];
     if (snprintf(p, sizeof(p), "%s/bridge.sock", dir) < (int)sizeof(p))
         unlink(p);
-    for (unsigned i = 0; i < startups; i++)
+    if (snprintf(p, sizeof(p), "%s/%s", dir, BENCH_POLL_SOCK) < (int)sizeof(p))
+        unlink(p);
+    for (unsigned i = 0; i <= startups; i++)   /* the --poll-us bridge's is last */
         if (snprintf(p, sizeof(p), "%s/bridge-%u.log", dir, i) < (int)sizeof(p))
             unlink(p);
     rmdir(dir);
@@ -197,7 +203,7 @@ static void cleanup_dir(const char *dir, unsigned startups)
 int main(int argc, char **argv)
 {
     enum { O_DEVICE = 256, O_SIM, O_BRIDGE, O_BRIDGE_ARG, O_QUICK, O_ITER, O_IRQS, O_DMA_MIB,
-           O_DMA_REPS, O_STARTUPS, O_JSON, O_MD, O_HELP, O_VERSION };
+           O_DMA_REPS, O_STARTUPS, O_POLL_US, O_JSON, O_MD, O_HELP, O_VERSION };
     static const struct option opts[] = {
         {"device", required_argument, NULL, O_DEVICE},
         {"sim", no_argument, NULL, O_SIM},
@@ -209,6 +215,7 @@ int main(int argc, char **argv)
         {"dma-mib", required_argument, NULL, O_DMA_MIB},
         {"dma-reps", required_argument, NULL, O_DMA_REPS},
         {"startups", required_argument, NULL, O_STARTUPS},
+        {"poll-us", required_argument, NULL, O_POLL_US},
         {"json", required_argument, NULL, O_JSON},
         {"markdown", required_argument, NULL, O_MD},
         {"help", no_argument, NULL, O_HELP},
@@ -245,6 +252,7 @@ int main(int argc, char **argv)
         case O_DMA_MIB: bad = parse_uint(optarg, 4, 65536, &dma_mib); break;
         case O_DMA_REPS: bad = parse_uint(optarg, 1, 1000, &dma_reps); break;
         case O_STARTUPS: bad = parse_uint(optarg, 1, 1000, &startups); break;
+        case O_POLL_US: bad = parse_uint(optarg, 0, 1000000, &cfg.poll_us); break;
         case O_JSON: json = optarg; break;
         case O_MD: md = optarg; break;
         case O_HELP: usage(stdout); return 0;
@@ -325,7 +333,10 @@ int main(int argc, char **argv)
 
     /* a figure neither measured nor reported as failed would be a bench bug */
     for (int i = 0; i < FIG_COUNT; i++) {
-        bool bridge_only = i == FIG_FLOOR || i == FIG_FLOOR_FRAMED || i == FIG_IRQ_BRIDGE_CPU ||
+        bool polled = i == FIG_FLOOR_SPIN || i == FIG_RT_POLL;
+        if (polled && !(cfg.poll_us && cfg.sim))
+            continue;
+        bool bridge_only = polled || i == FIG_FLOOR || i == FIG_FLOOR_FRAMED || i == FIG_IRQ_BRIDGE_CPU ||
                            i == FIG_RSS_IDLE ||
                            i == FIG_RSS_MAPS || i == FIG_STARTUP;
         bool direct_only = i == FIG_DMA_MAP_2M_FRESH || i == FIG_DMA_UNMAP_2M_FRESH;

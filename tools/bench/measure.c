@@ -18,6 +18,7 @@
 
 #include "bench.h"
 #include "hv_sim.h"
+#include "vu_client.h"
 
 /* edu's registers (QEMU hw/misc/edu.c; the simulated device has the same). */
 #define EDU_ID     0x00u
@@ -48,8 +49,10 @@ void bench_figures_init(struct bench_result *r)
     } d[FIG_COUNT] = {
         [FIG_FLOOR] = {"socket_pingpong", "UNIX socket ping-pong, 32 B / 36 B (floor)", "us", false},
         [FIG_FLOOR_FRAMED] = {"socket_pingpong_framed", "Same, with the transport's system calls (send; poll, header, body)", "us", false},
+        [FIG_FLOOR_SPIN] = {"socket_pingpong_spin", "Same, both ends busy-polling (spin up to --poll-us, then block)", "us", false},
         [FIG_RT_CONFIG] = {"trapped_config_read4", "Trapped 4-byte config space read", "us", false},
         [FIG_RT_BAR] = {"trapped_bar_read4", "Trapped 4-byte BAR0 register read", "us", false},
+        [FIG_RT_POLL] = {"trapped_config_read4_poll", "Trapped 4-byte config space read, bridge --poll-us and a busy-polling client", "us", false},
         [FIG_POSTED] = {"posted_write4", "Posted 4-byte REGION_WRITE (No_reply), per write", "us", true},
         [FIG_MULTI] = {"write_multi4", "REGION_WRITE_MULTI, per 4-byte write", "us", true},
         [FIG_MMIO_READ] = {"mmio_read4", "4-byte read through the mmapped BAR0", "ns", false},
@@ -953,7 +956,32 @@ static int framed_recv(int fd, void *buf, size_t len)
 struct floor_ctx {
     int fd;
     bool framed;
+    unsigned spin_us;   /* busy-poll each read this long, then block */
 };
+
+/* Read len bytes spinning on non-blocking reads for up to us microseconds,
+ * then blocking (what the bridge and the client do with --poll-us). */
+static int spin_read(int fd, void *buf, size_t len, unsigned us)
+{
+    size_t done = 0;
+    uint64_t end = bench_now_ns() + (uint64_t)us * 1000;
+    while (done < len) {
+        ssize_t n = recv(fd, (char *)buf + done, len - done, MSG_DONTWAIT);
+        if (n > 0) {
+            done += (size_t)n;
+            continue;
+        }
+        if (n == 0)
+            return -ECONNRESET;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -errno;
+        if (bench_now_ns() >= end)
+            return full_io(fd, (char *)buf + done, len - done, false);
+    }
+    return 0;
+}
 
 static int op_pingpong(void *p, uint64_t i)
 {
@@ -969,6 +997,10 @@ static int op_pingpong(void *p, uint64_t i)
             rc = framed_recv(c->fd, rep, VU_HDR_SIZE);
         if (rc == 0)
             rc = framed_recv(c->fd, rep + VU_HDR_SIZE, sizeof(rep) - VU_HDR_SIZE);
+    } else if (c->spin_us) {
+        rc = full_io(c->fd, req, sizeof(req), true);
+        if (rc == 0)
+            rc = spin_read(c->fd, rep, sizeof(rep), c->spin_us);
     } else {
         rc = full_io(c->fd, req, sizeof(req), true);
         if (rc == 0)
@@ -979,7 +1011,7 @@ static int op_pingpong(void *p, uint64_t i)
     return rc;
 }
 
-static void floor_peer(int fd, bool framed)
+static void floor_peer(int fd, bool framed, unsigned spin_us)
 {
     uint8_t req[FLOOR_REQ], rep[FLOOR_REP];
     memset(rep, 0, sizeof(rep));
@@ -991,6 +1023,8 @@ static void floor_peer(int fd, bool framed)
                 rc = framed_recv(fd, req, VU_HDR_SIZE);
             if (rc == 0)
                 rc = framed_recv(fd, req + VU_HDR_SIZE, sizeof(req) - VU_HDR_SIZE);
+        } else if (spin_us) {
+            rc = spin_read(fd, req, sizeof(req), spin_us);
         } else {
             rc = full_io(fd, req, sizeof(req), false);
         }
@@ -1008,12 +1042,13 @@ struct floor_peer {
     pid_t pid;
 };
 
-static int floor_start(struct floor_peer *fp, bool framed)
+static int floor_start(struct floor_peer *fp, bool framed, unsigned spin_us)
 {
     int sv[2];
     fp->pid = -1;
     fp->c.fd = -1;
     fp->c.framed = framed;
+    fp->c.spin_us = spin_us;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return -errno;
     pid_t pid = fork();
@@ -1029,7 +1064,7 @@ static int floor_start(struct floor_peer *fp, bool framed)
         if (sv[1] != 3 && dup2(sv[1], 3) < 0)
             _exit(1);
         close_range(4, ~0u, 0);
-        floor_peer(3, framed);
+        floor_peer(3, framed, spin_us);
     }
     close(sv[1]);
     fp->c.fd = sv[0];
@@ -1050,35 +1085,102 @@ static void floor_stop(struct floor_peer *fp)
     fp->pid = -1;
 }
 
-/* Bridge side of the trapped round trips, in turns with the two floors so
- * that the comparison does not depend on when each was measured (in a TCG
- * guest on a shared host the speed of everything drifts). */
+/* A second bridge on the simulated device, with --poll-us, and a client
+ * that busy-polls for its replies as long. */
+static int polled_bridge_open(const struct bench_config *cfg, struct bench_bridge *b,
+                              struct bench_side **out)
+{
+    struct bench_config pc = *cfg;
+    char us[16];
+    snprintf(us, sizeof(us), "%u", cfg->poll_us);
+    if (pc.nbridge_args + 2 > sizeof(pc.bridge_args) / sizeof(pc.bridge_args[0]))
+        return -E2BIG;
+    pc.bridge_args[pc.nbridge_args++] = "--poll-us";
+    pc.bridge_args[pc.nbridge_args++] = us;
+    pc.sock_name = BENCH_POLL_SOCK;
+    uint64_t ns;
+    int rc = bench_bridge_spawn(&pc, b, &ns, cfg->startups);
+    if (rc < 0)
+        return rc;
+    /* the spawn's probe connection may still hold the bridge's one session:
+     * then this one is refused; try again for up to 10 s */
+    for (int tries = 0; tries < 500; tries++) {
+        struct vu_client *c = NULL;
+        struct vu_err e = {{0}};
+        rc = vu_client_connect(b->sock, &c, &e);
+        if (rc < 0)
+            break;
+        vu_client_set_timeout(c, 60000);
+        vu_client_set_busy_poll(c, cfg->poll_us);
+        rc = vu_client_negotiate(c, NULL, NULL);
+        if (rc == 0) {
+            rc = bench_side_bridge(c, out);
+            break;
+        }
+        vu_client_close(c);
+        usleep(20000);
+    }
+    if (rc < 0) {
+        bench_bridge_dump_log(b);
+        bench_bridge_stop(b);
+    }
+    return rc;
+}
+
+/* Bridge side of the trapped round trips, in turns with the floors so that
+ * the comparison does not depend on when each was measured (in a TCG guest
+ * on a shared host the speed of everything drifts). With --poll-us (sim),
+ * also the busy-polling floor and a second bridge that busy-polls. */
 static void run_reads_with_floor(const struct bench_config *cfg, struct bench_side *s,
                                  struct bench_result *r)
 {
-    struct floor_peer fb, ff;
+    struct floor_peer fb, ff, fs = {.c = {.fd = -1}, .pid = -1};
     struct rw_ctx cc = {.s = s, .region = REGION_CONFIG, .off = 0};
     struct rw_ctx cb = {.s = s, .region = REGION_BAR0, .off = EDU_ID};
-    int rc = floor_start(&fb, false);
-    if (rc == 0 && (rc = floor_start(&ff, true)) < 0)
+    struct bench_bridge pb = {.pid = -1};
+    struct bench_side *ps = NULL;
+    bool polled = cfg->poll_us && cfg->sim;
+    int rc = floor_start(&fb, false, 0);
+    if (rc == 0 && (rc = floor_start(&ff, true, 0)) < 0)
         floor_stop(&fb);
+    if (rc == 0 && polled && (rc = floor_start(&fs, false, cfg->poll_us)) < 0) {
+        floor_stop(&fb);
+        floor_stop(&ff);
+    }
     if (rc < 0) {
         fig_fail(r, FIG_FLOOR, "socket", strerror(-rc));
         run_read(cfg, s, K_BRIDGE, r, FIG_RT_CONFIG, REGION_CONFIG, 0, &r->cfg_id[K_BRIDGE]);
         run_read(cfg, s, K_BRIDGE, r, FIG_RT_BAR, REGION_BAR0, EDU_ID, &r->bar_id[K_BRIDGE]);
         return;
     }
-    static const enum bench_fig figs[4] = {FIG_FLOOR, FIG_FLOOR_FRAMED, FIG_RT_CONFIG, FIG_RT_BAR};
-    bench_op_fn fns[4] = {op_pingpong, op_pingpong, op_read4, op_read4};
-    void *ctxs[4] = {&fb.c, &ff.c, &cc, &cb};
-    struct bench_samples smp[4] = {{0}};
-    uint64_t ops[4] = {0};
+    if (polled && (rc = polled_bridge_open(cfg, &pb, &ps)) < 0) {
+        fig_fail(r, FIG_RT_POLL, "bridge --poll-us", strerror(-rc));
+        floor_stop(&fs);
+        polled = false;
+    }
+    struct rw_ctx cp = {.s = ps, .region = REGION_CONFIG, .off = 0};
+    enum bench_fig figs[6] = {FIG_FLOOR, FIG_FLOOR_FRAMED, FIG_RT_CONFIG, FIG_RT_BAR,
+                              FIG_FLOOR_SPIN, FIG_RT_POLL};
+    bench_op_fn fns[6] = {op_pingpong, op_pingpong, op_read4, op_read4, op_pingpong, op_read4};
+    void *ctxs[6] = {&fb.c, &ff.c, &cc, &cb, &fs.c, &cp};
+    unsigned n = polled ? 6 : 4;
+    struct bench_samples smp[6] = {{0}};
+    uint64_t ops[6] = {0};
     struct bench_plan p = plan_latency(cfg);
     p.turn = cfg->quick ? 10 : 25;
-    rc = bench_run_many(&p, 4, fns, ctxs, smp, ops);
+    rc = bench_run_many(&p, n, fns, ctxs, smp, ops);
     floor_stop(&fb);
     floor_stop(&ff);
-    for (int k = 0; k < 4; k++) {
+    if (polled) {
+        floor_stop(&fs);
+        ps->ops->close(ps);
+        if (bench_bridge_stop(&pb) < 0) {
+            fprintf(stderr, "vfio-user-bench: the --poll-us bridge did not exit cleanly\n");
+            bench_bridge_dump_log(&pb);
+            r->errors++;
+        }
+    }
+    for (unsigned k = 0; k < n; k++) {
         if (rc == 0 && fig_set(r, figs[k], K_BRIDGE, &smp[k], ops[k], true) < 0)
             rc = -ENOMEM;
         bench_samples_free(&smp[k]);
@@ -1086,6 +1188,11 @@ static void run_reads_with_floor(const struct bench_config *cfg, struct bench_si
     if (rc < 0) {
         fig_fail(r, FIG_RT_CONFIG, s->name, s->err[0] ? s->err : strerror(-rc));
         return;
+    }
+    if (polled && cp.expect != cc.expect) {
+        fprintf(stderr, "vfio-user-bench: the --poll-us bridge read config id 0x%08x, "
+                "the other 0x%08x\n", cp.expect, cc.expect);
+        r->errors++;
     }
     r->cfg_id[K_BRIDGE] = cc.expect;
     r->bar_id[K_BRIDGE] = cb.expect;

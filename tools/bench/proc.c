@@ -113,7 +113,8 @@ int bench_bridge_spawn(const struct bench_config *cfg, struct bench_bridge *b,
 
     memset(b, 0, sizeof(*b));
     b->pid = -1;
-    snprintf(b->sock, sizeof(b->sock), "%s/bridge.sock", cfg->sockdir);
+    snprintf(b->sock, sizeof(b->sock), "%s/%s", cfg->sockdir,
+             cfg->sock_name ? cfg->sock_name : "bridge.sock");
     snprintf(b->log, sizeof(b->log), "%s/bridge-%u.log", cfg->sockdir, idx);
     unlink(b->sock);
 

@@ -162,6 +162,42 @@ void bench_targets(const struct bench_result *r, struct bench_target t[BENCH_NTA
         else
             snprintf(t[4].value, sizeof(t[4].value), "%.2fx", ratio(dm));
     }
+
+    /* issue 18: the message path against the bare socket, same run */
+    const struct bench_figure *fl = &r->fig[FIG_FLOOR], *rt = &r->fig[FIG_RT_CONFIG];
+    t[5].name = "Trapped round trip vs the socket floor";
+    t[5].goal = "bridge config read <= 1.10 x floor";
+    t[5].applicable = fl->has[0] && rt->has[0] && fl->st[0].median > 0;
+    if (t[5].applicable) {
+        double x = rt->st[0].median / fl->st[0].median;
+        t[5].met = x <= 1.10;
+        snprintf(t[5].value, sizeof(t[5].value), "%.2fx (%.2f us vs %.2f us)", x,
+                 rt->st[0].median, fl->st[0].median);
+    }
+    const struct bench_figure *po = &r->fig[FIG_POSTED];
+    t[6].name = "Posted REGION_WRITE";
+    t[6].goal = "bridge <= 1.5 x direct write";
+    t[6].applicable = both(po);
+    if (t[6].applicable) {
+        t[6].met = ratio(po) <= 1.5;
+        snprintf(t[6].value, sizeof(t[6].value), "%.2fx (%.3f us vs %.3f us)", ratio(po),
+                 po->st[0].median, po->st[1].median);
+    }
+    const struct bench_figure *rp = &r->fig[FIG_RT_POLL], *fs = &r->fig[FIG_FLOOR_SPIN];
+    t[7].name = "Busy-polled round trip vs the blocking floor";
+    t[7].goal = "bridge --poll-us, spinning client <= 0.8 x floor";
+    t[7].applicable = fl->has[0] && rp->has[0] && fl->st[0].median > 0;
+    if (t[7].applicable) {
+        double x = rp->st[0].median / fl->st[0].median;
+        t[7].met = x <= 0.8;
+        if (fs->has[0])
+            snprintf(t[7].value, sizeof(t[7].value),
+                     "%.2fx (%.2f us vs %.2f us; spinning floor %.2f us)", x,
+                     rp->st[0].median, fl->st[0].median, fs->st[0].median);
+        else
+            snprintf(t[7].value, sizeof(t[7].value), "%.2fx (%.2f us vs %.2f us)", x,
+                     rp->st[0].median, fl->st[0].median);
+    }
 }
 
 /* ---- Markdown ----------------------------------------------------------------- */

@@ -29,7 +29,7 @@ rc=0
 if [ $native = 1 ]; then
   q=(); [ $quick = 1 ] && q=(--quick)
   echo "==== native, simulated device"
-  "$build/tools/bench/vfio-user-bench" --sim "${q[@]}" \
+  "$build/tools/bench/vfio-user-bench" --sim "${q[@]}" --poll-us 50 \
     --json "$build/bench/native.json" --markdown "$build/bench/native.md" || rc=1
 fi
 if [ $guest = 1 ]; then

@@ -18,7 +18,8 @@
 #include "testutil.h"
 #include "vu_proto.h"
 
-/* A command message built by hand: header + copy of payload, no fds. */
+/* A command message built by hand: header + copy of payload (malloc'd: free
+ * it with pt_release), no fds. */
 static inline void pt_mk(struct vu_msg *m, uint16_t cmd, const void *payload, size_t len)
 {
     vu_msg_init(m);
@@ -32,6 +33,15 @@ static inline void pt_mk(struct vu_msg *m, uint16_t cmd, const void *payload, si
         memcpy(m->payload, payload, len);
     }
     m->payload_len = len;
+}
+
+/* Release a message made with pt_mk: its payload is the test's (a received
+ * message's belongs to the connection, so vu_msg_release leaves it). */
+static inline void pt_release(struct vu_msg *m)
+{
+    free(m->payload);
+    m->payload = NULL;
+    vu_msg_release(m);
 }
 
 /* Attach n fresh eventfds to m (the message owns them). */

@@ -305,7 +305,7 @@ static void test_answer_qemu(void **state)
     assert_int_equal(ag.max_dma_maps, 32768);
     assert_true(ag.write_multiple);
     assert_int_equal(ag.migration_max_bitmap_size, 268435456);
-    vu_msg_release(&m);
+    pt_release(&m);
 }
 
 /* Answer `json` (NULL = none) proposed as 0.minor with `pad` spaces; checks
@@ -332,7 +332,7 @@ static void answer(const struct vu_caps *srv, uint16_t minor, const char *js, si
         assert_string_equal(json_out, "{\"capabilities\":{}}");
     assert_true(vo->minor <= minor);
     assert_int_equal(vo->minor, 0);
-    vu_msg_release(&m);
+    pt_release(&m);
 }
 
 /* Every VERSION shape real clients send is answered (none was refused
@@ -491,7 +491,7 @@ static void test_answer_fit_order(void **state)
                      -ENOSPC);
     assert_int_equal(vu_version_answer(&m, &srv, NULL, NULL, json, 20, &len, NULL, NULL), 0);
     assert_string_equal(json, "{\"capabilities\":{}}");
-    vu_msg_release(&m);
+    pt_release(&m);
 }
 
 static void test_answer_rules(void **state)
@@ -509,32 +509,32 @@ static void test_answer_rules(void **state)
     assert_int_equal(vu_version_answer(&m, &srv, NULL, NULL, json, sizeof(json), &len, NULL, &e),
                      -ENOTSUP);
     assert_non_null(strstr(e.msg, "major 1"));
-    vu_msg_release(&m);
+    pt_release(&m);
 
     mk_version(&m, 0, 7, "{\"capabilities\":{\"twin_socket\":{\"supported\":true}}}", 200);
     assert_int_equal(vu_version_answer(&m, &srv, NULL, NULL, json, sizeof(json), &len, NULL, &e), 0);
     assert_null(strstr(json, "twin"));
     assert_int_equal(vu_caps_parse(json, len - 1, &back, NULL), 0);
     assert_false(back.has_migration); /* the client did not offer it */
-    vu_msg_release(&m);
+    pt_release(&m);
 
     mk_version(&m, 0, 0, "{\"capabilities\":{\"max_msg_fds\":\"x\"}}", 0);
     assert_int_equal(vu_version_answer(&m, &srv, NULL, NULL, json, sizeof(json), &len, NULL, &e),
                      -EINVAL);
     assert_non_null(strstr(e.msg, "max_msg_fds"));
-    vu_msg_release(&m);
+    pt_release(&m);
 
     mk_version(&m, 0, 0, "not json", 300);
     assert_int_equal(vu_version_answer(&m, &srv, NULL, NULL, json, sizeof(json), &len, NULL, &e),
                      -EINVAL);
-    vu_msg_release(&m);
+    pt_release(&m);
 
     /* fds on VERSION are refused */
     mk_version(&m, 0, 0, qemu_json, 0);
     pt_add_fds(&m, 1);
     assert_int_equal(vu_version_answer(&m, &srv, NULL, NULL, json, sizeof(json), &len, NULL, &e),
                      -EINVAL);
-    vu_msg_release(&m);
+    pt_release(&m);
 }
 
 int main(void)

@@ -111,7 +111,7 @@ static void check_case(int line, uint16_t cmd, const void *p, size_t len, size_t
         if (!tu_fd_is_open(fds[i]))
             fail_msg("line %d: decoder closed fd %zu", line, i);
     }
-    vu_msg_release(&m);
+    pt_release(&m);
     for (size_t i = 0; i < nfds; i++)
         if (tu_fd_is_open(fds[i]))
             fail_msg("line %d: release left fd %d open", line, fds[i]);
@@ -193,12 +193,12 @@ static void test_msg_fds(void **state)
     assert_int_equal(vu_msg_take_fd(&m, 1), -EBADF);
     assert_int_equal(vu_msg_take_fd(&m, 3), -EBADF);
     int fd0 = m.fds[0], fd2 = m.fds[2];
-    vu_msg_release(&m);
+    pt_release(&m);
     assert_false(tu_fd_is_open(fd0));
     assert_false(tu_fd_is_open(fd2));
     assert_true(tu_fd_is_open(fd1));
     close(fd1);
-    vu_msg_release(&m); /* twice is safe */
+    pt_release(&m); /* twice is safe */
     assert_int_equal(tu_count_fds(), base);
 }
 
@@ -230,7 +230,7 @@ static void test_version(void **state)
     assert_int_equal(vu_decode_version(&m, &out, NULL), 0);
     assert_int_equal(out.json_len, strlen(js));
     assert_string_equal(out.json, js);
-    vu_msg_release(&m);
+    pt_release(&m);
 
     BAD(VU_CMD_VERSION, p.b, p.n, 1, -EINVAL, "unexpected fds");
     BAD(VU_CMD_VERSION, p.b, 3, 0, -EINVAL, "at least 4");
@@ -243,7 +243,7 @@ static void test_version(void **state)
     pt_mk(&m, VU_CMD_VERSION, only_nul, 5);
     assert_int_equal(vu_decode_version(&m, &out, NULL), 0);
     assert_null(out.json);
-    vu_msg_release(&m);
+    pt_release(&m);
 
     /* JSON of VU_MAX_JSON bytes passes the decoder, one more does not. */
     size_t n = 4 + VU_MAX_JSON + 1;
@@ -276,7 +276,7 @@ static void test_version_not_command(void **state)
     m.hdr.cmd = VU_CMD_VERSION;
     m.hdr.msg_size = 40; /* inconsistent with the payload */
     assert_int_equal(vu_decode_version(&m, &out, &e), -EINVAL);
-    vu_msg_release(&m);
+    pt_release(&m);
 }
 
 static void test_dma_map(void **state)
@@ -323,7 +323,7 @@ static void test_dma_map(void **state)
     pt_add_fds(&m, 1);
     assert_int_equal(vu_decode_dma_map(&m, &out, NULL), 0);
     assert_memory_equal(&in, &out, sizeof(in));
-    vu_msg_release(&m);
+    pt_release(&m);
 }
 
 static void test_dma_unmap(void **state)
@@ -393,7 +393,7 @@ static void test_info_queries(void **state)
         assert_int_equal(vu_decode_region_info(&m, &o, NULL), 0);
         assert_int_equal(o.index, 8);
         assert_int_equal(o.argsz, 4064);
-        vu_msg_release(&m);
+        pt_release(&m);
         BAD(VU_CMD_DEVICE_GET_REGION_INFO, sp, 4065, 0, -EINVAL, "more than argsz 4064");
         free(sp);
     }
@@ -516,7 +516,7 @@ static void test_set_irqs(void **state)
     assert_int_equal(out.set.count, 3);
     assert_memory_equal(out.bools, "\x01\x00\x01", 3);
     assert_int_equal(out.nfds, 0);
-    vu_msg_release(&m);
+    pt_release(&m);
 }
 
 static void test_region_access(void **state)
@@ -563,7 +563,7 @@ static void test_region_access(void **state)
     assert_int_equal(vu_decode_region_write(&m, MAX_XFER, &out, NULL), 0);
     assert_int_equal(out.acc.offset, 0x20);
     assert_memory_equal(out.data, "\xde\xad\xbe\xef", 4);
-    vu_msg_release(&m);
+    pt_release(&m);
 }
 
 static void test_write_multi(void **state)
@@ -590,7 +590,7 @@ static void test_write_multi(void **state)
     memcpy(&got, &out.wrs[1], sizeof(got));
     assert_int_equal(got.offset, 0x108);
     assert_int_equal(got.region, 2);
-    vu_msg_release(&m);
+    pt_release(&m);
 
     e2.count = 9;
     p.n = 0;
@@ -663,7 +663,7 @@ static void test_device_feature(void **state)
     assert_int_equal(out.data_len, 8);
     assert_memory_equal(out.data, st, 8);
     assert_int_equal(out.feat.flags & VU_DEVICE_FEATURE_MASK, 2);
-    vu_msg_release(&m);
+    pt_release(&m);
 }
 
 static void test_mig_data(void **state)
@@ -738,7 +738,7 @@ static void test_all_reject_reply_type(void **state)
         m.hdr.msg_size = 16 + 32; /* payload_len 64 */
         assert_int_equal(decode_any(&m, &e), -EINVAL);
         assert_non_null(strstr(e.msg, "does not match msg_size"));
-        vu_msg_release(&m);
+        pt_release(&m);
     }
 }
 
@@ -770,16 +770,16 @@ static void test_reply_status(void **state)
     assert_int_equal(vu_reply_status(&m, VU_CMD_DMA_MAP, &e), -EIO);
     m.hdr.error_no = 4096;
     assert_int_equal(vu_reply_status(&m, VU_CMD_DMA_MAP, &e), -4096);
-    vu_msg_release(&m);
+    pt_release(&m);
 
     uint32_t x = 0;
     mk_reply(&m, VU_CMD_DEVICE_RESET, &x, 4);
     assert_int_equal(vu_decode_empty_reply(&m, VU_CMD_DEVICE_RESET, &e), -EPROTO);
-    vu_msg_release(&m);
+    pt_release(&m);
     mk_reply(&m, VU_CMD_DEVICE_RESET, NULL, 0);
     pt_add_fds(&m, 1);
     assert_int_equal(vu_decode_empty_reply(&m, VU_CMD_DEVICE_RESET, &e), -EPROTO);
-    vu_msg_release(&m);
+    pt_release(&m);
 }
 
 static void test_reply_decoders(void **state)
@@ -792,16 +792,16 @@ static void test_reply_decoders(void **state)
     mk_reply(&m, VU_CMD_DMA_UNMAP, &u, sizeof(u));
     assert_int_equal(vu_decode_dma_unmap_reply(&m, &uo, &e), 0);
     assert_memory_equal(&u, &uo, sizeof(u));
-    vu_msg_release(&m);
+    pt_release(&m);
     mk_reply(&m, VU_CMD_DMA_UNMAP, &u, 16);
     assert_int_equal(vu_decode_dma_unmap_reply(&m, &uo, &e), -EPROTO);
-    vu_msg_release(&m);
+    pt_release(&m);
 
     struct vu_device_info di = {16, VU_DEVICE_FLAGS_PCI, 9, 5}, dio;
     mk_reply(&m, VU_CMD_DEVICE_GET_INFO, &di, sizeof(di));
     assert_int_equal(vu_decode_device_info_reply(&m, &dio, &e), 0);
     assert_int_equal(dio.num_regions, 9);
-    vu_msg_release(&m);
+    pt_release(&m);
 
     struct vu_irq_info ii = {16, VU_IRQ_INFO_EVENTFD, 2, 64}, iio;
     mk_reply(&m, VU_CMD_DEVICE_GET_IRQ_INFO, &ii, sizeof(ii));
@@ -809,7 +809,7 @@ static void test_reply_decoders(void **state)
     assert_int_equal(iio.count, 64);
     pt_add_fds(&m, 1);
     assert_int_equal(vu_decode_irq_info_reply(&m, &iio, &e), -EPROTO);
-    vu_msg_release(&m);
+    pt_release(&m);
 
     struct pt_buf p = {.n = 0};
     struct vu_region_access a = {0, 7, 4};
@@ -821,24 +821,24 @@ static void test_reply_decoders(void **state)
     assert_memory_equal(ar.data, "\x86\x80\x11\x22", 4);
     assert_int_equal(vu_decode_region_read_reply(&m, 2, &ar, &e), -EPROTO);
     assert_non_null(strstr(e.msg, "exceeds the requested 2"));
-    vu_msg_release(&m);
+    pt_release(&m);
     mk_reply(&m, VU_CMD_REGION_READ, p.b, p.n - 1);
     assert_int_equal(vu_decode_region_read_reply(&m, 4, &ar, &e), -EPROTO);
-    vu_msg_release(&m);
+    pt_release(&m);
 
     struct vu_region_access wo;
     mk_reply(&m, VU_CMD_REGION_WRITE, &a, sizeof(a));
     assert_int_equal(vu_decode_region_write_reply(&m, 4, &wo, &e), 0);
     assert_int_equal(wo.count, 4);
     assert_int_equal(vu_decode_region_write_reply(&m, 3, &wo, &e), -EPROTO);
-    vu_msg_release(&m);
+    pt_release(&m);
 
     uint64_t cnt = 5, done = 0;
     mk_reply(&m, VU_CMD_REGION_WRITE_MULTI, &cnt, 8);
     assert_int_equal(vu_decode_write_multi_reply(&m, 5, &done, &e), 0);
     assert_int_equal(done, 5);
     assert_int_equal(vu_decode_write_multi_reply(&m, 4, &done, &e), -EPROTO);
-    vu_msg_release(&m);
+    pt_release(&m);
 
     /* MIG_DATA_READ reply: padded (libvfio-user) and exact both accepted */
     p.n = 0;
@@ -852,10 +852,10 @@ static void test_reply_decoders(void **state)
     assert_memory_equal(mr.data, "ab", 2);
     assert_int_equal(vu_decode_mig_data_read_reply(&m, 3, &mr, &e), -EPROTO); /* padded beyond */
     assert_int_equal(vu_decode_mig_data_read_reply(&m, 1, &mr, &e), -EPROTO);
-    vu_msg_release(&m);
+    pt_release(&m);
     mk_reply(&m, VU_CMD_MIG_DATA_READ, p.b, 9);
     assert_int_equal(vu_decode_mig_data_read_reply(&m, 4, &mr, &e), -EPROTO);
-    vu_msg_release(&m);
+    pt_release(&m);
 
     /* VERSION reply */
     p.n = 0;
@@ -868,10 +868,10 @@ static void test_reply_decoders(void **state)
     assert_string_equal(vr.json, "{}");
     pt_add_fds(&m, 1);
     assert_int_equal(vu_decode_version_reply(&m, &vr, &e), -EPROTO);
-    vu_msg_release(&m);
+    pt_release(&m);
     mk_reply(&m, VU_CMD_VERSION, p.b, p.n - 1);
     assert_int_equal(vu_decode_version_reply(&m, &vr, &e), -EPROTO);
-    vu_msg_release(&m);
+    pt_release(&m);
 }
 
 int main(void)
