@@ -383,6 +383,14 @@ static void test_cli(void **state)
     assert_int_equal(PARSE(cli, a4), 0);
     assert_int_equal(cli->cfg.msix_mmap, BR_MSIX_MMAP_SPARSE);
     assert_int_equal(cli->cfg.region_fds, BR_REGION_FDS_ONE);
+    assert_int_equal(cli->cfg.poll_us, 0);   /* busy polling is off by default */
+    const char *p1[] = { "vfio-user-bridge", "--sim", "-s", "/tmp/s", "--poll-us", "50" };
+    assert_int_equal(PARSE(cli, p1), 0);
+    assert_int_equal(cli->cfg.poll_us, 50);
+    const char *p2[] = { "vfio-user-bridge", "--sim", "-s", "/tmp/s", "--poll-us", "1000001" };
+    assert_int_equal(PARSE(cli, p2), -EINVAL);
+    const char *p3[] = { "vfio-user-bridge", "--sim", "-s", "/tmp/s", "--poll-us", "-1" };
+    assert_int_equal(PARSE(cli, p3), -EINVAL);
     const char *badm1[] = { "vfio-user-bridge", "--sim", "-s", "/tmp/s", "--msix-mmap=whole" };
     assert_int_equal(PARSE(cli, badm1), -EINVAL);
     const char *badm2[] = { "vfio-user-bridge", "--sim", "-s", "/tmp/s", "--region-fds=2" };
