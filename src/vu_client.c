@@ -6,10 +6,12 @@
  * allocate more.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -25,6 +27,8 @@ struct vu_client {
     uint16_t next_id;
     int timeout_ms;
     unsigned spin_us;       /* busy polling for a reply before sleeping */
+    bool rcvtimeo;          /* blocking socket with SO_RCVTIMEO = timeout_ms: a
+                             * reply is waited for in recvmsg itself, no poll */
     bool negotiated;
     struct vu_caps server;
 };
@@ -48,8 +52,8 @@ int vu_client_from_fd(int fd, struct vu_client **out, struct vu_err *err)
     struct vu_limits lim = {.max_msg_size = GENEROUS_REPLY, .max_fds = VU_MAX_FDS_PER_MSG};
     vu_conn_init_socket(&c->conn, fd, &lim);
     c->next_id = 1;
-    c->timeout_ms = DEFAULT_TIMEOUT_MS;
     vu_caps_defaults(&c->server);
+    vu_client_set_timeout(c, DEFAULT_TIMEOUT_MS);
     *out = c;
     return 0;
 }
@@ -94,6 +98,13 @@ int vu_client_fd(const struct vu_client *c)
 void vu_client_set_timeout(struct vu_client *c, int ms)
 {
     c->timeout_ms = ms < 0 ? 0 : ms;
+    /* On a blocking socket the kernel can time the wait for a reply: one
+     * recvmsg instead of poll + recvmsg per reply. */
+    int fl = fcntl(c->conn.fd, F_GETFL);
+    struct timeval tv = {.tv_sec = c->timeout_ms / 1000,
+                         .tv_usec = (c->timeout_ms % 1000) * 1000};
+    c->rcvtimeo = fl >= 0 && !(fl & O_NONBLOCK) &&
+                  setsockopt(c->conn.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0;
 }
 
 void vu_client_set_busy_poll(struct vu_client *c, unsigned us)
@@ -114,7 +125,7 @@ static int recv_timed(struct vu_client *c, uint32_t max_msg, struct vu_msg *m)
     struct pollfd p = {.fd = c->conn.fd, .events = POLLIN};
     /* a reply already read with an earlier one, or caught spinning: no sleep */
     bool there = vu_conn_rx_ready(&c->conn) ||
-                 (c->spin_us && vu_conn_rx_spin(&c->conn, c->spin_us));
+                 (c->spin_us && vu_conn_rx_spin(&c->conn, c->spin_us)) || c->rcvtimeo;
     while (!there) {
         int r = poll(&p, 1, c->timeout_ms ? c->timeout_ms : -1);
         if (r > 0)
@@ -128,6 +139,10 @@ static int recv_timed(struct vu_client *c, uint32_t max_msg, struct vu_msg *m)
     int r;
     /* A non-blocking socket may still say EAGAIN after POLLIN. */
     while ((r = vu_recv(&c->conn, m)) == -EAGAIN) {
+        if (c->rcvtimeo) {   /* SO_RCVTIMEO ran out with nothing read */
+            c->conn.lim.max_msg_size = GENEROUS_REPLY;
+            return vu_fail(&c->err, -ETIMEDOUT, "no reply within %d ms", c->timeout_ms);
+        }
         if (poll(&p, 1, c->timeout_ms ? c->timeout_ms : -1) == 0) {
             c->conn.lim.max_msg_size = GENEROUS_REPLY;
             return vu_fail(&c->err, -ETIMEDOUT, "no reply within %d ms", c->timeout_ms);
