@@ -48,7 +48,7 @@ void bench_figures_init(struct bench_result *r)
         bool rate;
     } d[FIG_COUNT] = {
         [FIG_FLOOR] = {"socket_pingpong", "UNIX socket ping-pong, 32 B / 36 B (floor)", "us", false},
-        [FIG_FLOOR_FRAMED] = {"socket_pingpong_framed", "Same, with the transport's system calls (send; poll, header, body)", "us", false},
+        [FIG_FLOOR_FRAMED] = {"socket_pingpong_framed", "Same, with the transport's system calls (sendmsg, recvmsg; poll, recvmsg, sendmsg)", "us", false},
         [FIG_FLOOR_SPIN] = {"socket_pingpong_spin", "Same, both ends busy-polling (spin up to --poll-us, then block)", "us", false},
         [FIG_RT_CONFIG] = {"trapped_config_read4", "Trapped 4-byte config space read", "us", false},
         [FIG_RT_BAR] = {"trapped_bar_read4", "Trapped 4-byte BAR0 register read", "us", false},
@@ -926,8 +926,8 @@ static int full_io(int fd, void *buf, size_t len, bool wr)
 
 /* The framed variant makes the system calls a vfio-user exchange makes
  * with this project's transport, without any protocol work: the client
- * sends, polls, reads the header and then the body; the peer polls, reads
- * header and body, and sends the reply in one sendmsg. */
+ * sends and receives the reply with one recvmsg; the peer polls, takes the
+ * message with one recvmsg and sends the reply in one sendmsg. */
 static int poll_in(int fd)
 {
     struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -992,11 +992,7 @@ static int op_pingpong(void *p, uint64_t i)
     if (c->framed) {
         rc = framed_send(c->fd, req, sizeof(req));
         if (rc == 0)
-            rc = poll_in(c->fd);
-        if (rc == 0)
-            rc = framed_recv(c->fd, rep, VU_HDR_SIZE);
-        if (rc == 0)
-            rc = framed_recv(c->fd, rep + VU_HDR_SIZE, sizeof(rep) - VU_HDR_SIZE);
+            rc = framed_recv(c->fd, rep, sizeof(rep));
     } else if (c->spin_us) {
         rc = full_io(c->fd, req, sizeof(req), true);
         if (rc == 0)
@@ -1020,9 +1016,7 @@ static void floor_peer(int fd, bool framed, unsigned spin_us)
         if (framed) {
             rc = poll_in(fd);
             if (rc == 0)
-                rc = framed_recv(fd, req, VU_HDR_SIZE);
-            if (rc == 0)
-                rc = framed_recv(fd, req + VU_HDR_SIZE, sizeof(req) - VU_HDR_SIZE);
+                rc = framed_recv(fd, req, sizeof(req));
         } else if (spin_us) {
             rc = spin_read(fd, req, sizeof(req), spin_us);
         } else {
