@@ -9,6 +9,7 @@
 
 #include "hooks.h"
 #include "hv.h"
+#include "inject.h"
 #include "vu_proto.h"
 
 void br_cli_usage(FILE *out)
@@ -79,6 +80,25 @@ void br_cli_usage(FILE *out)
 "  -h, --help               show this help\n"
 "  -V, --version            show the version\n"
 "\n"
+"Testing clients (docs/testing-clients.md):\n"
+"      --trace FILE         one JSON line per message, both directions, with\n"
+"                           decoded fields, errors and handling time (FILE is\n"
+"                           appended to; - = the log); lines <= 1024 bytes;\n"
+"                           vfio-user-probe --summarize FILE tabulates it\n"
+"      --trace-data         ... with payload bytes too (hex, <= 64 per message)\n"
+"      --inject RULE        make the device side misbehave (repeatable, <= 16):\n"
+"                           CMD[:COND,...][@WHEN]=ACTION\n"
+"                           CMD: a command name (REGION_READ, GET_REGION_INFO,\n"
+"                           DEVICE_RESET, DMA_MAP, ...) or ANY\n"
+"                           COND: region=N, index=N (IRQ), iova=X, offset=X\n"
+"                           WHEN: nth=N, every=K or prob=P[,seed=S] (counted\n"
+"                           per rule over the daemon's life; default: all)\n"
+"                           ACTION: errno=NAME (answer it; handler not run),\n"
+"                           delay=MS (reply later; 1..600000), drop (no reply),\n"
+"                           close (end the session: quiesce as on a failure),\n"
+"                           data=HEX (REGION_READ: these bytes, repeated)\n"
+"                           e.g. --inject 'REGION_READ:region=7,offset=0@nth=2=errno=EIO'\n"
+"\n"
 "Sizes take K, M, G or T (binary) suffixes. Logs go to stderr, one line per\n"
 "client connect and disconnect and per error. SIGTERM or SIGINT quiesces the\n"
 "device and exits 0. With $NOTIFY_SOCKET set, READY=1 is sent once the\n"
@@ -137,7 +157,7 @@ enum {
     OPT_MAX_XFER, OPT_MAX_MSG_FDS, OPT_IO_TIMEOUT, OPT_POLL_US, OPT_SOCKET_MODE, OPT_SOCKET_OWNER,
     OPT_SOCKET_GROUP, OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_POLICY, OPT_JSON, OPT_SYSFS,
     OPT_HANDSHAKE_TIMEOUT,
-    OPT_STALE_HOLDERS,
+    OPT_STALE_HOLDERS, OPT_TRACE, OPT_TRACE_DATA, OPT_INJECT,
 };
 
 __attribute__((format(printf, 2, 3)))
@@ -198,6 +218,9 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
         { "allow-gid", required_argument, NULL, OPT_ALLOW_GID },
         { "policy", required_argument, NULL, OPT_POLICY },
         { "log-level", required_argument, NULL, 'l' },
+        { "trace", required_argument, NULL, OPT_TRACE },
+        { "trace-data", no_argument, NULL, OPT_TRACE_DATA },
+        { "inject", required_argument, NULL, OPT_INJECT },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -321,6 +344,18 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
             if (br_log_parse_level(optarg, &cfg->log_level) < 0)
                 return bad(errout, "--log-level %s: want error, warn, info or debug", optarg);
             break;
+        case OPT_TRACE: cfg->trace_path = optarg; break;
+        case OPT_TRACE_DATA: cfg->trace_data = true; break;
+        case OPT_INJECT: {
+            static struct br_inject_rule rule;   /* large; only checked here */
+            struct vu_err e = { "" };
+            if (cfg->n_inject == BR_INJECT_MAX_RULES)
+                return bad(errout, "--inject %s: at most %u rules", optarg, BR_INJECT_MAX_RULES);
+            if (br_inject_parse(optarg, &rule, &e) < 0)
+                return bad(errout, "%s", e.msg);
+            cfg->inject[cfg->n_inject++] = optarg;
+            break;
+        }
         case 'h':
             br_cli_usage(out);
             cli->action = BR_ACT_HELP;
@@ -341,5 +376,7 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
         return bad(errout, "%s", "--device is required (or --sim)");
     if (!cfg->socket_path && !cfg->policy_path)
         return bad(errout, "%s", "--socket is required (or --policy)");
+    if (cfg->trace_data && !cfg->trace_path)
+        return bad(errout, "%s", "--trace-data needs --trace");
     return 0;
 }

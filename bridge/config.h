@@ -128,6 +128,12 @@ struct br_config {
     gid_t run_gid;
 
     enum br_log_level log_level;
+
+    /* message trace and fault injection (bridge/tap.h, docs/testing-clients.md) */
+    const char *trace_path;      /* --trace FILE, "-" = the log; NULL = none */
+    bool trace_data;             /* --trace-data: payload bytes too (bounded) */
+    size_t n_inject;
+    const char *inject[16];      /* --inject RULE texts (BR_INJECT_MAX_RULES) */
 };
 
 void br_config_defaults(struct br_config *cfg);

@@ -16,6 +16,7 @@
 #include "server.h"
 #include "service.h"
 #include "session.h"
+#include "tap.h"
 
 int br_open_device(const struct br_config *cfg, struct hv_device **out)
 {
@@ -73,7 +74,8 @@ int br_daemon_run(const struct br_config *cfg)
     if (br_open_device(cfg, &hv) < 0)
         return 1;
     br_log_set_device(hv->addr);
-    if (br_dev_init(&dev, hv, cfg) < 0 || br_service_start(&svc, cfg, hv) < 0)
+    if (br_dev_init(&dev, hv, cfg) < 0 || br_tap_new(&dev.tap, cfg, hv->addr) < 0 ||
+        br_service_start(&svc, cfg, hv) < 0)
         goto out;
     int lfd = br_listen(cfg, &sock);
     if (lfd < 0)
@@ -107,6 +109,7 @@ out_unlink:
 out:
     hv_close(hv);           /* lets a waiting unbind of the device proceed */
     br_service_free(svc);
+    br_tap_free(dev.tap);
     br_info("exiting");
     return status;
 }

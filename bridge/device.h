@@ -57,6 +57,9 @@ struct br_dev {
      * last look (bridge/holders.h; owned by session.c). While there is one,
      * no new session starts. */
     struct br_devfile *retired;
+    /* The message trace and fault injection (tap.h), NULL if neither is
+     * configured; owned by whoever set it (daemon.c, the test harness). */
+    struct br_tap *tap;
 };
 
 /* Query the back end and fill dev. Logs what it found (info) and every

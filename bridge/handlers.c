@@ -14,6 +14,7 @@
 
 #include "handlers.h"
 #include "log.h"
+#include "tap.h"
 
 /* Errors logged per session at warning level; later ones at debug. */
 #define BR_MAX_LOGGED_ERRORS 20u
@@ -469,8 +470,10 @@ int br_handle_message(struct br_session *s, struct vu_msg *m)
     struct reply rep = { .fd = -1 };
     unsigned cmd = m->hdr.cmd;
     int r;
+    struct br_tap_msg tm;
 
     s->n_msgs++;
+    br_tap_begin(&tm, s, m);   /* trace, clock, injected fault (tap.h) */
     if ((m->hdr.flags & VU_F_TYPE_MASK) != VU_F_TYPE_CMD) {
         /* The bridge sends no commands, so no reply can be expected. Counted
          * with the errors: a stream of them must not flood the log. */
@@ -485,10 +488,11 @@ int br_handle_message(struct br_session *s, struct vu_msg *m)
         r = vu_fail(&rep.err, -ENOSYS, "unknown command %u", cmd);
     else if (!s->negotiated && cmd != VU_CMD_VERSION)
         r = vu_fail(&rep.err, -EINVAL, "%s before VERSION", vu_cmd_name(cmd));
+    else if (br_tap_replaces(&tm))
+        r = br_tap_instead(&tm, s, m, &rep.p1, &rep.l1, &rep.heap, &rep.err);
     else
         r = fn(s, m, &rep);
 
-    int sr;
     if (r < 0) {
         s->n_errors++;
         enum br_log_level lvl = s->n_errors <= BR_MAX_LOGGED_ERRORS && !rep.expected
@@ -496,16 +500,10 @@ int br_handle_message(struct br_session *s, struct vu_msg *m)
         br_log(lvl, "client pid %d: %s (id %u) failed: %s%s", (int)s->peer.pid,
                vu_cmd_name(cmd), m->hdr.msg_id, rep.err.msg[0] ? rep.err.msg : strerror(-r),
                s->n_errors == BR_MAX_LOGGED_ERRORS ? " (further errors at debug level)" : "");
-        sr = vu_send_error(&s->conn, m, -r);
-    } else {
-        int fds[BR_MAX_REGION_FDS];
-        size_t nfds = 0;
-        if (rep.fd >= 0)
-            for (nfds = 0; nfds < (rep.fd_copies ? rep.fd_copies : 1u) &&
-                           nfds < BR_MAX_REGION_FDS; nfds++)
-                fds[nfds] = rep.fd;   /* the same file, once per sparse area */
-        sr = vu_send_reply(&s->conn, m, rep.p1, rep.l1, rep.p2, rep.l2, nfds ? fds : NULL, nfds);
     }
+    /* the reply (or error) goes out here, through the tap */
+    int sr = br_tap_send(&tm, s, m, r, rep.err.msg, rep.p1, rep.l1, rep.p2, rep.l2, &rep.fd,
+                         rep.fd_copies ? rep.fd_copies : 1u);
     if (rep.fd >= 0)
         close(rep.fd);
     free(rep.heap);

@@ -19,6 +19,7 @@
 #include "hooks.h"
 #include "log.h"
 #include "session.h"
+#include "tap.h"
 
 /* Connections taken from the backlog per loop turn. */
 #define BR_ACCEPT_BATCH 16
@@ -170,6 +171,7 @@ static void close_session(struct br_server *srv, const char *reason)
     srv->sess->close_reason = reason;
     /* the disconnect line shares the connect lines' rate limit */
     srv->sess->log_quiet = !conn_log_allowed(srv);
+    br_tap_session_end(srv->sess, reason);
     br_session_close(srv->sess);
     srv->sess = NULL;
     srv->drop_reason = NULL;
@@ -339,7 +341,8 @@ static bool serve_one(struct br_server *srv)
     vu_msg_release(&m);
     if (r < 0) {
         snprintf(srv->why, sizeof(srv->why), "cannot send a reply: %s", strerror(-r));
-        close_session(srv, srv->why);
+        close_session(srv, r == -ECONNABORTED && srv->sess->close_reason
+                               ? srv->sess->close_reason : srv->why);
         return false;
     }
     return !srv->drop_reason;
@@ -352,6 +355,8 @@ static void serve_client(struct br_server *srv)
     unsigned poll_us = srv->dev->cfg->poll_us;
     for (unsigned n = 0; n < BR_MSG_BATCH && serve_one(srv); n++) {
         struct vu_conn *c = &srv->sess->conn;
+        if (br_tap_holding(srv->sess))
+            break;      /* a delayed reply (tap.h): nothing more until it is sent */
         if (!vu_conn_rx_ready(c) && !(poll_us && vu_conn_rx_spin(c, poll_us)))
             break;
     }
@@ -382,14 +387,18 @@ int br_server_run(struct br_server *srv)
         pfd[P_SIG] = (struct pollfd){ .fd = srv->signal_fd, .events = POLLIN };
         pfd[P_LISTEN] = (struct pollfd){ .fd = srv->accept_stalled ? -1 : srv->listen_fd,
                                          .events = POLLIN };
+        /* a reply held back by an injected delay (tap.h): nothing more is
+         * read or served (replies stay in order), but a hang-up is still seen */
+        bool held = srv->sess && br_tap_holding(srv->sess);
         pfd[P_CLIENT] = (struct pollfd){ .fd = srv->sess ? srv->sess->conn.fd : -1,
-                                         .events = POLLIN };
+                                         .events = held ? 0 : POLLIN };
         for (unsigned i = 0; i < n_extra; i++)
             pfd[P_EXTRA + i] = (struct pollfd){ .fd = extra[i].fd, .events = extra[i].events };
 
         /* whole messages already read: look at the other fds, do not sleep */
-        bool queued = srv->sess && vu_conn_rx_ready(&srv->sess->conn);
-        int n = poll(pfd, P_EXTRA + n_extra, queued ? 0 : next_timeout_ms(srv));
+        bool queued = srv->sess && !held && vu_conn_rx_ready(&srv->sess->conn);
+        int n = poll(pfd, P_EXTRA + n_extra,
+                     queued ? 0 : br_tap_poll_timeout(srv->sess, next_timeout_ms(srv)));
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -407,8 +416,12 @@ int br_server_run(struct br_server *srv)
             stop = true;
         if (stop)
             break;
+        if (held && (pfd[P_CLIENT].revents & (POLLHUP | POLLERR)))
+            close_session(srv, "disconnected while a delayed reply was held");
+        else if (held && br_tap_flush(srv->sess) < 0)
+            close_session(srv, "cannot send a delayed reply");
         /* the client first: its commands are answered in arrival order */
-        if (srv->sess && (pfd[P_CLIENT].revents || queued))
+        else if (srv->sess && !held && (pfd[P_CLIENT].revents || queued))
             serve_client(srv);
         if (pfd[P_LISTEN].revents || (n == 0 && srv->accept_stalled && !queued))
             accept_clients(srv);

@@ -19,6 +19,7 @@
 #include "hooks.h"
 #include "log.h"
 #include "session.h"
+#include "tap.h"
 
 void th_init(struct th *t)
 {
@@ -59,6 +60,7 @@ void th_start(struct th *t)
     assert_non_null(t->dev);
     assert_int_equal(br_dev_init(t->dev, t->hv, &t->cfg), 0);
     t->dev->reserved_irqs = t->reserved_irqs;
+    assert_int_equal(br_tap_new(&t->dev->tap, &t->cfg, t->sc.addr), 0);
 
     snprintf(t->dir, sizeof(t->dir), "/tmp/vub-bridge-XXXXXX");
     assert_non_null(mkdtemp(t->dir));
@@ -87,6 +89,8 @@ void th_stop(struct th *t)
     br_server_free(t->srv);
     t->srv = NULL;
     br_session_release_retired(t->dev);
+    if (t->dev)
+        br_tap_free(t->dev->tap);
     free(t->dev);
     t->dev = NULL;
     hv_close(t->hv);
