@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* vfio-user-probe: show what a vfio-user server offers (lspci-like, or
  * JSON), or drive a known device through it (--selftest). */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 static void usage(FILE *f)
 {
     fputs("usage: vfio-user-probe [options] SOCKET\n"
+          "       vfio-user-probe --summarize TRACE\n"
           "Connect to a vfio-user server and show its device: ids and names, regions,\n"
           "IRQs and the decoded config space.\n"
           "\n"
@@ -25,6 +27,10 @@ static void usage(FILE *f)
           "      --hold               edu: stop with DMA mapped and MSI armed, print\n"
           "                           \"holding\" and wait to be killed (for tests)\n"
           "  -t, --timeout MS         per-reply timeout (default 10000)\n"
+          "      --summarize TRACE    read a trace of vfio-user-bridge --trace (- = stdin)\n"
+          "                           and print per command: count, errors, injected\n"
+          "                           faults, handling time (median, p99, max); the\n"
+          "                           first error with its request; how sessions ended\n"
           "  -h, --help\n"
           "\n"
           "Exit status: 0 ok, 1 a check failed, 2 usage or connection error.\n",
@@ -34,7 +40,8 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     struct probe_opts o = {.timeout_ms = 10000};
-    enum { O_SERIAL = 256, O_DATA, O_SPARSE, O_NOMMAP, O_HOLD };
+    enum { O_SERIAL = 256, O_DATA, O_SPARSE, O_NOMMAP, O_HOLD, O_SUMMARIZE };
+    const char *summarize = NULL;
     static const struct option lopts[] = {
         {"json", no_argument, NULL, 'j'},
         {"selftest", required_argument, NULL, 's'},
@@ -43,6 +50,7 @@ int main(int argc, char **argv)
         {"expect-sparse-msix", no_argument, NULL, O_SPARSE},
         {"expect-no-mmap", no_argument, NULL, O_NOMMAP},
         {"hold", no_argument, NULL, O_HOLD},
+        {"summarize", required_argument, NULL, O_SUMMARIZE},
         {"timeout", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -57,6 +65,7 @@ int main(int argc, char **argv)
         case O_SPARSE: o.expect_sparse = true; break;
         case O_NOMMAP: o.expect_no_mmap = true; break;
         case O_HOLD: o.hold = true; break;
+        case O_SUMMARIZE: summarize = optarg; break;
         case 't': {
             char *end;
             long v = strtol(optarg, &end, 10);
@@ -70,6 +79,21 @@ int main(int argc, char **argv)
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
+    }
+    if (summarize) {
+        if (optind != argc) {
+            usage(stderr);
+            return 2;
+        }
+        FILE *in = strcmp(summarize, "-") ? fopen(summarize, "r") : stdin;
+        if (!in) {
+            fprintf(stderr, "vfio-user-probe: %s: %s\n", summarize, strerror(errno));
+            return 2;
+        }
+        int r = probe_summarize(in, summarize, stdout);
+        if (in != stdin)
+            fclose(in);
+        return r < 0 ? 2 : 0;
     }
     if (optind != argc - 1) {
         usage(stderr);

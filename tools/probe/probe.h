@@ -7,6 +7,7 @@
 #define PROBE_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -129,5 +130,15 @@ void st_mem_free(struct st_mem *m);
 
 int selftest_edu(struct vu_client *c, const struct probe_opts *o);
 int selftest_nvme(struct vu_client *c, const struct probe_opts *o);
+
+/* ---- trace summary (summary.c) ------------------------------------------------ */
+
+/* Read a bridge trace (vfio-user-bridge --trace, one JSON object per line)
+ * from `in` and print for a human: per command the count, errors, injected
+ * faults and handling time (median, p99 by nearest rank, max, in us); the
+ * errnos per command; the first error with its request's fields and reason;
+ * the first injected fault; how the sessions ended. Unreadable lines are
+ * counted and skipped. 0 or -ENOMEM. */
+int probe_summarize(FILE *in, const char *name, FILE *out);
 
 #endif /* PROBE_H */
