@@ -304,8 +304,12 @@ void br_tap_session_end(struct br_session *s, const char *reason)
     if (!tap)
         return;
     struct held *h = held_of(s);
-    if (h)
+    if (h) {
+        /* the client is gone before its delayed reply: say so, then drop it */
+        trace_out(tap, &h->req, false, h->err, "the session ended before the delayed reply",
+                  NULL, 0, NULL, 0, 0, h->handling_ns, h->rule, 0);
         held_release(h);
+    }
     if (tap->trace)
         br_trace_end(tap->trace, reason, s->n_msgs, s->n_errors);
 }

@@ -549,6 +549,8 @@ void br_trace_out(struct br_trace *t, const struct br_trace_out *o)
             tb_s(&b, "error", o->reason);
     } else if (o->sent) {
         reply_fields(t, &b, o);
+    } else if (o->reason && o->reason[0]) {
+        tb_s(&b, "note", o->reason);
     }
     tb_emit(t, &b);
 }

@@ -611,6 +611,14 @@ static void test_inject_delay_stop(void **state)
     char b;
     assert_int_equal(read(vu_client_fd(c), &b, 1), 0);
     vu_client_close(c);
+    struct lines L;
+    lines_load(f->trace, &L);
+    json_object *d = answer(&L, find(&L, "rx", "DEVICE_GET_REGION_INFO", 0));
+    assert_string_equal(sget(d, "dir"), "done");
+    assert_string_equal(sget(d, "injected"), "delay=600000");
+    assert_non_null(strstr(sget(d, "note"), "before the delayed reply"));
+    assert_string_equal(sget(find(&L, "end", NULL, 0), "reason"), "server shutting down");
+    lines_free(&L);
     fx_free(f);
 }
 

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# VMM scenario 5: QEMU 11's vfio-user-pci against a device side that
+# misbehaves on purpose (bridge --inject), each run traced (--trace) and the
+# trace read back with vfio-user-probe --summarize (docs/testing-clients.md).
+#
+#   A  GET_REGION_INFO of BAR0 fails (EIO): QEMU gives up at realize.
+#   B  the first DMA_MAP's reply comes 4 s after QEMU's x-msg-timeout (2 s).
+#   C  one boot of the inner guest: a config-space REGION_READ fails (EIO)
+#      early in the boot, and later the bridge closes the connection on a
+#      config read (the session is quiesced as on a real failure).
+#
+# Each check names what QEMU did; docs/testing-clients.md records it.
+. "$VUB_SRC/tests/e2e/lib.sh"
+. "$VUB_SRC/tests/e2e/vmm/lib-vmm.sh"
+require "$VUB_BRIDGE" "$VUB_PROBE"
+vmm_prepare
+
+tr_file() { echo "$VUB_OUT/trace-$1.jsonl"; }
+console() { tr -d '\r' <"$VUB_OUT/vmm-$VUB_SCENARIO-$1.console"; }
+qemu_err() { cat "$VUB_OUT/vmm-$VUB_SCENARIO-$1.qemu.log"; }
+summary() {
+  "$VUB_PROBE" --summarize "$(tr_file "$1")" >"$VUB_OUT/summary-$1.txt" 2>&1
+  echo "  --- vfio-user-probe --summarize $(tr_file "$1") ---"
+  sed 's/^/  | /' "$VUB_OUT/summary-$1.txt"
+}
+# trace_has NAME REGEX...: one trace line matches every regex.
+trace_has() {
+  local f; f=$(tr_file "$1"); shift
+  local filter="cat"
+  local re
+  for re in "$@"; do filter="$filter | grep -E -- '$re'"; done
+  [ -n "$(eval "$filter" <"$f" | head -n 1)" ]
+}
+
+# ---- A: GET_REGION_INFO of BAR0 fails --------------------------------------------------
+rm -f "$(tr_file a)"
+start_bridge fa "$VUB_EDU" --trace "$(tr_file a)" \
+  --inject 'GET_REGION_INFO:region=0=errno=EIO' || { fail "bridge A starts"; finish; }
+vmm_start a edu "$(sock fa)"
+vmm_wait a 300; rc=$?
+check "A: QEMU exits with an error (status $rc) when BAR0's GET_REGION_INFO fails" \
+  test "$rc" -ne 0 -a "$rc" -ne 124
+check_fails "A: the inner guest never started" grep -q '^VMM: init' "$VUB_OUT/vmm-$VUB_SCENARIO-a.console"
+echo "  QEMU A said: $(qemu_err a | grep -v '^$' | head -n 3 | tr '\n' ' ')"
+check "A: QEMU's error names the failed region info" \
+  bash -c "grep -qiE 'region|BAR' '$VUB_OUT/vmm-$VUB_SCENARIO-a.qemu.log'"
+check "A: the bridge survived" bridge_alive fa
+stop_bridge fa
+check "A: the trace has the injected EIO on region 0's GET_REGION_INFO" \
+  trace_has a '"dir":"tx"' '"cmd":"DEVICE_GET_REGION_INFO"' '"errno":"EIO"' '"injected":"errno=EIO"'
+summary a
+check "A: the summary's first error is the injected one, with its request" \
+  grep -qE '^first error: .*DEVICE_GET_REGION_INFO .*region=0 -> EIO: fault injected' "$VUB_OUT/summary-a.txt"
+
+# ---- B: a DMA_MAP reply later than x-msg-timeout ---------------------------------------
+rm -f "$(tr_file b)"
+start_bridge fb "$VUB_EDU" --trace "$(tr_file b)" \
+  --inject 'DMA_MAP@nth=1=delay=6000' || { fail "bridge B starts"; finish; }
+saved_timeout=$VMM_MSG_TIMEOUT
+VMM_MSG_TIMEOUT=2000
+vmm_start b edu "$(sock fb)"
+VMM_MSG_TIMEOUT=$saved_timeout
+vmm_wait b 300; rc=$?
+echo "  QEMU B exited $rc and said: $(qemu_err b | grep -v '^$' | head -n 4 | tr '\n' ' ')"
+check "B: QEMU reports the timed-out DMA_MAP" \
+  bash -c "grep -qiE 'timed out|timeout' '$VUB_OUT/vmm-$VUB_SCENARIO-b.qemu.log'"
+check "B: the trace has the delayed DMA_MAP (6000 ms) as injected" \
+  trace_has b '"cmd":"DMA_MAP"' '"injected":"delay=6000"'
+check "B: the bridge survived" bridge_alive fb
+stop_bridge fb
+summary b
+
+# ---- C: one boot with a config read failing, then the connection closed ----------------
+rm -f "$(tr_file c)"
+start_bridge fc "$VUB_EDU" --trace "$(tr_file c)" \
+  --inject 'REGION_READ:region=7@nth=25=errno=EIO' \
+  --inject 'REGION_READ:region=7@nth=60=close' || { fail "bridge C starts"; finish; }
+vmm_start c edu "$(sock fc)"
+vmm_wait c; rc=$?
+echo "  QEMU C exited $rc; its stderr: $(qemu_err c | grep -v '^$' | head -n 6 | tr '\n' ' ')"
+echo "  inner guest C: $(console c | grep -E '^VMM' | tr '\n' ' ')"
+check "C: QEMU reports the failed config read" \
+  bash -c "grep -qiE 'read_config|config' '$VUB_OUT/vmm-$VUB_SCENARIO-c.qemu.log'"
+check "C: the trace has the injected EIO on a config read" \
+  trace_has c '"dir":"tx"' '"cmd":"REGION_READ"' '"injected":"errno=EIO"'
+check "C: the trace has the injected close and the session's end" \
+  trace_has c '"dir":"done"' '"cmd":"REGION_READ"' '"injected":"close"'
+check "C: the session ended because of the injected close" \
+  trace_has c '"dir":"end"' 'fault injected: close'
+check "C: the bridge quiesced the device (its disconnect line)" \
+  grep -qE 'disconnected \(fault injected: close \(rule 1\)\).*released [0-9]+ DMA maps' \
+  "$VUB_OUT/bridge-fc.log"
+check "C: the bridge survived" bridge_alive fc
+stop_bridge fc
+check "C: the bridge exits 0 on SIGTERM" test $? -eq 0
+summary c
+vmm_bridge_summary fc
+finish
