@@ -17,6 +17,8 @@
 
 #include <json-c/json.h>
 
+#include "inject.h"
+
 #define ADDR_TOKEN "{address}"
 #define PATH_BUF 96
 
@@ -355,6 +357,50 @@ static int get_socket(struct ctx *c, const char *path, struct json_object *v, ch
     return 0;
 }
 
+/* "trace": an absolute path that fits. */
+static int get_trace(struct ctx *c, const char *path, struct json_object *v, char *out)
+{
+    const char *s = NULL;
+    int r = get_string(c, path, v, &s);
+    if (r < 0)
+        return r;
+    if (s[0] != '/')
+        return fail_at(c, path, EINVAL, "\"%s\" is not an absolute path", s);
+    if (strlen(s) >= POL_TRACE_MAX)
+        return fail_at(c, path, ENAMETOOLONG, "the path is longer than %u bytes",
+                       POL_TRACE_MAX - 1);
+    snprintf(out, POL_TRACE_MAX, "%s", s);
+    return 0;
+}
+
+/* "inject": fault injection rules, each checked as --inject checks it. */
+static int get_inject(struct ctx *c, const char *path, struct json_object *v,
+                      struct pol_settings *s)
+{
+    if (!json_object_is_type(v, json_type_array))
+        return fail_at(c, path, EINVAL, "must be an array of rule strings, not %s", type_name(v));
+    size_t len = json_object_array_length(v);
+    if (len > POL_MAX_INJECT)
+        return fail_at(c, path, EINVAL, "%zu rules; at most %u", len, POL_MAX_INJECT);
+    for (size_t i = 0; i < len; i++) {
+        char p[PATH_BUF];
+        snprintf(p, sizeof(p), "%s[%zu]", path, i);
+        const char *rule = NULL;
+        int r = get_string(c, p, json_object_array_get_idx(v, i), &rule);
+        if (r < 0)
+            return r;
+        if (strlen(rule) >= POL_INJECT_MAX)
+            return fail_at(c, p, EINVAL, "a rule is at most %u characters", POL_INJECT_MAX - 1);
+        struct br_inject_rule parsed;
+        struct vu_err e = { "" };
+        if (br_inject_parse(rule, &parsed, &e) < 0)
+            return fail_at(c, p, EINVAL, "%s", e.msg);
+        snprintf(s->inject[i], POL_INJECT_MAX, "%s", rule);
+    }
+    s->n_inject = len;
+    return 0;
+}
+
 /* allow_uids / allow_gids */
 static int get_id_list(struct ctx *c, const char *path, struct json_object *v, bool users,
                        uint32_t *ids, size_t *n)
@@ -479,6 +525,12 @@ static int settings_key(struct ctx *c, const char *path, const char *key, struct
         s->stale_kill = strcmp(str, "kill") == 0;
         return 0;
     }
+    if (strcmp(key, "trace") == 0)
+        return get_trace(c, path, v, s->trace);
+    if (strcmp(key, "trace_data") == 0)
+        return get_bool(c, path, v, &s->trace_data);
+    if (strcmp(key, "inject") == 0)
+        return get_inject(c, path, v, s);
     return 1;
 }
 

@@ -45,6 +45,9 @@
 #define POL_ADDR_LEN       16u          /* "DDDD:BB:DD.F" + NUL, rounded */
 #define POL_NAME_MAX       64u
 #define POL_MAX_HANDSHAKE_TIMEOUT_MS 3600000u
+#define POL_TRACE_MAX      256u         /* "trace" path, NUL included */
+#define POL_MAX_INJECT     8u           /* entries in "inject" */
+#define POL_INJECT_MAX     160u         /* one "inject" rule, NUL included */
 
 struct pol_err {
     char msg[512];
@@ -95,6 +98,11 @@ struct pol_settings {
     /* VERSION must come within this time of connecting; 0 = the default. */
     uint32_t handshake_timeout_ms;
     bool stale_kill;           /* "stale_holders": "kill" (default "refuse") */
+    /* Testing clients (docs/testing-clients.md): --trace, --trace-data, --inject. */
+    char trace[POL_TRACE_MAX]; /* absolute path; "" = none */
+    bool trace_data;
+    size_t n_inject;
+    char inject[POL_MAX_INJECT][POL_INJECT_MAX];   /* checked with br_inject_parse */
 };
 
 struct pol_entry {

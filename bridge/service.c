@@ -25,7 +25,11 @@ _Static_assert(BR_EXIT_DEVICE_GONE == DW_EXIT_DEVICE_GONE, "one exit status for 
 static struct {
     char socket[POL_SOCKET_MAX];
     char owner[16], group[16];
+    char trace[POL_TRACE_MAX];
+    char inject[POL_MAX_INJECT][POL_INJECT_MAX];
 } g_pol;
+_Static_assert(POL_MAX_INJECT <= sizeof(((struct br_config *)0)->inject) / sizeof(const char *),
+               "policy rules must fit br_config");
 
 int br_service_apply_policy(struct br_config *cfg)
 {
@@ -101,6 +105,19 @@ int br_service_apply_policy(struct br_config *cfg)
         cfg->max_dma_bytes = s->max_dma_bytes;
     if (!cfg->handshake_timeout_set && s->handshake_timeout_ms)
         cfg->handshake_timeout_ms = s->handshake_timeout_ms;
+    /* testing clients: the command line's trace and rules win */
+    if (!cfg->trace_path && s->trace[0]) {
+        memcpy(g_pol.trace, s->trace, sizeof(g_pol.trace));
+        cfg->trace_path = g_pol.trace;
+        cfg->trace_data |= s->trace_data;
+    }
+    if (cfg->n_inject == 0) {
+        for (size_t i = 0; i < s->n_inject; i++) {
+            memcpy(g_pol.inject[i], s->inject[i], sizeof(g_pol.inject[i]));
+            cfg->inject[i] = g_pol.inject[i];
+        }
+        cfg->n_inject = s->n_inject;
+    }
     br_info("policy %s: devices[%u] exports %s (%04x:%04x) on %s, mode %04o, %zu uids and "
             "%zu gids allowed%s%s", p->path, d.entry->index, id.addr, id.vendor, id.device,
             cfg->socket_path, (unsigned)cfg->socket_mode, cfg->n_allow_uids, cfg->n_allow_gids,

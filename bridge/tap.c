@@ -165,7 +165,7 @@ int br_tap_instead(struct br_tap_msg *tm, struct br_session *s, const struct vu_
 
 static void trace_out(struct br_tap *tap, const struct vu_msg *m, bool sent, int r,
                       const char *reason, const void *p1, size_t l1, const void *p2, size_t l2,
-                      size_t nfds, uint64_t ns, int rule, uint32_t delayed)
+                      size_t nfds, uint64_t ns, int rule, uint32_t delayed, int send_err)
 {
     if (!tap->trace)
         return;
@@ -173,6 +173,7 @@ static void trace_out(struct br_tap *tap, const struct vu_msg *m, bool sent, int
         .req = m, .sent = sent, .err = r < 0 ? r : 0, .reason = reason,
         .p1 = p1, .l1 = l1, .p2 = p2, .l2 = l2, .nfds = nfds, .handling_ns = ns,
         .injected = rule >= 0 ? tap->action[rule] : NULL, .rule = rule, .delayed_ms = delayed,
+        .send_err = send_err,
     };
     br_trace_out(tap->trace, &o);
 }
@@ -203,7 +204,7 @@ int br_tap_send(struct br_tap_msg *tm, struct br_session *s, const struct vu_msg
     size_t nfds = r >= 0 && *fd >= 0 ? (fd_copies < BR_MAX_REGION_FDS ? fd_copies
                                                                      : BR_MAX_REGION_FDS) : 0;
     if (act == BR_INJ_CLOSE || act == BR_INJ_DROP || (no_reply && act != BR_INJ_DATA)) {
-        trace_out(tap, m, false, r, reason, NULL, 0, NULL, 0, 0, ns_since(&tm->t0), tm->rule, 0);
+        trace_out(tap, m, false, r, reason, NULL, 0, NULL, 0, 0, ns_since(&tm->t0), tm->rule, 0, 0);
         if (act != BR_INJ_CLOSE)
             return 0;
         s->close_reason = tap->close_reason[tm->rule];
@@ -246,7 +247,8 @@ int br_tap_send(struct br_tap_msg *tm, struct br_session *s, const struct vu_msg
         return 0;
     }
     int sr = send_now(s, m, r, p1, l1, p2, l2, *fd, fd_copies);
-    trace_out(tap, m, !no_reply, r, reason, p1, l1, p2, l2, nfds, ns_since(&tm->t0), tm->rule, 0);
+    trace_out(tap, m, !no_reply, r, reason, p1, l1, p2, l2, nfds, ns_since(&tm->t0), tm->rule, 0,
+              sr);
     return sr;
 }
 
@@ -293,7 +295,7 @@ int br_tap_flush(struct br_session *s)
                       h->fd_copies);
     trace_out(tap, &h->req, true, h->err, h->reason, h->payload, h->l1, p2, h->len - h->l1,
               h->err >= 0 && h->fd >= 0 ? h->fd_copies : 0, h->handling_ns, h->rule,
-              rule->delay_ms);
+              rule->delay_ms, sr);
     held_release(h);
     return sr;
 }
@@ -307,7 +309,7 @@ void br_tap_session_end(struct br_session *s, const char *reason)
     if (h) {
         /* the client is gone before its delayed reply: say so, then drop it */
         trace_out(tap, &h->req, false, h->err, "the session ended before the delayed reply",
-                  NULL, 0, NULL, 0, 0, h->handling_ns, h->rule, 0);
+                  NULL, 0, NULL, 0, 0, h->handling_ns, h->rule, 0, 0);
         held_release(h);
     }
     if (tap->trace)

@@ -539,6 +539,10 @@ void br_trace_out(struct br_trace *t, const struct br_trace_out *o)
     }
     if (o->delayed_ms)
         tb_u(&b, "delayed_ms", o->delayed_ms);
+    if (o->send_err < 0) {
+        const char *name = br_errno_name(-o->send_err);
+        tb_s(&b, "send_failed", name ? name : "?");
+    }
     if (o->err < 0) {
         const char *name = br_errno_name(-o->err);
         if (name)

@@ -59,6 +59,7 @@ struct br_trace_out {
     const char *injected;       /* the injected action ("errno=EIO"), or NULL */
     int rule;                   /* its rule's index (0-based) when injected */
     uint32_t delayed_ms;        /* an injected delay that was served */
+    int send_err;               /* the reply could not be sent: negative errno */
 };
 void br_trace_out(struct br_trace *t, const struct br_trace_out *o);
 

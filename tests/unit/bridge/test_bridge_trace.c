@@ -622,6 +622,36 @@ static void test_inject_delay_stop(void **state)
     fx_free(f);
 }
 
+/* A client that hangs up while its reply is held is noticed at once (not
+ * when the delay ends), and the session is quiesced. */
+static void test_inject_delay_hangup(void **state)
+{
+    struct fx *f = fx_new(false, false, "DMA_MAP=delay=600000", NULL);
+    struct vu_client *c = th_connect(f->t, true);
+    int mfd = th_memfd(1 << 20);
+    uint8_t buf[VU_HDR_SIZE + sizeof(struct vu_dma_map)];
+    struct vu_hdr h = { .msg_id = 800, .cmd = VU_CMD_DMA_MAP, .msg_size = sizeof(buf) };
+    struct vu_dma_map q = { .argsz = 32, .flags = VU_DMA_MAP_FLAG_READ, .address = 0x100000,
+                            .size = 1 << 20 };
+    memcpy(buf, &h, sizeof(h));
+    memcpy(buf + sizeof(h), &q, sizeof(q));
+    assert_int_equal(vu_client_raw(c, buf, sizeof(buf), &mfd, 1, false, NULL), 0);
+    for (int i = 0; i < 10000 && hv_sim_dma_count(f->t->hv) == 0; i++)
+        usleep(1000);
+    assert_int_equal(hv_sim_dma_count(f->t->hv), 1);   /* mapped; the reply is held */
+    vu_client_close(c);
+    th_wait_closed(f->t, 1);                            /* within the harness's 10 s */
+    assert_int_equal(hv_sim_dma_count(f->t->hv), 0);
+    close(mfd);
+    th_stop_loop(f->t);
+    struct lines L;
+    lines_load(f->trace, &L);
+    assert_string_equal(sget(find(&L, "end", NULL, 0), "reason"),
+                        "disconnected while a delayed reply was held");
+    lines_free(&L);
+    fx_free(f);
+}
+
 /* drop: the handler runs (the mapping exists) but no reply ever comes. */
 static void test_inject_drop(void **state)
 {
@@ -853,6 +883,7 @@ int main(void)
         cmocka_unit_test(test_inject_prob_deterministic),
         cmocka_unit_test(test_inject_delay),
         cmocka_unit_test(test_inject_delay_stop),
+        cmocka_unit_test(test_inject_delay_hangup),
         cmocka_unit_test(test_inject_drop),
         cmocka_unit_test(test_inject_close_quiesces),
         cmocka_unit_test(test_inject_data),

@@ -319,6 +319,35 @@ static void test_syntax_errors(void **state)
 #define DEV(x) "{\"devices\":[{\"match\":{\"address\":\"0000:00:03.0\"}}, {\"match\":" \
                "{\"address\":\"0000:00:04.0\"}, " x "}]}"
 
+/* trace, trace_data and inject (docs/testing-clients.md): checked when loaded */
+static void test_testing_keys(void **state)
+{
+    (void)state;
+    struct pol *p = load_ok("{\"defaults\": {\"trace\": \"/var/tmp/t.jsonl\"}, \"devices\": ["
+                            "{\"match\": {\"address\": \"0000:00:03.0\"}, \"trace_data\": true,"
+                            " \"inject\": [\"GET_REGION_INFO:region=0=errno=EIO\","
+                            " \"DEVICE_RESET=close\"]}]}");
+    const struct pol_settings *s = &p->entries[0].s;
+    assert_string_equal(s->trace, "/var/tmp/t.jsonl");   /* from defaults */
+    assert_true(s->trace_data);
+    assert_int_equal(s->n_inject, 2);
+    assert_string_equal(s->inject[1], "DEVICE_RESET=close");
+    assert_int_equal(p->defaults.n_inject, 0);
+    pol_free(p);
+    load_fails("{\"defaults\": {\"trace\": \"t.jsonl\"}, \"devices\": []}", EINVAL,
+               "defaults.trace: \"t.jsonl\" is not an absolute path", NULL);
+    load_fails("{\"defaults\": {\"inject\": \"DEVICE_RESET=close\"}, \"devices\": []}", EINVAL,
+               "defaults.inject: must be an array", NULL);
+    load_fails("{\"defaults\": {\"inject\": [\"DEVICE_RESET=close\", \"REGION_READ:index=1=drop\"]},"
+               " \"devices\": []}", EINVAL, "defaults.inject[1]: --inject REGION_READ:index=1=drop: "
+               "index= applies to", NULL);
+    load_fails("{\"defaults\": {\"inject\": [1]}, \"devices\": []}", EINVAL,
+               "defaults.inject[0]: must be a string", NULL);
+    load_fails("{\"defaults\": {\"inject\": [\"ANY=drop\",\"ANY=drop\",\"ANY=drop\",\"ANY=drop\","
+               "\"ANY=drop\",\"ANY=drop\",\"ANY=drop\",\"ANY=drop\",\"ANY=drop\"]}, \"devices\": []}",
+               EINVAL, "9 rules; at most 8", NULL);
+}
+
 static void test_semantic_errors(void **state)
 {
     (void)state;
@@ -613,6 +642,7 @@ int main(void)
         cmocka_unit_test(test_limits_keys),
         cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_semantic_errors),
+        cmocka_unit_test(test_testing_keys),
         cmocka_unit_test(test_too_many_devices),
         cmocka_unit_test(test_files),
         cmocka_unit_test(test_sysfs_ident),

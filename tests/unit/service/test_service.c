@@ -103,6 +103,40 @@ static void test_policy_fills_config(void **state)
     assert_int_equal(cfg.msix_mmap, BR_MSIX_MMAP_SPARSE);   /* the default */
 }
 
+/* trace and inject from the policy; the command line's win. */
+static void test_policy_testing_keys(void **state)
+{
+    (void)state;
+    need_pci();
+    write_policy("{\"devices\": [{\"match\": {\"address\": \"%s\"}, \"trace\": \"/var/tmp/p.jsonl\","
+                 " \"trace_data\": true, \"inject\": [\"DEVICE_RESET=close\", \"DMA_MAP=drop\"]}]}",
+                 g_addr);
+    struct br_config cfg;
+    br_config_defaults(&cfg);
+    cfg.device = g_addr;
+    cfg.policy_path = g_policy;
+    cfg.socket_path = "/run/explicit.sock";
+    assert_int_equal(br_service_apply_policy(&cfg), 0);
+    assert_string_equal(cfg.trace_path, "/var/tmp/p.jsonl");
+    assert_true(cfg.trace_data);
+    assert_int_equal(cfg.n_inject, 2);
+    assert_string_equal(cfg.inject[0], "DEVICE_RESET=close");
+    assert_string_equal(cfg.inject[1], "DMA_MAP=drop");
+
+    br_config_defaults(&cfg);
+    cfg.device = g_addr;
+    cfg.policy_path = g_policy;
+    cfg.socket_path = "/run/explicit.sock";
+    cfg.trace_path = "-";
+    cfg.inject[0] = "REGION_READ=drop";
+    cfg.n_inject = 1;
+    assert_int_equal(br_service_apply_policy(&cfg), 0);
+    assert_string_equal(cfg.trace_path, "-");
+    assert_false(cfg.trace_data);
+    assert_int_equal(cfg.n_inject, 1);
+    assert_string_equal(cfg.inject[0], "REGION_READ=drop");
+}
+
 static void test_command_line_wins(void **state)
 {
     (void)state;
@@ -189,6 +223,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_policy_fills_config),
         cmocka_unit_test(test_command_line_wins),
+        cmocka_unit_test(test_policy_testing_keys),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_daemon_exit_status),
     };
