@@ -7,15 +7,20 @@
 #   A  GET_REGION_INFO of BAR0 fails (EIO): QEMU gives up at realize.
 #   B  the first DMA_MAP's reply is held for 40 s, longer than the
 #      x-msg-timeout (30 s) the tests give QEMU.
-#   C  one boot of the inner guest: a config-space REGION_READ fails (EIO)
-#      early in the boot, and later the bridge closes the connection on a
-#      config read (the session is quiesced as on a real failure).
+#   C  the inner guest's boot: a config-space REGION_READ fails (EIO), and
+#      a later one closes the connection (the session is quiesced as on a
+#      real failure); then what QEMU does without its server.
 #
 # Each check names what QEMU did; docs/testing-clients.md records it.
 . "$VUB_SRC/tests/e2e/lib.sh"
 . "$VUB_SRC/tests/e2e/vmm/lib-vmm.sh"
 require "$VUB_BRIDGE" "$VUB_PROBE"
 vmm_prepare
+# TCG for the inner guest whatever vmm_pick_accel found: no run here needs a
+# full boot (C ends in the inner firmware), and a KVM that does not work in
+# the testbed guest would only be noticed after lib-vmm's 150 s probe.
+VMM_ACCEL=tcg
+VMM_TIMEOUT=${VUB_VMM_TIMEOUT:-400}
 
 tr_file() { echo "$VUB_OUT/trace-$1.jsonl"; }
 # Runs A and B end at QEMU's realize: start QEMU once, without lib-vmm's
@@ -83,28 +88,40 @@ stop_bridge fb
 summary b
 
 # ---- C: one boot with a config read failing, then the connection closed ----------------
+# The 20th config-space REGION_READ fails, the 28th ends the connection: both
+# land while the inner guest's firmware enumerates PCI (about 30 s into the
+# run, before the slow kernel boot), so the run needs no complete boot.
 rm -f "$(tr_file c)"
 start_bridge fc "$VUB_EDU" --trace "$(tr_file c)" \
-  --inject 'REGION_READ:region=7@nth=25=errno=EIO' \
-  --inject 'REGION_READ:region=7@nth=60=close' || { fail "bridge C starts"; finish; }
-vmm_start c edu "$(sock fc)"
-vmm_wait c; rc=$?
-echo "  QEMU C exited $rc; its stderr: $(qemu_err c | grep -v '^$' | head -n 6 | tr '\n' ' ')"
+  --inject 'REGION_READ:region=7@nth=20=errno=EIO' \
+  --inject 'REGION_READ:region=7@nth=28=close' || { fail "bridge C starts"; finish; }
+start_once c edu "$(sock fc)"
+closed=no
+for i in $(seq "$VMM_TIMEOUT"); do
+  trace_has c '"dir":"end"' && { closed=yes; break; }
+  kill -0 "${VMM_PID[c]}" 2>/dev/null || break
+  sleep 1
+done
+vmm_log "c: the bridge ended the session: $closed"
+# What QEMU does next: it may exit, or run on without the device; 60 s tell.
+vmm_wait c 60; rc=$?
+echo "  QEMU C exited $rc (124: still running after 60 s, killed); its stderr: $(qemu_err c | grep -v '^$' | head -n 8 | tr '\n' ' ')"
 echo "  inner guest C: $(console c | grep -E '^VMM' | tr '\n' ' ')"
-check "C: QEMU reports the failed config read" \
-  bash -c "grep -qiE 'read_config|config' '$VUB_OUT/vmm-$VUB_SCENARIO-c.qemu.log'"
+check "C: QEMU reports the failed config read (vfio_pci_read_config ... Input/output error)" \
+  grep -qE 'vfio_pci_read_config.*Input/output error' "$VUB_OUT/vmm-$VUB_SCENARIO-c.qemu.log"
 check "C: the trace has the injected EIO on a config read" \
-  trace_has c '"dir":"tx"' '"cmd":"REGION_READ"' '"injected":"errno=EIO"'
-check "C: the trace has the injected close and the session's end" \
+  trace_has c '"dir":"tx"' '"cmd":"REGION_READ"' '"errno":"EIO"' '"injected":"errno=EIO"'
+check "C: the trace has the injected close" \
   trace_has c '"dir":"done"' '"cmd":"REGION_READ"' '"injected":"close"'
-check "C: the session ended because of the injected close" \
-  trace_has c '"dir":"end"' 'fault injected: close'
-check "C: the bridge quiesced the device (its disconnect line)" \
-  grep -qE 'disconnected \(fault injected: close \(rule 1\)\).*released [0-9]+ DMA maps' \
+check "C: the session ended because of it" \
+  trace_has c '"dir":"end"' 'fault injected: close \(rule 1\)'
+check "C: the bridge quiesced the device as for a client that left" \
+  grep -qE 'disconnected \(fault injected: close \(rule 1\)\): .*released [0-9]+ DMA maps' \
   "$VUB_OUT/bridge-fc.log"
+check "C: QEMU was not killed by a signal of its own (no crash)" test "$rc" -lt 128 -o "$rc" -eq 124
 check "C: the bridge survived" bridge_alive fc
 stop_bridge fc
 check "C: the bridge exits 0 on SIGTERM" test $? -eq 0
 summary c
-vmm_bridge_summary fc
+vmm_conversation c
 finish
