@@ -35,8 +35,8 @@ struct br_tap {
     struct held held;
 };
 
-_Static_assert(sizeof(((struct br_config *)0)->inject) / sizeof(const char *) == BR_INJECT_MAX_RULES,
-               "br_config holds every rule");
+_Static_assert(sizeof(((struct br_config *)0)->inject) / sizeof(const char *) ==
+               BR_INJECT_MAX_RULES, "br_config holds every rule");
 
 static uint64_t ns_since(const struct timespec *t0)
 {
@@ -204,7 +204,8 @@ int br_tap_send(struct br_tap_msg *tm, struct br_session *s, const struct vu_msg
     size_t nfds = r >= 0 && *fd >= 0 ? (fd_copies < BR_MAX_REGION_FDS ? fd_copies
                                                                      : BR_MAX_REGION_FDS) : 0;
     if (act == BR_INJ_CLOSE || act == BR_INJ_DROP || (no_reply && act != BR_INJ_DATA)) {
-        trace_out(tap, m, false, r, reason, NULL, 0, NULL, 0, 0, ns_since(&tm->t0), tm->rule, 0, 0);
+        trace_out(tap, m, false, r, reason, NULL, 0, NULL, 0, 0, ns_since(&tm->t0), tm->rule, 0,
+                  0);
         if (act != BR_INJ_CLOSE)
             return 0;
         s->close_reason = tap->close_reason[tm->rule];
