@@ -158,7 +158,8 @@ static void tb_emit(struct br_trace *t, struct tb *b)
     b->buf[b->len++] = '}';
     b->buf[b->len] = '\0';
     if (t->fd < 0) {
-        br_info("trace %s", b->buf);
+        /* the line alone: with any prefix the log's 1024-byte lines could cut it */
+        br_info("%s", b->buf);
         return;
     }
     if (t->failed)
