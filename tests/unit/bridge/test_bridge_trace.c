@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "harness.h"
 #include "inject.h"
+#include "log.h"
 #include "trace.h"
 
 /* ---- helpers ----------------------------------------------------------------------- */
@@ -409,6 +410,55 @@ static void test_trace_no_data(void **state)
     assert_false(has(tx, "bytes"));
     lines_free(&L);
     fx_free(f);
+}
+
+/* --trace - : the lines go to the log, each one whole. */
+static void test_trace_to_log(void **state)
+{
+    char logpath[] = "/tmp/vub-tracelog-XXXXXX";
+    int lfd = mkstemp(logpath);
+    assert_true(lfd >= 0);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    assert_true(saved >= 0);
+    assert_true(dup2(lfd, STDERR_FILENO) >= 0);
+    static struct th t;
+    th_init(&t);
+    t.cfg.trace_path = "-";
+    br_log_set_level(BR_LOG_INFO);
+    th_start(&t);
+    struct vu_client *c = th_connect(&t, true);
+    uint32_t v;
+    assert_int_equal(read_cfg(c, 0, &v), 0);
+    vu_client_close(c);
+    th_wait_closed(&t, 1);
+    th_stop(&t);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    br_log_set_level(BR_LOG_ERR);
+    FILE *fp = fdopen(lfd, "r");
+    assert_non_null(fp);
+    rewind(fp);
+    char buf[2048];
+    int rx = 0, tx = 0;
+    while (fgets(buf, sizeof(buf), fp)) {
+        char *j = strstr(buf, "info: {\"t\":");
+        if (!j)
+            continue;
+        json_object *o = json_tokener_parse(j + 6);
+        assert_non_null(o);
+        const char *d = sget(o, "dir"), *cmd = sget(o, "cmd");
+        if (d && cmd && strcmp(cmd, "REGION_READ") == 0) {
+            rx += strcmp(d, "rx") == 0;
+            tx += strcmp(d, "tx") == 0;
+        }
+        json_object_put(o);
+    }
+    fclose(fp);
+    unlink(logpath);
+    assert_int_equal(rx, 1);
+    assert_int_equal(tx, 1);
 }
 
 /* ---- injection --------------------------------------------------------------------------- */
@@ -878,6 +928,7 @@ int main(void)
         cmocka_unit_test(test_trace_every_command),
         cmocka_unit_test(test_trace_bounded),
         cmocka_unit_test(test_trace_no_data),
+        cmocka_unit_test(test_trace_to_log),
         cmocka_unit_test(test_inject_errno_dma_map),
         cmocka_unit_test(test_inject_nth_every),
         cmocka_unit_test(test_inject_prob_deterministic),
