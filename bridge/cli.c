@@ -84,7 +84,7 @@ void br_cli_usage(FILE *out)
 "      --trace FILE         one JSON line per message, both directions, with\n"
 "                           decoded fields, errors and handling time (FILE is\n"
 "                           appended to; - = the log); lines <= 1024 bytes;\n"
-"                           vfio-user-probe --summarize FILE tabulates it\n"
+"                           vfio-user-probe(1) summarizes it for a human\n"
 "      --trace-data         ... with payload bytes too (hex, <= 64 per message)\n"
 "      --inject RULE        make the device side misbehave (repeatable, <= 16):\n"
 "                           CMD[:COND,...][@WHEN]=ACTION\n"

@@ -27,7 +27,7 @@ static void usage(FILE *f)
           "      --hold               edu: stop with DMA mapped and MSI armed, print\n"
           "                           \"holding\" and wait to be killed (for tests)\n"
           "  -t, --timeout MS         per-reply timeout (default 10000)\n"
-          "      --summarize TRACE    read a trace of vfio-user-bridge --trace (- = stdin)\n"
+          "      --summarize TRACE    read a trace the bridge wrote (- = stdin)\n"
           "                           and print per command: count, errors, injected\n"
           "                           faults, handling time (median, p99, max); the\n"
           "                           first error with its request; how sessions ended\n"
