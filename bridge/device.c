@@ -220,7 +220,7 @@ int br_dev_region_info(const struct br_dev *dev, uint32_t index, bool no_mmap, u
     struct hv_region_info *ri = malloc(sizeof(*ri));
     if (!ri)
         return -ENOMEM;
-    int r = dev->hv->ops->get_region_info(dev->hv, index, ri);
+    int r = hv_get_region_info(dev->hv, index, ri);
     if (r == -EINVAL && index < dev->num_regions) {
         *len = absent_region(index, buf);
         r = 0;
@@ -275,7 +275,7 @@ int br_dev_init(struct br_dev *dev, struct hv_device *hv, const struct br_config
     dev->cfg = cfg;
 
     struct hv_device_info info;
-    int r = hv->ops->get_info(hv, &info);
+    int r = hv_get_info(hv, &info);
     if (r < 0) {
         br_err("cannot get device info: %s", strerror(-r));
         return r;
@@ -296,7 +296,7 @@ int br_dev_init(struct br_dev *dev, struct hv_device *hv, const struct br_config
         return -ENOMEM;
     for (uint32_t i = 0; i < dev->num_regions; i++) {
         struct br_region *reg = &dev->regions[i];
-        r = hv->ops->get_region_info(hv, i, ri);
+        r = hv_get_region_info(hv, i, ri);
         if (r < 0) {
             reg->info_err = r;
             br_debug("region %u: no info (%s)", i, strerror(-r));
@@ -314,7 +314,7 @@ int br_dev_init(struct br_dev *dev, struct hv_device *hv, const struct br_config
     }
 
     for (uint32_t i = 0; i < dev->num_irqs; i++) {
-        r = hv->ops->get_irq_info(hv, i, &dev->irqs[i]);
+        r = hv_get_irq_info(hv, i, &dev->irqs[i]);
         if (r < 0) {
             br_warn("IRQ index %u: no info (%s)", i, strerror(-r));
             memset(&dev->irqs[i], 0, sizeof(dev->irqs[i]));
@@ -327,7 +327,7 @@ int br_dev_init(struct br_dev *dev, struct hv_device *hv, const struct br_config
     /* the COMMAND register as the kernel left it when it enabled the
      * device for us (memory/IO decoding on): what a new client finds */
     uint8_t cmd[2] = { 0, 0 };
-    if (hv->ops->region_read(hv, VU_PCI_CONFIG_REGION_INDEX, 4, cmd, 2) == 2)
+    if (hv_region_read(hv, VU_PCI_CONFIG_REGION_INDEX, 4, cmd, 2) == 2)
         dev->command0 = (uint16_t)(cmd[0] | cmd[1] << 8);
 
     r = br_msix_read(hv, &dev->msix);
@@ -340,7 +340,7 @@ int br_dev_init(struct br_dev *dev, struct hv_device *hv, const struct br_config
                  dev->msix.pba_bir, dev->msix.pba_offset);
     }
 
-    r = hv->ops->iommu_info(hv, &dev->iommu);
+    r = hv_iommu_get_info(hv, &dev->iommu);
     if (r < 0) {
         br_err("cannot get IOMMU info: %s", strerror(-r));
         return r;

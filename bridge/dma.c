@@ -233,7 +233,7 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
                        ((flags & VU_DMA_MAP_FLAG_WRITE) ? HV_DMA_WRITE : 0);
         if ((r = prefault(t, vaddr, size)) < 0)
             goto fail;
-        r = hv->ops->dma_map(hv, iova, vaddr, size, hvf);
+        r = hv_dma_map(hv, iova, vaddr, size, hvf);
         if (r < 0)
             goto fail;
         iommu_mapped = true;
@@ -256,7 +256,7 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
 
 fail:
     if (iommu_mapped)
-        hv->ops->dma_unmap(hv, iova, size, 0);
+        hv_dma_unmap(hv, iova, size, 0);
     free(m);
     if (base)
         munmap(base, len);
@@ -291,7 +291,7 @@ int br_dma_unmap(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, ui
     if (!m || m->iova != iova || m->size != size)
         return -ENOENT;
     if (m->backing >= 0) {
-        int r = hv->ops->dma_unmap(hv, iova, size, 0);
+        int r = hv_dma_unmap(hv, iova, size, 0);
         if (r < 0)
             return r;
     }
@@ -305,7 +305,7 @@ int br_dma_unmap_all(struct br_dma_table *t, struct hv_device *hv)
     while (t->root) {
         struct br_dma_map *m = *(struct br_dma_map **)t->root;
         if (m->backing >= 0) {
-            int r = hv->ops->dma_unmap(hv, m->iova, m->size, 0);
+            int r = hv_dma_unmap(hv, m->iova, m->size, 0);
             if (r < 0 && first == 0) {
                 first = r;
                 br_err("IOMMU unmap of 0x%" PRIx64 "+0x%" PRIx64 " failed: %s", m->iova,
@@ -316,7 +316,7 @@ int br_dma_unmap_all(struct br_dma_table *t, struct hv_device *hv)
     }
     if (first < 0) {
         /* Make sure nothing of this client stays reachable by the device. */
-        int r = hv->ops->dma_unmap(hv, 0, 0, HV_DMA_UNMAP_ALL);
+        int r = hv_dma_unmap(hv, 0, 0, HV_DMA_UNMAP_ALL);
         if (r < 0)
             br_err("IOMMU unmap-all failed: %s", strerror(-r));
     }

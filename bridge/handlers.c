@@ -238,7 +238,7 @@ static int h_get_irq_info(struct br_session *s, struct vu_msg *m, struct reply *
     if (req.index >= DEV(s)->num_irqs)
         return vu_fail(&rep->err, -EINVAL, "GET_IRQ_INFO: no IRQ index %u", req.index);
     struct hv_irq_info ii;
-    r = HV(s)->ops->get_irq_info(HV(s), req.index, &ii);
+    r = hv_get_irq_info(HV(s), req.index, &ii);
     if (r == -EINVAL) {
         /* an index the device lacks (ERR (3), which QEMU asks for, on
          * conventional PCI): no interrupts of that kind, not an error
@@ -318,7 +318,7 @@ static int h_region_read(struct br_session *s, struct vu_msg *m, struct reply *r
     if (!data)
         return -ENOMEM;
     rep->heap = data;
-    ssize_t n = HV(s)->ops->region_read(HV(s), req.acc.region, req.acc.offset, data,
+    ssize_t n = hv_region_read(HV(s), req.acc.region, req.acc.offset, data,
                                         req.acc.count);
     if (n < 0)
         return vu_fail(&rep->err, (int)n, "REGION_READ %u @0x%" PRIx64 "+%u: %s", req.acc.region,
@@ -342,7 +342,7 @@ static int h_region_write(struct br_session *s, struct vu_msg *m, struct reply *
                        req.acc.region, req.acc.offset, req.acc.count);
     ssize_t n = 0;
     if (req.acc.count) {
-        n = HV(s)->ops->region_write(HV(s), req.acc.region, req.acc.offset, req.data,
+        n = hv_region_write(HV(s), req.acc.region, req.acc.offset, req.data,
                                      req.acc.count);
         if (n < 0)
             return vu_fail(&rep->err, (int)n, "REGION_WRITE %u @0x%" PRIx64 "+%u: %s",
@@ -374,7 +374,7 @@ static int h_device_reset(struct br_session *s, struct vu_msg *m, struct reply *
         return vu_fail(&rep->err, -ENOTSUP, "DEVICE_RESET: the device has no reset");
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    r = HV(s)->ops->reset(HV(s));
+    r = hv_reset(HV(s));
     long ms = ms_since(&t0);
     if (ms >= BR_SLOW_REPLY_MS)
         br_warn("DEVICE_RESET took %ld ms (QEMU gives up on a reply after 5000 ms)", ms);
@@ -399,7 +399,7 @@ static int h_region_write_multi(struct br_session *s, struct vu_msg *m, struct r
             return vu_fail(&rep->err, -EINVAL,
                            "REGION_WRITE_MULTI entry %" PRIu64 " (%u @0x%" PRIx64 "+%u): outside "
                            "the region; %" PRIu64 " done", i, e.region, e.offset, e.count, done);
-        ssize_t n = HV(s)->ops->region_write(HV(s), e.region, e.offset, e.data, e.count);
+        ssize_t n = hv_region_write(HV(s), e.region, e.offset, e.data, e.count);
         if (n < 0 || (size_t)n != e.count)
             return vu_fail(&rep->err, n < 0 ? (int)n : -EIO,
                            "REGION_WRITE_MULTI entry %" PRIu64 ": %s; %" PRIu64 " done", i,

@@ -101,17 +101,17 @@ static int set_msi_trigger(struct br_irq_index *ix, struct hv_device *hv, uint32
         if (ix->active) {
             br_debug("SET_IRQS %u: vectors %u..%u extend the enabled set of %u: re-enabling %u",
                      index, start, end - 1, ix->active, new_n);
-            r = hv->ops->set_irqs(hv, DISABLE_FLAGS, index, 0, 0, NULL);
+            r = hv_set_irqs(hv, DISABLE_FLAGS, index, 0, 0, NULL);
             if (r < 0)
                 goto out;
         }
-        r = hv->ops->set_irqs(hv, ENABLE_FLAGS, index, 0, new_n, kdata);
+        r = hv_set_irqs(hv, ENABLE_FLAGS, index, 0, new_n, kdata);
         if (r < 0) {
             if (ix->active) {
                 /* put the previous set back */
                 for (uint32_t i = 0; i < ix->active; i++)
                     kdata[i] = ix->fds[i];
-                if (hv->ops->set_irqs(hv, ENABLE_FLAGS, index, 0, ix->active, kdata) < 0) {
+                if (hv_set_irqs(hv, ENABLE_FLAGS, index, 0, ix->active, kdata) < 0) {
                     br_warn("SET_IRQS %u: could not restore %u vectors", index, ix->active);
                     shadow_clear(ix);
                 }
@@ -123,7 +123,7 @@ static int set_msi_trigger(struct br_irq_index *ix, struct hv_device *hv, uint32
         /* inside the enabled set (or the kernel can grow it): forward as is */
         for (uint32_t i = 0; i < count; i++)
             kdata[i] = dups[i];
-        r = hv->ops->set_irqs(hv, ENABLE_FLAGS, index, start, count, kdata);
+        r = hv_set_irqs(hv, ENABLE_FLAGS, index, start, count, kdata);
         if (r < 0)
             goto out;
         if (end > ix->active)
@@ -163,7 +163,7 @@ int br_irq_set(struct br_irq_state *st, struct hv_device *hv, const struct vu_ir
             shadow_clear(ix);
             return 0;    /* nothing the client could have enabled */
         }
-        int r = hv->ops->set_irqs(hv, DISABLE_FLAGS, set->index, 0, 0, NULL);
+        int r = hv_set_irqs(hv, DISABLE_FLAGS, set->index, 0, 0, NULL);
         if (r < 0)
             return r;
         shadow_clear(ix);
@@ -191,7 +191,7 @@ int br_irq_set(struct br_irq_state *st, struct hv_device *hv, const struct vu_ir
     } else if (data == VU_IRQ_SET_DATA_BOOL) {
         kdata = bools;
     }
-    int r = hv->ops->set_irqs(hv, set->flags, set->index, set->start, set->count, kdata);
+    int r = hv_set_irqs(hv, set->flags, set->index, set->start, set->count, kdata);
     free(arr);
     if (r == 0 && action == VU_IRQ_SET_ACTION_TRIGGER && data == VU_IRQ_SET_DATA_EVENTFD)
         ix->used = true;
@@ -206,7 +206,7 @@ void br_irq_disable_all(struct br_irq_state *st, struct hv_device *hv)
             continue;
         /* Expected to fail for an index that is not enabled (the kernel says
          * EINVAL then); only the state afterwards matters. */
-        int r = hv->ops->set_irqs(hv, DISABLE_FLAGS, i, 0, 0, NULL);
+        int r = hv_set_irqs(hv, DISABLE_FLAGS, i, 0, 0, NULL);
         if (r < 0 && ix->used)
             br_warn("disabling IRQ index %u failed: %s", i, strerror(-r));
         shadow_clear(ix);

@@ -47,7 +47,7 @@ int br_msix_read(struct hv_device *d, struct br_msix_layout *out)
 {
     uint8_t cfg[256];
     memset(out, 0, sizeof(*out));
-    ssize_t n = d->ops->region_read(d, VU_PCI_CONFIG_REGION_INDEX, 0, cfg, sizeof(cfg));
+    ssize_t n = hv_region_read(d, VU_PCI_CONFIG_REGION_INDEX, 0, cfg, sizeof(cfg));
     if (n < 0)
         return (int)n;
     if ((size_t)n != sizeof(cfg))

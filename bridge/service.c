@@ -146,13 +146,13 @@ static void arm_request(struct br_service *svc)
     struct hv_irq_info ii;
     if (!svc->dw || !svc->hv)
         return;
-    if (svc->hv->ops->get_irq_info(svc->hv, VFIO_PCI_REQ_IRQ_INDEX, &ii) < 0 || ii.count < 1 ||
+    if (hv_get_irq_info(svc->hv, VFIO_PCI_REQ_IRQ_INDEX, &ii) < 0 || ii.count < 1 ||
         !(ii.flags & VFIO_IRQ_INFO_EVENTFD)) {
         br_debug("the device has no request interrupt; relying on uevents");
         return;
     }
     int32_t fd = dw_request_fd(svc->dw);
-    int r = svc->hv->ops->set_irqs(svc->hv, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+    int r = hv_set_irqs(svc->hv, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
                                    VFIO_PCI_REQ_IRQ_INDEX, 0, 1, &fd);
     if (r < 0)
         br_warn("cannot arm the device request interrupt: %s; an unbind will wait for this "

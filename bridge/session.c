@@ -20,7 +20,7 @@ int br_dev_restore_command(const struct br_dev *dev)
 {
     uint16_t v = dev->command0 & (uint16_t)~PCI_COMMAND_MASTER;
     uint8_t b[2] = { (uint8_t)v, (uint8_t)(v >> 8) };
-    ssize_t n = dev->hv->ops->region_write(dev->hv, VU_PCI_CONFIG_REGION_INDEX, PCI_COMMAND, b, 2);
+    ssize_t n = hv_region_write(dev->hv, VU_PCI_CONFIG_REGION_INDEX, PCI_COMMAND, b, 2);
     if (n < 0)
         return (int)n;
     return n == 2 ? 0 : -EIO;
@@ -29,7 +29,7 @@ int br_dev_restore_command(const struct br_dev *dev)
 int br_dev_bus_master_off(struct hv_device *hv)
 {
     uint8_t b[2];
-    ssize_t n = hv->ops->region_read(hv, VU_PCI_CONFIG_REGION_INDEX, PCI_COMMAND, b, 2);
+    ssize_t n = hv_region_read(hv, VU_PCI_CONFIG_REGION_INDEX, PCI_COMMAND, b, 2);
     if (n < 0)
         return (int)n;
     if (n != 2)
@@ -37,7 +37,7 @@ int br_dev_bus_master_off(struct hv_device *hv)
     if (!(b[0] & PCI_COMMAND_MASTER))
         return 0;
     b[0] &= (uint8_t)~PCI_COMMAND_MASTER;
-    n = hv->ops->region_write(hv, VU_PCI_CONFIG_REGION_INDEX, PCI_COMMAND, b, 2);
+    n = hv_region_write(hv, VU_PCI_CONFIG_REGION_INDEX, PCI_COMMAND, b, 2);
     if (n < 0)
         return (int)n;
     return n == 2 ? 0 : -EIO;
@@ -215,7 +215,7 @@ static int open_device_file(struct br_session *s)
         uint64_t start, size;
         if (!reg->valid || !(reg->flags & VU_REGION_INFO_FLAG_MMAP) || !reg->size)
             continue;
-        if (hv->ops->get_region_info(hv, i, ri) < 0 || ri->offset + ri->size < ri->offset)
+        if (hv_get_region_info(hv, i, ri) < 0 || ri->offset + ri->size < ri->offset)
             continue;
         ranges[n++] = (struct br_file_range){ ri->offset, ri->offset + ri->size, false };
         if (hv->group >= 0 && i < 6 && hv_sysfs_bar_phys(NULL, hv->addr, i, &start, &size) == 0 &&
@@ -223,7 +223,7 @@ static int open_device_file(struct br_session *s)
             ranges[n++] = (struct br_file_range){ start, start + size, true };
     }
     free(ri);
-    int fd = hv->ops->mmap_fd(hv);
+    int fd = hv_mmap_fd(hv);
     if (fd < 0)
         return fd;
     return br_devfile_new(&s->devfile, fd, ranges, n, s->peer.pid, s->peer.uid);
@@ -291,7 +291,7 @@ void br_session_close(struct br_session *s)
         br_irq_disable_all(&s->irq, hv);
         br_dma_unmap_all(&s->dma, hv);
         if ((s->dev->flags & VU_DEVICE_FLAGS_RESET) && !s->dev->cfg->no_reset) {
-            if ((r = hv->ops->reset(hv)) < 0)
+            if ((r = hv_reset(hv)) < 0)
                 br_warn("device reset failed: %s", strerror(-r));
         }
         if ((r = br_dev_restore_command(s->dev)) < 0)

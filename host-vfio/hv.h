@@ -133,7 +133,53 @@ struct hv_device {
     int group;               /* IOMMU group number, -1 if none (sim) */
 };
 
-/* Convenience wrappers: d->ops->x(d, ...). */
+/* The calls every user makes (bridge, tools, tests): one wrapper per op, so
+ * that no caller depends on which table an op lives in. */
+static inline const char *hv_device_kind(const struct hv_device *d) { return d->ops->name; }
+static inline const char *hv_iommu_kind(const struct hv_device *d) { return d->ops->name; }
+static inline int hv_get_info(struct hv_device *d, struct hv_device_info *out)
+{
+    return d->ops->get_info(d, out);
+}
+static inline int hv_get_region_info(struct hv_device *d, uint32_t index,
+                                     struct hv_region_info *out)
+{
+    return d->ops->get_region_info(d, index, out);
+}
+static inline int hv_get_irq_info(struct hv_device *d, uint32_t index, struct hv_irq_info *out)
+{
+    return d->ops->get_irq_info(d, index, out);
+}
+static inline ssize_t hv_region_read(struct hv_device *d, uint32_t index, uint64_t off,
+                                     void *buf, size_t len)
+{
+    return d->ops->region_read(d, index, off, buf, len);
+}
+static inline ssize_t hv_region_write(struct hv_device *d, uint32_t index, uint64_t off,
+                                      const void *buf, size_t len)
+{
+    return d->ops->region_write(d, index, off, buf, len);
+}
+static inline int hv_set_irqs(struct hv_device *d, uint32_t flags, uint32_t index,
+                              uint32_t start, uint32_t count, const void *data)
+{
+    return d->ops->set_irqs(d, flags, index, start, count, data);
+}
+static inline int hv_reset(struct hv_device *d) { return d->ops->reset(d); }
+static inline int hv_mmap_fd(struct hv_device *d) { return d->ops->mmap_fd(d); }
+static inline int hv_dma_map(struct hv_device *d, uint64_t iova, void *vaddr, uint64_t size,
+                             uint32_t flags)
+{
+    return d->ops->dma_map(d, iova, vaddr, size, flags);
+}
+static inline int hv_dma_unmap(struct hv_device *d, uint64_t iova, uint64_t size, uint32_t flags)
+{
+    return d->ops->dma_unmap(d, iova, size, flags);
+}
+static inline int hv_iommu_get_info(struct hv_device *d, struct hv_iommu_info *out)
+{
+    return d->ops->iommu_info(d, out);
+}
 static inline void hv_close(struct hv_device *d) { if (d) d->ops->close(d); }
 
 /* ---- sysfs ------------------------------------------------------------------ */

@@ -45,7 +45,7 @@ static struct hv_device *dev_of(struct bench_side *s)
 static int d_read(struct bench_side *s, uint32_t region, uint64_t off, void *buf, uint32_t len)
 {
     struct hv_device *d = dev_of(s);
-    ssize_t n = d->ops->region_read(d, region, off, buf, len);
+    ssize_t n = hv_region_read(d, region, off, buf, len);
     if (n != (ssize_t)len)
         return side_fail(s, (int)n, "read region %u +0x%llx: %s", region,
                          (unsigned long long)off, n < 0 ? strerror((int)-n) : "short");
@@ -57,7 +57,7 @@ static int d_write(struct bench_side *s, uint32_t region, uint64_t off, const vo
 {
     struct hv_device *d = dev_of(s);
     (void)posted; /* a pwrite is done when it returns */
-    ssize_t n = d->ops->region_write(d, region, off, buf, len);
+    ssize_t n = hv_region_write(d, region, off, buf, len);
     if (n != (ssize_t)len)
         return side_fail(s, (int)n, "write region %u +0x%llx: %s", region,
                          (unsigned long long)off, n < 0 ? strerror((int)-n) : "short");
@@ -87,7 +87,7 @@ static int d_region(struct bench_side *s, uint32_t index, struct bench_region *o
 {
     struct direct_side *ds = (struct direct_side *)s;
     struct hv_device *d = ds->d;
-    int rc = d->ops->get_region_info(d, index, &ds->ri);
+    int rc = hv_get_region_info(d, index, &ds->ri);
     if (rc < 0)
         return side_fail(s, rc, "region %u info: %s", index, strerror(-rc));
     out->size = ds->ri.size;
@@ -96,7 +96,7 @@ static int d_region(struct bench_side *s, uint32_t index, struct bench_region *o
     if (fd) {
         *fd = -1;
         if (ds->ri.flags & VU_REGION_INFO_FLAG_MMAP) {
-            int f = d->ops->mmap_fd(d);
+            int f = hv_mmap_fd(d);
             if (f < 0)
                 return side_fail(s, f, "region %u mmap fd: %s", index, strerror(-f));
             *fd = f;
@@ -111,7 +111,7 @@ static int d_dma_map(struct bench_side *s, uint64_t iova, uint64_t size, int mem
     struct hv_device *d = dev_of(s);
     (void)memfd;
     (void)fd_off;
-    int rc = d->ops->dma_map(d, iova, vaddr, size, HV_DMA_READ | HV_DMA_WRITE);
+    int rc = hv_dma_map(d, iova, vaddr, size, HV_DMA_READ | HV_DMA_WRITE);
     if (rc < 0)
         return side_fail(s, rc, "DMA map 0x%llx+0x%llx: %s", (unsigned long long)iova,
                          (unsigned long long)size, strerror(-rc));
@@ -121,7 +121,7 @@ static int d_dma_map(struct bench_side *s, uint64_t iova, uint64_t size, int mem
 static int d_dma_unmap(struct bench_side *s, uint64_t iova, uint64_t size)
 {
     struct hv_device *d = dev_of(s);
-    int rc = d->ops->dma_unmap(d, iova, size, 0);
+    int rc = hv_dma_unmap(d, iova, size, 0);
     if (rc < 0)
         return side_fail(s, rc, "DMA unmap 0x%llx+0x%llx: %s", (unsigned long long)iova,
                          (unsigned long long)size, strerror(-rc));
@@ -134,10 +134,10 @@ static int d_irq_eventfd(struct bench_side *s, uint32_t index, int efd)
     int rc;
     if (efd >= 0) {
         int32_t fd32 = efd;
-        rc = d->ops->set_irqs(d, VU_IRQ_SET_DATA_EVENTFD | VU_IRQ_SET_ACTION_TRIGGER, index,
+        rc = hv_set_irqs(d, VU_IRQ_SET_DATA_EVENTFD | VU_IRQ_SET_ACTION_TRIGGER, index,
                               0, 1, &fd32);
     } else {
-        rc = d->ops->set_irqs(d, VU_IRQ_SET_DATA_NONE | VU_IRQ_SET_ACTION_TRIGGER, index, 0, 0,
+        rc = hv_set_irqs(d, VU_IRQ_SET_DATA_NONE | VU_IRQ_SET_ACTION_TRIGGER, index, 0, 0,
                               NULL);
     }
     if (rc < 0)
@@ -149,7 +149,7 @@ static uint32_t d_max_maps(struct bench_side *s)
 {
     struct hv_device *d = dev_of(s);
     struct hv_iommu_info ii;
-    if (d->ops->iommu_info(d, &ii) == 0 && ii.has_dma_avail)
+    if (hv_iommu_get_info(d, &ii) == 0 && ii.has_dma_avail)
         return ii.dma_avail;
     return 65535;
 }

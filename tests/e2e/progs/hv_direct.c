@@ -63,18 +63,18 @@ static double now(void)
 static uint32_t rd32(struct hv_device *d, uint32_t idx, uint64_t off, ssize_t *r)
 {
     uint32_t v = 0;
-    *r = d->ops->region_read(d, idx, off, &v, 4);
+    *r = hv_region_read(d, idx, off, &v, 4);
     return v;
 }
 
 static ssize_t wr32(struct hv_device *d, uint32_t idx, uint64_t off, uint32_t v)
 {
-    return d->ops->region_write(d, idx, off, &v, 4);
+    return hv_region_write(d, idx, off, &v, 4);
 }
 
 static ssize_t wr64(struct hv_device *d, uint32_t idx, uint64_t off, uint64_t v)
 {
-    return d->ops->region_write(d, idx, off, &v, 8);
+    return hv_region_write(d, idx, off, &v, 8);
 }
 
 /* Poll an edu register until (value & mask) == 0, up to 5 s. */
@@ -114,7 +114,7 @@ static bool chain_has(const struct hv_region_info *ri, uint16_t want)
 static void check_iommu(struct hv_device *d)
 {
     struct hv_iommu_info io;
-    int r = d->ops->iommu_info(d, &io);
+    int r = hv_iommu_get_info(d, &io);
     check(r == 0 && (io.pgsizes & 0x1000), "IOMMU info: page sizes %#" PRIx64 " include 4K",
           io.pgsizes);
     check(io.nr_ranges >= 1, "IOMMU info: %u usable IOVA range(s)", io.nr_ranges);
@@ -133,34 +133,34 @@ static void edu_tests(const char *addr)
     int rc = hv_type1_open(addr, NULL, &d, &e);
     if (!check(rc == 0, "open edu %s through type1 (%s)", addr, rc ? e.msg : "ok"))
         return;
-    check(strcmp(d->ops->name, "type1") == 0 && d->group >= 0 && strcmp(d->addr, addr) == 0,
-          "edu: back end %s, group %d", d->ops->name, d->group);
+    check(strcmp(hv_iommu_kind(d), "type1") == 0 && d->group >= 0 && strcmp(d->addr, addr) == 0,
+          "edu: back end %s, group %d", hv_iommu_kind(d), d->group);
     check_iommu(d);
 
     struct hv_device_info di;
-    rc = d->ops->get_info(d, &di);
+    rc = hv_get_info(d, &di);
     check(rc == 0 && di.num_regions == 9 && di.num_irqs == 5 && (di.flags & VFIO_DEVICE_FLAGS_PCI),
           "edu: %u regions, %u irqs, flags %#x", di.num_regions, di.num_irqs, di.flags);
     check(!(di.flags & VFIO_DEVICE_FLAGS_RESET), "edu: no RESET flag");
 
     struct hv_region_info *ri = calloc(1, sizeof(*ri));
-    rc = d->ops->get_region_info(d, 0, ri);
+    rc = hv_get_region_info(d, 0, ri);
     check(rc == 0 && ri->size == (1u << 20) && (ri->flags & VFIO_REGION_INFO_FLAG_MMAP) &&
               ri->offset == 0,
           "edu: BAR0 %#" PRIx64 " bytes, flags %#x, mmappable", ri->size, ri->flags);
     uint64_t bar0_off = ri->offset;
-    rc = d->ops->get_region_info(d, 1, ri);
+    rc = hv_get_region_info(d, 1, ri);
     check(rc == 0 && ri->size == 0 && ri->flags == 0 && ri->offset == (1ull << 40),
           "edu: unused BAR1 size 0 flags 0 at offset 1<<40");
-    rc = d->ops->get_region_info(d, 7, ri);
+    rc = hv_get_region_info(d, 7, ri);
     check(rc == 0 && ri->size >= 256, "edu: config region %#" PRIx64 " bytes", ri->size);
-    rc = d->ops->get_region_info(d, 8, ri);
+    rc = hv_get_region_info(d, 8, ri);
     check(rc == -EINVAL, "edu: VGA region answers -EINVAL (%d)", rc);
     free(ri);
 
     struct hv_irq_info ii[3];
-    int r0 = d->ops->get_irq_info(d, 0, &ii[0]), r1 = d->ops->get_irq_info(d, 1, &ii[1]),
-        r2 = d->ops->get_irq_info(d, 2, &ii[2]);
+    int r0 = hv_get_irq_info(d, 0, &ii[0]), r1 = hv_get_irq_info(d, 1, &ii[1]),
+        r2 = hv_get_irq_info(d, 2, &ii[2]);
     check(r0 == 0 && ii[0].count == 1 &&
               ii[0].flags == (VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE |
                               VFIO_IRQ_INFO_AUTOMASKED),
@@ -171,19 +171,19 @@ static void edu_tests(const char *addr)
     uint32_t ids = rd32(d, 7, 0, &r);
     check(r == 4 && ids == 0x11e81234, "edu: config ids %08x", ids);
     uint16_t cmd = 0;
-    r = d->ops->region_read(d, 7, 4, &cmd, 2);
+    r = hv_region_read(d, 7, 4, &cmd, 2);
     info("COMMAND before: %#x", cmd);
     cmd |= 0x6;   /* memory decode + bus master */
-    check(r == 2 && d->ops->region_write(d, 7, 4, &cmd, 2) == 2,
+    check(r == 2 && hv_region_write(d, 7, 4, &cmd, 2) == 2,
           "edu: COMMAND memory + bus master on");
 
     uint32_t id = rd32(d, 0, 0, &r);
     check(r == 4 && id == 0x010000ed, "edu: id register %#x by pread", id);
     uint8_t buf[8];
-    check(d->ops->region_read(d, 0, (1u << 20) - 4, buf, 8) == -EINVAL,
+    check(hv_region_read(d, 0, (1u << 20) - 4, buf, 8) == -EINVAL,
           "edu: a read past BAR0's end is refused");
 
-    int mfd = d->ops->mmap_fd(d);
+    int mfd = hv_mmap_fd(d);
     volatile uint32_t *bar = MAP_FAILED;
     if (check(mfd >= 0, "edu: mmap fd %d", mfd))
         bar = mmap(NULL, 1u << 20, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, (off_t)bar0_off);
@@ -211,17 +211,17 @@ static void edu_tests(const char *addr)
         for (size_t i = 0; i < 4096; i++)
             mem[i] = (uint8_t)(i * 13 + 1);
         memset(mem + 4096, 0, 4096);
-        rc = d->ops->dma_map(d, 0x100000, mem, 2 * 4096, HV_DMA_READ | HV_DMA_WRITE);
+        rc = hv_dma_map(d, 0x100000, mem, 2 * 4096, HV_DMA_READ | HV_DMA_WRITE);
         check(rc == 0, "DMA map of the memfd at IOVA 0x100000 (%d)", rc);
-        rc = d->ops->dma_map(d, 0x101000, mem + 2 * 4096, 4096, HV_DMA_READ | HV_DMA_WRITE);
+        rc = hv_dma_map(d, 0x101000, mem + 2 * 4096, 4096, HV_DMA_READ | HV_DMA_WRITE);
         check(rc == -EEXIST, "overlapping map -> -EEXIST (%d)", rc);
-        rc = d->ops->dma_map(d, 0x200800, mem + 2 * 4096, 4096, HV_DMA_READ | HV_DMA_WRITE);
+        rc = hv_dma_map(d, 0x200800, mem + 2 * 4096, 4096, HV_DMA_READ | HV_DMA_WRITE);
         check(rc == -EINVAL, "misaligned iova -> -EINVAL (%d)", rc);
-        rc = d->ops->dma_map(d, 0xfee00000, mem + 2 * 4096, 4096, HV_DMA_READ | HV_DMA_WRITE);
+        rc = hv_dma_map(d, 0xfee00000, mem + 2 * 4096, 4096, HV_DMA_READ | HV_DMA_WRITE);
         check(rc == -EINVAL, "iova in the MSI window -> -EINVAL (%d)", rc);
         void *hole = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         munmap(hole, 4096);
-        rc = d->ops->dma_map(d, 0x300000, hole, 4096, HV_DMA_READ | HV_DMA_WRITE);
+        rc = hv_dma_map(d, 0x300000, hole, 4096, HV_DMA_READ | HV_DMA_WRITE);
         check(rc == -EFAULT, "unmapped vaddr -> -EFAULT (%d)", rc);
 
         /* 1 KiB: QEMU 7.2's edu aborts on a transfer ending exactly at the
@@ -240,23 +240,23 @@ static void edu_tests(const char *addr)
               "edu DMA: 1 KiB RAM -> device -> RAM through the IOMMU mapping");
 
         /* type1v2 unmap rules the sim models */
-        rc = d->ops->dma_unmap(d, 0x101000, 4096, 0);
+        rc = hv_dma_unmap(d, 0x101000, 4096, 0);
         check(rc == -EINVAL, "unmap bisecting a mapping -> -EINVAL (%d)", rc);
-        rc = d->ops->dma_unmap(d, 0x100000, 2 * 4096, 0);
+        rc = hv_dma_unmap(d, 0x100000, 2 * 4096, 0);
         check(rc == 0, "exact unmap (%d)", rc);
-        rc = d->ops->dma_unmap(d, 0x100000, 2 * 4096, 0);
+        rc = hv_dma_unmap(d, 0x100000, 2 * 4096, 0);
         check(rc == 0, "unmap of nothing succeeds (%d)", rc);
-        int a = d->ops->dma_map(d, 0x100000, mem, 4096, HV_DMA_READ);
-        int b = d->ops->dma_map(d, 0x101000, mem + 4096, 4096, HV_DMA_READ);
-        int c = d->ops->dma_unmap(d, 0x0f0000, 0x20000, 0);
-        int again = d->ops->dma_map(d, 0x100000, mem, 4096, HV_DMA_READ);
+        int a = hv_dma_map(d, 0x100000, mem, 4096, HV_DMA_READ);
+        int b = hv_dma_map(d, 0x101000, mem + 4096, 4096, HV_DMA_READ);
+        int c = hv_dma_unmap(d, 0x0f0000, 0x20000, 0);
+        int again = hv_dma_map(d, 0x100000, mem, 4096, HV_DMA_READ);
         check(a == 0 && b == 0 && c == 0 && again == 0,
               "one unmap covering two whole mappings removes both (%d %d %d %d)", a, b, c,
               again);
-        rc = d->ops->dma_unmap(d, 0, 0, HV_DMA_UNMAP_ALL);
-        int after = d->ops->dma_map(d, 0x100000, mem, 4096, HV_DMA_READ);
+        rc = hv_dma_unmap(d, 0, 0, HV_DMA_UNMAP_ALL);
+        int after = hv_dma_map(d, 0x100000, mem, 4096, HV_DMA_READ);
         check(rc == 0 && after == 0, "unmap-all (%d), the range is free again (%d)", rc, after);
-        d->ops->dma_unmap(d, 0, 0, HV_DMA_UNMAP_ALL);
+        hv_dma_unmap(d, 0, 0, HV_DMA_UNMAP_ALL);
         munmap(mem, len);
     }
     if (memfd >= 0)
@@ -265,7 +265,7 @@ static void edu_tests(const char *addr)
     /* MSI on an eventfd through SET_IRQS, raised by register 0x60. */
     int efd = eventfd(0, EFD_CLOEXEC);
     int32_t fd32 = efd;
-    rc = d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+    rc = hv_set_irqs(d, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
                           VFIO_PCI_MSI_IRQ_INDEX, 0, 1, &fd32);
     check(rc == 0, "SET_IRQS MSI eventfd (%d)", rc);
     wr32(d, 0, 0x60, 1);
@@ -276,18 +276,18 @@ static void edu_tests(const char *addr)
         cnt = 0;
     check(pr == 1 && cnt >= 1, "edu MSI arrived on the eventfd (count %" PRIu64 ")", cnt);
     wr32(d, 0, 0x64, 1);
-    rc = d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+    rc = hv_set_irqs(d, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
                           VFIO_PCI_INTX_IRQ_INDEX, 0, 1, &fd32);
     check(rc == -EINVAL, "INTx refused while MSI is enabled (%d)", rc);
-    rc = d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
+    rc = hv_set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
                           VFIO_PCI_MSI_IRQ_INDEX, 0, 0, NULL);
     check(rc == 0, "MSI disabled (%d)", rc);
-    rc = d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
+    rc = hv_set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
                           VFIO_PCI_MSI_IRQ_INDEX, 0, 0, NULL);
     check(rc == -EINVAL, "disabling MSI again -> -EINVAL (%d)", rc);
     close(efd);
 
-    check(d->ops->reset(d) == -ENOTTY, "edu: reset -> -ENOTTY (no RESET flag)");
+    check(hv_reset(d) == -ENOTTY, "edu: reset -> -ENOTTY (no RESET flag)");
 
     /* A second open of the same group must fail clearly. */
     struct hv_device *d2 = NULL;
@@ -310,52 +310,52 @@ static void nvme_tests(const char *addr)
     if (!check(rc == 0, "open nvme %s through type1 (%s)", addr, rc ? e.msg : "ok"))
         return;
     struct hv_device_info di;
-    rc = d->ops->get_info(d, &di);
+    rc = hv_get_info(d, &di);
     check(rc == 0 && di.num_regions == 9 && di.num_irqs == 5 &&
               (di.flags & VFIO_DEVICE_FLAGS_RESET),
           "nvme: %u regions, %u irqs, flags %#x (RESET)", di.num_regions, di.num_irqs, di.flags);
 
     struct hv_region_info *ri = calloc(1, sizeof(*ri));
-    rc = d->ops->get_region_info(d, 0, ri);
+    rc = hv_get_region_info(d, 0, ri);
     check(rc == 0 && ri->size == 16384 && (ri->flags & VFIO_REGION_INFO_FLAG_MMAP) &&
               (ri->flags & VFIO_REGION_INFO_FLAG_CAPS),
           "nvme: BAR0 %#" PRIx64 " bytes, flags %#x", ri->size, ri->flags);
     check(ri->cap_offset == 32 && chain_has(ri, VFIO_REGION_INFO_CAP_MSIX_MAPPABLE),
           "nvme: MSIX_MAPPABLE cap in the raw chain (cap_offset %u, %u bytes)", ri->cap_offset,
           ri->caps_len);
-    rc = d->ops->get_region_info(d, 7, ri);
+    rc = hv_get_region_info(d, 7, ri);
     check(rc == 0 && ri->size == 4096, "nvme: config region %#" PRIx64 " bytes", ri->size);
     free(ri);
 
     struct hv_irq_info ii;
-    rc = d->ops->get_irq_info(d, VFIO_PCI_MSIX_IRQ_INDEX, &ii);
+    rc = hv_get_irq_info(d, VFIO_PCI_MSIX_IRQ_INDEX, &ii);
     check(rc == 0 && ii.count == 65, "nvme: MSI-X count %u, flags %#x", ii.count, ii.flags);
     bool noresize = ii.flags & VFIO_IRQ_INFO_NORESIZE;
-    rc = d->ops->get_irq_info(d, VFIO_PCI_MSI_IRQ_INDEX, &ii);
+    rc = hv_get_irq_info(d, VFIO_PCI_MSI_IRQ_INDEX, &ii);
     info("nvme MSI count %u flags %#x", ii.count, ii.flags);
 
     /* MSI-X is sized on the first enable; a later chunk past it is refused. */
     int efd = eventfd(0, EFD_CLOEXEC);
     int32_t fds[2] = { efd, efd };
-    rc = d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+    rc = hv_set_irqs(d, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
                           VFIO_PCI_MSIX_IRQ_INDEX, 0, 2, fds);
     check(rc == 0, "nvme: MSI-X enabled with 2 vectors (%d)", rc);
-    rc = d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+    rc = hv_set_irqs(d, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
                           VFIO_PCI_MSIX_IRQ_INDEX, 2, 2, fds);
     if (noresize)
         check(rc == -EINVAL, "nvme: extending MSI-X past its first size -> -EINVAL (%d)", rc);
     else
         info("MSI-X without NORESIZE: extension gave %d", rc);
     int32_t off[2] = { -1, -1 };
-    rc = d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+    rc = hv_set_irqs(d, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
                           VFIO_PCI_MSIX_IRQ_INDEX, 0, 2, off);
     check(rc == 0, "nvme: -1 entries de-assign (%d)", rc);
-    rc = d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
+    rc = hv_set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
                           VFIO_PCI_MSIX_IRQ_INDEX, 0, 0, NULL);
     check(rc == 0, "nvme: MSI-X disabled (%d)", rc);
     close(efd);
 
-    rc = d->ops->reset(d);
+    rc = hv_reset(d);
     check(rc == 0, "nvme: VFIO_DEVICE_RESET (%d)", rc);
     ssize_t r;
     uint32_t ids = rd32(d, 7, 0, &r);

@@ -41,12 +41,12 @@ int main(int argc, char **argv)
         hv_close(d);
         return 2;
     }
-    rc = d->ops->dma_map(d, iova, p, size, HV_DMA_READ | HV_DMA_WRITE);
+    rc = hv_dma_map(d, iova, p, size, HV_DMA_READ | HV_DMA_WRITE);
     printf("iommu_map_check: %s: map 0x%llx+0x%llx: %s\n", argv[1], (unsigned long long)iova,
            (unsigned long long)size, rc ? strerror(-rc) : "ok");
     int status = rc ? 1 : 0;
     if (!rc) {
-        rc = d->ops->dma_unmap(d, iova, size, 0);
+        rc = hv_dma_unmap(d, iova, size, 0);
         if (rc) {
             printf("iommu_map_check: unmap: %s\n", strerror(-rc));
             status = 1;

@@ -315,7 +315,7 @@ static void test_reserved_irq_survives_sessions(void **state)
     /* the bridge's own request eventfd, armed as the device watch does */
     int mine = th_eventfd();
     int32_t fd32 = mine;
-    assert_int_equal(x->t.hv->ops->set_irqs(x->t.hv, TRIG_FD, REQ, 0, 1, &fd32), 0);
+    assert_int_equal(hv_set_irqs(x->t.hv, TRIG_FD, REQ, 0, 1, &fd32), 0);
 
     struct vu_client *c = busy_client(x);
     struct vu_irq_info ii;
@@ -335,7 +335,7 @@ static void test_reserved_irq_survives_sessions(void **state)
     assert_int_equal(hv_sim_irq_enabled_count(x->t.hv, MSIX), 0);
     assert_int_equal(hv_sim_open_irq_fds(x->t.hv), 1);
     fd32 = -1;
-    assert_int_equal(x->t.hv->ops->set_irqs(x->t.hv, TRIG_FD, REQ, 0, 1, &fd32), 0);
+    assert_int_equal(hv_set_irqs(x->t.hv, TRIG_FD, REQ, 0, 1, &fd32), 0);
     close(mine);
 }
 

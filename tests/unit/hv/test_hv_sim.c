@@ -59,30 +59,30 @@ static uint64_t efd_take(int fd)
 static uint32_t rd32(struct hv_device *d, uint32_t idx, uint64_t off)
 {
     uint32_t v = 0xdeadbeef;
-    assert_int_equal(d->ops->region_read(d, idx, off, &v, 4), 4);
+    assert_int_equal(hv_region_read(d, idx, off, &v, 4), 4);
     return v;
 }
 
 static void wr32(struct hv_device *d, uint32_t idx, uint64_t off, uint32_t v)
 {
-    assert_int_equal(d->ops->region_write(d, idx, off, &v, 4), 4);
+    assert_int_equal(hv_region_write(d, idx, off, &v, 4), 4);
 }
 
 static void wr64(struct hv_device *d, uint32_t idx, uint64_t off, uint64_t v)
 {
-    assert_int_equal(d->ops->region_write(d, idx, off, &v, 8), 8);
+    assert_int_equal(hv_region_write(d, idx, off, &v, 8), 8);
 }
 
 static int set_efds(struct hv_device *d, uint32_t index, uint32_t start, uint32_t count,
                     const int32_t *fds)
 {
-    return d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, index,
+    return hv_set_irqs(d, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, index,
                             start, count, fds);
 }
 
 static int irq_disable(struct hv_device *d, uint32_t index)
 {
-    return d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, index, 0,
+    return hv_set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, index, 0,
                             0, NULL);
 }
 
@@ -95,15 +95,15 @@ static void test_device_and_regions(void **state)
     struct hv_device_info di;
     struct hv_region_info ri;
 
-    assert_string_equal(d->ops->name, "sim");
+    assert_string_equal(hv_device_kind(d), "sim");
     assert_string_equal(d->addr, "0000:00:00.0");
     assert_int_equal(d->group, -1);
-    assert_int_equal(d->ops->get_info(d, &di), 0);
+    assert_int_equal(hv_get_info(d, &di), 0);
     assert_int_equal(di.num_regions, 9);
     assert_int_equal(di.num_irqs, 5);
     assert_int_equal(di.flags, VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET);
 
-    assert_int_equal(d->ops->get_region_info(d, 0, &ri), 0);
+    assert_int_equal(hv_get_region_info(d, 0, &ri), 0);
     assert_int_equal(ri.size, MiB);
     assert_int_equal(ri.offset, 0);
     assert_int_equal(ri.flags, VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE |
@@ -111,32 +111,32 @@ static void test_device_and_regions(void **state)
     assert_int_equal(ri.caps_len, 0);
     assert_int_equal(ri.cap_offset, 0);
     for (uint32_t i = 1; i <= 6; i++) {   /* unused BARs and the ROM */
-        assert_int_equal(d->ops->get_region_info(d, i, &ri), 0);
+        assert_int_equal(hv_get_region_info(d, i, &ri), 0);
         assert_int_equal(ri.size, 0);
         assert_int_equal(ri.flags, 0);
         assert_int_equal(ri.offset, (uint64_t)i << 40);
     }
-    assert_int_equal(d->ops->get_region_info(d, 7, &ri), 0);
+    assert_int_equal(hv_get_region_info(d, 7, &ri), 0);
     assert_int_equal(ri.size, 4096);
     assert_int_equal(ri.offset, 7ull << 40);
     assert_int_equal(ri.flags, VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE);
-    assert_int_equal(d->ops->get_region_info(d, 8, &ri), -EINVAL);   /* VGA */
-    assert_int_equal(d->ops->get_region_info(d, 9, &ri), -EINVAL);
+    assert_int_equal(hv_get_region_info(d, 8, &ri), -EINVAL);   /* VGA */
+    assert_int_equal(hv_get_region_info(d, 9, &ri), -EINVAL);
 
     struct hv_irq_info ii;
-    assert_int_equal(d->ops->get_irq_info(d, 0, &ii), 0);
+    assert_int_equal(hv_get_irq_info(d, 0, &ii), 0);
     assert_int_equal(ii.count, 1);
     assert_int_equal(ii.flags, VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE |
                                    VFIO_IRQ_INFO_AUTOMASKED);
-    assert_int_equal(d->ops->get_irq_info(d, 1, &ii), 0);
+    assert_int_equal(hv_get_irq_info(d, 1, &ii), 0);
     assert_int_equal(ii.count, 1);
     assert_int_equal(ii.flags, VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE);
-    assert_int_equal(d->ops->get_irq_info(d, 2, &ii), 0);
+    assert_int_equal(hv_get_irq_info(d, 2, &ii), 0);
     assert_int_equal(ii.count, 0);   /* no MSI-X on the edu */
-    assert_int_equal(d->ops->get_irq_info(d, 5, &ii), -EINVAL);
+    assert_int_equal(hv_get_irq_info(d, 5, &ii), -EINVAL);
 
     struct hv_iommu_info io;
-    assert_int_equal(d->ops->iommu_info(d, &io), 0);
+    assert_int_equal(hv_iommu_get_info(d, &io), 0);
     assert_int_equal(io.pgsizes, 0x40201000);
     assert_int_equal(io.nr_ranges, 2);
     assert_int_equal(io.ranges[0].end, 0xfedfffff);
@@ -153,7 +153,7 @@ static void test_msix_caps(void **state)
     struct hv_irq_info ii;
     struct hv_device *d = open_nvme_like(HV_SIM_MSIX_MAPPABLE_CAP);
 
-    assert_int_equal(d->ops->get_region_info(d, 0, &ri), 0);
+    assert_int_equal(hv_get_region_info(d, 0, &ri), 0);
     assert_int_equal(ri.size, 16 << 10);
     assert_true(ri.flags & VFIO_REGION_INFO_FLAG_CAPS);
     assert_true(ri.flags & VFIO_REGION_INFO_FLAG_MMAP);
@@ -162,9 +162,9 @@ static void test_msix_caps(void **state)
     /* vfio_info_cap_header: id 3 (MSIX_MAPPABLE), version 1, next 0 */
     const uint8_t want[8] = { 3, 0, 1, 0, 0, 0, 0, 0 };
     assert_memory_equal(ri.caps, want, 8);
-    assert_int_equal(d->ops->get_irq_info(d, 2, &ii), 0);
+    assert_int_equal(hv_get_irq_info(d, 2, &ii), 0);
     assert_int_equal(ii.count, 65);
-    assert_int_equal(d->ops->get_irq_info(d, 1, &ii), 0);
+    assert_int_equal(hv_get_irq_info(d, 1, &ii), 0);
     assert_int_equal(ii.count, 0);
     hv_close(d);
 
@@ -173,7 +173,7 @@ static void test_msix_caps(void **state)
     hv_sim_config_defaults(&c);
     c.msix = HV_SIM_MSIX_SPARSE_CAP;
     d = open_sim(&c);
-    assert_int_equal(d->ops->get_region_info(d, 2, &ri), 0);
+    assert_int_equal(hv_get_region_info(d, 2, &ri), 0);
     assert_int_equal(ri.size, 16 << 10);
     assert_int_equal(ri.offset, 2ull << 40);
     assert_int_equal(ri.cap_offset, 32);
@@ -213,15 +213,15 @@ static void test_region_bounds(void **state)
     struct hv_device *d = open_sim(NULL);
     uint8_t buf[16];
 
-    assert_int_equal(d->ops->region_read(d, 0, MiB - 4, buf, 4), 4);
-    assert_int_equal(d->ops->region_read(d, 0, MiB - 4, buf, 8), -EINVAL);
-    assert_int_equal(d->ops->region_write(d, 0, MiB, buf, 1), -EINVAL);
-    assert_int_equal(d->ops->region_read(d, 0, UINT64_MAX - 2, buf, 8), -EINVAL);
-    assert_int_equal(d->ops->region_read(d, 1, 0, buf, 4), -EINVAL);   /* size 0 */
-    assert_int_equal(d->ops->region_read(d, 6, 0, buf, 4), -EINVAL);   /* no ROM */
-    assert_int_equal(d->ops->region_read(d, 8, 0, buf, 4), -EINVAL);
-    assert_int_equal(d->ops->region_read(d, 7, 4092, buf, 4), 4);
-    assert_int_equal(d->ops->region_read(d, 7, 4093, buf, 4), -EINVAL);
+    assert_int_equal(hv_region_read(d, 0, MiB - 4, buf, 4), 4);
+    assert_int_equal(hv_region_read(d, 0, MiB - 4, buf, 8), -EINVAL);
+    assert_int_equal(hv_region_write(d, 0, MiB, buf, 1), -EINVAL);
+    assert_int_equal(hv_region_read(d, 0, UINT64_MAX - 2, buf, 8), -EINVAL);
+    assert_int_equal(hv_region_read(d, 1, 0, buf, 4), -EINVAL);   /* size 0 */
+    assert_int_equal(hv_region_read(d, 6, 0, buf, 4), -EINVAL);   /* no ROM */
+    assert_int_equal(hv_region_read(d, 8, 0, buf, 4), -EINVAL);
+    assert_int_equal(hv_region_read(d, 7, 4092, buf, 4), 4);
+    assert_int_equal(hv_region_read(d, 7, 4093, buf, 4), -EINVAL);
     hv_close(d);
 }
 
@@ -230,10 +230,10 @@ static void test_bar_memfd_coherent(void **state)
     (void)state;
     struct hv_device *d = open_sim(NULL);
     struct hv_region_info ri;
-    assert_int_equal(d->ops->get_region_info(d, 0, &ri), 0);
+    assert_int_equal(hv_get_region_info(d, 0, &ri), 0);
 
     int fds = tu_count_fds();
-    int fd = d->ops->mmap_fd(d);
+    int fd = hv_mmap_fd(d);
     assert_true(fd >= 0);
     assert_int_equal(tu_count_fds(), fds + 1);
     uint8_t *bar = mmap(NULL, ri.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)ri.offset);
@@ -243,10 +243,10 @@ static void test_bar_memfd_coherent(void **state)
     /* written through the mmap, seen by region_read */
     memcpy(bar + 0x1000, "through-mmap", 12);
     char buf[16] = "";
-    assert_int_equal(d->ops->region_read(d, 0, 0x1000, buf, 12), 12);
+    assert_int_equal(hv_region_read(d, 0, 0x1000, buf, 12), 12);
     assert_memory_equal(buf, "through-mmap", 12);
     /* written by region_write, seen in the mmap */
-    assert_int_equal(d->ops->region_write(d, 0, 0x80000, "by-pwrite", 9), 9);
+    assert_int_equal(hv_region_write(d, 0, 0x80000, "by-pwrite", 9), 9);
     assert_memory_equal(bar + 0x80000, "by-pwrite", 9);
     /* registers: the id is in memory and a written liveness value inverted */
     uint32_t id;
@@ -290,7 +290,7 @@ static void test_msix_table_hidden(void **state)
     struct hv_device *d = open_nvme_like(HV_SIM_MSIX_MAPPABLE_CAP);
     uint32_t v = 0x11223344;
     /* table 0x2000..0x2000+65*16: writes dropped, reads all ones */
-    assert_int_equal(d->ops->region_write(d, 0, 0x2000, &v, 4), 4);
+    assert_int_equal(hv_region_write(d, 0, 0x2000, &v, 4), 4);
     assert_int_equal(rd32(d, 0, 0x2000), 0xffffffff);
     assert_int_equal(rd32(d, 0, 0x2000 + 65 * 16 - 4), 0xffffffff);
     /* right after the table and the PBA are ordinary */
@@ -299,9 +299,9 @@ static void test_msix_table_hidden(void **state)
     assert_int_equal(rd32(d, 0, 0x3000), 0);
     /* an access straddling the table start: the part before is written */
     uint8_t b[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
-    assert_int_equal(d->ops->region_write(d, 0, 0x1ffc, b, 8), 8);
+    assert_int_equal(hv_region_write(d, 0, 0x1ffc, b, 8), 8);
     uint8_t r[8];
-    assert_int_equal(d->ops->region_read(d, 0, 0x1ffc, r, 8), 8);
+    assert_int_equal(hv_region_read(d, 0, 0x1ffc, r, 8), 8);
     const uint8_t want[8] = { 1, 2, 3, 4, 0xff, 0xff, 0xff, 0xff };
     assert_memory_equal(r, want, 8);
     hv_close(d);
@@ -318,10 +318,10 @@ static void test_config_space(void **state)
     assert_int_equal(hv_sim_command(d), 0x0002);      /* memory decode on */
 
     uint16_t cmd = 0x0006;
-    assert_int_equal(d->ops->region_write(d, 7, 4, &cmd, 2), 2);
+    assert_int_equal(hv_region_write(d, 7, 4, &cmd, 2), 2);
     assert_int_equal(hv_sim_command(d), 0x0006);
     cmd = 0xffff;
-    assert_int_equal(d->ops->region_write(d, 7, 4, &cmd, 2), 2);
+    assert_int_equal(hv_region_write(d, 7, 4, &cmd, 2), 2);
     assert_int_equal(hv_sim_command(d), 0x0547);      /* only writable bits */
 
     /* BAR sizing: all ones reads back the size mask */
@@ -334,7 +334,7 @@ static void test_config_space(void **state)
 
     /* capability list: MSI (1 vector, 64-bit) then PCIe */
     uint8_t ptr;
-    assert_int_equal(d->ops->region_read(d, 7, 0x34, &ptr, 1), 1);
+    assert_int_equal(hv_region_read(d, 7, 0x34, &ptr, 1), 1);
     uint32_t hdr = rd32(d, 7, ptr);
     assert_int_equal(hdr & 0xff, 0x05);
     assert_int_equal(hdr >> 16 & 0x80, 0x80);
@@ -343,10 +343,10 @@ static void test_config_space(void **state)
 
     /* memory decode off: BAR access refused like the kernel does */
     cmd = 0x0004;
-    assert_int_equal(d->ops->region_write(d, 7, 4, &cmd, 2), 2);
+    assert_int_equal(hv_region_write(d, 7, 4, &cmd, 2), 2);
     uint32_t v;
-    assert_int_equal(d->ops->region_read(d, 0, 0, &v, 4), -EIO);
-    assert_int_equal(d->ops->region_write(d, 0, 0, &v, 4), -EIO);
+    assert_int_equal(hv_region_read(d, 0, 0, &v, 4), -EIO);
+    assert_int_equal(hv_region_write(d, 0, 0, &v, 4), -EIO);
     hv_close(d);
 }
 
@@ -387,16 +387,16 @@ static void test_dma_overlap_eexist(void **state)
 {
     struct dma_fixture *f = *state;
     struct hv_device *d = f->d;
-    assert_int_equal(d->ops->dma_map(d, 0x100000, f->mem, 4 * PG, RW), 0);
+    assert_int_equal(hv_dma_map(d, 0x100000, f->mem, 4 * PG, RW), 0);
     /* identical, inside, straddling either end, enclosing */
-    assert_int_equal(d->ops->dma_map(d, 0x100000, f->mem, 4 * PG, RW), -EEXIST);
-    assert_int_equal(d->ops->dma_map(d, 0x101000, f->mem, PG, RW), -EEXIST);
-    assert_int_equal(d->ops->dma_map(d, 0x0ff000, f->mem, 2 * PG, RW), -EEXIST);
-    assert_int_equal(d->ops->dma_map(d, 0x103000, f->mem, 2 * PG, RW), -EEXIST);
-    assert_int_equal(d->ops->dma_map(d, 0x0f0000, f->mem, 32 * PG, RW), -EEXIST);
+    assert_int_equal(hv_dma_map(d, 0x100000, f->mem, 4 * PG, RW), -EEXIST);
+    assert_int_equal(hv_dma_map(d, 0x101000, f->mem, PG, RW), -EEXIST);
+    assert_int_equal(hv_dma_map(d, 0x0ff000, f->mem, 2 * PG, RW), -EEXIST);
+    assert_int_equal(hv_dma_map(d, 0x103000, f->mem, 2 * PG, RW), -EEXIST);
+    assert_int_equal(hv_dma_map(d, 0x0f0000, f->mem, 32 * PG, RW), -EEXIST);
     /* adjacent on both sides is fine */
-    assert_int_equal(d->ops->dma_map(d, 0x0ff000, f->mem, PG, RW), 0);
-    assert_int_equal(d->ops->dma_map(d, 0x104000, f->mem + PG, PG, HV_DMA_READ), 0);
+    assert_int_equal(hv_dma_map(d, 0x0ff000, f->mem, PG, RW), 0);
+    assert_int_equal(hv_dma_map(d, 0x104000, f->mem + PG, PG, HV_DMA_READ), 0);
     assert_int_equal(hv_sim_dma_count(d), 3);
     assert_int_equal(hv_sim_dma_bytes(d), 6 * PG);
 }
@@ -406,26 +406,26 @@ static void test_dma_einval(void **state)
     struct dma_fixture *f = *state;
     struct hv_device *d = f->d;
     /* misaligned iova, size, vaddr; zero size; no direction; unknown flag */
-    assert_int_equal(d->ops->dma_map(d, 0x100800, f->mem, PG, RW), -EINVAL);
-    assert_int_equal(d->ops->dma_map(d, 0x100000, f->mem, PG + 1, RW), -EINVAL);
-    assert_int_equal(d->ops->dma_map(d, 0x100000, f->mem + 8, PG, RW), -EINVAL);
-    assert_int_equal(d->ops->dma_map(d, 0x100000, f->mem, 0, RW), -EINVAL);
-    assert_int_equal(d->ops->dma_map(d, 0x100000, f->mem, PG, 0), -EINVAL);
-    assert_int_equal(d->ops->dma_map(d, 0x100000, f->mem, PG, RW | 4), -EINVAL);
+    assert_int_equal(hv_dma_map(d, 0x100800, f->mem, PG, RW), -EINVAL);
+    assert_int_equal(hv_dma_map(d, 0x100000, f->mem, PG + 1, RW), -EINVAL);
+    assert_int_equal(hv_dma_map(d, 0x100000, f->mem + 8, PG, RW), -EINVAL);
+    assert_int_equal(hv_dma_map(d, 0x100000, f->mem, 0, RW), -EINVAL);
+    assert_int_equal(hv_dma_map(d, 0x100000, f->mem, PG, 0), -EINVAL);
+    assert_int_equal(hv_dma_map(d, 0x100000, f->mem, PG, RW | 4), -EINVAL);
     /* outside the usable ranges: the MSI window, straddling it, too high, wrapping */
-    assert_int_equal(d->ops->dma_map(d, 0xfee00000, f->mem, PG, RW), -EINVAL);
-    assert_int_equal(d->ops->dma_map(d, 0xfedff000, f->mem, 2 * PG, RW), -EINVAL);
-    assert_int_equal(d->ops->dma_map(d, 0x8000000000, f->mem, PG, RW), -EINVAL);
-    assert_int_equal(d->ops->dma_map(d, 0x7ffffff000, f->mem, 2 * PG, RW), -EINVAL);
-    assert_int_equal(d->ops->dma_map(d, UINT64_MAX - PG + 1, f->mem, 2 * PG, RW), -EINVAL);
+    assert_int_equal(hv_dma_map(d, 0xfee00000, f->mem, PG, RW), -EINVAL);
+    assert_int_equal(hv_dma_map(d, 0xfedff000, f->mem, 2 * PG, RW), -EINVAL);
+    assert_int_equal(hv_dma_map(d, 0x8000000000, f->mem, PG, RW), -EINVAL);
+    assert_int_equal(hv_dma_map(d, 0x7ffffff000, f->mem, 2 * PG, RW), -EINVAL);
+    assert_int_equal(hv_dma_map(d, UINT64_MAX - PG + 1, f->mem, 2 * PG, RW), -EINVAL);
     /* the edges of the ranges themselves are usable */
-    assert_int_equal(d->ops->dma_map(d, 0xfedff000, f->mem, PG, RW), 0);
-    assert_int_equal(d->ops->dma_map(d, 0xfef00000, f->mem, PG, RW), 0);
-    assert_int_equal(d->ops->dma_map(d, 0x7ffffff000, f->mem, PG, RW), 0);
+    assert_int_equal(hv_dma_map(d, 0xfedff000, f->mem, PG, RW), 0);
+    assert_int_equal(hv_dma_map(d, 0xfef00000, f->mem, PG, RW), 0);
+    assert_int_equal(hv_dma_map(d, 0x7ffffff000, f->mem, PG, RW), 0);
     /* memory that is not mapped in the process cannot be pinned */
     uint8_t *hole = mmap(NULL, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     munmap(hole, PG);
-    assert_int_equal(d->ops->dma_map(d, 0x200000, hole, PG, RW), -EFAULT);
+    assert_int_equal(hv_dma_map(d, 0x200000, hole, PG, RW), -EFAULT);
     assert_int_equal(hv_sim_dma_count(d), 3);
 }
 
@@ -435,52 +435,52 @@ static void test_dma_enospc(void **state)
     struct hv_device *d = f->d;
     struct hv_iommu_info io;
     for (int i = 0; i < 4; i++)
-        assert_int_equal(d->ops->dma_map(d, 0x100000 + (uint64_t)i * 0x10000, f->mem, PG, RW), 0);
-    assert_int_equal(d->ops->iommu_info(d, &io), 0);
+        assert_int_equal(hv_dma_map(d, 0x100000 + (uint64_t)i * 0x10000, f->mem, PG, RW), 0);
+    assert_int_equal(hv_iommu_get_info(d, &io), 0);
     assert_int_equal(io.dma_avail, 0);
-    assert_int_equal(d->ops->dma_map(d, 0x900000, f->mem, PG, RW), -ENOSPC);
+    assert_int_equal(hv_dma_map(d, 0x900000, f->mem, PG, RW), -ENOSPC);
     /* overlap is checked before the limit, like the kernel */
-    assert_int_equal(d->ops->dma_map(d, 0x100000, f->mem, PG, RW), -EEXIST);
-    assert_int_equal(d->ops->dma_unmap(d, 0x100000, PG, 0), 0);
-    assert_int_equal(d->ops->dma_map(d, 0x900000, f->mem, PG, RW), 0);
+    assert_int_equal(hv_dma_map(d, 0x100000, f->mem, PG, RW), -EEXIST);
+    assert_int_equal(hv_dma_unmap(d, 0x100000, PG, 0), 0);
+    assert_int_equal(hv_dma_map(d, 0x900000, f->mem, PG, RW), 0);
 }
 
 static void test_dma_unmap_rules(void **state)
 {
     struct dma_fixture *f = *state;
     struct hv_device *d = f->d;
-    assert_int_equal(d->ops->dma_map(d, 0x100000, f->mem, 2 * PG, RW), 0);
-    assert_int_equal(d->ops->dma_map(d, 0x102000, f->mem, 2 * PG, RW), 0);
-    assert_int_equal(d->ops->dma_map(d, 0x200000, f->mem, PG, RW), 0);
+    assert_int_equal(hv_dma_map(d, 0x100000, f->mem, 2 * PG, RW), 0);
+    assert_int_equal(hv_dma_map(d, 0x102000, f->mem, 2 * PG, RW), 0);
+    assert_int_equal(hv_dma_map(d, 0x200000, f->mem, PG, RW), 0);
 
     /* bisecting a mapping at either end is refused and changes nothing */
-    assert_int_equal(d->ops->dma_unmap(d, 0x101000, PG, 0), -EINVAL);
-    assert_int_equal(d->ops->dma_unmap(d, 0x100000, PG, 0), -EINVAL);
-    assert_int_equal(d->ops->dma_unmap(d, 0x100000, 3 * PG, 0), -EINVAL);
+    assert_int_equal(hv_dma_unmap(d, 0x101000, PG, 0), -EINVAL);
+    assert_int_equal(hv_dma_unmap(d, 0x100000, PG, 0), -EINVAL);
+    assert_int_equal(hv_dma_unmap(d, 0x100000, 3 * PG, 0), -EINVAL);
     /* misaligned, empty, wrapping, unknown flags */
-    assert_int_equal(d->ops->dma_unmap(d, 0x100800, 2 * PG, 0), -EINVAL);
-    assert_int_equal(d->ops->dma_unmap(d, 0x100000, 0, 0), -EINVAL);
-    assert_int_equal(d->ops->dma_unmap(d, UINT64_MAX - PG + 1, 2 * PG, 0), -EINVAL);
-    assert_int_equal(d->ops->dma_unmap(d, 0x100000, 2 * PG, 1), -EINVAL);
+    assert_int_equal(hv_dma_unmap(d, 0x100800, 2 * PG, 0), -EINVAL);
+    assert_int_equal(hv_dma_unmap(d, 0x100000, 0, 0), -EINVAL);
+    assert_int_equal(hv_dma_unmap(d, UINT64_MAX - PG + 1, 2 * PG, 0), -EINVAL);
+    assert_int_equal(hv_dma_unmap(d, 0x100000, 2 * PG, 1), -EINVAL);
     assert_int_equal(hv_sim_dma_count(d), 3);
 
     /* one range covering two whole mappings removes both */
-    assert_int_equal(d->ops->dma_unmap(d, 0x0f0000, 0x20000, 0), 0);
+    assert_int_equal(hv_dma_unmap(d, 0x0f0000, 0x20000, 0), 0);
     assert_int_equal(hv_sim_dma_count(d), 1);
     assert_int_equal(hv_sim_dma_bytes(d), PG);
     /* nothing there: success, nothing done (type1v2 reports size 0) */
-    assert_int_equal(d->ops->dma_unmap(d, 0x500000, PG, 0), 0);
+    assert_int_equal(hv_dma_unmap(d, 0x500000, PG, 0), 0);
     /* exact */
-    assert_int_equal(d->ops->dma_unmap(d, 0x200000, PG, 0), 0);
+    assert_int_equal(hv_dma_unmap(d, 0x200000, PG, 0), 0);
     assert_int_equal(hv_sim_dma_count(d), 0);
 
     /* unmap-all: iova and size must be 0 */
-    assert_int_equal(d->ops->dma_map(d, 0x100000, f->mem, PG, RW), 0);
-    assert_int_equal(d->ops->dma_map(d, 0x300000, f->mem, PG, RW), 0);
-    assert_int_equal(d->ops->dma_unmap(d, 0x100000, 0, HV_DMA_UNMAP_ALL), -EINVAL);
-    assert_int_equal(d->ops->dma_unmap(d, 0, PG, HV_DMA_UNMAP_ALL), -EINVAL);
+    assert_int_equal(hv_dma_map(d, 0x100000, f->mem, PG, RW), 0);
+    assert_int_equal(hv_dma_map(d, 0x300000, f->mem, PG, RW), 0);
+    assert_int_equal(hv_dma_unmap(d, 0x100000, 0, HV_DMA_UNMAP_ALL), -EINVAL);
+    assert_int_equal(hv_dma_unmap(d, 0, PG, HV_DMA_UNMAP_ALL), -EINVAL);
     assert_int_equal(hv_sim_dma_count(d), 2);
-    assert_int_equal(d->ops->dma_unmap(d, 0, 0, HV_DMA_UNMAP_ALL), 0);
+    assert_int_equal(hv_dma_unmap(d, 0, 0, HV_DMA_UNMAP_ALL), 0);
     assert_int_equal(hv_sim_dma_count(d), 0);
     assert_int_equal(hv_sim_dma_bytes(d), 0);
 }
@@ -490,9 +490,9 @@ static void test_dma_device_access(void **state)
     struct dma_fixture *f = *state;
     struct hv_device *d = f->d;
     memset(f->mem, 0, 4 * PG);
-    assert_int_equal(d->ops->dma_map(d, 0x100000, f->mem, PG, RW), 0);
-    assert_int_equal(d->ops->dma_map(d, 0x101000, f->mem + PG, PG, RW), 0);
-    assert_int_equal(d->ops->dma_map(d, 0x102000, f->mem + 2 * PG, PG, HV_DMA_READ), 0);
+    assert_int_equal(hv_dma_map(d, 0x100000, f->mem, PG, RW), 0);
+    assert_int_equal(hv_dma_map(d, 0x101000, f->mem + PG, PG, RW), 0);
+    assert_int_equal(hv_dma_map(d, 0x102000, f->mem + 2 * PG, PG, HV_DMA_READ), 0);
 
     /* a write spanning two adjacent mappings lands in both */
     uint8_t buf[64];
@@ -519,7 +519,7 @@ static void test_edu_dma_round_trip(void **state)
     int efd = eventfd(0, EFD_CLOEXEC);
     int32_t fd32 = efd;
     assert_int_equal(set_efds(d, VFIO_PCI_MSI_IRQ_INDEX, 0, 1, &fd32), 0);
-    assert_int_equal(d->ops->dma_map(d, 0x100000, f->mem, 2 * PG, RW), 0);
+    assert_int_equal(hv_dma_map(d, 0x100000, f->mem, 2 * PG, RW), 0);
     for (int i = 0; i < 256; i++)
         f->mem[i] = (uint8_t)(i * 7);
 
@@ -581,7 +581,7 @@ static void test_irq_msix_sizing(void **state)
     /* INTx and MSI are refused while MSI-X is on; MSI-X mask is not offered */
     int32_t one = e[3];
     assert_int_equal(set_efds(d, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, &one), -EINVAL);
-    assert_int_equal(d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_MASK,
+    assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_MASK,
                                       VFIO_PCI_MSIX_IRQ_INDEX, 0, 1, NULL), -ENOTTY);
 
     /* a bad fd in a block: the vectors this call touched end up de-assigned,
@@ -639,14 +639,14 @@ static void test_irq_eventfd_refs(void **state)
     assert_int_equal(efd_take(efd), 1);
 
     /* loopback triggers: NONE and BOOL */
-    assert_int_equal(d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
+    assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
                                       VFIO_PCI_MSI_IRQ_INDEX, 0, 1, NULL), 0);
     assert_int_equal(efd_take(efd), 1);
     uint8_t no = 0, yes = 1;
-    assert_int_equal(d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_TRIGGER,
+    assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_TRIGGER,
                                       VFIO_PCI_MSI_IRQ_INDEX, 0, 1, &no), 0);
     assert_int_equal(efd_take(efd), 0);
-    assert_int_equal(d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_TRIGGER,
+    assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_TRIGGER,
                                       VFIO_PCI_MSI_IRQ_INDEX, 0, 1, &yes), 0);
     assert_int_equal(efd_take(efd), 1);
 
@@ -674,15 +674,15 @@ static void test_irq_eventfd_refs(void **state)
     close(p[1]);
 
     /* validation: flags, index, ranges, several actions at once */
-    assert_int_equal(d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER | 0x100,
+    assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER | 0x100,
                                       0, 0, 1, NULL), -EINVAL);
-    assert_int_equal(d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_DATA_BOOL |
+    assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_DATA_BOOL |
                                       VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0, 1, &yes), -EINVAL);
-    assert_int_equal(d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
+    assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
                                       5, 0, 0, NULL), -EINVAL);
-    assert_int_equal(d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
+    assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
                                       VFIO_PCI_MSI_IRQ_INDEX, 1, 1, NULL), -EINVAL);
-    assert_int_equal(d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER |
+    assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER |
                                       VFIO_IRQ_SET_ACTION_MASK, 0, 0, 1, NULL), -ENOTTY);
     /* MSI-X does not exist on this device: count 0 refuses everything */
     assert_int_equal(irq_disable(d, VFIO_PCI_MSIX_IRQ_INDEX), -EINVAL);
@@ -697,7 +697,7 @@ static void test_irq_intx_automask(void **state)
     int32_t fd32 = efd;
 
     /* masking before INTx is enabled is refused */
-    assert_int_equal(d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK,
+    assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK,
                                       0, 0, 1, NULL), -EINVAL);
     assert_int_equal(set_efds(d, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, &fd32), 0);
     assert_int_equal(hv_sim_irq_enabled_count(d, VFIO_PCI_INTX_IRQ_INDEX), 1);
@@ -712,23 +712,23 @@ static void test_irq_intx_automask(void **state)
     assert_int_equal(hv_sim_fire_irq(d, VFIO_PCI_INTX_IRQ_INDEX, 0), 0);
     assert_int_equal(efd_take(efd), 0);
     /* unmask: the pending one is delivered (and masks again) */
-    assert_int_equal(d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK,
+    assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK,
                                       0, 0, 1, NULL), 0);
     assert_int_equal(efd_take(efd), 1);
     assert_true(hv_sim_intx_masked(d));
     /* BOOL unmask 0 does nothing, 1 unmasks */
     uint8_t b = 0;
-    assert_int_equal(d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_UNMASK,
+    assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_UNMASK,
                                       0, 0, 1, &b), 0);
     assert_true(hv_sim_intx_masked(d));
     b = 1;
-    assert_int_equal(d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_UNMASK,
+    assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_UNMASK,
                                       0, 0, 1, &b), 0);
     assert_false(hv_sim_intx_masked(d));
 
     /* an unmask (resample) eventfd: writing it unmasks */
     int32_t r32 = rfd;
-    assert_int_equal(d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_UNMASK,
+    assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_UNMASK,
                                       0, 0, 1, &r32), 0);
     assert_int_equal(hv_sim_open_irq_fds(d), 2);
     wr32(d, 0, 0x60, 1);   /* edu raise: INTx since MSI is off */
@@ -738,16 +738,16 @@ static void test_irq_intx_automask(void **state)
     assert_int_equal(write(rfd, &one, 8), 8);
     assert_false(hv_sim_intx_masked(d));
     /* MASK by eventfd is not something the kernel offers */
-    assert_int_equal(d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_MASK,
+    assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_MASK,
                                       0, 0, 1, &r32), -ENOTTY);
-    assert_int_equal(d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_MASK,
+    assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_MASK,
                                       0, 0, 1, NULL), 0);
     assert_true(hv_sim_intx_masked(d));
     /* masked + edu ack before unmask: the line dropped, nothing delivered */
     wr32(d, 0, 0x60, 1);
     assert_int_equal(efd_take(efd), 0);
     wr32(d, 0, 0x64, 1);
-    assert_int_equal(d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK,
+    assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK,
                                       0, 0, 1, NULL), 0);
     assert_int_equal(efd_take(efd), 0);
 
@@ -772,16 +772,16 @@ static void test_irq_err_req(void **state)
     int efd = eventfd(0, EFD_CLOEXEC);
     int32_t fd32 = efd;
     /* DATA_NONE with nothing set is an error, count must be <= 1 */
-    assert_int_equal(d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
+    assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
                                       VFIO_PCI_ERR_IRQ_INDEX, 0, 1, NULL), -EINVAL);
     assert_int_equal(set_efds(d, VFIO_PCI_REQ_IRQ_INDEX, 0, 2, (int32_t[]){ efd, efd }), -EINVAL);
     assert_int_equal(set_efds(d, VFIO_PCI_REQ_IRQ_INDEX, 0, 1, &fd32), 0);
     assert_int_equal(hv_sim_fire_irq(d, VFIO_PCI_REQ_IRQ_INDEX, 0), 1);
     assert_int_equal(efd_take(efd), 1);
-    assert_int_equal(d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
+    assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
                                       VFIO_PCI_REQ_IRQ_INDEX, 0, 1, NULL), 0);
     assert_int_equal(efd_take(efd), 1);
-    assert_int_equal(d->ops->set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
+    assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
                                       VFIO_PCI_REQ_IRQ_INDEX, 0, 0, NULL), 0);
     assert_int_equal(hv_sim_irq_fd(d, VFIO_PCI_REQ_IRQ_INDEX, 0), -1);
     assert_int_equal(hv_sim_fire_irq(d, VFIO_PCI_ERR_IRQ_INDEX, 0), 0);
@@ -799,15 +799,15 @@ static void test_reset(void **state)
     int efd = eventfd(0, EFD_CLOEXEC);
     int32_t fd32 = efd;
     assert_int_equal(set_efds(d, VFIO_PCI_MSI_IRQ_INDEX, 0, 1, &fd32), 0);
-    assert_int_equal(d->ops->dma_map(d, 0x100000, mem, PG, RW), 0);
+    assert_int_equal(hv_dma_map(d, 0x100000, mem, PG, RW), 0);
     wr32(d, 0, 0x04, 0);
     wr32(d, 0, 0x60, 3);
     assert_int_equal(efd_take(efd), 1);
-    assert_int_equal(d->ops->region_write(d, 0, 0x5000, "data", 4), 4);
+    assert_int_equal(hv_region_write(d, 0, 0x5000, "data", 4), 4);
     uint16_t cmd = 0x0006;
-    assert_int_equal(d->ops->region_write(d, 7, 4, &cmd, 2), 2);
+    assert_int_equal(hv_region_write(d, 7, 4, &cmd, 2), 2);
 
-    assert_int_equal(d->ops->reset(d), 0);
+    assert_int_equal(hv_reset(d), 0);
     assert_int_equal(hv_sim_reset_count(d), 1);
     /* device state back to power-on */
     assert_int_equal(rd32(d, 0, 0x00), 0x010000ed);
@@ -829,9 +829,9 @@ static void test_reset(void **state)
     c.reset = false;
     d = open_sim(&c);
     struct hv_device_info di;
-    assert_int_equal(d->ops->get_info(d, &di), 0);
+    assert_int_equal(hv_get_info(d, &di), 0);
     assert_int_equal(di.flags, VFIO_DEVICE_FLAGS_PCI);
-    assert_int_equal(d->ops->reset(d), -ENOTTY);
+    assert_int_equal(hv_reset(d), -ENOTTY);
     assert_int_equal(hv_sim_reset_count(d), 0);
     hv_close(d);
 }
@@ -846,7 +846,7 @@ static void test_close_releases_everything(void **state)
     assert_int_equal(set_efds(d, VFIO_PCI_MSIX_IRQ_INDEX, 0, 3, fds), 0);
     assert_int_equal(set_efds(d, VFIO_PCI_ERR_IRQ_INDEX, 0, 1, fds), 0);
     assert_int_equal(hv_sim_open_irq_fds(d), 4);
-    int mfd = d->ops->mmap_fd(d);
+    int mfd = hv_mmap_fd(d);
     close(mfd);
     hv_close(d);
     close(efd);
