@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * hv.h - the host side: one PCI function driven through the host kernel's
- * VFIO, behind one ops table. Nothing of vfio-user in here.
+ * VFIO, behind two ops tables: the device's (regions, IRQs, reset) and its
+ * IOMMU context's (DMA map/unmap, IOVA ranges). Nothing of vfio-user in here.
  *
- * Back ends: the kernel type1 one (hv_type1_open) and a simulated device
- * (hv_sim.h) for unit tests and native benchmarks. A later iommufd/cdev back
- * end slots in beside type1.
+ * Back ends: the kernel's VFIO device fd with the type1 container
+ * (hv_type1_open), and a simulated device with a simulated type1 container
+ * (hv_sim.h) for unit tests and native benchmarks. A later iommufd back end
+ * is a second IOMMU ops table beside type1's; the device ops stay.
  *
  * Conventions: 0 / non-negative on success, negative errno on failure. Where
  * a `struct hv_err *` is taken (may be NULL) a failure leaves a message that
@@ -80,12 +82,29 @@ struct hv_iommu_info {
     uint32_t dma_avail;           /* available DMA mapping entries */
 };
 
-/* ---- the ops table ----------------------------------------------------------- */
+/* ---- the two ops tables ------------------------------------------------------
+ *
+ * A device is two things: the VFIO device (regions, IRQs, reset, the fd a
+ * client mmaps) and the IOMMU context it is attached to (DMA map/unmap, page
+ * sizes and IOVA ranges). Every kernel back end reaches the device through
+ * the same VFIO device fd, so there is one set of device ops for all of them
+ * (hv_vfio.c); what differs is how the device fd is obtained and where DMA
+ * is mapped: the type1 container today (hv_type1.c), an iommufd IOAS later.
+ *
+ *                 struct hv_device ---- iommu ---> struct hv_iommu
+ *                 hv_device_ops                    hv_iommu_ops
+ *   kernel:       "vfio"  (hv_vfio.c)              "type1" (hv_type1.c)
+ *   simulator:    "sim"   (hv_sim.c, edu-like)     "sim"   (hv_sim.c, type1 rules)
+ *
+ * Several devices may share one IOMMU context (the context is reference
+ * counted; each device holds one reference): that is one DMA address space,
+ * as the functions of one IOMMU group must have. */
 
 struct hv_device;
+struct hv_iommu;
 
-struct hv_ops {
-    const char *name;   /* "type1", "sim" */
+struct hv_device_ops {
+    const char *name;   /* "vfio", "sim" */
     int (*get_info)(struct hv_device *d, struct hv_device_info *out);
     /* Retries with the argsz the kernel asks for. -EINVAL for a bad index. */
     int (*get_region_info)(struct hv_device *d, uint32_t index, struct hv_region_info *out);
@@ -106,29 +125,69 @@ struct hv_ops {
     /* A new open file of the device (the caller owns the fd) that a client
      * can mmap regions through, at the region's `offset`. Each call gives a
      * file of its own, never a dup of the back end's: kcmp(KCMP_FILE) tells
-     * it apart from the back end's and from every earlier one (type1: a new
-     * VFIO_GROUP_GET_DEVICE_FD; sim: the BAR memfd reopened). Whoever holds
+     * it apart from the back end's and from every earlier one (kernel: the IOMMU
+     * context's reopen, type1 a new VFIO_GROUP_GET_DEVICE_FD; sim: the BAR
+     * memfd reopened). Whoever holds
      * it (or a mapping of it) reaches the device until it is closed. */
     int (*mmap_fd)(struct hv_device *d);
-    /* IOMMU: map `size` bytes of this process at vaddr to iova. flags:
+    /* Close the device and drop its reference on its IOMMU context. */
+    void (*close)(struct hv_device *d);
+};
+
+/* What an IOMMU back end's attach gives the VFIO device layer. */
+struct hv_attach {
+    int devfd;     /* the VFIO device fd (the device layer owns it from here) */
+    int group;     /* IOMMU group number, -1 if none */
+};
+
+struct hv_iommu_ops {
+    const char *name;   /* "type1", "sim"; later "iommufd" */
+    /* Map `size` bytes of this process at vaddr to iova. flags:
      * HV_DMA_READ|HV_DMA_WRITE. Kernel rules: -EEXIST on overlap, -EINVAL for
      * an iova outside the usable ranges or misaligned, -ENOSPC when the entry
      * limit is reached. */
-    int (*dma_map)(struct hv_device *d, uint64_t iova, void *vaddr, uint64_t size, uint32_t flags);
+    int (*dma_map)(struct hv_iommu *io, uint64_t iova, void *vaddr, uint64_t size,
+                   uint32_t flags);
     /* Unmap exactly [iova, iova+size) (the caller enforces exact match of its
      * own table); with HV_DMA_UNMAP_ALL, iova = size = 0, everything. */
-    int (*dma_unmap)(struct hv_device *d, uint64_t iova, uint64_t size, uint32_t flags);
-    int (*iommu_info)(struct hv_device *d, struct hv_iommu_info *out);
-    void (*close)(struct hv_device *d);
+    int (*dma_unmap)(struct hv_iommu *io, uint64_t iova, uint64_t size, uint32_t flags);
+    int (*info)(struct hv_iommu *io, struct hv_iommu_info *out);
+    /* The open path of a kernel device, called by the VFIO device layer
+     * (hv_vfio_open), not by users: check the function in sysfs, get its
+     * VFIO device fd attached to this context. Every failure names the
+     * device, the step and the cause. NULL for the simulator (its devices
+     * attach in hv_sim_open_on). */
+    int (*attach)(struct hv_iommu *io, const char *addr, struct hv_attach *out,
+                  struct hv_err *err);
+    /* Another open file of an attached device (a new VFIO device fd, never
+     * a dup of a.devfd), for the device's mmap_fd. type1: the group's
+     * VFIO_GROUP_GET_DEVICE_FD again. NULL where there is none (the
+     * simulator's devices reopen their own memfd). */
+    int (*reopen)(struct hv_iommu *io, const char *addr, const struct hv_attach *a);
+    /* Undo one attach, after the device fd is closed. */
+    void (*detach)(struct hv_iommu *io, const struct hv_attach *a);
+    /* Free the context (the last reference went). */
+    void (*destroy)(struct hv_iommu *io);
 };
 
 #define HV_DMA_READ  (1u << 0)  /* == VFIO_DMA_MAP_FLAG_READ */
 #define HV_DMA_WRITE (1u << 1)
 #define HV_DMA_UNMAP_ALL (1u << 1) /* == VFIO_DMA_UNMAP_FLAG_ALL */
 
+/* Common head of every IOMMU context. refs: one per device attached plus
+ * one per holder that opened it; changed only (atomically) by
+ * hv_iommu_get/put, and the context goes with the last one. */
+struct hv_iommu {
+    const struct hv_iommu_ops *ops;
+    unsigned refs;
+};
+void hv_iommu_get(struct hv_iommu *io);
+void hv_iommu_put(struct hv_iommu *io);   /* NULL is a no-op */
+
 /* Common head of every back end's device. */
 struct hv_device {
-    const struct hv_ops *ops;
+    const struct hv_device_ops *ops;
+    struct hv_iommu *iommu;  /* the context the device is attached to (one reference) */
     char addr[HV_ADDR_LEN];  /* "0000:01:00.0" (sim: whatever the test set) */
     int group;               /* IOMMU group number, -1 if none (sim) */
 };
@@ -136,7 +195,7 @@ struct hv_device {
 /* The calls every user makes (bridge, tools, tests): one wrapper per op, so
  * that no caller depends on which table an op lives in. */
 static inline const char *hv_device_kind(const struct hv_device *d) { return d->ops->name; }
-static inline const char *hv_iommu_kind(const struct hv_device *d) { return d->ops->name; }
+static inline const char *hv_iommu_kind(const struct hv_device *d) { return d->iommu->ops->name; }
 static inline int hv_get_info(struct hv_device *d, struct hv_device_info *out)
 {
     return d->ops->get_info(d, out);
@@ -170,15 +229,15 @@ static inline int hv_mmap_fd(struct hv_device *d) { return d->ops->mmap_fd(d); }
 static inline int hv_dma_map(struct hv_device *d, uint64_t iova, void *vaddr, uint64_t size,
                              uint32_t flags)
 {
-    return d->ops->dma_map(d, iova, vaddr, size, flags);
+    return d->iommu->ops->dma_map(d->iommu, iova, vaddr, size, flags);
 }
 static inline int hv_dma_unmap(struct hv_device *d, uint64_t iova, uint64_t size, uint32_t flags)
 {
-    return d->ops->dma_unmap(d, iova, size, flags);
+    return d->iommu->ops->dma_unmap(d->iommu, iova, size, flags);
 }
 static inline int hv_iommu_get_info(struct hv_device *d, struct hv_iommu_info *out)
 {
-    return d->ops->iommu_info(d, out);
+    return d->iommu->ops->info(d->iommu, out);
 }
 static inline void hv_close(struct hv_device *d) { if (d) d->ops->close(d); }
 
@@ -208,14 +267,27 @@ int hv_sysfs_check_group_would_be_viable(const char *sysfs, const char *addr, st
 int hv_sysfs_bar_phys(const char *sysfs, const char *addr, unsigned index, uint64_t *start,
                       uint64_t *size);
 
-/* ---- the kernel type1 back end ----------------------------------------------- */
+/* ---- the kernel back ends ------------------------------------------------------ */
 
 struct hv_open_opts {
     const char *sysfs;     /* NULL = "/sys" */
     const char *dev_vfio;  /* NULL = "/dev/vfio" */
 };
-/* Open a function by PCI address through sysfs + VFIO container/group/type1v2
- * and get its device fd. Every failure names the device, the step and cause. */
+/* A type1 IOMMU context: one VFIO container (type1v2). Nothing is opened
+ * until the first device attaches (the group file is opened before the
+ * container, so the errors people meet come first); devices of several
+ * groups, and several devices of one group, may share it. The caller holds
+ * one reference (hv_iommu_put). */
+int hv_type1_iommu_new(const struct hv_open_opts *opts, struct hv_iommu **out,
+                       struct hv_err *err);
+/* Open a function by PCI address as a VFIO device attached to the kernel
+ * IOMMU context `io` (which it takes a reference on). -EINVAL (with message)
+ * for a context that cannot attach kernel devices (the simulator's). */
+int hv_vfio_open(struct hv_iommu *io, const char *addr, struct hv_device **out,
+                 struct hv_err *err);
+/* Both in one: a function opened through sysfs + VFIO container/group/type1v2
+ * in a container of its own. Every failure names the device, the step and
+ * cause. */
 int hv_type1_open(const char *addr, const struct hv_open_opts *opts, struct hv_device **out,
                   struct hv_err *err);
 

@@ -89,3 +89,14 @@ void hv_strlcpy(char *dst, const char *src, size_t dstsz)
     memcpy(dst, src, n);
     dst[n] = '\0';
 }
+
+void hv_iommu_get(struct hv_iommu *io)
+{
+    __atomic_add_fetch(&io->refs, 1, __ATOMIC_RELAXED);
+}
+
+void hv_iommu_put(struct hv_iommu *io)
+{
+    if (io && __atomic_sub_fetch(&io->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        io->ops->destroy(io);
+}

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * hv_sim.c - a simulated PCI function behind hv_ops that behaves like the
- * kernel's vfio-pci + type1v2 (see hv_sim.h for what is modelled). BARs live
- * in one sparse memfd at index << 40 so an mmap through mmap_fd and
- * region_read/write see the same bytes. One mutex serialises everything.
+ * hv_sim.c - a simulated PCI function and a simulated type1 container,
+ * behind the two ops tables, that behave like the kernel's vfio-pci and
+ * type1v2 (see hv_sim.h for what is modelled). BARs live in one sparse memfd
+ * at index << 40 so an mmap through mmap_fd and region_read/write see the
+ * same bytes. One mutex per device serialises the device; one per IOMMU
+ * context its map table (taken after a device's when the edu engine does
+ * DMA, never the other way round).
  */
 #include "hv_sim.h"
 #include "hv_internal.h"
@@ -66,13 +69,25 @@ struct sim_bar {
     uint8_t caps[64];
 };
 
+/* The simulated type1 container: a DMA map table with the kernel's rules.
+ * Of cfg only the IOMMU fields (pgsizes, dma_entry_limit, IOVA ranges) are
+ * used. */
+struct sim_iommu {
+    struct hv_iommu base;
+    pthread_mutex_t lock;
+    struct hv_sim_config cfg;
+    uint64_t pgsize;           /* smallest IOMMU page */
+    struct sim_map *maps;      /* sorted by iova, never overlapping */
+    size_t nmaps, capmaps;
+    uint64_t mapped_bytes;
+};
+
 struct sim {
-    struct hv_device base;
+    struct hv_device base;     /* base.iommu: a struct sim_iommu */
     pthread_mutex_t lock;
     struct hv_sim_config cfg;
     int memfd;
     struct sim_bar bars[6];
-    uint64_t pgsize;           /* smallest IOMMU page */
     uint8_t cs[SIM_CFG_SIZE];  /* config space */
     uint8_t wm[SIM_CFG_SIZE];  /* writable bits of each config byte */
 
@@ -84,19 +99,18 @@ struct sim {
     int vec[SIM_MAX_MSIX];
     int err_trigger, req_trigger;
 
-    /* IOMMU */
-    struct sim_map *maps;      /* sorted by iova, never overlapping */
-    size_t nmaps, capmaps;
-    uint64_t mapped_bytes;
-
     /* edu */
     uint32_t irq_status;
     uint8_t edu_buf[EDU_BUF_SIZE];
     unsigned resets, dma_faults;
 };
 
-static const struct hv_ops sim_ops;
+static const struct hv_device_ops sim_ops;
+static const struct hv_iommu_ops sim_iommu_ops;
 static struct sim *S(struct hv_device *d) { return (struct sim *)d; }
+static struct sim_iommu *SIO(struct hv_iommu *io) { return (struct sim_iommu *)io; }
+/* The IOMMU context a sim device is attached to (always a sim one). */
+static struct sim_iommu *IO(struct sim *s) { return SIO(s->base.iommu); }
 /* The test hooks refuse devices of other back ends. */
 #define SIM_OR(d, bad) do { if (!(d) || (d)->ops != &sim_ops) return (bad); } while (0)
 
@@ -448,7 +462,7 @@ static int sim_set_irqs(struct hv_device *d, uint32_t flags, uint32_t index, uin
 /* ---- IOMMU --------------------------------------------------------------- */
 
 /* First map whose end is above iova (maps sorted, disjoint). */
-static size_t map_lower(struct sim *s, uint64_t iova)
+static size_t map_lower(struct sim_iommu *s, uint64_t iova)
 {
     size_t lo = 0, hi = s->nmaps;
     while (lo < hi) {
@@ -462,7 +476,7 @@ static size_t map_lower(struct sim *s, uint64_t iova)
 }
 
 /* A map overlapping [iova, last], or NULL. */
-static struct sim_map *map_find(struct sim *s, uint64_t iova, uint64_t last)
+static struct sim_map *map_find(struct sim_iommu *s, uint64_t iova, uint64_t last)
 {
     size_t i = map_lower(s, iova);
     if (i < s->nmaps && s->maps[i].iova <= last)
@@ -470,7 +484,7 @@ static struct sim_map *map_find(struct sim *s, uint64_t iova, uint64_t last)
     return NULL;
 }
 
-static bool iova_valid(struct sim *s, uint64_t iova, uint64_t last)
+static bool iova_valid(struct sim_iommu *s, uint64_t iova, uint64_t last)
 {
     if (!s->cfg.nr_iova_ranges)
         return true;
@@ -491,10 +505,10 @@ static bool vaddr_mapped(void *p, uint64_t len)
     return msync((void *)a, (size_t)l, MS_ASYNC) == 0;
 }
 
-static int sim_dma_map(struct hv_device *d, uint64_t iova, void *vaddr, uint64_t size,
+static int sim_dma_map(struct hv_iommu *io, uint64_t iova, void *vaddr, uint64_t size,
                        uint32_t flags)
 {
-    struct sim *s = S(d);
+    struct sim_iommu *s = SIO(io);
     uint64_t va = (uint64_t)(uintptr_t)vaddr, mask = s->pgsize - 1;
 
     if (flags & ~(uint32_t)(HV_DMA_READ | HV_DMA_WRITE))
@@ -538,9 +552,9 @@ static int sim_dma_map(struct hv_device *d, uint64_t iova, void *vaddr, uint64_t
     return r;
 }
 
-static int sim_dma_unmap(struct hv_device *d, uint64_t iova, uint64_t size, uint32_t flags)
+static int sim_dma_unmap(struct hv_iommu *io, uint64_t iova, uint64_t size, uint32_t flags)
 {
-    struct sim *s = S(d);
+    struct sim_iommu *s = SIO(io);
     uint64_t mask = s->pgsize - 1;
 
     if (flags & ~(uint32_t)HV_DMA_UNMAP_ALL)
@@ -597,7 +611,7 @@ static int copy_self(uint8_t *ram, uint8_t *dev, size_t n, bool to_ram)
 }
 
 /* Device-side DMA: check the whole range first, then copy. */
-static int dma_access(struct sim *s, uint64_t iova, void *buf, size_t len, bool to_ram)
+static int dma_access(struct sim_iommu *s, uint64_t iova, void *buf, size_t len, bool to_ram)
 {
     uint32_t need = to_ram ? HV_DMA_WRITE : HV_DMA_READ;
     if (len == 0)
@@ -628,7 +642,7 @@ static int dma_access(struct sim *s, uint64_t iova, void *buf, size_t len, bool 
 int hv_sim_dma_write(struct hv_device *d, uint64_t iova, const void *buf, size_t len)
 {
     SIM_OR(d, -EINVAL);
-    struct sim *s = S(d);
+    struct sim_iommu *s = IO(S(d));
     pthread_mutex_lock(&s->lock);
     int r = dma_access(s, iova, (void *)buf, len, true);
     pthread_mutex_unlock(&s->lock);
@@ -638,16 +652,16 @@ int hv_sim_dma_write(struct hv_device *d, uint64_t iova, const void *buf, size_t
 int hv_sim_dma_read(struct hv_device *d, uint64_t iova, void *buf, size_t len)
 {
     SIM_OR(d, -EINVAL);
-    struct sim *s = S(d);
+    struct sim_iommu *s = IO(S(d));
     pthread_mutex_lock(&s->lock);
     int r = dma_access(s, iova, buf, len, false);
     pthread_mutex_unlock(&s->lock);
     return r;
 }
 
-static int sim_iommu_info(struct hv_device *d, struct hv_iommu_info *out)
+static int sim_iommu_info(struct hv_iommu *io, struct hv_iommu_info *out)
 {
-    struct sim *s = S(d);
+    struct sim_iommu *s = SIO(io);
     memset(out, 0, sizeof(*out));
     out->pgsizes = s->cfg.pgsizes;
     out->nr_ranges = s->cfg.nr_iova_ranges;
@@ -706,8 +720,12 @@ static void edu_dma(struct sim *s, uint32_t cmd)
 
     if (dev < EDU_BUF_ADDR || cnt > EDU_BUF_SIZE || dev - EDU_BUF_ADDR > EDU_BUF_SIZE - cnt) {
         s->dma_faults++;   /* the real edu aborts QEMU here; the sim refuses */
-    } else if (dma_access(s, iova, s->edu_buf + (dev - EDU_BUF_ADDR), (size_t)cnt, to_ram) < 0) {
-        s->dma_faults++;   /* an IOMMU fault: nothing transferred */
+    } else {
+        pthread_mutex_lock(&IO(s)->lock);
+        int r = dma_access(IO(s), iova, s->edu_buf + (dev - EDU_BUF_ADDR), (size_t)cnt, to_ram);
+        pthread_mutex_unlock(&IO(s)->lock);
+        if (r < 0)
+            s->dma_faults++;   /* an IOMMU fault: nothing transferred */
     }
     reg_set(s, EDU_DMA_CMD, cmd & ~1u);
     if (cmd & 4)
@@ -977,12 +995,12 @@ static void sim_close(struct hv_device *d)
     drop_fd(&s->req_trigger);
     if (s->memfd >= 0)
         close(s->memfd);
-    free(s->maps);
+    hv_iommu_put(s->base.iommu);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
 
-static const struct hv_ops sim_ops = {
+static const struct hv_device_ops sim_ops = {
     .name = "sim",
     .get_info = sim_get_info,
     .get_region_info = sim_get_region_info,
@@ -992,10 +1010,24 @@ static const struct hv_ops sim_ops = {
     .set_irqs = sim_set_irqs,
     .reset = sim_reset,
     .mmap_fd = sim_mmap_fd,
+    .close = sim_close,
+};
+
+static void sim_iommu_destroy(struct hv_iommu *io)
+{
+    struct sim_iommu *s = SIO(io);
+    free(s->maps);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+/* No attach/detach: only sim devices attach, in hv_sim_open_on. */
+static const struct hv_iommu_ops sim_iommu_ops = {
+    .name = "sim",
     .dma_map = sim_dma_map,
     .dma_unmap = sim_dma_unmap,
-    .iommu_info = sim_iommu_info,
-    .close = sim_close,
+    .info = sim_iommu_info,
+    .destroy = sim_iommu_destroy,
 };
 
 /* ---- set-up ---------------------------------------------------------------- */
@@ -1174,12 +1206,42 @@ static void build_config(struct sim *s)
     put16(cs + CFG_CAP_PCIE + 2, 0x0002);      /* version 2, endpoint */
 }
 
-int hv_sim_open(const struct hv_sim_config *cfg_in, struct hv_device **out, struct hv_err *err)
+int hv_sim_iommu_open(const struct hv_sim_config *cfg_in, struct hv_iommu **out,
+                      struct hv_err *err)
 {
     struct hv_sim_config defaults;
     int r;
 
     *out = NULL;
+    if (!cfg_in) {
+        hv_sim_config_defaults(&defaults);
+        cfg_in = &defaults;
+    }
+    if ((r = check_config(cfg_in, err)) < 0)
+        return r;
+    struct sim_iommu *s = calloc(1, sizeof(*s));
+    if (!s)
+        return hv_fail(err, ENOMEM, "sim: out of memory");
+    s->cfg = *cfg_in;
+    s->cfg.addr = NULL;           /* not the IOMMU's; do not keep the caller's pointer */
+    s->base.ops = &sim_iommu_ops;
+    s->base.refs = 1;
+    s->pgsize = s->cfg.pgsizes & -s->cfg.pgsizes;
+    pthread_mutex_init(&s->lock, NULL);
+    *out = &s->base;
+    return 0;
+}
+
+int hv_sim_open_on(const struct hv_sim_config *cfg_in, struct hv_iommu *io,
+                   struct hv_device **out, struct hv_err *err)
+{
+    struct hv_sim_config defaults;
+    int r;
+
+    *out = NULL;
+    if (!io || io->ops != &sim_iommu_ops)
+        return hv_fail(err, EINVAL, "sim: a simulated device attaches only to a simulated "
+                       "IOMMU context, not to %s", io ? io->ops->name : "none");
     if (!cfg_in) {
         hv_sim_config_defaults(&defaults);
         cfg_in = &defaults;
@@ -1193,10 +1255,11 @@ int hv_sim_open(const struct hv_sim_config *cfg_in, struct hv_device **out, stru
     if (!s->cfg.addr)
         s->cfg.addr = "0000:00:00.0";
     s->base.ops = &sim_ops;
+    s->base.iommu = io;
+    hv_iommu_get(io);
     hv_strlcpy(s->base.addr, s->cfg.addr, sizeof(s->base.addr));
     s->cfg.addr = s->base.addr;   /* do not keep the caller's pointer */
     s->base.group = -1;
-    s->pgsize = s->cfg.pgsizes & -s->cfg.pgsizes;
     s->irq_type = IRQ_NONE;
     s->intx_trigger = s->intx_unmask = s->err_trigger = s->req_trigger = -1;
     for (uint32_t i = 0; i < SIM_MAX_MSIX; i++)
@@ -1223,6 +1286,18 @@ int hv_sim_open(const struct hv_sim_config *cfg_in, struct hv_device **out, stru
     edu_power_on(s);
     *out = &s->base;
     return 0;
+}
+
+int hv_sim_open(const struct hv_sim_config *cfg, struct hv_device **out, struct hv_err *err)
+{
+    struct hv_iommu *io;
+    *out = NULL;
+    int r = hv_sim_iommu_open(cfg, &io, err);
+    if (r < 0)
+        return r;
+    r = hv_sim_open_on(cfg, io, out, err);
+    hv_iommu_put(io);   /* the device holds its own reference */
+    return r;
 }
 
 /* ---- test hooks ------------------------------------------------------------ */
@@ -1313,7 +1388,7 @@ bool hv_sim_intx_masked(struct hv_device *d)
 size_t hv_sim_dma_count(struct hv_device *d)
 {
     SIM_OR(d, 0);
-    struct sim *s = S(d);
+    struct sim_iommu *s = IO(S(d));
     pthread_mutex_lock(&s->lock);
     size_t n = s->nmaps;
     pthread_mutex_unlock(&s->lock);
@@ -1323,7 +1398,7 @@ size_t hv_sim_dma_count(struct hv_device *d)
 uint64_t hv_sim_dma_bytes(struct hv_device *d)
 {
     SIM_OR(d, 0);
-    struct sim *s = S(d);
+    struct sim_iommu *s = IO(S(d));
     pthread_mutex_lock(&s->lock);
     uint64_t n = s->mapped_bytes;
     pthread_mutex_unlock(&s->lock);

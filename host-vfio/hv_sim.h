@@ -1,9 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * hv_sim.h - a simulated PCI function behind the hv_ops table, faithful to
- * what the kernel's vfio-pci + type1 do, for unit tests of the bridge and for
- * native benchmarks of the message path. Not used by the daemon in
- * production (the daemon can run on it with --sim for demos and tests).
+ * hv_sim.h - a simulated PCI function (device ops "sim") and a simulated
+ * type1 container (IOMMU ops "sim"), faithful to what the kernel's vfio-pci
+ * and type1 do, for unit tests of the bridge and for native benchmarks of
+ * the message path. Not used by the daemon in production (the daemon can run
+ * on it with --sim for demos and tests).
+ *
+ * The two halves are split like the kernel back ends: hv_sim_iommu_open
+ * makes a simulated container, hv_sim_open_on attaches a simulated device to
+ * one (several devices may share it, as functions of one IOMMU group share a
+ * container), and hv_sim_open does both with a container of the device's
+ * own.
  *
  * What it models:
  *  - 9 regions like a kernel vfio-pci device: BAR0 (configurable size,
@@ -61,6 +68,8 @@ struct hv_sim_config {
     uint64_t msix_pba_offset;    /* default 0x3000 */
     uint32_t msi_count;          /* default 1 */
     bool reset;                  /* FLAGS_RESET, default true */
+    /* The IOMMU context's fields (used by hv_sim_iommu_open; a device
+     * attached by hv_sim_open_on uses its context's): */
     uint32_t dma_entry_limit;    /* default 65535 */
     uint64_t pgsizes;            /* default 0x40201000 */
     uint16_t vendor, device;     /* default 1234:11e8 */
@@ -73,6 +82,16 @@ struct hv_sim_config {
 };
 
 void hv_sim_config_defaults(struct hv_sim_config *cfg);
+/* A simulated type1 container from cfg's IOMMU fields (cfg NULL: defaults;
+ * the whole cfg must be valid). The caller holds one reference
+ * (hv_iommu_put). */
+int hv_sim_iommu_open(const struct hv_sim_config *cfg, struct hv_iommu **out,
+                      struct hv_err *err);
+/* A simulated device attached to `io`, which must be a simulated context
+ * (-EINVAL otherwise); it takes a reference on it. */
+int hv_sim_open_on(const struct hv_sim_config *cfg, struct hv_iommu *io,
+                   struct hv_device **out, struct hv_err *err);
+/* Both: a device with a simulated container of its own. */
 int hv_sim_open(const struct hv_sim_config *cfg, struct hv_device **out, struct hv_err *err);
 
 /* Test hooks. */
@@ -85,11 +104,13 @@ int hv_sim_fire_irq(struct hv_device *d, uint32_t index, uint32_t sub);
 int hv_sim_irq_fd(struct hv_device *d, uint32_t index, uint32_t sub);
 uint32_t hv_sim_irq_enabled_count(struct hv_device *d, uint32_t index);
 bool hv_sim_intx_masked(struct hv_device *d);
-/* Device-side DMA through the map table (like a bus master): -EFAULT if the
- * range is not entirely mapped, -EPERM if the mapping lacks the direction. */
+/* Device-side DMA through the map table of the device's IOMMU context (like
+ * a bus master): -EFAULT if the range is not entirely mapped, -EPERM if the
+ * mapping lacks the direction. */
 int hv_sim_dma_write(struct hv_device *d, uint64_t iova, const void *buf, size_t len);
 int hv_sim_dma_read(struct hv_device *d, uint64_t iova, void *buf, size_t len);
-/* Number of DMA mappings and bytes mapped now. */
+/* Number of DMA mappings and bytes mapped now in the device's IOMMU context
+ * (shared with every device attached to it). */
 size_t hv_sim_dma_count(struct hv_device *d);
 uint64_t hv_sim_dma_bytes(struct hv_device *d);
 /* How many times reset was called; open eventfd references the sim holds. */

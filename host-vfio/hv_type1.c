@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * hv_type1.c - the kernel back end: a PCI function opened through the VFIO
- * container/group API with the type1v2 IOMMU. Every ops call is one ioctl,
- * pread or pwrite on the device or container fd; the region's kernel offset
- * is added here and nowhere else.
+ * hv_type1.c - the type1 IOMMU context: one VFIO container with the type1v2
+ * IOMMU, the groups attached to it, and DMA map/unmap on the container fd.
+ * Its attach is the kernel open path of a function (sysfs checks, group
+ * file, container, group into the container, device fd); the device fd's
+ * own calls are hv_vfio.c's.
  */
 #include "hv.h"
 #include "hv_internal.h"
@@ -11,208 +12,36 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/vfio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#define T1_MAX_REGIONS 64u        /* regions cached (vfio-pci has 9 + a few) */
-#define T1_MAX_IRQ_COUNT 4096u    /* MSI-X has at most 2048 vectors */
 #define T1_MAX_INFO_BYTES 65536u  /* largest IOMMU info + caps we accept */
+#define T1_MAX_GROUPS 16u         /* groups one container holds */
 
-struct t1_region {
-    bool valid;
-    int err;           /* cached failure of GET_REGION_INFO (e.g. VGA) */
-    uint32_t flags;
-    uint64_t size, offset;
+struct t1_group {
+    int number, fd;
+    unsigned devices;               /* devices attached through it */
 };
 
-struct t1_device {
-    struct hv_device base;
-    int container, groupfd, devfd;
+struct t1_iommu {
+    struct hv_iommu base;
+    pthread_mutex_t lock;           /* attach/detach against each other and info */
+    char sysfs[HV_PATH_MAX], devdir[HV_PATH_MAX];
+    int container;                  /* -1 until the first attach opens it */
+    bool iommu_set;                 /* VFIO_SET_IOMMU done (while a group is in) */
     bool unmap_all;                 /* VFIO_UNMAP_ALL extension */
     uint64_t min_pgsize;
-    struct hv_device_info info;
     struct hv_iommu_info iommu;
-    struct t1_region regions[T1_MAX_REGIONS];
+    struct t1_group groups[T1_MAX_GROUPS];
+    unsigned ngroups;
 };
 
-static struct t1_device *t1(struct hv_device *d) { return (struct t1_device *)d; }
+static struct t1_iommu *t1(struct hv_iommu *io) { return (struct t1_iommu *)io; }
 
-static int t1_get_info(struct hv_device *d, struct hv_device_info *out)
-{
-    struct vfio_device_info di = { .argsz = sizeof(di) };
-    if (ioctl(t1(d)->devfd, VFIO_DEVICE_GET_INFO, &di) < 0)
-        return -errno;
-    out->flags = di.flags;
-    out->num_regions = di.num_regions;
-    out->num_irqs = di.num_irqs;
-    return 0;
-}
-
-static int t1_get_region_info(struct hv_device *d, uint32_t index, struct hv_region_info *out)
-{
-    /* 8-byte aligned scratch big enough for the struct and the kept caps. */
-    uint64_t buf[(sizeof(struct vfio_region_info) + HV_MAX_REGION_CAPS) / 8];
-    struct vfio_region_info *ri = (struct vfio_region_info *)buf;
-    uint32_t argsz = sizeof(*ri);
-
-    for (int attempt = 0; attempt < 2; attempt++) {
-        memset(buf, 0, sizeof(buf));
-        ri->argsz = argsz;
-        ri->index = index;
-        if (ioctl(t1(d)->devfd, VFIO_DEVICE_GET_REGION_INFO, ri) < 0)
-            return -errno;
-        if (ri->argsz <= argsz)
-            break;
-        /* The kernel wants more room for its capability chain. */
-        if (ri->argsz > sizeof(buf))
-            return -E2BIG;
-        if (attempt == 1)
-            return -EIO;   /* asked twice for more: give up */
-        argsz = ri->argsz;
-    }
-    memset(out, 0, offsetof(struct hv_region_info, caps));
-    out->index = index;
-    out->flags = ri->flags;
-    out->size = ri->size;
-    out->offset = ri->offset;
-    out->cap_offset = ri->cap_offset;
-    if ((ri->flags & VFIO_REGION_INFO_FLAG_CAPS) && ri->cap_offset >= sizeof(*ri) &&
-        argsz > sizeof(*ri)) {
-        out->caps_len = argsz - (uint32_t)sizeof(*ri);
-        memcpy(out->caps, (uint8_t *)buf + sizeof(*ri), out->caps_len);
-    }
-    return 0;
-}
-
-static int t1_get_irq_info(struct hv_device *d, uint32_t index, struct hv_irq_info *out)
-{
-    struct vfio_irq_info ii = { .argsz = sizeof(ii), .index = index };
-    if (ioctl(t1(d)->devfd, VFIO_DEVICE_GET_IRQ_INFO, &ii) < 0)
-        return -errno;
-    out->index = ii.index;
-    out->flags = ii.flags;
-    out->count = ii.count;
-    return 0;
-}
-
-/* Size and kernel offset of every region, read once at open so the data
- * path only reads the cache (safe from several threads). */
-static void t1_cache_regions(struct t1_device *t)
-{
-    for (uint32_t i = 0; i < t->info.num_regions && i < T1_MAX_REGIONS; i++) {
-        struct t1_region *r = &t->regions[i];
-        struct vfio_region_info ri = { .argsz = sizeof(ri), .index = i };
-        r->err = ioctl(t->devfd, VFIO_DEVICE_GET_REGION_INFO, &ri) < 0 ? -errno : 0;
-        r->flags = ri.flags;
-        r->size = ri.size;
-        r->offset = ri.offset;
-        r->valid = true;
-    }
-}
-
-static int t1_region(struct t1_device *t, uint32_t index, struct t1_region **out)
-{
-    if (index >= t->info.num_regions || index >= T1_MAX_REGIONS || !t->regions[index].valid)
-        return -EINVAL;
-    struct t1_region *r = &t->regions[index];
-    if (r->err)
-        return r->err;
-    *out = r;
-    return 0;
-}
-
-static int t1_bounds(struct t1_device *t, uint32_t index, uint64_t off, size_t len,
-                     uint64_t *kernel_off)
-{
-    struct t1_region *r = NULL;
-    int e = t1_region(t, index, &r);
-    if (e < 0)
-        return e;
-    if (off > r->size || len > r->size - off)
-        return -EINVAL;
-    *kernel_off = r->offset + off;
-    return 0;
-}
-
-static ssize_t t1_region_read(struct hv_device *d, uint32_t index, uint64_t off, void *buf,
-                              size_t len)
-{
-    uint64_t ko;
-    int e = t1_bounds(t1(d), index, off, len, &ko);
-    if (e < 0)
-        return e;
-    ssize_t n = pread(t1(d)->devfd, buf, len, (off_t)ko);
-    return n < 0 ? -errno : n;
-}
-
-static ssize_t t1_region_write(struct hv_device *d, uint32_t index, uint64_t off,
-                               const void *buf, size_t len)
-{
-    uint64_t ko;
-    int e = t1_bounds(t1(d), index, off, len, &ko);
-    if (e < 0)
-        return e;
-    ssize_t n = pwrite(t1(d)->devfd, buf, len, (off_t)ko);
-    return n < 0 ? -errno : n;
-}
-
-static int t1_set_irqs(struct hv_device *d, uint32_t flags, uint32_t index, uint32_t start,
-                       uint32_t count, const void *data)
-{
-    size_t each;
-    switch (flags & VFIO_IRQ_SET_DATA_TYPE_MASK) {
-    case VFIO_IRQ_SET_DATA_NONE: each = 0; break;
-    case VFIO_IRQ_SET_DATA_BOOL: each = 1; break;
-    case VFIO_IRQ_SET_DATA_EVENTFD: each = 4; break;
-    default: return -EINVAL;
-    }
-    if (count > T1_MAX_IRQ_COUNT || (each && count && !data))
-        return -EINVAL;
-    size_t sz = sizeof(struct vfio_irq_set) + each * count;
-    struct vfio_irq_set *s = calloc(1, sz);
-    if (!s)
-        return -ENOMEM;
-    s->argsz = (uint32_t)sz;
-    s->flags = flags;
-    s->index = index;
-    s->start = start;
-    s->count = count;
-    if (each && count)
-        memcpy(s->data, data, each * count);
-    int r = ioctl(t1(d)->devfd, VFIO_DEVICE_SET_IRQS, s) < 0 ? -errno : 0;
-    free(s);
-    return r;
-}
-
-static int t1_reset(struct hv_device *d)
-{
-    if (!(t1(d)->info.flags & VFIO_DEVICE_FLAGS_RESET))
-        return -ENOTTY;   /* the kernel would say EINVAL */
-    return ioctl(t1(d)->devfd, VFIO_DEVICE_RESET) < 0 ? -errno : 0;
-}
-
-/* A device file of its own: each VFIO_GROUP_GET_DEVICE_FD is a new open
- * file of the device (the group path allows several; the kernel resets the
- * device only when the last one closes), so a client's copy is never the
- * bridge's own devfd and kcmp(KCMP_FILE) can tell where it went. */
-static int t1_mmap_fd(struct hv_device *d)
-{
-    struct t1_device *t = t1(d);
-    int fd = ioctl(t->groupfd, VFIO_GROUP_GET_DEVICE_FD, t->base.addr);
-    if (fd < 0)
-        return -errno;
-    /* Older kernels do not set CLOEXEC on the device fd. */
-    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
-        int e = -errno;
-        close(fd);
-        return e;
-    }
-    return fd;
-}
-
-static int t1_dma_map(struct hv_device *d, uint64_t iova, void *vaddr, uint64_t size,
+static int t1_dma_map(struct hv_iommu *io, uint64_t iova, void *vaddr, uint64_t size,
                       uint32_t flags)
 {
     struct vfio_iommu_type1_dma_map m = {
@@ -224,10 +53,10 @@ static int t1_dma_map(struct hv_device *d, uint64_t iova, void *vaddr, uint64_t 
     };
     if (flags & ~(uint32_t)(HV_DMA_READ | HV_DMA_WRITE))
         return -EINVAL;
-    return ioctl(t1(d)->container, VFIO_IOMMU_MAP_DMA, &m) < 0 ? -errno : 0;
+    return ioctl(t1(io)->container, VFIO_IOMMU_MAP_DMA, &m) < 0 ? -errno : 0;
 }
 
-static int t1_unmap(struct t1_device *t, uint32_t flags, uint64_t iova, uint64_t size)
+static int t1_unmap(struct t1_iommu *t, uint32_t flags, uint64_t iova, uint64_t size)
 {
     struct vfio_iommu_type1_dma_unmap u = {
         .argsz = sizeof(u), .flags = flags, .iova = iova, .size = size,
@@ -235,58 +64,37 @@ static int t1_unmap(struct t1_device *t, uint32_t flags, uint64_t iova, uint64_t
     return ioctl(t->container, VFIO_IOMMU_UNMAP_DMA, &u) < 0 ? -errno : 0;
 }
 
-static int t1_dma_unmap(struct hv_device *d, uint64_t iova, uint64_t size, uint32_t flags)
+static int t1_dma_unmap(struct hv_iommu *io, uint64_t iova, uint64_t size, uint32_t flags)
 {
-    struct t1_device *t = t1(d);
+    struct t1_iommu *t = t1(io);
     if (flags & ~(uint32_t)HV_DMA_UNMAP_ALL)
         return -EINVAL;
     if (!(flags & HV_DMA_UNMAP_ALL))
         return t1_unmap(t, 0, iova, size);
     if (iova || size)
         return -EINVAL;
-    if (t->unmap_all)
+    pthread_mutex_lock(&t->lock);   /* a later attach may change these */
+    bool all = t->unmap_all;
+    uint64_t min_pgsize = t->min_pgsize;
+    pthread_mutex_unlock(&t->lock);
+    if (all)
         return t1_unmap(t, VFIO_DMA_UNMAP_FLAG_ALL, 0, 0);
     /* Older kernels: two ranges that cover the whole space and bisect
      * nothing (type1v2 allows one call to remove many whole mappings). */
     int r = t1_unmap(t, 0, 0, 1ull << 63);
     if (r == 0)
-        r = t1_unmap(t, 0, 1ull << 63, (1ull << 63) - t->min_pgsize);
+        r = t1_unmap(t, 0, 1ull << 63, (1ull << 63) - min_pgsize);
     return r;
 }
 
-static int t1_iommu_info(struct hv_device *d, struct hv_iommu_info *out)
+static int t1_iommu_info(struct hv_iommu *io, struct hv_iommu_info *out)
 {
-    *out = t1(d)->iommu;
+    struct t1_iommu *t = t1(io);
+    pthread_mutex_lock(&t->lock);
+    *out = t->iommu;
+    pthread_mutex_unlock(&t->lock);
     return 0;
 }
-
-static void t1_close(struct hv_device *d)
-{
-    struct t1_device *t = t1(d);
-    if (t->devfd >= 0)
-        close(t->devfd);
-    if (t->groupfd >= 0)
-        close(t->groupfd);      /* also detaches the group from the container */
-    if (t->container >= 0)
-        close(t->container);
-    free(t);
-}
-
-static const struct hv_ops t1_ops = {
-    .name = "type1",
-    .get_info = t1_get_info,
-    .get_region_info = t1_get_region_info,
-    .get_irq_info = t1_get_irq_info,
-    .region_read = t1_region_read,
-    .region_write = t1_region_write,
-    .set_irqs = t1_set_irqs,
-    .reset = t1_reset,
-    .mmap_fd = t1_mmap_fd,
-    .dma_map = t1_dma_map,
-    .dma_unmap = t1_dma_unmap,
-    .iommu_info = t1_iommu_info,
-    .close = t1_close,
-};
 
 /* Walk the IOMMU info capability chain (offsets from the struct start). */
 static void parse_iommu_caps(const uint8_t *buf, uint32_t len, uint32_t first,
@@ -358,117 +166,260 @@ static int get_iommu_info(int container, struct hv_iommu_info *out)
     return r;
 }
 
-static int open_fail(struct t1_device *t, int r)
+static struct t1_group *find_group(struct t1_iommu *t, int number)
 {
-    t1_close(&t->base);
+    for (unsigned i = 0; i < t->ngroups; i++)
+        if (t->groups[i].number == number)
+            return &t->groups[i];
+    return NULL;
+}
+
+/* Open /dev/vfio/<group>: its errors (permission, busy) are the ones people
+ * meet, so this comes before the container. */
+static int open_group(struct t1_iommu *t, const char *addr, int group, struct hv_err *err)
+{
+    char path[HV_PATH_MAX];
+    int r;
+    if ((r = hv_path(path, sizeof(path), "%s/%d", t->devdir, group)) < 0)
+        return hv_fail(err, -r, "%s: path of group %d too long", addr, group);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd >= 0)
+        return fd;
+    int e = errno;
+    if (e == EACCES || e == EPERM)
+        return hv_fail(err, e, "%s: permission denied opening %s (group %d)", addr, path, group);
+    if (e == EBUSY)
+        return hv_fail(err, e, "%s: group %d is busy: %s is already open (by another process "
+                       "or an earlier open in this one)", addr, group, path);
+    if (e == ENOENT)
+        return hv_fail(err, e, "%s: cannot open %s (group %d): no such file (is vfio-pci "
+                       "loaded?)", addr, path, group);
+    return hv_fail(err, e, "%s: cannot open %s (group %d): %s", addr, path, group, strerror(e));
+}
+
+/* The container: API version and type1v2. */
+static int open_container(struct t1_iommu *t, const char *addr, struct hv_err *err)
+{
+    char path[HV_PATH_MAX];
+    int r;
+    if ((r = hv_path(path, sizeof(path), "%s/vfio", t->devdir)) < 0)
+        return hv_fail(err, -r, "%s: path of the VFIO container too long", addr);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        if (e == EACCES || e == EPERM)
+            return hv_fail(err, e, "%s: permission denied opening %s", addr, path);
+        return hv_fail(err, e, "%s: cannot open the VFIO container %s: %s", addr, path,
+                       strerror(e));
+    }
+    int api = ioctl(fd, VFIO_GET_API_VERSION);
+    if (api < 0)
+        r = hv_fail(err, errno, "%s: VFIO_GET_API_VERSION on %s failed: %s (not a VFIO "
+                    "container?)", addr, path, strerror(errno));
+    else if (api != VFIO_API_VERSION)
+        r = hv_fail(err, EPROTO, "%s: %s speaks VFIO API %d, this program %d", addr, path, api,
+                    VFIO_API_VERSION);
+    else if (ioctl(fd, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) <= 0)
+        r = hv_fail(err, ENOTSUP, "%s: the VFIO container %s does not offer the type1v2 "
+                    "IOMMU", addr, path);
+    else
+        return fd;
+    close(fd);
     return r;
 }
 
-int hv_type1_open(const char *addr_in, const struct hv_open_opts *opts, struct hv_device **out,
-                  struct hv_err *err)
+/* A group newly opened: viable, into the container, IOMMU type set (for
+ * the first group), IOMMU info read again (a group's reserved regions cut
+ * the usable IOVA ranges). */
+static int add_group(struct t1_iommu *t, const char *addr, int group, int groupfd,
+                     struct hv_err *err)
 {
-    const char *sysfs = opts && opts->sysfs ? opts->sysfs : HV_SYSFS_DEFAULT;
-    const char *devdir = opts && opts->dev_vfio ? opts->dev_vfio : "/dev/vfio";
-    char addr[HV_ADDR_LEN], path[HV_PATH_MAX];
+    struct vfio_group_status gs = { .argsz = sizeof(gs) };
+    int r;
+    if (ioctl(groupfd, VFIO_GROUP_GET_STATUS, &gs) < 0)
+        return hv_fail(err, errno, "%s: VFIO_GROUP_GET_STATUS on group %d failed: %s", addr,
+                       group, strerror(errno));
+    if (!(gs.flags & VFIO_GROUP_FLAGS_VIABLE)) {
+        struct hv_err why;
+        if (hv_sysfs_group_viable(t->sysfs, group, NULL, addr, &why) < 0)
+            return hv_fail(err, EBUSY, "%s", why.msg);
+        return hv_fail(err, EBUSY, "%s: group %d is not viable (the kernel says a member is "
+                       "held by a host driver)", addr, group);
+    }
+    if (ioctl(groupfd, VFIO_GROUP_SET_CONTAINER, &t->container) < 0)
+        return hv_fail(err, errno, "%s: VFIO_GROUP_SET_CONTAINER for group %d failed: %s", addr,
+                       group, strerror(errno));
+    if (!t->iommu_set) {
+        if (ioctl(t->container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU) < 0)
+            return hv_fail(err, errno, "%s: VFIO_SET_IOMMU(type1v2) for group %d failed: %s",
+                           addr, group, strerror(errno));
+        t->iommu_set = true;
+        t->unmap_all = ioctl(t->container, VFIO_CHECK_EXTENSION, VFIO_UNMAP_ALL) > 0;
+    }
+    struct hv_iommu_info info;
+    if ((r = get_iommu_info(t->container, &info)) < 0)
+        return hv_fail(err, r, "%s: VFIO_IOMMU_GET_INFO failed: %s", addr, strerror(-r));
+    t->iommu = info;
+    t->min_pgsize = t->iommu.pgsizes ? t->iommu.pgsizes & -t->iommu.pgsizes : 4096;
+    return 0;
+}
+
+static int t1_attach(struct hv_iommu *io, const char *addr, struct hv_attach *out,
+                     struct hv_err *err)
+{
+    struct t1_iommu *t = t1(io);
     int r;
 
-    *out = NULL;
-    if (hv_pci_addr_parse(addr_in, addr) < 0)
-        return hv_fail(err, EINVAL, "'%s' is not a PCI address (want DDDD:BB:DD.F)", addr_in);
-
-    /* 1. sysfs: exists, bound to vfio-pci, has a viable group. */
-    int group = hv_sysfs_check_exportable(sysfs, addr, err);
+    /* sysfs: exists, bound to vfio-pci, has a viable group. */
+    int group = hv_sysfs_check_exportable(t->sysfs, addr, err);
     if (group < 0)
         return group;
 
-    struct t1_device *t = calloc(1, sizeof(*t));
-    if (!t)
-        return hv_fail(err, ENOMEM, "%s: out of memory", addr);
-    t->base.ops = &t1_ops;
-    hv_strlcpy(t->base.addr, addr, sizeof(t->base.addr));
-    t->base.group = group;
-    t->container = t->groupfd = t->devfd = -1;
-
-    /* 2. The group file first: its errors (permission, busy) are the ones
-     * people meet. */
-    if ((r = hv_path(path, sizeof(path), "%s/%d", devdir, group)) < 0)
-        return open_fail(t, hv_fail(err, -r, "%s: path of group %d too long", addr, group));
-    t->groupfd = open(path, O_RDWR | O_CLOEXEC);
-    if (t->groupfd < 0) {
-        int e = errno;
-        if (e == EACCES || e == EPERM)
-            r = hv_fail(err, e, "%s: permission denied opening %s (group %d)", addr, path, group);
-        else if (e == EBUSY)
-            r = hv_fail(err, e, "%s: group %d is busy: %s is already open (by another process "
-                        "or an earlier open in this one)", addr, group, path);
-        else if (e == ENOENT)
-            r = hv_fail(err, e, "%s: cannot open %s (group %d): no such file (is vfio-pci "
-                        "loaded?)", addr, path, group);
-        else
-            r = hv_fail(err, e, "%s: cannot open %s (group %d): %s", addr, path, group,
-                        strerror(e));
-        return open_fail(t, r);
+    pthread_mutex_lock(&t->lock);
+    struct t1_group *g = find_group(t, group);
+    int groupfd = g ? g->fd : -1;
+    bool new_container = false;
+    if (!g) {
+        if (t->ngroups == T1_MAX_GROUPS) {
+            r = hv_fail(err, ENOSPC, "%s: the VFIO container already holds %u groups", addr,
+                        T1_MAX_GROUPS);
+            goto out;
+        }
+        if ((groupfd = r = open_group(t, addr, group, err)) < 0)
+            goto out;
+        if (t->container < 0) {
+            if ((r = open_container(t, addr, err)) < 0)
+                goto fail_group;
+            t->container = r;
+            new_container = true;
+        }
+        if ((r = add_group(t, addr, group, groupfd, err)) < 0)
+            goto fail_group;
     }
-
-    /* 3. The container: API version and type1v2. */
-    if ((r = hv_path(path, sizeof(path), "%s/vfio", devdir)) < 0)
-        return open_fail(t, hv_fail(err, -r, "%s: path of the VFIO container too long", addr));
-    t->container = open(path, O_RDWR | O_CLOEXEC);
-    if (t->container < 0) {
-        int e = errno;
-        if (e == EACCES || e == EPERM)
-            r = hv_fail(err, e, "%s: permission denied opening %s", addr, path);
-        else
-            r = hv_fail(err, e, "%s: cannot open the VFIO container %s: %s", addr, path,
-                        strerror(e));
-        return open_fail(t, r);
+    int devfd = ioctl(groupfd, VFIO_GROUP_GET_DEVICE_FD, addr);
+    if (devfd < 0) {
+        r = hv_fail(err, errno, "%s: VFIO_GROUP_GET_DEVICE_FD in group %d failed: %s", addr,
+                    group, strerror(errno));
+        if (g)
+            goto out;
+        goto fail_group;
     }
-    int api = ioctl(t->container, VFIO_GET_API_VERSION);
-    if (api < 0)
-        return open_fail(t, hv_fail(err, errno, "%s: VFIO_GET_API_VERSION on %s failed: %s "
-                                    "(not a VFIO container?)", addr, path, strerror(errno)));
-    if (api != VFIO_API_VERSION)
-        return open_fail(t, hv_fail(err, EPROTO, "%s: %s speaks VFIO API %d, this program %d",
-                                    addr, path, api, VFIO_API_VERSION));
-    if (ioctl(t->container, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) <= 0)
-        return open_fail(t, hv_fail(err, ENOTSUP, "%s: the VFIO container %s does not offer "
-                                    "the type1v2 IOMMU", addr, path));
-
-    /* 4. Group viable, into the container, IOMMU type set. */
-    struct vfio_group_status gs = { .argsz = sizeof(gs) };
-    if (ioctl(t->groupfd, VFIO_GROUP_GET_STATUS, &gs) < 0)
-        return open_fail(t, hv_fail(err, errno, "%s: VFIO_GROUP_GET_STATUS on group %d "
-                                    "failed: %s", addr, group, strerror(errno)));
-    if (!(gs.flags & VFIO_GROUP_FLAGS_VIABLE)) {
-        struct hv_err why;
-        if (hv_sysfs_group_viable(sysfs, group, NULL, addr, &why) < 0)
-            return open_fail(t, hv_fail(err, EBUSY, "%s", why.msg));
-        return open_fail(t, hv_fail(err, EBUSY, "%s: group %d is not viable (the kernel "
-                                    "says a member is held by a host driver)", addr, group));
-    }
-    if (ioctl(t->groupfd, VFIO_GROUP_SET_CONTAINER, &t->container) < 0)
-        return open_fail(t, hv_fail(err, errno, "%s: VFIO_GROUP_SET_CONTAINER for group %d "
-                                    "failed: %s", addr, group, strerror(errno)));
-    if (ioctl(t->container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU) < 0)
-        return open_fail(t, hv_fail(err, errno, "%s: VFIO_SET_IOMMU(type1v2) for group %d "
-                                    "failed: %s", addr, group, strerror(errno)));
-    t->unmap_all = ioctl(t->container, VFIO_CHECK_EXTENSION, VFIO_UNMAP_ALL) > 0;
-    if ((r = get_iommu_info(t->container, &t->iommu)) < 0)
-        return open_fail(t, hv_fail(err, r, "%s: VFIO_IOMMU_GET_INFO failed: %s", addr,
-                                    strerror(-r)));
-    t->min_pgsize = t->iommu.pgsizes ? t->iommu.pgsizes & -t->iommu.pgsizes : 4096;
-
-    /* 5. The device. */
-    t->devfd = ioctl(t->groupfd, VFIO_GROUP_GET_DEVICE_FD, addr);
-    if (t->devfd < 0)
-        return open_fail(t, hv_fail(err, errno, "%s: VFIO_GROUP_GET_DEVICE_FD in group %d "
-                                    "failed: %s", addr, group, strerror(errno)));
     /* Older kernels do not set CLOEXEC on the device fd. */
-    fcntl(t->devfd, F_SETFD, FD_CLOEXEC);
-    if ((r = t1_get_info(&t->base, &t->info)) < 0)
-        return open_fail(t, hv_fail(err, r, "%s: VFIO_DEVICE_GET_INFO failed: %s", addr,
-                                    strerror(-r)));
-    t1_cache_regions(t);
+    fcntl(devfd, F_SETFD, FD_CLOEXEC);
+    if (!g) {
+        g = &t->groups[t->ngroups++];
+        *g = (struct t1_group){ .number = group, .fd = groupfd };
+    }
+    g->devices++;
+    out->devfd = devfd;
+    out->group = group;
+    r = 0;
+    goto out;
+
+fail_group:
+    close(groupfd);             /* also detaches the group from the container */
+    if (t->ngroups == 0)
+        t->iommu_set = false;   /* the kernel drops the IOMMU with the last group */
+    if (new_container) {
+        close(t->container);
+        t->container = -1;
+    }
+out:
+    pthread_mutex_unlock(&t->lock);
+    return r;
+}
+
+/* A device file of its own: each VFIO_GROUP_GET_DEVICE_FD is a new open
+ * file of the device (the group path allows several; the kernel resets the
+ * device only when the last one closes), so a client's copy is never the
+ * bridge's own devfd and kcmp(KCMP_FILE) can tell where it went. */
+static int t1_reopen(struct hv_iommu *io, const char *addr, const struct hv_attach *a)
+{
+    struct t1_iommu *t = t1(io);
+    pthread_mutex_lock(&t->lock);
+    struct t1_group *g = find_group(t, a->group);
+    int fd = g ? ioctl(g->fd, VFIO_GROUP_GET_DEVICE_FD, addr) : -1;
+    int e = g ? errno : ENODEV;
+    pthread_mutex_unlock(&t->lock);
+    if (fd < 0)
+        return -e;
+    /* Older kernels do not set CLOEXEC on the device fd. */
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+        e = -errno;
+        close(fd);
+        return e;
+    }
+    return fd;
+}
+
+static void t1_detach(struct hv_iommu *io, const struct hv_attach *a)
+{
+    struct t1_iommu *t = t1(io);
+    pthread_mutex_lock(&t->lock);
+    struct t1_group *g = find_group(t, a->group);
+    if (g && --g->devices == 0) {
+        close(g->fd);           /* also detaches the group from the container */
+        *g = t->groups[--t->ngroups];
+        if (t->ngroups == 0)
+            t->iommu_set = false;
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
+static void t1_destroy(struct hv_iommu *io)
+{
+    struct t1_iommu *t = t1(io);
+    for (unsigned i = 0; i < t->ngroups; i++)
+        close(t->groups[i].fd);
+    if (t->container >= 0)
+        close(t->container);
+    pthread_mutex_destroy(&t->lock);
+    free(t);
+}
+
+static const struct hv_iommu_ops t1_ops = {
+    .name = "type1",
+    .dma_map = t1_dma_map,
+    .dma_unmap = t1_dma_unmap,
+    .info = t1_iommu_info,
+    .attach = t1_attach,
+    .reopen = t1_reopen,
+    .detach = t1_detach,
+    .destroy = t1_destroy,
+};
+
+int hv_type1_iommu_new(const struct hv_open_opts *opts, struct hv_iommu **out,
+                       struct hv_err *err)
+{
+    const char *sysfs = opts && opts->sysfs ? opts->sysfs : HV_SYSFS_DEFAULT;
+    const char *devdir = opts && opts->dev_vfio ? opts->dev_vfio : "/dev/vfio";
+
+    *out = NULL;
+    struct t1_iommu *t = calloc(1, sizeof(*t));
+    if (!t)
+        return hv_fail(err, ENOMEM, "type1: out of memory");
+    if (hv_path(t->sysfs, sizeof(t->sysfs), "%s", sysfs) < 0 ||
+        hv_path(t->devdir, sizeof(t->devdir), "%s", devdir) < 0) {
+        free(t);
+        return hv_fail(err, ENAMETOOLONG, "type1: the sysfs or /dev/vfio path is too long");
+    }
+    t->base.ops = &t1_ops;
+    t->base.refs = 1;
+    t->container = -1;
+    pthread_mutex_init(&t->lock, NULL);
     *out = &t->base;
     return 0;
+}
+
+int hv_type1_open(const char *addr, const struct hv_open_opts *opts, struct hv_device **out,
+                  struct hv_err *err)
+{
+    struct hv_iommu *io;
+    *out = NULL;
+    int r = hv_type1_iommu_new(opts, &io, err);
+    if (r < 0)
+        return r;
+    r = hv_vfio_open(io, addr, out, err);
+    hv_iommu_put(io);   /* the device holds its own reference */
+    return r;
 }

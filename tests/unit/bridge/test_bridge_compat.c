@@ -223,8 +223,8 @@ static void test_ch_region_info_twice(void **state)
  * PCI answers EINVAL) answers count 0, flags 0: cloud-hypervisor reads 32
  * bytes whatever comes. The sim has every index, so a wrapper plays that
  * kernel. */
-static const struct hv_ops *g_sim_ops;
-static struct hv_ops g_no_err_ops;
+static const struct hv_device_ops *g_sim_ops;
+static struct hv_device_ops g_no_err_ops;
 
 static int no_err_irq_info(struct hv_device *d, uint32_t index, struct hv_irq_info *out)
 {
@@ -293,8 +293,8 @@ static void test_max_msg_fds_zero(void **state)
 }
 
 /* A 64 KiB ROM for the sim (which has none), as a kernel would report it. */
-static const struct hv_ops *g_rom_sim_ops;
-static struct hv_ops g_rom_ops;
+static const struct hv_device_ops *g_rom_sim_ops;
+static struct hv_device_ops g_rom_ops;
 
 static ssize_t rom_region_read(struct hv_device *d, uint32_t index, uint64_t off, void *buf,
                                size_t len)

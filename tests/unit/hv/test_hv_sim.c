@@ -857,7 +857,7 @@ static void test_close_releases_everything(void **state)
 static void test_hooks_refuse_other_devices(void **state)
 {
     (void)state;
-    static const struct hv_ops other = { .name = "other" };
+    static const struct hv_device_ops other = { .name = "other" };
     struct hv_device fake = { .ops = &other };
     assert_int_equal(hv_sim_fire_irq(&fake, 0, 0), -EINVAL);
     assert_int_equal(hv_sim_dma_count(&fake), 0);

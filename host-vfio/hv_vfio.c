@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hv_vfio.c - the device ops of every kernel back end: a PCI function's VFIO
+ * device fd. Every ops call is one ioctl, pread or pwrite on the device fd;
+ * the region's kernel offset is added here and nowhere else. How the fd is
+ * obtained and where DMA goes is the IOMMU context's business (hv_type1.c;
+ * iommufd later): hv_vfio_open asks the context to attach the function.
+ */
+#include "hv.h"
+#include "hv_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/vfio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#define VD_MAX_REGIONS 64u        /* regions cached (vfio-pci has 9 + a few) */
+#define VD_MAX_IRQ_COUNT 4096u    /* MSI-X has at most 2048 vectors */
+
+struct vd_region {
+    bool valid;
+    int err;           /* cached failure of GET_REGION_INFO (e.g. VGA) */
+    uint32_t flags;
+    uint64_t size, offset;
+};
+
+struct vd_device {
+    struct hv_device base;
+    int devfd;
+    struct hv_attach at;            /* what the IOMMU context's attach gave */
+    struct hv_device_info info;
+    struct vd_region regions[VD_MAX_REGIONS];
+};
+
+static struct vd_device *vd(struct hv_device *d) { return (struct vd_device *)d; }
+
+static int vd_get_info(struct hv_device *d, struct hv_device_info *out)
+{
+    struct vfio_device_info di = { .argsz = sizeof(di) };
+    if (ioctl(vd(d)->devfd, VFIO_DEVICE_GET_INFO, &di) < 0)
+        return -errno;
+    out->flags = di.flags;
+    out->num_regions = di.num_regions;
+    out->num_irqs = di.num_irqs;
+    return 0;
+}
+
+static int vd_get_region_info(struct hv_device *d, uint32_t index, struct hv_region_info *out)
+{
+    /* 8-byte aligned scratch big enough for the struct and the kept caps. */
+    uint64_t buf[(sizeof(struct vfio_region_info) + HV_MAX_REGION_CAPS) / 8];
+    struct vfio_region_info *ri = (struct vfio_region_info *)buf;
+    uint32_t argsz = sizeof(*ri);
+
+    for (int attempt = 0; attempt < 2; attempt++) {
+        memset(buf, 0, sizeof(buf));
+        ri->argsz = argsz;
+        ri->index = index;
+        if (ioctl(vd(d)->devfd, VFIO_DEVICE_GET_REGION_INFO, ri) < 0)
+            return -errno;
+        if (ri->argsz <= argsz)
+            break;
+        /* The kernel wants more room for its capability chain. */
+        if (ri->argsz > sizeof(buf))
+            return -E2BIG;
+        if (attempt == 1)
+            return -EIO;   /* asked twice for more: give up */
+        argsz = ri->argsz;
+    }
+    memset(out, 0, offsetof(struct hv_region_info, caps));
+    out->index = index;
+    out->flags = ri->flags;
+    out->size = ri->size;
+    out->offset = ri->offset;
+    out->cap_offset = ri->cap_offset;
+    if ((ri->flags & VFIO_REGION_INFO_FLAG_CAPS) && ri->cap_offset >= sizeof(*ri) &&
+        argsz > sizeof(*ri)) {
+        out->caps_len = argsz - (uint32_t)sizeof(*ri);
+        memcpy(out->caps, (uint8_t *)buf + sizeof(*ri), out->caps_len);
+    }
+    return 0;
+}
+
+static int vd_get_irq_info(struct hv_device *d, uint32_t index, struct hv_irq_info *out)
+{
+    struct vfio_irq_info ii = { .argsz = sizeof(ii), .index = index };
+    if (ioctl(vd(d)->devfd, VFIO_DEVICE_GET_IRQ_INFO, &ii) < 0)
+        return -errno;
+    out->index = ii.index;
+    out->flags = ii.flags;
+    out->count = ii.count;
+    return 0;
+}
+
+/* Size and kernel offset of every region, read once at open so the data
+ * path only reads the cache (safe from several threads). */
+static void vd_cache_regions(struct vd_device *t)
+{
+    for (uint32_t i = 0; i < t->info.num_regions && i < VD_MAX_REGIONS; i++) {
+        struct vd_region *r = &t->regions[i];
+        struct vfio_region_info ri = { .argsz = sizeof(ri), .index = i };
+        r->err = ioctl(t->devfd, VFIO_DEVICE_GET_REGION_INFO, &ri) < 0 ? -errno : 0;
+        r->flags = ri.flags;
+        r->size = ri.size;
+        r->offset = ri.offset;
+        r->valid = true;
+    }
+}
+
+static int vd_region(struct vd_device *t, uint32_t index, struct vd_region **out)
+{
+    if (index >= t->info.num_regions || index >= VD_MAX_REGIONS || !t->regions[index].valid)
+        return -EINVAL;
+    struct vd_region *r = &t->regions[index];
+    if (r->err)
+        return r->err;
+    *out = r;
+    return 0;
+}
+
+static int vd_bounds(struct vd_device *t, uint32_t index, uint64_t off, size_t len,
+                     uint64_t *kernel_off)
+{
+    struct vd_region *r = NULL;
+    int e = vd_region(t, index, &r);
+    if (e < 0)
+        return e;
+    if (off > r->size || len > r->size - off)
+        return -EINVAL;
+    *kernel_off = r->offset + off;
+    return 0;
+}
+
+static ssize_t vd_region_read(struct hv_device *d, uint32_t index, uint64_t off, void *buf,
+                              size_t len)
+{
+    uint64_t ko;
+    int e = vd_bounds(vd(d), index, off, len, &ko);
+    if (e < 0)
+        return e;
+    ssize_t n = pread(vd(d)->devfd, buf, len, (off_t)ko);
+    return n < 0 ? -errno : n;
+}
+
+static ssize_t vd_region_write(struct hv_device *d, uint32_t index, uint64_t off,
+                               const void *buf, size_t len)
+{
+    uint64_t ko;
+    int e = vd_bounds(vd(d), index, off, len, &ko);
+    if (e < 0)
+        return e;
+    ssize_t n = pwrite(vd(d)->devfd, buf, len, (off_t)ko);
+    return n < 0 ? -errno : n;
+}
+
+static int vd_set_irqs(struct hv_device *d, uint32_t flags, uint32_t index, uint32_t start,
+                       uint32_t count, const void *data)
+{
+    size_t each;
+    switch (flags & VFIO_IRQ_SET_DATA_TYPE_MASK) {
+    case VFIO_IRQ_SET_DATA_NONE: each = 0; break;
+    case VFIO_IRQ_SET_DATA_BOOL: each = 1; break;
+    case VFIO_IRQ_SET_DATA_EVENTFD: each = 4; break;
+    default: return -EINVAL;
+    }
+    if (count > VD_MAX_IRQ_COUNT || (each && count && !data))
+        return -EINVAL;
+    size_t sz = sizeof(struct vfio_irq_set) + each * count;
+    struct vfio_irq_set *s = calloc(1, sz);
+    if (!s)
+        return -ENOMEM;
+    s->argsz = (uint32_t)sz;
+    s->flags = flags;
+    s->index = index;
+    s->start = start;
+    s->count = count;
+    if (each && count)
+        memcpy(s->data, data, each * count);
+    int r = ioctl(vd(d)->devfd, VFIO_DEVICE_SET_IRQS, s) < 0 ? -errno : 0;
+    free(s);
+    return r;
+}
+
+static int vd_reset(struct hv_device *d)
+{
+    if (!(vd(d)->info.flags & VFIO_DEVICE_FLAGS_RESET))
+        return -ENOTTY;   /* the kernel would say EINVAL */
+    return ioctl(vd(d)->devfd, VFIO_DEVICE_RESET) < 0 ? -errno : 0;
+}
+
+/* A device file of its own, never a dup of devfd: how one is had is the
+ * IOMMU context's business (type1: the group's VFIO_GROUP_GET_DEVICE_FD). */
+static int vd_mmap_fd(struct hv_device *d)
+{
+    struct hv_iommu *io = d->iommu;
+    if (!io->ops->reopen)
+        return -ENOTSUP;
+    return io->ops->reopen(io, d->addr, &vd(d)->at);
+}
+
+static void vd_close(struct hv_device *d)
+{
+    struct vd_device *t = vd(d);
+    if (t->devfd >= 0)
+        close(t->devfd);
+    if (t->base.iommu) {
+        t->base.iommu->ops->detach(t->base.iommu, &t->at);
+        hv_iommu_put(t->base.iommu);
+    }
+    free(t);
+}
+
+static const struct hv_device_ops vd_ops = {
+    .name = "vfio",
+    .get_info = vd_get_info,
+    .get_region_info = vd_get_region_info,
+    .get_irq_info = vd_get_irq_info,
+    .region_read = vd_region_read,
+    .region_write = vd_region_write,
+    .set_irqs = vd_set_irqs,
+    .reset = vd_reset,
+    .mmap_fd = vd_mmap_fd,
+    .close = vd_close,
+};
+
+int hv_vfio_open(struct hv_iommu *io, const char *addr_in, struct hv_device **out,
+                 struct hv_err *err)
+{
+    char addr[HV_ADDR_LEN];
+    int r;
+
+    *out = NULL;
+    if (hv_pci_addr_parse(addr_in, addr) < 0)
+        return hv_fail(err, EINVAL, "'%s' is not a PCI address (want DDDD:BB:DD.F)", addr_in);
+    if (!io || !io->ops->attach)
+        return hv_fail(err, EINVAL, "%s: the %s IOMMU context cannot take a VFIO device", addr,
+                       io ? io->ops->name : "(no)");
+    struct vd_device *t = calloc(1, sizeof(*t));
+    if (!t)
+        return hv_fail(err, ENOMEM, "%s: out of memory", addr);
+    t->base.ops = &vd_ops;
+    hv_strlcpy(t->base.addr, addr, sizeof(t->base.addr));
+    t->at.devfd = t->at.group = -1;
+    if ((r = io->ops->attach(io, addr, &t->at, err)) < 0) {
+        free(t);
+        return r;
+    }
+    t->devfd = t->at.devfd;
+    t->base.group = t->at.group;
+    t->base.iommu = io;
+    hv_iommu_get(io);
+    if ((r = vd_get_info(&t->base, &t->info)) < 0) {
+        r = hv_fail(err, r, "%s: VFIO_DEVICE_GET_INFO failed: %s", addr, strerror(-r));
+        vd_close(&t->base);
+        return r;
+    }
+    vd_cache_regions(t);
+    *out = &t->base;
+    return 0;
+}
