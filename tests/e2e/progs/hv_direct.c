@@ -4,8 +4,8 @@
  * (run inside the e2e guest): opens the edu and nvme functions, checks what
  * the kernel reports, runs the edu DMA engine through an IOMMU mapping of a
  * memfd, receives an edu MSI on an eventfd, checks the kernel rules the sim
- * models, the error paths and the bind helpers. One line per check; exit 0
- * only if every check passed.
+ * models, two functions sharing one container, the error paths and the bind
+ * helpers. One line per check; exit 0 only if every check passed.
  *
  * usage: hv_direct EDU_ADDR NVME_ADDR
  * e2e-needs: hostvfio
@@ -363,6 +363,53 @@ static void nvme_tests(const char *addr)
     hv_close(d);
 }
 
+/* Two functions of different groups in one type1 container (the shape
+ * issue 15 needs: several devices, one IOMMU address space): a mapping made
+ * through one is there for the other and outlives the first one's close,
+ * and a closed device's group is free for a container of its own. */
+static void shared_container(const char *edu, const char *nvme)
+{
+    struct hv_err e = { "" };
+    struct hv_iommu *io = NULL;
+    struct hv_device *a = NULL, *b = NULL;
+    int rc = hv_type1_iommu_new(NULL, &io, &e);
+    if (!check(rc == 0, "a type1 context (%s)", rc ? e.msg : "ok"))
+        return;
+    rc = hv_vfio_open(io, edu, &a, &e);
+    if (rc == 0)
+        rc = hv_vfio_open(io, nvme, &b, &e);
+    hv_iommu_put(io);   /* the devices hold it */
+    if (!check(rc == 0, "edu and nvme attached to one container (%s)", rc ? e.msg : "ok")) {
+        hv_close(a);
+        return;
+    }
+    check(a->iommu == b->iommu && a->group != b->group && strcmp(hv_iommu_kind(b), "type1") == 0,
+          "one %s context for groups %d and %d", hv_iommu_kind(b), a->group, b->group);
+    uint8_t *mem = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (check(mem != MAP_FAILED, "memory for the shared container")) {
+        int m = hv_dma_map(a, 0x100000, mem, 4096, HV_DMA_READ | HV_DMA_WRITE);
+        int x = hv_dma_map(b, 0x100000, mem, 4096, HV_DMA_READ | HV_DMA_WRITE);
+        check(m == 0 && x == -EEXIST, "a mapping made through edu is there for nvme (%d, %d)", m,
+              x);
+        hv_close(a);
+        a = NULL;
+        x = hv_dma_map(b, 0x100000, mem, 4096, HV_DMA_READ | HV_DMA_WRITE);
+        int u = hv_dma_unmap(b, 0x100000, 4096, 0);
+        int again = hv_dma_map(b, 0x100000, mem, 4096, HV_DMA_READ | HV_DMA_WRITE);
+        check(x == -EEXIST && u == 0 && again == 0,
+              "the mapping outlives edu's close; nvme unmaps it (%d %d %d)", x, u, again);
+        hv_dma_unmap(b, 0, 0, HV_DMA_UNMAP_ALL);
+        munmap(mem, 4096);
+    }
+    hv_close(a);
+    struct hv_device *alone = NULL;
+    rc = hv_type1_open(edu, NULL, &alone, &e);
+    check(rc == 0, "edu's group is free again while nvme stays in the container (%s)",
+          rc ? e.msg : "ok");
+    hv_close(alone);
+    hv_close(b);
+}
+
 static void error_paths(const char *edu)
 {
     struct hv_err e = { "" };
@@ -434,6 +481,7 @@ int main(int argc, char **argv)
     }
     edu_tests(argv[1]);
     nvme_tests(argv[2]);
+    shared_container(argv[1], argv[2]);
     error_paths(argv[1]);
     bind_cycle(argv[1]);
     printf("%d passed, %d failed\n", checks - fails, fails);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # host-vfio's type1 back end straight on the kernel (no bridge): the kernel's
 # view of edu and nvme, edu DMA through an IOMMU mapping of a memfd, an edu
-# MSI on an eventfd, the kernel rules the simulated device models, the error
-# paths (non-vfio function, double open) and a release/bind cycle of edu.
+# MSI on an eventfd, the kernel rules the simulated device models, edu and nvme
+# in one container, the error paths (non-vfio function, double open) and a
+# release/bind cycle of edu.
 . "$VUB_SRC/tests/e2e/lib.sh"
 HV_DIRECT=$VUB_PROGS/hv_direct
 require "$HV_DIRECT"

@@ -549,6 +549,113 @@ static void test_edu_dma_round_trip(void **state)
     close(efd);
 }
 
+/* ---- device ops and IOMMU ops apart ---------------------------------------- */
+
+/* Two devices attached to one simulated IOMMU context (what the functions
+ * of one IOMMU group need: one container): one DMA address space, the
+ * context's limits rather than a device's, the context outliving the
+ * device that mapped, and a device of its own context seeing none of it. */
+static void test_two_devices_one_iommu(void **state)
+{
+    (void)state;
+    struct hv_sim_config ic, c1, c2;
+    struct hv_iommu *io = NULL;
+    struct hv_device *d1 = NULL, *d2 = NULL, *d3 = NULL;
+    struct hv_err e = { "" };
+    int fds = tu_count_fds();
+
+    hv_sim_config_defaults(&ic);
+    ic.dma_entry_limit = 2;
+    assert_int_equal(hv_sim_iommu_open(&ic, &io, &e), 0);
+    hv_sim_config_defaults(&c1);
+    c1.addr = "0000:01:00.0";
+    hv_sim_config_defaults(&c2);
+    c2.addr = "0000:01:00.1";
+    c2.dma_entry_limit = 100;   /* a device's own IOMMU fields do not count */
+    assert_int_equal(hv_sim_open_on(&c1, io, &d1, &e), 0);
+    assert_int_equal(hv_sim_open_on(&c2, io, &d2, &e), 0);
+    assert_ptr_equal(d1->iommu, io);
+    assert_ptr_equal(d2->iommu, io);
+    assert_string_equal(hv_device_kind(d1), "sim");
+    assert_string_equal(hv_iommu_kind(d2), "sim");
+    hv_iommu_put(io);   /* the devices hold it now */
+
+    size_t len = 4 * PG;
+    uint8_t *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(mem != MAP_FAILED);
+    memset(mem, 0, len);
+    memcpy(mem, "shared", 6);
+    assert_int_equal(hv_dma_map(d1, 0x100000, mem, 2 * PG, RW), 0);
+    /* one address space: the same IOVA through the other device overlaps */
+    assert_int_equal(hv_dma_map(d2, 0x100000, mem, PG, RW), -EEXIST);
+    assert_int_equal(hv_sim_dma_count(d2), 1);
+    struct hv_iommu_info ii;
+    assert_int_equal(hv_iommu_get_info(d2, &ii), 0);
+    assert_int_equal(ii.dma_avail, 1);
+    assert_int_equal(hv_dma_map(d2, 0x200000, mem + 2 * PG, PG, RW), 0);
+    assert_int_equal(hv_dma_map(d2, 0x300000, mem + 3 * PG, PG, RW), -ENOSPC);
+
+    /* d2's edu engine reads what was mapped through d1 */
+    wr64(d2, 0, 0x80, 0x100000);
+    wr64(d2, 0, 0x88, 0x40000);
+    wr64(d2, 0, 0x90, 6);
+    wr32(d2, 0, 0x98, 1);
+    wr64(d2, 0, 0x80, 0x40000);
+    wr64(d2, 0, 0x88, 0x101000);
+    wr32(d2, 0, 0x98, 1 | 2);
+    assert_int_equal(hv_sim_dma_faults(d2), 0);
+    assert_memory_equal(mem + PG, "shared", 6);
+    /* device state stays per device: d1's buffer and registers untouched */
+    assert_int_equal(rd32(d1, 0, 0x80), 0);
+    assert_int_equal(hv_reset(d2), 0);
+    assert_int_equal(hv_sim_reset_count(d1), 0);
+    assert_int_equal(hv_sim_dma_count(d1), 2);   /* reset leaves the IOMMU alone */
+
+    /* the context outlives the device that made the mapping */
+    hv_close(d1);
+    assert_int_equal(hv_sim_dma_count(d2), 2);
+    assert_int_equal(hv_sim_dma_read(d2, 0x100000, mem + 3 * PG, 6), 0);
+    assert_memory_equal(mem + 3 * PG, "shared", 6);
+
+    /* a device with a context of its own sees none of it */
+    d3 = open_sim(NULL);
+    assert_ptr_not_equal(d3->iommu, d2->iommu);
+    assert_int_equal(hv_sim_dma_count(d3), 0);
+    assert_int_equal(hv_dma_map(d3, 0x100000, mem, PG, RW), 0);
+    assert_int_equal(hv_dma_unmap(d2, 0, 0, HV_DMA_UNMAP_ALL), 0);
+    assert_int_equal(hv_sim_dma_count(d2), 0);
+    assert_int_equal(hv_sim_dma_count(d3), 1);
+    hv_close(d3);
+    hv_close(d2);   /* the last reference: the context goes too */
+    munmap(mem, len);
+    assert_int_equal(tu_count_fds(), fds);
+}
+
+/* Each kind of device attaches only to its own kind of context. */
+static void test_attach_refuses_other_kinds(void **state)
+{
+    (void)state;
+    struct hv_iommu *io = NULL;
+    struct hv_device *d = (struct hv_device *)1;
+    struct hv_err e = { "" };
+    assert_int_equal(hv_sim_iommu_open(NULL, &io, &e), 0);
+    assert_int_equal(io->refs, 1);
+    assert_int_equal(hv_vfio_open(io, "0000:01:00.0", &d, &e), -EINVAL);
+    assert_null(d);
+    assert_string_equal(e.msg, "0000:01:00.0: the sim IOMMU context cannot take a VFIO device");
+    assert_int_equal(io->refs, 1);
+    hv_iommu_put(io);
+
+    struct hv_iommu *t1 = NULL;
+    assert_int_equal(hv_type1_iommu_new(NULL, &t1, &e), 0);
+    d = (struct hv_device *)1;
+    assert_int_equal(hv_sim_open_on(NULL, t1, &d, &e), -EINVAL);
+    assert_null(d);
+    assert_string_equal(e.msg, "sim: a simulated device attaches only to a simulated IOMMU "
+                               "context, not to type1");
+    hv_iommu_put(t1);
+}
+
 /* ---- interrupts ------------------------------------------------------------ */
 
 static void test_irq_msix_sizing(void **state)
@@ -874,6 +981,8 @@ int main(void)
         cmocka_unit_test(test_edu_registers),
         cmocka_unit_test(test_msix_table_hidden),
         cmocka_unit_test(test_config_space),
+        cmocka_unit_test(test_two_devices_one_iommu),
+        cmocka_unit_test(test_attach_refuses_other_kinds),
         cmocka_unit_test_setup_teardown(test_dma_overlap_eexist, dma_setup, dma_teardown),
         cmocka_unit_test_setup_teardown(test_dma_einval, dma_setup, dma_teardown),
         cmocka_unit_test_setup_teardown(test_dma_enospc, dma_setup, dma_teardown),

@@ -193,6 +193,43 @@ static void test_permission_denied_container(void **state)
     assert_msg(e, want);
 }
 
+/* A type1 IOMMU context that several devices could share: every failed
+ * attach is undone inside it (group file and a container it opened closed
+ * again, no reference kept), so the context stays usable and the next
+ * attempt goes through the same steps. */
+static void test_context_failed_attach_unwinds(void **state)
+{
+    struct fixture *fx = *state;
+    struct hv_iommu *io = NULL;
+    struct hv_device *d = (struct hv_device *)1;
+    struct hv_err e = { "" };
+    char path[PATH_MAX + 8];
+    int fds = tu_count_fds();
+
+    assert_int_equal(hv_type1_iommu_new(&fx->opts, &io, &e), 0);
+    assert_int_equal(tu_count_fds(), fds);   /* nothing opened before an attach */
+    assert_int_equal(hv_vfio_open(io, A0, &d, &e), -ENOENT);
+    assert_null(d);
+    assert_msg(e, "(group 7): no such file");
+    assert_int_equal(tu_count_fds(), fds);
+
+    snprintf(path, sizeof(path), "%s/7", fx->devdir);
+    fs_write_file(path, "");
+    assert_int_equal(hv_vfio_open(io, A0, &d, &e), -ENOENT);
+    assert_msg(e, "cannot open the VFIO container");
+    assert_int_equal(tu_count_fds(), fds);   /* the group file closed again */
+
+    snprintf(path, sizeof(path), "%s/vfio", fx->devdir);
+    fs_write_file(path, "");
+    assert_int_equal(hv_vfio_open(io, A0, &d, &e), -ENOTTY);
+    assert_msg(e, "VFIO_GET_API_VERSION");
+    assert_int_equal(tu_count_fds(), fds);   /* and the container it opened */
+    assert_int_equal(io->refs, 1);
+    assert_string_equal(io->ops->name, "type1");
+    hv_iommu_put(io);
+    assert_int_equal(tu_count_fds(), fds);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -203,6 +240,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_container_not_vfio, setup, teardown),
         cmocka_unit_test_setup_teardown(test_permission_denied_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_permission_denied_container, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_context_failed_attach_unwinds, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
