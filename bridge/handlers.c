@@ -2,7 +2,7 @@
 /*
  * One handler per vfio-user command. Each decodes its message with the
  * strict decoder of src/vu_proto.h, checks it against the device and the
- * session, makes its hv_ops call and describes the reply; br_handle_message
+ * session, makes its host-vfio call and describes the reply; br_handle_message
  * sends it (or the error) and releases what the reply held.
  */
 #include <errno.h>
