@@ -29,6 +29,9 @@ void br_cli_usage(FILE *out)
 "                           not writable by others unless sticky, like /tmp)\n"
 "      --sim[=KIND]         serve a simulated device, for tests and demos;\n"
 "                           KIND edu (default) or nvme-like (MSI-X BAR)\n"
+"      --iommu KIND         IOMMU back end: auto (default), type1 or iommufd;\n"
+"                           auto is type1 today, and iommufd is refused: its\n"
+"                           back end is not built yet\n"
 "      --no-mmap            never give the client a region fd: every BAR\n"
 "                           access comes as a message and is checked\n"
 "      --msix-mmap=MODE     how a BAR holding the MSI-X table or PBA is offered\n"
@@ -158,6 +161,7 @@ enum {
     OPT_SOCKET_GROUP, OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_POLICY, OPT_JSON, OPT_SYSFS,
     OPT_HANDSHAKE_TIMEOUT,
     OPT_STALE_HOLDERS, OPT_TRACE, OPT_TRACE_DATA, OPT_INJECT,
+    OPT_IOMMU,
 };
 
 __attribute__((format(printf, 2, 3)))
@@ -199,6 +203,7 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
         { "device", required_argument, NULL, 'd' },
         { "socket", required_argument, NULL, 's' },
         { "sim", optional_argument, NULL, OPT_SIM },
+        { "iommu", required_argument, NULL, OPT_IOMMU },
         { "no-mmap", no_argument, NULL, OPT_NO_MMAP },
         { "sparse-msix", no_argument, NULL, OPT_SPARSE_MSIX },
         { "msix-mmap", required_argument, NULL, OPT_MSIX_MMAP },
@@ -253,6 +258,16 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
                 cfg->sim = BR_SIM_NVME_LIKE;
             else
                 return bad(errout, "--sim=%s: unknown kind (edu, nvme-like)", optarg);
+            break;
+        case OPT_IOMMU:
+            if (strcmp(optarg, "auto") == 0)
+                cfg->iommu = BR_IOMMU_AUTO;
+            else if (strcmp(optarg, "type1") == 0)
+                cfg->iommu = BR_IOMMU_TYPE1;
+            else if (strcmp(optarg, "iommufd") == 0)
+                cfg->iommu = BR_IOMMU_IOMMUFD;
+            else
+                return bad(errout, "--iommu %s: unknown back end (auto, type1, iommufd)", optarg);
             break;
         case OPT_NO_MMAP: cfg->no_mmap = true; break;
         case OPT_SPARSE_MSIX: cfg->msix_mmap = BR_MSIX_MMAP_SPARSE; break;
@@ -374,6 +389,9 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
         return bad(errout, "unexpected argument %s", argv[optind]);
     if (!cfg->device && cfg->sim == BR_SIM_NONE)
         return bad(errout, "%s", "--device is required (or --sim)");
+    if (cfg->sim != BR_SIM_NONE && cfg->iommu == BR_IOMMU_IOMMUFD)
+        return bad(errout, "%s", "--iommu iommufd: the simulated device has a simulated type1 "
+                   "container only");
     if (!cfg->socket_path && !cfg->policy_path)
         return bad(errout, "%s", "--socket is required (or --policy)");
     if (cfg->trace_data && !cfg->trace_path)

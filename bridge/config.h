@@ -84,11 +84,19 @@ enum br_stale_holders {
     BR_STALE_KILL,        /* SIGKILL them when the session ends; wait until gone */
 };
 
+/* The IOMMU back end a kernel device is opened with (--iommu). */
+enum br_iommu_kind {
+    BR_IOMMU_AUTO = 0, /* today: type1 (iommufd once it is built, where the device has a cdev) */
+    BR_IOMMU_TYPE1,    /* VFIO container, type1v2 */
+    BR_IOMMU_IOMMUFD,  /* refused with a clear error: not built yet (issue 16) */
+};
+
 struct br_config {
     /* what to serve and where */
     const char *device;          /* canonical "DDDD:BB:DD.F" (sim: reported name) */
     const char *socket_path;
     enum br_sim_kind sim;
+    enum br_iommu_kind iommu;
 
     /* mapping policy */
     bool no_mmap;                /* never hand out a region fd; clear MMAP */

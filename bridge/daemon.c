@@ -18,6 +18,19 @@
 #include "session.h"
 #include "tap.h"
 
+/* The kernel IOMMU context --iommu asks for. */
+static int open_iommu(const struct br_config *cfg, struct hv_iommu **io, struct hv_err *err)
+{
+    if (cfg->iommu == BR_IOMMU_IOMMUFD) {
+        if (access("/dev/iommu", F_OK) < 0)
+            return hv_fail(err, ENOTSUP, "--iommu iommufd: this kernel has no iommufd "
+                           "(/dev/iommu: %s); use --iommu type1", strerror(errno));
+        return hv_fail(err, ENOTSUP, "--iommu iommufd: the iommufd back end is not built yet; "
+                       "use --iommu type1");
+    }
+    return hv_type1_iommu_new(NULL, io, err);   /* auto and type1 */
+}
+
 int br_open_device(const struct br_config *cfg, struct hv_device **out)
 {
     struct hv_err err = { "" };
@@ -31,7 +44,11 @@ int br_open_device(const struct br_config *cfg, struct hv_device **out)
             sc.msix = HV_SIM_MSIX_MAPPABLE_CAP;
         r = hv_sim_open(&sc, out, &err);
     } else {
-        r = hv_type1_open(cfg->device, NULL, out, &err);
+        struct hv_iommu *io = NULL;
+        r = open_iommu(cfg, &io, &err);
+        if (r == 0)
+            r = hv_vfio_open(io, cfg->device, out, &err);
+        hv_iommu_put(io);   /* the device holds its own reference */
     }
     if (r < 0)
         br_err("cannot open %s: %s", cfg->sim ? "the simulated device" : cfg->device,
@@ -88,9 +105,9 @@ int br_daemon_run(const struct br_config *cfg)
     /* device open, socket created: root is no longer needed */
     if (br_service_drop_privileges(cfg) < 0)
         goto out_unlink;
-    br_info("serving %s%s on %s%s%s; a client may pin %llu MiB and must say VERSION within "
-            "%u ms", hv->addr, cfg->sim ? " (simulated)" : "", cfg->socket_path,
-            cfg->no_mmap ? ", no mmap" : "",
+    br_info("serving %s%s on %s, IOMMU %s%s%s; a client may pin %llu MiB and must say VERSION "
+            "within %u ms", hv->addr, cfg->sim ? " (simulated)" : "", cfg->socket_path,
+            hv_iommu_kind(hv), cfg->no_mmap ? ", no mmap" : "",
             cfg->msix_mmap == BR_MSIX_MMAP_KERNEL ? ", MSI-X BARs as the kernel maps them" : "",
             (unsigned long long)(cfg->max_dma_bytes >> 20), (unsigned)cfg->handshake_timeout_ms);
     if (br_notify("READY=1") < 0)

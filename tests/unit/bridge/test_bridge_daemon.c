@@ -37,18 +37,19 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Run the bridge with args; its stdout into out (NUL-terminated). Returns the
- * exit status (or 128 + signal). */
-static int run_capture(const char *const *args, char *out, size_t outsz)
+/* Run the bridge with args; its stdout (which = 1) or stderr (2) into out
+ * (NUL-terminated), the other to /dev/null. Returns the exit status (or
+ * 128 + signal). */
+static int run_capture_fd(const char *const *args, int which, char *out, size_t outsz)
 {
     int p[2];
     assert_int_equal(pipe(p), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        dup2(p[1], 1);
         int devnull = open("/dev/null", O_WRONLY);
-        dup2(devnull, 2);
+        dup2(which == 1 ? p[1] : devnull, 1);
+        dup2(which == 1 ? devnull : p[1], 2);
         execv(BRIDGE_EXE, (char *const *)args);
         _exit(127);
     }
@@ -62,6 +63,37 @@ static int run_capture(const char *const *args, char *out, size_t outsz)
     int st;
     assert_int_equal(waitpid(pid, &st, 0), pid);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int run_capture(const char *const *args, char *out, size_t outsz)
+{
+    return run_capture_fd(args, 1, out, outsz);
+}
+
+/* --iommu: shown by --help; iommufd is refused with a reason before any
+ * device is looked at (this machine's kernel has no iommufd, or the back
+ * end is not built yet), never silently served by type1. */
+static void test_iommu_option(void **state)
+{
+    (void)state;
+    static char out[16384];
+    const char *help[] = { BRIDGE_EXE, "--help", NULL };
+    assert_int_equal(run_capture(help, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "--iommu KIND"));
+    const char *fd[] = { BRIDGE_EXE, "--device", "0000:00:1f.6", "--iommu", "iommufd",
+                         "--socket", "/tmp/vub-iommufd-never.sock", NULL };
+    assert_int_equal(run_capture_fd(fd, 2, out, sizeof(out)), 1);
+    if (!strstr(out, "--iommu iommufd: this kernel has no iommufd") &&
+        !strstr(out, "--iommu iommufd: the iommufd back end is not built yet"))
+        fail_msg("no iommufd reason in: %s", out);
+    assert_null(strstr(out, "no PCI function"));
+    const char *t1[] = { BRIDGE_EXE, "--device", "0000:00:1f.6", "--iommu", "type1",
+                         "--socket", "/tmp/vub-iommufd-never.sock", NULL };
+    assert_int_equal(run_capture_fd(t1, 2, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "no PCI function 0000:00:1f.6"));
+    const char *bad[] = { BRIDGE_EXE, "--sim", "--iommu", "vfio", "--socket", "/tmp/x", NULL };
+    assert_int_equal(run_capture_fd(bad, 2, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "--iommu vfio: unknown back end (auto, type1, iommufd)"));
 }
 
 static void test_help_version_usage(void **state)
@@ -506,6 +538,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_version_usage),
+        cmocka_unit_test(test_iommu_option),
         cmocka_unit_test(test_list_json),
         cmocka_unit_test_setup_teardown(test_sigterm, fix_setup, fix_teardown),
         cmocka_unit_test_setup_teardown(test_sigint, fix_setup, fix_teardown),

@@ -412,6 +412,17 @@ static void test_cli(void **state)
     const char *bad_hs[] = { "vfio-user-bridge", "--sim", "-s", "/tmp/s",
                              "--handshake-timeout", "0" };
     assert_int_equal(PARSE(cli, bad_hs), -EINVAL);
+    assert_int_equal(cli->cfg.iommu, BR_IOMMU_AUTO);
+    const char *io_a4[] = { "vfio-user-bridge", "-d", "01:00.0", "-s", "/tmp/s", "--iommu", "type1" };
+    assert_int_equal(PARSE(cli, io_a4), 0);
+    assert_int_equal(cli->cfg.iommu, BR_IOMMU_TYPE1);
+    const char *io_a5[] = { "vfio-user-bridge", "-d", "01:00.0", "-s", "/tmp/s", "--iommu", "iommufd" };
+    assert_int_equal(PARSE(cli, io_a5), 0);   /* refused when the device is opened */
+    assert_int_equal(cli->cfg.iommu, BR_IOMMU_IOMMUFD);
+    const char *iofd_sim[] = { "vfio-user-bridge", "--sim", "-s", "/tmp/s", "--iommu", "iommufd" };
+    assert_int_equal(PARSE(cli, iofd_sim), -EINVAL);
+    const char *io_bad[] = { "vfio-user-bridge", "-d", "01:00.0", "-s", "/tmp/s", "--iommu", "x" };
+    assert_int_equal(PARSE(cli, io_bad), -EINVAL);
 
     const char *bad1[] = { "vfio-user-bridge", "--socket", "/tmp/s" };          /* no device */
     assert_int_equal(PARSE(cli, bad1), -EINVAL);
