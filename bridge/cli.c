@@ -31,7 +31,7 @@ void br_cli_usage(FILE *out)
 "                           KIND edu (default) or nvme-like (MSI-X BAR)\n"
 "      --iommu KIND         IOMMU back end: auto (default), type1 or iommufd;\n"
 "                           auto is type1 today, and iommufd is refused: its\n"
-"                           back end is not built yet\n"
+"                           back end is not finished\n"
 "      --no-mmap            never give the client a region fd: every BAR\n"
 "                           access comes as a message and is checked\n"
 "      --msix-mmap=MODE     how a BAR holding the MSI-X table or PBA is offered\n"

@@ -88,7 +88,7 @@ enum br_stale_holders {
 enum br_iommu_kind {
     BR_IOMMU_AUTO = 0, /* today: type1 (iommufd once it is built, where the device has a cdev) */
     BR_IOMMU_TYPE1,    /* VFIO container, type1v2 */
-    BR_IOMMU_IOMMUFD,  /* refused with a clear error: not built yet (issue 16) */
+    BR_IOMMU_IOMMUFD,  /* refused with a clear error: not finished (issue 16) */
 };
 
 struct br_config {

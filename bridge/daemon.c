@@ -25,8 +25,8 @@ static int open_iommu(const struct br_config *cfg, struct hv_iommu **io, struct 
         if (access("/dev/iommu", F_OK) < 0)
             return hv_fail(err, ENOTSUP, "--iommu iommufd: this kernel has no iommufd "
                            "(/dev/iommu: %s); use --iommu type1", strerror(errno));
-        return hv_fail(err, ENOTSUP, "--iommu iommufd: the iommufd back end is not built yet; "
-                       "use --iommu type1");
+        return hv_fail(err, ENOTSUP, "--iommu iommufd: the iommufd back end is not finished "
+                       "(never run on a kernel with iommufd); use --iommu type1");
     }
     return hv_type1_iommu_new(NULL, io, err);   /* auto and type1 */
 }

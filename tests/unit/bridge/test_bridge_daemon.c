@@ -72,7 +72,7 @@ static int run_capture(const char *const *args, char *out, size_t outsz)
 
 /* --iommu: shown by --help; iommufd is refused with a reason before any
  * device is looked at (this machine's kernel has no iommufd, or the back
- * end is not built yet), never silently served by type1. */
+ * end is not finished), never silently served by type1. */
 static void test_iommu_option(void **state)
 {
     (void)state;
@@ -84,7 +84,7 @@ static void test_iommu_option(void **state)
                          "--socket", "/tmp/vub-iommufd-never.sock", NULL };
     assert_int_equal(run_capture_fd(fd, 2, out, sizeof(out)), 1);
     if (!strstr(out, "--iommu iommufd: this kernel has no iommufd") &&
-        !strstr(out, "--iommu iommufd: the iommufd back end is not built yet"))
+        !strstr(out, "--iommu iommufd: the iommufd back end is not finished"))
         fail_msg("no iommufd reason in: %s", out);
     assert_null(strstr(out, "no PCI function"));
     const char *t1[] = { BRIDGE_EXE, "--device", "0000:00:1f.6", "--iommu", "type1",

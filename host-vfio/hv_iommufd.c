@@ -1,0 +1,349 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hv_iommufd.c - the iommufd IOMMU context, NOT FINISHED (see hv_iommufd.h):
+ * the pure parts are unit-tested; the ioctl paths follow the kernel's uapi
+ * but have never run on a kernel with iommufd.
+ */
+#include "hv_iommufd.h"
+#include "hv_internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/ioctl.h>
+#include <linux/vfio.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+/* ---- uapi, defined here ------------------------------------------------------
+ * Debian 12's headers (Linux 6.1) have no <linux/iommufd.h> (6.2), no VFIO
+ * cdev ioctls (6.6) and no IOMMU_IOAS_MAP_FILE (6.13). Layouts and numbers
+ * are those of Linux's include/uapi/linux/iommufd.h and vfio.h; the names
+ * carry a hvi_ prefix so that they never clash with a newer system header.
+ * The kernel takes a structure as long as its size covers the fields it
+ * needs, so these (the first, shortest versions) stay valid on newer ones. */
+typedef uint64_t hvi_u64 __attribute__((aligned(8)));   /* __aligned_u64 */
+#define HVI_IOMMUFD_TYPE ';'
+enum {
+    HVI_CMD_DESTROY = 0x80,
+    HVI_CMD_IOAS_ALLOC = 0x81,
+    HVI_CMD_IOAS_IOVA_RANGES = 0x84,
+    HVI_CMD_IOAS_MAP = 0x85,
+    HVI_CMD_IOAS_UNMAP = 0x86,
+    HVI_CMD_IOAS_MAP_FILE = 0x8f,
+};
+struct hvi_destroy {
+    uint32_t size, id;
+};
+struct hvi_ioas_alloc {
+    uint32_t size, flags, out_ioas_id;
+};
+struct hvi_iova_range {
+    hvi_u64 start, last;
+};
+struct hvi_ioas_iova_ranges {
+    uint32_t size, ioas_id, num_iovas, reserved;
+    hvi_u64 allowed_iovas;        /* user pointer to struct hvi_iova_range[] */
+    hvi_u64 out_iova_alignment;
+};
+#define HVI_MAP_FIXED_IOVA (1u << 0)
+#define HVI_MAP_WRITEABLE (1u << 1)
+#define HVI_MAP_READABLE (1u << 2)
+struct hvi_ioas_map {
+    uint32_t size, flags, ioas_id, reserved;
+    hvi_u64 user_va, length, iova;
+};
+struct hvi_ioas_map_file {         /* for the MAP_FILE path, not used yet */
+    uint32_t size, flags, ioas_id;
+    int32_t fd;
+    hvi_u64 start, length, iova;
+};
+struct hvi_ioas_unmap {
+    uint32_t size, ioas_id;
+    hvi_u64 iova, length;
+};
+#define HVI_IOMMU_DESTROY _IO(HVI_IOMMUFD_TYPE, HVI_CMD_DESTROY)
+#define HVI_IOMMU_IOAS_ALLOC _IO(HVI_IOMMUFD_TYPE, HVI_CMD_IOAS_ALLOC)
+#define HVI_IOMMU_IOAS_IOVA_RANGES _IO(HVI_IOMMUFD_TYPE, HVI_CMD_IOAS_IOVA_RANGES)
+#define HVI_IOMMU_IOAS_MAP _IO(HVI_IOMMUFD_TYPE, HVI_CMD_IOAS_MAP)
+#define HVI_IOMMU_IOAS_UNMAP _IO(HVI_IOMMUFD_TYPE, HVI_CMD_IOAS_UNMAP)
+#define HVI_IOMMU_IOAS_MAP_FILE _IO(HVI_IOMMUFD_TYPE, HVI_CMD_IOAS_MAP_FILE)
+
+struct hvi_bind_iommufd {          /* VFIO_DEVICE_BIND_IOMMUFD */
+    uint32_t argsz, flags;
+    int32_t iommufd;
+    uint32_t out_devid;
+};
+struct hvi_attach_iommufd_pt {     /* VFIO_DEVICE_ATTACH_IOMMUFD_PT */
+    uint32_t argsz, flags, pt_id;
+};
+#define HVI_VFIO_DEVICE_BIND_IOMMUFD _IO(VFIO_TYPE, VFIO_BASE + 18)
+#define HVI_VFIO_DEVICE_ATTACH_IOMMUFD_PT _IO(VFIO_TYPE, VFIO_BASE + 19)
+
+_Static_assert(sizeof(struct hvi_ioas_iova_ranges) == 32, "iommu_ioas_iova_ranges");
+_Static_assert(sizeof(struct hvi_ioas_map) == 40, "iommu_ioas_map");
+_Static_assert(sizeof(struct hvi_ioas_map_file) == 40, "iommu_ioas_map_file");
+_Static_assert(sizeof(struct hvi_ioas_unmap) == 24, "iommu_ioas_unmap");
+_Static_assert(sizeof(struct hvi_bind_iommufd) == 16, "vfio_device_bind_iommufd");
+_Static_assert(sizeof(struct hvi_attach_iommufd_pt) == 12, "vfio_device_attach_iommufd_pt");
+
+/* ---- pure parts ------------------------------------------------------------------ */
+
+int hv_iommufd_cdev_path(const char *sysfs, const char *dev_vfio, const char *addr, char *out,
+                         size_t outsz, struct hv_err *err)
+{
+    char dir[HV_PATH_MAX], name[64] = "";
+    int r;
+    if ((r = hv_path(dir, sizeof(dir), "%s/bus/pci/devices/%s/vfio-dev", sysfs, addr)) < 0)
+        return hv_fail(err, -r, "%s: sysfs path too long", addr);
+    DIR *d = opendir(dir);
+    if (!d) {
+        int e = errno;
+        if (e == ENOENT)
+            return hv_fail(err, e, "%s has no VFIO device cdev (no %s: a kernel without "
+                           "VFIO_DEVICE_CDEV, or not bound to vfio-pci)", addr, dir);
+        return hv_fail(err, e, "%s: cannot read %s: %s", addr, dir, strerror(e));
+    }
+    unsigned found = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *n = de->d_name;
+        if (strncmp(n, "vfio", 4) != 0 || !n[4] || strspn(n + 4, "0123456789") != strlen(n + 4))
+            continue;
+        if (found++ == 0)
+            hv_strlcpy(name, n, sizeof(name));
+    }
+    closedir(d);
+    if (found == 0)
+        return hv_fail(err, ENOENT, "%s has no VFIO device cdev (%s is empty)", addr, dir);
+    if (found > 1)
+        return hv_fail(err, EEXIST, "%s: %u VFIO device cdevs in %s, expected one", addr, found,
+                       dir);
+    if ((r = hv_path(out, outsz, "%s/devices/%s", dev_vfio, name)) < 0)
+        return hv_fail(err, -r, "%s: path of its VFIO cdev too long", addr);
+    return 0;
+}
+
+void hv_iommufd_fill_info(const struct hv_iova_range *ranges, uint32_t n, uint64_t align,
+                          uint64_t page, struct hv_iommu_info *out)
+{
+    memset(out, 0, sizeof(*out));
+    uint64_t min = align > page ? align : page;
+    if (!min || (min & (min - 1)))
+        min = 4096;   /* not a power of two: the kernel never says so; be safe */
+    out->pgsizes = ~(min - 1);
+    if (n > HV_MAX_IOVA_RANGES)
+        n = HV_MAX_IOVA_RANGES;
+    for (uint32_t i = 0; i < n; i++)
+        out->ranges[i] = ranges[i];
+    out->nr_ranges = n;   /* the caller refuses n == 0 (no usable IOVA at all) */
+}
+
+/* ---- the context (untested) ------------------------------------------------------ */
+
+#define IFD_MAX_RANGES 64u   /* IOVA ranges asked for (a few in practice) */
+
+struct ifd_iommu {
+    struct hv_iommu base;
+    pthread_mutex_t lock;           /* info against attach/detach */
+    char sysfs[HV_PATH_MAX], devdir[HV_PATH_MAX];
+    int fd;                         /* /dev/iommu */
+    uint32_t ioas;
+    struct hv_iommu_info info;
+};
+
+static struct ifd_iommu *ifd(struct hv_iommu *io) { return (struct ifd_iommu *)io; }
+
+/* Read the IOAS's usable ranges again (every attach and detach changes them). */
+static int refresh_info(struct ifd_iommu *t)
+{
+    struct hvi_iova_range kr[IFD_MAX_RANGES];
+    struct hvi_ioas_iova_ranges q = {
+        .size = sizeof(q), .ioas_id = t->ioas, .num_iovas = IFD_MAX_RANGES,
+        .allowed_iovas = (uint64_t)(uintptr_t)kr,
+    };
+    if (ioctl(t->fd, HVI_IOMMU_IOAS_IOVA_RANGES, &q) < 0)
+        return -errno;   /* EMSGSIZE: more than IFD_MAX_RANGES */
+    if (q.num_iovas == 0)
+        return -ENOSPC;  /* hv_iommu_info's 0 would mean the whole space */
+    struct hv_iova_range r[HV_MAX_IOVA_RANGES];
+    uint32_t n = q.num_iovas < HV_MAX_IOVA_RANGES ? q.num_iovas : HV_MAX_IOVA_RANGES;
+    for (uint32_t i = 0; i < n; i++)
+        r[i] = (struct hv_iova_range){ kr[i].start, kr[i].last };
+    long pg = sysconf(_SC_PAGESIZE);
+    hv_iommufd_fill_info(r, n, q.out_iova_alignment, pg > 0 ? (uint64_t)pg : 4096, &t->info);
+    return 0;
+}
+
+static int ifd_dma_map(struct hv_iommu *io, uint64_t iova, void *vaddr, uint64_t size,
+                       uint32_t flags)
+{
+    if (flags & ~(uint32_t)(HV_DMA_READ | HV_DMA_WRITE))
+        return -EINVAL;
+    struct hvi_ioas_map m = {
+        .size = sizeof(m),
+        .flags = HVI_MAP_FIXED_IOVA | (flags & HV_DMA_READ ? HVI_MAP_READABLE : 0) |
+                 (flags & HV_DMA_WRITE ? HVI_MAP_WRITEABLE : 0),
+        .ioas_id = ifd(io)->ioas,
+        .user_va = (uint64_t)(uintptr_t)vaddr,
+        .length = size,
+        .iova = iova,
+    };
+    return ioctl(ifd(io)->fd, HVI_IOMMU_IOAS_MAP, &m) < 0 ? -errno : 0;
+}
+
+static int ifd_dma_unmap(struct hv_iommu *io, uint64_t iova, uint64_t size, uint32_t flags)
+{
+    if (flags & ~(uint32_t)HV_DMA_UNMAP_ALL)
+        return -EINVAL;
+    if ((flags & HV_DMA_UNMAP_ALL) && (iova || size))
+        return -EINVAL;
+    struct hvi_ioas_unmap u = {
+        .size = sizeof(u), .ioas_id = ifd(io)->ioas, .iova = iova, .length = size,
+    };
+    if (flags & HV_DMA_UNMAP_ALL)
+        u.length = UINT64_MAX;   /* 0 .. U64_MAX: everything */
+    if (ioctl(ifd(io)->fd, HVI_IOMMU_IOAS_UNMAP, &u) == 0)
+        return 0;
+    /* iommufd says ENOENT where nothing was mapped; type1 succeeds. */
+    return errno == ENOENT ? 0 : -errno;
+}
+
+static int ifd_info(struct hv_iommu *io, struct hv_iommu_info *out)
+{
+    struct ifd_iommu *t = ifd(io);
+    pthread_mutex_lock(&t->lock);
+    *out = t->info;
+    pthread_mutex_unlock(&t->lock);
+    return 0;
+}
+
+static int ifd_attach(struct hv_iommu *io, const char *addr, struct hv_attach *out,
+                      struct hv_err *err)
+{
+    struct ifd_iommu *t = ifd(io);
+    char path[HV_PATH_MAX];
+    int r;
+
+    /* The group must be viable for iommufd as well. */
+    int group = hv_sysfs_check_exportable(t->sysfs, addr, err);
+    if (group < 0)
+        return group;
+    if ((r = hv_iommufd_cdev_path(t->sysfs, t->devdir, addr, path, sizeof(path), err)) < 0)
+        return r;
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        if (e == EACCES || e == EPERM)
+            return hv_fail(err, e, "%s: permission denied opening %s", addr, path);
+        if (e == EBUSY)
+            return hv_fail(err, e, "%s: %s is busy (already open)", addr, path);
+        return hv_fail(err, e, "%s: cannot open %s: %s", addr, path, strerror(e));
+    }
+    struct hvi_bind_iommufd b = { .argsz = sizeof(b), .iommufd = t->fd };
+    if (ioctl(fd, HVI_VFIO_DEVICE_BIND_IOMMUFD, &b) < 0) {
+        r = hv_fail(err, errno, "%s: VFIO_DEVICE_BIND_IOMMUFD failed: %s", addr,
+                    strerror(errno));
+        goto fail;
+    }
+    struct hvi_attach_iommufd_pt a = { .argsz = sizeof(a), .pt_id = t->ioas };
+    if (ioctl(fd, HVI_VFIO_DEVICE_ATTACH_IOMMUFD_PT, &a) < 0) {
+        r = hv_fail(err, errno, "%s: VFIO_DEVICE_ATTACH_IOMMUFD_PT to IOAS %u failed: %s", addr,
+                    t->ioas, strerror(errno));
+        goto fail;
+    }
+    pthread_mutex_lock(&t->lock);
+    r = refresh_info(t);
+    pthread_mutex_unlock(&t->lock);
+    if (r < 0) {
+        r = hv_fail(err, r, "%s: IOMMU_IOAS_IOVA_RANGES failed: %s", addr, strerror(-r));
+        goto fail;
+    }
+    out->devfd = fd;
+    out->group = group;
+    return 0;
+
+fail:
+    close(fd);   /* unbinds and detaches */
+    return r;
+}
+
+static void ifd_detach(struct hv_iommu *io, const struct hv_attach *a)
+{
+    (void)a;   /* closing the device fd detached it */
+    struct ifd_iommu *t = ifd(io);
+    pthread_mutex_lock(&t->lock);
+    if (refresh_info(t) < 0) {
+        /* keep the narrower ranges of before: still safe to use */
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
+static void ifd_destroy(struct hv_iommu *io)
+{
+    struct ifd_iommu *t = ifd(io);
+    struct hvi_destroy d = { .size = sizeof(d), .id = t->ioas };
+    if (ioctl(t->fd, HVI_IOMMU_DESTROY, &d) < 0) {
+        /* closing the iommufd frees the IOAS anyway */
+    }
+    close(t->fd);
+    pthread_mutex_destroy(&t->lock);
+    free(t);
+}
+
+static const struct hv_iommu_ops ifd_ops = {
+    .name = "iommufd",
+    .dma_map = ifd_dma_map,
+    .dma_unmap = ifd_dma_unmap,
+    .info = ifd_info,
+    .attach = ifd_attach,
+    .detach = ifd_detach,
+    .destroy = ifd_destroy,
+};
+
+int hv_iommufd_iommu_new(const struct hv_open_opts *opts, struct hv_iommu **out,
+                         struct hv_err *err)
+{
+    const char *sysfs = opts && opts->sysfs ? opts->sysfs : HV_SYSFS_DEFAULT;
+    const char *devdir = opts && opts->dev_vfio ? opts->dev_vfio : "/dev/vfio";
+    int r;
+
+    *out = NULL;
+    struct ifd_iommu *t = calloc(1, sizeof(*t));
+    if (!t)
+        return hv_fail(err, ENOMEM, "iommufd: out of memory");
+    if (hv_path(t->sysfs, sizeof(t->sysfs), "%s", sysfs) < 0 ||
+        hv_path(t->devdir, sizeof(t->devdir), "%s", devdir) < 0) {
+        free(t);
+        return hv_fail(err, ENAMETOOLONG, "iommufd: the sysfs or /dev/vfio path is too long");
+    }
+    t->fd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
+    if (t->fd < 0) {
+        int e = errno;
+        free(t);
+        if (e == ENOENT)
+            return hv_fail(err, e, "this kernel has no iommufd (no /dev/iommu)");
+        return hv_fail(err, e, "cannot open /dev/iommu: %s", strerror(e));
+    }
+    struct hvi_ioas_alloc a = { .size = sizeof(a) };
+    if (ioctl(t->fd, HVI_IOMMU_IOAS_ALLOC, &a) < 0) {
+        r = hv_fail(err, errno, "IOMMU_IOAS_ALLOC on /dev/iommu failed: %s", strerror(errno));
+        close(t->fd);
+        free(t);
+        return r;
+    }
+    t->ioas = a.out_ioas_id;
+    t->base.ops = &ifd_ops;
+    t->base.refs = 1;
+    pthread_mutex_init(&t->lock, NULL);
+    if ((r = refresh_info(t)) < 0) {
+        r = hv_fail(err, r, "IOMMU_IOAS_IOVA_RANGES failed: %s", strerror(-r));
+        ifd_destroy(&t->base);
+        return r;
+    }
+    *out = &t->base;
+    return 0;
+}
