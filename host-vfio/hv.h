@@ -6,8 +6,9 @@
  *
  * Back ends: the kernel's VFIO device fd with the type1 container
  * (hv_type1_open), and a simulated device with a simulated type1 container
- * (hv_sim.h) for unit tests and native benchmarks. A later iommufd back end
- * is a second IOMMU ops table beside type1's; the device ops stay.
+ * (hv_sim.h) for unit tests and native benchmarks. The iommufd back end
+ * (hv_iommufd.h, unfinished) is a second IOMMU ops table beside type1's; the
+ * device ops stay.
  *
  * Conventions: 0 / non-negative on success, negative errno on failure. Where
  * a `struct hv_err *` is taken (may be NULL) a failure leaves a message that
@@ -89,11 +90,13 @@ struct hv_iommu_info {
  * sizes and IOVA ranges). Every kernel back end reaches the device through
  * the same VFIO device fd, so there is one set of device ops for all of them
  * (hv_vfio.c); what differs is how the device fd is obtained and where DMA
- * is mapped: the type1 container today (hv_type1.c), an iommufd IOAS later.
+ * is mapped: the type1 container (hv_type1.c), or an iommufd IOAS
+ * (hv_iommufd.h: unfinished, never run, not offered by the daemon).
  *
  *                 struct hv_device ---- iommu ---> struct hv_iommu
  *                 hv_device_ops                    hv_iommu_ops
  *   kernel:       "vfio"  (hv_vfio.c)              "type1" (hv_type1.c)
+ *                                                  ["iommufd" (hv_iommufd.c)]
  *   simulator:    "sim"   (hv_sim.c, edu-like)     "sim"   (hv_sim.c, type1 rules)
  *
  * Several devices may share one IOMMU context (the context is reference
