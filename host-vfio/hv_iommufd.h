@@ -10,7 +10,9 @@
  * IOAS per context; attach opens the function's VFIO cdev
  * (/dev/vfio/devices/vfioN, found through sysfs), binds it to the iommufd
  * and attaches it to the IOAS; DMA map and unmap are IOMMU_IOAS_MAP/UNMAP
- * with a fixed IOVA. The device ops are hv_vfio.c's, as for type1.
+ * with a fixed IOVA. The device ops are hv_vfio.c's, as for type1. Not
+ * written yet: reopen (so a device's mmap_fd answers -ENOTSUP here),
+ * IOMMU_IOAS_MAP_FILE (its structure is defined, nothing uses it).
  */
 #ifndef HV_IOMMUFD_H
 #define HV_IOMMUFD_H
