@@ -48,12 +48,18 @@ struct br_dma_map {
     void *map_base;          /* an mmap of this map's own (when the object's
                               * whole mapping does not cover it), else NULL */
     size_t map_len;
+    /* the table's ordered tree (a treap keyed by iova); on the free list
+     * `right` links the free nodes */
+    struct br_dma_map *left, *right;
+    uint32_t prio;
 };
 
 struct br_dma_table {
-    void *root;                /* tsearch tree of struct br_dma_map *, by iova;
-                              * the ranges are disjoint */
+    struct br_dma_map *root;   /* treap by iova; the ranges are disjoint */
     size_t n;
+    struct br_dma_map *free_nodes;   /* nodes kept for reuse (at most the
+                                      * peak of n, itself <= max_maps) */
+    uint64_t rng;              /* treap priorities (seeded at init) */
     struct br_dma_backing *backings;
     size_t nb, capb;
     uint64_t bytes;            /* bytes mapped into the IOMMU (fd-backed maps) */
@@ -85,13 +91,26 @@ void br_dma_init(struct br_dma_table *t, uint32_t max_maps, uint64_t max_bytes, 
  * as EFAULT instead of raising SIGBUS, so memory objects need no seals. */
 int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint64_t size,
                uint64_t offset, uint32_t flags, int fd);
-/* Remove exactly [iova, iova+size): IOMMU unmap, munmap, backing released.
- * -ENOENT if no mapping matches exactly. */
+/* Remove every mapping contained in [iova, iova+size) (kernel type1
+ * semantics, not the vfio-user spec's exact match): IOMMU unmap, munmap,
+ * backings released, all before returning. Returns how many were removed
+ * (0: the range held none, a success), -EINVAL for size 0, a range that
+ * wraps, or one that cuts through a mapping (then nothing is removed), or
+ * the back end's error (nothing removed either). O(log n + removed). */
 int br_dma_unmap(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint64_t size);
 /* Remove every mapping. Returns the first error but removes all it can. */
 int br_dma_unmap_all(struct br_dma_table *t, struct hv_device *hv);
 /* Free the table's arrays (after unmap_all). */
 void br_dma_free(struct br_dma_table *t);
+
+/* A summary of the table for the status view: count, bytes, and up to
+ * `max` mappings in IOVA order from the lowest (fills out[0..returned)). */
+struct br_dma_range {
+    uint64_t iova, size;
+    uint32_t flags;
+    bool fd;                 /* backed by client memory (in the IOMMU) */
+};
+size_t br_dma_ranges(const struct br_dma_table *t, struct br_dma_range *out, size_t max);
 
 /* ---- IRQ shadow tables ---------------------------------------------------------- */
 

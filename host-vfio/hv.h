@@ -115,8 +115,10 @@ struct hv_ops {
      * an iova outside the usable ranges or misaligned, -ENOSPC when the entry
      * limit is reached. */
     int (*dma_map)(struct hv_device *d, uint64_t iova, void *vaddr, uint64_t size, uint32_t flags);
-    /* Unmap exactly [iova, iova+size) (the caller enforces exact match of its
-     * own table); with HV_DMA_UNMAP_ALL, iova = size = 0, everything. */
+    /* Kernel type1 v2 rules: unmap every mapping inside [iova, iova+size),
+     * success if there is none, -EINVAL (nothing done) if the range cuts a
+     * mapping or is misaligned; with HV_DMA_UNMAP_ALL, iova = size = 0,
+     * everything. */
     int (*dma_unmap)(struct hv_device *d, uint64_t iova, uint64_t size, uint32_t flags);
     int (*iommu_info)(struct hv_device *d, struct hv_iommu_info *out);
     void (*close)(struct hv_device *d);
