@@ -85,8 +85,8 @@ int br_daemon_run(const struct br_config *cfg)
         br_err("cannot set up the event loop");
         goto out_unlink;
     }
-    if ((ctl_fd = br_status_attach(srv, &dev)) < 0)
-        goto out_unlink;
+    /* the status view is for operators and tests: serving goes on without it */
+    ctl_fd = br_status_attach(srv, &dev);
     /* device open, socket created: root is no longer needed */
     if (br_service_drop_privileges(cfg) < 0)
         goto out_unlink;

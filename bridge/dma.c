@@ -147,11 +147,43 @@ static int prefault(const struct br_dma_table *t, void *vaddr, uint64_t size)
     return 0;
 }
 
+/* Close a backing nobody uses (idle or just made). */
+static void backing_release(struct br_dma_table *t, int slot)
+{
+    struct br_dma_backing *b = &t->backings[slot];
+    if (b->fd < 0)
+        return;
+    if (b->base)
+        munmap(b->base, b->len);
+    b->base = NULL;
+    close(b->fd);
+    b->fd = -1;
+    if (b->idle)
+        t->n_idle--;
+    b->idle = false;
+    while (t->nb > 0 && t->backings[t->nb - 1].fd < 0)
+        t->nb--;
+}
+
+static void release_oldest_idle(struct br_dma_table *t)
+{
+    int old = -1;
+    for (size_t i = 0; i < t->nb; i++) {
+        const struct br_dma_backing *b = &t->backings[i];
+        if (b->fd >= 0 && b->idle && (old < 0 || b->idle_seq < t->backings[old].idle_seq))
+            old = (int)i;
+    }
+    if (old >= 0)
+        backing_release(t, old);
+}
+
 /* Backing object for fd (taking fd): an existing one with the same inode
- * (fd closed) or a new slot. Returns the slot or -errno (fd closed). */
-static int backing_get(struct br_dma_table *t, int fd, const struct stat *st)
+ * (fd closed; an idle one is in use again) or a new slot (*fresh set).
+ * Returns the slot or -errno (fd closed). */
+static int backing_get(struct br_dma_table *t, int fd, const struct stat *st, bool *fresh)
 {
     ssize_t free_slot = -1;
+    *fresh = false;
     for (size_t i = 0; i < t->nb; i++) {
         struct br_dma_backing *b = &t->backings[i];
         if (b->fd < 0) {
@@ -161,8 +193,18 @@ static int backing_get(struct br_dma_table *t, int fd, const struct stat *st)
         }
         if (b->dev == st->st_dev && b->ino == st->st_ino) {
             close(fd);
+            if (b->idle) {
+                b->idle = false;
+                t->n_idle--;
+            }
             return (int)i;
         }
+    }
+    if (free_slot < 0 && t->nb >= BR_DMA_MAX_BACKINGS && t->n_idle > 0) {
+        release_oldest_idle(t);   /* a new object before one no longer used */
+        for (size_t i = 0; i < t->nb && free_slot < 0; i++)
+            if (t->backings[i].fd < 0)
+                free_slot = (ssize_t)i;
     }
     if (free_slot < 0) {
         /* no slot free: nb live objects already */
@@ -185,6 +227,7 @@ static int backing_get(struct br_dma_table *t, int fd, const struct stat *st)
     t->backings[free_slot] = (struct br_dma_backing){
         .dev = st->st_dev, .ino = st->st_ino, .fd = fd, .refs = 0,
     };
+    *fresh = true;
     struct br_dma_backing *b = &t->backings[free_slot];
     /* The whole object, read-write if the fd allows it, else read-only;
      * if neither works each map gets its own mmap. */
@@ -202,18 +245,16 @@ static int backing_get(struct br_dma_table *t, int fd, const struct stat *st)
     return (int)free_slot;
 }
 
+/* The last mapping of a backing went: keep it idle (bounded). */
 static void backing_put_if_unused(struct br_dma_table *t, int slot)
 {
     struct br_dma_backing *b = &t->backings[slot];
-    if (b->refs == 0 && b->fd >= 0) {
-        if (b->base)
-            munmap(b->base, b->len);
-        b->base = NULL;
-        close(b->fd);
-        b->fd = -1;
-        while (t->nb > 0 && t->backings[t->nb - 1].fd < 0)
-            t->nb--;
-    }
+    if (b->refs != 0 || b->fd < 0 || b->idle)
+        return;
+    b->idle = true;
+    b->idle_seq = ++t->idle_clock;
+    if (++t->n_idle > BR_DMA_MAX_IDLE_BACKINGS)
+        release_oldest_idle(t);
 }
 
 int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint64_t size,
@@ -221,6 +262,7 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
 {
     int r;
     int slot = -1;
+    bool fresh = false;
     void *base = NULL;
     size_t len = 0;
     struct br_dma_map *m = NULL;
@@ -266,7 +308,7 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
             r = -ENOMEM;
             goto fail;
         }
-        slot = backing_get(t, fd, &st);
+        slot = backing_get(t, fd, &st, &fresh);
         fd = -1;   /* taken */
         if (slot < 0) {
             r = slot;
@@ -334,7 +376,10 @@ fail:
         node_put(t, m);
     if (base)
         munmap(base, len);
-    if (slot >= 0)
+    /* a backing made for this map goes again; one held before stays */
+    if (slot >= 0 && fresh && t->backings[slot].refs == 0)
+        backing_release(t, slot);
+    else if (slot >= 0)
         backing_put_if_unused(t, slot);
     if (fd >= 0)
         close(fd);
@@ -453,6 +498,10 @@ int br_dma_unmap_all(struct br_dma_table *t, struct hv_device *hv)
         }
         drop_entry(t, m);
     }
+    /* the client let go of everything: so does the bridge */
+    for (size_t i = 0; i < t->nb; i++)
+        if (t->backings[i].fd >= 0 && t->backings[i].refs == 0)
+            backing_release(t, (int)i);
     if (first < 0) {
         /* Make sure nothing of this client stays reachable by the device. */
         int r = hv->ops->dma_unmap(hv, 0, 0, HV_DMA_UNMAP_ALL);

@@ -30,6 +30,13 @@
  * of the whole object, so a client may not make it hold an unbounded
  * number; beyond this a DMA_MAP with a new object gets ENOSPC. */
 #define BR_DMA_MAX_BACKINGS 256u
+/* Objects no mapping uses any more that stay open and mapped (in the
+ * bridge only, never in the IOMMU) for the next map of the same object: a
+ * guest IOMMU maps and unmaps single pages of guest RAM all the time, and
+ * mapping the whole object again for each would cost an mmap and a munmap
+ * per cycle. The oldest idle one is released beyond this many, when a new
+ * object needs the slot, and on unmap-all and disconnect. */
+#define BR_DMA_MAX_IDLE_BACKINGS 4u
 
 struct br_dma_backing {
     dev_t dev;
@@ -39,6 +46,8 @@ struct br_dma_backing {
     void *base;              /* the whole object [0, len), NULL if that failed */
     size_t len;
     bool writable;           /* base is PROT_WRITE too */
+    bool idle;               /* refs == 0, kept open (BR_DMA_MAX_IDLE_BACKINGS) */
+    uint64_t idle_seq;       /* when it became idle (oldest goes first) */
 };
 
 struct br_dma_map {
@@ -62,6 +71,8 @@ struct br_dma_table {
     uint64_t rng;              /* treap priorities (seeded at init) */
     struct br_dma_backing *backings;
     size_t nb, capb;
+    unsigned n_idle;           /* backings with idle set */
+    uint64_t idle_clock;
     uint64_t bytes;            /* bytes mapped into the IOMMU (fd-backed maps) */
     uint32_t max_maps;         /* limit on n */
     uint64_t max_bytes;        /* limit on bytes; 0 = none */

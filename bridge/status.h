@@ -31,9 +31,10 @@ int br_status_format(char *buf, size_t len, const struct br_dev *dev,
 /* Control socket path for a main socket path. -ENAMETOOLONG if it does not
  * fit a sun_path. */
 int br_status_path(const char *socket_path, char *out, size_t outsz);
-/* Create the control socket for cfg->socket_path (logs failures) and watch
- * it in srv's loop. Returns the listening fd (the caller closes it and
- * unlinks the path after the loop) or -errno. */
+/* Create the control socket for cfg->socket_path and watch it in srv's
+ * loop. Returns the listening fd (the caller closes it and unlinks the path
+ * after the loop) or -errno with a warning logged (the daemon serves on
+ * without a status view). */
 int br_status_attach(struct br_server *srv, struct br_dev *dev);
 /* `status --socket PATH`: connect to PATH.ctl and copy the answer to stdout.
  * Errors go to stderr. Returns an exit status. */

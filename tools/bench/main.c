@@ -188,6 +188,8 @@ static void cleanup_dir(const char *dir, unsigned startups)
     char p[PATH_MAX + 32];
     if (snprintf(p, sizeof(p), "%s/bridge.sock", dir) < (int)sizeof(p))
         unlink(p);
+    if (snprintf(p, sizeof(p), "%s/bridge.sock.ctl", dir) < (int)sizeof(p))
+        unlink(p);   /* the status socket, if a bridge was killed */
     for (unsigned i = 0; i < startups; i++)
         if (snprintf(p, sizeof(p), "%s/bridge-%u.log", dir, i) < (int)sizeof(p))
             unlink(p);
@@ -327,7 +329,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < FIG_COUNT; i++) {
         bool bridge_only = i == FIG_FLOOR || i == FIG_FLOOR_FRAMED || i == FIG_IRQ_BRIDGE_CPU ||
                            i == FIG_RSS_IDLE ||
-                           i == FIG_RSS_MAPS || i == FIG_STARTUP;
+                           i == FIG_RSS_MAPS || i == FIG_STARTUP || i == FIG_VIOMMU_FLOOR;
         bool direct_only = i == FIG_DMA_MAP_2M_FRESH || i == FIG_DMA_UNMAP_2M_FRESH;
         if (r->errors == 0 && ((!direct_only && !r->fig[i].has[0]) ||
                                (!bridge_only && !r->fig[i].has[1]))) {

@@ -192,8 +192,29 @@ static void test_dedup_and_unmap_all(void **state)
     /* a map after unmap-all works again */
     assert_int_equal(vu_client_dma_map(c, 16 * MiB, MiB, mfd, 0, RW), 0);
     assert_int_equal(vu_client_dma_unmap(c, 16 * MiB, MiB, 0), 0);
+    /* the object stays open (idle: in the bridge only, not in the IOMMU)
+     * for the next map; BR_DMA_MAX_IDLE_BACKINGS of them at most */
+    assert_int_equal(tu_count_fds(), base + 1);
+    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    for (unsigned i = 0; i < BR_DMA_MAX_IDLE_BACKINGS + 2; i++) {
+        int o = th_memfd(MiB);
+        assert_int_equal(vu_client_dma_map(c, 0x100000, 0x1000, o, 0, RW), 0);
+        close(o);
+        assert_int_equal(vu_client_dma_unmap(c, 0x100000, 0x1000, 0), 0);
+    }
+    assert_int_equal(tu_count_fds(), base + (int)BR_DMA_MAX_IDLE_BACKINGS);
+    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    /* unmap-all lets go of the idle ones too */
+    assert_int_equal(vu_client_dma_unmap(c, 0, 0, VU_DMA_UNMAP_FLAG_ALL), 0);
     assert_int_equal(tu_count_fds(), base);
+    /* and so does the end of the session */
+    assert_int_equal(vu_client_dma_map(c, 16 * MiB, MiB, mfd, 0, RW), 0);
+    assert_int_equal(vu_client_dma_unmap(c, 16 * MiB, MiB, 0), 0);
+    assert_int_equal(tu_count_fds(), base + 1);
     vu_client_close(c);
+    th_wait_closed(t, 1);
+    /* base less the two ends of the connection */
+    assert_int_equal(tu_count_fds(), base - 2);
     close(mfd);
 }
 
