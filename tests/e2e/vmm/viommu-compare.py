@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""viommu-compare.py TRACE STATUS.json - is the bridge's DMA table exactly
-what QEMU has mapped?
+"""viommu-compare.py TRACE STATUS.json [BYTES] - is the bridge's DMA table
+exactly what QEMU had mapped after the messages the bridge had received
+when it answered (`client.messages`), within the first BYTES of the trace
+(its size when the status was taken)?
 
 QEMU's side: its vfio_user_dma_map / vfio_user_dma_unmap trace events (one per
 message it sent, in order; with a guest IOMMU one per guest IOMMU map and
@@ -19,42 +21,67 @@ MAP = re.compile(r"vfio_user_dma_map\s+iova (0x[0-9a-f]+) size (0x[0-9a-f]+)")
 UNMAP = re.compile(r"vfio_user_dma_unmap\s+iova (0x[0-9a-f]+) size (0x[0-9a-f]+) flags (0x[0-9a-f]+)")
 
 
-def replay(path):
+def replay(path, limit, upto_msgs):
+    """The mappings after QEMU's first upto_msgs messages (each traced as
+    one vfio_user_send_write, after its dma_map/dma_unmap line when it is
+    one), within the first `limit` bytes of the trace (-1: all)."""
     maps = {}          # iova -> size
     refused = 0
-    with open(path, errors="replace") as f:
-        for line in f:
-            m = MAP.search(line)
-            if m:
-                iova, size = int(m[1], 16), int(m[2], 16)
-                if any(a < iova + size and iova < a + s for a, s in maps.items()):
-                    refused += 1
-                else:
-                    maps[iova] = size
+    sent = 0
+    pending = None
+    with open(path, "rb") as f:
+        data = f.read(limit) if limit >= 0 else f.read()
+    text = data.decode(errors="replace")
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]   # a line being written
+    for line in text.splitlines():
+        m = MAP.search(line)
+        if m:
+            pending = ("map", int(m[1], 16), int(m[2], 16), 0)
+            continue
+        m = UNMAP.search(line)
+        if m:
+            pending = ("unmap", int(m[1], 16), int(m[2], 16), int(m[3], 16))
+            continue
+        if "vfio_user_send_write" not in line:
+            continue
+        if upto_msgs >= 0 and sent >= upto_msgs:
+            break
+        sent += 1
+        if pending is None:
+            continue
+        kind, iova, size, flags = pending
+        pending = None
+        if kind == "map":
+            if any(a < iova + size and iova < a + s for a, s in maps.items()):
+                refused += 1
+            else:
+                maps[iova] = size
+        elif flags & 2:
+            maps.clear()
+        else:
+            end = iova + size
+            hit = [a for a, s in maps.items() if a < end and iova < a + s]
+            if any(a < iova or a + maps[a] > end for a in hit):
+                refused += 1
                 continue
-            m = UNMAP.search(line)
-            if m:
-                iova, size, flags = int(m[1], 16), int(m[2], 16), int(m[3], 16)
-                if flags & 2:
-                    maps.clear()
-                    continue
-                end = iova + size
-                hit = [a for a, s in maps.items() if a < end and iova < a + s]
-                if any(a < iova or a + maps[a] > end for a in hit):
-                    refused += 1
-                    continue
-                for a in hit:
-                    del maps[a]
-    return maps, refused
+            for a in hit:
+                del maps[a]
+    return maps, refused, sent
 
 
 def main():
-    maps, refused = replay(sys.argv[1])
     with open(sys.argv[2]) as f:
         st = json.load(f)
     cl = st.get("client")
     if not cl:
         print("bridge: no client connected")
+        return 1
+    # the bridge had received cl["messages"] messages when it answered
+    maps, refused, sent = replay(sys.argv[1], int(sys.argv[3]) if len(sys.argv) > 3 else -1,
+                                 cl["messages"])
+    if sent != cl["messages"]:
+        print(f"the trace holds {sent} messages, the bridge counted {cl['messages']}")
         return 1
     dma = cl["dma"]
     bridge = [(int(r["iova"], 16), int(r["size"], 16)) for r in dma["ranges"]]
