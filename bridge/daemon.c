@@ -86,7 +86,7 @@ int br_daemon_run(const struct br_config *cfg)
         goto out_unlink;
     }
     /* the status view is for operators and tests: serving goes on without it */
-    ctl_fd = br_status_attach(srv, &dev);
+    (void)br_status_attach(srv, &dev, &ctl);
     /* device open, socket created: root is no longer needed */
     if (br_service_drop_privileges(cfg) < 0)
         goto out_unlink;

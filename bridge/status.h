@@ -32,10 +32,10 @@ int br_status_format(char *buf, size_t len, const struct br_dev *dev,
  * fit a sun_path. */
 int br_status_path(const char *socket_path, char *out, size_t outsz);
 /* Create the control socket for cfg->socket_path and watch it in srv's
- * loop. Returns the listening fd (the caller closes it and unlinks the path
- * after the loop) or -errno with a warning logged (the daemon serves on
- * without a status view). */
-int br_status_attach(struct br_server *srv, struct br_dev *dev);
+ * loop; *out gets it (after the loop the caller closes out->fd, removes the
+ * file with acc_sock_unlink and calls acc_sock_release). 0, or -errno with
+ * a warning logged (the daemon serves on without a status view). */
+int br_status_attach(struct br_server *srv, struct br_dev *dev, struct acc_sock *out);
 /* `status --socket PATH`: connect to PATH.ctl and copy the answer to stdout.
  * Errors go to stderr. Returns an exit status. */
 int br_cmd_status(const char *socket_path);
