@@ -11,8 +11,10 @@
 # DMA engine reaches what the guest IOMMU maps and nothing else (guest-tool
 # edu-vfio). At each inner checkpoint the bridge's DMA table (from
 # `vfio-user-bridge status`) must be exactly QEMU's (its DMA_MAP/UNMAP trace
-# replayed with type1 rules, tests/e2e/vmm/viommu-compare.py); after the
-# unbind and after the edu's last unmap it must be empty. Neither bridge may
+# replayed with type1 rules up to the same message,
+# tests/e2e/vmm/viommu-compare.py); with the edu's two pages mapped it holds
+# two, after the edu's last unmap none. (After the nvme driver's unbind the
+# guest IOMMU still maps 8 pages; the bridge holds exactly those.) Neither bridge may
 # log a failed DMA_MAP or DMA_UNMAP. One device per QEMU, so that each trace
 # is one device's conversation.
 . "$VUB_SRC/tests/e2e/lib.sh"
@@ -56,7 +58,7 @@ dma_errors() { grep -cE '(DMA_MAP|DMA_UNMAP) \(id [0-9]+\) failed' "$VUB_OUT/bri
 
 vmm_start viommu viommu "$(sock nvme)"
 viommu_checkpoint viommu nvme io
-viommu_checkpoint viommu nvme unbound 0
+viommu_checkpoint viommu nvme unbound
 viommu_checkpoint viommu nvme rebind
 viommu_checkpoint viommu nvme boot2
 vmm_wait viommu $((VMM_TIMEOUT * 2))
