@@ -4,5 +4,5 @@
 # lives in tests/e2e/vmm/viommu.sh (see docs/vmm.md); this file registers it
 # as the ctest test e2e_vmm_viommu. Three inner boots and the checkpoints'
 # idle time: longer than the testbed's default.
-# e2e-timeout: 1500
+# e2e-timeout: 2400
 exec bash "$VUB_SRC/tests/e2e/vmm/viommu.sh"
