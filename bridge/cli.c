@@ -19,6 +19,7 @@ void br_cli_usage(FILE *out)
 "       vfio-user-bridge --device DDDD:BB:DD.F --policy FILE [options]\n"
 "       vfio-user-bridge --sim[=edu|nvme-like] --socket PATH [options]\n"
 "       vfio-user-bridge list [--json]\n"
+"       vfio-user-bridge status --socket PATH\n"
 "\n"
 "Serve one PCI function, opened through the host kernel's VFIO (it must be\n"
 "bound to vfio-pci), to one vfio-user client at a time on a UNIX socket.\n"
@@ -110,7 +111,12 @@ void br_cli_usage(FILE *out)
 "export the device), 3 the device was unbound from vfio-pci or removed.\n"
 "\n"
 "list [--json]: every PCI function with its ids, names, driver, IOMMU group,\n"
-"and whether it can be exported now (or why not).\n",
+"and whether it can be exported now (or why not).\n"
+"\n"
+"status --socket PATH: the state of the daemon serving PATH, as JSON, from its\n"
+"control socket PATH.ctl (mode 0600; root or the daemon's user): the client's\n"
+"pid and uid, messages and errors, DMA mappings (count, bytes, the lowest 256\n"
+"ranges), IRQ indexes enabled.\n",
         out);
 }
 
@@ -197,6 +203,27 @@ static int parse_list(int argc, char **argv, struct br_cli *cli, FILE *errout)
     return 0;
 }
 
+static int parse_status(int argc, char **argv, struct br_cli *cli, FILE *errout)
+{
+    static const struct option opts[] = {
+        { "socket", required_argument, NULL, 's' },
+        { NULL, 0, NULL, 0 },
+    };
+    int c;
+    cli->action = BR_ACT_STATUS;
+    while ((c = getopt_long(argc, argv, "s:", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': cli->cfg.socket_path = optarg; break;
+        default: return bad(errout, "%s: bad option for status", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return bad(errout, "status: unexpected argument %s", argv[optind]);
+    if (!cli->cfg.socket_path)
+        return bad(errout, "%s", "status: --socket PATH is required");
+    return 0;
+}
+
 int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *errout)
 {
     static const struct option opts[] = {
@@ -239,6 +266,8 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
 
     if (argc > 1 && strcmp(argv[1], "list") == 0)
         return parse_list(argc - 1, argv + 1, cli, errout);
+    if (argc > 1 && strcmp(argv[1], "status") == 0)
+        return parse_status(argc - 1, argv + 1, cli, errout);
 
     int c;
     uint64_t size;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * cli.h - the command line: `vfio-user-bridge [options]` serves a device,
- * `vfio-user-bridge list [--json]` lists the host's PCI functions.
+ * `vfio-user-bridge list [--json]` lists the host's PCI functions,
+ * `vfio-user-bridge status --socket PATH` prints a running daemon's state.
  */
 #ifndef BR_CLI_H
 #define BR_CLI_H
@@ -15,6 +16,7 @@
 enum br_action {
     BR_ACT_SERVE,
     BR_ACT_LIST,
+    BR_ACT_STATUS,     /* status --socket PATH */
     BR_ACT_HELP,       /* --help printed */
     BR_ACT_VERSION,    /* --version printed */
 };

@@ -16,6 +16,7 @@
 #include "server.h"
 #include "service.h"
 #include "session.h"
+#include "status.h"
 #include "tap.h"
 
 /* The kernel IOMMU context --iommu asks for. */
@@ -77,6 +78,7 @@ int br_daemon_run(const struct br_config *cfg)
     struct br_service *svc = NULL;
     struct acc_sock sock = { .fd = -1, .dir_fd = -1 };
     int status = 1;
+    struct acc_sock ctl = { .fd = -1, .dir_fd = -1 };   /* the status socket */
 
     /* SIGTERM/SIGINT arrive through the loop's signalfd; a client that
      * vanishes must not kill us with SIGPIPE. */
@@ -102,6 +104,8 @@ int br_daemon_run(const struct br_config *cfg)
         br_err("cannot set up the event loop");
         goto out_unlink;
     }
+    /* the status view is for operators and tests: serving goes on without it */
+    (void)br_status_attach(srv, &dev, &ctl);
     /* device open, socket created: root is no longer needed */
     if (br_service_drop_privileges(cfg) < 0)
         goto out_unlink;
@@ -123,6 +127,12 @@ out_unlink:
     if (ur < 0)
         br_debug("cannot remove %s: %s", cfg->socket_path, strerror(-ur));
     acc_sock_release(&sock);
+    if (ctl.fd >= 0) {
+        close(ctl.fd);
+        ctl.fd = -1;
+        acc_sock_unlink(&ctl);
+    }
+    acc_sock_release(&ctl);
 out:
     hv_close(hv);           /* lets a waiting unbind of the device proceed */
     br_service_free(svc);

@@ -2,11 +2,12 @@
 /* The per-client DMA map table: client memory fd -> mmap -> IOMMU map. */
 #include <errno.h>
 #include <inttypes.h>
-#include <search.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -21,29 +22,102 @@ void br_dma_init(struct br_dma_table *t, uint32_t max_maps, uint64_t max_bytes, 
     t->max_maps = max_maps;
     t->max_bytes = max_bytes;
     t->page_size = page ? page : 4096;
+    /* Treap priorities a client cannot predict (it chooses the keys, so a
+     * fixed sequence would let it shape the tree). */
+    if (getrandom(&t->rng, sizeof(t->rng), GRND_NONBLOCK) != (ssize_t)sizeof(t->rng)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        t->rng = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)t;
+    }
+    t->rng |= 1;
 }
 
 static uint64_t last_byte(const struct br_dma_map *m) { return m->iova + (m->size - 1); }
 
-/* Order of the tree: ranges that overlap compare equal. The ranges in the
- * tree are disjoint, so this is a total order on them, and looking up any
- * range finds a stored one that overlaps it (if there is one). */
-static int range_cmp(const void *a, const void *b)
+/* ---- the ordered tree ----------------------------------------------------------
+ * A treap keyed by iova (the ranges are disjoint, so ordering by start orders
+ * them completely), heap-ordered by random priorities: expected depth
+ * O(log n) whatever the order of the keys. Range removal splits out the
+ * subtree of the mappings inside the range: O(log n + k). Nodes are
+ * intrusive (struct br_dma_map) and kept on a free list for reuse, so a
+ * steady map/unmap cycle allocates nothing. */
+
+static uint32_t next_prio(struct br_dma_table *t)
 {
-    const struct br_dma_map *x = a, *y = b;
-    if (last_byte(x) < y->iova)
-        return -1;
-    if (x->iova > last_byte(y))
-        return 1;
-    return 0;
+    /* xorshift64* */
+    t->rng ^= t->rng >> 12;
+    t->rng ^= t->rng << 25;
+    t->rng ^= t->rng >> 27;
+    return (uint32_t)((t->rng * 2685821657736338717ull) >> 32);
 }
 
-/* A stored map overlapping [iova, iova+size), or NULL. */
-static struct br_dma_map *find_overlap(const struct br_dma_table *t, uint64_t iova, uint64_t size)
+/* Split n into the nodes with iova < key (*l) and the others (*r). */
+static void split(struct br_dma_map *n, uint64_t key, struct br_dma_map **l, struct br_dma_map **r)
 {
-    struct br_dma_map key = { .iova = iova, .size = size };
-    void *node = tfind(&key, &t->root, range_cmp);
-    return node ? *(struct br_dma_map **)node : NULL;
+    if (!n) {
+        *l = *r = NULL;
+    } else if (n->iova < key) {
+        split(n->right, key, &n->right, r);
+        *l = n;
+    } else {
+        split(n->left, key, l, &n->left);
+        *r = n;
+    }
+}
+
+/* Join a and b, every key of a below every key of b. */
+static struct br_dma_map *merge(struct br_dma_map *a, struct br_dma_map *b)
+{
+    if (!a)
+        return b;
+    if (!b)
+        return a;
+    if (a->prio > b->prio) {
+        a->right = merge(a->right, b);
+        return a;
+    }
+    b->left = merge(a, b->left);
+    return b;
+}
+
+static void tree_insert(struct br_dma_table *t, struct br_dma_map *m)
+{
+    struct br_dma_map *l, *r;
+    m->left = m->right = NULL;
+    m->prio = next_prio(t);
+    split(t->root, m->iova, &l, &r);
+    t->root = merge(merge(l, m), r);
+}
+
+/* A stored map overlapping [iova, last], or NULL. */
+static struct br_dma_map *find_overlap(const struct br_dma_table *t, uint64_t iova, uint64_t last)
+{
+    struct br_dma_map *n = t->root;
+    while (n) {
+        if (last_byte(n) < iova)
+            n = n->right;
+        else if (n->iova > last)
+            n = n->left;
+        else
+            return n;
+    }
+    return NULL;
+}
+
+static struct br_dma_map *node_get(struct br_dma_table *t)
+{
+    struct br_dma_map *m = t->free_nodes;
+    if (m) {
+        t->free_nodes = m->right;
+        return m;
+    }
+    return malloc(sizeof(*m));
+}
+
+static void node_put(struct br_dma_table *t, struct br_dma_map *m)
+{
+    m->right = t->free_nodes;
+    t->free_nodes = m;
 }
 
 /* Fill the bridge's page tables for [vaddr, vaddr+size) before the kernel
@@ -73,11 +147,43 @@ static int prefault(const struct br_dma_table *t, void *vaddr, uint64_t size)
     return 0;
 }
 
+/* Close a backing nobody uses (idle or just made). */
+static void backing_release(struct br_dma_table *t, int slot)
+{
+    struct br_dma_backing *b = &t->backings[slot];
+    if (b->fd < 0)
+        return;
+    if (b->base)
+        munmap(b->base, b->len);
+    b->base = NULL;
+    close(b->fd);
+    b->fd = -1;
+    if (b->idle)
+        t->n_idle--;
+    b->idle = false;
+    while (t->nb > 0 && t->backings[t->nb - 1].fd < 0)
+        t->nb--;
+}
+
+static void release_oldest_idle(struct br_dma_table *t)
+{
+    int old = -1;
+    for (size_t i = 0; i < t->nb; i++) {
+        const struct br_dma_backing *b = &t->backings[i];
+        if (b->fd >= 0 && b->idle && (old < 0 || b->idle_seq < t->backings[old].idle_seq))
+            old = (int)i;
+    }
+    if (old >= 0)
+        backing_release(t, old);
+}
+
 /* Backing object for fd (taking fd): an existing one with the same inode
- * (fd closed) or a new slot. Returns the slot or -errno (fd closed). */
-static int backing_get(struct br_dma_table *t, int fd, const struct stat *st)
+ * (fd closed; an idle one is in use again) or a new slot (*fresh set).
+ * Returns the slot or -errno (fd closed). */
+static int backing_get(struct br_dma_table *t, int fd, const struct stat *st, bool *fresh)
 {
     ssize_t free_slot = -1;
+    *fresh = false;
     for (size_t i = 0; i < t->nb; i++) {
         struct br_dma_backing *b = &t->backings[i];
         if (b->fd < 0) {
@@ -87,8 +193,18 @@ static int backing_get(struct br_dma_table *t, int fd, const struct stat *st)
         }
         if (b->dev == st->st_dev && b->ino == st->st_ino) {
             close(fd);
+            if (b->idle) {
+                b->idle = false;
+                t->n_idle--;
+            }
             return (int)i;
         }
+    }
+    if (free_slot < 0 && t->nb >= BR_DMA_MAX_BACKINGS && t->n_idle > 0) {
+        release_oldest_idle(t);   /* a new object before one no longer used */
+        for (size_t i = 0; i < t->nb && free_slot < 0; i++)
+            if (t->backings[i].fd < 0)
+                free_slot = (ssize_t)i;
     }
     if (free_slot < 0) {
         /* no slot free: nb live objects already */
@@ -111,6 +227,7 @@ static int backing_get(struct br_dma_table *t, int fd, const struct stat *st)
     t->backings[free_slot] = (struct br_dma_backing){
         .dev = st->st_dev, .ino = st->st_ino, .fd = fd, .refs = 0,
     };
+    *fresh = true;
     struct br_dma_backing *b = &t->backings[free_slot];
     /* The whole object, read-write if the fd allows it, else read-only;
      * if neither works each map gets its own mmap. */
@@ -128,18 +245,16 @@ static int backing_get(struct br_dma_table *t, int fd, const struct stat *st)
     return (int)free_slot;
 }
 
+/* The last mapping of a backing went: keep it idle (bounded). */
 static void backing_put_if_unused(struct br_dma_table *t, int slot)
 {
     struct br_dma_backing *b = &t->backings[slot];
-    if (b->refs == 0 && b->fd >= 0) {
-        if (b->base)
-            munmap(b->base, b->len);
-        b->base = NULL;
-        close(b->fd);
-        b->fd = -1;
-        while (t->nb > 0 && t->backings[t->nb - 1].fd < 0)
-            t->nb--;
-    }
+    if (b->refs != 0 || b->fd < 0 || b->idle)
+        return;
+    b->idle = true;
+    b->idle_seq = ++t->idle_clock;
+    if (++t->n_idle > BR_DMA_MAX_IDLE_BACKINGS)
+        release_oldest_idle(t);
 }
 
 int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint64_t size,
@@ -147,6 +262,7 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
 {
     int r;
     int slot = -1;
+    bool fresh = false;
     void *base = NULL;
     size_t len = 0;
     struct br_dma_map *m = NULL;
@@ -161,11 +277,11 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
         r = -ENOSPC;
         goto fail;
     }
-    if (find_overlap(t, iova, size)) {
+    if (find_overlap(t, iova, iova + (size - 1))) {
         r = -EEXIST;
         goto fail;
     }
-    m = malloc(sizeof(*m));
+    m = node_get(t);
     if (!m) {
         r = -ENOMEM;
         goto fail;
@@ -192,7 +308,7 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
             r = -ENOMEM;
             goto fail;
         }
-        slot = backing_get(t, fd, &st);
+        slot = backing_get(t, fd, &st, &fresh);
         fd = -1;   /* taken */
         if (slot < 0) {
             r = slot;
@@ -231,7 +347,9 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
         }
         uint32_t hvf = ((flags & VU_DMA_MAP_FLAG_READ) ? HV_DMA_READ : 0) |
                        ((flags & VU_DMA_MAP_FLAG_WRITE) ? HV_DMA_WRITE : 0);
-        if ((r = prefault(t, vaddr, size)) < 0)
+        /* one page gains nothing from a prefault (pinning faults it once);
+         * a vIOMMU guest maps mostly single pages */
+        if (size > t->page_size && (r = prefault(t, vaddr, size)) < 0)
             goto fail;
         r = hv_dma_map(hv, iova, vaddr, size, hvf);
         if (r < 0)
@@ -243,10 +361,7 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
         .iova = iova, .size = size, .flags = flags, .backing = slot,
         .map_base = base, .map_len = len,
     };
-    if (!tsearch(m, &t->root, range_cmp)) {
-        r = -ENOMEM;
-        goto fail;
-    }
+    tree_insert(t, m);
     if (slot >= 0) {
         t->backings[slot].refs++;
         t->bytes += size;
@@ -257,18 +372,22 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
 fail:
     if (iommu_mapped)
         hv_dma_unmap(hv, iova, size, 0);
-    free(m);
+    if (m)
+        node_put(t, m);
     if (base)
         munmap(base, len);
-    if (slot >= 0)
+    /* a backing made for this map goes again; one held before stays */
+    if (slot >= 0 && fresh && t->backings[slot].refs == 0)
+        backing_release(t, slot);
+    else if (slot >= 0)
         backing_put_if_unused(t, slot);
     if (fd >= 0)
         close(fd);
     return r;
 }
 
-/* Forget m (the IOMMU no longer maps it): its own mmap, its share of the
- * backing object, its node. */
+/* Forget m (the IOMMU no longer maps it, m is out of the tree): its own
+ * mmap, its share of the backing object; the node goes to the free list. */
 static void drop_entry(struct br_dma_table *t, struct br_dma_map *m)
 {
     if (m->backing >= 0) {
@@ -278,32 +397,97 @@ static void drop_entry(struct br_dma_table *t, struct br_dma_map *m)
         t->backings[m->backing].refs--;
         backing_put_if_unused(t, m->backing);
     }
-    tdelete(m, &t->root, range_cmp);
     t->n--;
-    free(m);
+    node_put(t, m);
+}
+
+/* Drop every node of subtree n (out of the tree already). */
+static void drop_subtree(struct br_dma_table *t, struct br_dma_map *n)
+{
+    while (n) {
+        struct br_dma_map *l = n->left, *r = n->right;
+        drop_entry(t, n);
+        drop_subtree(t, l);
+        n = r;
+    }
+}
+
+/* The span [*lo, *hi] of the fd-backed (IOMMU-mapped) nodes of subtree n. */
+static void iommu_span(const struct br_dma_map *n, uint64_t *lo, uint64_t *hi, bool *any)
+{
+    for (; n; n = n->right) {
+        iommu_span(n->left, lo, hi, any);
+        if (n->backing >= 0) {
+            if (!*any || n->iova < *lo)
+                *lo = n->iova;
+            if (!*any || last_byte(n) > *hi)
+                *hi = last_byte(n);
+            *any = true;
+        }
+    }
+}
+
+static size_t count_subtree(const struct br_dma_map *n)
+{
+    size_t k = 0;
+    for (; n; n = n->right)
+        k += 1 + count_subtree(n->left);
+    return k;
 }
 
 int br_dma_unmap(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint64_t size)
 {
     if (size == 0 || size - 1 > UINT64_MAX - iova)
-        return -ENOENT;
-    struct br_dma_map *m = find_overlap(t, iova, 1);
-    if (!m || m->iova != iova || m->size != size)
-        return -ENOENT;
-    if (m->backing >= 0) {
-        int r = hv_dma_unmap(hv, iova, size, 0);
-        if (r < 0)
-            return r;
+        return -EINVAL;
+    uint64_t last = iova + (size - 1);
+    /* A mapping that starts before the range or ends after it is cut:
+     * refused before anything is touched (the kernel's type1 v2 rule). */
+    struct br_dma_map *m = find_overlap(t, iova, iova);
+    if (m && m->iova != iova)
+        return -EINVAL;
+    m = find_overlap(t, last, last);
+    if (m && last_byte(m) != last)
+        return -EINVAL;
+
+    /* Now the mappings that overlap the range are exactly those inside it,
+     * and they are one subtree between two splits. */
+    struct br_dma_map *l, *mid, *r;
+    split(t->root, iova, &l, &mid);
+    if (last == UINT64_MAX)
+        r = NULL;
+    else
+        split(mid, last + 1, &mid, &r);
+    if (!mid) {
+        t->root = merge(l, r);
+        return 0;   /* an empty range is a success */
     }
-    drop_entry(t, m);
-    return 0;
+    /* One IOMMU unmap over the span of the fd-backed mappings removed: the
+     * IOMMU holds exactly the table's fd-backed mappings, so this removes
+     * those and nothing else, all or nothing (the kernel checks the whole
+     * range before it unmaps anything). Each fd-backed mapping is aligned
+     * (the IOMMU accepted it), so the span is too, whatever the request. */
+    uint64_t lo = 0, hi = 0;
+    bool any = false;
+    iommu_span(mid, &lo, &hi, &any);
+    if (any) {
+        int rc = hv_dma_unmap(hv, lo, hi - lo + 1, 0);
+        if (rc < 0) {
+            t->root = merge(merge(l, mid), r);
+            return rc;
+        }
+    }
+    size_t k = count_subtree(mid);
+    t->root = merge(l, r);
+    drop_subtree(t, mid);
+    return (int)(k > INT32_MAX ? INT32_MAX : k);
 }
 
 int br_dma_unmap_all(struct br_dma_table *t, struct hv_device *hv)
 {
     int first = 0;
     while (t->root) {
-        struct br_dma_map *m = *(struct br_dma_map **)t->root;
+        struct br_dma_map *m = t->root;
+        t->root = merge(m->left, m->right);
         if (m->backing >= 0) {
             int r = hv_dma_unmap(hv, m->iova, m->size, 0);
             if (r < 0 && first == 0) {
@@ -314,6 +498,10 @@ int br_dma_unmap_all(struct br_dma_table *t, struct hv_device *hv)
         }
         drop_entry(t, m);
     }
+    /* the client let go of everything: so does the bridge */
+    for (size_t i = 0; i < t->nb; i++)
+        if (t->backings[i].fd >= 0 && t->backings[i].refs == 0)
+            backing_release(t, (int)i);
     if (first < 0) {
         /* Make sure nothing of this client stays reachable by the device. */
         int r = hv_dma_unmap(hv, 0, 0, HV_DMA_UNMAP_ALL);
@@ -321,6 +509,38 @@ int br_dma_unmap_all(struct br_dma_table *t, struct hv_device *hv)
             br_err("IOMMU unmap-all failed: %s", strerror(-r));
     }
     return first;
+}
+
+/* In-order walk filling out[] up to max. */
+static void ranges_walk(const struct br_dma_map *n, struct br_dma_range *out, size_t max,
+                        size_t *k)
+{
+    for (; n && *k < max; n = n->right) {
+        ranges_walk(n->left, out, max, k);
+        if (*k >= max)
+            return;
+        out[(*k)++] = (struct br_dma_range){ .iova = n->iova, .size = n->size,
+                                             .flags = n->flags, .fd = n->backing >= 0 };
+    }
+}
+
+size_t br_dma_ranges(const struct br_dma_table *t, struct br_dma_range *out, size_t max)
+{
+    size_t k = 0;
+    ranges_walk(t->root, out, max, &k);
+    return k;
+}
+
+static void free_subtree(struct br_dma_map *n)
+{
+    while (n) {
+        struct br_dma_map *l = n->left, *r = n->right;
+        if (n->map_base)
+            munmap(n->map_base, n->map_len);
+        free(n);
+        free_subtree(l);
+        n = r;
+    }
 }
 
 void br_dma_free(struct br_dma_table *t)
@@ -333,11 +553,10 @@ void br_dma_free(struct br_dma_table *t)
         close(t->backings[i].fd);
     }
     /* unmap_all emptied the tree; anything left is only memory */
-    while (t->root) {
-        struct br_dma_map *m = *(struct br_dma_map **)t->root;
-        tdelete(m, &t->root, range_cmp);
-        if (m->map_base)
-            munmap(m->map_base, m->map_len);
+    free_subtree(t->root);
+    while (t->free_nodes) {
+        struct br_dma_map *m = t->free_nodes;
+        t->free_nodes = m->right;
         free(m);
     }
     free(t->backings);

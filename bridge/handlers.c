@@ -129,8 +129,16 @@ static int h_dma_unmap(struct br_session *s, struct vu_msg *m, struct reply *rep
         r = br_dma_unmap(&s->dma, HV(s), req.address, req.size);
     if (r < 0)
         return vu_fail(&rep->err, r, "DMA_UNMAP 0x%" PRIx64 "+0x%" PRIx64 ": %s", req.address,
-                       req.size, r == -ENOENT ? "no mapping matches exactly" : strerror(-r));
-    /* everything is released already; the reply echoes the request */
+                       req.size,
+                       r == -EINVAL && !(req.flags & VU_DMA_UNMAP_FLAG_ALL)
+                           ? "the range is empty, wraps, or cuts through a mapping"
+                           : strerror(-r));
+    if (!(req.flags & VU_DMA_UNMAP_FLAG_ALL))
+        br_debug("DMA_UNMAP 0x%" PRIx64 "+0x%" PRIx64 ": %d mappings removed", req.address,
+                 req.size, r);
+    /* everything is released from the IOMMU already (a range unmap removes
+     * every mapping inside it, like the kernel's type1); the reply echoes
+     * the request */
     rep->fixed.unmap = req;
     rep->p1 = &rep->fixed.unmap;
     rep->l1 = sizeof(req);

@@ -5,6 +5,7 @@
 #include "list.h"
 #include "log.h"
 #include "service.h"
+#include "status.h"
 
 int main(int argc, char **argv)
 {
@@ -17,6 +18,8 @@ int main(int argc, char **argv)
         return 0;
     case BR_ACT_LIST:
         return br_cmd_list(cli.sysfs, cli.list_json);
+    case BR_ACT_STATUS:
+        return br_cmd_status(cli.cfg.socket_path);
     case BR_ACT_SERVE:
         break;
     }

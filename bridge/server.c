@@ -156,6 +156,8 @@ void br_server_drop_client(struct br_server *srv, const char *reason)
         srv->drop_reason = reason ? reason : "dropped";
 }
 
+const struct br_session *br_server_session(const struct br_server *srv) { return srv->sess; }
+
 void br_server_get_stats(const struct br_server *srv, struct br_server_stats *out)
 {
     out->accepted = atomic_load(&srv->accepted);

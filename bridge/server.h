@@ -56,6 +56,9 @@ void br_server_stop(struct br_server *srv);
 void br_server_drop_client(struct br_server *srv, const char *reason);
 /* Counters; safe to read from another thread. */
 void br_server_get_stats(const struct br_server *srv, struct br_server_stats *out);
+/* The current session, NULL if none (for the status view; loop thread only). */
+struct br_session;
+const struct br_session *br_server_session(const struct br_server *srv);
 /* Close the session if any, the listening socket and the loop's fds. */
 void br_server_free(struct br_server *srv);
 

@@ -30,6 +30,13 @@
  * of the whole object, so a client may not make it hold an unbounded
  * number; beyond this a DMA_MAP with a new object gets ENOSPC. */
 #define BR_DMA_MAX_BACKINGS 256u
+/* Objects no mapping uses any more that stay open and mapped (in the
+ * bridge only, never in the IOMMU) for the next map of the same object: a
+ * guest IOMMU maps and unmaps single pages of guest RAM all the time, and
+ * mapping the whole object again for each would cost an mmap and a munmap
+ * per cycle. The oldest idle one is released beyond this many, when a new
+ * object needs the slot, and on unmap-all and disconnect. */
+#define BR_DMA_MAX_IDLE_BACKINGS 4u
 
 struct br_dma_backing {
     dev_t dev;
@@ -39,6 +46,8 @@ struct br_dma_backing {
     void *base;              /* the whole object [0, len), NULL if that failed */
     size_t len;
     bool writable;           /* base is PROT_WRITE too */
+    bool idle;               /* refs == 0, kept open (BR_DMA_MAX_IDLE_BACKINGS) */
+    uint64_t idle_seq;       /* when it became idle (oldest goes first) */
 };
 
 struct br_dma_map {
@@ -48,14 +57,22 @@ struct br_dma_map {
     void *map_base;          /* an mmap of this map's own (when the object's
                               * whole mapping does not cover it), else NULL */
     size_t map_len;
+    /* the table's ordered tree (a treap keyed by iova); on the free list
+     * `right` links the free nodes */
+    struct br_dma_map *left, *right;
+    uint32_t prio;
 };
 
 struct br_dma_table {
-    void *root;                /* tsearch tree of struct br_dma_map *, by iova;
-                              * the ranges are disjoint */
+    struct br_dma_map *root;   /* treap by iova; the ranges are disjoint */
     size_t n;
+    struct br_dma_map *free_nodes;   /* nodes kept for reuse (at most the
+                                      * peak of n, itself <= max_maps) */
+    uint64_t rng;              /* treap priorities (seeded at init) */
     struct br_dma_backing *backings;
     size_t nb, capb;
+    unsigned n_idle;           /* backings with idle set */
+    uint64_t idle_clock;
     uint64_t bytes;            /* bytes mapped into the IOMMU (fd-backed maps) */
     uint32_t max_maps;         /* limit on n */
     uint64_t max_bytes;        /* limit on bytes; 0 = none */
@@ -85,13 +102,26 @@ void br_dma_init(struct br_dma_table *t, uint32_t max_maps, uint64_t max_bytes, 
  * as EFAULT instead of raising SIGBUS, so memory objects need no seals. */
 int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint64_t size,
                uint64_t offset, uint32_t flags, int fd);
-/* Remove exactly [iova, iova+size): IOMMU unmap, munmap, backing released.
- * -ENOENT if no mapping matches exactly. */
+/* Remove every mapping contained in [iova, iova+size) (kernel type1
+ * semantics, not the vfio-user spec's exact match): IOMMU unmap, munmap,
+ * backings released, all before returning. Returns how many were removed
+ * (0: the range held none, a success), -EINVAL for size 0, a range that
+ * wraps, or one that cuts through a mapping (then nothing is removed), or
+ * the back end's error (nothing removed either). O(log n + removed). */
 int br_dma_unmap(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint64_t size);
 /* Remove every mapping. Returns the first error but removes all it can. */
 int br_dma_unmap_all(struct br_dma_table *t, struct hv_device *hv);
 /* Free the table's arrays (after unmap_all). */
 void br_dma_free(struct br_dma_table *t);
+
+/* A summary of the table for the status view: count, bytes, and up to
+ * `max` mappings in IOVA order from the lowest (fills out[0..returned)). */
+struct br_dma_range {
+    uint64_t iova, size;
+    uint32_t flags;
+    bool fd;                 /* backed by client memory (in the IOMMU) */
+};
+size_t br_dma_ranges(const struct br_dma_table *t, struct br_dma_range *out, size_t max);
 
 /* ---- IRQ shadow tables ---------------------------------------------------------- */
 

@@ -151,8 +151,10 @@ struct hv_iommu_ops {
      * limit is reached. */
     int (*dma_map)(struct hv_iommu *io, uint64_t iova, void *vaddr, uint64_t size,
                    uint32_t flags);
-    /* Unmap exactly [iova, iova+size) (the caller enforces exact match of its
-     * own table); with HV_DMA_UNMAP_ALL, iova = size = 0, everything. */
+    /* Kernel type1 v2 rules: unmap every mapping inside [iova, iova+size),
+     * success if there is none, -EINVAL (nothing done) if the range cuts a
+     * mapping or is misaligned; with HV_DMA_UNMAP_ALL, iova = size = 0,
+     * everything. */
     int (*dma_unmap)(struct hv_iommu *io, uint64_t iova, uint64_t size, uint32_t flags);
     int (*info)(struct hv_iommu *io, struct hv_iommu_info *out);
     /* The open path of a kernel device, called by the VFIO device layer

@@ -151,6 +151,8 @@ enum bench_fig {
     FIG_RSS_IDLE,       /* KiB */
     FIG_RSS_MAPS,
     FIG_STARTUP,        /* ms to listening */
+    FIG_VIOMMU_CYCLE,   /* 4 KiB map + unmap of one IOVA, a new page each time */
+    FIG_VIOMMU_FLOOR,   /* bridge only: two framed ping-pongs, in turns with it */
     FIG_COUNT
 };
 
@@ -270,7 +272,7 @@ struct bench_target {
     bool met;
     char value[128];
 };
-#define BENCH_NTARGETS 8
+#define BENCH_NTARGETS 9
 void bench_targets(const struct bench_result *r, struct bench_target t[BENCH_NTARGETS]);
 
 #endif /* VUB_BENCH_H */

@@ -194,6 +194,10 @@ static void cleanup_dir(const char *dir, unsigned startups)
         unlink(p);
     if (snprintf(p, sizeof(p), "%s/%s", dir, BENCH_POLL_SOCK) < (int)sizeof(p))
         unlink(p);
+    if (snprintf(p, sizeof(p), "%s/bridge.sock.ctl", dir) < (int)sizeof(p))
+        unlink(p);   /* the status socket, if a bridge was killed */
+    if (snprintf(p, sizeof(p), "%s/%s.ctl", dir, BENCH_POLL_SOCK) < (int)sizeof(p))
+        unlink(p);
     for (unsigned i = 0; i <= startups; i++)   /* the --poll-us bridge's is last */
         if (snprintf(p, sizeof(p), "%s/bridge-%u.log", dir, i) < (int)sizeof(p))
             unlink(p);
@@ -338,7 +342,7 @@ int main(int argc, char **argv)
             continue;
         bool bridge_only = polled || i == FIG_FLOOR || i == FIG_FLOOR_FRAMED || i == FIG_IRQ_BRIDGE_CPU ||
                            i == FIG_RSS_IDLE ||
-                           i == FIG_RSS_MAPS || i == FIG_STARTUP;
+                           i == FIG_RSS_MAPS || i == FIG_STARTUP || i == FIG_VIOMMU_FLOOR;
         bool direct_only = i == FIG_DMA_MAP_2M_FRESH || i == FIG_DMA_UNMAP_2M_FRESH;
         if (r->errors == 0 && ((!direct_only && !r->fig[i].has[0]) ||
                                (!bridge_only && !r->fig[i].has[1]))) {

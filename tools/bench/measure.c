@@ -70,6 +70,8 @@ void bench_figures_init(struct bench_result *r)
         [FIG_RSS_IDLE] = {"rss_idle", "Bridge resident memory, listening, idle", "KiB", false},
         [FIG_RSS_MAPS] = {"rss_1000_maps", "Bridge resident memory, 1000 DMA mappings of 4 KiB", "KiB", false},
         [FIG_STARTUP] = {"startup", "Bridge start-up to listening", "ms", false},
+        [FIG_VIOMMU_CYCLE] = {"viommu_cycle", "vIOMMU cycle: 4 KiB map + unmap of one IOVA, re-mapped to another page each time", "us", true},
+        [FIG_VIOMMU_FLOOR] = {"viommu_floor", "Floor of the cycle's two messages: framed ping-pongs, one passing an fd, in turns with it", "us", false},
     };
     for (int i = 0; i < FIG_COUNT; i++) {
         r->fig[i].key = d[i].key;
@@ -782,6 +784,9 @@ static int check_device(struct bench_side *s, struct bench_result *r)
     return 0;
 }
 
+static void run_viommu(const struct bench_config *cfg, struct bench_side *s, int k,
+                       struct bench_result *r);
+
 /* Every figure both sides have. */
 static void measure_side(const struct bench_config *cfg, struct bench_side *s, int k,
                          struct bench_result *r, pid_t bridge_pid)
@@ -828,6 +833,9 @@ static void measure_side(const struct bench_config *cfg, struct bench_side *s, i
     if (bar.p || cfg->sim)
         run_irq(cfg, s, k, r, bar.p, bridge_pid);
     bar_map_close(&bar);
+    /* simulated device: both sides in the bridge phase, in turns */
+    if (k == K_BRIDGE || !cfg->sim)
+        run_viommu(cfg, s, k, r);
 }
 
 int bench_phase_direct(const struct bench_config *cfg, struct bench_side *s,
@@ -953,6 +961,51 @@ static int framed_recv(int fd, void *buf, size_t len)
     return n == (ssize_t)len ? 0 : n < 0 ? -errno : -ECONNRESET;
 }
 
+/* A request carrying one fd (as a DMA_MAP does), and the peer's receive of
+ * a header that may carry one: it takes the fd and closes it, as the bridge
+ * does with an fd of a memory object it already holds. */
+static int framed_send_fd(int fd, const void *buf, size_t len, int pass)
+{
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    union {
+        struct cmsghdr h;
+        char b[CMSG_SPACE(sizeof(int))];
+    } cm;
+    memset(&cm, 0, sizeof(cm));
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
+                        .msg_controllen = sizeof(cm.b)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &pass, sizeof(int));
+    ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+    return n == (ssize_t)len ? 0 : n < 0 ? -errno : -EIO;
+}
+
+static int framed_recv_hdr(int fd, void *buf, size_t len)
+{
+    struct iovec iov = {.iov_base = buf, .iov_len = len};
+    union {
+        struct cmsghdr h;
+        char b[CMSG_SPACE(4 * sizeof(int))];
+    } cm;
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
+                        .msg_controllen = sizeof(cm.b)};
+    ssize_t n = recvmsg(fd, &mh, MSG_WAITALL | MSG_CMSG_CLOEXEC);
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); n > 0 && c; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t j = 0; j < k; j++) {
+            int got;
+            memcpy(&got, CMSG_DATA(c) + j * sizeof(int), sizeof(int));
+            close(got);
+        }
+    }
+    return n == (ssize_t)len ? 0 : n < 0 ? -errno : -ECONNRESET;
+}
+
 struct floor_ctx {
     int fd;
     bool framed;
@@ -1016,7 +1069,7 @@ static void floor_peer(int fd, bool framed, unsigned spin_us)
         if (framed) {
             rc = poll_in(fd);
             if (rc == 0)
-                rc = framed_recv(fd, req, sizeof(req));
+                rc = framed_recv_hdr(fd, req, sizeof(req));   /* one read, fds closed */
         } else if (spin_us) {
             rc = spin_read(fd, req, sizeof(req), spin_us);
         } else {
@@ -1190,4 +1243,112 @@ static void run_reads_with_floor(const struct bench_config *cfg, struct bench_si
     }
     r->cfg_id[K_BRIDGE] = cc.expect;
     r->bar_id[K_BRIDGE] = cb.expect;
+}
+
+/* ---- a guest with its own IOMMU: the map/unmap cycle ------------------------
+ * With a vIOMMU every guest DMA mapping is a DMA_MAP and a DMA_UNMAP: the
+ * guest maps a page at an IOVA, the device uses it, the guest unmaps it, and
+ * the IOVA comes back for another page. One operation here is one map and
+ * one unmap of IOVA VIOMMU_IOVA, each time to the next of VIOMMU_PAGES pages
+ * of one memory object. Through the bridge that is two round trips: the
+ * bridge's own work is what the cycle costs beyond the direct cycle (the
+ * kernel's or the simulator's map and unmap) and two framed ping-pongs (the
+ * socket floor), all measured in turns (simulated device: the direct side
+ * is a second simulated device in-process; real device: the direct cycle is
+ * measured in the direct phase). */
+#define VIOMMU_IOVA  0x100000u
+#define VIOMMU_PAGES 16u
+
+struct viommu_ctx {
+    struct bench_side *s;
+    struct dma_area a;
+    struct floor_ctx *floor;   /* op_floor2 */
+};
+
+static int op_viommu(void *p, uint64_t i)
+{
+    struct viommu_ctx *c = p;
+    uint64_t off = (i % VIOMMU_PAGES) * 4096;
+    int rc = c->s->ops->dma_map(c->s, VIOMMU_IOVA, 4096, c->a.memfd, off, c->a.va + off);
+    if (rc == 0)
+        rc = c->s->ops->dma_unmap(c->s, VIOMMU_IOVA, 4096);
+    return rc;
+}
+
+/* The floor of one cycle: a framed ping-pong carrying the memory fd (the
+ * DMA_MAP) and one without (the DMA_UNMAP). */
+static int op_floor2(void *p, uint64_t i)
+{
+    struct viommu_ctx *c = p;
+    uint8_t req[FLOOR_REQ], rep[FLOOR_REP];
+    memset(req, (int)(i & 0xff), sizeof(req));
+    int rc = framed_send_fd(c->floor->fd, req, sizeof(req), c->a.memfd);
+    if (rc == 0)
+        rc = poll_in(c->floor->fd);
+    if (rc == 0)
+        rc = framed_recv(c->floor->fd, rep, VU_HDR_SIZE);
+    if (rc == 0)
+        rc = framed_recv(c->floor->fd, rep + VU_HDR_SIZE, sizeof(rep) - VU_HDR_SIZE);
+    if (rc == 0 && rep[0] != req[0])
+        rc = -EIO;
+    return rc ? rc : op_pingpong(c->floor, i + 1);
+}
+
+static void run_viommu(const struct bench_config *cfg, struct bench_side *s, int k,
+                       struct bench_result *r)
+{
+    struct viommu_ctx cb = {.s = s, .a = {.memfd = -1}}, cd = {.a = {.memfd = -1}};
+    struct hv_device *d = NULL;
+    struct bench_side *ds = NULL;
+    struct floor_peer ff = {.pid = -1, .c = {.fd = -1}};
+    struct bench_samples smp[3] = {{0}};
+    uint64_t done[3] = {0};
+    struct bench_plan p = plan_latency(cfg);
+    p.turn = cfg->quick ? 10 : 25;
+    int rc = dma_area_open((uint64_t)VIOMMU_PAGES * 4096, &cb.a);
+
+    if (rc == 0 && k == K_DIRECT) {
+        rc = bench_run(&p, op_viommu, &cb, &smp[0], &done[0]);
+        if (rc == 0)
+            rc = fig_set(r, FIG_VIOMMU_CYCLE, K_DIRECT, &smp[0], done[0], true);
+        goto out;
+    }
+    if (rc == 0)
+        rc = floor_start(&ff, true, 0);
+    if (rc == 0 && cfg->sim) {
+        struct hv_sim_config sc;
+        hv_sim_config_defaults(&sc);
+        rc = hv_sim_open(&sc, &d, NULL);
+        if (rc == 0) {
+            rc = bench_side_direct(d, &ds);
+            d = NULL;     /* owned by ds, even on error */
+        }
+        if (rc == 0)
+            rc = dma_area_open((uint64_t)VIOMMU_PAGES * 4096, &cd.a);
+        cd.s = ds;
+    }
+    if (rc == 0) {
+        struct viommu_ctx cf = {.a = cb.a, .floor = &ff.c};
+        bench_op_fn ops[3] = {op_viommu, op_floor2, op_viommu};
+        void *ctxs[3] = {&cb, &cf, &cd};
+        rc = bench_run_many(&p, cfg->sim ? 3 : 2, ops, ctxs, smp, done);
+    }
+    if (rc == 0)
+        rc = fig_set(r, FIG_VIOMMU_CYCLE, K_BRIDGE, &smp[0], done[0], true);
+    if (rc == 0)
+        rc = fig_set(r, FIG_VIOMMU_FLOOR, K_BRIDGE, &smp[1], done[1], true);
+    if (rc == 0 && cfg->sim)
+        rc = fig_set(r, FIG_VIOMMU_CYCLE, K_DIRECT, &smp[2], done[2], true);
+out:
+    if (rc < 0)
+        fig_fail(r, FIG_VIOMMU_CYCLE, s->name,
+                 s->err[0] ? s->err : ds && ds->err[0] ? ds->err : strerror(-rc));
+    for (int j = 0; j < 3; j++)
+        bench_samples_free(&smp[j]);
+    if (ff.pid > 0 || ff.c.fd >= 0)
+        floor_stop(&ff);
+    if (ds)
+        ds->ops->close(ds);
+    dma_area_close(&cb.a);
+    dma_area_close(&cd.a);
 }

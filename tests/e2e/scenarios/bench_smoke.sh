@@ -13,7 +13,7 @@ check "bench --quick on edu measures every figure both ways" \
     --iterations 20 --irqs 50 --dma-mib 8 \
     --json "$VUB_OUT/bench-smoke.json" --markdown "$VUB_OUT/bench-smoke.md"
 check "the JSON names every target" \
-  test "$(grep -c '"verdict"' "$VUB_OUT/bench-smoke.json" 2>/dev/null)" -eq 8
+  test "$(grep -c '"verdict"' "$VUB_OUT/bench-smoke.json" 2>/dev/null)" -eq 9
 g=$(basename "$(readlink /sys/bus/pci/devices/$VUB_EDU/iommu_group)")
 check "the group is free again after the run" \
   sh -c "exec 3<>/dev/vfio/$g"

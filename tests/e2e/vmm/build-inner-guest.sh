@@ -7,12 +7,13 @@
 #
 # Writes OUTDIR/kernel (the vmlinux ELF taken out of /boot/vmlinuz-KVER when
 # the kernel supports the PVH entry, else the bzImage itself), and
-# OUTDIR/initramfs.cpio (uncompressed: static busybox, the nvme driver and its
-# dependencies, guest-tool built here with gcc -static, inner-init.sh as /init).
+# OUTDIR/initramfs.cpio (uncompressed: static busybox, the nvme and vfio-pci
+# drivers and their dependencies, guest-tool built here with gcc -static, inner-init.sh as /init).
 # Both are cached: OUTDIR/key names the inputs; nothing is redone when they
 # did not change. Everything boot time can skip under nested TCG is skipped:
 # no kernel self-decompression (the slowest part of a bzImage boot there), no
-# initramfs decompression, only the modules the checks need.
+# initramfs decompression, only the modules the checks need (nvme; vfio-pci
+# for the guest-IOMMU edu check, loaded only in that mode).
 set -euo pipefail
 
 HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
@@ -34,7 +35,7 @@ BUSYBOX=$(command -v busybox) || { log "busybox not installed"; exit 1; }
 # Modules in load order, dependencies first.
 MODFILES=()
 declare -A SEEN=()
-for m in nvme; do
+for m in nvme vfio-pci; do
   # (no process substitution: the test guest's /dev has no /dev/fd)
   deps=$(modprobe -S "$KVER" --show-depends "$m")
   while read -r kind path _; do

@@ -19,6 +19,14 @@
  *   guest-tool getmark DEV LBA             print the NUL-terminated text at LBA
  *   guest-tool edu ADDR                    BAR0 via resource0: id, liveness,
  *                                          factorial
+ *   guest-tool edu-vfio ADDR               with a guest IOMMU, the edu bound to
+ *                                          vfio-pci: its DMA engine reaches
+ *                                          what the IOMMU maps and nothing
+ *                                          else (two maps, one range unmap,
+ *                                          re-maps of one IOVA to other pages,
+ *                                          the buffer's physical address);
+ *                                          prints "VMM-CHECKPOINT edu_mapped"
+ *                                          and waits 20 s with two pages mapped
  *
  * Built with the host's gcc -static by build-inner-guest.sh (the inner guest
  * has no libc). Prints one line per check; exit 0 only when all passed.
@@ -30,6 +38,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/vfio.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,7 +50,7 @@
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: guest-tool readlba|verify|rw|loop|setmark|getmark|edu ...\n");
+	fprintf(stderr, "usage: guest-tool readlba|verify|rw|loop|setmark|getmark|edu|edu-vfio ...\n");
 	return 2;
 }
 
@@ -321,6 +331,193 @@ static int cmd_edu(const char *addr)
 	return fails != 0;
 }
 
+/* ---- edu through VFIO in the inner guest (its IOMMU in between) ---------- */
+
+struct vdev {
+	int container, group, dev;
+	uint64_t bar0, cfg;   /* region offsets in the device fd */
+};
+
+static int reg_wr(struct vdev *v, uint32_t off, uint32_t val)
+{
+	return pwrite(v->dev, &val, 4, (off_t)(v->bar0 + off)) == 4 ? 0 : -1;
+}
+
+static uint32_t reg_rd(struct vdev *v, uint32_t off)
+{
+	uint32_t val = 0xffffffff;
+
+	if (pread(v->dev, &val, 4, (off_t)(v->bar0 + off)) != 4)
+		return 0xffffffff;
+	return val;
+}
+
+/* One edu DMA of len bytes: to_ram from its buffer (0x40000) to iova, else
+ * from iova into its buffer. 0 once the engine says done. */
+static int edu_dma(struct vdev *v, uint64_t iova, uint32_t len, int to_ram)
+{
+	struct timespec t0, t;
+
+	if (reg_wr(v, 0x80, (uint32_t)(to_ram ? 0x40000 : iova)) ||
+	    reg_wr(v, 0x88, (uint32_t)(to_ram ? iova : 0x40000)) || reg_wr(v, 0x90, len) ||
+	    reg_wr(v, 0x98, to_ram ? 3 : 1))
+		return -1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		usleep(10000);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while ((reg_rd(v, 0x98) & 1) && t.tv_sec - t0.tv_sec < 20);
+	return (reg_rd(v, 0x98) & 1) ? -1 : 0;
+}
+
+static int vmap(struct vdev *v, uint64_t iova, void *p, uint64_t size)
+{
+	struct vfio_iommu_type1_dma_map m = {
+		.argsz = sizeof(m), .flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+		.vaddr = (uint64_t)(uintptr_t)p, .iova = iova, .size = size,
+	};
+	return ioctl(v->container, VFIO_IOMMU_MAP_DMA, &m);
+}
+
+static int vunmap(struct vdev *v, uint64_t iova, uint64_t size)
+{
+	struct vfio_iommu_type1_dma_unmap u = { .argsz = sizeof(u), .iova = iova, .size = size };
+	return ioctl(v->container, VFIO_IOMMU_UNMAP_DMA, &u);
+}
+
+static uint64_t phys_of(void *p)
+{
+	uint64_t e = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &e, 8, (off_t)((uintptr_t)p / 4096 * 8)) != 8)
+		e = 0;
+	close(fd);
+	return (e & (1ull << 63)) ? (e & ((1ull << 55) - 1)) * 4096 : 0;
+}
+
+static int vdev_open(const char *addr, struct vdev *v)
+{
+	char path[256], link[256];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", addr);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0) {
+		fprintf(stderr, "%s: no IOMMU group (no guest IOMMU?)\n", addr);
+		return -1;
+	}
+	link[n] = '\0';
+	snprintf(path, sizeof(path), "/dev/vfio/%s", strrchr(link, '/') + 1);
+	v->container = open("/dev/vfio/vfio", O_RDWR);
+	v->group = open(path, O_RDWR);
+	if (v->container < 0 || v->group < 0) {
+		fprintf(stderr, "open /dev/vfio/vfio or %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (ioctl(v->group, VFIO_GROUP_SET_CONTAINER, &v->container) ||
+	    ioctl(v->container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU)) {
+		fprintf(stderr, "VFIO container setup: %s\n", strerror(errno));
+		return -1;
+	}
+	v->dev = ioctl(v->group, VFIO_GROUP_GET_DEVICE_FD, addr);
+	if (v->dev < 0) {
+		fprintf(stderr, "VFIO_GROUP_GET_DEVICE_FD %s: %s\n", addr, strerror(errno));
+		return -1;
+	}
+	struct vfio_region_info r = { .argsz = sizeof(r), .index = VFIO_PCI_BAR0_REGION_INDEX };
+	if (ioctl(v->dev, VFIO_DEVICE_GET_REGION_INFO, &r))
+		return -1;
+	v->bar0 = r.offset;
+	r = (struct vfio_region_info){ .argsz = sizeof(r), .index = VFIO_PCI_CONFIG_REGION_INDEX };
+	if (ioctl(v->dev, VFIO_DEVICE_GET_REGION_INFO, &r))
+		return -1;
+	v->cfg = r.offset;
+	uint16_t cmd = 0;
+	if (pread(v->dev, &cmd, 2, (off_t)(v->cfg + 4)) != 2)
+		return -1;
+	cmd |= 0x6;   /* memory decoding and bus mastering */
+	return pwrite(v->dev, &cmd, 2, (off_t)(v->cfg + 4)) == 2 ? 0 : -1;
+}
+
+#define IOVA_A 0x100000u
+#define PG 4096u
+
+static int cmd_edu_vfio(const char *addr)
+{
+	struct vdev v = { -1, -1, -1, 0, 0 };
+	int fails = 0, ok;
+	char what[160];
+	uint8_t *mem, pat[256];
+
+	if (vdev_open(addr, &v) < 0)
+		return check(0, "the edu opened through VFIO on the guest IOMMU") + 1;
+	mem = mmap(NULL, 8 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+		   -1, 0);
+	if (mem == MAP_FAILED)
+		return 1;
+	memset(mem, 0, 8 * PG);
+	for (unsigned i = 0; i < sizeof(pat); i++)
+		pat[i] = (uint8_t)(i * 13 + 7);
+	memcpy(mem, pat, sizeof(pat));
+	uint32_t id = reg_rd(&v, 0);
+	snprintf(what, sizeof(what), "edu id through VFIO reads 0x%08x", id);
+	fails += check(id == 0x010000ed, what);
+
+	/* two guest IOMMU mappings, one page each */
+	ok = vmap(&v, IOVA_A, mem, PG) == 0 && vmap(&v, IOVA_A + PG, mem + PG, PG) == 0;
+	fails += check(ok, "two 4 KiB maps at 0x100000 and 0x101000");
+	ok = edu_dma(&v, IOVA_A, sizeof(pat), 0) == 0 && edu_dma(&v, IOVA_A + PG, sizeof(pat), 1) == 0;
+	fails += check(ok && memcmp(mem + PG, pat, sizeof(pat)) == 0,
+		       "edu DMA RAM 0x100000 -> device -> RAM 0x101000 through the guest IOMMU lands");
+	printf("VMM-CHECKPOINT edu_mapped\n");
+	sleep(20);
+	printf("VMM-CHECKPOINT-END edu_mapped\n");
+
+	/* one unmap of the range holding both */
+	fails += check(vunmap(&v, IOVA_A, 2 * PG) == 0, "one unmap of 0x100000+0x2000");
+	memset(mem + PG, 0, PG);
+	ok = edu_dma(&v, IOVA_A + PG, sizeof(pat), 1) == 0;
+	fails += check(ok && mem[PG] == 0 && memcmp(mem + PG, mem + 2 * PG, sizeof(pat)) == 0,
+		       "edu DMA to 0x101000 after its unmap does not reach the old page");
+
+	/* re-map one IOVA to other pages: the device writes the new page only */
+	int remap_bad = 0;
+	for (unsigned i = 0; i < 8; i++) {
+		uint8_t *page = mem + (2 + i % 4) * PG, *prev = mem + (2 + (i + 3) % 4) * PG;
+		memset(mem + 2 * PG, 0, 4 * PG);
+		if (vmap(&v, IOVA_A + PG, page, PG) || edu_dma(&v, IOVA_A + PG, sizeof(pat), 1) ||
+		    vunmap(&v, IOVA_A + PG, PG)) {
+			remap_bad++;
+			continue;
+		}
+		if (memcmp(page, pat, sizeof(pat)) != 0 || (i && prev[0] != 0))
+			remap_bad++;
+	}
+	snprintf(what, sizeof(what), "8 re-maps of 0x101000 to other pages: %d wrong", remap_bad);
+	fails += check(remap_bad == 0, what);
+
+	/* memory the IOMMU never mapped for the device, at its physical address */
+	uint64_t pa = phys_of(mem + 6 * PG);
+	memset(mem + 6 * PG, 0, PG);
+	if (pa && pa < (1u << 28)) {
+		ok = edu_dma(&v, pa, sizeof(pat), 1) == 0;
+		snprintf(what, sizeof(what), "edu DMA to the physical address 0x%" PRIx64
+			 " of an unmapped page does not reach it", pa);
+		fails += check(ok && mem[6 * PG] == 0 && memcmp(mem + 6 * PG, mem + 7 * PG, 16) == 0,
+			       what);
+	} else {
+		fails += check(0, "the physical address of a page (from /proc/self/pagemap)");
+	}
+	close(v.dev);
+	close(v.group);
+	close(v.container);
+	munmap(mem, 8 * PG);
+	return fails != 0;
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t a, b, c;
@@ -344,5 +541,7 @@ int main(int argc, char **argv)
 		return cmd_getmark(argv[2], a);
 	if (!strcmp(cmd, "edu") && argc == 3)
 		return cmd_edu(argv[2]);
+	if (!strcmp(cmd, "edu-vfio") && argc == 3)
+		return cmd_edu_vfio(argv[2]);
 	return usage();
 }

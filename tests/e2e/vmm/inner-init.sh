@@ -16,6 +16,15 @@
 #                   the disk and a reboot; boot 2 (the mark is there): both
 #                   again (reboot_nvme_io, reboot_edu), power off
 #   vmm.mode=loop   nvme I/O in a loop until the VMM is killed
+#   vmm.mode=viommu with a guest IOMMU (intel_iommu=on): boot 1: nvme I/O
+#                   (viommu_io), driver unbind, rebind and I/O again
+#                   (viommu_rebind_io), a reboot; boot 2: I/O (viommu_reboot_io).
+#                   "VMM-CHECKPOINT <step>" after each, then 20 s idle (the
+#                   host compares the bridge's mappings with QEMU's) and
+#                   "VMM-CHECKPOINT-END <step>"
+#   vmm.mode=viommu_edu  with a guest IOMMU: the edu bound to vfio-pci, its
+#                   DMA engine through the guest IOMMU (guest-tool edu-vfio,
+#                   result viommu_edu), checkpoints edu_mapped and edu_done
 #   vmm.run=TOKEN   names this run (the reboot mark carries it)
 #   vmm.serial=S    the nvme's serial number
 #
@@ -46,12 +55,19 @@ RW_OFF=8388608     # 8 MiB
 LOOP_OFF=12582912  # 12 MiB
 
 for m in $(cat /lib/modules/order); do
-  insmod /lib/modules/$m || echo "VMM: insmod $m failed"
+  case "$m" in
+    *vfio*|*irqbypass*) [ "$MODE" = viommu_edu ] || continue ;;
+  esac
+  p=
+  # the guest IOMMU has no interrupt remapping (QEMU's intel-iommu under
+  # KVM without a split irqchip): VFIO refuses a container without this
+  case "$m" in *vfio_iommu_type1*) p=allow_unsafe_interrupts=1 ;; esac
+  insmod /lib/modules/$m $p || echo "VMM: insmod $m failed"
 done
 
 # The nvme's block device (the driver probes asynchronously).
 DEV=/dev/nvme0n1
-if [ "$MODE" != edu ]; then
+if [ "$MODE" != edu ] && [ "$MODE" != viommu_edu ]; then
   i=0
   while [ ! -b $DEV ] && [ $i -lt 600 ]; do
     # A probe that failed (no DMA: Identify times out) will not come back.
@@ -71,9 +87,9 @@ nvme_irqs() {
 nvme_checks() {
   local seed=$1 f=0 before after p addr
   if [ ! -b $DEV ]; then echo "FAIL $DEV missing"; dmesg | tail -n 20; return 1; fi
-  p=$(cat /sys/block/nvme0n1/device/serial 2>/dev/null | tr -d ' ')
+  p=$(cat /sys/block/${DEV##*/}/device/serial 2>/dev/null | tr -d ' ')
   [ -z "$SERIAL" ] || [ "$p" = "$SERIAL" ] || { echo "FAIL serial '$p', want '$SERIAL'"; f=$((f + 1)); }
-  addr=$(basename "$(readlink /sys/block/nvme0n1/device/device)")
+  addr=$(basename "$(readlink /sys/block/${DEV##*/}/device/device)")
   echo "VMM: nvme at $addr: $(cat /sys/bus/pci/devices/$addr/vendor):$(cat /sys/bus/pci/devices/$addr/device) driver $(basename "$(readlink /sys/bus/pci/devices/$addr/driver)")"
   before=$(nvme_irqs)
   /bin/guest-tool readlba $DEV 0 "VUB-E2E-NVME LBA 0" || { echo "FAIL LBA 0 lacks the pattern"; f=$((f + 1)); }
@@ -91,11 +107,12 @@ nvme_checks() {
 }
 
 run_nvme() {
-  local name=$1 seed=$2 out
-  out=$(nvme_checks $seed 2>&1)
-  local f=$?
-  echo "$out" | sed 's/^/VMM:   /'
-  if [ $f -eq 0 ]; then result $name PASS; else result $name FAIL "$(echo "$out" | grep FAIL | head -n 3 | tr '\n' ';')"; fi
+  local name=$1 seed=$2 out f
+  # (shown as it goes: a check that hangs is visible on the console)
+  nvme_checks $seed 2>&1 | tee /nvme-checks.out | sed 's/^/VMM:   /'
+  out=$(cat /nvme-checks.out)
+  f=$(grep -c '^FAIL' /nvme-checks.out)
+  if [ "$f" -eq 0 ]; then result $name PASS; else result $name FAIL "$(echo "$out" | grep FAIL | head -n 3 | tr '\n' ';')"; fi
 }
 
 run_edu() {
@@ -112,7 +129,71 @@ run_edu() {
   if [ $f -eq 0 ]; then result $name PASS "at $addr"; else result $name FAIL "$(echo "$out" | grep FAIL | head -n 3 | tr '\n' ';')"; fi
 }
 
+checkpoint() {
+  echo "VMM-CHECKPOINT $1"
+  sleep 20
+  echo "VMM-CHECKPOINT-END $1"
+}
+
+# The nvme's block device after a rebind (the instance number may change).
+find_nvme_dev() {
+  local i=0 d
+  while [ $i -lt 600 ]; do
+    for d in /dev/nvme*n1; do
+      [ -b "$d" ] && { DEV=$d; return 0; }
+    done
+    dmesg | grep -q 'nvme.*probe failure' && return 1
+    sleep 0.2; i=$((i + 1))
+  done
+  return 1
+}
+
 case "$MODE" in
+  viommu)
+    echo "VMM: $(nproc) CPUs, $(ls /sys/class/iommu 2>/dev/null | wc -l) IOMMU(s), cmdline: $(cat /proc/cmdline)"
+    mark=$( [ -b $DEV ] && /bin/guest-tool getmark $DEV $MARK_LBA 2>/dev/null)
+    if [ "$mark" = "viommu $RUN" ]; then
+      echo "VMM: boot 2 (after the guest reboot)"
+      run_nvme viommu_reboot_io 3000
+      checkpoint boot2
+      /bin/guest-tool setmark $DEV $MARK_LBA "done $RUN" || echo "VMM: clearing the mark failed"
+      off
+    fi
+    echo "VMM: boot 1"
+    run_nvme viommu_io 1000
+    checkpoint io
+    addr=$(basename "$(readlink /sys/block/${DEV##*/}/device/device)")
+    echo "VMM: unbinding $addr from nvme"
+    echo "$addr" >/sys/bus/pci/drivers/nvme/unbind
+    i=0; while [ -b $DEV ] && [ $i -lt 100 ]; do sleep 0.2; i=$((i + 1)); done
+    echo "VMM: $DEV gone: $([ -b $DEV ] && echo no || echo yes)"
+    checkpoint unbound
+    echo "$addr" >/sys/bus/pci/drivers/nvme/bind
+    find_nvme_dev
+    read up _ </proc/uptime
+    echo "VMM: rebound: $DEV present: $([ -b $DEV ] && echo yes || echo no) at ${up}s"
+    run_nvme viommu_rebind_io 2000
+    checkpoint rebind
+    if /bin/guest-tool setmark $DEV $MARK_LBA "viommu $RUN"; then
+      echo "VMM: rebooting"
+      sync; reboot -f
+    fi
+    result viommu_reboot_io FAIL "could not write the reboot mark"
+    off ;;
+  viommu_edu)
+    addr=
+    for d in /sys/bus/pci/devices/*; do
+      [ "$(cat $d/vendor):$(cat $d/device)" = 0x1234:0x11e8 ] && addr=${d##*/}
+    done
+    if [ -z "$addr" ]; then result viommu_edu FAIL "no 1234:11e8 device"; off; fi
+    echo "VMM: edu at $addr, IOMMU group $(basename "$(readlink /sys/bus/pci/devices/$addr/iommu_group)")"
+    echo vfio-pci >/sys/bus/pci/devices/$addr/driver_override
+    echo "$addr" >/sys/bus/pci/drivers_probe
+    # (not captured: its checkpoint line must reach the console in time)
+    /bin/guest-tool edu-vfio $addr; f=$?
+    if [ $f -eq 0 ]; then result viommu_edu PASS "at $addr"; else result viommu_edu FAIL "see the ok/FAIL lines above"; fi
+    checkpoint edu_done
+    off ;;
   reboot)
     mark=$( [ -b $DEV ] && /bin/guest-tool getmark $DEV $MARK_LBA 2>/dev/null)
     if [ "$mark" = "reboot $RUN" ]; then

@@ -104,14 +104,20 @@ vmm_prepare() {
 # vmm_cmd NAME MODE SOCK...: the QEMU command line (array VMM_CMD).
 vmm_cmd() {
   local name=$1 mode=$2 s; shift 2
-  local reboot=-no-reboot
+  local reboot=-no-reboot smp=1 iommu=() kargs=
   [ "$mode" = reboot ] && reboot=
+  # A guest IOMMU (before the vfio-user-pci devices), strict: every unmap
+  # reaches the bridge at once; 2 vCPUs for the nvme (one I/O queue each).
+  case "$mode" in
+    viommu) reboot= smp=2 ;;&
+    viommu*) iommu=(-device intel-iommu,caching-mode=on) kargs="intel_iommu=on iommu.strict=1" ;;
+  esac
   VMM_CMD=("$VMM_PROV" --exec
     -machine "q35,accel=$VMM_ACCEL,memory-backend=mem"
     -object "memory-backend-memfd,id=mem,size=$VMM_MEM,share=on"
-    -m "$VMM_MEM" -smp 1 -nodefaults -no-user-config -display none $reboot
+    -m "$VMM_MEM" -smp $smp -nodefaults -no-user-config -display none $reboot "${iommu[@]}"
     -kernel "$VMM_GUEST/kernel" -initrd "$VMM_GUEST/initramfs.cpio"
-    -append "console=ttyS0 quiet panic=-1 cryptomgr.notests no_timer_check tsc=reliable audit=0 random.trust_cpu=on vmm.mode=$mode vmm.run=$VMM_RUN-$name vmm.serial=${VUB_NVME_SERIAL:-}"
+    -append "console=ttyS0 quiet panic=-1 cryptomgr.notests no_timer_check tsc=reliable audit=0 random.trust_cpu=on $kargs vmm.mode=$mode vmm.run=$VMM_RUN-$name vmm.serial=${VUB_NVME_SERIAL:-}"
     -serial "file:$VUB_OUT/vmm-$VUB_SCENARIO-$name.console"
     -trace 'vfio_user_*' -D "$VUB_OUT/vmm-$VUB_SCENARIO-$name.trace")
   # x-msg-timeout: QEMU waits 5 s by default for a reply; the bridge and this

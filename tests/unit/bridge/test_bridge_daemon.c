@@ -107,6 +107,7 @@ static void test_help_version_usage(void **state)
     assert_non_null(strstr(out, "--sparse-msix"));
     assert_non_null(strstr(out, "--handshake-timeout MS"));
     assert_non_null(strstr(out, "list [--json]"));
+    assert_non_null(strstr(out, "status --socket PATH"));
     const char *ver[] = { BRIDGE_EXE, "--version", NULL };
     assert_int_equal(run_capture(ver, out, sizeof(out)), 0);
     assert_non_null(strstr(out, "vfio-user-bridge "));
@@ -533,6 +534,98 @@ static void test_socket_dir_swap_race_root_dir(void **state)
     race_socket_dir(*state, true);
 }
 
+/* `status --socket PATH` through the control socket: what the client holds,
+ * and nothing once it has unmapped or gone. */
+static json_object *status_of(const char *sock)
+{
+    static char out[1 << 16];
+    const char *args[] = { BRIDGE_EXE, "status", "--socket", sock, NULL };
+    assert_int_equal(run_capture(args, out, sizeof(out)), 0);
+    json_object *j = json_tokener_parse(out);
+    assert_non_null(j);
+    return j;
+}
+
+static json_object *at(json_object *j, const char *k)
+{
+    json_object *v = NULL;
+    assert_true(json_object_object_get_ex(j, k, &v));
+    return v;
+}
+
+static void test_status(void **state)
+{
+    struct dfix *f = *state;
+    const char *sock = f->sock;
+    char ctl[160];
+    start_daemon(f, NULL);
+    snprintf(ctl, sizeof(ctl), "%s.ctl", sock);
+    struct stat st;
+    assert_int_equal(stat(ctl, &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0600);
+
+    json_object *j = status_of(sock);
+    assert_true(json_object_is_type(at(j, "client"), json_type_null));
+    json_object_put(j);
+
+    struct vu_client *c = client(f, true);
+    int mfd = memfd_create("dma", MFD_CLOEXEC);
+    assert_int_equal(ftruncate(mfd, 1 << 20), 0);
+    assert_int_equal(vu_client_dma_map(c, 0x100000, 1 << 20, mfd, 0, RW), 0);
+    assert_int_equal(vu_client_dma_map(c, 0x200000, 0x1000, mfd, 0, VU_DMA_MAP_FLAG_READ), 0);
+    assert_int_equal(vu_client_dma_map(c, 0xc0000, 0x20000, -1, 0, RW), 0);
+    assert_int_equal(vu_client_dma_unmap(c, 0x100000, 0x1000, 0), -EINVAL);   /* an error */
+
+    j = status_of(sock);
+    json_object *cl = at(j, "client");
+    assert_int_equal(json_object_get_int(at(cl, "pid")), getpid());
+    assert_int_equal(json_object_get_int(at(cl, "uid")), (int)getuid());
+    assert_int_equal(json_object_get_int(at(cl, "errors")), 1);
+    assert_true(json_object_get_int(at(cl, "messages")) >= 5);
+    json_object *dma = at(cl, "dma");
+    assert_int_equal(json_object_get_int(at(dma, "count")), 3);
+    assert_int_equal(json_object_get_int64(at(dma, "bytes")), (1 << 20) + 0x1000);
+    json_object *rs = at(dma, "ranges");
+    assert_int_equal(json_object_array_length(rs), 3);
+    json_object *r0 = json_object_array_get_idx(rs, 0), *r2 = json_object_array_get_idx(rs, 2);
+    assert_string_equal(json_object_get_string(at(r0, "iova")), "0xc0000");
+    assert_string_equal(json_object_get_string(at(r0, "size")), "0x20000");
+    assert_false(json_object_get_boolean(at(r0, "iommu")));
+    assert_string_equal(json_object_get_string(at(r2, "iova")), "0x200000");
+    assert_string_equal(json_object_get_string(at(r2, "dir")), "r");
+    assert_true(json_object_get_boolean(at(r2, "iommu")));
+    json_object_put(j);
+
+    /* one range unmap takes all three */
+    assert_int_equal(vu_client_dma_unmap(c, 0, 0x400000, 0), 0);
+    j = status_of(sock);
+    dma = at(at(j, "client"), "dma");
+    assert_int_equal(json_object_get_int(at(dma, "count")), 0);
+    assert_int_equal(json_object_get_int64(at(dma, "bytes")), 0);
+    json_object_put(j);
+
+    vu_client_close(c);
+    close(mfd);
+    for (int i = 0; i < 200; i++) {       /* guard: 10 s */
+        j = status_of(sock);
+        bool gone = json_object_is_type(at(j, "client"), json_type_null);
+        if (gone)
+            assert_int_equal(json_object_get_int(at(at(j, "sessions"), "closed")), 1);
+        json_object_put(j);
+        if (gone)
+            break;
+        assert_true(i < 199);
+        usleep(50000);
+    }
+    assert_int_equal(stop_daemon(f, SIGTERM), 0);
+    assert_int_equal(access(ctl, F_OK), -1);
+    /* no daemon: a clear failure */
+    static char out[256];
+    const char *args[] = { BRIDGE_EXE, "status", "--socket", sock, NULL };
+    assert_int_equal(run_capture(args, out, sizeof(out)), 1);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -553,6 +646,7 @@ int main(void)
                                         fix_teardown),
         cmocka_unit_test_setup_teardown(test_socket_dir_swap_race_root_dir, fix_setup,
                                         fix_teardown),
+        cmocka_unit_test_setup_teardown(test_status, fix_setup, fix_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

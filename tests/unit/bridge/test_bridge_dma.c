@@ -82,10 +82,16 @@ static void test_map_rules(void **state)
     int efd = th_eventfd();
     assert_true(vu_client_dma_map(c, 0x10000000, 0x1000, efd, 0, RW) < 0);
     close(efd);
-    /* unmap must match exactly */
-    assert_int_equal(vu_client_dma_unmap(c, 0x100000, 0x1000, 0), -ENOENT);
-    assert_int_equal(vu_client_dma_unmap(c, 0x100000, 2 * MiB, 0), -ENOENT);
-    assert_int_equal(vu_client_dma_unmap(c, 0x180000, MiB, 0), -ENOENT);
+    /* an unmap that cuts through a mapping is refused and removes nothing,
+     * even the whole mappings it also covers (0x0ff000+0x1000) */
+    assert_int_equal(vu_client_dma_unmap(c, 0x100000, 0x1000, 0), -EINVAL);
+    assert_int_equal(vu_client_dma_unmap(c, 0x180000, MiB, 0), -EINVAL);
+    assert_int_equal(vu_client_dma_unmap(c, 0x0ff000, 0x2000, 0), -EINVAL);
+    assert_int_equal(vu_client_dma_unmap(c, 0x100000, 0, 0), -EINVAL);
+    assert_int_equal(vu_client_dma_unmap(c, UINT64_MAX - 0xfff, 0x2000, 0), -EINVAL);
+    assert_int_equal(hv_sim_dma_count(t->hv), 3);
+    /* a range holding no mapping is a success */
+    assert_int_equal(vu_client_dma_unmap(c, 0x10000000, MiB, 0), 0);
     assert_int_equal(hv_sim_dma_count(t->hv), 3);
     assert_int_equal(vu_client_dma_unmap(c, 0x100000, MiB, 0), 0);
     assert_int_equal(hv_sim_dma_count(t->hv), 2);
@@ -186,8 +192,29 @@ static void test_dedup_and_unmap_all(void **state)
     /* a map after unmap-all works again */
     assert_int_equal(vu_client_dma_map(c, 16 * MiB, MiB, mfd, 0, RW), 0);
     assert_int_equal(vu_client_dma_unmap(c, 16 * MiB, MiB, 0), 0);
+    /* the object stays open (idle: in the bridge only, not in the IOMMU)
+     * for the next map; BR_DMA_MAX_IDLE_BACKINGS of them at most */
+    assert_int_equal(tu_count_fds(), base + 1);
+    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    for (unsigned i = 0; i < BR_DMA_MAX_IDLE_BACKINGS + 2; i++) {
+        int o = th_memfd(MiB);
+        assert_int_equal(vu_client_dma_map(c, 0x100000, 0x1000, o, 0, RW), 0);
+        close(o);
+        assert_int_equal(vu_client_dma_unmap(c, 0x100000, 0x1000, 0), 0);
+    }
+    assert_int_equal(tu_count_fds(), base + (int)BR_DMA_MAX_IDLE_BACKINGS);
+    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    /* unmap-all lets go of the idle ones too */
+    assert_int_equal(vu_client_dma_unmap(c, 0, 0, VU_DMA_UNMAP_FLAG_ALL), 0);
     assert_int_equal(tu_count_fds(), base);
+    /* and so does the end of the session */
+    assert_int_equal(vu_client_dma_map(c, 16 * MiB, MiB, mfd, 0, RW), 0);
+    assert_int_equal(vu_client_dma_unmap(c, 16 * MiB, MiB, 0), 0);
+    assert_int_equal(tu_count_fds(), base + 1);
     vu_client_close(c);
+    th_wait_closed(t, 1);
+    /* base less the two ends of the connection */
+    assert_int_equal(tu_count_fds(), base - 2);
     close(mfd);
 }
 
@@ -285,40 +312,47 @@ static void test_hugetlb_offset_not_huge_aligned(void **state)
     close(hfd);
 }
 
-/* The DMA table against a plain model: 5000 random maps and unmaps in a
- * small IOVA space (so that overlaps and exact/inexact unmaps are common). */
+/* The DMA table against a plain model: 5000 random maps and range unmaps in
+ * a small IOVA space (so that overlaps, cut-through, empty and multi-mapping
+ * unmaps are all common); after every step the IOMMU (the sim) holds exactly
+ * the model's fd-backed mappings. */
 struct model_map {
     uint64_t iova, size;
-    bool used;
+    bool used, fd;
 };
 
 static void test_table_against_model(void **state)
 {
     struct th *t = *state;
     static struct model_map model[512];
+    memset(model, 0, sizeof(model));
     struct br_dma_table tab;
     br_dma_init(&tab, 400, 0, 4096);
     int mfd = th_memfd(MiB);
     uint64_t seed = 12345;
-    unsigned maps = 0, eexist = 0, enoent = 0, unmaps = 0;
+    unsigned maps = 0, eexist = 0, cut = 0, empty = 0, multi = 0, unmaps = 0;
     for (int i = 0; i < 5000; i++) {
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
         uint64_t iova = ((seed >> 20) % 256) * 0x1000;
-        uint64_t size = (((seed >> 40) % 8) + 1) * 0x1000;
-        bool overlap = false;
-        int exact = -1;
-        size_t n = 0;
+        bool is_map = (seed >> 8) % 3 != 0;
+        /* unmaps: sometimes wide ranges */
+        uint64_t size = (((seed >> 40) % (is_map ? 8 : (seed >> 50) % 2 ? 64 : 8)) + 1) * 0x1000;
+        bool overlap = false, cuts = false;
+        size_t n = 0, inside = 0, nfd = 0;
         for (size_t k = 0; k < 512; k++) {
             if (!model[k].used)
                 continue;
             n++;
-            if (model[k].iova < iova + size && iova < model[k].iova + model[k].size)
-                overlap = true;
-            if (model[k].iova == iova && model[k].size == size)
-                exact = (int)k;
+            nfd += model[k].fd;
+            bool ov = model[k].iova < iova + size && iova < model[k].iova + model[k].size;
+            bool in = model[k].iova >= iova && model[k].iova + model[k].size <= iova + size;
+            overlap |= ov;
+            cuts |= ov && !in;
+            inside += in;
         }
         assert_int_equal(tab.n, n);
-        if ((seed >> 8) % 3) {
+        assert_int_equal(hv_sim_dma_count(t->hv), nfd);
+        if (is_map) {
             int fd = (seed >> 12) % 4 == 0 ? dup(mfd) : -1;
             int r = br_dma_map(&tab, t->hv, iova, size, 0, RW, fd);
             if (overlap) {
@@ -330,7 +364,7 @@ static void test_table_against_model(void **state)
                 assert_int_equal(r, 0);
                 for (size_t k = 0; k < 512; k++) {
                     if (!model[k].used) {
-                        model[k] = (struct model_map){ iova, size, true };
+                        model[k] = (struct model_map){ iova, size, true, fd >= 0 };
                         break;
                     }
                 }
@@ -338,22 +372,178 @@ static void test_table_against_model(void **state)
             }
         } else {
             int r = br_dma_unmap(&tab, t->hv, iova, size);
-            if (exact < 0) {
-                assert_int_equal(r, -ENOENT);
-                enoent++;
-            } else {
-                assert_int_equal(r, 0);
-                model[exact].used = false;
-                unmaps++;
+            if (cuts) {
+                assert_int_equal(r, -EINVAL);
+                cut++;
+                continue;
+            }
+            assert_int_equal(r, (int)inside);
+            empty += inside == 0;
+            multi += inside > 1;
+            unmaps++;
+            for (size_t k = 0; k < 512; k++) {
+                if (model[k].used && model[k].iova >= iova &&
+                    model[k].iova + model[k].size <= iova + size)
+                    model[k].used = false;
             }
         }
     }
-    assert_true(maps > 100 && eexist > 100 && enoent > 100 && unmaps > 50);
+    assert_true(maps > 100 && eexist > 100 && cut > 100 && empty > 20 && multi > 20 &&
+                unmaps > 50);
     /* the sim has exactly the fd-backed ones */
     assert_int_equal(br_dma_unmap_all(&tab, t->hv), 0);
     assert_int_equal(tab.n, 0);
     assert_int_equal(hv_sim_dma_count(t->hv), 0);
     br_dma_free(&tab);
+    close(mfd);
+}
+
+/* ---- a guest with its own IOMMU ---------------------------------------------------- */
+
+#define EDU_DMA_SRC 0x80
+#define EDU_DMA_DST 0x88
+#define EDU_DMA_CNT 0x90
+#define EDU_DMA_CMD 0x98
+#define EDU_BUF 0x40000u
+
+static void wr64(struct vu_client *c, uint64_t off, uint64_t v)
+{
+    assert_int_equal(vu_client_region_write(c, 0, off, &v, 8, false), 8);
+}
+
+/* The edu's DMA engine copies `len` bytes of its buffer to RAM at iova (as a
+ * guest driver would start it through BAR0); returns the device's refused
+ * DMA count afterwards. */
+static unsigned edu_to_ram(struct th *t, struct vu_client *c, uint64_t iova, uint64_t len)
+{
+    wr64(c, EDU_DMA_SRC, EDU_BUF);
+    wr64(c, EDU_DMA_DST, iova);
+    wr64(c, EDU_DMA_CNT, len);
+    uint32_t cmd = 1 | 2;
+    assert_int_equal(vu_client_region_write(c, 0, EDU_DMA_CMD, &cmd, 4, false), 4);
+    return hv_sim_dma_faults(t->hv);
+}
+
+/* And from RAM at iova into its buffer. */
+static unsigned edu_from_ram(struct th *t, struct vu_client *c, uint64_t iova, uint64_t len)
+{
+    wr64(c, EDU_DMA_SRC, iova);
+    wr64(c, EDU_DMA_DST, EDU_BUF);
+    wr64(c, EDU_DMA_CNT, len);
+    uint32_t cmd = 1;
+    assert_int_equal(vu_client_region_write(c, 0, EDU_DMA_CMD, &cmd, 4, false), 4);
+    return hv_sim_dma_faults(t->hv);
+}
+
+/* QEMU's unmap of an address space on a guest IOMMU invalidation or reset:
+ * [start, end) cut into the largest aligned power-of-two pieces. */
+static unsigned unmap_pow2(struct vu_client *c, uint64_t start, uint64_t end)
+{
+    unsigned pieces = 0;
+    while (start < end) {
+        uint64_t sz = start ? start & -start : 1ull << 63;
+        while (sz > end - start)
+            sz >>= 1;
+        assert_int_equal(vu_client_dma_unmap(c, start, sz, 0), 0);
+        start += sz;
+        pieces++;
+    }
+    return pieces;
+}
+
+static void test_viommu_invalidation_pattern(void **state)
+{
+    struct th *t = *state;
+    struct vu_client *c = th_connect(t, true);
+    int mfd = th_memfd(MiB);
+    /* guest IOMMU mappings spread over the space, as a vIOMMU makes them */
+    const uint64_t at[] = { 0x1000, 0x200000, 0xfff000, 0x7ff0000, 0x80000000, 0xfef00000,
+                            0xff800000, 0x100000000ull, 0x2345678000ull, 0x7ffffff000ull };
+    for (unsigned i = 0; i < sizeof(at) / sizeof(at[0]); i++)
+        assert_int_equal(vu_client_dma_map(c, at[i], 0x1000, mfd, (uint64_t)i * 0x1000, RW), 0);
+    assert_int_equal(vu_client_dma_map(c, 0x300000, 0x4000, mfd, 0x10000, RW), 0);
+    assert_int_equal(vu_client_dma_map(c, 0xc0000, 0x20000, -1, 0, RW), 0);   /* no fd */
+    assert_int_equal(hv_sim_dma_count(t->hv), 11);
+    /* reachable before */
+    unsigned f0 = hv_sim_dma_faults(t->hv);
+    assert_int_equal(edu_to_ram(t, c, 0x1000, 64), f0);
+    assert_int_equal(edu_to_ram(t, c, 0x7ff0000, 64), f0);
+
+    /* the invalidation: below the interrupt window and above it, up to 2^48
+     * (pieces 0x0+0x80000000 ... 0xfef00000+0x100000, 0xff000000+0x1000000,
+     * 0x100000000+0x100000000 ... 0x800000000000+0x800000000000) */
+    unsigned pieces = unmap_pow2(c, 0, 0xfee00000ull);
+    pieces += unmap_pow2(c, 0xfef00000ull, 1ull << 48);
+    assert_true(pieces >= 25);
+    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    assert_int_equal(hv_sim_dma_bytes(t->hv), 0);
+    /* nothing the guest unmapped is reachable: the engine is refused */
+    assert_int_equal(edu_to_ram(t, c, 0x1000, 64), f0 + 1);
+    assert_int_equal(edu_to_ram(t, c, 0x7ff0000, 64), f0 + 2);
+    assert_int_equal(edu_to_ram(t, c, 0x300000 + 0x3000, 64), f0 + 3);
+    uint8_t b;
+    for (unsigned i = 0; i < sizeof(at) / sizeof(at[0]); i++)
+        assert_int_equal(hv_sim_dma_read(t->hv, at[i], &b, 1), -EFAULT);
+    /* the no-fd mapping left the table too: its range can be mapped again */
+    assert_int_equal(vu_client_dma_map(c, 0xc0000, 0x1000, mfd, 0, RW), 0);
+    /* a device reset brings nothing back */
+    assert_int_equal(vu_client_reset(c), 0);
+    assert_int_equal(hv_sim_dma_count(t->hv), 1);
+    assert_int_equal(edu_to_ram(t, c, 0x1000, 64), f0 + 4);
+    vu_client_close(c);
+    th_wait_closed(t, 1);
+    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    close(mfd);
+}
+
+static void test_viommu_cut_through_and_remap(void **state)
+{
+    struct th *t = *state;
+    struct vu_client *c = th_connect(t, true);
+    int mfd = th_memfd(MiB);
+    uint8_t *mem = mmap(NULL, MiB, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    assert_true(mem != MAP_FAILED);
+    assert_int_equal(vu_client_dma_map(c, 0x100000, 0x4000, mfd, 0, RW), 0);        /* A */
+    assert_int_equal(vu_client_dma_map(c, 0x104000, 0x1000, mfd, 0x8000, RW), 0);   /* B */
+    assert_int_equal(vu_client_dma_map(c, 0x200000, 0x2000, mfd, 0x10000, RW), 0);  /* C */
+    unsigned f0 = hv_sim_dma_faults(t->hv);
+    /* cuts A at its start, C at its end, A in the middle: refused, nothing gone */
+    assert_int_equal(vu_client_dma_unmap(c, 0x101000, 0x4000, 0), -EINVAL);
+    assert_int_equal(vu_client_dma_unmap(c, 0x104000, 0x100000 - 0x4000 + 0x1000, 0), -EINVAL);
+    assert_int_equal(vu_client_dma_unmap(c, 0x101000, 0x1000, 0), -EINVAL);
+    assert_int_equal(hv_sim_dma_count(t->hv), 3);
+    assert_int_equal(edu_to_ram(t, c, 0x100000, 64), f0);
+    assert_int_equal(edu_to_ram(t, c, 0x104000, 64), f0);
+    assert_int_equal(edu_to_ram(t, c, 0x201000, 64), f0);
+    /* A and B whole, C untouched */
+    assert_int_equal(vu_client_dma_unmap(c, 0, 0x105000, 0), 0);
+    assert_int_equal(hv_sim_dma_count(t->hv), 1);
+    assert_int_equal(edu_to_ram(t, c, 0x100000, 64), f0 + 1);
+    assert_int_equal(edu_to_ram(t, c, 0x104000, 64), f0 + 2);
+    assert_int_equal(edu_to_ram(t, c, 0x201000, 64), f0 + 2);
+
+    /* the vIOMMU cycle: the same IOVA re-mapped to another page; the device's
+     * writes go to the new page only, never to the old one */
+    for (unsigned i = 0; i < 64; i++) {
+        uint64_t page = (uint64_t)(0x20 + i % 8) * 0x1000;
+        memset(mem + page, 0, 0x1000);
+        if (i)
+            memset(mem + (uint64_t)(0x20 + (i - 1) % 8) * 0x1000, 0, 0x1000);
+        assert_int_equal(vu_client_dma_map(c, 0x400000, 0x1000, mfd, page, RW), 0);
+        uint32_t word = 0xa5000000u | i;
+        memcpy(mem + 0x10000, &word, 4);   /* C: the source */
+        assert_int_equal(edu_from_ram(t, c, 0x200000, 4), f0 + 2 + i);
+        assert_int_equal(edu_to_ram(t, c, 0x400000, 4), f0 + 2 + i);
+        assert_memory_equal(mem + page, &word, 4);
+        assert_int_equal(vu_client_dma_unmap(c, 0x400000, 0x1000, 0), 0);
+        assert_int_equal(edu_to_ram(t, c, 0x400000, 4), f0 + 3 + i);
+    }
+    /* unmap-all, then nothing */
+    assert_int_equal(vu_client_dma_unmap(c, 0, 0, VU_DMA_UNMAP_FLAG_ALL), 0);
+    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    assert_int_equal(edu_to_ram(t, c, 0x201000, 64), f0 + 3 + 64);
+    vu_client_close(c);
+    munmap(mem, MiB);
     close(mfd);
 }
 
@@ -446,6 +636,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_limits, setup_limits, th_teardown),
         cmocka_unit_test_setup_teardown(test_backing_limit, setup, th_teardown),
         cmocka_unit_test_setup_teardown(test_prefault_interruptible, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_viommu_invalidation_pattern, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_viommu_cut_through_and_remap, setup, th_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
