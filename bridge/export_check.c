@@ -28,10 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "policy.h"
-#ifdef VUB_HAVE_HOSTVFIO
 #include "hv.h"
-#endif
+#include "policy.h"
 
 #define PROG "vfio-user-export-check"
 
@@ -60,7 +58,6 @@ static int do_bind(const char *sysfs, const struct pol_ident *id, const struct p
     }
     if (strcmp(id->driver, "vfio-pci") == 0)
         return 0;
-#ifdef VUB_HAVE_HOSTVFIO
     struct hv_err err = { { 0 } };
     char prev[64] = "";
     int r = hv_bind_vfio(sysfs, id->addr, prev, sizeof(prev), &err);
@@ -71,11 +68,6 @@ static int do_bind(const char *sysfs, const struct pol_ident *id, const struct p
     fprintf(stderr, PROG ": %s: bound to vfio-pci (was %s)\n", id->addr,
             prev[0] ? prev : "unbound");
     return 0;
-#else
-    (void)sysfs;
-    fprintf(stderr, PROG ": %s: built without host-vfio; cannot bind\n", id->addr);
-    return 1;
-#endif
 }
 
 int main(int argc, char **argv)

@@ -17,6 +17,7 @@
 
 #include <json-c/json.h>
 
+#include "hv.h"
 #include "inject.h"
 
 #define ADDR_TOKEN "{address}"
@@ -91,28 +92,6 @@ static bool hexn(const char *s, size_t n, unsigned *v)
     }
     *v = x;
     return true;
-}
-
-int pol_addr_canon(const char *in, char out[POL_ADDR_LEN])
-{
-    unsigned dom = 0, bus, dev, fn;
-    size_t len = in ? strlen(in) : 0;
-    const char *s = in;
-
-    if (len == 12) {
-        if (!hexn(s, 4, &dom) || s[4] != ':')
-            return -EINVAL;
-        s += 5;
-    } else if (len != 7) {
-        return -EINVAL;
-    }
-    if (!hexn(s, 2, &bus) || s[2] != ':' || !hexn(s + 3, 2, &dev) || s[5] != '.' ||
-        !hexn(s + 6, 1, &fn))
-        return -EINVAL;
-    if (dev > 0x1f || fn > 7)
-        return -EINVAL;
-    snprintf(out, POL_ADDR_LEN, "%04x:%02x:%02x.%x", dom, bus, dev, fn);
-    return 0;
 }
 
 /* "8086:1234", "8086:*" */
@@ -588,7 +567,7 @@ static int parse_match(struct ctx *c, const char *path, struct json_object *o,
         if (strcmp(it.key, "address") == 0) {
             if ((r = get_string(c, p, it.val, &s)) < 0)
                 return r;
-            if (pol_addr_canon(s, m->addr) < 0)
+            if (hv_pci_addr_parse(s, m->addr) < 0)
                 return fail_at(c, p, EINVAL, "\"%s\" is not a PCI address like \"0000:01:00.0\"",
                                s);
             m->keys |= POL_MATCH_ADDR;
@@ -921,74 +900,37 @@ int pol_decide(const struct pol *p, const struct pol_ident *id, struct pol_decis
 
 /* ---- sysfs --------------------------------------------------------------------- */
 
-static int read_attr(const char *dir, const char *name, char *buf, size_t sz)
-{
-    char path[PATH_MAX + 32];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    ssize_t n = read(fd, buf, sz - 1);
-    int e = errno;
-    close(fd);
-    if (n < 0)
-        return -e;
-    buf[n] = '\0';
-    while (n > 0 && isspace((unsigned char)buf[n - 1]))
-        buf[--n] = '\0';
-    return 0;
-}
-
-static int read_hex_attr(struct ctx *c, const char *dir, const char *name, unsigned digits,
-                         uint32_t *out)
-{
-    char buf[32];
-    int r = read_attr(dir, name, buf, sizeof(buf));
-    if (r < 0)
-        return fail_at(c, name, -r, "cannot read %s/%s: %s", dir, name, strerror(-r));
-    unsigned v;
-    if (strncmp(buf, "0x", 2) != 0 || strlen(buf) != 2 + digits || !hexn(buf + 2, digits, &v))
-        return fail_at(c, name, EIO, "%s/%s holds \"%s\", not a %u-digit hex number", dir, name,
-                       buf, digits);
-    *out = v;
-    return 0;
-}
-
+/* Through host-vfio, so that the policy, `vfio-user-bridge list` and the
+ * daemon read the same tree with the same address grammar. */
 int pol_ident_from_sysfs(const char *sysfs, const char *addr, struct pol_ident *out,
                          struct pol_err *err)
 {
     struct ctx c = { .file = "sysfs", .err = err };
+    struct hv_err he = { { 0 } };
     memset(out, 0, sizeof(*out));
-    if (pol_addr_canon(addr, out->addr) < 0)
+    if (hv_pci_addr_parse(addr, out->addr) < 0)
         return fail_at(&c, NULL, EINVAL, "\"%s\" is not a PCI address like \"0000:01:00.0\"",
                        addr ? addr : "(null)");
+    if (!sysfs)
+        sysfs = HV_SYSFS_DEFAULT;
     c.file = out->addr;
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof(dir), "%s/bus/pci/devices/%s", sysfs ? sysfs : "/sys", out->addr);
-    struct stat st;
-    if (stat(dir, &st) < 0)
-        return fail_at(&c, NULL, ENODEV, "no such PCI function (%s: %s)", dir, strerror(errno));
+    int r = hv_sysfs_driver(sysfs, out->addr, out->driver, sizeof(out->driver));
+    if (r == -ENODEV)
+        return fail_at(&c, NULL, ENODEV, "no such PCI function (nothing at "
+                                         "%s/bus/pci/devices/%s)", sysfs, out->addr);
+    if (r < 0)
+        return fail_at(&c, "driver", EIO, "cannot read its driver link in %s: %s", sysfs,
+                       strerror(-r));
     uint32_t v, d, cls;
-    int r;
-    if ((r = read_hex_attr(&c, dir, "vendor", 4, &v)) < 0 ||
-        (r = read_hex_attr(&c, dir, "device", 4, &d)) < 0 ||
-        (r = read_hex_attr(&c, dir, "class", 6, &cls)) < 0)
-        return r;
+    if (hv_sysfs_hex_attr(sysfs, out->addr, "vendor", 4, &v, &he) < 0 ||
+        hv_sysfs_hex_attr(sysfs, out->addr, "device", 4, &d, &he) < 0 ||
+        hv_sysfs_hex_attr(sysfs, out->addr, "class", 6, &cls, &he) < 0) {
+        if (err)   /* host-vfio's message names the function, the file and the content */
+            snprintf(err->msg, sizeof(err->msg), "%s", he.msg);
+        return -EIO;
+    }
     out->vendor = (uint16_t)v;
     out->device = (uint16_t)d;
     out->class_code = cls;
-    char link[PATH_MAX + 16], target[PATH_MAX];
-    snprintf(link, sizeof(link), "%s/driver", dir);
-    ssize_t n = readlink(link, target, sizeof(target) - 1);
-    if (n >= 0) {
-        target[n] = '\0';
-        const char *base = strrchr(target, '/');
-        base = base ? base + 1 : target;
-        if (strlen(base) >= sizeof(out->driver))
-            return fail_at(&c, "driver", EIO, "driver name \"%s\" is too long", base);
-        memcpy(out->driver, base, strlen(base) + 1);
-    } else if (errno != ENOENT) {
-        return fail_at(&c, "driver", EIO, "cannot read %s: %s", link, strerror(errno));
-    }
     return 0;
 }

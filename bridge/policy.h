@@ -34,6 +34,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "hv.h"
+
 #define POL_DEFAULT_PATH       "/etc/vfio-user-bridge/policy.json"
 #define POL_DEFAULT_SOCKET_DIR "/run/vfio-user"
 #define POL_DEFAULT_SOCKET_MODE 0600u   /* owner only unless the policy says otherwise */
@@ -42,7 +44,7 @@
 #define POL_MAX_DEVICES    256u         /* entries in "devices" */
 #define POL_MAX_PEERS      64u          /* entries in allow_uids / allow_gids */
 #define POL_SOCKET_MAX     108u         /* sizeof(sun_path), NUL included */
-#define POL_ADDR_LEN       16u          /* "DDDD:BB:DD.F" + NUL, rounded */
+#define POL_ADDR_LEN       HV_ADDR_LEN  /* addresses are host-vfio's (hv_pci_addr_parse) */
 #define POL_NAME_MAX       64u
 #define POL_MAX_HANDSHAKE_TIMEOUT_MS 3600000u
 #define POL_TRACE_MAX      256u         /* "trace" path, NUL included */
@@ -151,14 +153,12 @@ struct pol_decision {
 int pol_decide(const struct pol *p, const struct pol_ident *id, struct pol_decision *out,
                struct pol_err *err);
 
-/* Read vendor, device, class and driver of `addr` from <sysfs>/bus/pci/devices.
- * `addr` is canonicalised first. -EINVAL bad address, -ENODEV no such function,
- * -EIO unreadable/garbled attributes. */
+/* Read vendor, device, class and driver of `addr` from <sysfs>/bus/pci/devices
+ * (through host-vfio: hv_sysfs_driver, hv_sysfs_hex_attr). `addr` is
+ * canonicalised first with hv_pci_addr_parse, the grammar of every PCI address
+ * in the project (the policy's "address" key too). -EINVAL bad address,
+ * -ENODEV no such function, -EIO unreadable/garbled attributes. */
 int pol_ident_from_sysfs(const char *sysfs, const char *addr, struct pol_ident *out,
                          struct pol_err *err);
-
-/* Canonicalise a PCI address: "0000:01:00.0" or "01:00.0" (domain 0) into
- * "0000:01:00.0" (lower case). -EINVAL for anything else. */
-int pol_addr_canon(const char *in, char out[POL_ADDR_LEN]);
 
 #endif /* VUB_POLICY_H */

@@ -32,11 +32,14 @@ struct hv_err {
 int hv_fail(struct hv_err *err, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define HV_ADDR_LEN 16  /* "DDDD:BB:DD.F" + NUL, rounded */
+#define HV_ADDR_LEN 16  /* "DDDDDD:BB:DD.F" + NUL, rounded */
 
-/* Parse and canonicalise a PCI address ("1:0.0" is refused; the full
- * "DDDD:BB:DD.F" or the short "BB:DD.F" meaning domain 0 are accepted).
- * out gets "0000:01:00.0". -EINVAL on bad syntax. */
+/* Parse and canonicalise a PCI address the way the kernel names functions
+ * ("%04x:%02x:%02x.%d"): the full "DDDD:BB:DD.F" with a domain of 4 to 6 hex
+ * digits (domains above 0xffff exist: Intel VMD puts its child buses at
+ * 10000 and up, e.g. "10000:e1:00.0"), or the short "BB:DD.F" meaning domain
+ * 0. "1:0.0" is refused. out gets "0000:01:00.0". -EINVAL on bad syntax.
+ * The one PCI address grammar of the project (the policy uses it too). */
 int hv_pci_addr_parse(const char *in, char out[HV_ADDR_LEN]);
 
 /* ---- what the device and its IOMMU say (kernel structs, cut down) ---------- */
@@ -254,6 +257,12 @@ static inline void hv_close(struct hv_device *d) { if (d) d->ops->close(d); }
 /* Current driver name of a function into drv ("" if none). -ENODEV when the
  * function does not exist. */
 int hv_sysfs_driver(const char *sysfs, const char *addr, char *drv, size_t drvsz);
+/* A hex attribute of a function, <sysfs>/bus/pci/devices/<addr>/<name>, that
+ * the kernel writes as "0x" and exactly `digits` hex digits (vendor, device,
+ * subsystem_*: 4; class: 6). -errno if it cannot be read, -EIO (with the
+ * content quoted) if it is not that shape. */
+int hv_sysfs_hex_attr(const char *sysfs, const char *addr, const char *name, unsigned digits,
+                      uint32_t *out, struct hv_err *err);
 /* IOMMU group number of a function; -ENOENT (with message) if it has none. */
 int hv_sysfs_iommu_group(const char *sysfs, const char *addr, struct hv_err *err);
 /* Check a function exists, is bound to vfio-pci, has a group, and its group is

@@ -16,13 +16,11 @@
 
 #define HV_LIST_MAX 4096u   /* functions listed at most */
 
-static unsigned long read_hex(const char *dir, const char *file)
+/* An id attribute, 0 when it is missing or garbled (the listing goes on). */
+static uint32_t read_hex(const char *sysfs, const char *addr, const char *name, unsigned digits)
 {
-    char path[HV_PATH_MAX], buf[32];
-    if (hv_path(path, sizeof(path), "%s/%s", dir, file) < 0 ||
-        hv_sysfs_read(path, buf, sizeof(buf)) < 0)
-        return 0;
-    return strtoul(buf, NULL, 16);
+    uint32_t v;
+    return hv_sysfs_hex_attr(sysfs, addr, name, digits, &v, NULL) < 0 ? 0 : v;
 }
 
 static int cmp_entry(const void *a, const void *b)
@@ -34,15 +32,13 @@ static int cmp_entry(const void *a, const void *b)
 static void fill_entry(const char *sysfs, const char *dev_vfio, struct pci_access *names,
                        struct hv_list_entry *e)
 {
-    char dir[HV_PATH_MAX];
     struct hv_err err;
 
-    hv_path(dir, sizeof(dir), "%s/bus/pci/devices/%s", sysfs, e->addr);
-    e->id.vendor = (uint16_t)read_hex(dir, "vendor");
-    e->id.device = (uint16_t)read_hex(dir, "device");
-    e->id.subsys_vendor = (uint16_t)read_hex(dir, "subsystem_vendor");
-    e->id.subsys_device = (uint16_t)read_hex(dir, "subsystem_device");
-    e->id.class_code = (uint32_t)read_hex(dir, "class") & 0xffffff;
+    e->id.vendor = (uint16_t)read_hex(sysfs, e->addr, "vendor", 4);
+    e->id.device = (uint16_t)read_hex(sysfs, e->addr, "device", 4);
+    e->id.subsys_vendor = (uint16_t)read_hex(sysfs, e->addr, "subsystem_vendor", 4);
+    e->id.subsys_device = (uint16_t)read_hex(sysfs, e->addr, "subsystem_device", 4);
+    e->id.class_code = read_hex(sysfs, e->addr, "class", 6);
     hv_pci_fill_names(names, &e->id);
     if (hv_sysfs_driver(sysfs, e->addr, e->driver, sizeof(e->driver)) < 0)
         e->driver[0] = '\0';

@@ -7,6 +7,7 @@
 #include "hv.h"
 #include "hv_internal.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -96,6 +97,33 @@ int hv_sysfs_driver(const char *sysfs, const char *addr, char *drv, size_t drvsz
     if ((r = hv_path(path, sizeof(path), "%s/driver", dir)) < 0)
         return r;
     return link_basename(path, drv, drvsz);
+}
+
+int hv_sysfs_hex_attr(const char *sysfs, const char *addr, const char *name, unsigned digits,
+                      uint32_t *out, struct hv_err *err)
+{
+    char dir[HV_PATH_MAX], path[HV_PATH_MAX], buf[32];
+    int r;
+
+    *out = 0;
+    if ((r = dev_dir(sysfs, addr, dir, sizeof(dir))) < 0 ||
+        (r = hv_path(path, sizeof(path), "%s/%s", dir, name)) < 0)
+        return hv_fail(err, -r, "%s: sysfs path too long", addr);
+    if ((r = hv_sysfs_read(path, buf, sizeof(buf))) < 0)
+        return hv_fail(err, -r, "%s: cannot read %s: %s", addr, path, strerror(-r));
+    uint32_t v = 0;
+    bool ok = digits >= 1 && digits <= 8 && strlen(buf) == 2 + digits && buf[0] == '0' &&
+              buf[1] == 'x';
+    for (unsigned i = 0; ok && i < digits; i++) {
+        int ch = (unsigned char)buf[2 + i];
+        ok = isxdigit(ch);
+        v = v << 4 | (uint32_t)(ch <= '9' ? ch - '0' : tolower(ch) - 'a' + 10);
+    }
+    if (!ok)
+        return hv_fail(err, EIO, "%s: %s holds \"%s\", not a %u-digit hex number", addr, path,
+                       buf, digits);
+    *out = v;
+    return 0;
 }
 
 int hv_sysfs_iommu_group(const char *sysfs, const char *addr, struct hv_err *err)

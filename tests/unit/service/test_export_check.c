@@ -17,64 +17,12 @@
 
 #include <cmocka.h>
 
-static char g_root[64];
+#include "fake_sysfs.h"
+#include "hv.h"
+
+static struct fake_sysfs g_fs;
+static char *g_root = g_fs.root;
 static char g_policy[128];
-
-static void mkp(const char *rel)
-{
-    char p[PATH_MAX];
-    snprintf(p, sizeof(p), "%s/%s", g_root, rel);
-    assert_int_equal(mkdir(p, 0755), 0);
-}
-
-static void put(const char *rel, const char *text)
-{
-    char p[PATH_MAX];
-    snprintf(p, sizeof(p), "%s/%s", g_root, rel);
-    FILE *f = fopen(p, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-static void lnk(const char *target, const char *rel)
-{
-    char p[PATH_MAX];
-    snprintf(p, sizeof(p), "%s/%s", g_root, rel);
-    assert_int_equal(symlink(target, p), 0);
-}
-
-/* A function with ids, class, optional driver, alone in IOMMU group `grp`. */
-static void add_fn(const char *addr, const char *vendor, const char *device, const char *cls,
-                   const char *driver, int grp)
-{
-    char rel[256], t[256];
-    snprintf(rel, sizeof(rel), "bus/pci/devices/%s", addr);
-    mkp(rel);
-    snprintf(rel, sizeof(rel), "bus/pci/devices/%s/vendor", addr);
-    put(rel, vendor);
-    snprintf(rel, sizeof(rel), "bus/pci/devices/%s/device", addr);
-    put(rel, device);
-    snprintf(rel, sizeof(rel), "bus/pci/devices/%s/class", addr);
-    put(rel, cls);
-    snprintf(rel, sizeof(rel), "bus/pci/devices/%s/driver_override", addr);
-    put(rel, "(null)\n");
-    if (driver) {
-        snprintf(rel, sizeof(rel), "bus/pci/devices/%s/driver", addr);
-        snprintf(t, sizeof(t), "../../drivers/%s", driver);
-        lnk(t, rel);
-    }
-    snprintf(rel, sizeof(rel), "kernel/iommu_groups/%d", grp);
-    mkp(rel);
-    snprintf(rel, sizeof(rel), "kernel/iommu_groups/%d/devices", grp);
-    mkp(rel);
-    snprintf(rel, sizeof(rel), "kernel/iommu_groups/%d/devices/%s", grp, addr);
-    snprintf(t, sizeof(t), "../../../../bus/pci/devices/%s", addr);
-    lnk(t, rel);
-    snprintf(rel, sizeof(rel), "bus/pci/devices/%s/iommu_group", addr);
-    snprintf(t, sizeof(t), "../../../kernel/iommu_groups/%d", grp);
-    lnk(t, rel);
-}
 
 static const char *policy_text =
     "{\n"
@@ -94,29 +42,24 @@ static void write_policy(const char *text)
     fclose(f);
 }
 
+/* A VMD-style domain (above 0xffff): the kernel names such functions with a
+ * five-digit domain, e.g. 10000:e1:00.0. */
+#define VMD_ADDR "10000:e1:00.0"
+
 static int setup(void **state)
 {
     (void)state;
-    snprintf(g_root, sizeof(g_root), "/tmp/vub-ec-XXXXXX");
-    if (!mkdtemp(g_root))
+    if (fake_sysfs_init(&g_fs) < 0)
         return -1;
-    mkp("bus");
-    mkp("bus/pci");
-    mkp("bus/pci/devices");
-    mkp("bus/pci/drivers");
-    mkp("bus/pci/drivers/vfio-pci");
-    mkp("bus/pci/drivers/nvme");
-    mkp("bus/pci/drivers/xhci_hcd");
-    mkp("kernel");
-    mkp("kernel/iommu_groups");
-    put("bus/pci/drivers_probe", "");
-    put("bus/pci/drivers/nvme/unbind", "");
-    add_fn("0000:00:03.0", "0x1234\n", "0x11e8\n", "0x00ff00\n", "vfio-pci", 3);
-    add_fn("0000:00:04.0", "0x1b36\n", "0x0010\n", "0x010802\n", "nvme", 4);
-    add_fn("0000:00:05.0", "0x8086\n", "0x1234\n", "0x0c0330\n", "xhci_hcd", 5);
-    add_fn("0000:00:06.0", "0xabcd\n", "0x0001\n", "0x020000\n", NULL, 6);
-    add_fn("0000:00:07.0", "0x1234\n", "0x11e8\n", "0x00ff00\n", NULL, 7);
-    add_fn("0000:00:08.0", "0x8086\n", "0x0002\n", "0x0c0500\n", "vfio-pci", 8);
+    fs_add_driver(&g_fs, "nvme");
+    fs_add_driver(&g_fs, "xhci_hcd");
+    fs_add_dev(&g_fs, "0000:00:03.0", "vfio-pci", 3, 0x1234, 0x11e8, 0x00ff00);
+    fs_add_dev(&g_fs, "0000:00:04.0", "nvme", 4, 0x1b36, 0x0010, 0x010802);
+    fs_add_dev(&g_fs, "0000:00:05.0", "xhci_hcd", 5, 0x8086, 0x1234, 0x0c0330);
+    fs_add_dev(&g_fs, "0000:00:06.0", NULL, 6, 0xabcd, 0x0001, 0x020000);
+    fs_add_dev(&g_fs, "0000:00:07.0", NULL, 7, 0x1234, 0x11e8, 0x00ff00);
+    fs_add_dev(&g_fs, "0000:00:08.0", "vfio-pci", 8, 0x8086, 0x0002, 0x0c0500);
+    fs_add_dev(&g_fs, VMD_ADDR, "vfio-pci", 9, 0x1234, 0x11e8, 0x00ff00);
     snprintf(g_policy, sizeof(g_policy), "%s/policy.json", g_root);
     write_policy(policy_text);
     return 0;
@@ -125,9 +68,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", g_root);
-    return system(cmd) == 0 ? 0 : -1;
+    fake_sysfs_destroy(&g_fs);
+    return 0;
 }
 
 struct run {
@@ -294,7 +236,6 @@ static void test_bind(void **state)
     read_override("0000:00:03.0", ov, sizeof(ov));
     assert_string_equal(ov, "(null)\n");
 
-#ifdef VUB_HAVE_HOSTVFIO
     /* "bind": true: driver_override is set and the function unbound from
      * nvme; in a fake tree no kernel binds it, so the helper reports that */
     run_helper(&r, "--policy", g_policy, "--bind", "0000:00:04.0", NULL);
@@ -310,9 +251,31 @@ static void test_bind(void **state)
     assert_string_equal(unb, "0000:00:04.0");
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "cannot bind to vfio-pci"));
-#else
-    print_message("SKIP: the --bind path needs hostvfio\n");
-#endif
+}
+
+/* The helper and `vfio-user-bridge list` read the same tree the same way:
+ * every function host-vfio lists (hv_list, what `list --sysfs` prints) is one
+ * the helper can decide on. A VMD-domain function is among them. */
+static void test_agrees_with_list(void **state)
+{
+    (void)state;
+    struct hv_list_entry *v = NULL;
+    size_t n = 0;
+    struct hv_err err = { { 0 } };
+    assert_int_equal(hv_list_ex(g_root, NULL, &v, &n, &err), 0);
+    bool vmd_listed = false;
+    for (size_t i = 0; i < n; i++) {
+        struct run r;
+        run_helper(&r, "--policy", g_policy, v[i].addr, NULL);
+        if (r.status != 0)
+            fail_msg("list shows %s but the helper says (status %d): %s", v[i].addr, r.status,
+                     r.err);
+        vmd_listed |= strcmp(v[i].addr, VMD_ADDR) == 0;
+    }
+    free(v);
+    assert_true(vmd_listed);
+    props(VMD_ADDR, "VFIO_USER_MATCH=1\nVFIO_USER_EXPORT=1\nVFIO_USER_BIND=0\n"
+                    "VFIO_USER_SOCKET=/run/x/" VMD_ADDR ".sock\nVFIO_USER_ENTRY=0\n");
 }
 
 int main(void)
@@ -322,6 +285,7 @@ int main(void)
         cmocka_unit_test(test_no_policy_exports_nothing),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_bind),
+        cmocka_unit_test(test_agrees_with_list),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fake_sysfs.h - a temporary directory laid out like /sys for the PCI bits
- * host-vfio reads and writes (header-only, for the hv unit tests):
+ * the project reads and writes (header-only; the one builder every unit test
+ * with a sysfs tree uses: host-vfio, the policy, the device watch, the udev
+ * helper and `vfio-user-bridge list --sysfs`):
  *   devices/pci0000:00/<addr>/{vendor,device,class,subsystem_*,driver_override}
  *   devices/pci0000:00/<addr>/driver      -> ../../../bus/pci/drivers/<drv>
  *   devices/pci0000:00/<addr>/iommu_group -> ../../../kernel/iommu_groups/<n>
@@ -10,8 +12,8 @@
  *   bus/pci/drivers_probe                 plain file
  *   kernel/iommu_groups/<n>/devices/<addr> -> ../../../../devices/pci0000:00/<addr>
  */
-#ifndef HV_FAKE_SYSFS_H
-#define HV_FAKE_SYSFS_H
+#ifndef VUB_FAKE_SYSFS_H
+#define VUB_FAKE_SYSFS_H
 
 #include <errno.h>
 #include <fcntl.h>
@@ -91,7 +93,7 @@ static inline void fs_add_driver(struct fake_sysfs *f, const char *drv)
 
 static inline int fake_sysfs_init(struct fake_sysfs *f)
 {
-    snprintf(f->root, sizeof(f->root), "/tmp/hv-sysfs.XXXXXX");
+    snprintf(f->root, sizeof(f->root), "/tmp/vub-sysfs.XXXXXX");
     if (!mkdtemp(f->root))
         return -1;
     chmod(f->root, 0755);   /* traversable by an unprivileged child */
@@ -163,6 +165,16 @@ static inline void fs_add_dev(struct fake_sysfs *f, const char *addr, const char
     }
 }
 
+/* Overwrite (or create) one attribute file of a function with raw text, e.g.
+ * a garbled "device" to test how readers cope. */
+static inline void fs_set_attr(struct fake_sysfs *f, const char *addr, const char *name,
+                               const char *text)
+{
+    char p[PATH_MAX];
+    fs_path(f, p, sizeof(p), "devices/pci0000:00/%s/%s", addr, name);
+    fs_write_file(p, text);
+}
+
 static inline int fs_rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb; (void)flag; (void)ftw;
@@ -176,4 +188,4 @@ static inline void fake_sysfs_destroy(struct fake_sysfs *f)
     f->root[0] = '\0';
 }
 
-#endif /* HV_FAKE_SYSFS_H */
+#endif /* VUB_FAKE_SYSFS_H */
