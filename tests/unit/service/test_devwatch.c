@@ -19,53 +19,34 @@
 #include <cmocka.h>
 
 #include "devwatch.h"
+#include "fake_sysfs.h"
 #include "testutil.h"
 
 #define ADDR "0000:00:03.0"
 
-static char g_root[64];
-
-static void mk(const char *rel)
-{
-    char p[PATH_MAX];
-    snprintf(p, sizeof(p), "%s/%s", g_root, rel);
-    assert_int_equal(mkdir(p, 0755), 0);
-}
+static struct fake_sysfs g_fs;
+static char *g_root = g_fs.root;
 
 static void set_driver(const char *drv)
 {
-    char p[PATH_MAX], t[PATH_MAX];
-    snprintf(p, sizeof(p), "%s/bus/pci/devices/" ADDR "/driver", g_root);
-    unlink(p);
-    if (drv) {
-        snprintf(t, sizeof(t), "../../drivers/%s", drv);
-        assert_int_equal(symlink(t, p), 0);
-    }
+    fs_set_driver(&g_fs, ADDR, drv);
 }
 
 static int setup(void **state)
 {
     (void)state;
-    snprintf(g_root, sizeof(g_root), "/tmp/vub-dw-XXXXXX");
-    if (!mkdtemp(g_root))
+    if (fake_sysfs_init(&g_fs) < 0)
         return -1;
-    mk("bus");
-    mk("bus/pci");
-    mk("bus/pci/devices");
-    mk("bus/pci/drivers");
-    mk("bus/pci/drivers/vfio-pci");
-    mk("bus/pci/drivers/nvme");
-    mk("bus/pci/devices/" ADDR);
-    set_driver("vfio-pci");
+    fs_add_driver(&g_fs, "nvme");
+    fs_add_dev(&g_fs, ADDR, "vfio-pci", 3, 0x1234, 0x11e8, 0x00ff00);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", g_root);
-    return system(cmd) == 0 ? 0 : -1;
+    fake_sysfs_destroy(&g_fs);
+    return 0;
 }
 
 static bool readable(int fd, int ms)
