@@ -26,6 +26,7 @@
 
 #include <cmocka.h>
 
+#include "fake_sysfs.h"
 #include "vu_client.h"
 
 #define RW (VU_DMA_MAP_FLAG_READ | VU_DMA_MAP_FLAG_WRITE)
@@ -117,24 +118,67 @@ static void test_help_version_usage(void **state)
     assert_int_equal(run_capture(nodev, out, sizeof(out)), 2);
 }
 
+static const char *jstr(json_object *o, const char *key)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(o, key, &v))
+        fail_msg("no \"%s\" in %s", key, json_object_to_json_string(o));
+    return json_object_is_type(v, json_type_null) ? NULL : json_object_get_string(v);
+}
+
+/* `list` on a fake tree: every function, sorted, with what sysfs says. */
 static void test_list_json(void **state)
 {
     static char out[1 << 20];
-    const char *args[] = { BRIDGE_EXE, "list", "--json", NULL };
-    int st = run_capture(args, out, sizeof(out));
-    if (st != 0)
-        skip();      /* no PCI bus visible here */
+    struct fake_sysfs fs;
+    assert_int_equal(fake_sysfs_init(&fs), 0);
+    fs_add_driver(&fs, "nvme");
+    fs_add_dev(&fs, "10000:e1:00.0", "vfio-pci", 5, 0x8086, 0x0a54, 0x010802);
+    fs_add_dev(&fs, "0000:00:04.0", "nvme", 4, 0x1b36, 0x0010, 0x010802);
+    fs_add_dev(&fs, "0000:00:03.0", "vfio-pci", 3, 0x1234, 0x11e8, 0x00ff00);
+    const char *args[] = { BRIDGE_EXE, "list", "--json", "--sysfs", fs.root, NULL };
+    assert_int_equal(run_capture(args, out, sizeof(out)), 0);
     json_object *j = json_tokener_parse(out);
-    assert_non_null(j);
-    assert_true(json_object_is_type(j, json_type_array));
-    for (size_t i = 0; i < json_object_array_length(j); i++) {
-        json_object *e = json_object_array_get_idx(j, i), *v;
-        assert_true(json_object_object_get_ex(e, "address", &v));
-        assert_int_equal(strlen(json_object_get_string(v)), 12);
-        assert_true(json_object_object_get_ex(e, "exportable", &v));
-        assert_true(json_object_object_get_ex(e, "vendor_id", &v));
-    }
+    if (!j || !json_object_is_type(j, json_type_array))
+        fail_msg("not a JSON array: %s", out);
+    assert_int_equal(json_object_array_length(j), 3);
+
+    json_object *e = json_object_array_get_idx(j, 0);
+    assert_string_equal(jstr(e, "address"), "0000:00:03.0");
+    assert_string_equal(jstr(e, "vendor_id"), "1234");
+    assert_string_equal(jstr(e, "device_id"), "11e8");
+    assert_string_equal(jstr(e, "driver"), "vfio-pci");
+    assert_string_equal(jstr(e, "iommu_group"), "3");
+    assert_string_equal(jstr(e, "exportable"), "true");
+    assert_null(jstr(e, "reason"));
+
+    e = json_object_array_get_idx(j, 1);
+    assert_string_equal(jstr(e, "address"), "0000:00:04.0");
+    assert_string_equal(jstr(e, "driver"), "nvme");
+    assert_string_equal(jstr(e, "exportable"), "false");
+    const char *why = jstr(e, "reason");
+    assert_non_null(why);
+    if (!strstr(why, "0000:00:04.0") || !strstr(why, "nvme"))
+        fail_msg("reason \"%s\" names neither the function nor its driver", why);
+
+    e = json_object_array_get_idx(j, 2);
+    assert_string_equal(jstr(e, "address"), "10000:e1:00.0");   /* a VMD domain */
+    assert_string_equal(jstr(e, "vendor_id"), "8086");
+    assert_string_equal(jstr(e, "device_id"), "0a54");
+    assert_string_equal(jstr(e, "exportable"), "true");
     json_object_put(j);
+
+    /* the text form says the same */
+    const char *text[] = { BRIDGE_EXE, "list", "--sysfs", fs.root, NULL };
+    assert_int_equal(run_capture(text, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "0000:00:03.0  1234:11e8"));
+    assert_non_null(strstr(out, "driver vfio-pci, IOMMU group 3: exportable"));
+    assert_non_null(strstr(out, "driver nvme, IOMMU group 4: not exportable: "));
+
+    /* a tree without a PCI bus: an error, not a crash and not an empty list */
+    fake_sysfs_destroy(&fs);
+    assert_int_equal(run_capture(args, out, sizeof(out)), 1);
+    assert_string_equal(out, "");
 }
 
 /* ---- a daemon per test, killed in the teardown whatever happened ---------------- */
