@@ -232,6 +232,56 @@ static void test_set_irqs_errors(void **state)
     assert_int_equal(hv_sim_irq_enabled_count(x->t.hv, MSIX), 16);
 }
 
+/* ---- a host that cannot give the device as many vectors as asked -------------------- */
+
+/* The kernel can fail an MSI-X enable for the host's reasons (no interrupt
+ * vectors left: pci_alloc_irq_vectors() -ENOSPC) while a smaller set works.
+ * The sim's ops with set_irqs wrapped: an enable of more than g_vec_limit
+ * vectors fails like that. */
+static const struct hv_device_ops *g_sim_ops;
+static struct hv_device_ops g_limited_ops;
+static uint32_t g_vec_limit;
+
+static int limited_set_irqs(struct hv_device *d, uint32_t flags, uint32_t index, uint32_t start,
+                            uint32_t count, const void *data)
+{
+    if (index == MSIX && (flags & VU_IRQ_SET_DATA_EVENTFD) && start + count > g_vec_limit)
+        return -ENOSPC;
+    return g_sim_ops->set_irqs(d, flags, index, start, count, data);
+}
+
+/* Extending an enabled NORESIZE set disables it and enables the larger set;
+ * when the larger one fails the previous set must be put back (irq.c's
+ * restore), with the client's eventfds, not left disabled. */
+static void test_failed_extension_restores_the_set(void **state)
+{
+    struct ctx *x = *state;
+    enable_chunked(x, 0, 16);
+    assert_int_equal(hv_sim_irq_enabled_count(x->t.hv, MSIX), 16);
+
+    g_sim_ops = x->t.hv->ops;
+    g_limited_ops = *g_sim_ops;
+    g_limited_ops.set_irqs = limited_set_irqs;
+    g_vec_limit = 16;
+    x->t.hv->ops = &g_limited_ops;   /* the loop is idle: no message in flight */
+
+    assert_int_equal(vu_client_set_irqs(x->c, TRIG_FD, MSIX, 30, 1, &x->efd[30], 1, NULL),
+                     -ENOSPC);
+    x->t.hv->ops = g_sim_ops;        /* the sim's test hooks want their own ops */
+    assert_int_equal(hv_sim_irq_enabled_count(x->t.hv, MSIX), 16);
+    for (uint32_t v = 0; v < 16; v++)
+        assert_true(fires(x, v));
+    assert_int_equal(hv_sim_irq_fd(x->t.hv, MSIX, 30), -1);
+
+    /* the shadow still holds the 16: a later extension the host can serve
+     * carries them along */
+    assert_int_equal(vu_client_set_irqs(x->c, TRIG_FD, MSIX, 20, 1, &x->efd[20], 1, NULL), 0);
+    assert_int_equal(hv_sim_irq_enabled_count(x->t.hv, MSIX), 21);
+    assert_true(fires(x, 3));
+    assert_true(fires(x, 20));
+    assert_false(fires(x, 17));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -243,6 +293,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_intx, setup, teardown),
         cmocka_unit_test_setup_teardown(test_err_req, setup, teardown),
         cmocka_unit_test_setup_teardown(test_set_irqs_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_extension_restores_the_set, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
