@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * config.h - every option of the daemon in one struct, and the named limits
- * on what a client controls. main.c fills a br_config from the command line;
- * everything else only reads it.
+ * on what a client controls. Two writers, in this order, both before the
+ * device is opened: br_cli_parse (cli.c) fills a br_config with
+ * br_config_defaults and then the command line; br_service_apply_policy
+ * (service.c) fills from the policy file what the command line left unset
+ * (socket path and access, allow-lists, user, MSI-X mapping, DMA cap,
+ * handshake timeout, reset on disconnect). main.c only passes it on;
+ * everything after br_daemon_run only reads it.
  */
 #ifndef BR_CONFIG_H
 #define BR_CONFIG_H
@@ -129,7 +134,8 @@ struct br_config {
     gid_t allow_gids[BR_MAX_ALLOW_UIDS];
     const char *policy_path;     /* JSON policy file (bridge/policy.*), or NULL */
 
-    /* set from the policy (bridge/service.c) */
+    /* only the policy sets these (bridge/service.c); it also fills the
+     * fields above that the command line left unset */
     bool no_reset;               /* no VFIO_DEVICE_RESET when a client leaves */
     bool drop_privileges;        /* become run_uid/run_gid once the device is open */
     uid_t run_uid;

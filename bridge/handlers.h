@@ -1,7 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * handlers.h - one handler per vfio-user command (handlers.c), each one step
- * away from the host-vfio ops call it makes.
+ * handlers.h - one handler per vfio-user command (handlers.c): decode
+ * strictly, then act. Not all of them reach host-vfio: VERSION, GET_INFO and
+ * GET_IRQ_INFO answer from the device facts (device.c) alone, GET_REGION_INFO
+ * too (plus the device's mmap fd), DMA_READ/WRITE and migration are refused.
+ * DMA_MAP/UNMAP and SET_IRQS go through the session's tables first (dma.c,
+ * irq.c: accounting and limits, QEMU's SET_IRQS chunks merged into one
+ * re-enable), so one message may be several host-vfio calls or none.
+ * REGION_READ/WRITE(_MULTIPLE) and DEVICE_RESET call host-vfio directly after
+ * their bounds checks.
  */
 #ifndef BR_HANDLERS_H
 #define BR_HANDLERS_H

@@ -139,8 +139,10 @@ struct br_service {
     bool gone;
 };
 
-/* Point VFIO_PCI_REQ_IRQ_INDEX at our eventfd (again: a session's quiesce
- * disables every IRQ index, this one too). */
+/* Point VFIO_PCI_REQ_IRQ_INDEX at our eventfd, once, before any client
+ * connects. br_service_attach then reserves the index: clients see it with
+ * count 0, and a session's quiesce (br_irq_disable_all skips count-0
+ * indexes) leaves it armed for the daemon's whole life. */
 static void arm_request(struct br_service *svc)
 {
     struct hv_irq_info ii;

@@ -26,8 +26,9 @@ struct vu_err {
     char msg[192];
 };
 
-/* Format a reason into err (no-op when err is NULL). Returns -errnum so a
- * caller can `return vu_fail(err, -EINVAL, "...", ...)`. errnum is negative. */
+/* Format a reason into err (no-op when err is NULL). errnum is a negative
+ * errno and is returned unchanged, so a caller can
+ * `return vu_fail(err, -EINVAL, "...", ...)`. */
 int vu_fail(struct vu_err *err, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
