@@ -5,8 +5,6 @@
  * reply (and keeps serving that connection) or drops the connection where
  * the stream can no longer be trusted; then that a well-behaved client is
  * still served. One line per case; exit 1 if any case failed.
- *
- * e2e-needs: vuproto
  */
 #include <errno.h>
 #include <fcntl.h>

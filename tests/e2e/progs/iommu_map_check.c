@@ -5,8 +5,6 @@
  * both worked: the device is free again and nothing is left mapped there
  * (a leaked mapping in the same container would answer EEXIST; a device
  * still held by someone else cannot be opened at all).
- *
- * e2e-needs: hostvfio
  */
 #include <errno.h>
 #include <stdio.h>
