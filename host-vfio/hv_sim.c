@@ -8,6 +8,7 @@
  * context its map table (taken after a device's when the edu engine does
  * DMA, never the other way round).
  */
+#include "edu_regs.h"
 #include "hv_sim.h"
 #include "hv_internal.h"
 
@@ -29,24 +30,6 @@
 #define SIM_MAX_MSIX 2048u
 #define SIM_MAX_MSI 32u
 #define SIM_REGION_SHIFT 40
-
-/* edu registers (BAR0) */
-#define EDU_ID 0x00
-#define EDU_LIVENESS 0x04
-#define EDU_FACT 0x08
-#define EDU_STATUS 0x20
-#define EDU_IRQ_STATUS 0x24
-#define EDU_IRQ_RAISE 0x60
-#define EDU_IRQ_ACK 0x64
-#define EDU_DMA_SRC 0x80
-#define EDU_DMA_DST 0x88
-#define EDU_DMA_CNT 0x90
-#define EDU_DMA_CMD 0x98
-#define EDU_REGS_END 0x100
-#define EDU_ID_VALUE 0x010000edu
-#define EDU_BUF_ADDR 0x40000u
-#define EDU_BUF_SIZE 4096u
-#define EDU_DMA_MASK ((1ull << 28) - 1)
 
 /* config space layout of the sim */
 #define PCI_COMMAND_OFF 0x04
@@ -715,7 +698,7 @@ static void edu_dma(struct sim *s, uint32_t cmd)
 {
     uint64_t src = reg_get64(s, EDU_DMA_SRC), dst = reg_get64(s, EDU_DMA_DST);
     uint64_t cnt = reg_get64(s, EDU_DMA_CNT);
-    bool to_ram = cmd & 2;
+    bool to_ram = cmd & EDU_DMA_TO_RAM;
     uint64_t dev = to_ram ? src : dst, iova = (to_ram ? dst : src) & EDU_DMA_MASK;
 
     if (dev < EDU_BUF_ADDR || cnt > EDU_BUF_SIZE || dev - EDU_BUF_ADDR > EDU_BUF_SIZE - cnt) {
@@ -727,9 +710,9 @@ static void edu_dma(struct sim *s, uint32_t cmd)
         if (r < 0)
             s->dma_faults++;   /* an IOMMU fault: nothing transferred */
     }
-    reg_set(s, EDU_DMA_CMD, cmd & ~1u);
-    if (cmd & 4)
-        edu_raise(s, 0x100);
+    reg_set(s, EDU_DMA_CMD, cmd & ~EDU_DMA_START);
+    if (cmd & EDU_DMA_IRQ)
+        edu_raise(s, EDU_IRQ_DMA);
 }
 
 /* Evaluate the registers a write of [off, off+len) in BAR0 touched; the raw
@@ -751,11 +734,11 @@ static void edu_eval(struct sim *s, uint64_t off, size_t len)
             if (v >= 64)
                 f = 0;   /* 64! and beyond wrap to 0 in 32 bits */
             reg_set(s, r, f);
-            if (reg_get(s, EDU_STATUS) & 0x80)
-                edu_raise(s, 0x1);
+            if (reg_get(s, EDU_STATUS) & EDU_STATUS_FACT_IRQ)
+                edu_raise(s, EDU_IRQ_FACT);
             break;
         }
-        case EDU_STATUS: reg_set(s, r, v & 0x80); break;   /* bit 0 (busy) never set */
+        case EDU_STATUS: reg_set(s, r, v & EDU_STATUS_FACT_IRQ); break;   /* never busy */
         case EDU_IRQ_STATUS: reg_set(s, r, s->irq_status); break;
         case EDU_IRQ_RAISE: edu_raise(s, v); break;
         case EDU_IRQ_ACK:
@@ -765,7 +748,7 @@ static void edu_eval(struct sim *s, uint64_t off, size_t len)
                 s->intx_pending = false;   /* line deasserted */
             break;
         case EDU_DMA_CMD:
-            if (v & 1)
+            if (v & EDU_DMA_START)
                 edu_dma(s, v);
             break;
         default: break;
@@ -1036,7 +1019,7 @@ void hv_sim_config_defaults(struct hv_sim_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->addr = "0000:00:00.0";
-    cfg->bar0_size = 1u << 20;
+    cfg->bar0_size = EDU_BAR_SIZE;
     cfg->msix = HV_SIM_MSIX_NONE;
     cfg->msix_bar = 2;
     cfg->msix_bar_size = 16u << 10;
@@ -1047,8 +1030,8 @@ void hv_sim_config_defaults(struct hv_sim_config *cfg)
     cfg->reset = true;
     cfg->dma_entry_limit = 65535;
     cfg->pgsizes = 0x40201000;
-    cfg->vendor = 0x1234;
-    cfg->device = 0x11e8;
+    cfg->vendor = EDU_VENDOR_ID;
+    cfg->device = EDU_DEVICE_ID;
     cfg->class_code = 0x00ff00;
     cfg->nr_iova_ranges = 2;
     cfg->iova_ranges[0] = (struct hv_iova_range){ 0, 0xfedfffffull };

@@ -17,15 +17,10 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "edu_regs.h"
 #include "hv_sim.h"
 #include "vu_client.h"
 
-/* edu's registers (QEMU hw/misc/edu.c; the simulated device has the same). */
-#define EDU_ID     0x00u
-#define EDU_LIVE   0x04u
-#define EDU_RAISE  0x60u
-#define EDU_ACK    0x64u
-#define EDU_ID_VAL 0x010000edu
 
 #define REGION_BAR0   0u
 #define REGION_CONFIG 7u
@@ -207,7 +202,7 @@ static void run_read(const struct bench_config *cfg, struct bench_side *s, int k
 static void run_posted(const struct bench_config *cfg, struct bench_side *s, int k,
                        struct bench_result *r)
 {
-    struct rw_ctx c = {.s = s, .region = REGION_BAR0, .off = EDU_LIVE};
+    struct rw_ctx c = {.s = s, .region = REGION_BAR0, .off = EDU_LIVENESS};
     struct bench_plan p = {
         .samples = posted_samples(cfg),
         .warmup = cfg->quick ? 32 : 256,
@@ -235,7 +230,7 @@ static void run_multi(const struct bench_config *cfg, struct bench_side *s, int 
         return;
     }
     for (uint32_t i = 0; i < n; i++) {
-        struct vu_write_multi_entry e = {.offset = EDU_LIVE, .region = REGION_BAR0, .count = 4};
+        struct vu_write_multi_entry e = {.offset = EDU_LIVENESS, .region = REGION_BAR0, .count = 4};
         memcpy(&w[i], &e, sizeof(e));
     }
     struct rw_ctx c = {.s = s, .multi = w, .nmulti = n};
@@ -327,7 +322,7 @@ static int op_mmio_read(void *p, uint64_t i)
 static int op_mmio_write(void *p, uint64_t i)
 {
     struct mmio_ctx *c = p;
-    volatile uint32_t *reg = &c->p[EDU_LIVE / 4];
+    volatile uint32_t *reg = &c->p[EDU_LIVENESS / 4];
     for (int k = 0; k < MMIO_UNROLL; k++)
         *reg = (uint32_t)i + (uint32_t)k;
     return 0;
@@ -341,7 +336,7 @@ static void run_mmio(const struct bench_config *cfg, struct bench_side *s, int k
 {
     static const enum bench_fig figs[2] = {FIG_MMIO_READ, FIG_MMIO_WRITE};
     static const bench_op_fn fns[2] = {op_mmio_read, op_mmio_write};
-    struct mmio_ctx c = {.s = s, .p = bar, .expect = EDU_ID_VAL};
+    struct mmio_ctx c = {.s = s, .p = bar, .expect = EDU_ID_VALUE};
     struct bench_plan p = plan_latency(cfg);
     p.div = MMIO_UNROLL;
     p.samples = samples;
@@ -391,8 +386,8 @@ static void run_mmio_sim_turns(const struct bench_config *cfg, struct bench_side
     if (rc == 0)
         rc = bar_map_open(ds, &dbar);
     for (int w = 0; rc == 0 && w < 2; w++) {
-        struct mmio_ctx cb = {.s = s, .p = bar, .expect = EDU_ID_VAL};
-        struct mmio_ctx cd = {.s = ds, .p = dbar.p, .expect = EDU_ID_VAL};
+        struct mmio_ctx cb = {.s = s, .p = bar, .expect = EDU_ID_VALUE};
+        struct mmio_ctx cd = {.s = ds, .p = dbar.p, .expect = EDU_ID_VALUE};
         bench_op_fn ops[2] = {fns[w], fns[w]};
         void *ctxs[2] = {&cb, &cd};
         struct bench_samples smp[2] = {{0}};
@@ -667,7 +662,7 @@ static int irq_once(struct irq_ctx *c, uint64_t *ns)
 {
     struct pollfd pfd = {.fd = c->efd, .events = POLLIN};
     uint64_t t0 = bench_now_ns();
-    int rc = irq_trigger(c, EDU_RAISE, 1);
+    int rc = irq_trigger(c, EDU_IRQ_RAISE, 1);
     if (rc < 0)
         return rc;
     int n = poll(&pfd, 1, IRQ_TIMEOUT_MS);
@@ -682,7 +677,7 @@ static int irq_once(struct irq_ctx *c, uint64_t *ns)
     if (read(c->efd, &cnt, sizeof(cnt)) != (ssize_t)sizeof(cnt))
         return -EIO;
     *ns = t1 - t0;
-    return irq_trigger(c, EDU_ACK, 1);
+    return irq_trigger(c, EDU_IRQ_ACK, 1);
 }
 
 /* MSI is a memory write by the device: QEMU drops it unless bus mastering
@@ -773,7 +768,7 @@ static int check_device(struct bench_side *s, struct bench_result *r)
         r->errors++;
         return rc;
     }
-    if (id != 0x11e81234u || bar != EDU_ID_VAL) {
+    if (id != (EDU_DEVICE_ID << 16 | EDU_VENDOR_ID) || bar != EDU_ID_VALUE) {
         fprintf(stderr,
                 "vfio-user-bench: %s: not an edu device (config id 0x%08x, BAR0 id 0x%08x); "
                 "the bench writes edu registers and runs on edu (or --sim) only\n",
@@ -851,7 +846,7 @@ int bench_phase_direct_after(const struct bench_config *cfg, struct bench_side *
     struct bar_map bar = {0};
     uint32_t id = 0;
     int rc = s->ops->read(s, REGION_BAR0, EDU_ID, &id, 4);
-    if (rc == 0 && id != EDU_ID_VAL)
+    if (rc == 0 && id != EDU_ID_VALUE)
         rc = -ENODEV;
     if (rc == 0)
         rc = bar_map_open(s, &bar);

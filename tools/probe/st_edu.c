@@ -8,25 +8,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "edu_regs.h"
 #include "probe.h"
 
-#define EDU_ID 0x00
-#define EDU_LIVENESS 0x04
-#define EDU_FACT 0x08
-#define EDU_STATUS 0x20
-#define EDU_RAISE 0x60
-#define EDU_ACK 0x64
-#define EDU_DMA_SRC 0x80
-#define EDU_DMA_DST 0x88
-#define EDU_DMA_CNT 0x90
-#define EDU_DMA_CMD 0x98
-#define EDU_ID_VALUE 0x010000edu
-#define EDU_BAR_SIZE (1u << 20)
-#define EDU_DMA_BUF 0x40000u   /* device-side buffer */
-#define EDU_DMA_IRQ 0x100u     /* interrupt status bit of a DMA completion */
-#define EDU_CMD_START 1u
-#define EDU_CMD_TO_RAM 2u
-#define EDU_CMD_IRQ 4u
 
 /* QEMU's edu (7.2) aborts the whole VM on a transfer that ends exactly at
  * the end of its 4 KiB buffer (off by one in its range check): stay inside. */
@@ -57,9 +41,9 @@ static bool wait_clear(struct st *t, uint64_t reg, uint32_t bit, int ms)
 static bool edu_dma(struct st *t, uint32_t src, uint32_t dst, uint32_t cnt, uint32_t cmd)
 {
     if (st_wr32(t, BAR0, EDU_DMA_SRC, src) || st_wr32(t, BAR0, EDU_DMA_DST, dst) ||
-        st_wr32(t, BAR0, EDU_DMA_CNT, cnt) || st_wr32(t, BAR0, EDU_DMA_CMD, cmd | EDU_CMD_START))
+        st_wr32(t, BAR0, EDU_DMA_CNT, cnt) || st_wr32(t, BAR0, EDU_DMA_CMD, cmd | EDU_DMA_START))
         return false;
-    return wait_clear(t, EDU_DMA_CMD, EDU_CMD_START, 5000);
+    return wait_clear(t, EDU_DMA_CMD, EDU_DMA_START, 5000);
 }
 
 static int set_eventfd(struct st *t, uint32_t index, int efd)
@@ -111,7 +95,7 @@ static void test_registers(struct st *t, bool expect_no_mmap)
 static void test_factorial(struct st *t)
 {
     uint32_t v = 0;
-    bool ok = st_wr32(t, BAR0, EDU_FACT, 10) == 0 && wait_clear(t, EDU_STATUS, 1, 5000) &&
+    bool ok = st_wr32(t, BAR0, EDU_FACT, 10) == 0 && wait_clear(t, EDU_STATUS, EDU_STATUS_BUSY, 5000) &&
               st_rd32(t, BAR0, EDU_FACT, &v) == 0;
     st_check(t, ok && v == 3628800u, "factorial of 10 = %u", v);
 }
@@ -140,19 +124,19 @@ static void test_dma_msi(struct st *t, bool hold)
     rc = set_eventfd(t, VU_PCI_MSI_IRQ_INDEX, efd);
     st_check(t, rc == 0, "SET_IRQS MSI vector 0 -> our eventfd (%s)", rc ? vu_client_error(t->c) : "ok");
 
-    st_check(t, edu_dma(t, DMA_IOVA, EDU_DMA_BUF, XFER, 0), "DMA client memory -> device done");
+    st_check(t, edu_dma(t, DMA_IOVA, EDU_BUF_ADDR, XFER, 0), "DMA client memory -> device done");
     memset(mem.p + 4096, 0, 4096);
-    bool done = edu_dma(t, EDU_DMA_BUF, DMA_IOVA + 4096, XFER, EDU_CMD_TO_RAM | EDU_CMD_IRQ);
+    bool done = edu_dma(t, EDU_BUF_ADDR, DMA_IOVA + 4096, XFER, EDU_DMA_TO_RAM | EDU_DMA_IRQ);
     st_check(t, done, "DMA device -> client memory done");
     int64_t n = st_wait_eventfd(efd, IRQ_WAIT_MS);
     st_check(t, n > 0, "MSI of the DMA completion arrived on our eventfd");
     st_check(t, memcmp(mem.p, mem.p + 4096, XFER) == 0, "%u bytes came back through the device intact", XFER);
-    st_wr32(t, BAR0, EDU_ACK, EDU_DMA_IRQ);
+    st_wr32(t, BAR0, EDU_IRQ_ACK, EDU_IRQ_DMA);
 
-    st_wr32(t, BAR0, EDU_RAISE, 1);
+    st_wr32(t, BAR0, EDU_IRQ_RAISE, 1);
     n = st_wait_eventfd(efd, IRQ_WAIT_MS);
     st_check(t, n > 0, "MSI raised by the raise register arrived");
-    st_wr32(t, BAR0, EDU_ACK, 1);
+    st_wr32(t, BAR0, EDU_IRQ_ACK, 1);
 
     if (hold) {
         printf("holding: DMA mapped at IOVA 0x%x, MSI armed; waiting to be killed\n", DMA_IOVA);
@@ -165,7 +149,7 @@ static void test_dma_msi(struct st *t, bool hold)
     rc = vu_client_dma_unmap(t->c, DMA_IOVA, DMA_LEN, 0);
     st_check(t, rc == 0, "DMA_UNMAP (%s)", rc ? vu_client_error(t->c) : "ok");
     memset(mem.p + 4096, 0, 4096);
-    edu_dma(t, EDU_DMA_BUF, DMA_IOVA + 4096, XFER, EDU_CMD_TO_RAM);
+    edu_dma(t, EDU_BUF_ADDR, DMA_IOVA + 4096, XFER, EDU_DMA_TO_RAM);
     bool untouched = true;
     for (uint32_t i = 4096; i < DMA_LEN; i++)
         untouched &= mem.p[i] == 0;
@@ -185,16 +169,16 @@ static void test_intx(struct st *t)
     int rc = set_eventfd(t, VU_PCI_INTX_IRQ_INDEX, efd);
     if (!st_check(t, rc == 0, "SET_IRQS INTx -> our eventfd (%s)", rc ? vu_client_error(t->c) : "ok"))
         goto out;
-    st_wr32(t, BAR0, EDU_RAISE, 1);
+    st_wr32(t, BAR0, EDU_IRQ_RAISE, 1);
     st_check(t, st_wait_eventfd(efd, IRQ_WAIT_MS) > 0, "INTx arrived on our eventfd");
-    st_wr32(t, BAR0, EDU_ACK, 1);
-    st_wr32(t, BAR0, EDU_RAISE, 1);
+    st_wr32(t, BAR0, EDU_IRQ_ACK, 1);
+    st_wr32(t, BAR0, EDU_IRQ_RAISE, 1);
     st_check(t, st_wait_eventfd(efd, QUIET_MS) == 0, "INTx stays masked until unmasked");
     rc = vu_client_set_irqs(t->c, VU_IRQ_SET_DATA_NONE | VU_IRQ_SET_ACTION_UNMASK, VU_PCI_INTX_IRQ_INDEX,
                             0, 1, NULL, 0, NULL);
     st_check(t, rc == 0 && st_wait_eventfd(efd, IRQ_WAIT_MS) > 0,
              "after UNMASK the pending INTx arrives (%s)", rc ? vu_client_error(t->c) : "ok");
-    st_wr32(t, BAR0, EDU_ACK, 1);
+    st_wr32(t, BAR0, EDU_IRQ_ACK, 1);
     vu_client_set_irqs(t->c, VU_IRQ_SET_DATA_NONE | VU_IRQ_SET_ACTION_UNMASK, VU_PCI_INTX_IRQ_INDEX, 0, 1,
                        NULL, 0, NULL);
     st_check(t, irq_off(t, VU_PCI_INTX_IRQ_INDEX) == 0, "INTx disabled again");

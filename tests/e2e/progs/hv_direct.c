@@ -8,8 +8,8 @@
  * helpers. One line per check; exit 0 only if every check passed.
  *
  * usage: hv_direct EDU_ADDR NVME_ADDR
- * e2e-needs: hostvfio
  */
+#include "edu_regs.h"
 #include "hv.h"
 
 #include <errno.h>
@@ -178,7 +178,7 @@ static void edu_tests(const char *addr)
           "edu: COMMAND memory + bus master on");
 
     uint32_t id = rd32(d, 0, 0, &r);
-    check(r == 4 && id == 0x010000ed, "edu: id register %#x by pread", id);
+    check(r == 4 && id == EDU_ID_VALUE, "edu: id register %#x by pread", id);
     uint8_t buf[8];
     check(hv_region_read(d, 0, (1u << 20) - 4, buf, 8) == -EINVAL,
           "edu: a read past BAR0's end is refused");
@@ -188,7 +188,7 @@ static void edu_tests(const char *addr)
     if (check(mfd >= 0, "edu: mmap fd %d", mfd))
         bar = mmap(NULL, 1u << 20, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, (off_t)bar0_off);
     if (check(bar != MAP_FAILED, "edu: BAR0 mmapped through the mmap fd")) {
-        check(bar[0] == 0x010000ed, "edu: id register %#x through mmap", bar[0]);
+        check(bar[0] == EDU_ID_VALUE, "edu: id register %#x through mmap", bar[0]);
         bar[1] = 0x12345678;
         check(bar[1] == ~0x12345678u, "edu: liveness through mmap %#x", bar[1]);
         munmap((void *)bar, 1u << 20);
@@ -196,9 +196,9 @@ static void edu_tests(const char *addr)
     if (mfd >= 0)
         close(mfd);
 
-    wr32(d, 0, 0x08, 10);
-    bool done = edu_wait_clear(d, 0x20, 1);
-    uint32_t f = rd32(d, 0, 0x08, &r);
+    wr32(d, 0, EDU_FACT, 10);
+    bool done = edu_wait_clear(d, EDU_STATUS, EDU_STATUS_BUSY);
+    uint32_t f = rd32(d, 0, EDU_FACT, &r);
     check(done && f == 3628800, "edu: factorial of 10 = %u", f);
 
     /* DMA: a memfd mapped at IOVA 0x100000, bytes RAM -> device -> RAM. */
@@ -226,16 +226,16 @@ static void edu_tests(const char *addr)
 
         /* 1 KiB: QEMU 7.2's edu aborts on a transfer ending exactly at the
          * end of its 4 KiB buffer (off by one in its range check). */
-        wr64(d, 0, 0x80, 0x100000);
-        wr64(d, 0, 0x88, 0x40000);
-        wr64(d, 0, 0x90, 1024);
-        wr32(d, 0, 0x98, 1);
-        bool ok1 = edu_wait_clear(d, 0x98, 1);
-        wr64(d, 0, 0x80, 0x40000);
-        wr64(d, 0, 0x88, 0x101000);
-        wr64(d, 0, 0x90, 1024);
-        wr32(d, 0, 0x98, 1 | 2);
-        bool ok2 = edu_wait_clear(d, 0x98, 1);
+        wr64(d, 0, EDU_DMA_SRC, 0x100000);
+        wr64(d, 0, EDU_DMA_DST, EDU_BUF_ADDR);
+        wr64(d, 0, EDU_DMA_CNT, 1024);
+        wr32(d, 0, EDU_DMA_CMD, EDU_DMA_START);
+        bool ok1 = edu_wait_clear(d, EDU_DMA_CMD, EDU_DMA_START);
+        wr64(d, 0, EDU_DMA_SRC, EDU_BUF_ADDR);
+        wr64(d, 0, EDU_DMA_DST, 0x101000);
+        wr64(d, 0, EDU_DMA_CNT, 1024);
+        wr32(d, 0, EDU_DMA_CMD, EDU_DMA_START | EDU_DMA_TO_RAM);
+        bool ok2 = edu_wait_clear(d, EDU_DMA_CMD, EDU_DMA_START);
         check(ok1 && ok2 && memcmp(mem, mem + 4096, 1024) == 0 && mem[4096 + 1024] == 0,
               "edu DMA: 1 KiB RAM -> device -> RAM through the IOMMU mapping");
 
@@ -268,14 +268,14 @@ static void edu_tests(const char *addr)
     rc = hv_set_irqs(d, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
                           VFIO_PCI_MSI_IRQ_INDEX, 0, 1, &fd32);
     check(rc == 0, "SET_IRQS MSI eventfd (%d)", rc);
-    wr32(d, 0, 0x60, 1);
+    wr32(d, 0, EDU_IRQ_RAISE, 1);
     struct pollfd p = { .fd = efd, .events = POLLIN };
     uint64_t cnt = 0;
     int pr = poll(&p, 1, 5000);
     if (pr == 1 && read(efd, &cnt, 8) != 8)
         cnt = 0;
     check(pr == 1 && cnt >= 1, "edu MSI arrived on the eventfd (count %" PRIu64 ")", cnt);
-    wr32(d, 0, 0x64, 1);
+    wr32(d, 0, EDU_IRQ_ACK, 1);
     rc = hv_set_irqs(d, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
                           VFIO_PCI_INTX_IRQ_INDEX, 0, 1, &fd32);
     check(rc == -EINVAL, "INTx refused while MSI is enabled (%d)", rc);

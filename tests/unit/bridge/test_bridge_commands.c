@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "edu_regs.h"
 #include "harness.h"
 
 static int setup_edu(void **state)
@@ -167,7 +168,7 @@ static void test_region_info_bar0_mmap(void **state)
     assert_true(bar != MAP_FAILED);
     uint32_t id;
     memcpy(&id, bar, 4);
-    assert_int_equal(id, 0x010000ed);
+    assert_int_equal(id, EDU_ID_VALUE);
     /* plain memory above the registers: messages and the mapping agree */
     wr32(c, 0, 0x1000, 0xcafef00d);
     memcpy(&id, bar + 0x1000, 4);
@@ -279,7 +280,7 @@ static void test_no_mmap_gives_no_fd(void **state)
         vu_msg_release(&m);
     }
     /* access by message still works */
-    assert_int_equal(rd32(c, 0, 0), 0x010000ed);
+    assert_int_equal(rd32(c, 0, EDU_ID), EDU_ID_VALUE);
     vu_client_close(c);
 }
 
@@ -363,9 +364,9 @@ static void test_region_rw(void **state)
 {
     struct th *t = *state;
     struct vu_client *c = th_connect(t, true);
-    assert_int_equal(rd32(c, 0, 0x00), 0x010000ed);
-    wr32(c, 0, 0x04, 0x12345678);
-    assert_int_equal(rd32(c, 0, 0x04), 0xedcba987);
+    assert_int_equal(rd32(c, 0, EDU_ID), EDU_ID_VALUE);
+    wr32(c, 0, EDU_LIVENESS, 0x12345678);
+    assert_int_equal(rd32(c, 0, EDU_LIVENESS), 0xedcba987);
     /* config space goes to the device: ids, and COMMAND bus master */
     assert_int_equal(rd32(c, 7, 0), (uint32_t)t->sc.device << 16 | t->sc.vendor);
     uint16_t cmd;
@@ -403,7 +404,7 @@ static void test_region_rw_bounds(void **state)
     memcpy(w, &h, sizeof(h));
     assert_int_equal(th_call(c, VU_CMD_REGION_WRITE, 0, w, sizeof(w), NULL, 0, NULL), -EINVAL);
     /* and the connection is fine */
-    assert_int_equal(rd32(c, 0, 0), 0x010000ed);
+    assert_int_equal(rd32(c, 0, EDU_ID), EDU_ID_VALUE);
     vu_client_close(c);
 }
 
@@ -413,14 +414,14 @@ static void test_no_reply_writes(void **state)
     struct vu_client *c = th_connect(t, true);
     /* a posted write takes effect, in order, without a reply */
     uint32_t v = 0x11111111;
-    assert_int_equal(vu_client_region_write(c, 0, 0x04, &v, 4, true), 4);
+    assert_int_equal(vu_client_region_write(c, 0, EDU_LIVENESS, &v, 4, true), 4);
     /* a posted write that fails gets no error reply either */
     assert_int_equal(vu_client_region_write(c, 0, 1u << 20, &v, 4, true), 4);
     /* a posted unknown command too */
     assert_int_equal(th_call(c, 99, VU_F_NO_REPLY, NULL, 0, NULL, 0, NULL), 0);
     /* the next reply is the read's (a stray reply would be a protocol error
      * for the client: it matches ids) */
-    assert_int_equal(rd32(c, 0, 0x04), ~0x11111111u);
+    assert_int_equal(rd32(c, 0, EDU_LIVENESS), ~0x11111111u);
     vu_client_close(c);
 }
 
@@ -443,7 +444,7 @@ static void test_write_multi(void **state)
     uint16_t got;
     assert_int_equal(vu_client_region_read(c, 0, 0x1004, &got, 2), 2);
     assert_int_equal(got, 0x1234);
-    assert_int_equal(rd32(c, 0, 0x04), ~0x0f0f0f0fu);
+    assert_int_equal(rd32(c, 0, EDU_LIVENESS), ~0x0f0f0f0fu);
     /* posted (as QEMU sends them) */
     a = 0x55667788;
     memcpy(e[0].data, &a, 4);

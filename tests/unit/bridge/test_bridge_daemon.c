@@ -26,6 +26,7 @@
 
 #include <cmocka.h>
 
+#include "edu_regs.h"
 #include "fake_sysfs.h"
 #include "vu_client.h"
 
@@ -388,11 +389,6 @@ static void test_second_daemon_on_live_socket(void **state)
 
 /* A client that shrinks its memory file after DMA_MAP, then makes the
  * (simulated) device DMA into it: the daemon must not die of SIGBUS. */
-#define EDU_DMA_SRC 0x80
-#define EDU_DMA_DST 0x88
-#define EDU_DMA_CNT 0x90
-#define EDU_DMA_CMD 0x98
-#define EDU_BUF_ADDR 0x40000u
 static void test_shrunk_memfd_does_not_kill(void **state)
 {
     struct dfix *f = *state;
@@ -402,7 +398,7 @@ static void test_shrunk_memfd_does_not_kill(void **state)
     assert_int_equal(ftruncate(mfd, 1 << 20), 0);
     assert_int_equal(vu_client_dma_map(c, 0x100000, 1 << 20, mfd, 0, RW), 0);
     assert_int_equal(ftruncate(mfd, 0), 0);
-    uint64_t src = EDU_BUF_ADDR, dst = 0x100000, cnt = 4096, cmd = 1 | 2;   /* to RAM */
+    uint64_t src = EDU_BUF_ADDR, dst = 0x100000, cnt = 4096, cmd = EDU_DMA_START | EDU_DMA_TO_RAM;
     assert_int_equal(vu_client_region_write(c, 0, EDU_DMA_SRC, &src, 8, false), 8);
     assert_int_equal(vu_client_region_write(c, 0, EDU_DMA_DST, &dst, 8, false), 8);
     assert_int_equal(vu_client_region_write(c, 0, EDU_DMA_CNT, &cnt, 8, false), 8);

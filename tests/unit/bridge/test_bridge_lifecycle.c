@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "edu_regs.h"
 #include "harness.h"
 #include "testutil.h"
 
@@ -107,7 +108,7 @@ static void next_client_works(struct ctx *x)
     assert_int_equal(vu_client_get_info(c, &di), 0);
     uint32_t id = 0;
     assert_int_equal(vu_client_region_read(c, 0, 0, &id, 4), 4);
-    assert_int_equal(id, 0x010000ed);
+    assert_int_equal(id, EDU_ID_VALUE);
     vu_client_close(c);
     th_wait_closed(&x->t, closed + 1);
 }
@@ -200,7 +201,7 @@ static void test_command_register_restored(void **state)
     assert_int_equal(hv_sim_command(x->t.hv), start & ~4u);
     c = th_connect(&x->t, true);
     assert_int_equal(vu_client_region_read(c, 0, 0, &id, 4), 4);
-    assert_int_equal(id, 0x010000ed);
+    assert_int_equal(id, EDU_ID_VALUE);
     vu_client_close(c);
 }
 
@@ -219,7 +220,7 @@ static void test_second_client_refused(void **state)
     assert_int_equal(hv_sim_irq_enabled_count(x->t.hv, MSIX), NVEC);
     uint32_t id = 0;
     assert_int_equal(vu_client_region_read(a, 0, 0, &id, 4), 4);
-    assert_int_equal(id, 0x010000ed);
+    assert_int_equal(id, EDU_ID_VALUE);
     struct br_server_stats st;
     br_server_get_stats(x->t.srv, &st);
     assert_int_equal(st.accepted, 1);

@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "edu_regs.h"
 #include "harness.h"
 #include "testutil.h"
 
@@ -206,7 +207,7 @@ static void test_random_conversation(void **state)
     struct vu_client *c = th_connect(&x->t, true);
     uint32_t id = 0;
     assert_int_equal(vu_client_region_read(c, 0, 0, &id, 4), 4);
-    assert_int_equal(id, 0x010000ed);
+    assert_int_equal(id, EDU_ID_VALUE);
     vu_client_close(c);
 
     th_stop(&x->t);

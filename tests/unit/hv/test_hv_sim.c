@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "edu_regs.h"
 #include "hv_sim.h"
 #include "testutil.h"
 
@@ -251,8 +252,8 @@ static void test_bar_memfd_coherent(void **state)
     /* registers: the id is in memory and a written liveness value inverted */
     uint32_t id;
     memcpy(&id, bar, 4);
-    assert_int_equal(id, 0x010000ed);
-    wr32(d, 0, 0x04, 0x12345678);
+    assert_int_equal(id, EDU_ID_VALUE);
+    wr32(d, 0, EDU_LIVENESS, 0x12345678);
     uint32_t live;
     memcpy(&live, bar + 4, 4);
     assert_int_equal(live, ~0x12345678u);
@@ -268,19 +269,19 @@ static void test_edu_registers(void **state)
 {
     (void)state;
     struct hv_device *d = open_sim(NULL);
-    assert_int_equal(rd32(d, 0, 0x00), 0x010000ed);
-    wr32(d, 0, 0x00, 0);
-    assert_int_equal(rd32(d, 0, 0x00), 0x010000ed);   /* read-only */
-    wr32(d, 0, 0x04, 0xa5a5a5a5);
-    assert_int_equal(rd32(d, 0, 0x04), 0x5a5a5a5a);
-    wr32(d, 0, 0x08, 10);
-    assert_int_equal(rd32(d, 0, 0x08), 3628800);
-    wr32(d, 0, 0x08, 12);
-    assert_int_equal(rd32(d, 0, 0x08), 479001600);
-    wr32(d, 0, 0x08, 13);   /* 13! wraps in 32 bits like the edu */
-    assert_int_equal(rd32(d, 0, 0x08), (uint32_t)6227020800ull);
-    wr32(d, 0, 0x20, 0xff);
-    assert_int_equal(rd32(d, 0, 0x20), 0x80);   /* only the irq-enable bit sticks */
+    assert_int_equal(rd32(d, 0, EDU_ID), EDU_ID_VALUE);
+    wr32(d, 0, EDU_ID, 0);
+    assert_int_equal(rd32(d, 0, EDU_ID), EDU_ID_VALUE);   /* read-only */
+    wr32(d, 0, EDU_LIVENESS, 0xa5a5a5a5);
+    assert_int_equal(rd32(d, 0, EDU_LIVENESS), 0x5a5a5a5a);
+    wr32(d, 0, EDU_FACT, 10);
+    assert_int_equal(rd32(d, 0, EDU_FACT), 3628800);
+    wr32(d, 0, EDU_FACT, 12);
+    assert_int_equal(rd32(d, 0, EDU_FACT), 479001600);
+    wr32(d, 0, EDU_FACT, 13);   /* 13! wraps in 32 bits like the edu */
+    assert_int_equal(rd32(d, 0, EDU_FACT), (uint32_t)6227020800ull);
+    wr32(d, 0, EDU_STATUS, 0xff);
+    assert_int_equal(rd32(d, 0, EDU_STATUS), 0x80);   /* only the irq-enable bit sticks */
     hv_close(d);
 }
 
@@ -524,26 +525,26 @@ static void test_edu_dma_round_trip(void **state)
         f->mem[i] = (uint8_t)(i * 7);
 
     /* RAM -> device buffer (0x40000) */
-    wr64(d, 0, 0x80, 0x100000);
-    wr64(d, 0, 0x88, 0x40000);
-    wr64(d, 0, 0x90, 256);
-    wr32(d, 0, 0x98, 1);
-    assert_int_equal(rd32(d, 0, 0x98) & 1, 0);   /* done */
+    wr64(d, 0, EDU_DMA_SRC, 0x100000);
+    wr64(d, 0, EDU_DMA_DST, EDU_BUF_ADDR);
+    wr64(d, 0, EDU_DMA_CNT, 256);
+    wr32(d, 0, EDU_DMA_CMD, EDU_DMA_START);
+    assert_int_equal(rd32(d, 0, EDU_DMA_CMD) & EDU_DMA_START, 0);   /* done */
     /* device -> RAM at another page, with the completion interrupt */
-    wr64(d, 0, 0x80, 0x40000);
-    wr64(d, 0, 0x88, 0x101000);
-    wr64(d, 0, 0x90, 256);
-    wr32(d, 0, 0x98, 1 | 2 | 4);
+    wr64(d, 0, EDU_DMA_SRC, EDU_BUF_ADDR);
+    wr64(d, 0, EDU_DMA_DST, 0x101000);
+    wr64(d, 0, EDU_DMA_CNT, 256);
+    wr32(d, 0, EDU_DMA_CMD, EDU_DMA_START | EDU_DMA_TO_RAM | EDU_DMA_IRQ);
     assert_memory_equal(f->mem + PG, f->mem, 256);
     assert_int_equal(efd_take(efd), 1);
-    assert_int_equal(rd32(d, 0, 0x24), 0x100);
-    wr32(d, 0, 0x64, 0x100);
-    assert_int_equal(rd32(d, 0, 0x24), 0);
+    assert_int_equal(rd32(d, 0, EDU_IRQ_STATUS), EDU_IRQ_DMA);
+    wr32(d, 0, EDU_IRQ_ACK, EDU_IRQ_DMA);
+    assert_int_equal(rd32(d, 0, EDU_IRQ_STATUS), 0);
     assert_int_equal(hv_sim_dma_faults(d), 0);
 
     /* unmapped IOVA: an IOMMU fault, nothing copied */
-    wr64(d, 0, 0x88, 0x900000);
-    wr32(d, 0, 0x98, 1 | 2);
+    wr64(d, 0, EDU_DMA_DST, 0x900000);
+    wr32(d, 0, EDU_DMA_CMD, EDU_DMA_START | EDU_DMA_TO_RAM);
     assert_int_equal(hv_sim_dma_faults(d), 1);
     assert_int_equal(irq_disable(d, VFIO_PCI_MSI_IRQ_INDEX), 0);
     close(efd);
@@ -596,17 +597,17 @@ static void test_two_devices_one_iommu(void **state)
     assert_int_equal(hv_dma_map(d2, 0x300000, mem + 3 * PG, PG, RW), -ENOSPC);
 
     /* d2's edu engine reads what was mapped through d1 */
-    wr64(d2, 0, 0x80, 0x100000);
-    wr64(d2, 0, 0x88, 0x40000);
-    wr64(d2, 0, 0x90, 6);
-    wr32(d2, 0, 0x98, 1);
-    wr64(d2, 0, 0x80, 0x40000);
-    wr64(d2, 0, 0x88, 0x101000);
-    wr32(d2, 0, 0x98, 1 | 2);
+    wr64(d2, 0, EDU_DMA_SRC, 0x100000);
+    wr64(d2, 0, EDU_DMA_DST, 0x40000);
+    wr64(d2, 0, EDU_DMA_CNT, 6);
+    wr32(d2, 0, EDU_DMA_CMD, 1);
+    wr64(d2, 0, EDU_DMA_SRC, 0x40000);
+    wr64(d2, 0, EDU_DMA_DST, 0x101000);
+    wr32(d2, 0, EDU_DMA_CMD, 1 | 2);
     assert_int_equal(hv_sim_dma_faults(d2), 0);
     assert_memory_equal(mem + PG, "shared", 6);
     /* device state stays per device: d1's buffer and registers untouched */
-    assert_int_equal(rd32(d1, 0, 0x80), 0);
+    assert_int_equal(rd32(d1, 0, EDU_DMA_SRC), 0);
     assert_int_equal(hv_reset(d2), 0);
     assert_int_equal(hv_sim_reset_count(d1), 0);
     assert_int_equal(hv_sim_dma_count(d1), 2);   /* reset leaves the IOMMU alone */
@@ -737,12 +738,12 @@ static void test_irq_eventfd_refs(void **state)
     assert_int_equal(tu_count_fds(), fds_before + 2);
 
     /* the edu's raise-interrupt register signals MSI vector 0 */
-    wr32(d, 0, 0x60, 0x1);
+    wr32(d, 0, EDU_IRQ_RAISE, 0x1);
     assert_int_equal(efd_take(efd), 1);
-    assert_int_equal(rd32(d, 0, 0x24), 1);
+    assert_int_equal(rd32(d, 0, EDU_IRQ_STATUS), 1);
     /* factorial with the completion interrupt enabled */
-    wr32(d, 0, 0x20, 0x80);
-    wr32(d, 0, 0x08, 4);
+    wr32(d, 0, EDU_STATUS, 0x80);
+    wr32(d, 0, EDU_FACT, 4);
     assert_int_equal(efd_take(efd), 1);
 
     /* loopback triggers: NONE and BOOL */
@@ -838,7 +839,7 @@ static void test_irq_intx_automask(void **state)
     assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_UNMASK,
                                       0, 0, 1, &r32), 0);
     assert_int_equal(hv_sim_open_irq_fds(d), 2);
-    wr32(d, 0, 0x60, 1);   /* edu raise: INTx since MSI is off */
+    wr32(d, 0, EDU_IRQ_RAISE, 1);   /* edu raise: INTx since MSI is off */
     assert_int_equal(efd_take(efd), 1);
     assert_true(hv_sim_intx_masked(d));
     uint64_t one = 1;
@@ -851,9 +852,9 @@ static void test_irq_intx_automask(void **state)
                                       0, 0, 1, NULL), 0);
     assert_true(hv_sim_intx_masked(d));
     /* masked + edu ack before unmask: the line dropped, nothing delivered */
-    wr32(d, 0, 0x60, 1);
+    wr32(d, 0, EDU_IRQ_RAISE, 1);
     assert_int_equal(efd_take(efd), 0);
-    wr32(d, 0, 0x64, 1);
+    wr32(d, 0, EDU_IRQ_ACK, 1);
     assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK,
                                       0, 0, 1, NULL), 0);
     assert_int_equal(efd_take(efd), 0);
@@ -907,8 +908,8 @@ static void test_reset(void **state)
     int32_t fd32 = efd;
     assert_int_equal(set_efds(d, VFIO_PCI_MSI_IRQ_INDEX, 0, 1, &fd32), 0);
     assert_int_equal(hv_dma_map(d, 0x100000, mem, PG, RW), 0);
-    wr32(d, 0, 0x04, 0);
-    wr32(d, 0, 0x60, 3);
+    wr32(d, 0, EDU_LIVENESS, 0);
+    wr32(d, 0, EDU_IRQ_RAISE, 3);
     assert_int_equal(efd_take(efd), 1);
     assert_int_equal(hv_region_write(d, 0, 0x5000, "data", 4), 4);
     uint16_t cmd = 0x0006;
@@ -917,14 +918,14 @@ static void test_reset(void **state)
     assert_int_equal(hv_reset(d), 0);
     assert_int_equal(hv_sim_reset_count(d), 1);
     /* device state back to power-on */
-    assert_int_equal(rd32(d, 0, 0x00), 0x010000ed);
-    assert_int_equal(rd32(d, 0, 0x04), 0);
-    assert_int_equal(rd32(d, 0, 0x24), 0);
+    assert_int_equal(rd32(d, 0, EDU_ID), EDU_ID_VALUE);
+    assert_int_equal(rd32(d, 0, EDU_LIVENESS), 0);
+    assert_int_equal(rd32(d, 0, EDU_IRQ_STATUS), 0);
     assert_int_equal(rd32(d, 0, 0x5000), 0);
     /* what the kernel restores or leaves: config, IRQ set-up, IOMMU */
     assert_int_equal(hv_sim_command(d), 0x0006);
     assert_int_equal(hv_sim_irq_enabled_count(d, VFIO_PCI_MSI_IRQ_INDEX), 1);
-    wr32(d, 0, 0x60, 1);
+    wr32(d, 0, EDU_IRQ_RAISE, 1);
     assert_int_equal(efd_take(efd), 1);
     assert_int_equal(hv_sim_dma_count(d), 1);
     hv_close(d);
