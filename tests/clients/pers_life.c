@@ -14,10 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "edu_regs.h"
 #include "pers.h"
 
-#define EDU_ID_VALUE 0x010000edu
-#define EDU_BUF 0x40000u
 #define EDU_XFER 256u           /* well inside the 4 KiB buffer */
 #define SETTLE_MS 5000          /* guard for the edu's timer-driven DMA / IRQ */
 #define FIXED_VADDR 0x4000000ull /* SPDK-like iova = vaddr, below edu's 28-bit mask */
@@ -219,11 +218,11 @@ static int check_registers(struct p_ctx *c, const char *step, uint64_t *cap_seen
 {
     uint32_t v;
     if (c->dev == P_DEV_EDU) {
-        if (rd32(c, 0, 0, &v) < 0)
+        if (rd32(c, 0, EDU_ID, &v) < 0)
             return -1;
         if (v != EDU_ID_VALUE)
             return p_fail(c, step, "edu id by REGION_READ is %#x, expected %#x", v, EDU_ID_VALUE);
-        uint32_t *mp = map_ptr(c, 0, 0, 4);
+        uint32_t *mp = map_ptr(c, 0, EDU_ID, 4);
         if (mp) {
             uint32_t mv = *(volatile uint32_t *)mp;
             if (mv != EDU_ID_VALUE)
@@ -231,7 +230,7 @@ static int check_registers(struct p_ctx *c, const char *step, uint64_t *cap_seen
                               EDU_ID_VALUE);
         }
         uint32_t probe = 0x5a5a0000u ^ (c->round * 0x10001u);
-        if (wr(c, 4, probe, 4) < 0 || rd32(c, 0, 4, &v) < 0)
+        if (wr(c, EDU_LIVENESS, probe, 4) < 0 || rd32(c, 0, EDU_LIVENESS, &v) < 0)
             return -1;
         if (v != ~probe)
             return p_fail(c, step, "edu liveness: wrote %#x, read %#x, expected %#x", probe, v,
@@ -279,9 +278,9 @@ static int edu_dma_wait(struct p_ctx *c)
 {
     for (int i = 0; i < SETTLE_MS / 5; i++) {
         uint32_t cmd;
-        if (rd32(c, 0, 0x98, &cmd) < 0)
+        if (rd32(c, 0, EDU_DMA_CMD, &cmd) < 0)
             return -1;
-        if (!(cmd & 1))
+        if (!(cmd & EDU_DMA_START))
             return 0;
         usleep(5000);
     }
@@ -293,11 +292,13 @@ static int edu_dma(struct p_ctx *c, uint8_t *ram, uint64_t iova)
     for (unsigned i = 0; i < EDU_XFER; i++)
         ram[i] = (uint8_t)(i * 7 + c->round * 13 + 1);
     memset(ram + 0x1000, 0, EDU_XFER);
-    if (wr(c, 0x80, iova, 8) < 0 || wr(c, 0x88, EDU_BUF, 8) < 0 || wr(c, 0x90, EDU_XFER, 8) < 0 ||
-        wr(c, 0x98, 1, 8) < 0 || edu_dma_wait(c) < 0)
+    if (wr(c, EDU_DMA_SRC, iova, 8) < 0 || wr(c, EDU_DMA_DST, EDU_BUF_ADDR, 8) < 0 ||
+        wr(c, EDU_DMA_CNT, EDU_XFER, 8) < 0 || wr(c, EDU_DMA_CMD, EDU_DMA_START, 8) < 0 ||
+        edu_dma_wait(c) < 0)
         return -1;
-    if (wr(c, 0x80, EDU_BUF, 8) < 0 || wr(c, 0x88, iova + 0x1000, 8) < 0 ||
-        wr(c, 0x90, EDU_XFER, 8) < 0 || wr(c, 0x98, 3, 8) < 0 || edu_dma_wait(c) < 0)
+    if (wr(c, EDU_DMA_SRC, EDU_BUF_ADDR, 8) < 0 || wr(c, EDU_DMA_DST, iova + 0x1000, 8) < 0 ||
+        wr(c, EDU_DMA_CNT, EDU_XFER, 8) < 0 ||
+        wr(c, EDU_DMA_CMD, EDU_DMA_START | EDU_DMA_TO_RAM, 8) < 0 || edu_dma_wait(c) < 0)
         return -1;
     if (memcmp(ram, ram + 0x1000, EDU_XFER)) {
         unsigned i = 0;
@@ -324,14 +325,14 @@ static int edu_irq(struct p_ctx *c)
     int r = -1;
     if (o->set_irqs(c, index, VU_IRQ_SET_DATA_EVENTFD | VU_IRQ_SET_ACTION_TRIGGER, 0, 1, &efd) < 0)
         goto out;
-    if (wr(c, 0x60, 1, 4) < 0)
+    if (wr(c, EDU_IRQ_RAISE, 1, 4) < 0)
         goto out;
     if (wait_efd(efd, SETTLE_MS) < 0) {
         p_fail(c, "irq", "edu raised an interrupt (0x60) but the %s eventfd stayed quiet for %d ms",
                name, SETTLE_MS);
         goto out;
     }
-    if (wr(c, 0x64, 1, 4) < 0)
+    if (wr(c, EDU_IRQ_ACK, 1, 4) < 0)
         goto out;
     if (index == VU_PCI_INTX_IRQ_INDEX &&
         o->set_irqs(c, index, VU_IRQ_SET_DATA_NONE | VU_IRQ_SET_ACTION_UNMASK, 0, 1, NULL) < 0)
