@@ -14,8 +14,9 @@
  *     functions either refuses with a message or decides consistently
  *     (exported only with an entry that exports; a socket path that fits
  *     sun_path and is absolute);
- *   - pol_addr_canon on the input's first line: 0 only for a canonical
- *     "dddd:bb:dd.f" in lower-case hex.
+ *   - hv_pci_addr_parse (the policy's address grammar) on the input's first
+ *     line: 0 only for a canonical "dddd:bb:dd.f" in lower-case hex, with 4
+ *     to 6 domain digits.
  *
  * Seeds: tests/fuzz/corpus-policy/ (the example policy, docs/policy.md's
  * example, and small valid and invalid files). Build: cmake -DVUB_FUZZ=ON
@@ -116,15 +117,19 @@ static void check_addr_canon(const uint8_t *data, size_t size)
         n++;
     }
     in[n] = '\0';
-    if (pol_addr_canon(in, out) != 0)
+    if (hv_pci_addr_parse(in, out) != 0)
         return;
-    check(strlen(out) == 12 && out[4] == ':' && out[7] == ':' && out[10] == '.');
-    for (size_t i = 0; i < 12; i++) {
-        if (i == 4 || i == 7 || i == 10)
+    /* "DDDD:bb:dd.f" with 4 to 6 domain digits (VMD domains are 10000+) */
+    size_t len = strnlen(out, sizeof(out));
+    check(len >= 12 && len <= 14);
+    size_t d = len - 8;
+    check(out[d] == ':' && out[d + 3] == ':' && out[d + 6] == '.');
+    for (size_t i = 0; i < len; i++) {
+        if (i == d || i == d + 3 || i == d + 6)
             continue;
         check(isxdigit((unsigned char)out[i]) && !isupper((unsigned char)out[i]));
     }
-    check(out[11] >= '0' && out[11] <= '7');
+    check(out[d + 4] <= '1' && out[len - 1] >= '0' && out[len - 1] <= '7');
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
