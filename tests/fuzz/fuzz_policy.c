@@ -71,8 +71,10 @@ static void check_match(const struct pol_match *m)
               m->class_mask == 0xffffffu);
         check((m->class_code & ~m->class_mask) == 0);
     }
-    if (m->keys & POL_MATCH_ADDR)
-        check(strlen(m->addr) == 12);
+    if (m->keys & POL_MATCH_ADDR) {   /* canonical, 4 to 6 domain digits */
+        size_t len = strnlen(m->addr, sizeof(m->addr));
+        check(len >= 12 && len <= 14);
+    }
 }
 
 /* Functions to decide for: the addresses, ids and classes the seeds use. */
