@@ -155,7 +155,7 @@ check "vfio-user-bridge --version is $version" \
   sh -c "[ \"\$(chroot '$r' vfio-user-bridge --version)\" = 'vfio-user-bridge $version' ]"
 
 # A fake sysfs with one edu function bound to vfio-pci in IOMMU group 7, laid
-# out like tests/unit/hv/fake_sysfs.h: devices/, bus/pci/{devices,drivers}/,
+# out like tests/unit/fake_sysfs.h: devices/, bus/pci/{devices,drivers}/,
 # kernel/iommu_groups/.
 a=0000:00:03.0
 fs=$r/tmp/fake-sysfs
