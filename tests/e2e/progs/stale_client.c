@@ -27,10 +27,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "edu_regs.h"
 #include "vu_client.h"
-
-#define EDU_ID      0x010000edu
-#define EDU_LIVE    0x04u
 
 static volatile sig_atomic_t g_poke;
 static sigjmp_buf g_bus;
@@ -58,9 +56,9 @@ static int try_map(volatile uint32_t *bar)
     if (sigsetjmp(g_bus, 1))
         return 0;
     uint32_t id = bar[0];
-    bar[EDU_LIVE / 4] = 0x12345678u;
-    uint32_t live = bar[EDU_LIVE / 4];
-    return id == EDU_ID && live == ~0x12345678u;
+    bar[EDU_LIVENESS / 4] = 0x12345678u;
+    uint32_t live = bar[EDU_LIVENESS / 4];
+    return id == EDU_ID_VALUE && live == ~0x12345678u;
 }
 
 /* Through the fd: 1 if the device answers an ioctl and a region read. */
@@ -72,7 +70,7 @@ static int try_fd(int fd, uint64_t bar_off)
     uint32_t id = 0;
     if (ioctl(fd, VFIO_DEVICE_GET_INFO, &di) < 0)
         return 0;
-    return pread(fd, &id, 4, (off_t)bar_off) == 4 && id == EDU_ID;
+    return pread(fd, &id, 4, (off_t)bar_off) == 4 && id == EDU_ID_VALUE;
 }
 
 static void keeper(const char *dir, volatile uint32_t *bar, int fd, uint64_t bar_off)
