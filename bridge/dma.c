@@ -22,6 +22,7 @@ void br_dma_init(struct br_dma_table *t, uint32_t max_maps, uint64_t max_bytes, 
     t->max_maps = max_maps;
     t->max_bytes = max_bytes;
     t->page_size = page ? page : 4096;
+    t->pin_chunk = BR_DMA_PIN_CHUNK;
     /* Treap priorities a client cannot predict (it chooses the keys, so a
      * fixed sequence would let it shape the tree). */
     if (getrandom(&t->rng, sizeof(t->rng), GRND_NONBLOCK) != (ssize_t)sizeof(t->rng)) {
@@ -143,6 +144,31 @@ static int prefault(const struct br_dma_table *t, void *vaddr, uint64_t size)
         left -= n;
         if (check && t->interrupted(t->interrupted_arg))
             return -EINTR;
+    }
+    return 0;
+}
+
+/* The kernel map of [iova, iova+size) at vaddr: one call, or with
+ * t->interrupted set pieces of t->pin_chunk with the question between them.
+ * -EINTR or an error leaves nothing mapped. */
+static int pin(const struct br_dma_table *t, struct hv_device *hv, uint64_t iova,
+               uint8_t *vaddr, uint64_t size, uint32_t hvf)
+{
+    uint64_t chunk = t->interrupted && t->pin_chunk ? t->pin_chunk : size;
+    uint64_t done = 0;
+    while (done < size) {
+        uint64_t n = size - done < chunk ? size - done : chunk;
+        int r = hv_dma_map(hv, iova + done, vaddr + done, n, hvf);
+        if (r == 0) {
+            done += n;
+            if (done < size && t->interrupted(t->interrupted_arg))
+                r = -EINTR;
+        }
+        if (r < 0) {
+            if (done)
+                hv_dma_unmap(hv, iova, done, 0);
+            return r;
+        }
     }
     return 0;
 }
@@ -351,7 +377,7 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
          * a vIOMMU guest maps mostly single pages */
         if (size > t->page_size && (r = prefault(t, vaddr, size)) < 0)
             goto fail;
-        r = hv_dma_map(hv, iova, vaddr, size, hvf);
+        r = pin(t, hv, iova, vaddr, size, hvf);
         if (r < 0)
             goto fail;
         iommu_mapped = true;

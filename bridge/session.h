@@ -82,12 +82,20 @@ struct br_dma_table {
      * request, a signal or the device going away. Set by the server. */
     bool (*interrupted)(void *arg);
     void *interrupted_arg;
+    /* With `interrupted` set, the kernel map (the pin) goes in pieces of
+     * this size with the same question between them (BR_DMA_PIN_CHUNK). */
+    uint64_t pin_chunk;
 };
 
 /* The prefault before pinning goes in chunks of this size, with a check
  * for a stop request between them: a DMA_MAP of a large range never keeps
  * the loop from a SIGTERM or an unbind for long. */
 #define BR_DMA_PREFAULT_CHUNK (64ull << 20)
+/* The pin of an already prefaulted range: pieces of 1 GiB (a few hundred
+ * ms each on 4 KiB pages), each its own kernel mapping; an unmap of the
+ * whole range removes them together (type1 rules), and a 1 TiB guest uses
+ * 1024 of the kernel's 65535 entries. */
+#define BR_DMA_PIN_CHUNK (1ull << 30)
 
 void br_dma_init(struct br_dma_table *t, uint32_t max_maps, uint64_t max_bytes, uint64_t page);
 /* Map [iova, iova+size). fd: the client's memory fd (ownership taken in all

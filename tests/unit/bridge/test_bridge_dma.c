@@ -622,6 +622,36 @@ static void test_prefault_interruptible(void **state)
     close(mfd);
 }
 
+/* The pin goes in pieces too, asked between them; an interrupted one leaves
+ * nothing in the IOMMU, and an unmap of the range takes every piece. */
+static void test_pin_interruptible(void **state)
+{
+    struct th *t = *state;
+    const uint64_t chunk = 1u << 20, size = 3 * chunk + 4096;   /* 4 pieces */
+    int mfd = th_memfd((size_t)size);
+    struct br_dma_table tab;
+    struct asked a = { .calls = 0, .stop_at = 2 };
+    br_dma_init(&tab, 16, 0, 4096);
+    assert_int_equal(tab.pin_chunk, BR_DMA_PIN_CHUNK);
+    tab.pin_chunk = chunk;
+    tab.interrupted = ask;
+    tab.interrupted_arg = &a;
+    assert_int_equal(br_dma_map(&tab, t->hv, 0x100000000ull, size, 0, RW, dup(mfd)), -EINTR);
+    assert_int_equal(a.calls, 2);
+    assert_int_equal(tab.n, 0);
+    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    a = (struct asked){ .calls = 0, .stop_at = 100 };
+    assert_int_equal(br_dma_map(&tab, t->hv, 0x100000000ull, size, 0, RW, dup(mfd)), 0);
+    assert_int_equal(a.calls, 3);
+    assert_int_equal(tab.n, 1);
+    assert_int_equal(hv_sim_dma_count(t->hv), 4);   /* one kernel mapping per piece */
+    assert_int_equal(br_dma_unmap(&tab, t->hv, 0x100000000ull, size), 1);   /* one bridge mapping */
+    assert_int_equal(tab.n, 0);
+    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    br_dma_free(&tab);
+    close(mfd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -636,6 +666,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_limits, setup_limits, th_teardown),
         cmocka_unit_test_setup_teardown(test_backing_limit, setup, th_teardown),
         cmocka_unit_test_setup_teardown(test_prefault_interruptible, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_pin_interruptible, setup, th_teardown),
         cmocka_unit_test_setup_teardown(test_viommu_invalidation_pattern, setup, th_teardown),
         cmocka_unit_test_setup_teardown(test_viommu_cut_through_and_remap, setup, th_teardown),
     };
