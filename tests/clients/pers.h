@@ -146,6 +146,12 @@ int p_send_raw(struct p_ctx *c, const char *step, const void *buf, size_t len, c
  * "with the header"), then the rest. Bounded by P_MAX_REPLY. Waits at most
  * P_REPLY_TIMEOUT_MS. -1 after p_fail. */
 int p_recv(struct p_ctx *c, const char *step, struct p_msg *m);
+/* A REGION_WRITE body: the access header and up to 8 data bytes, as every
+ * personality sends it (the framing and ids stay each client's own).
+ * 0, or -1 after p_fail for a longer write. */
+#define P_WRITE_BODY (sizeof(struct vu_region_access) + 8)
+int p_pack_write(struct p_ctx *c, uint8_t *b, uint32_t region, uint64_t off, const void *buf,
+                 uint32_t len);
 void p_msg_free(struct p_msg *m);
 /* Common checks on a reply: it is a reply (type 1), of command cmd. When
  * want_id >= 0, its id must match. -1 after p_fail. */

@@ -276,16 +276,14 @@ static int ch_region_read(struct p_ctx *c, uint32_t region, uint64_t off, void *
 static int ch_region_write(struct p_ctx *c, uint32_t region, uint64_t off, const void *buf,
                            uint32_t len)
 {
-    uint8_t b[sizeof(struct vu_region_access) + 8];
-    if (len > 8)
-        return p_fail(c, "region_write", "internal: %u bytes", len);
-    struct vu_region_access a = { .offset = off, .region = region, .count = len };
-    memcpy(b, &a, sizeof(a));
-    memcpy(b + sizeof(a), buf, len);
+    uint8_t b[P_WRITE_BODY];
+    const uint32_t asz = sizeof(struct vu_region_access);
+    if (p_pack_write(c, b, region, off, buf, len) < 0)
+        return -1;
     struct p_msg m;
     /* the reply is read as a header + region access: 32 bytes */
-    if (xfer_exact(c, "region_write", VU_CMD_REGION_WRITE, b, (uint32_t)(sizeof(a) + len), NULL,
-                   0, VU_HDR_SIZE + sizeof(a), &m) < 0)
+    if (xfer_exact(c, "region_write", VU_CMD_REGION_WRITE, b, (uint32_t)(asz + len), NULL,
+                   0, VU_HDR_SIZE + asz, &m) < 0)
         return -1;
     p_msg_free(&m);
     return 0;

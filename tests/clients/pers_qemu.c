@@ -358,25 +358,23 @@ static int q_region_write(struct p_ctx *c, uint32_t region, uint64_t off, const 
     if (len > c->max_xfer)
         return p_fail(c, "region_write", "%u bytes exceed max_data_xfer_size %u", len,
                       c->max_xfer);
-    uint8_t b[sizeof(struct vu_region_access) + 8];
-    if (len > 8)
-        return p_fail(c, "region_write", "internal: %u bytes", len);
-    struct vu_region_access a = { .offset = off, .region = region, .count = len };
-    memcpy(b, &a, sizeof(a));
-    memcpy(b + sizeof(a), buf, len);
+    uint8_t b[P_WRITE_BODY];
+    const uint32_t asz = sizeof(struct vu_region_access);
+    if (p_pack_write(c, b, region, off, buf, len) < 0)
+        return -1;
     /* BAR writes are posted (NO_REPLY) until some region is mmapped. */
     if (region <= VU_PCI_BAR5_REGION_INDEX && !any_mmap(c)) {
         uint8_t raw[VU_HDR_SIZE + sizeof(b)];
         struct vu_hdr h = { .msg_id = qemu_next_id++, .cmd = VU_CMD_REGION_WRITE,
-                            .msg_size = (uint32_t)(VU_HDR_SIZE + sizeof(a) + len),
+                            .msg_size = (uint32_t)(VU_HDR_SIZE + asz + len),
                             .flags = VU_F_NO_REPLY };
         memcpy(raw, &h, sizeof(h));
-        memcpy(raw + sizeof(h), b, sizeof(a) + len);
+        memcpy(raw + sizeof(h), b, asz + len);
         return p_send_raw(c, "region_write", raw, h.msg_size, NULL, 0);
     }
     struct p_msg m;
-    if (xfer(c, "region_write", VU_CMD_REGION_WRITE, b, (uint32_t)sizeof(a) + len, NULL, 0,
-             (uint32_t)(VU_HDR_SIZE + sizeof(a) + len), 0, &m) < 0 ||
+    if (xfer(c, "region_write", VU_CMD_REGION_WRITE, b, (uint32_t)asz + len, NULL, 0,
+             (uint32_t)(VU_HDR_SIZE + asz + len), 0, &m) < 0 ||
         err_reply(c, "region_write", &m) < 0)
         return -1;
     p_msg_free(&m);

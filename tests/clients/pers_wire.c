@@ -476,3 +476,14 @@ int p_json_children(const struct p_json *j, const char *path)
     }
     return n;
 }
+
+int p_pack_write(struct p_ctx *c, uint8_t *b, uint32_t region, uint64_t off, const void *buf,
+                 uint32_t len)
+{
+    if (len > P_WRITE_BODY - sizeof(struct vu_region_access))
+        return p_fail(c, "region_write", "internal: %u bytes", len);
+    struct vu_region_access a = { .offset = off, .region = region, .count = len };
+    memcpy(b, &a, sizeof(a));
+    memcpy(b + sizeof(a), buf, len);
+    return 0;
+}
