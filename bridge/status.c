@@ -75,9 +75,6 @@ int br_status_format(char *buf, size_t len, const struct br_dev *dev,
             s->negotiated ? "true" : "false", s->n_msgs, s->n_errors);
         static struct br_dma_range r[BR_STATUS_MAX_RANGES];
         size_t k = br_dma_ranges(&s->dma, r, BR_STATUS_MAX_RANGES);
-        size_t iommu = 0;
-        for (size_t i = 0; i < k; i++)
-            iommu += r[i].fd;
         put(&o, "\"dma\":{\"count\":%zu,\"bytes\":%" PRIu64 ",\"ranges_truncated\":%s,"
                 "\"ranges\":[", s->dma.n, s->dma.bytes, k < s->dma.n ? "true" : "false");
         for (size_t i = 0; i < k; i++)
