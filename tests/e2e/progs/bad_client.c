@@ -390,9 +390,12 @@ int main(int argc, char **argv)
         m.address = 0xfee00000;
         n = msg(38, VU_CMD_DMA_MAP, &m, sizeof(m));
         run_case("DMA_MAP into the MSI window (no usable IOVA)", true, ERR, n, &mfd, 1);
-        struct vu_dma_unmap u = {.argsz = 24, .flags = 0, .address = 0x300000, .size = 0x1000};
+        /* (a range that holds no mapping is a success: type1 rules, see
+         * bridge/README.md; one that wraps is not) */
+        struct vu_dma_unmap u = {.argsz = 24, .flags = 0, .address = 0xfffffffffffff000ull,
+                                 .size = 0x2000};
         n = msg(39, VU_CMD_DMA_UNMAP, &u, sizeof(u));
-        run_case("DMA_UNMAP of a range never mapped", true, ERR, n, NULL, 0);
+        run_case("DMA_UNMAP whose range wraps", true, ERR, n, NULL, 0);
         u.flags = VU_DMA_UNMAP_FLAG_ALL;
         n = msg(40, VU_CMD_DMA_UNMAP, &u, sizeof(u));
         run_case("DMA_UNMAP ALL with an address", true, ERR, n, NULL, 0);
