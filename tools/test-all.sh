@@ -54,7 +54,10 @@ if [ "${VUB_E2E:-1}" != 0 ]; then
   stage "QEMU 11 with the vfio-user-pci client (cached trixie root) and the VMM tests' inner guest"
   tools/provision-qemu-vfio-user.sh
 
-  stage "end-to-end tests (QEMU guest, kernel VFIO)"
-  ctest --test-dir build -L e2e --output-on-failure
+  # One testbed guest per core: each is one TCG vCPU, and the scenarios share
+  # nothing on the host (tests/e2e/CMakeLists.txt); VUB_E2E_JOBS overrides.
+  e2e_jobs=${VUB_E2E_JOBS:-$jobs}
+  stage "end-to-end tests (QEMU guests, kernel VFIO; $e2e_jobs at a time)"
+  ctest --test-dir build -L e2e --output-on-failure -j"$e2e_jobs"
 fi
 stage "all tests passed"

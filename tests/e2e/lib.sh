@@ -5,6 +5,12 @@ set -u
 VUB_FAILS=0
 VUB_CHECKS=0
 : "${VUB_BUILD:?}" "${VUB_OUT:?}"
+# Several scenarios may share one boot (an e2e-group, CMakeLists.txt): then
+# each keeps its files (bridge logs, traces) in a directory of its own.
+if [ -n "${VUB_SCENARIO:-}" ] && [ "${VUB_OUT##*/}" != "$VUB_SCENARIO" ]; then
+  VUB_OUT=$VUB_OUT/$VUB_SCENARIO
+  mkdir -p "$VUB_OUT"
+fi
 
 # Where the binaries are. A path that does not exist is left as is; the check
 # that runs it then fails loudly.

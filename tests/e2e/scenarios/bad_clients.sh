@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Malformed clients: every bad message gets an error reply or a dropped
 # connection as the protocol demands, and the bridge goes on serving.
+# e2e-group: devices
 . "$VUB_SRC/tests/e2e/lib.sh"
 require "$VUB_BRIDGE" "$VUB_PROBE" "$VUB_PROGS/bad_client"
 

@@ -3,6 +3,7 @@
 # measured through the bridge and directly, the two sides agree about the
 # device, the bridge starts, serves and stops cleanly. Timings are printed
 # for the log but never judged (TCG).
+# e2e-group: host
 . "$VUB_SRC/tests/e2e/lib.sh"
 
 BENCH=$VUB_BUILD/tools/bench/vfio-user-bench

@@ -9,6 +9,7 @@
 # One bridge per device serves all five clients one after the other.
 # A known limit (docs/clients.md) is checked to reproduce exactly, like the
 # unit tests in tests/clients/CMakeLists.txt do.
+# e2e-group: host
 . "$VUB_SRC/tests/e2e/lib.sh"
 declare -A KNOWN=()
 VUB_PERSONALITY=${VUB_PERSONALITY:-$VUB_BUILD/tests/clients/vu-personality}

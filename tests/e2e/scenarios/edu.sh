@@ -2,6 +2,7 @@
 # edu through the bridge: the probe's view, then its edu self-test (registers
 # over the socket and through the mmapped BAR, factorial, DMA both ways, MSI,
 # INTx with unmask, reset), then the same with --no-mmap.
+# e2e-group: devices
 . "$VUB_SRC/tests/e2e/lib.sh"
 require "$VUB_BRIDGE" "$VUB_PROBE"
 

@@ -4,6 +4,7 @@
 # MSI on an eventfd, the kernel rules the simulated device models, edu and nvme
 # in one container, the error paths (non-vfio function, double open) and a
 # release/bind cycle of edu.
+# e2e-group: host
 . "$VUB_SRC/tests/e2e/lib.sh"
 HV_DIRECT=$VUB_PROGS/hv_direct
 require "$HV_DIRECT"

@@ -3,6 +3,7 @@
 # MSI armed; the bridge must clean up (IRQs off, mappings gone) so that a
 # second client runs the whole edu self-test, and after the bridge exits the
 # device opens directly and the same IOVA maps again.
+# e2e-group: devices
 . "$VUB_SRC/tests/e2e/lib.sh"
 require "$VUB_BRIDGE" "$VUB_PROBE" "$VUB_PROGS/iommu_map_check"
 

@@ -3,6 +3,7 @@
 # client memory, doorbells through the mmapped BAR, IDENTIFY, a READ of LBA 0
 # on an I/O queue, MSI-X completions, reset), with the kernel's MSIX_MAPPABLE
 # passed on (--msix-mmap=kernel) and with the default sparse MSI-X areas.
+# e2e-group: devices
 . "$VUB_SRC/tests/e2e/lib.sh"
 require "$VUB_BRIDGE" "$VUB_PROBE"
 LBA0="VUB-E2E-NVME LBA 0"

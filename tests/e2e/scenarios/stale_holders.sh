@@ -8,6 +8,7 @@
 #     fails here: it did). Once the keeper is gone B is served.
 #  2. --stale-holders kill, keeper with the mapping only (no fd left): the
 #     bridge kills it at session end; B then runs the edu self-test.
+# e2e-group: devices
 . "$VUB_SRC/tests/e2e/lib.sh"
 require "$VUB_BRIDGE" "$VUB_PROBE" "$VUB_PROGS/stale_client"
 

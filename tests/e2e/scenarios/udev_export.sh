@@ -20,6 +20,7 @@
 #  3. nvme ("bind": true) is released from vfio-pci and "appears" (add): the
 #     rule's helper binds it to vfio-pci and the bind event wants its unit.
 #  4. a function the policy does not name is left alone.
+# e2e-group: host
 . "$VUB_SRC/tests/e2e/lib.sh"
 # udevadm refuses trigger/settle/control inside a chroot unless told not to.
 export SYSTEMD_IGNORE_CHROOT=1

@@ -26,7 +26,7 @@
  *                                          re-maps of one IOVA to other pages,
  *                                          the buffer's physical address);
  *                                          prints "VMM-CHECKPOINT edu_mapped"
- *                                          and waits 20 s with two pages mapped
+ *                                          and waits 10 s with two pages mapped
  *
  * Built with the host's gcc -static by build-inner-guest.sh (the inner guest
  * has no libc). Prints one line per check; exit 0 only when all passed.
@@ -473,7 +473,7 @@ static int cmd_edu_vfio(const char *addr)
 	fails += check(ok && memcmp(mem + PG, pat, sizeof(pat)) == 0,
 		       "edu DMA RAM 0x100000 -> device -> RAM 0x101000 through the guest IOMMU lands");
 	printf("VMM-CHECKPOINT edu_mapped\n");
-	sleep(20);
+	sleep(10);
 	printf("VMM-CHECKPOINT-END edu_mapped\n");
 
 	/* one unmap of the range holding both */
