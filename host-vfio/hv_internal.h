@@ -24,10 +24,23 @@ bool hv_driver_tolerated(const char *drv);
 int hv_sysfs_group_viable(const char *sysfs, int group, const char *skip, const char *who,
                           struct hv_err *err);
 
+/* The members of IOMMU group `group` other than `skip` (may be NULL), as
+ * "ADDR (driver), ..." ("no driver" for none) in out, sorted. Returns how
+ * many or -errno. */
+int hv_sysfs_group_members(const char *sysfs, int group, const char *skip, char *out,
+                           size_t outsz);
+
 /* Read a small sysfs file (trailing newline stripped). */
 int hv_sysfs_read(const char *path, char *buf, size_t bufsz);
 /* Write a string to a sysfs file (one write). */
 int hv_sysfs_write(const char *path, const char *s);
+
+/* The processes other than this one (at most HV_PROC_HOLDERS_MAX) with an
+ * fd open on `path`, as "pid N (command line), ..." in out (empty when
+ * none). `proc` is the proc root (NULL: /proc); processes it may not
+ * inspect are not seen. Returns how many were found or -errno. */
+#define HV_PROC_HOLDERS_MAX 8u
+int hv_proc_holders(const char *proc, const char *path, char *out, size_t outsz);
 
 struct pci_access;
 /* Fill the names of out->vendor/device/class_code using pacc (may be NULL:

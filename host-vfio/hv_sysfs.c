@@ -169,6 +169,64 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The members of IOMMU group `group`, sorted (strdup'ed into names[], at
+ * most max; the caller frees them), and the group's devices directory in
+ * dir. 0 or -errno. */
+static int group_members(const char *sysfs, int group, char *dir, size_t dirsz, char **names,
+                         size_t max, size_t *n)
+{
+    int r;
+    *n = 0;
+    if ((r = hv_path(dir, dirsz, "%s/kernel/iommu_groups/%d/devices",
+                     sysfs ? sysfs : HV_SYSFS_DEFAULT, group)) < 0)
+        return r;
+    DIR *d = opendir(dir);
+    if (!d)
+        return -errno;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && *n < max) {
+        if (e->d_name[0] == '.')
+            continue;
+        names[*n] = strdup(e->d_name);
+        if (!names[*n])
+            break;
+        (*n)++;
+    }
+    closedir(d);
+    qsort(names, *n, sizeof(names[0]), cmp_str);   /* stable messages */
+    return 0;
+}
+
+int hv_sysfs_group_members(const char *sysfs, int group, const char *skip, char *out,
+                           size_t outsz)
+{
+    char dir[HV_PATH_MAX], path[HV_PATH_MAX], drv[64];
+    char *names[256];
+    size_t n = 0;
+    int count = 0;
+    if (outsz == 0)
+        return -EINVAL;
+    out[0] = '\0';
+    int r = group_members(sysfs, group, dir, sizeof(dir), names, 256, &n);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < n; i++) {
+        if (skip && strcmp(names[i], skip) == 0)
+            continue;
+        if (hv_path(path, sizeof(path), "%s/%s/driver", dir, names[i]) < 0 ||
+            link_basename(path, drv, sizeof(drv)) < 0)
+            drv[0] = '\0';
+        char item[160];
+        snprintf(item, sizeof(item), "%s%s (%s)", count ? ", " : "", names[i],
+                 drv[0] ? drv : "no driver");
+        msg_append(out, outsz, item);
+        count++;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    return count;
+}
+
 int hv_sysfs_group_viable(const char *sysfs, int group, const char *skip, const char *who,
                           struct hv_err *err)
 {
@@ -176,26 +234,12 @@ int hv_sysfs_group_viable(const char *sysfs, int group, const char *skip, const 
     char list[sizeof(err->msg)] = "";
     char *names[256];
     size_t n = 0, bad = 0;
-    int r;
-
-    if ((r = hv_path(dir, sizeof(dir), "%s/kernel/iommu_groups/%d/devices",
-                     sysfs ? sysfs : HV_SYSFS_DEFAULT, group)) < 0)
+    int r = group_members(sysfs, group, dir, sizeof(dir), names, 256, &n);
+    if (r == -ENAMETOOLONG)
         return hv_fail(err, -r, "group %d: sysfs path too long", group);
-    DIR *d = opendir(dir);
-    if (!d)
-        return hv_fail(err, errno, "%s%sgroup %d: cannot list %s: %s", who ? who : "",
-                       who ? ": " : "", group, dir, strerror(errno));
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL && n < sizeof(names) / sizeof(names[0])) {
-        if (e->d_name[0] == '.')
-            continue;
-        names[n] = strdup(e->d_name);
-        if (!names[n])
-            break;
-        n++;
-    }
-    closedir(d);
-    qsort(names, n, sizeof(names[0]), cmp_str);   /* stable messages */
+    if (r < 0)
+        return hv_fail(err, -r, "%s%sgroup %d: cannot list %s: %s", who ? who : "",
+                       who ? ": " : "", group, dir, strerror(-r));
 
     for (size_t i = 0; i < n; i++) {
         if (skip && strcmp(names[i], skip) == 0)

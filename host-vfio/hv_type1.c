@@ -14,6 +14,7 @@
 #include <linux/vfio.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -188,9 +189,17 @@ static int open_group(struct t1_iommu *t, const char *addr, int group, struct hv
     int e = errno;
     if (e == EACCES || e == EPERM)
         return hv_fail(err, e, "%s: permission denied opening %s (group %d)", addr, path, group);
-    if (e == EBUSY)
-        return hv_fail(err, e, "%s: group %d is busy: %s is already open (by another process "
-                       "or an earlier open in this one)", addr, group, path);
+    if (e == EBUSY) {
+        /* A group is one process's at a time: name it, with the group's
+         * other functions (the usual reason on a shared group). */
+        char who[384], members[256];
+        if (hv_proc_holders(NULL, path, who, sizeof(who)) <= 0)
+            snprintf(who, sizeof(who), "another process or an earlier open in this one");
+        if (hv_sysfs_group_members(t->sysfs, group, addr, members, sizeof(members)) <= 0)
+            snprintf(members, sizeof(members), "no other function");
+        return hv_fail(err, e, "%s: group %d is busy: %s is open in %s (the group also holds "
+                       "%s)", addr, group, path, who, members);
+    }
     if (e == ENOENT)
         return hv_fail(err, e, "%s: cannot open %s (group %d): no such file (is vfio-pci "
                        "loaded?)", addr, path, group);

@@ -8,7 +8,11 @@
 #
 # usage: testbed.sh [--build DIR] [--src DIR] [--out DIR] [--timeout SEC]
 #                   [--smp N] [--mem SIZE] [--qemu-arg ARG]... [--live]
-#                   SCENARIO.sh...
+#                   [--topology split|shared] SCENARIO.sh...
+#
+# --topology split (default): edu and nvme on the root bus, an IOMMU group
+# each. shared: both behind a conventional PCI bridge (1b36:0001), which puts
+# the bridge, edu and nvme into one IOMMU group (TESTBED.md).
 #
 # One guest boot runs every SCENARIO in order (each in its own chroot shell);
 # the exit status is 0 only when every scenario exited 0. 77 means "skipped"
@@ -27,6 +31,7 @@ NVME_SERIAL=VUBE2ENVME0001
 EXTRA_QEMU=()
 SCENARIOS=()
 LIVE=${VUB_E2E_LIVE:-0}
+TOPOLOGY=${VUB_E2E_TOPOLOGY:-split}
 
 usage() { sed -n '/^# usage:/,/^# (no QEMU/p' "$SELF" | sed 's/^# \{0,1\}//'; exit 2; }
 log() { printf 'testbed: %s\n' "$*" >&2; }
@@ -42,6 +47,7 @@ while [ $# -gt 0 ]; do
     --mem) MEM=$2; shift 2 ;;
     --qemu-arg) EXTRA_QEMU+=("$2"); shift 2 ;;
     --live) LIVE=1; shift ;;
+    --topology) TOPOLOGY=$2; shift 2 ;;
     -h|--help) usage ;;
     --) shift; SCENARIOS+=("$@"); break ;;
     -*) log "unknown option $1"; usage ;;
@@ -49,6 +55,13 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ ${#SCENARIOS[@]} -gt 0 ] || usage
+case "$TOPOLOGY" in
+  split) DEV_BUS=() ;;
+  shared) DEV_BUS=(-device pci-bridge,id=br1,chassis_nr=1) ;;
+  *) log "--topology $TOPOLOGY: want split or shared"; exit 2 ;;
+esac
+edu_at() { [ "$TOPOLOGY" = shared ] && echo ",bus=br1,addr=1"; true; }
+nvme_at() { [ "$TOPOLOGY" = shared ] && echo ",bus=br1,addr=2"; true; }
 [ -n "$BUILD" ] || BUILD="$SRC/build"
 BUILD=$(readlink -f "$BUILD")
 SRC=$(readlink -f "$SRC")
@@ -169,6 +182,7 @@ q() { printf '%q' "$1"; }
   echo "VUB_OUT=$(q "$OUT")"
   echo "VUB_NVME_SERIAL=$(q "$NVME_SERIAL")"
   echo "VUB_NVME_IMG=$(q "$NVME_IMG")"
+  echo "VUB_TOPOLOGY=$(q "$TOPOLOGY")"
   printf 'VUB_SCENARIOS="'
   for s in "${SCENARIOS[@]}"; do printf '%s ' "$s"; done
   echo '"'
@@ -177,7 +191,7 @@ q() { printf '%q' "$1"; }
 # ---- boot -----------------------------------------------------------------------
 ACCEL=tcg
 CONSOLE="$OUT/console.log"
-log "kernel $KVER, ${#SCENARIOS[@]} scenario(s), timeout ${TIMEOUT}s, out $OUT"
+log "kernel $KVER, ${#SCENARIOS[@]} scenario(s), topology $TOPOLOGY, timeout ${TIMEOUT}s, out $OUT"
 t0=$(date +%s.%N)
 : >"$CONSOLE"
 tailpid=
@@ -196,9 +210,10 @@ timeout -k 10 "$TIMEOUT" "$QEMU" \
   -serial "file:$CONSOLE" \
   -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
   -virtfs local,path="$OUT",mount_tag=out,security_model=none,multidevs=remap \
-  -device edu \
+  "${DEV_BUS[@]}" \
+  -device "edu$(edu_at)" \
   -drive file="$NVME_IMG",if=none,id=nvm0,format=raw \
-  -device nvme,drive=nvm0,serial="$NVME_SERIAL" \
+  -device "nvme,drive=nvm0,serial=$NVME_SERIAL$(nvme_at)" \
   "${EXTRA_QEMU[@]}" </dev/null 2>"$OUT/qemu.stderr"
 qrc=$?
 set -e
@@ -332,6 +347,7 @@ for s in $VUB_SCENARIOS; do
       VUB_SRC="$VUB_SRC" VUB_BUILD="$VUB_BUILD" VUB_OUT="$VUB_OUT" \
       VUB_EDU="$VUB_EDU" VUB_NVME="$VUB_NVME" VUB_NVME_SERIAL="$VUB_NVME_SERIAL" \
       VUB_NVME_IMG="$VUB_NVME_IMG" VUB_SCENARIO="$n" VUB_IN_GUEST=1 \
+      VUB_TOPOLOGY="$VUB_TOPOLOGY" \
       /bin/sh -c 'cd "$VUB_BUILD" && exec /bin/bash "$0"' "$s" </dev/null
     echo $? >/out/rc/$n.tmp ) 2>&1 | tee /out/log/$n.log
   read t1 _ </proc/uptime

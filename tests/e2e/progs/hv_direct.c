@@ -8,6 +8,7 @@
  * helpers. One line per check; exit 0 only if every check passed.
  *
  * usage: hv_direct EDU_ADDR NVME_ADDR
+ *        hv_direct --same-group EDU_ADDR NVME_ADDR   (testbed --topology shared)
  */
 #include "edu_regs.h"
 #include "hv.h"
@@ -410,6 +411,61 @@ static void shared_container(const char *edu, const char *nvme)
     hv_close(b);
 }
 
+/* Two functions of one IOMMU group (testbed --topology shared): one group
+ * file, one container, both device fds from it; a mapping through one is
+ * the other's; the group is one process's, and a second open of it is
+ * refused naming the group's other members; closing one function keeps the
+ * group for the other, closing both frees it. */
+static void same_group(const char *edu, const char *nvme)
+{
+    struct hv_err e = { "" };
+    struct hv_iommu *io = NULL;
+    struct hv_device *a = NULL, *b = NULL, *c = NULL;
+    ssize_t r;
+    int rc = hv_type1_iommu_new(NULL, &io, &e);
+    if (!check(rc == 0, "a type1 context (%s)", rc ? e.msg : "ok"))
+        return;
+    rc = hv_vfio_open(io, edu, &a, &e);
+    if (rc == 0)
+        rc = hv_vfio_open(io, nvme, &b, &e);
+    hv_iommu_put(io);
+    if (!check(rc == 0, "edu and nvme of one group opened in one context (%s)",
+               rc ? e.msg : "ok")) {
+        hv_close(a);
+        return;
+    }
+    check(a->group >= 0 && a->group == b->group && a->iommu == b->iommu,
+          "one group (%d, %d), one container", a->group, b->group);
+    rc = hv_type1_open(nvme, NULL, &c, &e);
+    info("a second open of the group: %s", e.msg);
+    check(rc == -EBUSY && c == NULL && strstr(e.msg, "is busy") &&
+              strstr(e.msg, "the group also holds") && strstr(e.msg, edu),
+          "a second context cannot take the held group; the error names its other members");
+    uint32_t ida = rd32(a, 7, 0, &r);
+    uint32_t idb = rd32(b, 7, 0, &r);
+    check(ida == 0x11e81234 && idb == 0x00101b36, "both functions answer (%08x, %08x)", ida,
+          idb);
+    uint8_t *mem = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (check(mem != MAP_FAILED, "memory for the group's container")) {
+        int m = hv_dma_map(a, 0x200000, mem, 4096, HV_DMA_READ | HV_DMA_WRITE);
+        int x = hv_dma_map(b, 0x200000, mem, 4096, HV_DMA_READ | HV_DMA_WRITE);
+        check(m == 0 && x == -EEXIST, "one IOMMU address space for the group (%d, %d)", m, x);
+        hv_close(a);
+        a = NULL;
+        idb = rd32(b, 7, 0, &r);
+        x = hv_dma_map(b, 0x200000, mem, 4096, HV_DMA_READ | HV_DMA_WRITE);
+        check(r == 4 && idb == 0x00101b36 && x == -EEXIST,
+              "edu closed: nvme still answers and the mapping stays (%08x, %d)", idb, x);
+        check(hv_dma_unmap(b, 0, 0, HV_DMA_UNMAP_ALL) == 0, "unmap all through nvme");
+        munmap(mem, 4096);
+    }
+    hv_close(a);
+    hv_close(b);
+    rc = hv_type1_open(edu, NULL, &c, &e);
+    check(rc == 0, "both closed: the group opens again (%s)", rc ? e.msg : "ok");
+    hv_close(c);
+}
+
 static void error_paths(const char *edu)
 {
     struct hv_err e = { "" };
@@ -475,8 +531,14 @@ static void bind_cycle(const char *edu)
 
 int main(int argc, char **argv)
 {
+    if (argc == 4 && strcmp(argv[1], "--same-group") == 0) {
+        same_group(argv[2], argv[3]);
+        printf("%d passed, %d failed\n", checks - fails, fails);
+        return fails == 0 && checks > 0 ? 0 : 1;
+    }
     if (argc != 3) {
-        fprintf(stderr, "usage: %s EDU_ADDR NVME_ADDR\n", argv[0]);
+        fprintf(stderr, "usage: %s EDU_ADDR NVME_ADDR\n"
+                "       %s --same-group EDU_ADDR NVME_ADDR\n", argv[0], argv[0]);
         return 2;
     }
     edu_tests(argv[1]);

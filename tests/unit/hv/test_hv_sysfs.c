@@ -10,7 +10,14 @@
 
 #include "fake_sysfs.h"
 #include "hv.h"
+#include "hv_internal.h"
 #include "testutil.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define A0 "0000:01:00.0"
 #define A1 "0000:01:00.1"
@@ -144,6 +151,68 @@ static void test_group_viability(void **state)
     assert_int_equal(hv_sysfs_check_group_would_be_viable(f->root, A0, &e), -EBUSY);
     assert_msg(e, "group 7 is not viable: 0000:01:00.2 is bound to igb");
     assert_null(strstr(e.msg, A0 " is bound"));
+}
+
+/* The members named when a group is busy (issue 15: a shared group is one
+ * process's): every other member with its driver, sorted, itself left out. */
+static void test_group_members(void **state)
+{
+    struct fake_sysfs *f = *state;
+    char out[256];
+    fs_add_dev(f, A1, "vfio-pci", 3, 0x1b36, 0x0010, 0x010802);
+    fs_add_dev(f, A0, "vfio-pci", 3, 0x1234, 0x11e8, 0x00ff00);
+    fs_add_dev(f, "0000:00:1e.0", NULL, 3, 0x1b36, 0x0001, 0x060400);
+    fs_add_dev(f, A2, "igb", 4, 0x8086, 0x10d3, 0x020000);
+    assert_int_equal(hv_sysfs_group_members(f->root, 3, A0, out, sizeof(out)), 2);
+    assert_string_equal(out, "0000:00:1e.0 (no driver), 0000:01:00.1 (vfio-pci)");
+    assert_int_equal(hv_sysfs_group_members(f->root, 3, NULL, out, sizeof(out)), 3);
+    assert_non_null(strstr(out, "0000:01:00.0 (vfio-pci)"));
+    assert_int_equal(hv_sysfs_group_members(f->root, 4, A2, out, sizeof(out)), 0);
+    assert_string_equal(out, "");
+    assert_true(hv_sysfs_group_members(f->root, 9, NULL, out, sizeof(out)) < 0);
+    /* a short buffer is cut, never overrun */
+    char tiny[12];
+    assert_int_equal(hv_sysfs_group_members(f->root, 3, NULL, tiny, sizeof(tiny)), 3);
+    assert_true(strlen(tiny) < sizeof(tiny));
+}
+
+/* The processes named when /dev/vfio/<group> is busy: a child that holds
+ * the file is found with its command line, this process never. */
+static void test_proc_holders(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/hv-holder-XXXXXX", out[512];
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(hv_proc_holders(NULL, path, out, sizeof(out)), 0);   /* only we hold it */
+    assert_string_equal(out, "");
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(ready[0]);
+        if (write(ready[1], "x", 1) != 1)
+            _exit(1);
+        pause();   /* holds fd (inherited) until killed */
+        _exit(0);
+    }
+    close(ready[1]);
+    char c;
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+    close(fd);   /* now only the child has it */
+    char want[32];
+    snprintf(want, sizeof(want), "pid %ld (", (long)pid);
+    int n = hv_proc_holders(NULL, path, out, sizeof(out));
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    unlink(path);
+    assert_int_equal(n, 1);
+    assert_non_null(strstr(out, want));
+    assert_non_null(strstr(out, "hv_sysfs"));   /* its command line */
+    assert_int_equal(hv_proc_holders(NULL, path, out, sizeof(out)), 0);
+    assert_true(hv_proc_holders("/nonexistent-proc", path, out, sizeof(out)) < 0);
 }
 
 static void test_bind_refused_when_group_stays_unviable(void **state)
@@ -411,6 +480,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_driver_and_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exportable_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_viability, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_members, setup, teardown),
+        cmocka_unit_test(test_proc_holders),
         cmocka_unit_test_setup_teardown(test_bind_refused_when_group_stays_unviable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bind_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bind_unbound_device, setup, teardown),
