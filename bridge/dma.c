@@ -466,9 +466,27 @@ int br_dma_unmap(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, ui
     if (size == 0 || size - 1 > UINT64_MAX - iova)
         return -EINVAL;
     uint64_t last = iova + (size - 1);
+    /* The common case (a vIOMMU unmapping what it mapped): the range is
+     * exactly one mapping. Unlink that node where it sits, without the
+     * splits and the span walk below; same order as there: the IOMMU first,
+     * the table only once the IOMMU no longer maps it. */
+    struct br_dma_map **link = &t->root;
+    while (*link && (*link)->iova != iova)
+        link = iova < (*link)->iova ? &(*link)->left : &(*link)->right;
+    struct br_dma_map *m = *link;
+    if (m && m->size == size) {
+        if (m->backing >= 0) {
+            int rc = hv_dma_unmap(hv, iova, size, 0);
+            if (rc < 0)
+                return rc;
+        }
+        *link = merge(m->left, m->right);
+        drop_entry(t, m);
+        return 1;
+    }
     /* A mapping that starts before the range or ends after it is cut:
      * refused before anything is touched (the kernel's type1 v2 rule). */
-    struct br_dma_map *m = find_overlap(t, iova, iova);
+    m = find_overlap(t, iova, iova);
     if (m && m->iova != iova)
         return -EINVAL;
     m = find_overlap(t, last, last);

@@ -186,6 +186,10 @@ struct bench_result {
      * phase so that a change of the machine's state between the phases
      * shows up as spread and not as a ratio */
     struct bench_samples mmio_keep[2];
+    /* the CPU that the bench, the floor peer and the bridge shared while
+     * the vIOMMU cycle was measured (measure.c) */
+    bool viommu_pinned;
+    int viommu_cpu;
     unsigned errors;             /* figures that failed */
 };
 

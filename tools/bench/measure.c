@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -780,7 +781,7 @@ static int check_device(struct bench_side *s, struct bench_result *r)
 }
 
 static void run_viommu(const struct bench_config *cfg, struct bench_side *s, int k,
-                       struct bench_result *r);
+                       struct bench_result *r, pid_t bridge_pid);
 
 /* Every figure both sides have. */
 static void measure_side(const struct bench_config *cfg, struct bench_side *s, int k,
@@ -830,7 +831,7 @@ static void measure_side(const struct bench_config *cfg, struct bench_side *s, i
     bar_map_close(&bar);
     /* simulated device: both sides in the bridge phase, in turns */
     if (k == K_BRIDGE || !cfg->sim)
-        run_viommu(cfg, s, k, r);
+        run_viommu(cfg, s, k, r, bridge_pid);
 }
 
 int bench_phase_direct(const struct bench_config *cfg, struct bench_side *s,
@@ -1271,7 +1272,11 @@ static int op_viommu(void *p, uint64_t i)
 }
 
 /* The floor of one cycle: a framed ping-pong carrying the memory fd (the
- * DMA_MAP) and one without (the DMA_UNMAP). */
+ * DMA_MAP) and one without (the DMA_UNMAP). Each makes the client's calls
+ * of op_pingpong's framed variant (sendmsg, one recvmsg of the reply: the
+ * bench's client waits in recvmsg, SO_RCVTIMEO, without a poll), so the
+ * floor has exactly the calls of a cycle through the bridge less the
+ * bridge's own. */
 static int op_floor2(void *p, uint64_t i)
 {
     struct viommu_ctx *c = p;
@@ -1279,19 +1284,62 @@ static int op_floor2(void *p, uint64_t i)
     memset(req, (int)(i & 0xff), sizeof(req));
     int rc = framed_send_fd(c->floor->fd, req, sizeof(req), c->a.memfd);
     if (rc == 0)
-        rc = poll_in(c->floor->fd);
-    if (rc == 0)
-        rc = framed_recv(c->floor->fd, rep, VU_HDR_SIZE);
-    if (rc == 0)
-        rc = framed_recv(c->floor->fd, rep + VU_HDR_SIZE, sizeof(rep) - VU_HDR_SIZE);
+        rc = framed_recv(c->floor->fd, rep, sizeof(rep));
     if (rc == 0 && rep[0] != req[0])
         rc = -EIO;
     return rc ? rc : op_pingpong(c->floor, i + 1);
 }
 
-static void run_viommu(const struct bench_config *cfg, struct bench_side *s, int k,
-                       struct bench_result *r)
+/* The cycle, its floor and the direct cycle are measured with the bench,
+ * the floor peer and the bridge on one CPU. Left to the scheduler, the two
+ * ends of a turn share a CPU in one turn and not in the next (a hand-off to
+ * a sleeping process on another CPU costs many times a same-CPU switch, on
+ * a virtual machine tens of microseconds), so the floor and the bridge
+ * would not be measured alike. On one CPU each hand-off is the same switch
+ * for both, and what differs is the work each side does. */
+struct cpu_pin {
+    cpu_set_t self, bridge;
+    bool self_set, bridge_set;
+    int cpu;
+};
+
+static void pin_start(struct cpu_pin *p, pid_t bridge_pid)
 {
+    cpu_set_t one;
+    memset(p, 0, sizeof(*p));
+    p->cpu = sched_getcpu();
+    if (p->cpu < 0 || sched_getaffinity(0, sizeof(p->self), &p->self) < 0)
+        goto fail;
+    CPU_ZERO(&one);
+    CPU_SET(p->cpu, &one);
+    if (sched_setaffinity(0, sizeof(one), &one) < 0)
+        goto fail;
+    p->self_set = true;
+    if (bridge_pid > 0) {
+        if (sched_getaffinity(bridge_pid, sizeof(p->bridge), &p->bridge) < 0 ||
+            sched_setaffinity(bridge_pid, sizeof(one), &one) < 0)
+            goto fail;
+        p->bridge_set = true;
+    }
+    return;
+fail:
+    fprintf(stderr, "vfio-user-bench: vIOMMU cycle: cannot put the bench and the bridge on one "
+            "CPU (%s); its floor and bridge figures may not be comparable\n", strerror(errno));
+    p->cpu = -1;
+}
+
+static void pin_end(struct cpu_pin *p, pid_t bridge_pid)
+{
+    if (p->bridge_set)
+        sched_setaffinity(bridge_pid, sizeof(p->bridge), &p->bridge);
+    if (p->self_set)
+        sched_setaffinity(0, sizeof(p->self), &p->self);
+}
+
+static void run_viommu(const struct bench_config *cfg, struct bench_side *s, int k,
+                       struct bench_result *r, pid_t bridge_pid)
+{
+    struct cpu_pin pin = {.cpu = -1};
     struct viommu_ctx cb = {.s = s, .a = {.memfd = -1}}, cd = {.a = {.memfd = -1}};
     struct hv_device *d = NULL;
     struct bench_side *ds = NULL;
@@ -1308,6 +1356,9 @@ static void run_viommu(const struct bench_config *cfg, struct bench_side *s, int
             rc = fig_set(r, FIG_VIOMMU_CYCLE, K_DIRECT, &smp[0], done[0], true);
         goto out;
     }
+    pin_start(&pin, bridge_pid);     /* before the fork: the floor peer inherits it */
+    r->viommu_pinned = pin.cpu >= 0;
+    r->viommu_cpu = pin.cpu;
     if (rc == 0)
         rc = floor_start(&ff, true, 0);
     if (rc == 0 && cfg->sim) {
@@ -1342,6 +1393,8 @@ out:
         bench_samples_free(&smp[j]);
     if (ff.pid > 0 || ff.c.fd >= 0)
         floor_stop(&ff);
+    if (k == K_BRIDGE)
+        pin_end(&pin, bridge_pid);
     if (ds)
         ds->ops->close(ds);
     dma_area_close(&cb.a);

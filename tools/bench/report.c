@@ -308,6 +308,9 @@ int bench_write_markdown(const char *path, const struct bench_meta *m, const str
                 r->rss_anon[1], r->rss_file[1], r->rss_shmem[1]);
     if (r->rss_anon[0] || r->rss_file[0])
         fprintf(f, "Idle: %ld KiB anonymous, %ld KiB file.\n", r->rss_anon[0], r->rss_file[0]);
+    if (r->viommu_pinned)
+        fprintf(f, "vIOMMU cycle and its floor: the bench, the floor peer and the bridge all on "
+                   "CPU %d.\n", r->viommu_cpu);
 
     struct bench_target t[BENCH_NTARGETS];
     bench_targets(r, t);
@@ -392,6 +395,8 @@ int bench_write_json(const char *path, const struct bench_meta *m, const struct 
     json_object_object_add(fp, "maps_shmem_kib", json_object_new_int64(r->rss_shmem[1]));
     json_object_object_add(root, "footprint", fp);
     json_object_object_add(root, "dma_area_bytes", json_object_new_int64((int64_t)r->dma_area));
+    json_object_object_add(root, "viommu_cpu",
+                           r->viommu_pinned ? json_object_new_int(r->viommu_cpu) : NULL);
     json_object_object_add(root, "dma_repetitions", json_object_new_int((int)r->dma_reps));
     json_object_object_add(root, "write_multi_entries", json_object_new_int((int)r->multi_batch));
 

@@ -321,6 +321,30 @@ struct model_map {
     bool used, fd;
 };
 
+/* The table's in-order walk is the model's mappings sorted by iova, each
+ * with its size and whether it is in the IOMMU (the tree kept its shape
+ * through every insert and removal). */
+static void check_ranges(const struct br_dma_table *tab, const struct model_map *model,
+                         size_t nmodel)
+{
+    static struct br_dma_range got[512];
+    size_t n = br_dma_ranges(tab, got, 512), seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            assert_true(got[i - 1].iova + got[i - 1].size <= got[i].iova);
+        size_t k = 0;
+        while (k < nmodel && !(model[k].used && model[k].iova == got[i].iova))
+            k++;
+        assert_true(k < nmodel);
+        assert_int_equal(got[i].size, model[k].size);
+        assert_int_equal(got[i].fd, model[k].fd);
+        seen++;
+    }
+    for (size_t k = 0; k < nmodel; k++)
+        seen -= model[k].used;
+    assert_int_equal(seen, 0);
+}
+
 static void test_table_against_model(void **state)
 {
     struct th *t = *state;
@@ -330,20 +354,32 @@ static void test_table_against_model(void **state)
     br_dma_init(&tab, 400, 0, 4096);
     int mfd = th_memfd(MiB);
     uint64_t seed = 12345;
-    unsigned maps = 0, eexist = 0, cut = 0, empty = 0, multi = 0, unmaps = 0;
+    unsigned maps = 0, eexist = 0, cut = 0, empty = 0, multi = 0, unmaps = 0, exact = 0;
     for (int i = 0; i < 5000; i++) {
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
         uint64_t iova = ((seed >> 20) % 256) * 0x1000;
         bool is_map = (seed >> 8) % 3 != 0;
         /* unmaps: sometimes wide ranges */
         uint64_t size = (((seed >> 40) % (is_map ? 8 : (seed >> 50) % 2 ? 64 : 8)) + 1) * 0x1000;
+        if (!is_map && (seed >> 30) % 3 == 0) {
+            /* a third of the unmaps: exactly one mapping (what a vIOMMU sends) */
+            for (size_t j = 0, k = (seed >> 33) % 512; j < 512; j++, k = (k + 1) % 512) {
+                if (model[k].used) {
+                    iova = model[k].iova;
+                    size = model[k].size;
+                    break;
+                }
+            }
+        }
         bool overlap = false, cuts = false;
         size_t n = 0, inside = 0, nfd = 0;
+        bool one = false;   /* the range is exactly one mapping */
         for (size_t k = 0; k < 512; k++) {
             if (!model[k].used)
                 continue;
             n++;
             nfd += model[k].fd;
+            one |= model[k].iova == iova && model[k].size == size;
             bool ov = model[k].iova < iova + size && iova < model[k].iova + model[k].size;
             bool in = model[k].iova >= iova && model[k].iova + model[k].size <= iova + size;
             overlap |= ov;
@@ -352,6 +388,7 @@ static void test_table_against_model(void **state)
         }
         assert_int_equal(tab.n, n);
         assert_int_equal(hv_sim_dma_count(t->hv), nfd);
+        check_ranges(&tab, model, 512);
         if (is_map) {
             int fd = (seed >> 12) % 4 == 0 ? dup(mfd) : -1;
             int r = br_dma_map(&tab, t->hv, iova, size, 0, RW, fd);
@@ -380,6 +417,7 @@ static void test_table_against_model(void **state)
             assert_int_equal(r, (int)inside);
             empty += inside == 0;
             multi += inside > 1;
+            exact += one;
             unmaps++;
             for (size_t k = 0; k < 512; k++) {
                 if (model[k].used && model[k].iova >= iova &&
@@ -389,7 +427,7 @@ static void test_table_against_model(void **state)
         }
     }
     assert_true(maps > 100 && eexist > 100 && cut > 100 && empty > 20 && multi > 20 &&
-                unmaps > 50);
+                unmaps > 50 && exact > 20);
     /* the sim has exactly the fd-backed ones */
     assert_int_equal(br_dma_unmap_all(&tab, t->hv), 0);
     assert_int_equal(tab.n, 0);
