@@ -162,6 +162,18 @@ static int id_number(struct ctx *c, const char *path, struct json_object *v, uin
     return 0;
 }
 
+/* The errno for a name getpwnam_r/getgrnam_r did not find (e is what it
+ * returned). A name that is not there is a mistake in the policy: -EINVAL, as
+ * for any other wrong value, never -ENOENT, which callers read as "the policy
+ * file is not there". 0, ENOENT, ESRCH, EBADF and EPERM all mean "not found"
+ * (getpwnam_r(3)); anything else is the lookup failing. */
+static int lookup_errno(int e)
+{
+    if (e == 0 || e == ENOENT || e == ESRCH || e == EBADF || e == EPERM)
+        return EINVAL;
+    return e;
+}
+
 static int resolve_user(struct ctx *c, const char *path, struct json_object *v, uid_t *uid,
                         gid_t *gid, bool *has_gid, char *name, size_t namesz)
 {
@@ -185,8 +197,8 @@ static int resolve_user(struct ctx *c, const char *path, struct json_object *v, 
             return fail_at(c, path, EINVAL, "empty user name");
         int e = getpwnam_r(s, &pw, buf, sizeof(buf), &res);
         if (!res)
-            return fail_at(c, path, ENOENT, "no such user \"%s\"%s%s", s, e ? ": " : "",
-                           e ? strerror(e) : "");
+            return fail_at(c, path, lookup_errno(e), "no such user \"%s\"%s%s", s,
+                           e ? ": " : "", e ? strerror(e) : "");
         *uid = res->pw_uid;
         if (name)
             snprintf(name, namesz, "%s", s);
@@ -219,8 +231,8 @@ static int resolve_group(struct ctx *c, const char *path, struct json_object *v,
     char buf[8192];
     int e = getgrnam_r(s, &gr, buf, sizeof(buf), &res);
     if (!res)
-        return fail_at(c, path, ENOENT, "no such group \"%s\"%s%s", s, e ? ": " : "",
-                       e ? strerror(e) : "");
+        return fail_at(c, path, lookup_errno(e), "no such group \"%s\"%s%s", s,
+                       e ? ": " : "", e ? strerror(e) : "");
     *gid = res->gr_gid;
     return 0;
 }

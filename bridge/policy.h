@@ -132,7 +132,9 @@ struct pol_ident {
 
 /* Load and validate a policy file. *out is malloc'd (free with pol_free).
  * -ENOENT/-EACCES/... if the file cannot be read, -EFBIG if it is larger
- * than POL_MAX_FILE_SIZE, -EINVAL for a syntax or semantic error. */
+ * than POL_MAX_FILE_SIZE, -EINVAL for a syntax or semantic error (a user or
+ * group name that does not resolve included: -ENOENT is only ever about the
+ * file). */
 int pol_load_file(const char *path, struct pol **out, struct pol_err *err);
 /* The same from memory; `name` is used in messages as the file name. */
 int pol_load_string(const char *name, const char *text, size_t len, struct pol **out,

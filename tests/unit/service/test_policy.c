@@ -407,9 +407,9 @@ static void test_semantic_errors(void **state)
     char longsock[300];
     snprintf(longsock, sizeof(longsock), DEV("\"socket\": \"/run/%0100d/{address}\""), 0);
     load_fails(longsock, ENAMETOOLONG, "devices[1].socket", "at most 107", NULL);
-    load_fails(DEV("\"socket_owner\": \"no-such-user-xyz\""), ENOENT, "devices[1].socket_owner",
+    load_fails(DEV("\"socket_owner\": \"no-such-user-xyz\""), EINVAL, "devices[1].socket_owner",
                "no such user \"no-such-user-xyz\"", NULL);
-    load_fails(DEV("\"socket_group\": \"no-such-group-xyz\""), ENOENT,
+    load_fails(DEV("\"socket_group\": \"no-such-group-xyz\""), EINVAL,
                "devices[1].socket_group", "no such group", NULL);
     load_fails(DEV("\"socket_group\": -5"), EINVAL, "devices[1].socket_group", "out of range",
                NULL);
@@ -421,7 +421,7 @@ static void test_semantic_errors(void **state)
     /* allow-lists */
     load_fails(DEV("\"allow_uids\": \"root\""), EINVAL, "devices[1].allow_uids",
                "must be an array", NULL);
-    load_fails(DEV("\"allow_uids\": [0, 1, \"no-such-user-xyz\"]"), ENOENT,
+    load_fails(DEV("\"allow_uids\": [0, 1, \"no-such-user-xyz\"]"), EINVAL,
                "devices[1].allow_uids[2]: no such user", NULL);
     load_fails(DEV("\"allow_gids\": [0, 1.5]"), EINVAL, "devices[1].allow_gids[1]",
                "not a number with a fraction", NULL);
