@@ -10,8 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dma.h"
 #include "log.h"
-#include "session.h"
 
 /* Largest mmap alignment taken from a file's block size (1 GiB huge pages). */
 #define BR_DMA_MAX_MAP_ALIGN (1ull << 30)
