@@ -90,12 +90,17 @@ struct br_dma_table {
 #define BR_DMA_PIN_CHUNK (1ull << 30)
 
 void br_dma_init(struct br_dma_table *t, uint32_t max_maps, uint64_t max_bytes, uint64_t page);
-/* Map [iova, iova+size). fd: the client's memory fd (ownership taken in all
- * cases: kept, or closed if an identical object is already open, or closed
- * on error), -1 = no fd (recorded, not reachable by the device).
- * -EEXIST overlap, -ENOSPC count limit, -ENOMEM byte limit, -EINVAL bad
- * range/fd/flags, -EINTR interrupted (t->interrupted), or the back end's
- * error. Nothing is left behind on error.
+/* Map [iova, iova+size) for a request vu_decode_dma_map accepted: size > 0,
+ * neither iova + size nor offset + size wraps, no flags but
+ * VU_DMA_MAP_FLAG_READ|WRITE (the wire rules live in the decoder only; the
+ * kernel's own rules, alignment and usable ranges, in host-vfio). fd: the
+ * client's memory fd (ownership taken in all cases: kept, or closed if an
+ * identical object is already open, or closed on error), -1 = no fd
+ * (recorded, not reachable by the device).
+ * -EEXIST overlap, -ENOSPC count limit, -ENOMEM byte limit, -EINVAL an fd
+ * that is not a regular file or a range beyond its end, or an fd with
+ * neither READ nor WRITE, -EINTR interrupted (t->interrupted), or the back
+ * end's error. Nothing is left behind on error.
  *
  * The bridge never reads or writes client memory itself: the prefault is
  * MADV_POPULATE_READ, which reports a page beyond the end of a shrunk file

@@ -230,6 +230,29 @@ static void test_context_failed_attach_unwinds(void **state)
     assert_int_equal(tu_count_fds(), fds);
 }
 
+/* The flag rules the back end keeps itself, before any ioctl: with no
+ * container yet, a call that passes them reaches the kernel (-EBADF on fd
+ * -1), one that breaks them is refused with -EINVAL first. */
+static void test_dma_flag_rules(void **state)
+{
+    struct fixture *fx = *state;
+    struct hv_iommu *io = NULL;
+    struct hv_err e = { "" };
+    static char page[4096];
+
+    assert_int_equal(hv_type1_iommu_new(&fx->opts, &io, &e), 0);
+    const struct hv_iommu_ops *o = io->ops;
+    assert_int_equal(o->dma_map(io, 0x100000, page, sizeof(page), HV_DMA_READ | HV_DMA_WRITE),
+                     -EBADF);
+    assert_int_equal(o->dma_map(io, 0x100000, page, sizeof(page), HV_DMA_READ | 4), -EINVAL);
+    assert_int_equal(o->dma_map(io, 0x100000, page, sizeof(page), 1u << 31), -EINVAL);
+    assert_int_equal(o->dma_unmap(io, 0x100000, sizeof(page), 0), -EBADF);
+    assert_int_equal(o->dma_unmap(io, 0x100000, sizeof(page), 4), -EINVAL);
+    assert_int_equal(o->dma_unmap(io, 0x100000, 0, HV_DMA_UNMAP_ALL), -EINVAL);
+    assert_int_equal(o->dma_unmap(io, 0, sizeof(page), HV_DMA_UNMAP_ALL), -EINVAL);
+    hv_iommu_put(io);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -241,6 +264,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_permission_denied_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_permission_denied_container, setup, teardown),
         cmocka_unit_test_setup_teardown(test_context_failed_attach_unwinds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dma_flag_rules, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
