@@ -8,9 +8,9 @@
  * context its map table (taken after a device's when the edu engine does
  * DMA, never the other way round).
  */
-#include "edu_regs.h"
 #include "hv_sim.h"
 #include "hv_internal.h"
+#include "hv_sim_edu.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -82,10 +82,8 @@ struct sim {
     int vec[SIM_MAX_MSIX];
     int err_trigger, req_trigger;
 
-    /* edu */
-    uint32_t irq_status;
-    uint8_t edu_buf[EDU_BUF_SIZE];
-    unsigned resets, dma_faults;
+    struct sim_edu edu;        /* the model in BAR0 (hv_sim_edu.c) */
+    unsigned resets;
 };
 
 static const struct hv_device_ops sim_ops;
@@ -656,37 +654,12 @@ static int sim_iommu_info(struct hv_iommu *io, struct hv_iommu_info *out)
     return 0;
 }
 
-/* ---- edu-like registers ---------------------------------------------------- */
+/* ---- what the edu model needs (hv_sim_edu.h) ------------------------------- */
 
 static uint64_t bar_off(uint32_t index) { return (uint64_t)index << SIM_REGION_SHIFT; }
 
-static uint32_t reg_get(struct sim *s, uint32_t off)
+void sim_irq_assert(struct sim *s)
 {
-    uint8_t b[4] = { 0 };
-    if (pread(s->memfd, b, 4, (off_t)(bar_off(0) + off)) != 4)
-        return 0;
-    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-}
-
-static void reg_set(struct sim *s, uint32_t off, uint32_t v)
-{
-    uint8_t b[4];
-    put32(b, v);
-    if (pwrite(s->memfd, b, 4, (off_t)(bar_off(0) + off)) != 4) {
-        /* the memfd is sized at open; nothing sensible to do */
-    }
-}
-
-static uint64_t reg_get64(struct sim *s, uint32_t off)
-{
-    return reg_get(s, off) | (uint64_t)reg_get(s, off + 4) << 32;
-}
-
-/* The edu raises MSI vector 0 when MSI is on, else INTx. */
-static void edu_raise(struct sim *s, uint32_t bits)
-{
-    s->irq_status |= bits;
-    reg_set(s, EDU_IRQ_STATUS, s->irq_status);
     if ((s->irq_type == VFIO_PCI_MSI_IRQ_INDEX || s->irq_type == VFIO_PCI_MSIX_IRQ_INDEX) &&
         s->nvec > 0)
         signal_fd(s->vec[0]);
@@ -694,72 +667,14 @@ static void edu_raise(struct sim *s, uint32_t bits)
         intx_fire(s);
 }
 
-static void edu_dma(struct sim *s, uint32_t cmd)
-{
-    uint64_t src = reg_get64(s, EDU_DMA_SRC), dst = reg_get64(s, EDU_DMA_DST);
-    uint64_t cnt = reg_get64(s, EDU_DMA_CNT);
-    bool to_ram = cmd & EDU_DMA_TO_RAM;
-    uint64_t dev = to_ram ? src : dst, iova = (to_ram ? dst : src) & EDU_DMA_MASK;
+void sim_intx_deassert(struct sim *s) { s->intx_pending = false; }
 
-    if (dev < EDU_BUF_ADDR || cnt > EDU_BUF_SIZE || dev - EDU_BUF_ADDR > EDU_BUF_SIZE - cnt) {
-        s->dma_faults++;   /* the real edu aborts QEMU here; the sim refuses */
-    } else {
-        pthread_mutex_lock(&IO(s)->lock);
-        int r = dma_access(IO(s), iova, s->edu_buf + (dev - EDU_BUF_ADDR), (size_t)cnt, to_ram);
-        pthread_mutex_unlock(&IO(s)->lock);
-        if (r < 0)
-            s->dma_faults++;   /* an IOMMU fault: nothing transferred */
-    }
-    reg_set(s, EDU_DMA_CMD, cmd & ~EDU_DMA_START);
-    if (cmd & EDU_DMA_IRQ)
-        edu_raise(s, EDU_IRQ_DMA);
-}
-
-/* Evaluate the registers a write of [off, off+len) in BAR0 touched; the raw
- * bytes are already in memory. */
-static void edu_eval(struct sim *s, uint64_t off, size_t len)
+int sim_bus_dma(struct sim *s, uint64_t iova, void *buf, size_t len, bool to_ram)
 {
-    if (s->cfg.bar0_size < EDU_REGS_END || off >= EDU_REGS_END)
-        return;
-    uint64_t end = off + len < EDU_REGS_END ? off + len : EDU_REGS_END;
-    for (uint32_t r = (uint32_t)(off & ~3ull); r < end; r += 4) {
-        uint32_t v = reg_get(s, r);
-        switch (r) {
-        case EDU_ID: reg_set(s, r, EDU_ID_VALUE); break;
-        case EDU_LIVENESS: reg_set(s, r, ~v); break;
-        case EDU_FACT: {
-            uint32_t f = 1;
-            for (uint32_t i = 2; i <= v && i < 64; i++)
-                f *= i;
-            if (v >= 64)
-                f = 0;   /* 64! and beyond wrap to 0 in 32 bits */
-            reg_set(s, r, f);
-            if (reg_get(s, EDU_STATUS) & EDU_STATUS_FACT_IRQ)
-                edu_raise(s, EDU_IRQ_FACT);
-            break;
-        }
-        case EDU_STATUS: reg_set(s, r, v & EDU_STATUS_FACT_IRQ); break;   /* never busy */
-        case EDU_IRQ_STATUS: reg_set(s, r, s->irq_status); break;
-        case EDU_IRQ_RAISE: edu_raise(s, v); break;
-        case EDU_IRQ_ACK:
-            s->irq_status &= ~v;
-            reg_set(s, EDU_IRQ_STATUS, s->irq_status);
-            if (!s->irq_status)
-                s->intx_pending = false;   /* line deasserted */
-            break;
-        case EDU_DMA_CMD:
-            if (v & EDU_DMA_START)
-                edu_dma(s, v);
-            break;
-        default: break;
-        }
-    }
-}
-
-static void edu_power_on(struct sim *s)
-{
-    if (s->cfg.bar0_size >= EDU_REGS_END)
-        reg_set(s, EDU_ID, EDU_ID_VALUE);
+    pthread_mutex_lock(&IO(s)->lock);
+    int r = dma_access(IO(s), iova, buf, len, to_ram);
+    pthread_mutex_unlock(&IO(s)->lock);
+    return r;
 }
 
 /* ---- regions --------------------------------------------------------------- */
@@ -911,7 +826,7 @@ static ssize_t sim_region_write(struct hv_device *d, uint32_t index, uint64_t of
         if (r == 0) {
             r = (ssize_t)len;
             if (index == 0)
-                edu_eval(s, off, len);
+                sim_edu_write(&s->edu, off, len);
         }
     }
     pthread_mutex_unlock(&s->lock);
@@ -958,9 +873,7 @@ static int sim_reset(struct hv_device *d)
                                                  s->cfg.msix_table_offset + v * 16u + 12)) < 0)
                 break;
     }
-    edu_power_on(s);
-    memset(s->edu_buf, 0, sizeof(s->edu_buf));
-    s->irq_status = 0;
+    sim_edu_reset(&s->edu);
     s->intx_pending = false;
     s->resets++;
     pthread_mutex_unlock(&s->lock);
@@ -1266,7 +1179,7 @@ int hv_sim_open_on(const struct hv_sim_config *cfg_in, struct hv_iommu *io,
         sim_close(&s->base);
         return r;
     }
-    edu_power_on(s);
+    sim_edu_init(&s->edu, s, s->memfd, s->cfg.bar0_size);
     *out = &s->base;
     return 0;
 }
@@ -1429,7 +1342,7 @@ unsigned hv_sim_dma_faults(struct hv_device *d)
     SIM_OR(d, 0);
     struct sim *s = S(d);
     pthread_mutex_lock(&s->lock);
-    unsigned n = s->dma_faults;
+    unsigned n = s->edu.dma_faults;
     pthread_mutex_unlock(&s->lock);
     return n;
 }

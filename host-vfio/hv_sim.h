@@ -21,10 +21,11 @@
  *    registers that behave (ids read-only, COMMAND writable, BAR sizing),
  *    VGA answering -EINVAL. Region offsets are index << 40 like the kernel's
  *    (the memfd is sparse).
- *  - edu-like registers in BAR0: 0x00 id 0x010000ed, 0x04 liveness (reads the
- *    inverse of what was written), 0x08 factorial, 0x60 raise interrupt
- *    (signals MSI vector 0 if set, else INTx), 0x80/0x88/0x90/0x98 DMA
- *    src/dst/count/cmd performing the copy through the DMA map table.
+ *  - edu-like registers in BAR0 (the model: hv_sim_edu.c, edu_regs.h): 0x00
+ *    id 0x010000ed, 0x04 liveness (reads the inverse of what was written),
+ *    0x08 factorial, 0x60 raise interrupt (signals MSI vector 0 if set, else
+ *    INTx), 0x80/0x88/0x90/0x98 DMA src/dst/count/cmd performing the copy
+ *    through the DMA map table.
  *    (Registers are evaluated on pwrite through region_write; a client
  *    writing through its mmap only changes memory.)
  *  - IRQ indexes INTx (1, EVENTFD|MASKABLE|AUTOMASKED), MSI (1 or more,
