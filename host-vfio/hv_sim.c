@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #define SIM_NUM_REGIONS 9u
-#define SIM_NUM_IRQS 5u
+#define SIM_NUM_IRQS HV_SIM_NUM_IRQS
 #define SIM_CFG_SIZE 4096u
 #define SIM_MAX_MSIX 2048u
 #define SIM_MAX_MSI 32u
@@ -1252,97 +1252,32 @@ int hv_sim_irq_fd(struct hv_device *d, uint32_t index, uint32_t sub)
     return fd;
 }
 
-uint32_t hv_sim_irq_enabled_count(struct hv_device *d, uint32_t index)
+int hv_sim_stats(struct hv_device *d, struct hv_sim_stats *out)
 {
-    SIM_OR(d, 0);
-    struct sim *s = S(d);
-    uint32_t n = 0;
-    pthread_mutex_lock(&s->lock);
-    switch (index) {
-    case VFIO_PCI_INTX_IRQ_INDEX: n = s->irq_type == VFIO_PCI_INTX_IRQ_INDEX; break;
-    case VFIO_PCI_MSI_IRQ_INDEX:
-    case VFIO_PCI_MSIX_IRQ_INDEX: n = s->irq_type == (int)index ? s->nvec : 0; break;
-    case VFIO_PCI_ERR_IRQ_INDEX: n = s->err_trigger >= 0; break;
-    case VFIO_PCI_REQ_IRQ_INDEX: n = s->req_trigger >= 0; break;
-    default: break;
-    }
-    pthread_mutex_unlock(&s->lock);
-    return n;
-}
-
-bool hv_sim_intx_masked(struct hv_device *d)
-{
-    SIM_OR(d, false);
+    memset(out, 0, sizeof(*out));
+    SIM_OR(d, -EINVAL);
     struct sim *s = S(d);
     pthread_mutex_lock(&s->lock);
     intx_poll_unmask(s);
-    bool m = s->intx_masked;
-    pthread_mutex_unlock(&s->lock);
-    return m;
-}
-
-size_t hv_sim_dma_count(struct hv_device *d)
-{
-    SIM_OR(d, 0);
-    struct sim_iommu *s = IO(S(d));
-    pthread_mutex_lock(&s->lock);
-    size_t n = s->nmaps;
-    pthread_mutex_unlock(&s->lock);
-    return n;
-}
-
-uint64_t hv_sim_dma_bytes(struct hv_device *d)
-{
-    SIM_OR(d, 0);
-    struct sim_iommu *s = IO(S(d));
-    pthread_mutex_lock(&s->lock);
-    uint64_t n = s->mapped_bytes;
-    pthread_mutex_unlock(&s->lock);
-    return n;
-}
-
-unsigned hv_sim_reset_count(struct hv_device *d)
-{
-    SIM_OR(d, 0);
-    struct sim *s = S(d);
-    pthread_mutex_lock(&s->lock);
-    unsigned n = s->resets;
-    pthread_mutex_unlock(&s->lock);
-    return n;
-}
-
-unsigned hv_sim_open_irq_fds(struct hv_device *d)
-{
-    SIM_OR(d, 0);
-    struct sim *s = S(d);
-    unsigned n = 0;
-    pthread_mutex_lock(&s->lock);
-    n += s->intx_trigger >= 0;
-    n += s->intx_unmask >= 0;
-    n += s->err_trigger >= 0;
-    n += s->req_trigger >= 0;
+    out->intx_masked = s->intx_masked;
+    if (s->irq_type == VFIO_PCI_INTX_IRQ_INDEX)
+        out->irq_enabled[VFIO_PCI_INTX_IRQ_INDEX] = 1;
+    else if (s->irq_type == VFIO_PCI_MSI_IRQ_INDEX || s->irq_type == VFIO_PCI_MSIX_IRQ_INDEX)
+        out->irq_enabled[s->irq_type] = s->nvec;
+    out->irq_enabled[VFIO_PCI_ERR_IRQ_INDEX] = s->err_trigger >= 0;
+    out->irq_enabled[VFIO_PCI_REQ_IRQ_INDEX] = s->req_trigger >= 0;
+    out->open_irq_fds = (s->intx_trigger >= 0) + (s->intx_unmask >= 0) +
+                        (s->err_trigger >= 0) + (s->req_trigger >= 0);
     for (uint32_t i = 0; i < s->nvec; i++)
-        n += s->vec[i] >= 0;
+        out->open_irq_fds += s->vec[i] >= 0;
+    out->resets = s->resets;
+    out->command = get16(&s->cs[PCI_COMMAND_OFF]);
+    out->dma_faults = s->edu.dma_faults;
     pthread_mutex_unlock(&s->lock);
-    return n;
-}
-
-uint16_t hv_sim_command(struct hv_device *d)
-{
-    SIM_OR(d, 0);
-    struct sim *s = S(d);
-    pthread_mutex_lock(&s->lock);
-    uint16_t v = get16(&s->cs[PCI_COMMAND_OFF]);
-    pthread_mutex_unlock(&s->lock);
-    return v;
-}
-
-unsigned hv_sim_dma_faults(struct hv_device *d)
-{
-    SIM_OR(d, 0);
-    struct sim *s = S(d);
-    pthread_mutex_lock(&s->lock);
-    unsigned n = s->edu.dma_faults;
-    pthread_mutex_unlock(&s->lock);
-    return n;
+    struct sim_iommu *io = IO(s);   /* after the device's lock, as the edu engine */
+    pthread_mutex_lock(&io->lock);
+    out->dma_maps = io->nmaps;
+    out->dma_bytes = io->mapped_bytes;
+    pthread_mutex_unlock(&io->lock);
+    return 0;
 }

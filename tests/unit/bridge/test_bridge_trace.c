@@ -471,13 +471,13 @@ static void test_inject_errno_dma_map(void **state)
     int mfd = th_memfd(1 << 20);
     assert_int_equal(vu_client_dma_map(c, 0x100000, 1 << 20, mfd, 0, VU_DMA_MAP_FLAG_READ),
                      -EIO);
-    assert_int_equal(hv_sim_dma_count(f->t->hv), 0);
+    assert_int_equal(hv_sim_stats_of(f->t->hv).dma_maps, 0);
     /* nth=1: the second is served */
     assert_int_equal(vu_client_dma_map(c, 0x100000, 1 << 20, mfd, 0, VU_DMA_MAP_FLAG_READ), 0);
-    assert_int_equal(hv_sim_dma_count(f->t->hv), 1);
+    assert_int_equal(hv_sim_stats_of(f->t->hv).dma_maps, 1);
     vu_client_close(c);
     th_wait_closed(f->t, 1);
-    assert_int_equal(hv_sim_dma_count(f->t->hv), 0);
+    assert_int_equal(hv_sim_stats_of(f->t->hv).dma_maps, 0);
     close(mfd);
     th_stop_loop(f->t);
     struct lines L;
@@ -686,12 +686,12 @@ static void test_inject_delay_hangup(void **state)
     memcpy(buf, &h, sizeof(h));
     memcpy(buf + sizeof(h), &q, sizeof(q));
     assert_int_equal(vu_client_raw(c, buf, sizeof(buf), &mfd, 1, false, NULL), 0);
-    for (int i = 0; i < 10000 && hv_sim_dma_count(f->t->hv) == 0; i++)
+    for (int i = 0; i < 10000 && hv_sim_stats_of(f->t->hv).dma_maps == 0; i++)
         usleep(1000);
-    assert_int_equal(hv_sim_dma_count(f->t->hv), 1);   /* mapped; the reply is held */
+    assert_int_equal(hv_sim_stats_of(f->t->hv).dma_maps, 1);   /* mapped; the reply is held */
     vu_client_close(c);
     th_wait_closed(f->t, 1);                            /* within the harness's 10 s */
-    assert_int_equal(hv_sim_dma_count(f->t->hv), 0);
+    assert_int_equal(hv_sim_stats_of(f->t->hv).dma_maps, 0);
     close(mfd);
     th_stop_loop(f->t);
     struct lines L;
@@ -745,17 +745,17 @@ static void test_inject_close_quiesces(void **state)
                                         VU_PCI_MSIX_IRQ_INDEX, 0, 1, &efd, 1, NULL), 0);
     uint16_t cmdreg = 0x6;   /* memory + bus master */
     assert_int_equal(vu_client_region_write(c, 7, 4, &cmdreg, 2, false), 2);
-    assert_int_equal(hv_sim_dma_count(t->hv), 1);
-    assert_int_equal(hv_sim_irq_enabled_count(t->hv, VU_PCI_MSIX_IRQ_INDEX), 1);
-    unsigned resets = hv_sim_reset_count(t->hv);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 1);
+    assert_int_equal(hv_sim_stats_of(t->hv).irq_enabled[VU_PCI_MSIX_IRQ_INDEX], 1);
+    unsigned resets = hv_sim_stats_of(t->hv).resets;
 
     assert_true(vu_client_reset(c) < 0);       /* EOF instead of a reply */
     th_wait_closed(t, 1);
-    assert_int_equal(hv_sim_dma_count(t->hv), 0);
-    assert_int_equal(hv_sim_irq_enabled_count(t->hv, VU_PCI_MSIX_IRQ_INDEX), 0);
-    assert_int_equal(hv_sim_open_irq_fds(t->hv), 0);
-    assert_int_equal(hv_sim_reset_count(t->hv), resets + 1);   /* the quiesce's, not the handler's */
-    assert_false(hv_sim_command(t->hv) & 0x4);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 0);
+    assert_int_equal(hv_sim_stats_of(t->hv).irq_enabled[VU_PCI_MSIX_IRQ_INDEX], 0);
+    assert_int_equal(hv_sim_stats_of(t->hv).open_irq_fds, 0);
+    assert_int_equal(hv_sim_stats_of(t->hv).resets, resets + 1);   /* the quiesce's, not the handler's */
+    assert_false(hv_sim_stats_of(t->hv).command & 0x4);
     vu_client_close(c);
     close(mfd);
     close(efd);
