@@ -60,7 +60,7 @@ static int do_bind(const char *sysfs, const struct pol_ident *id, const struct p
     }
     if (strcmp(id->driver, "vfio-pci") == 0)
         return 0;
-    struct hv_err err = { { 0 } };
+    struct vub_err err = { { 0 } };
     char prev[64] = "";
     int r = hv_bind_vfio(sysfs, id->addr, prev, sizeof(prev), &err);
     if (r < 0) {
@@ -100,7 +100,7 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    struct pol_err err = { { 0 } };
+    struct vub_err err = { { 0 } };
     struct pol_ident id;
     int r = pol_ident_from_sysfs(sysfs, argv[optind], &id, &err);
     if (r < 0) {

@@ -176,7 +176,7 @@ static void tb_emit(struct br_trace *t, struct tb *b)
 /* ---- open / close ------------------------------------------------------------------ */
 
 int br_trace_open(struct br_trace **out, const char *path, bool data, const char *device,
-                  struct vu_err *err)
+                  struct vub_err *err)
 {
     struct br_trace *t = calloc(1, sizeof(*t));
     if (!t)
@@ -189,7 +189,7 @@ int br_trace_open(struct br_trace **out, const char *path, bool data, const char
         if (t->fd < 0) {
             int r = -errno;
             free(t);
-            return vu_fail(err, r, "--trace %s: %s", path, strerror(-r));
+            return vub_fail(err, r, "--trace %s: %s", path, strerror(-r));
         }
     }
     struct tb b;
@@ -262,7 +262,7 @@ static void irq_flags(struct tb *b, uint32_t f)
 /* The request's fields, from the strict decoder (what the handler sees). */
 static void request_fields(struct br_trace *t, struct tb *b, const struct vu_msg *m)
 {
-    struct vu_err e = { "" };
+    struct vub_err e = { "" };
     int r = 0;
     switch (m->hdr.cmd) {
     case VU_CMD_VERSION: {

@@ -953,40 +953,40 @@ void hv_sim_config_defaults(struct hv_sim_config *cfg)
 
 static bool pow2(uint64_t v) { return v && !(v & (v - 1)); }
 
-static int check_config(const struct hv_sim_config *c, struct hv_err *err)
+static int check_config(const struct hv_sim_config *c, struct vub_err *err)
 {
     if (c->bar0_size && (!pow2(c->bar0_size) || c->bar0_size < 16))
-        return hv_fail(err, EINVAL, "sim: BAR0 size %#llx is not a power of two >= 16",
+        return vub_fail(err, -EINVAL, "sim: BAR0 size %#llx is not a power of two >= 16",
                        (unsigned long long)c->bar0_size);
     if (c->bar0_size > (1ull << SIM_REGION_SHIFT))
-        return hv_fail(err, EINVAL, "sim: BAR0 too large");
+        return vub_fail(err, -EINVAL, "sim: BAR0 too large");
     if (c->msi_count > SIM_MAX_MSI || (c->msi_count && !pow2(c->msi_count)))
-        return hv_fail(err, EINVAL, "sim: MSI count %u is not 0 or a power of two <= 32",
+        return vub_fail(err, -EINVAL, "sim: MSI count %u is not 0 or a power of two <= 32",
                        c->msi_count);
     if (!c->pgsizes || (c->pgsizes & -c->pgsizes) < 4096)
-        return hv_fail(err, EINVAL, "sim: page sizes %#llx lack a size >= 4 KiB",
+        return vub_fail(err, -EINVAL, "sim: page sizes %#llx lack a size >= 4 KiB",
                        (unsigned long long)c->pgsizes);
     if (c->nr_iova_ranges > HV_MAX_IOVA_RANGES)
-        return hv_fail(err, EINVAL, "sim: too many IOVA ranges");
+        return vub_fail(err, -EINVAL, "sim: too many IOVA ranges");
     if (c->msix == HV_SIM_MSIX_NONE)
         return 0;
     if (c->msix != HV_SIM_MSIX_MAPPABLE_CAP && c->msix != HV_SIM_MSIX_SPARSE_CAP)
-        return hv_fail(err, EINVAL, "sim: unknown MSI-X mode %d", (int)c->msix);
+        return vub_fail(err, -EINVAL, "sim: unknown MSI-X mode %d", (int)c->msix);
     if (c->msix_bar > 5)
-        return hv_fail(err, EINVAL, "sim: MSI-X BAR %u is not 0-5", c->msix_bar);
+        return vub_fail(err, -EINVAL, "sim: MSI-X BAR %u is not 0-5", c->msix_bar);
     if (c->msix_count == 0 || c->msix_count > SIM_MAX_MSIX)
-        return hv_fail(err, EINVAL, "sim: MSI-X count %u is not 1-2048", c->msix_count);
+        return vub_fail(err, -EINVAL, "sim: MSI-X count %u is not 1-2048", c->msix_count);
     uint64_t bsz = c->msix_bar == 0 ? c->bar0_size : c->msix_bar_size;
     if (!pow2(bsz) || bsz > (1ull << SIM_REGION_SHIFT))
-        return hv_fail(err, EINVAL, "sim: MSI-X BAR size %#llx is not a power of two",
+        return vub_fail(err, -EINVAL, "sim: MSI-X BAR size %#llx is not a power of two",
                        (unsigned long long)bsz);
     uint64_t tend = c->msix_table_offset + (uint64_t)c->msix_count * 16;
     uint64_t pend = c->msix_pba_offset + ((c->msix_count + 63) / 64) * 8ull;
     if ((c->msix_table_offset & 7) || (c->msix_pba_offset & 7) || tend > bsz || pend > bsz ||
         (c->msix_pba_offset < tend && pend > c->msix_table_offset))
-        return hv_fail(err, EINVAL, "sim: MSI-X table/PBA do not fit BAR %u", c->msix_bar);
+        return vub_fail(err, -EINVAL, "sim: MSI-X table/PBA do not fit BAR %u", c->msix_bar);
     if (c->msix_bar == 0 && c->bar0_size >= EDU_REGS_END && c->msix_table_offset < EDU_REGS_END)
-        return hv_fail(err, EINVAL, "sim: MSI-X table overlaps the edu registers");
+        return vub_fail(err, -EINVAL, "sim: MSI-X table overlaps the edu registers");
     return 0;
 }
 
@@ -1103,7 +1103,7 @@ static void build_config(struct sim *s)
 }
 
 int hv_sim_iommu_open(const struct hv_sim_config *cfg_in, struct hv_iommu **out,
-                      struct hv_err *err)
+                      struct vub_err *err)
 {
     struct hv_sim_config defaults;
     int r;
@@ -1117,7 +1117,7 @@ int hv_sim_iommu_open(const struct hv_sim_config *cfg_in, struct hv_iommu **out,
         return r;
     struct sim_iommu *s = calloc(1, sizeof(*s));
     if (!s)
-        return hv_fail(err, ENOMEM, "sim: out of memory");
+        return vub_fail(err, -ENOMEM, "sim: out of memory");
     s->cfg = *cfg_in;
     s->cfg.addr = NULL;           /* not the IOMMU's; do not keep the caller's pointer */
     s->base.ops = &sim_iommu_ops;
@@ -1129,14 +1129,14 @@ int hv_sim_iommu_open(const struct hv_sim_config *cfg_in, struct hv_iommu **out,
 }
 
 int hv_sim_open_on(const struct hv_sim_config *cfg_in, struct hv_iommu *io,
-                   struct hv_device **out, struct hv_err *err)
+                   struct hv_device **out, struct vub_err *err)
 {
     struct hv_sim_config defaults;
     int r;
 
     *out = NULL;
     if (!io || io->ops != &sim_iommu_ops)
-        return hv_fail(err, EINVAL, "sim: a simulated device attaches only to a simulated "
+        return vub_fail(err, -EINVAL, "sim: a simulated device attaches only to a simulated "
                        "IOMMU context, not to %s", io ? io->ops->name : "none");
     if (!cfg_in) {
         hv_sim_config_defaults(&defaults);
@@ -1146,7 +1146,7 @@ int hv_sim_open_on(const struct hv_sim_config *cfg_in, struct hv_iommu *io,
         return r;
     struct sim *s = calloc(1, sizeof(*s));
     if (!s)
-        return hv_fail(err, ENOMEM, "sim: out of memory");
+        return vub_fail(err, -ENOMEM, "sim: out of memory");
     s->cfg = *cfg_in;
     if (!s->cfg.addr)
         s->cfg.addr = "0000:00:00.0";
@@ -1166,7 +1166,7 @@ int hv_sim_open_on(const struct hv_sim_config *cfg_in, struct hv_iommu *io,
     build_config(s);
     s->memfd = memfd_create("hv-sim-bars", MFD_CLOEXEC);
     if (s->memfd < 0) {
-        r = hv_fail(err, errno, "sim: memfd_create: %s", strerror(errno));
+        r = vub_fail(err, -errno, "sim: memfd_create: %s", strerror(errno));
         sim_close(&s->base);
         return r;
     }
@@ -1175,7 +1175,7 @@ int hv_sim_open_on(const struct hv_sim_config *cfg_in, struct hv_iommu *io,
         if (s->bars[i].size)
             end = bar_off(i) + s->bars[i].size;
     if (end && ftruncate(s->memfd, (off_t)end) < 0) {
-        r = hv_fail(err, errno, "sim: sizing the BAR memfd: %s", strerror(errno));
+        r = vub_fail(err, -errno, "sim: sizing the BAR memfd: %s", strerror(errno));
         sim_close(&s->base);
         return r;
     }
@@ -1184,7 +1184,7 @@ int hv_sim_open_on(const struct hv_sim_config *cfg_in, struct hv_iommu *io,
     return 0;
 }
 
-int hv_sim_open(const struct hv_sim_config *cfg, struct hv_device **out, struct hv_err *err)
+int hv_sim_open(const struct hv_sim_config *cfg, struct hv_device **out, struct vub_err *err)
 {
     struct hv_iommu *io;
     *out = NULL;

@@ -87,13 +87,13 @@ void hv_sim_config_defaults(struct hv_sim_config *cfg);
  * the whole cfg must be valid). The caller holds one reference
  * (hv_iommu_put). */
 int hv_sim_iommu_open(const struct hv_sim_config *cfg, struct hv_iommu **out,
-                      struct hv_err *err);
+                      struct vub_err *err);
 /* A simulated device attached to `io`, which must be a simulated context
  * (-EINVAL otherwise); it takes a reference on it. */
 int hv_sim_open_on(const struct hv_sim_config *cfg, struct hv_iommu *io,
-                   struct hv_device **out, struct hv_err *err);
+                   struct hv_device **out, struct vub_err *err);
 /* Both: a device with a simulated container of its own. */
-int hv_sim_open(const struct hv_sim_config *cfg, struct hv_device **out, struct hv_err *err);
+int hv_sim_open(const struct hv_sim_config *cfg, struct hv_device **out, struct vub_err *err);
 
 /* Test hooks. */
 /* Fire sub-index `sub` of IRQ `index` as hardware would: write 1 to the

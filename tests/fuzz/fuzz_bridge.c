@@ -185,7 +185,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.io_timeout_ms = 100;
 
     struct hv_device *hv = NULL;
-    struct hv_err herr;
+    struct vub_err herr;
     check(hv_sim_open(&sc, &hv, &herr) == 0);
     static struct br_dev dev;
     check(br_dev_init(&dev, hv, &cfg) == 0);

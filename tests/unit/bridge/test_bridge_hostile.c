@@ -329,7 +329,7 @@ static void test_accept_emfile_no_spin(void **state)
     assert_true(n <= 2);
 
     struct vu_client *c2 = NULL;
-    struct vu_err err;
+    struct vub_err err;
     assert_int_equal(vu_client_from_fd(s2, &c2, &err), 0);
     vu_client_set_timeout(c2, 10000);
     assert_int_equal(vu_client_negotiate(c2, NULL, NULL), 0);

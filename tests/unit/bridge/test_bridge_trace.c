@@ -803,7 +803,7 @@ static void test_inject_data(void **state)
 static void test_parse_good(void **state)
 {
     struct br_inject_rule r;
-    struct vu_err e = { "" };
+    struct vub_err e = { "" };
     assert_int_equal(br_inject_parse("GET_REGION_INFO:region=2=errno=EIO", &r, &e), 0);
     assert_int_equal(r.cmd, VU_CMD_DEVICE_GET_REGION_INFO);
     assert_int_equal(r.conds, BR_INJ_COND_REGION);
@@ -877,7 +877,7 @@ static void test_parse_bad(void **state)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct br_inject_rule r;
-        struct vu_err e = { "" };
+        struct vub_err e = { "" };
         if (br_inject_parse(bad[i].rule, &r, &e) != -EINVAL)
             fail_msg("rule \"%s\" was accepted", bad[i].rule);
         if (!strstr(e.msg, bad[i].says))
@@ -891,7 +891,7 @@ static void test_parse_bad(void **state)
         longrule[i] = 'a';
     longrule[sizeof(longrule) - 1] = 0;
     struct br_inject_rule r;
-    struct vu_err e = { "" };
+    struct vub_err e = { "" };
     assert_int_equal(br_inject_parse(longrule, &r, &e), -EINVAL);
     assert_non_null(strstr(e.msg, "at most"));
 }

@@ -28,7 +28,7 @@
 static struct hv_device *open_sim(const struct hv_sim_config *cfg)
 {
     struct hv_device *d = NULL;
-    struct hv_err e = { "" };
+    struct vub_err e = { "" };
     int r = hv_sim_open(cfg, &d, &e);
     if (r != 0)
         fail_msg("hv_sim_open: %d %s", r, e.msg);
@@ -194,7 +194,7 @@ static void test_msix_caps(void **state)
     hv_close(d);
 
     /* Configurations that cannot exist are refused. */
-    struct hv_err e;
+    struct vub_err e;
     struct hv_device *bad = NULL;
     hv_sim_config_defaults(&c);
     c.msix = HV_SIM_MSIX_MAPPABLE_CAP;
@@ -562,7 +562,7 @@ static void test_two_devices_one_iommu(void **state)
     struct hv_sim_config ic, c1, c2;
     struct hv_iommu *io = NULL;
     struct hv_device *d1 = NULL, *d2 = NULL, *d3 = NULL;
-    struct hv_err e = { "" };
+    struct vub_err e = { "" };
     int fds = tu_count_fds();
 
     hv_sim_config_defaults(&ic);
@@ -638,7 +638,7 @@ static void test_attach_refuses_other_kinds(void **state)
     (void)state;
     struct hv_iommu *io = NULL;
     struct hv_device *d = (struct hv_device *)1;
-    struct hv_err e = { "" };
+    struct vub_err e = { "" };
     assert_int_equal(hv_sim_iommu_open(NULL, &io, &e), 0);
     assert_int_equal(io->refs, 1);
     assert_int_equal(hv_vfio_open(io, "0000:01:00.0", &d, &e), -EINVAL);

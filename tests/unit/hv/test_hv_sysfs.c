@@ -68,17 +68,17 @@ static void test_addr_parse(void **state)
 static void test_fail_formats(void **state)
 {
     (void)state;
-    struct hv_err e;
-    assert_int_equal(hv_fail(&e, EBUSY, "x %d", 7), -EBUSY);
+    struct vub_err e;
+    assert_int_equal(vub_fail(&e, -EBUSY, "x %d", 7), -EBUSY);
     assert_string_equal(e.msg, "x 7");
-    assert_int_equal(hv_fail(&e, -ENOENT, "y"), -ENOENT);
-    assert_int_equal(hv_fail(NULL, EIO, "z"), -EIO);
+    assert_int_equal(vub_fail(&e, -ENOENT, "y"), -ENOENT);
+    assert_int_equal(vub_fail(NULL, -EIO, "z"), -EIO);
 }
 
 static void test_driver_and_group(void **state)
 {
     struct fake_sysfs *f = *state;
-    struct hv_err e;
+    struct vub_err e;
     char drv[64];
     fs_add_dev(f, A0, "nvme", 7, 0x1b36, 0x0010, 0x010802);
     fs_add_dev(f, A1, NULL, -1, 0x1234, 0x11e8, 0x00ff00);
@@ -99,7 +99,7 @@ static void test_driver_and_group(void **state)
 static void test_exportable_errors(void **state)
 {
     struct fake_sysfs *f = *state;
-    struct hv_err e;
+    struct vub_err e;
 
     fs_add_dev(f, A0, "nvme", 7, 0x1b36, 0x0010, 0x010802);
     assert_int_equal(hv_sysfs_check_exportable(f->root, A0, &e), -EBUSY);
@@ -123,7 +123,7 @@ static void test_exportable_errors(void **state)
 static void test_group_viability(void **state)
 {
     struct fake_sysfs *f = *state;
-    struct hv_err e;
+    struct vub_err e;
 
     fs_add_dev(f, A0, "vfio-pci", 7, 0x8086, 0x10d3, 0x020000);
     fs_add_dev(f, A1, "igb", 7, 0x8086, 0x10d3, 0x020000);
@@ -218,7 +218,7 @@ static void test_proc_holders(void **state)
 static void test_bind_refused_when_group_stays_unviable(void **state)
 {
     struct fake_sysfs *f = *state;
-    struct hv_err e;
+    struct vub_err e;
     char prev[64], p[PATH_MAX];
 
     fs_add_dev(f, A0, "igb", 4, 0x8086, 0x10d3, 0x020000);
@@ -237,7 +237,7 @@ static void test_bind_refused_when_group_stays_unviable(void **state)
 static void test_bind_writes(void **state)
 {
     struct fake_sysfs *f = *state;
-    struct hv_err e;
+    struct vub_err e;
     char prev[64] = "junk", p[PATH_MAX];
 
     fs_add_dev(f, A0, "nvme", 4, 0x1b36, 0x0010, 0x010802);
@@ -268,7 +268,7 @@ static void test_bind_writes(void **state)
 static void test_bind_unbound_device(void **state)
 {
     struct fake_sysfs *f = *state;
-    struct hv_err e;
+    struct vub_err e;
     char prev[64], p[PATH_MAX];
 
     fs_add_dev(f, A0, NULL, 4, 0x1234, 0x11e8, 0x00ff00);
@@ -286,7 +286,7 @@ static void test_bind_unbound_device(void **state)
 static void test_bind_permission(void **state)
 {
     struct fake_sysfs *f = *state;
-    struct hv_err e;
+    struct vub_err e;
     char prev[64], p[PATH_MAX];
 
     fs_add_dev(f, A0, "nvme", 4, 0x1b36, 0x0010, 0x010802);
@@ -304,7 +304,7 @@ static void test_bind_permission(void **state)
 static void test_release(void **state)
 {
     struct fake_sysfs *f = *state;
-    struct hv_err e;
+    struct vub_err e;
     char p[PATH_MAX];
 
     fs_add_dev(f, A0, "vfio-pci", 4, 0x1b36, 0x0010, 0x010802);
@@ -349,7 +349,7 @@ static void test_release(void **state)
 static void test_list(void **state)
 {
     struct fake_sysfs *f = *state;
-    struct hv_err e;
+    struct vub_err e;
     struct hv_list_entry *l;
     size_t n;
 
@@ -416,7 +416,7 @@ static void test_list(void **state)
 static void test_list_no_tree(void **state)
 {
     (void)state;
-    struct hv_err e;
+    struct vub_err e;
     struct hv_list_entry *l = (void *)1;
     size_t n = 5;
     assert_int_equal(hv_list("/nonexistent-sysfs", &l, &n, &e), -ENOENT);
@@ -445,7 +445,7 @@ static void test_pci_names(void **state)
 static void test_identify_missing(void **state)
 {
     (void)state;
-    struct hv_err e;
+    struct vub_err e;
     struct hv_pci_ident id;
     assert_int_equal(hv_pci_identify("00fe:ff:1f.7", &id, &e), -ENODEV);
     assert_msg(e, "no PCI function 00fe:ff:1f.7");
@@ -459,7 +459,7 @@ static void test_identify_real(void **state)
     (void)state;
     struct hv_list_entry *l;
     size_t n;
-    struct hv_err e;
+    struct vub_err e;
     if (hv_list_ex("/sys", NULL, &l, &n, &e) < 0 || n == 0) {
         skip();
     }

@@ -55,7 +55,7 @@ static int teardown(void **state)
     } while (0)
 
 /* Open and check the failure leaves nothing open and no device. */
-static int open_fails(struct fixture *fx, const char *addr, struct hv_err *e)
+static int open_fails(struct fixture *fx, const char *addr, struct vub_err *e)
 {
     struct hv_device *d = (struct hv_device *)1;
     int fds = tu_count_fds();
@@ -69,7 +69,7 @@ static int open_fails(struct fixture *fx, const char *addr, struct hv_err *e)
 
 static void test_bad_address(void **state)
 {
-    struct hv_err e;
+    struct vub_err e;
     assert_int_equal(open_fails(*state, "1:0.0", &e), -EINVAL);
     assert_msg(e, "'1:0.0' is not a PCI address");
 }
@@ -77,7 +77,7 @@ static void test_bad_address(void **state)
 static void test_sysfs_refusals(void **state)
 {
     struct fixture *fx = *state;
-    struct hv_err e;
+    struct vub_err e;
 
     fs_add_dev(&fx->fs, "0000:02:00.0", "nvme", 8, 0x1b36, 0x0010, 0x010802);
     assert_int_equal(open_fails(fx, "0000:02:00.0", &e), -EBUSY);
@@ -94,7 +94,7 @@ static void test_sysfs_refusals(void **state)
 static void test_no_group_node(void **state)
 {
     struct fixture *fx = *state;
-    struct hv_err e;
+    struct vub_err e;
     char path[PATH_MAX + 8];
     assert_int_equal(open_fails(fx, "01:00.0", &e), -ENOENT);
     snprintf(path, sizeof(path), "%s/7 (group 7)", fx->devdir);
@@ -106,7 +106,7 @@ static void test_no_group_node(void **state)
 static void test_no_container(void **state)
 {
     struct fixture *fx = *state;
-    struct hv_err e;
+    struct vub_err e;
     char path[PATH_MAX + 8];
     snprintf(path, sizeof(path), "%s/7", fx->devdir);
     fs_write_file(path, "");
@@ -119,7 +119,7 @@ static void test_no_container(void **state)
 static void test_container_not_vfio(void **state)
 {
     struct fixture *fx = *state;
-    struct hv_err e;
+    struct vub_err e;
     char path[PATH_MAX + 8];
     snprintf(path, sizeof(path), "%s/7", fx->devdir);
     fs_write_file(path, "");
@@ -133,7 +133,7 @@ static void test_container_not_vfio(void **state)
 
 /* Run hv_type1_open in a child that cannot override file permissions (an
  * unprivileged uid when we are root); return its result and message. */
-static int open_unprivileged(struct fixture *fx, struct hv_err *e)
+static int open_unprivileged(struct fixture *fx, struct vub_err *e)
 {
     int p[2];
     assert_int_equal(pipe(p), 0);
@@ -145,7 +145,7 @@ static int open_unprivileged(struct fixture *fx, struct hv_err *e)
             (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0))
             _exit(3);
         struct hv_device *d = NULL;
-        struct hv_err ce = { "" };
+        struct vub_err ce = { "" };
         int r = hv_type1_open(A0, &fx->opts, &d, &ce);
         if (write(p[1], &r, sizeof(r)) != sizeof(r) || write(p[1], &ce, sizeof(ce)) != sizeof(ce))
             _exit(4);
@@ -165,7 +165,7 @@ static int open_unprivileged(struct fixture *fx, struct hv_err *e)
 static void test_permission_denied_group(void **state)
 {
     struct fixture *fx = *state;
-    struct hv_err e;
+    struct vub_err e;
     char path[PATH_MAX + 8], want[PATH_MAX + 64];
     snprintf(path, sizeof(path), "%s/7", fx->devdir);
     fs_write_file(path, "");
@@ -180,7 +180,7 @@ static void test_permission_denied_group(void **state)
 static void test_permission_denied_container(void **state)
 {
     struct fixture *fx = *state;
-    struct hv_err e;
+    struct vub_err e;
     char path[PATH_MAX + 8], want[PATH_MAX + 64];
     snprintf(path, sizeof(path), "%s/7", fx->devdir);
     fs_write_file(path, "");
@@ -202,7 +202,7 @@ static void test_context_failed_attach_unwinds(void **state)
     struct fixture *fx = *state;
     struct hv_iommu *io = NULL;
     struct hv_device *d = (struct hv_device *)1;
-    struct hv_err e = { "" };
+    struct vub_err e = { "" };
     char path[PATH_MAX + 8];
     int fds = tu_count_fds();
 
@@ -237,7 +237,7 @@ static void test_dma_flag_rules(void **state)
 {
     struct fixture *fx = *state;
     struct hv_iommu *io = NULL;
-    struct hv_err e = { "" };
+    struct vub_err e = { "" };
     static char page[4096];
 
     assert_int_equal(hv_type1_iommu_new(&fx->opts, &io, &e), 0);

@@ -33,7 +33,7 @@ static bool inside(const struct vu_msg *m, const void *p, size_t n)
 
 static void all_requests(struct vu_msg *m)
 {
-    struct vu_err e;
+    struct vub_err e;
     union {
         struct vu_version_req ver;
         struct vu_dma_map map;
@@ -135,7 +135,7 @@ static void all_requests(struct vu_msg *m)
 
 static void all_replies(struct vu_msg *m)
 {
-    struct vu_err e;
+    struct vub_err e;
     uint32_t flags = m->hdr.flags;
     uint16_t saved = m->hdr.cmd;
     m->hdr.flags = (m->hdr.flags & ~VU_F_TYPE_MASK & ~VU_F_NO_REPLY) | VU_F_TYPE_REPLY;
@@ -173,7 +173,7 @@ static void all_replies(struct vu_msg *m)
 
 static void other_parsers(struct vu_msg *m)
 {
-    struct vu_err e;
+    struct vub_err e;
     struct vu_region_caps caps;
     if (!vu_region_caps_parse(m->payload, m->payload_len, &caps, &e)) {
         check(caps.nr_areas_kept <= VU_MAX_SPARSE_AREAS);

@@ -12,7 +12,7 @@
 
 #define MAX_XFER 4096u
 
-static int decode_any(const struct vu_msg *m, struct vu_err *err)
+static int decode_any(const struct vu_msg *m, struct vub_err *err)
 {
     switch (m->hdr.cmd) {
     case VU_CMD_VERSION: {
@@ -94,7 +94,7 @@ static void check_case(int line, uint16_t cmd, const void *p, size_t len, size_t
 {
     int base = tu_count_fds();
     struct vu_msg m;
-    struct vu_err err = {{0}};
+    struct vub_err err = {{0}};
     pt_mk(&m, cmd, p, len);
     pt_add_fds(&m, nfds);
     int got = decode_any(&m, &err);
@@ -130,7 +130,7 @@ static void test_hdr_check(void **state)
 {
     (void)state;
     struct vu_limits lim = {.max_msg_size = 1000, .max_fds = 4};
-    struct vu_err e;
+    struct vub_err e;
     struct vu_hdr h = {.msg_id = 1, .cmd = 2, .msg_size = 48, .flags = 0};
     assert_int_equal(vu_hdr_check(&h, &lim, &e), 0);
     h.msg_size = 15;
@@ -205,10 +205,10 @@ static void test_msg_fds(void **state)
 static void test_fail_formats(void **state)
 {
     (void)state;
-    struct vu_err e;
-    assert_int_equal(vu_fail(&e, -EINVAL, "SET_IRQS: %d fds for count %d", 2, 3), -EINVAL);
+    struct vub_err e;
+    assert_int_equal(vub_fail(&e, -EINVAL, "SET_IRQS: %d fds for count %d", 2, 3), -EINVAL);
     assert_string_equal(e.msg, "SET_IRQS: 2 fds for count 3");
-    assert_int_equal(vu_fail(NULL, -E2BIG, "x"), -E2BIG);
+    assert_int_equal(vub_fail(NULL, -E2BIG, "x"), -E2BIG);
 }
 
 /* ---- per command ------------------------------------------------------------ */
@@ -263,7 +263,7 @@ static void test_version_not_command(void **state)
     (void)state;
     struct vu_version v = {0, 0};
     struct vu_msg m;
-    struct vu_err e;
+    struct vub_err e;
     struct vu_version_req out;
     pt_mk(&m, VU_CMD_VERSION, &v, sizeof(v));
     m.hdr.flags = VU_F_TYPE_REPLY;
@@ -729,7 +729,7 @@ static void test_all_reject_reply_type(void **state)
     uint8_t buf[64] = {0};
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
         struct vu_msg m;
-        struct vu_err e = {{0}};
+        struct vub_err e = {{0}};
         pt_mk(&m, cmds[i], buf, sizeof(buf));
         m.hdr.flags = VU_F_TYPE_REPLY;
         assert_int_equal(decode_any(&m, &e), -EINVAL);
@@ -754,7 +754,7 @@ static void test_reply_status(void **state)
 {
     (void)state;
     struct vu_msg m;
-    struct vu_err e;
+    struct vub_err e;
     mk_reply(&m, VU_CMD_DMA_MAP, NULL, 0);
     assert_int_equal(vu_reply_status(&m, VU_CMD_DMA_MAP, &e), 0);
     assert_int_equal(vu_decode_empty_reply(&m, VU_CMD_DMA_MAP, &e), 0);
@@ -786,7 +786,7 @@ static void test_reply_decoders(void **state)
 {
     (void)state;
     struct vu_msg m;
-    struct vu_err e;
+    struct vub_err e;
 
     struct vu_dma_unmap u = {24, 0, 0x1000, 0x2000}, uo;
     mk_reply(&m, VU_CMD_DMA_UNMAP, &u, sizeof(u));

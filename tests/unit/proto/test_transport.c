@@ -124,7 +124,7 @@ static void test_roundtrip_all(void **state)
     struct pair p;
     pair_open(&p, NULL);
     struct vu_msg m;
-    struct vu_err e;
+    struct vub_err e;
 
     /* VERSION */
     {

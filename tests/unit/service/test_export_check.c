@@ -293,7 +293,7 @@ static void test_agrees_with_list(void **state)
     (void)state;
     struct hv_list_entry *v = NULL;
     size_t n = 0;
-    struct hv_err err = { { 0 } };
+    struct vub_err err = { { 0 } };
     assert_int_equal(hv_list_ex(g_root, NULL, &v, &n, &err), 0);
     bool vmd_listed = false;
     for (size_t i = 0; i < n; i++) {
