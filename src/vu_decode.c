@@ -760,3 +760,91 @@ ssize_t vu_region_cap_sparse_build(void *buf, size_t bufsz, size_t at,
         memcpy(p + sizeof(sm), areas, (size_t)n * sizeof(*areas));
     return (ssize_t)need;
 }
+
+/* ---- the command table ---------------------------------------------------------
+ * One row per command: its name (vu_cmd_name, every log and trace line) and
+ * its request decoder (vu_decode_request: the tests and the fuzzers decode
+ * any command through it). A new command adds its row here. */
+
+typedef int (*vu_req_decoder)(const struct vu_msg *m, uint32_t max_xfer, union vu_request *o,
+                              struct vub_err *err);
+
+/* vu_decode_<fn> into o-><member>, with or without max_xfer. */
+#define DEC(fn, member)                                                                    \
+    static int dec_##fn(const struct vu_msg *m, uint32_t max_xfer, union vu_request *o,    \
+                        struct vub_err *err)                                               \
+    {                                                                                      \
+        (void)max_xfer;                                                                    \
+        return vu_decode_##fn(m, &o->member, err);                                         \
+    }
+#define DEC_XFER(fn, member)                                                               \
+    static int dec_##fn(const struct vu_msg *m, uint32_t max_xfer, union vu_request *o,    \
+                        struct vub_err *err)                                               \
+    {                                                                                      \
+        return vu_decode_##fn(m, max_xfer, &o->member, err);                               \
+    }
+DEC(version, version)
+DEC(dma_map, dma_map)
+DEC(dma_unmap, dma_unmap)
+DEC(device_get_info, device_info)
+DEC(region_info, region_info)
+DEC(region_io_fds, region_io_fds)
+DEC(irq_info, irq_info)
+DEC(set_irqs, set_irqs)
+DEC_XFER(region_read, region_access)
+DEC_XFER(region_write, region_access)
+DEC_XFER(dma_read, dma_access)
+DEC_XFER(dma_write, dma_access)
+DEC(write_multi, write_multi)
+DEC(device_feature, device_feature)
+DEC_XFER(mig_data_read, mig_data)
+DEC_XFER(mig_data_write, mig_data)
+#undef DEC
+#undef DEC_XFER
+
+static int dec_device_reset(const struct vu_msg *m, uint32_t max_xfer, union vu_request *o,
+                            struct vub_err *err)
+{
+    (void)max_xfer;
+    (void)o;
+    return vu_decode_device_reset(m, err);
+}
+
+static const struct {
+    const char *name;
+    vu_req_decoder decode;
+} cmd_table[VU_CMD_MAX + 1] = {
+    [VU_CMD_VERSION] = { "VERSION", dec_version },
+    [VU_CMD_DMA_MAP] = { "DMA_MAP", dec_dma_map },
+    [VU_CMD_DMA_UNMAP] = { "DMA_UNMAP", dec_dma_unmap },
+    [VU_CMD_DEVICE_GET_INFO] = { "DEVICE_GET_INFO", dec_device_get_info },
+    [VU_CMD_DEVICE_GET_REGION_INFO] = { "DEVICE_GET_REGION_INFO", dec_region_info },
+    [VU_CMD_DEVICE_GET_REGION_IO_FDS] = { "DEVICE_GET_REGION_IO_FDS", dec_region_io_fds },
+    [VU_CMD_DEVICE_GET_IRQ_INFO] = { "DEVICE_GET_IRQ_INFO", dec_irq_info },
+    [VU_CMD_DEVICE_SET_IRQS] = { "DEVICE_SET_IRQS", dec_set_irqs },
+    [VU_CMD_REGION_READ] = { "REGION_READ", dec_region_read },
+    [VU_CMD_REGION_WRITE] = { "REGION_WRITE", dec_region_write },
+    [VU_CMD_DMA_READ] = { "DMA_READ", dec_dma_read },
+    [VU_CMD_DMA_WRITE] = { "DMA_WRITE", dec_dma_write },
+    [VU_CMD_DEVICE_RESET] = { "DEVICE_RESET", dec_device_reset },
+    [VU_CMD_REGION_WRITE_MULTI] = { "REGION_WRITE_MULTI", dec_write_multi },
+    [VU_CMD_DEVICE_FEATURE] = { "DEVICE_FEATURE", dec_device_feature },
+    [VU_CMD_MIG_DATA_READ] = { "MIG_DATA_READ", dec_mig_data_read },
+    [VU_CMD_MIG_DATA_WRITE] = { "MIG_DATA_WRITE", dec_mig_data_write },
+};
+
+const char *vu_cmd_name(unsigned cmd)
+{
+    if (cmd <= VU_CMD_MAX && cmd_table[cmd].name)
+        return cmd_table[cmd].name;
+    return "UNKNOWN";
+}
+
+int vu_decode_request(const struct vu_msg *m, uint32_t max_xfer, union vu_request *out,
+                      struct vub_err *err)
+{
+    unsigned cmd = m->hdr.cmd;
+    if (cmd > VU_CMD_MAX || !cmd_table[cmd].decode)
+        return vub_fail(err, -EINVAL, "command %u has no decoder", cmd);
+    return cmd_table[cmd].decode(m, max_xfer, out, err);
+}

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Messages, error reasons, command names and header validation. */
+/* Messages and header validation (command names: the table in vu_decode.c). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -8,33 +8,6 @@
 #include <unistd.h>
 
 #include "vu_proto.h"
-
-static const char *const cmd_names[] = {
-    [VU_CMD_VERSION] = "VERSION",
-    [VU_CMD_DMA_MAP] = "DMA_MAP",
-    [VU_CMD_DMA_UNMAP] = "DMA_UNMAP",
-    [VU_CMD_DEVICE_GET_INFO] = "DEVICE_GET_INFO",
-    [VU_CMD_DEVICE_GET_REGION_INFO] = "DEVICE_GET_REGION_INFO",
-    [VU_CMD_DEVICE_GET_REGION_IO_FDS] = "DEVICE_GET_REGION_IO_FDS",
-    [VU_CMD_DEVICE_GET_IRQ_INFO] = "DEVICE_GET_IRQ_INFO",
-    [VU_CMD_DEVICE_SET_IRQS] = "DEVICE_SET_IRQS",
-    [VU_CMD_REGION_READ] = "REGION_READ",
-    [VU_CMD_REGION_WRITE] = "REGION_WRITE",
-    [VU_CMD_DMA_READ] = "DMA_READ",
-    [VU_CMD_DMA_WRITE] = "DMA_WRITE",
-    [VU_CMD_DEVICE_RESET] = "DEVICE_RESET",
-    [VU_CMD_REGION_WRITE_MULTI] = "REGION_WRITE_MULTI",
-    [VU_CMD_DEVICE_FEATURE] = "DEVICE_FEATURE",
-    [VU_CMD_MIG_DATA_READ] = "MIG_DATA_READ",
-    [VU_CMD_MIG_DATA_WRITE] = "MIG_DATA_WRITE",
-};
-
-const char *vu_cmd_name(unsigned cmd)
-{
-    if (cmd < sizeof(cmd_names) / sizeof(cmd_names[0]) && cmd_names[cmd])
-        return cmd_names[cmd];
-    return "UNKNOWN";
-}
 
 void vu_limits_default(struct vu_limits *lim)
 {

@@ -183,6 +183,28 @@ int vu_decode_dma_read(const struct vu_msg *m, uint32_t max_xfer,
 int vu_decode_dma_write(const struct vu_msg *m, uint32_t max_xfer,
                         struct vu_dma_access_req *out, struct vub_err *err);
 
+/* Any request, decoded by its command through the one command table
+ * (vu_decode.c: a command's name and its decoder side by side): the member
+ * named like the command holds the result (reset: none). max_xfer as for
+ * the REGION/DMA/MIG decoders. -EINVAL for a command without a decoder. */
+union vu_request {
+    struct vu_version_req version;
+    struct vu_dma_map dma_map;
+    struct vu_dma_unmap dma_unmap;
+    struct vu_device_info device_info;
+    struct vu_region_info region_info;
+    struct vu_region_io_fds_request region_io_fds;
+    struct vu_irq_info irq_info;
+    struct vu_irq_set_req set_irqs;
+    struct vu_region_access_req region_access;   /* REGION_READ and _WRITE */
+    struct vu_dma_access_req dma_access;         /* DMA_READ and _WRITE */
+    struct vu_write_multi_req write_multi;
+    struct vu_device_feature_req device_feature;
+    struct vu_mig_data_req mig_data;             /* MIG_DATA_READ and _WRITE */
+};
+int vu_decode_request(const struct vu_msg *m, uint32_t max_xfer, union vu_request *out,
+                      struct vub_err *err);
+
 /* ---- decoding of replies (client side) --------------------------------------
  * Each checks the reply header (type reply, cmd matches, no Error bit: an
  * error reply yields -error_no, or -EIO if error_no is 0 or > 4096) and then
