@@ -98,6 +98,16 @@ static void lines_load(const char *path, struct lines *L)
     fclose(fp);
 }
 
+/* The client leaves, the loop stops once `sessions` sessions have ended,
+ * and the trace they left is read. */
+static void end_and_load(struct fx *f, struct vu_client *c, unsigned sessions, struct lines *L)
+{
+    vu_client_close(c);
+    th_wait_closed(f->t, sessions);
+    th_stop_loop(f->t);
+    lines_load(f->trace, L);
+}
+
 static void lines_free(struct lines *L)
 {
     for (size_t i = 0; i < L->n; i++)
@@ -377,12 +387,8 @@ static void test_trace_bounded(void **state)
     memset(big, 0xab, sizeof(big));
     assert_int_equal(vu_client_region_write(c, 0, 0x1000, big, sizeof(big), false),
                      (ssize_t)sizeof(big));
-    vu_client_close(c);
-    th_wait_closed(f->t, 2);
-    th_stop_loop(f->t);
-
     struct lines L;
-    lines_load(f->trace, &L);   /* asserts the bound and JSON on every line */
+    end_and_load(f, c, 2, &L);   /* asserts the bound and JSON on every line */
     json_object *rx = find(&L, "rx", "VERSION", 0);
     assert_true(has(rx, "json_cut"));
     rx = find(&L, "rx", "REGION_WRITE", 0);
@@ -400,11 +406,8 @@ static void test_trace_no_data(void **state)
     struct vu_client *c = th_connect(f->t, true);
     uint32_t v;
     assert_int_equal(read_cfg(c, 0, &v), 0);
-    vu_client_close(c);
-    th_wait_closed(f->t, 1);
-    th_stop_loop(f->t);
     struct lines L;
-    lines_load(f->trace, &L);
+    end_and_load(f, c, 1, &L);
     json_object *tx = answer(&L, find(&L, "rx", "REGION_READ", 0));
     assert_int_equal(iget(tx, "count"), 4);
     assert_false(has(tx, "bytes"));
@@ -530,11 +533,8 @@ static void test_inject_nth_every(void **state)
     assert_int_equal(read_cfg(c, 0, &v), 0);
     assert_int_equal(read_cfg(c, 0, &v), 0);
     assert_int_equal(read_cfg(c, 0, &v), -EIO);
-    vu_client_close(c);
-    th_wait_closed(f->t, 2);
-    th_stop_loop(f->t);
     struct lines L;
-    lines_load(f->trace, &L);
+    end_and_load(f, c, 2, &L);
     json_object *tx = answer(&L, find(&L, "rx", "REGION_READ", 1));
     assert_string_equal(sget(tx, "injected"), "errno=ENODEV");
     assert_int_equal(iget(tx, "rule"), 1);
@@ -634,11 +634,8 @@ static void test_inject_delay(void **state)
     assert_int_equal(r1.hdr.msg_id, 501);
     vu_msg_release(&r1);
     vu_conn_close(&rc);
-    vu_client_close(c);
-    th_wait_closed(f->t, 1);
-    th_stop_loop(f->t);
     struct lines L;
-    lines_load(f->trace, &L);
+    end_and_load(f, c, 1, &L);
     json_object *tx = answer(&L, find(&L, "rx", "DEVICE_GET_INFO", 0));
     assert_string_equal(sget(tx, "injected"), "delay=1500");
     assert_int_equal(iget(tx, "delayed_ms"), 1500);
@@ -718,11 +715,8 @@ static void test_inject_drop(void **state)
     /* the map was recorded: the same range again overlaps */
     assert_int_equal(vu_client_dma_map(c, 0x200000, 0x1000, -1, 0, VU_DMA_MAP_FLAG_READ),
                      -EEXIST);
-    vu_client_close(c);
-    th_wait_closed(f->t, 1);
-    th_stop_loop(f->t);
     struct lines L;
-    lines_load(f->trace, &L);
+    end_and_load(f, c, 1, &L);
     json_object *d = answer(&L, find(&L, "rx", "DMA_MAP", 0));
     assert_string_equal(sget(d, "dir"), "done");
     assert_string_equal(sget(d, "injected"), "drop");
@@ -785,11 +779,8 @@ static void test_inject_data(void **state)
     assert_true(v != 0xff00ff00u);
     /* outside config space: the bridge's own EINVAL, not data */
     assert_int_equal(vu_client_region_read(c, 7, 0x10000 - 4, b, 8) < 0, 1);
-    vu_client_close(c);
-    th_wait_closed(f->t, 1);
-    th_stop_loop(f->t);
     struct lines L;
-    lines_load(f->trace, &L);
+    end_and_load(f, c, 1, &L);
     json_object *tx = answer(&L, find(&L, "rx", "REGION_READ", 0));
     assert_string_equal(sget(tx, "injected"), "data=ff00");
     assert_string_equal(sget(tx, "bytes"), "ff00ff00ff00");
