@@ -38,12 +38,6 @@ static int teardown(void **state)
     return 0;
 }
 
-#define assert_msg(err, text)                                                              \
-    do {                                                                                   \
-        if (!strstr((err).msg, (text)))                                                    \
-            fail_msg("message '%s' lacks '%s'", (err).msg, (text));                        \
-    } while (0)
-
 static void test_addr_parse(void **state)
 {
     (void)state;
@@ -91,9 +85,9 @@ static void test_driver_and_group(void **state)
 
     assert_int_equal(hv_sysfs_iommu_group(f->root, A0, &e), 7);
     assert_int_equal(hv_sysfs_iommu_group(f->root, A1, &e), -ENOENT);
-    assert_msg(e, A1 " has no IOMMU group");
+    tu_assert_msg(e, A1 " has no IOMMU group");
     assert_int_equal(hv_sysfs_iommu_group(f->root, "0000:09:00.0", &e), -ENODEV);
-    assert_msg(e, "no PCI function 0000:09:00.0");
+    tu_assert_msg(e, "no PCI function 0000:09:00.0");
 }
 
 static void test_exportable_errors(void **state)
@@ -107,17 +101,17 @@ static void test_exportable_errors(void **state)
 
     fs_set_driver(f, A0, NULL);
     assert_int_equal(hv_sysfs_check_exportable(f->root, A0, &e), -ENODEV);
-    assert_msg(e, A0 " is bound to no driver, not vfio-pci");
+    tu_assert_msg(e, A0 " is bound to no driver, not vfio-pci");
 
     assert_int_equal(hv_sysfs_check_exportable(f->root, "0000:02:00.0", &e), -ENODEV);
-    assert_msg(e, "no PCI function 0000:02:00.0");
+    tu_assert_msg(e, "no PCI function 0000:02:00.0");
 
     assert_int_equal(hv_sysfs_check_exportable(f->root, "2:0.0", &e), -EINVAL);
-    assert_msg(e, "'2:0.0' is not a PCI address");
+    tu_assert_msg(e, "'2:0.0' is not a PCI address");
 
     fs_add_dev(f, "0000:03:00.0", "vfio-pci", -1, 1, 2, 3);
     assert_int_equal(hv_sysfs_check_exportable(f->root, "0000:03:00.0", &e), -ENOENT);
-    assert_msg(e, "0000:03:00.0 has no IOMMU group");
+    tu_assert_msg(e, "0000:03:00.0 has no IOMMU group");
 }
 
 static void test_group_viability(void **state)
@@ -128,14 +122,14 @@ static void test_group_viability(void **state)
     fs_add_dev(f, A0, "vfio-pci", 7, 0x8086, 0x10d3, 0x020000);
     fs_add_dev(f, A1, "igb", 7, 0x8086, 0x10d3, 0x020000);
     assert_int_equal(hv_sysfs_check_exportable(f->root, A0, &e), -EBUSY);
-    assert_msg(e, "group 7 is not viable: 0000:01:00.1 is bound to igb");
-    assert_msg(e, A0);   /* names the device asked for too */
+    tu_assert_msg(e, "group 7 is not viable: 0000:01:00.1 is bound to igb");
+    tu_assert_msg(e, A0);   /* names the device asked for too */
     assert_null(strstr(e.msg, A0 " is bound"));   /* and not as an offender */
 
     /* Two offenders: both named. */
     fs_add_dev(f, A2, "e1000e", 7, 0x8086, 0x10d3, 0x020000);
     assert_int_equal(hv_sysfs_check_exportable(f->root, A0, &e), -EBUSY);
-    assert_msg(e, "0000:01:00.1 is bound to igb, 0000:01:00.2 is bound to e1000e");
+    tu_assert_msg(e, "0000:01:00.1 is bound to igb, 0000:01:00.2 is bound to e1000e");
 
     /* Tolerated members: no driver, pci-stub, pcieport, vfio-pci. */
     fs_set_driver(f, A1, NULL);
@@ -149,7 +143,7 @@ static void test_group_viability(void **state)
     assert_int_equal(hv_sysfs_check_group_would_be_viable(f->root, A0, &e), 0);
     fs_set_driver(f, A2, "igb");
     assert_int_equal(hv_sysfs_check_group_would_be_viable(f->root, A0, &e), -EBUSY);
-    assert_msg(e, "group 7 is not viable: 0000:01:00.2 is bound to igb");
+    tu_assert_msg(e, "group 7 is not viable: 0000:01:00.2 is bound to igb");
     assert_null(strstr(e.msg, A0 " is bound"));
 }
 
@@ -224,7 +218,7 @@ static void test_bind_refused_when_group_stays_unviable(void **state)
     fs_add_dev(f, A0, "igb", 4, 0x8086, 0x10d3, 0x020000);
     fs_add_dev(f, A1, "igb", 4, 0x8086, 0x10d3, 0x020000);
     assert_int_equal(hv_bind_vfio(f->root, A0, prev, sizeof(prev), &e), -EBUSY);
-    assert_msg(e, "group 4 is not viable: 0000:01:00.1 is bound to igb");
+    tu_assert_msg(e, "group 4 is not viable: 0000:01:00.1 is bound to igb");
     /* Nothing was touched. */
     fs_path(f, p, sizeof(p), "devices/pci0000:00/%s/driver_override", A0);
     assert_string_equal(fs_read_file(p), "(null)\n");
@@ -245,7 +239,7 @@ static void test_bind_writes(void **state)
      * check after drivers_probe reports that vfio-pci did not take it. */
     assert_int_equal(hv_bind_vfio(f->root, A0, prev, sizeof(prev), &e), -ENODEV);
     assert_string_equal(prev, "nvme");
-    assert_msg(e, A0 ": still bound to nvme after drivers_probe, not vfio-pci");
+    tu_assert_msg(e, A0 ": still bound to nvme after drivers_probe, not vfio-pci");
     fs_path(f, p, sizeof(p), "devices/pci0000:00/%s/driver_override", A0);
     assert_string_equal(fs_read_file(p), "vfio-pci");
     fs_path(f, p, sizeof(p), "bus/pci/drivers/nvme/unbind");
@@ -262,7 +256,7 @@ static void test_bind_writes(void **state)
 
     /* Unknown function. */
     assert_int_equal(hv_bind_vfio(f->root, "0000:0a:00.0", prev, sizeof(prev), &e), -ENODEV);
-    assert_msg(e, "no PCI function 0000:0a:00.0");
+    tu_assert_msg(e, "no PCI function 0000:0a:00.0");
 }
 
 static void test_bind_unbound_device(void **state)
@@ -274,7 +268,7 @@ static void test_bind_unbound_device(void **state)
     fs_add_dev(f, A0, NULL, 4, 0x1234, 0x11e8, 0x00ff00);
     assert_int_equal(hv_bind_vfio(f->root, A0, prev, sizeof(prev), &e), -ENODEV);
     assert_string_equal(prev, "");
-    assert_msg(e, "still without a driver after drivers_probe");
+    tu_assert_msg(e, "still without a driver after drivers_probe");
     fs_path(f, p, sizeof(p), "devices/pci0000:00/%s/driver_override", A0);
     assert_string_equal(fs_read_file(p), "vfio-pci");
     fs_path(f, p, sizeof(p), "bus/pci/drivers_probe");
@@ -296,8 +290,8 @@ static void test_bind_permission(void **state)
     mkdir(p, 0755);
     int r = hv_bind_vfio(f->root, A0, prev, sizeof(prev), &e);
     assert_int_equal(r, -EISDIR);
-    assert_msg(e, "writing 'vfio-pci' to ");
-    assert_msg(e, "driver_override failed");
+    tu_assert_msg(e, "writing 'vfio-pci' to ");
+    tu_assert_msg(e, "driver_override failed");
     rmdir(p);
 }
 
@@ -422,7 +416,7 @@ static void test_list_no_tree(void **state)
     assert_int_equal(hv_list("/nonexistent-sysfs", &l, &n, &e), -ENOENT);
     assert_null(l);
     assert_int_equal(n, 0);
-    assert_msg(e, "/nonexistent-sysfs/bus/pci/devices");
+    tu_assert_msg(e, "/nonexistent-sysfs/bus/pci/devices");
 }
 
 static void test_pci_names(void **state)
@@ -448,7 +442,7 @@ static void test_identify_missing(void **state)
     struct vub_err e;
     struct hv_pci_ident id;
     assert_int_equal(hv_pci_identify("00fe:ff:1f.7", &id, &e), -ENODEV);
-    assert_msg(e, "no PCI function 00fe:ff:1f.7");
+    tu_assert_msg(e, "no PCI function 00fe:ff:1f.7");
     assert_int_equal(hv_pci_identify("nonsense", &id, &e), -EINVAL);
 }
 

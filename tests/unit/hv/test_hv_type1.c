@@ -48,12 +48,6 @@ static int teardown(void **state)
     return 0;
 }
 
-#define assert_msg(err, text)                                                              \
-    do {                                                                                   \
-        if (!strstr((err).msg, (text)))                                                    \
-            fail_msg("message '%s' lacks '%s'", (err).msg, (text));                        \
-    } while (0)
-
 /* Open and check the failure leaves nothing open and no device. */
 static int open_fails(struct fixture *fx, const char *addr, struct vub_err *e)
 {
@@ -71,7 +65,7 @@ static void test_bad_address(void **state)
 {
     struct vub_err e;
     assert_int_equal(open_fails(*state, "1:0.0", &e), -EINVAL);
-    assert_msg(e, "'1:0.0' is not a PCI address");
+    tu_assert_msg(e, "'1:0.0' is not a PCI address");
 }
 
 static void test_sysfs_refusals(void **state)
@@ -85,10 +79,10 @@ static void test_sysfs_refusals(void **state)
 
     fs_add_dev(&fx->fs, "0000:01:00.1", "igb", 7, 0x8086, 0x10c9, 0x020000);
     assert_int_equal(open_fails(fx, A0, &e), -EBUSY);
-    assert_msg(e, "group 7 is not viable: 0000:01:00.1 is bound to igb");
+    tu_assert_msg(e, "group 7 is not viable: 0000:01:00.1 is bound to igb");
 
     assert_int_equal(open_fails(fx, "0000:05:00.0", &e), -ENODEV);
-    assert_msg(e, "no PCI function 0000:05:00.0");
+    tu_assert_msg(e, "no PCI function 0000:05:00.0");
 }
 
 static void test_no_group_node(void **state)
@@ -98,9 +92,9 @@ static void test_no_group_node(void **state)
     char path[PATH_MAX + 8];
     assert_int_equal(open_fails(fx, "01:00.0", &e), -ENOENT);
     snprintf(path, sizeof(path), "%s/7 (group 7)", fx->devdir);
-    assert_msg(e, A0);
-    assert_msg(e, "cannot open ");
-    assert_msg(e, path);
+    tu_assert_msg(e, A0);
+    tu_assert_msg(e, "cannot open ");
+    tu_assert_msg(e, path);
 }
 
 static void test_no_container(void **state)
@@ -112,8 +106,8 @@ static void test_no_container(void **state)
     fs_write_file(path, "");
     assert_int_equal(open_fails(fx, A0, &e), -ENOENT);
     snprintf(path, sizeof(path), "cannot open the VFIO container %s/vfio", fx->devdir);
-    assert_msg(e, A0 ": ");
-    assert_msg(e, path);
+    tu_assert_msg(e, A0 ": ");
+    tu_assert_msg(e, path);
 }
 
 static void test_container_not_vfio(void **state)
@@ -127,8 +121,8 @@ static void test_container_not_vfio(void **state)
     fs_write_file(path, "");
     assert_int_equal(open_fails(fx, A0, &e), -ENOTTY);
     snprintf(path, sizeof(path), "VFIO_GET_API_VERSION on %s/vfio failed", fx->devdir);
-    assert_msg(e, A0 ": ");
-    assert_msg(e, path);
+    tu_assert_msg(e, A0 ": ");
+    tu_assert_msg(e, path);
 }
 
 /* Run hv_type1_open in a child that cannot override file permissions (an
@@ -174,7 +168,7 @@ static void test_permission_denied_group(void **state)
         chmod(path, 0);
     assert_int_equal(open_unprivileged(fx, &e), -EACCES);
     snprintf(want, sizeof(want), A0 ": permission denied opening %s/7", fx->devdir);
-    assert_msg(e, want);
+    tu_assert_msg(e, want);
 }
 
 static void test_permission_denied_container(void **state)
@@ -190,7 +184,7 @@ static void test_permission_denied_container(void **state)
     chmod(path, geteuid() == 0 ? 0600 : 0);
     assert_int_equal(open_unprivileged(fx, &e), -EACCES);
     snprintf(want, sizeof(want), A0 ": permission denied opening %s/vfio", fx->devdir);
-    assert_msg(e, want);
+    tu_assert_msg(e, want);
 }
 
 /* A type1 IOMMU context that several devices could share: every failed
@@ -210,19 +204,19 @@ static void test_context_failed_attach_unwinds(void **state)
     assert_int_equal(tu_count_fds(), fds);   /* nothing opened before an attach */
     assert_int_equal(hv_vfio_open(io, A0, &d, &e), -ENOENT);
     assert_null(d);
-    assert_msg(e, "(group 7): no such file");
+    tu_assert_msg(e, "(group 7): no such file");
     assert_int_equal(tu_count_fds(), fds);
 
     snprintf(path, sizeof(path), "%s/7", fx->devdir);
     fs_write_file(path, "");
     assert_int_equal(hv_vfio_open(io, A0, &d, &e), -ENOENT);
-    assert_msg(e, "cannot open the VFIO container");
+    tu_assert_msg(e, "cannot open the VFIO container");
     assert_int_equal(tu_count_fds(), fds);   /* the group file closed again */
 
     snprintf(path, sizeof(path), "%s/vfio", fx->devdir);
     fs_write_file(path, "");
     assert_int_equal(hv_vfio_open(io, A0, &d, &e), -ENOTTY);
-    assert_msg(e, "VFIO_GET_API_VERSION");
+    tu_assert_msg(e, "VFIO_GET_API_VERSION");
     assert_int_equal(tu_count_fds(), fds);   /* and the container it opened */
     assert_int_equal(io->refs, 1);
     assert_string_equal(io->ops->name, "type1");
