@@ -26,28 +26,16 @@
 
 #define MAX_GROUPS_TOTAL 65536u   /* the kernel's NGROUPS_MAX */
 
-__attribute__((format(printf, 3, 4)))
-static int fail(struct acc_err *err, int errnum, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-        va_end(ap);
-    }
-    return -errnum;
-}
-
 /* ---- the listening socket -------------------------------------------------------- */
 
 /* Where a socket file is reached by name below a directory fd: the fd's
  * /proc/self/fd link, which the kernel resolves to that very directory
  * (bind() and connect() take no dirfd). */
-static int fd_path(char *out, size_t sz, int dir_fd, const char *name, struct acc_err *err)
+static int fd_path(char *out, size_t sz, int dir_fd, const char *name, struct vub_err *err)
 {
     int n = snprintf(out, sz, "/proc/self/fd/%d/%s", dir_fd, name);
     if (n < 0 || (size_t)n >= sz)
-        return fail(err, ENAMETOOLONG, "socket name %s is too long", name);
+        return vub_fail(err, -ENAMETOOLONG, "socket name %s is too long", name);
     return 0;
 }
 
@@ -55,19 +43,19 @@ static int fd_path(char *out, size_t sz, int dir_fd, const char *name, struct ac
  * under us: owned by root or by us, and not writable by anyone else unless
  * it is sticky and root's (like /tmp: others cannot rename or remove what
  * is ours in it). `shown` names it in messages. */
-static int check_dir(int fd, const char *shown, struct acc_err *err)
+static int check_dir(int fd, const char *shown, struct vub_err *err)
 {
     struct stat st;
     if (fstat(fd, &st) < 0)
-        return fail(err, errno, "cannot stat %s: %s", shown, strerror(errno));
+        return vub_fail(err, -errno, "cannot stat %s: %s", shown, strerror(errno));
     if (!S_ISDIR(st.st_mode))
-        return fail(err, ENOTDIR, "%s is not a directory", shown);
+        return vub_fail(err, -ENOTDIR, "%s is not a directory", shown);
     if (st.st_uid != 0 && st.st_uid != geteuid())
-        return fail(err, EPERM, "directory %s on the socket path belongs to uid %u, who could "
+        return vub_fail(err, -EPERM, "directory %s on the socket path belongs to uid %u, who could "
                                 "move it; it must belong to root or to the bridge", shown,
                     (unsigned)st.st_uid);
     if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !((st.st_mode & S_ISVTX) && st.st_uid == 0))
-        return fail(err, EPERM, "directory %s on the socket path is writable by others "
+        return vub_fail(err, -EPERM, "directory %s on the socket path is writable by others "
                                 "(mode %04o) and not sticky and root's", shown,
                     (unsigned)(st.st_mode & 07777));
     return 0;
@@ -78,22 +66,22 @@ static int check_dir(int fd, const char *shown, struct acc_err *err)
  * checked with check_dir. *dir_fd gets an O_PATH fd of the last one and
  * `name` the last component. */
 static int open_parent(const char *path, int *dir_fd, char *name, size_t namesz,
-                       struct acc_err *err)
+                       struct vub_err *err)
 {
     char buf[PATH_MAX], shown[PATH_MAX];
     int cur = -1, r;
     snprintf(buf, sizeof(buf), "%s", path);
     char *last = strrchr(buf, '/');
     if (!last[1] || strcmp(last + 1, ".") == 0 || strcmp(last + 1, "..") == 0)
-        return fail(err, EINVAL, "socket path %s does not end in a file name", path);
+        return vub_fail(err, -EINVAL, "socket path %s does not end in a file name", path);
     if (strlen(last + 1) >= namesz)
-        return fail(err, ENAMETOOLONG, "socket name in %s is too long", path);
+        return vub_fail(err, -ENAMETOOLONG, "socket name in %s is too long", path);
     snprintf(name, namesz, "%s", last + 1);
     *last = '\0';
 
     cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (cur < 0)
-        return fail(err, errno, "cannot open /: %s", strerror(errno));
+        return vub_fail(err, -errno, "cannot open /: %s", strerror(errno));
     snprintf(shown, sizeof(shown), "/");
     if ((r = check_dir(cur, shown, err)) < 0)
         goto fail;
@@ -103,7 +91,7 @@ static int open_parent(const char *path, int *dir_fd, char *name, size_t namesz,
         if (strcmp(c, ".") == 0)
             continue;
         if (strcmp(c, "..") == 0) {
-            r = fail(err, EINVAL, "socket path %s has a \"..\" component", path);
+            r = vub_fail(err, -EINVAL, "socket path %s has a \"..\" component", path);
             goto fail;
         }
         int n = snprintf(shown + shown_len, sizeof(shown) - shown_len, "/%s", c);
@@ -115,7 +103,7 @@ static int open_parent(const char *path, int *dir_fd, char *name, size_t namesz,
             if (mkdirat(cur, c, 0755) == 0)
                 (void)fchmodat(cur, c, 0755, 0);   /* whatever the umask */
             else if (errno != EEXIST) {
-                r = fail(err, errno, "cannot create directory %s: %s", shown, strerror(errno));
+                r = vub_fail(err, -errno, "cannot create directory %s: %s", shown, strerror(errno));
                 goto fail;
             }
             next = openat(cur, c, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
@@ -125,10 +113,10 @@ static int open_parent(const char *path, int *dir_fd, char *name, size_t namesz,
             struct stat st;
             if ((e == ELOOP || e == ENOTDIR) && fstatat(cur, c, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
                 S_ISLNK(st.st_mode))
-                r = fail(err, ELOOP, "%s on the socket path is a symlink; give the path it "
+                r = vub_fail(err, -ELOOP, "%s on the socket path is a symlink; give the path it "
                                      "points to", shown);
             else
-                r = fail(err, e, "cannot open directory %s: %s", shown, strerror(e));
+                r = vub_fail(err, -e, "cannot open directory %s: %s", shown, strerror(e));
             goto fail;
         }
         close(cur);
@@ -147,7 +135,7 @@ fail:
  * The liveness probe is a SOCK_DGRAM connect(): a stream listener answers it
  * with EPROTOTYPE without the connection ever reaching its backlog, so a
  * running bridge is not disturbed (its session slot is not taken). */
-static int clear_stale(int dir, const char *name, const char *path, struct acc_err *err)
+static int clear_stale(int dir, const char *name, const char *path, struct vub_err *err)
 {
     struct stat st, st2;
     char p[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -155,42 +143,42 @@ static int clear_stale(int dir, const char *name, const char *path, struct acc_e
     if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
         if (errno == ENOENT)
             return 0;
-        return fail(err, errno, "cannot stat %s: %s", path, strerror(errno));
+        return vub_fail(err, -errno, "cannot stat %s: %s", path, strerror(errno));
     }
     if (!S_ISSOCK(st.st_mode))
-        return fail(err, EEXIST, "%s exists and is not a socket; not replacing it", path);
+        return vub_fail(err, -EEXIST, "%s exists and is not a socket; not replacing it", path);
     if ((r = fd_path(p, sizeof(p), dir, name, err)) < 0)
         return r;
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return fail(err, errno, "socket: %s", strerror(errno));
+        return vub_fail(err, -errno, "socket: %s", strerror(errno));
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     memcpy(sa.sun_path, p, strlen(p) + 1);
     r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
     int e = errno;
     close(fd);
     if (r == 0 || e == EPROTOTYPE)
-        return fail(err, EADDRINUSE, "%s: another process is listening on it", path);
+        return vub_fail(err, -EADDRINUSE, "%s: another process is listening on it", path);
     if (e != ECONNREFUSED)
-        return fail(err, e, "cannot probe existing socket %s: %s", path, strerror(e));
+        return vub_fail(err, -e, "cannot probe existing socket %s: %s", path, strerror(e));
     /* still the file we probed */
     if (fstatat(dir, name, &st2, AT_SYMLINK_NOFOLLOW) < 0 || st2.st_dev != st.st_dev ||
         st2.st_ino != st.st_ino)
-        return fail(err, EAGAIN, "%s changed while it was checked; not replacing it", path);
+        return vub_fail(err, -EAGAIN, "%s changed while it was checked; not replacing it", path);
     if (unlinkat(dir, name, 0) < 0 && errno != ENOENT)
-        return fail(err, errno, "cannot remove stale socket %s: %s", path, strerror(errno));
+        return vub_fail(err, -errno, "cannot remove stale socket %s: %s", path, strerror(errno));
     return 0;
 }
 
 /* A private directory ".<name>.XXXXXX" (0700) in dir: the socket is bound
  * and given its mode and owner there, out of everyone's reach. */
 static int make_private_dir(int dir, const char *name, char *priv, size_t sz, int *priv_fd,
-                            struct acc_err *err)
+                            struct vub_err *err)
 {
     for (int tries = 0; tries < 16; tries++) {
         uint8_t rnd[6];
         if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-            return fail(err, errno ? errno : EIO, "getrandom: %s", strerror(errno));
+            return vub_fail(err, errno ? -errno : -EIO, "getrandom: %s", strerror(errno));
         static const char abc[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
         char suf[7];
         for (int i = 0; i < 6; i++)
@@ -202,7 +190,7 @@ static int make_private_dir(int dir, const char *name, char *priv, size_t sz, in
         if (mkdirat(dir, priv, 0700) < 0) {
             if (errno == EEXIST)
                 continue;
-            return fail(err, errno, "cannot create a private directory beside %s: %s", name,
+            return vub_fail(err, -errno, "cannot create a private directory beside %s: %s", name,
                         strerror(errno));
         }
         int fd = openat(dir, priv, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
@@ -212,12 +200,12 @@ static int make_private_dir(int dir, const char *name, char *priv, size_t sz, in
             int e = fd < 0 ? errno : EPERM;
             if (fd >= 0)
                 close(fd);
-            return fail(err, e, "private directory %s beside %s is not ours", priv, name);
+            return vub_fail(err, -e, "private directory %s beside %s is not ours", priv, name);
         }
         *priv_fd = fd;
         return 0;
     }
-    return fail(err, EEXIST, "cannot find a free private directory name beside %s", name);
+    return vub_fail(err, -EEXIST, "cannot find a free private directory name beside %s", name);
 }
 
 /* Put `from` (in priv) at `name` (in dir), never replacing anything. */
@@ -236,7 +224,7 @@ static int move_into_place(int priv, const char *from, int dir, const char *name
 
 #define ACC_TMP_NAME "s"
 
-int acc_listen_unix(const struct acc_sock_opts *o, struct acc_sock *out, struct acc_err *err)
+int acc_listen_unix(const struct acc_sock_opts *o, struct acc_sock *out, struct vub_err *err)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     char priv[NAME_MAX + 1];
@@ -245,13 +233,13 @@ int acc_listen_unix(const struct acc_sock_opts *o, struct acc_sock *out, struct 
 
     *out = (struct acc_sock){ .fd = -1, .dir_fd = -1 };
     if (!o->path || o->path[0] != '/')
-        return fail(err, EINVAL, "socket path \"%s\" is not absolute", o->path ? o->path : "");
+        return vub_fail(err, -EINVAL, "socket path \"%s\" is not absolute", o->path ? o->path : "");
     size_t len = strlen(o->path);
     if (len >= sizeof(sa.sun_path))
-        return fail(err, ENAMETOOLONG, "socket path %s is longer than %zu bytes", o->path,
+        return vub_fail(err, -ENAMETOOLONG, "socket path %s is longer than %zu bytes", o->path,
                     sizeof(sa.sun_path) - 1);
     if (o->mode > 0777)
-        return fail(err, EINVAL, "socket mode %04o has bits beyond 0777", (unsigned)o->mode);
+        return vub_fail(err, -EINVAL, "socket mode %04o has bits beyond 0777", (unsigned)o->mode);
 
     if ((r = open_parent(o->path, &out->dir_fd, out->name, sizeof(out->name), err)) < 0)
         return r;
@@ -261,7 +249,7 @@ int acc_listen_unix(const struct acc_sock_opts *o, struct acc_sock *out, struct 
 
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        r = fail(err, errno, "socket: %s", strerror(errno));
+        r = vub_fail(err, -errno, "socket: %s", strerror(errno));
         goto out_priv;
     }
     if ((r = fd_path(sa.sun_path, sizeof(sa.sun_path), priv_fd, ACC_TMP_NAME, err)) < 0)
@@ -271,10 +259,10 @@ int acc_listen_unix(const struct acc_sock_opts *o, struct acc_sock *out, struct 
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         int e = errno;
         if (e == ENOENT && access("/proc/self/fd", F_OK) < 0)
-            r = fail(err, e, "bind %s: /proc is not mounted (the socket is bound through "
+            r = vub_fail(err, -e, "bind %s: /proc is not mounted (the socket is bound through "
                              "/proc/self/fd)", o->path);
         else
-            r = fail(err, e, "bind %s: %s", o->path, strerror(e));
+            r = vub_fail(err, -e, "bind %s: %s", o->path, strerror(e));
         goto out_priv;
     }
     bound = true;
@@ -282,36 +270,36 @@ int acc_listen_unix(const struct acc_sock_opts *o, struct acc_sock *out, struct 
      * (CAP_CHOWN; it keeps the permission bits of a socket). By name in
      * the private directory, which only we can change. */
     if (fchmodat(priv_fd, ACC_TMP_NAME, o->mode, 0) < 0) {
-        r = fail(err, errno, "chmod %s to %04o: %s", o->path, (unsigned)o->mode,
+        r = vub_fail(err, -errno, "chmod %s to %04o: %s", o->path, (unsigned)o->mode,
                  strerror(errno));
         goto out_priv;
     }
     if ((o->owner != (uid_t)-1 || o->group != (gid_t)-1) &&
         fchownat(priv_fd, ACC_TMP_NAME, o->owner, o->group, AT_SYMLINK_NOFOLLOW) < 0) {
-        r = fail(err, errno, "chown %s to %d:%d: %s", o->path, (int)o->owner, (int)o->group,
+        r = vub_fail(err, -errno, "chown %s to %d:%d: %s", o->path, (int)o->owner, (int)o->group,
                  strerror(errno));
         goto out_priv;
     }
     struct stat st;
     if (fstatat(priv_fd, ACC_TMP_NAME, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-        r = fail(err, errno, "stat %s: %s", o->path, strerror(errno));
+        r = vub_fail(err, -errno, "stat %s: %s", o->path, strerror(errno));
         goto out_priv;
     }
     if (!S_ISSOCK(st.st_mode) || (st.st_mode & 07777) != o->mode ||
         (o->owner != (uid_t)-1 && st.st_uid != o->owner) ||
         (o->group != (gid_t)-1 && st.st_gid != o->group)) {
-        r = fail(err, EIO, "%s does not have the requested owner, group and mode after setting "
+        r = vub_fail(err, -EIO, "%s does not have the requested owner, group and mode after setting "
                            "them (uid %u gid %u mode %04o)", o->path, (unsigned)st.st_uid,
                  (unsigned)st.st_gid, (unsigned)(st.st_mode & 07777));
         goto out_priv;
     }
     if (listen(fd, o->backlog > 0 ? o->backlog : 16) < 0) {
-        r = fail(err, errno, "listen on %s: %s", o->path, strerror(errno));
+        r = vub_fail(err, -errno, "listen on %s: %s", o->path, strerror(errno));
         goto out_priv;
     }
     /* Only now does the socket appear under its name, complete. */
     if ((r = move_into_place(priv_fd, ACC_TMP_NAME, out->dir_fd, out->name)) < 0) {
-        r = fail(err, -r, "cannot move the socket into place at %s: %s", o->path,
+        r = vub_fail(err, r, "cannot move the socket into place at %s: %s", o->path,
                  strerror(-r));
         goto out_priv;
     }
@@ -426,12 +414,12 @@ out:
 }
 
 int acc_peer_check(int fd, const struct acc_allow *allow, struct acc_peer *peer,
-                   struct acc_err *err)
+                   struct vub_err *err)
 {
     struct acc_peer p;
     int r = acc_peer_get(fd, &p);
     if (r < 0)
-        return fail(err, -r, "cannot read peer credentials: %s", strerror(-r));
+        return vub_fail(err, r, "cannot read peer credentials: %s", strerror(-r));
     if (peer)
         *peer = p;
     if (!allow || (allow->n_uids == 0 && allow->n_gids == 0))
@@ -441,12 +429,12 @@ int acc_peer_check(int fd, const struct acc_allow *allow, struct acc_peer *peer,
     if (allow->n_gids) {
         r = peer_groups_allowed(fd, allow);
         if (r < 0)
-            return fail(err, -r, "cannot read groups of peer pid %d uid %u: %s", (int)p.pid,
+            return vub_fail(err, r, "cannot read groups of peer pid %d uid %u: %s", (int)p.pid,
                         (unsigned)p.uid, strerror(-r));
         if (r > 0)
             return 1;
     }
-    fail(err, EPERM, "peer pid %d uid %u gid %u is not in the allow-list", (int)p.pid,
+    vub_fail(err, -EPERM, "peer pid %d uid %u gid %u is not in the allow-list", (int)p.pid,
          (unsigned)p.uid, (unsigned)p.gid);
     return 0;
 }
@@ -464,36 +452,36 @@ static int caps_left(bool *any)
     return 0;
 }
 
-int acc_drop_privileges(uid_t uid, gid_t gid, struct acc_err *err)
+int acc_drop_privileges(uid_t uid, gid_t gid, struct vub_err *err)
 {
     if (uid == 0 || uid == (uid_t)-1 || gid == (gid_t)-1)
-        return fail(err, EINVAL, "refusing to drop privileges to uid %d gid %d", (int)uid,
+        return vub_fail(err, -EINVAL, "refusing to drop privileges to uid %d gid %d", (int)uid,
                     (int)gid);
     if (setgroups(0, NULL) < 0)
-        return fail(err, errno, "setgroups: %s", strerror(errno));
+        return vub_fail(err, -errno, "setgroups: %s", strerror(errno));
     if (setresgid(gid, gid, gid) < 0)
-        return fail(err, errno, "setresgid(%u): %s", (unsigned)gid, strerror(errno));
+        return vub_fail(err, -errno, "setresgid(%u): %s", (unsigned)gid, strerror(errno));
     if (setresuid(uid, uid, uid) < 0)
-        return fail(err, errno, "setresuid(%u): %s", (unsigned)uid, strerror(errno));
+        return vub_fail(err, -errno, "setresuid(%u): %s", (unsigned)uid, strerror(errno));
 
     uid_t ru, eu, su;
     gid_t rg, eg, sg;
     if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0)
-        return fail(err, EIO, "cannot read back ids: %s", strerror(errno));
+        return vub_fail(err, -EIO, "cannot read back ids: %s", strerror(errno));
     if (ru != uid || eu != uid || su != uid || rg != gid || eg != gid || sg != gid)
-        return fail(err, EIO, "ids did not stick: uid %u/%u/%u gid %u/%u/%u", (unsigned)ru,
+        return vub_fail(err, -EIO, "ids did not stick: uid %u/%u/%u gid %u/%u/%u", (unsigned)ru,
                     (unsigned)eu, (unsigned)su, (unsigned)rg, (unsigned)eg, (unsigned)sg);
     int ng = getgroups(0, NULL);
     if (ng != 0)
-        return fail(err, EIO, "%d supplementary groups remain", ng);
+        return vub_fail(err, -EIO, "%d supplementary groups remain", ng);
     if (setuid(0) == 0 || seteuid(0) == 0)
-        return fail(err, EIO, "could get root back after dropping to uid %u", (unsigned)uid);
+        return vub_fail(err, -EIO, "could get root back after dropping to uid %u", (unsigned)uid);
     bool any = true;
     int r = caps_left(&any);
     if (r < 0)
-        return fail(err, -r, "capget: %s", strerror(-r));
+        return vub_fail(err, r, "capget: %s", strerror(-r));
     if (any)
-        return fail(err, EIO, "capabilities remain after dropping to uid %u", (unsigned)uid);
+        return vub_fail(err, -EIO, "capabilities remain after dropping to uid %u", (unsigned)uid);
     return 0;
 }
 

@@ -6,7 +6,7 @@
  * is open.
  *
  * All functions return 0 (or a documented non-negative value) on success and
- * a negative errno on failure, with one line in `struct acc_err` (may be
+ * a negative errno on failure, with one line in `struct vub_err` (may be
  * NULL) naming the path or peer, the step and the cause. Nothing here prints.
  */
 #ifndef VUB_ACCESS_H
@@ -17,9 +17,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-struct acc_err {
-    char msg[256];
-};
+#include "vub_err.h"
+
 
 #define ACC_MAX_PEER_GROUPS 256u   /* supplementary groups of a peer looked at */
 
@@ -66,7 +65,7 @@ struct acc_sock {
  * acc_sock_release; the fd is the caller's). Nothing is left behind on
  * error. */
 int acc_listen_unix(const struct acc_sock_opts *opts, struct acc_sock *out,
-                    struct acc_err *err);
+                    struct vub_err *err);
 /* Remove the socket file if its name still refers to the file created
  * (st_dev/st_ino). 1 removed, 0 not there or someone else's, -errno. */
 int acc_sock_unlink(struct acc_sock *s);
@@ -97,7 +96,7 @@ int acc_peer_get(int fd, struct acc_peer *out);
  * (err says who and why, for the log), negative errno if the credentials
  * cannot be read. `peer` (may be NULL) gets the credentials. */
 int acc_peer_check(int fd, const struct acc_allow *allow, struct acc_peer *peer,
-                   struct acc_err *err);
+                   struct vub_err *err);
 
 /* ---- privileges ------------------------------------------------------------------ */
 
@@ -108,7 +107,7 @@ int acc_peer_check(int fd, const struct acc_allow *allow, struct acc_peer *peer,
  * -EPERM if the process is not allowed to change ids; -EIO if the change
  * did not stick (the caller must exit). Fds opened before (the VFIO group,
  * container, device, listening socket) stay usable. */
-int acc_drop_privileges(uid_t uid, gid_t gid, struct acc_err *err);
+int acc_drop_privileges(uid_t uid, gid_t gid, struct vub_err *err);
 
 /* RLIMIT_MEMLOCK as it applies to this process once unprivileged: the soft
  * limit in bytes, or -1 for unlimited. Pinning guest memory for DMA counts

@@ -392,7 +392,7 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
         case OPT_TRACE_DATA: cfg->trace_data = true; break;
         case OPT_INJECT: {
             static struct br_inject_rule rule;   /* large; only checked here */
-            struct vu_err e = { "" };
+            struct vub_err e = { "" };
             if (cfg->n_inject == BR_INJECT_MAX_RULES)
                 return bad(errout, "--inject %s: at most %u rules", optarg, BR_INJECT_MAX_RULES);
             if (br_inject_parse(optarg, &rule, &e) < 0)

@@ -20,13 +20,13 @@
 #include "tap.h"
 
 /* The kernel IOMMU context --iommu asks for. */
-static int open_iommu(const struct br_config *cfg, struct hv_iommu **io, struct hv_err *err)
+static int open_iommu(const struct br_config *cfg, struct hv_iommu **io, struct vub_err *err)
 {
     if (cfg->iommu == BR_IOMMU_IOMMUFD) {
         if (access("/dev/iommu", F_OK) < 0)
-            return hv_fail(err, ENOTSUP, "--iommu iommufd: this kernel has no iommufd "
+            return vub_fail(err, -ENOTSUP, "--iommu iommufd: this kernel has no iommufd "
                            "(/dev/iommu: %s); use --iommu type1", strerror(errno));
-        return hv_fail(err, ENOTSUP, "--iommu iommufd: the iommufd back end is not finished "
+        return vub_fail(err, -ENOTSUP, "--iommu iommufd: the iommufd back end is not finished "
                        "(never run on a kernel with iommufd); use --iommu type1");
     }
     return hv_type1_iommu_new(NULL, io, err);   /* auto and type1 */
@@ -34,7 +34,7 @@ static int open_iommu(const struct br_config *cfg, struct hv_iommu **io, struct 
 
 int br_open_device(const struct br_config *cfg, struct hv_device **out)
 {
-    struct hv_err err = { "" };
+    struct vub_err err = { "" };
     int r;
     if (cfg->sim != BR_SIM_NONE) {
         struct hv_sim_config sc;

@@ -29,18 +29,6 @@ struct dw {
     char sysfs[PATH_MAX];
 };
 
-__attribute__((format(printf, 3, 4)))
-static int fail(struct dw_err *err, int errnum, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-        va_end(ap);
-    }
-    return -errnum;
-}
-
 const char *dw_kind_name(enum dw_kind k)
 {
     switch (k) {
@@ -131,17 +119,17 @@ int dw_check_now(const struct dw *w, struct dw_event *ev)
     return 0;
 }
 
-int dw_open(const struct dw_opts *o, struct dw **out, struct dw_err *err)
+int dw_open(const struct dw_opts *o, struct dw **out, struct vub_err *err)
 {
     *out = NULL;
     if (!o || !o->addr || !o->addr[0] || strlen(o->addr) >= sizeof(((struct dw *)0)->addr))
-        return fail(err, EINVAL, "devwatch: no device address given");
+        return vub_fail(err, -EINVAL, "devwatch: no device address given");
     if (o->source != DW_SOURCE_KERNEL && o->source != DW_SOURCE_UDEV)
-        return fail(err, EINVAL, "devwatch: unknown event source %d", (int)o->source);
+        return vub_fail(err, -EINVAL, "devwatch: unknown event source %d", (int)o->source);
 
     struct dw *w = calloc(1, sizeof(*w));
     if (!w)
-        return fail(err, ENOMEM, "devwatch: out of memory");
+        return vub_fail(err, -ENOMEM, "devwatch: out of memory");
     w->req_fd = -1;
     w->ep_fd = -1;
     snprintf(w->addr, sizeof(w->addr), "%s", o->addr);
@@ -150,39 +138,39 @@ int dw_open(const struct dw_opts *o, struct dw **out, struct dw_err *err)
 
     w->udev = udev_new();
     if (!w->udev) {
-        r = fail(err, errno ? errno : ENOMEM, "udev_new failed");
+        r = vub_fail(err, errno ? -errno : -ENOMEM, "udev_new failed");
         goto fail_out;
     }
     const char *src = o->source == DW_SOURCE_UDEV ? "udev" : "kernel";
     w->mon = udev_monitor_new_from_netlink(w->udev, src);
     if (!w->mon) {
-        r = fail(err, errno ? errno : EIO, "cannot open a %s uevent monitor: %s", src,
+        r = vub_fail(err, errno ? -errno : -EIO, "cannot open a %s uevent monitor: %s", src,
                  strerror(errno ? errno : EIO));
         goto fail_out;
     }
     if ((r = udev_monitor_filter_add_match_subsystem_devtype(w->mon, "pci", NULL)) < 0) {
-        r = fail(err, -r, "uevent filter: %s", strerror(-r));
+        r = vub_fail(err, r, "uevent filter: %s", strerror(-r));
         goto fail_out;
     }
     if ((r = udev_monitor_enable_receiving(w->mon)) < 0) {
-        r = fail(err, -r, "cannot listen for %s uevents: %s", src, strerror(-r));
+        r = vub_fail(err, r, "cannot listen for %s uevents: %s", src, strerror(-r));
         goto fail_out;
     }
     w->req_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (w->req_fd < 0) {
-        r = fail(err, errno, "eventfd: %s", strerror(errno));
+        r = vub_fail(err, -errno, "eventfd: %s", strerror(errno));
         goto fail_out;
     }
     w->ep_fd = epoll_create1(EPOLL_CLOEXEC);
     if (w->ep_fd < 0) {
-        r = fail(err, errno, "epoll_create1: %s", strerror(errno));
+        r = vub_fail(err, -errno, "epoll_create1: %s", strerror(errno));
         goto fail_out;
     }
     struct epoll_event e1 = { .events = EPOLLIN, .data.u32 = 1 };
     struct epoll_event e2 = { .events = EPOLLIN, .data.u32 = 2 };
     if (epoll_ctl(w->ep_fd, EPOLL_CTL_ADD, udev_monitor_get_fd(w->mon), &e1) < 0 ||
         epoll_ctl(w->ep_fd, EPOLL_CTL_ADD, w->req_fd, &e2) < 0) {
-        r = fail(err, errno, "epoll_ctl: %s", strerror(errno));
+        r = vub_fail(err, -errno, "epoll_ctl: %s", strerror(errno));
         goto fail_out;
     }
     *out = w;

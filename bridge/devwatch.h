@@ -22,15 +22,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "vub_err.h"
+
 /* Exit status of the daemon when its device went away (documented in
  * docs/install.md; the unit treats it as success and does not restart). */
 #define DW_EXIT_DEVICE_GONE 3
 
 #define DW_VFIO_DRIVER "vfio-pci"
 
-struct dw_err {
-    char msg[256];
-};
 
 enum dw_kind {
     DW_NONE = 0,     /* nothing that concerns us */
@@ -60,7 +59,7 @@ struct dw;
 /* Start watching. The monitor is listening before this returns, so a caller
  * that checks the state with dw_check_now() afterwards misses nothing.
  * -EINVAL bad options; -errno from libudev/netlink/eventfd (with message). */
-int dw_open(const struct dw_opts *o, struct dw **out, struct dw_err *err);
+int dw_open(const struct dw_opts *o, struct dw **out, struct vub_err *err);
 void dw_close(struct dw *w);
 
 /* One fd to poll for POLLIN (an epoll fd over both sources; owned by w). */

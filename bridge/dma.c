@@ -10,8 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dma.h"
 #include "log.h"
-#include "session.h"
 
 /* Largest mmap alignment taken from a file's block size (1 GiB huge pages). */
 #define BR_DMA_MAX_MAP_ALIGN (1ull << 30)
@@ -294,11 +294,7 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
     struct br_dma_map *m = NULL;
     bool iommu_mapped = false;
 
-    if (size == 0 || size - 1 > UINT64_MAX - iova ||
-        (flags & ~(uint32_t)(VU_DMA_MAP_FLAG_READ | VU_DMA_MAP_FLAG_WRITE))) {
-        r = -EINVAL;
-        goto fail;
-    }
+    /* size, wrap and flags: checked by the decoder (dma.h) */
     if (t->n >= t->max_maps) {
         r = -ENOSPC;
         goto fail;

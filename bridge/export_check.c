@@ -14,7 +14,8 @@
  *         VFIO_USER_SOCKET=path  the socket it will be served on
  *         VFIO_USER_ENTRY=n      the index of the deciding entry
  *       A missing policy file means "export nothing" (exit 0, MATCH=0); a
- *       broken one is an error (message on stderr, exit 1).
+ *       broken one (a syntax error, a wrong value, a user or group that
+ *       does not exist) is an error (message on stderr, exit 1).
  *   RUN+="vfio-user-export-check --bind $kernel"
  *       binds the function to vfio-pci if the policy says so (exit 0 done or
  *       nothing to do, 1 failure).
@@ -27,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "hv.h"
 #include "policy.h"
@@ -58,7 +60,7 @@ static int do_bind(const char *sysfs, const struct pol_ident *id, const struct p
     }
     if (strcmp(id->driver, "vfio-pci") == 0)
         return 0;
-    struct hv_err err = { { 0 } };
+    struct vub_err err = { { 0 } };
     char prev[64] = "";
     int r = hv_bind_vfio(sysfs, id->addr, prev, sizeof(prev), &err);
     if (r < 0) {
@@ -98,7 +100,7 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    struct pol_err err = { { 0 } };
+    struct vub_err err = { { 0 } };
     struct pol_ident id;
     int r = pol_ident_from_sysfs(sysfs, argv[optind], &id, &err);
     if (r < 0) {
@@ -106,8 +108,8 @@ int main(int argc, char **argv)
         return 1;
     }
     struct pol *p = NULL;
-    r = pol_load_file(policy, &p, &err);
-    if (r == -ENOENT) {
+    struct stat st;
+    if (stat(policy, &st) < 0 && errno == ENOENT) {
         /* No policy installed: nothing is exported. */
         if (!bind) {
             print_prop("VFIO_USER_MATCH", "0");
@@ -116,6 +118,10 @@ int main(int argc, char **argv)
         }
         return 0;
     }
+    /* Any other failure is an error, as in the daemon: a file that cannot be
+     * read (or is gone since stat), a syntax error, a user or group name that
+     * does not resolve. */
+    r = pol_load_file(policy, &p, &err);
     if (r < 0) {
         fprintf(stderr, PROG ": %s\n", err.msg);
         return 1;

@@ -45,7 +45,7 @@ struct reply {
         struct vu_region_access acc;
         struct vu_write_multi multi;
     } fixed;
-    struct vu_err err;   /* the reason of a failure, for the log */
+    struct vub_err err;   /* the reason of a failure, for the log */
     bool expected;       /* a failure that is an answer, not a fault (an index
                           * the device does not have): logged at debug level */
 };
@@ -60,7 +60,7 @@ typedef int (*handler_fn)(struct br_session *s, struct vu_msg *m, struct reply *
 static int h_version(struct br_session *s, struct vu_msg *m, struct reply *rep)
 {
     if (s->negotiated)
-        return vu_fail(&rep->err, -EINVAL, "VERSION: already negotiated");
+        return vub_fail(&rep->err, -EINVAL, "VERSION: already negotiated");
     char *json = malloc(VU_MAX_JSON);
     if (!json)
         return -ENOMEM;
@@ -110,7 +110,7 @@ static int h_dma_map(struct br_session *s, struct vu_msg *m, struct reply *rep)
         br_warn("DMA_MAP 0x%" PRIx64 "+0x%" PRIx64 " took %ld ms pinning memory (QEMU gives up on "
                 "a reply after its x-msg-timeout, 5000 ms by default)", req.address, req.size, ms);
     if (r < 0)
-        return vu_fail(&rep->err, r, "DMA_MAP 0x%" PRIx64 "+0x%" PRIx64 "%s: %s", req.address,
+        return vub_fail(&rep->err, r, "DMA_MAP 0x%" PRIx64 "+0x%" PRIx64 "%s: %s", req.address,
                        req.size, fd < 0 ? " (no fd)" : "", strerror(-r));
     br_debug("DMA_MAP 0x%" PRIx64 "+0x%" PRIx64 " off 0x%" PRIx64 " flags %u%s", req.address,
              req.size, req.offset, req.flags, fd < 0 ? " no fd: not reachable by the device" : "");
@@ -128,7 +128,7 @@ static int h_dma_unmap(struct br_session *s, struct vu_msg *m, struct reply *rep
     else
         r = br_dma_unmap(&s->dma, HV(s), req.address, req.size);
     if (r < 0)
-        return vu_fail(&rep->err, r, "DMA_UNMAP 0x%" PRIx64 "+0x%" PRIx64 ": %s", req.address,
+        return vub_fail(&rep->err, r, "DMA_UNMAP 0x%" PRIx64 "+0x%" PRIx64 ": %s", req.address,
                        req.size,
                        r == -EINVAL && !(req.flags & VU_DMA_UNMAP_FLAG_ALL)
                            ? "the range is empty, wraps, or cuts through a mapping"
@@ -173,7 +173,7 @@ static int h_get_region_info(struct br_session *s, struct vu_msg *m, struct repl
     if (r < 0)
         return r;
     if (req.index >= DEV(s)->num_regions)
-        return vu_fail(&rep->err, -EINVAL, "GET_REGION_INFO: no region %u", req.index);
+        return vub_fail(&rep->err, -EINVAL, "GET_REGION_INFO: no region %u", req.index);
     size_t bufsz = sizeof(struct vu_region_info) + BR_MAX_CHAIN, len = 0;
     uint8_t *buf = malloc(bufsz);
     if (!buf)
@@ -183,7 +183,7 @@ static int h_get_region_info(struct br_session *s, struct vu_msg *m, struct repl
     bool no_mmap = DEV(s)->cfg->no_mmap || s->client_caps.max_msg_fds == 0;
     r = br_dev_region_info(DEV(s), req.index, no_mmap, buf, bufsz, &len);
     if (r < 0)
-        return vu_fail(&rep->err, r, "GET_REGION_INFO %u: %s", req.index, strerror(-r));
+        return vub_fail(&rep->err, r, "GET_REGION_INFO %u: %s", req.index, strerror(-r));
 
     struct vu_region_info out;
     memcpy(&out, buf, sizeof(out));
@@ -208,13 +208,13 @@ static int h_get_region_info(struct br_session *s, struct vu_msg *m, struct repl
         free(rc);
         unsigned n = br_region_fd_count(DEV(s)->cfg->region_fds, &s->client_caps, areas);
         if (n == 0)   /* cannot happen: no_mmap above; never MMAP without the fd */
-            return vu_fail(&rep->err, -EINVAL, "GET_REGION_INFO %u: MMAP without an fd",
+            return vub_fail(&rep->err, -EINVAL, "GET_REGION_INFO %u: MMAP without an fd",
                            req.index);
         rep->fd = br_session_device_file(s);
         if (rep->fd < 0) {
             r = rep->fd;
             rep->fd = -1;
-            return vu_fail(&rep->err, r, "GET_REGION_INFO %u: no mmap fd: %s", req.index,
+            return vub_fail(&rep->err, r, "GET_REGION_INFO %u: no mmap fd: %s", req.index,
                            strerror(-r));
         }
         rep->fd_copies = n;
@@ -232,7 +232,7 @@ static int h_get_region_io_fds(struct br_session *s, struct vu_msg *m, struct re
     int r = vu_decode_region_io_fds(m, &req, &rep->err);
     if (r < 0)
         return r;
-    return vu_fail(&rep->err, -ENOTSUP, "GET_REGION_IO_FDS: not supported");
+    return vub_fail(&rep->err, -ENOTSUP, "GET_REGION_IO_FDS: not supported");
 }
 
 /* ---- DEVICE_GET_IRQ_INFO (7) -------------------------------------------------- */
@@ -244,7 +244,7 @@ static int h_get_irq_info(struct br_session *s, struct vu_msg *m, struct reply *
     if (r < 0)
         return r;
     if (req.index >= DEV(s)->num_irqs)
-        return vu_fail(&rep->err, -EINVAL, "GET_IRQ_INFO: no IRQ index %u", req.index);
+        return vub_fail(&rep->err, -EINVAL, "GET_IRQ_INFO: no IRQ index %u", req.index);
     struct hv_irq_info ii;
     r = hv_get_irq_info(HV(s), req.index, &ii);
     if (r == -EINVAL) {
@@ -253,7 +253,7 @@ static int h_get_irq_info(struct br_session *s, struct vu_msg *m, struct reply *
          * (cloud-hypervisor's client never reads an error reply) */
         memset(&ii, 0, sizeof(ii));
     } else if (r < 0) {
-        return vu_fail(&rep->err, r, "GET_IRQ_INFO %u: %s", req.index, strerror(-r));
+        return vub_fail(&rep->err, r, "GET_IRQ_INFO %u: %s", req.index, strerror(-r));
     }
     rep->fixed.irq = (struct vu_irq_info){
         .argsz = sizeof(struct vu_irq_info),
@@ -280,7 +280,7 @@ static int h_set_irqs(struct br_session *s, struct vu_msg *m, struct reply *rep)
      * table) take their own references */
     r = br_irq_set(&s->irq, HV(s), &req.set, req.bools, m->fds, req.nfds);
     if (r < 0)
-        return vu_fail(&rep->err, r, "SET_IRQS index %u flags 0x%x start %u count %u: %s",
+        return vub_fail(&rep->err, r, "SET_IRQS index %u flags 0x%x start %u count %u: %s",
                        req.set.index, req.set.flags, req.set.start, req.set.count, strerror(-r));
     br_debug("SET_IRQS index %u flags 0x%x start %u count %u fds %zu", req.set.index,
              req.set.flags, req.set.start, req.set.count, req.nfds);
@@ -307,7 +307,7 @@ static int h_region_read(struct br_session *s, struct vu_msg *m, struct reply *r
     if (r == -E2BIG) {   /* the decoder only says so once the header is there */
         struct vu_region_access a;
         memcpy(&a, m->payload, sizeof(a));
-        return vu_fail(&rep->err, r, "REGION_READ %u @0x%" PRIx64 ": count %u exceeds the "
+        return vub_fail(&rep->err, r, "REGION_READ %u @0x%" PRIx64 ": count %u exceeds the "
                        "negotiated max_data_xfer_size %u (the client's %" PRIu64 ", the "
                        "bridge's %" PRIu64 ")", a.region, a.offset, a.count, max,
                        s->client_caps.max_data_xfer_size, DEV(s)->caps.max_data_xfer_size);
@@ -315,7 +315,7 @@ static int h_region_read(struct br_session *s, struct vu_msg *m, struct reply *r
     if (r < 0)
         return r;
     if (!br_dev_access_ok(DEV(s), req.acc.region, req.acc.offset, req.acc.count))
-        return vu_fail(&rep->err, -EINVAL, "REGION_READ %u @0x%" PRIx64 "+%u: outside the region",
+        return vub_fail(&rep->err, -EINVAL, "REGION_READ %u @0x%" PRIx64 "+%u: outside the region",
                        req.acc.region, req.acc.offset, req.acc.count);
     rep->fixed.acc = req.acc;
     rep->p1 = &rep->fixed.acc;
@@ -329,7 +329,7 @@ static int h_region_read(struct br_session *s, struct vu_msg *m, struct reply *r
     ssize_t n = hv_region_read(HV(s), req.acc.region, req.acc.offset, data,
                                         req.acc.count);
     if (n < 0)
-        return vu_fail(&rep->err, (int)n, "REGION_READ %u @0x%" PRIx64 "+%u: %s", req.acc.region,
+        return vub_fail(&rep->err, (int)n, "REGION_READ %u @0x%" PRIx64 "+%u: %s", req.acc.region,
                        req.acc.offset, req.acc.count, strerror((int)-n));
     if ((size_t)n > req.acc.count)
         n = req.acc.count;
@@ -346,14 +346,14 @@ static int h_region_write(struct br_session *s, struct vu_msg *m, struct reply *
     if (r < 0)
         return r;
     if (!br_dev_access_ok(DEV(s), req.acc.region, req.acc.offset, req.acc.count))
-        return vu_fail(&rep->err, -EINVAL, "REGION_WRITE %u @0x%" PRIx64 "+%u: outside the region",
+        return vub_fail(&rep->err, -EINVAL, "REGION_WRITE %u @0x%" PRIx64 "+%u: outside the region",
                        req.acc.region, req.acc.offset, req.acc.count);
     ssize_t n = 0;
     if (req.acc.count) {
         n = hv_region_write(HV(s), req.acc.region, req.acc.offset, req.data,
                                      req.acc.count);
         if (n < 0)
-            return vu_fail(&rep->err, (int)n, "REGION_WRITE %u @0x%" PRIx64 "+%u: %s",
+            return vub_fail(&rep->err, (int)n, "REGION_WRITE %u @0x%" PRIx64 "+%u: %s",
                            req.acc.region, req.acc.offset, req.acc.count, strerror((int)-n));
     }
     rep->fixed.acc = req.acc;
@@ -367,7 +367,7 @@ static int h_region_write(struct br_session *s, struct vu_msg *m, struct reply *
 
 static int h_dma_rw(struct br_session *s, struct vu_msg *m, struct reply *rep)
 {
-    return vu_fail(&rep->err, -EINVAL, "%s: a server-to-client command",
+    return vub_fail(&rep->err, -EINVAL, "%s: a server-to-client command",
                    vu_cmd_name(m->hdr.cmd));
 }
 
@@ -379,7 +379,7 @@ static int h_device_reset(struct br_session *s, struct vu_msg *m, struct reply *
     if (r < 0)
         return r;
     if (!(DEV(s)->flags & VU_DEVICE_FLAGS_RESET))
-        return vu_fail(&rep->err, -ENOTSUP, "DEVICE_RESET: the device has no reset");
+        return vub_fail(&rep->err, -ENOTSUP, "DEVICE_RESET: the device has no reset");
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     r = hv_reset(HV(s));
@@ -387,7 +387,7 @@ static int h_device_reset(struct br_session *s, struct vu_msg *m, struct reply *
     if (ms >= BR_SLOW_REPLY_MS)
         br_warn("DEVICE_RESET took %ld ms (QEMU gives up on a reply after 5000 ms)", ms);
     if (r < 0)
-        return vu_fail(&rep->err, r, "DEVICE_RESET: %s", strerror(-r));
+        return vub_fail(&rep->err, r, "DEVICE_RESET: %s", strerror(-r));
     return 0;
 }
 
@@ -404,12 +404,12 @@ static int h_region_write_multi(struct br_session *s, struct vu_msg *m, struct r
         struct vu_write_multi_entry e;
         memcpy(&e, &req.wrs[i], sizeof(e));
         if (!br_dev_access_ok(DEV(s), e.region, e.offset, e.count))
-            return vu_fail(&rep->err, -EINVAL,
+            return vub_fail(&rep->err, -EINVAL,
                            "REGION_WRITE_MULTI entry %" PRIu64 " (%u @0x%" PRIx64 "+%u): outside "
                            "the region; %" PRIu64 " done", i, e.region, e.offset, e.count, done);
         ssize_t n = hv_region_write(HV(s), e.region, e.offset, e.data, e.count);
         if (n < 0 || (size_t)n != e.count)
-            return vu_fail(&rep->err, n < 0 ? (int)n : -EIO,
+            return vub_fail(&rep->err, n < 0 ? (int)n : -EIO,
                            "REGION_WRITE_MULTI entry %" PRIu64 ": %s; %" PRIu64 " done", i,
                            n < 0 ? strerror((int)-n) : "short write", done);
         done++;
@@ -428,7 +428,7 @@ static int h_device_feature(struct br_session *s, struct vu_msg *m, struct reply
     int r = vu_decode_device_feature(m, &req, &rep->err);
     if (r < 0)
         return r;
-    return vu_fail(&rep->err, -ENOTSUP, "DEVICE_FEATURE %u: not supported (no migration)",
+    return vub_fail(&rep->err, -ENOTSUP, "DEVICE_FEATURE %u: not supported (no migration)",
                    req.feat.flags & VU_DEVICE_FEATURE_MASK);
 }
 
@@ -438,7 +438,7 @@ static int h_mig_data_read(struct br_session *s, struct vu_msg *m, struct reply 
     int r = vu_decode_mig_data_read(m, (uint32_t)DEV(s)->caps.max_data_xfer_size, &req, &rep->err);
     if (r < 0)
         return r;
-    return vu_fail(&rep->err, -ENOTSUP, "MIG_DATA_READ: not supported (no migration)");
+    return vub_fail(&rep->err, -ENOTSUP, "MIG_DATA_READ: not supported (no migration)");
 }
 
 static int h_mig_data_write(struct br_session *s, struct vu_msg *m, struct reply *rep)
@@ -448,7 +448,7 @@ static int h_mig_data_write(struct br_session *s, struct vu_msg *m, struct reply
                                      &rep->err);
     if (r < 0)
         return r;
-    return vu_fail(&rep->err, -ENOTSUP, "MIG_DATA_WRITE: not supported (no migration)");
+    return vub_fail(&rep->err, -ENOTSUP, "MIG_DATA_WRITE: not supported (no migration)");
 }
 
 /* ---- dispatch -------------------------------------------------------------------- */
@@ -493,9 +493,9 @@ int br_handle_message(struct br_session *s, struct vu_msg *m)
     }
     handler_fn fn = cmd <= VU_CMD_MAX ? handlers[cmd] : NULL;
     if (!fn)
-        r = vu_fail(&rep.err, -ENOSYS, "unknown command %u", cmd);
+        r = vub_fail(&rep.err, -ENOSYS, "unknown command %u", cmd);
     else if (!s->negotiated && cmd != VU_CMD_VERSION)
-        r = vu_fail(&rep.err, -EINVAL, "%s before VERSION", vu_cmd_name(cmd));
+        r = vub_fail(&rep.err, -EINVAL, "%s before VERSION", vu_cmd_name(cmd));
     else if (br_tap_replaces(&tm))
         r = br_tap_instead(&tm, s, m, &rep.p1, &rep.l1, &rep.heap, &rep.err);
     else

@@ -62,7 +62,7 @@ int br_listen(const struct br_config *cfg, struct acc_sock *sock)
         }
         o.group = (gid_t)id;
     }
-    struct acc_err err = { "" };
+    struct vub_err err = { "" };
     int r = acc_listen_unix(&o, sock, &err);
     if (r < 0) {
         br_err("%s", err.msg[0] ? err.msg : strerror(-r));
@@ -88,7 +88,7 @@ bool br_peer_allowed(const struct br_config *cfg, int fd, const struct ucred *cr
         .n_uids = cfg->n_allow_uids, .uids = cfg->allow_uids,
         .n_gids = cfg->n_allow_gids, .gids = cfg->allow_gids,
     };
-    struct acc_err err = { "" };
+    struct vub_err err = { "" };
     int r = acc_peer_check(fd, &allow, NULL, &err);
     if (r == 1)
         return true;

@@ -46,7 +46,7 @@ int br_errno_parse(const char *s, int *out)
 struct cur {
     const char *p;
     const char *rule;
-    struct vu_err *err;
+    struct vub_err *err;
 };
 
 /* A token of [A-Za-z0-9_.] at c->p into buf; returns its length (0 = none). */
@@ -65,7 +65,7 @@ static size_t token(struct cur *c, char *buf, size_t sz)
 
 static int bad(struct cur *c, const char *what)
 {
-    return vu_fail(c->err, -EINVAL, "--inject %s: %s", c->rule, what);
+    return vub_fail(c->err, -EINVAL, "--inject %s: %s", c->rule, what);
 }
 
 static int u64_of(const char *s, uint64_t *out)
@@ -274,13 +274,13 @@ static int parse_action(struct cur *c, struct br_inject_rule *r)
     return bad(c, msg);
 }
 
-int br_inject_parse(const char *text, struct br_inject_rule *out, struct vu_err *err)
+int br_inject_parse(const char *text, struct br_inject_rule *out, struct vub_err *err)
 {
     memset(out, 0, sizeof(*out));
     if (!text || !*text)
-        return vu_fail(err, -EINVAL, "--inject: empty rule");
+        return vub_fail(err, -EINVAL, "--inject: empty rule");
     if (strlen(text) >= sizeof(out->text))
-        return vu_fail(err, -EINVAL, "--inject: a rule is at most %zu characters",
+        return vub_fail(err, -EINVAL, "--inject: a rule is at most %zu characters",
                        sizeof(out->text) - 1);
     snprintf(out->text, sizeof(out->text), "%s", text);
     struct cur c = { .p = text, .rule = out->text, .err = err };
@@ -310,11 +310,11 @@ int br_inject_parse(const char *text, struct br_inject_rule *out, struct vu_err 
     return parse_action(&c, out);
 }
 
-int br_inject_init(struct br_inject *inj, const char *const *texts, size_t n, struct vu_err *err)
+int br_inject_init(struct br_inject *inj, const char *const *texts, size_t n, struct vub_err *err)
 {
     memset(inj, 0, sizeof(*inj));
     if (n > BR_INJECT_MAX_RULES)
-        return vu_fail(err, -E2BIG, "--inject: at most %u rules", BR_INJECT_MAX_RULES);
+        return vub_fail(err, -E2BIG, "--inject: at most %u rules", BR_INJECT_MAX_RULES);
     for (size_t i = 0; i < n; i++) {
         int r = br_inject_parse(texts[i], &inj->rules[i], err);
         if (r < 0)

@@ -82,7 +82,7 @@ struct br_inject_rule {
  * of the rule that is wrong) for anything not in the grammar, a condition
  * that does not apply to the command (index= on REGION_READ), data= on
  * anything but REGION_READ, out-of-range numbers. */
-int br_inject_parse(const char *text, struct br_inject_rule *out, struct vu_err *err);
+int br_inject_parse(const char *text, struct br_inject_rule *out, struct vub_err *err);
 
 /* The rules of one daemon and their counters. */
 struct br_inject {
@@ -95,7 +95,7 @@ struct br_inject {
 
 /* Parse n rule texts into inj. -EINVAL (reason in err, the rule named) or
  * -E2BIG for more than BR_INJECT_MAX_RULES. */
-int br_inject_init(struct br_inject *inj, const char *const *texts, size_t n, struct vu_err *err);
+int br_inject_init(struct br_inject *inj, const char *const *texts, size_t n, struct vub_err *err);
 
 /* Whether a rule's command and conditions match m (a decodable command;
  * a message its decoder refuses matches only ANY without conditions). */

@@ -16,8 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "irq.h"
 #include "log.h"
-#include "session.h"
 
 #define DISABLE_FLAGS (VU_IRQ_SET_DATA_NONE | VU_IRQ_SET_ACTION_TRIGGER)
 #define ENABLE_FLAGS  (VU_IRQ_SET_DATA_EVENTFD | VU_IRQ_SET_ACTION_TRIGGER)

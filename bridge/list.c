@@ -62,7 +62,7 @@ int br_cmd_list(const char *sysfs, bool json)
 {
     struct hv_list_entry *e = NULL;
     size_t n = 0;
-    struct hv_err err = { "" };
+    struct vub_err err = { "" };
     int r = hv_list(sysfs ? sysfs : HV_SYSFS_DEFAULT, &e, &n, &err);
     if (r < 0) {
         fprintf(stderr, "vfio-user-bridge list: %s\n", err.msg[0] ? err.msg : strerror(-r));

@@ -26,24 +26,22 @@
 /* Parsing context: the file name for messages. */
 struct ctx {
     const char *file;
-    struct pol_err *err;
+    struct vub_err *err;
 };
 
+/* The reason, prefixed with the file and the JSON path (if any), and the
+ * negative errno errnum. */
 __attribute__((format(printf, 4, 5)))
 static int fail_at(struct ctx *c, const char *path, int errnum, const char *fmt, ...)
 {
-    if (c->err) {
-        char what[384];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(what, sizeof(what), fmt, ap);
-        va_end(ap);
-        if (path && path[0])
-            snprintf(c->err->msg, sizeof(c->err->msg), "%s: %s: %s", c->file, path, what);
-        else
-            snprintf(c->err->msg, sizeof(c->err->msg), "%s: %s", c->file, what);
-    }
-    return -errnum;
+    char what[384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    if (path && path[0])
+        return vub_fail(c->err, errnum, "%s: %s: %s", c->file, path, what);
+    return vub_fail(c->err, errnum, "%s: %s", c->file, what);
 }
 
 /* parent.key into out (cut short if it does not fit: it is only a message). */
@@ -150,16 +148,28 @@ static int id_number(struct ctx *c, const char *path, struct json_object *v, uin
                all_digits(json_object_get_string(v))) {
         const char *s = json_object_get_string(v);
         if (strlen(s) > 10)
-            return fail_at(c, path, EINVAL, "id %s is out of range", s);
+            return fail_at(c, path, -EINVAL, "id %s is out of range", s);
         n = strtoll(s, NULL, 10);
     } else {
         return 0;
     }
     if (n < 0 || n >= (int64_t)UINT32_MAX)
-        return fail_at(c, path, EINVAL, "id %lld is out of range (0-4294967294)", (long long)n);
+        return fail_at(c, path, -EINVAL, "id %lld is out of range (0-4294967294)", (long long)n);
     *out = (uint32_t)n;
     *is_number = true;
     return 0;
+}
+
+/* The negative errno for a name getpwnam_r/getgrnam_r did not find (e is
+ * what it returned). A name that is not there is a mistake in the policy:
+ * -EINVAL, as for any other wrong value, never -ENOENT, which callers read as
+ * "the policy file is not there". 0, ENOENT, ESRCH, EBADF and EPERM all mean "not found"
+ * (getpwnam_r(3)); anything else is the lookup failing. */
+static int lookup_errno(int e)
+{
+    if (e == 0 || e == ENOENT || e == ESRCH || e == EBADF || e == EPERM)
+        return -EINVAL;
+    return -e;
 }
 
 static int resolve_user(struct ctx *c, const char *path, struct json_object *v, uid_t *uid,
@@ -179,14 +189,14 @@ static int resolve_user(struct ctx *c, const char *path, struct json_object *v, 
             snprintf(name, namesz, "%s", res ? res->pw_name : json_object_get_string(v));
     } else {
         if (!json_object_is_type(v, json_type_string))
-            return fail_at(c, path, EINVAL, "must be a user name or a uid, not %s", type_name(v));
+            return fail_at(c, path, -EINVAL, "must be a user name or a uid, not %s", type_name(v));
         const char *s = json_object_get_string(v);
         if (!*s)
-            return fail_at(c, path, EINVAL, "empty user name");
+            return fail_at(c, path, -EINVAL, "empty user name");
         int e = getpwnam_r(s, &pw, buf, sizeof(buf), &res);
         if (!res)
-            return fail_at(c, path, ENOENT, "no such user \"%s\"%s%s", s, e ? ": " : "",
-                           e ? strerror(e) : "");
+            return fail_at(c, path, lookup_errno(e), "no such user \"%s\"%s%s", s,
+                           e ? ": " : "", e ? strerror(e) : "");
         *uid = res->pw_uid;
         if (name)
             snprintf(name, namesz, "%s", s);
@@ -211,16 +221,16 @@ static int resolve_group(struct ctx *c, const char *path, struct json_object *v,
         return 0;
     }
     if (!json_object_is_type(v, json_type_string))
-        return fail_at(c, path, EINVAL, "must be a group name or a gid, not %s", type_name(v));
+        return fail_at(c, path, -EINVAL, "must be a group name or a gid, not %s", type_name(v));
     const char *s = json_object_get_string(v);
     if (!*s)
-        return fail_at(c, path, EINVAL, "empty group name");
+        return fail_at(c, path, -EINVAL, "empty group name");
     struct group gr, *res = NULL;
     char buf[8192];
     int e = getgrnam_r(s, &gr, buf, sizeof(buf), &res);
     if (!res)
-        return fail_at(c, path, ENOENT, "no such group \"%s\"%s%s", s, e ? ": " : "",
-                       e ? strerror(e) : "");
+        return fail_at(c, path, lookup_errno(e), "no such group \"%s\"%s%s", s,
+                       e ? ": " : "", e ? strerror(e) : "");
     *gid = res->gr_gid;
     return 0;
 }
@@ -230,7 +240,7 @@ static int resolve_group(struct ctx *c, const char *path, struct json_object *v,
 static int get_bool(struct ctx *c, const char *path, struct json_object *v, bool *out)
 {
     if (!json_object_is_type(v, json_type_boolean))
-        return fail_at(c, path, EINVAL, "must be true or false, not %s", type_name(v));
+        return fail_at(c, path, -EINVAL, "must be true or false, not %s", type_name(v));
     *out = json_object_get_boolean(v);
     return 0;
 }
@@ -242,12 +252,12 @@ static int get_size(struct ctx *c, const char *path, struct json_object *v, uint
     if (json_object_is_type(v, json_type_int)) {
         int64_t n = json_object_get_int64(v);
         if (n <= 0)
-            return fail_at(c, path, EINVAL, "must be a positive number of bytes");
+            return fail_at(c, path, -EINVAL, "must be a positive number of bytes");
         *out = (uint64_t)n;
         return 0;
     }
     if (!json_object_is_type(v, json_type_string))
-        return fail_at(c, path, EINVAL, "must be a size such as \"64G\" or a number of bytes, "
+        return fail_at(c, path, -EINVAL, "must be a size such as \"64G\" or a number of bytes, "
                                         "not %s", type_name(v));
     const char *s = json_object_get_string(v);
     char *end;
@@ -269,13 +279,13 @@ static int get_size(struct ctx *c, const char *path, struct json_object *v, uint
     *out = (uint64_t)n << shift;
     return 0;
 bad:
-    return fail_at(c, path, EINVAL, "\"%s\" is not a size such as \"64G\"", s);
+    return fail_at(c, path, -EINVAL, "\"%s\" is not a size such as \"64G\"", s);
 }
 
 static int get_string(struct ctx *c, const char *path, struct json_object *v, const char **out)
 {
     if (!json_object_is_type(v, json_type_string))
-        return fail_at(c, path, EINVAL, "must be a string, not %s", type_name(v));
+        return fail_at(c, path, -EINVAL, "must be a string, not %s", type_name(v));
     *out = json_object_get_string(v);
     return 0;
 }
@@ -283,7 +293,7 @@ static int get_string(struct ctx *c, const char *path, struct json_object *v, co
 static int get_mode(struct ctx *c, const char *path, struct json_object *v, mode_t *out)
 {
     if (!json_object_is_type(v, json_type_string))
-        return fail_at(c, path, EINVAL, "must be an octal string such as \"0660\", not %s",
+        return fail_at(c, path, -EINVAL, "must be an octal string such as \"0660\", not %s",
                        type_name(v));
     const char *s = json_object_get_string(v);
     size_t n = strlen(s);
@@ -296,15 +306,15 @@ static int get_mode(struct ctx *c, const char *path, struct json_object *v, mode
         m = m * 8 + (unsigned)(s[i] - '0');
     }
     if (m > 0777)
-        return fail_at(c, path, EINVAL, "\"%s\": setuid, setgid and sticky bits are not allowed",
+        return fail_at(c, path, -EINVAL, "\"%s\": setuid, setgid and sticky bits are not allowed",
                        s);
     if (!(m & 0200))
-        return fail_at(c, path, EINVAL,
+        return fail_at(c, path, -EINVAL,
                        "\"%s\": the owner needs write permission to connect to a socket", s);
     *out = (mode_t)m;
     return 0;
 bad:
-    return fail_at(c, path, EINVAL, "\"%s\" is not an octal mode (\"0000\" to \"0777\")", s);
+    return fail_at(c, path, -EINVAL, "\"%s\" is not an octal mode (\"0000\" to \"0777\")", s);
 }
 
 static int get_socket(struct ctx *c, const char *path, struct json_object *v, char *out)
@@ -314,7 +324,7 @@ static int get_socket(struct ctx *c, const char *path, struct json_object *v, ch
     if (r < 0)
         return r;
     if (s[0] != '/')
-        return fail_at(c, path, EINVAL, "\"%s\" is not an absolute path", s);
+        return fail_at(c, path, -EINVAL, "\"%s\" is not an absolute path", s);
     /* Length after replacing every {address} by a 12-character address. */
     size_t len = 0, tok = strlen(ADDR_TOKEN);
     for (const char *p = s; *p;) {
@@ -327,11 +337,11 @@ static int get_socket(struct ctx *c, const char *path, struct json_object *v, ch
         }
     }
     if (len >= POL_SOCKET_MAX)
-        return fail_at(c, path, ENAMETOOLONG,
+        return fail_at(c, path, -ENAMETOOLONG,
                        "socket path is %zu bytes when expanded; at most %u fit a UNIX socket",
                        len, POL_SOCKET_MAX - 1);
     if (s[strlen(s) - 1] == '/')
-        return fail_at(c, path, EINVAL, "\"%s\" names a directory, not a socket", s);
+        return fail_at(c, path, -EINVAL, "\"%s\" names a directory, not a socket", s);
     snprintf(out, POL_SOCKET_MAX, "%s", s);
     return 0;
 }
@@ -344,9 +354,9 @@ static int get_trace(struct ctx *c, const char *path, struct json_object *v, cha
     if (r < 0)
         return r;
     if (s[0] != '/')
-        return fail_at(c, path, EINVAL, "\"%s\" is not an absolute path", s);
+        return fail_at(c, path, -EINVAL, "\"%s\" is not an absolute path", s);
     if (strlen(s) >= POL_TRACE_MAX)
-        return fail_at(c, path, ENAMETOOLONG, "the path is longer than %u bytes",
+        return fail_at(c, path, -ENAMETOOLONG, "the path is longer than %u bytes",
                        POL_TRACE_MAX - 1);
     snprintf(out, POL_TRACE_MAX, "%s", s);
     return 0;
@@ -357,10 +367,10 @@ static int get_inject(struct ctx *c, const char *path, struct json_object *v,
                       struct pol_settings *s)
 {
     if (!json_object_is_type(v, json_type_array))
-        return fail_at(c, path, EINVAL, "must be an array of rule strings, not %s", type_name(v));
+        return fail_at(c, path, -EINVAL, "must be an array of rule strings, not %s", type_name(v));
     size_t len = json_object_array_length(v);
     if (len > POL_MAX_INJECT)
-        return fail_at(c, path, EINVAL, "%zu rules; at most %u", len, POL_MAX_INJECT);
+        return fail_at(c, path, -EINVAL, "%zu rules; at most %u", len, POL_MAX_INJECT);
     for (size_t i = 0; i < len; i++) {
         char p[PATH_BUF];
         snprintf(p, sizeof(p), "%s[%zu]", path, i);
@@ -369,11 +379,11 @@ static int get_inject(struct ctx *c, const char *path, struct json_object *v,
         if (r < 0)
             return r;
         if (strlen(rule) >= POL_INJECT_MAX)
-            return fail_at(c, p, EINVAL, "a rule is at most %u characters", POL_INJECT_MAX - 1);
+            return fail_at(c, p, -EINVAL, "a rule is at most %u characters", POL_INJECT_MAX - 1);
         struct br_inject_rule parsed;
-        struct vu_err e = { "" };
+        struct vub_err e = { "" };
         if (br_inject_parse(rule, &parsed, &e) < 0)
-            return fail_at(c, p, EINVAL, "%s", e.msg);
+            return fail_at(c, p, -EINVAL, "%s", e.msg);
         snprintf(s->inject[i], POL_INJECT_MAX, "%s", rule);
     }
     s->n_inject = len;
@@ -385,11 +395,11 @@ static int get_id_list(struct ctx *c, const char *path, struct json_object *v, b
                        uint32_t *ids, size_t *n)
 {
     if (!json_object_is_type(v, json_type_array))
-        return fail_at(c, path, EINVAL, "must be an array of %s, not %s",
+        return fail_at(c, path, -EINVAL, "must be an array of %s, not %s",
                        users ? "user names or uids" : "group names or gids", type_name(v));
     size_t len = json_object_array_length(v);
     if (len > POL_MAX_PEERS)
-        return fail_at(c, path, E2BIG, "%zu entries; at most %u are allowed", len, POL_MAX_PEERS);
+        return fail_at(c, path, -E2BIG, "%zu entries; at most %u are allowed", len, POL_MAX_PEERS);
     for (size_t i = 0; i < len; i++) {
         char p[PATH_BUF];
         snprintf(p, sizeof(p), "%s[%zu]", path, i);
@@ -452,11 +462,11 @@ static int settings_key(struct ctx *c, const char *path, const char *key, struct
         if (r < 0)
             return r;
         if (s->user_uid == 0)
-            return fail_at(c, path, EINVAL, "dropping privileges to root makes no sense; "
+            return fail_at(c, path, -EINVAL, "dropping privileges to root makes no sense; "
                                             "leave \"user\" out to keep running as root");
         s->user_set = true;
         if (!has_gid && !*user_group)
-            return fail_at(c, path, EINVAL, "uid %u has no passwd entry; give \"user_group\" too",
+            return fail_at(c, path, -EINVAL, "uid %u has no passwd entry; give \"user_group\" too",
                            (unsigned)s->user_uid);
         return 0;
     }
@@ -474,7 +484,7 @@ static int settings_key(struct ctx *c, const char *path, const char *key, struct
         if (r < 0)
             return r;
         if (strcmp(m, "sparse") != 0 && strcmp(m, "kernel") != 0)
-            return fail_at(c, path, EINVAL, "must be \"sparse\" or \"kernel\", not \"%s\"", m);
+            return fail_at(c, path, -EINVAL, "must be \"sparse\" or \"kernel\", not \"%s\"", m);
         s->msix_mmap_kernel = strcmp(m, "kernel") == 0;
         return 0;
     }
@@ -489,7 +499,7 @@ static int settings_key(struct ctx *c, const char *path, const char *key, struct
     if (strcmp(key, "handshake_timeout_ms") == 0) {
         int64_t n = json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : -1;
         if (n < 1 || n > POL_MAX_HANDSHAKE_TIMEOUT_MS)
-            return fail_at(c, path, EINVAL, "must be a number of milliseconds, 1 to %u",
+            return fail_at(c, path, -EINVAL, "must be a number of milliseconds, 1 to %u",
                            POL_MAX_HANDSHAKE_TIMEOUT_MS);
         s->handshake_timeout_ms = (uint32_t)n;
         return 0;
@@ -500,7 +510,7 @@ static int settings_key(struct ctx *c, const char *path, const char *key, struct
         if (r < 0)
             return r;
         if (strcmp(str, "refuse") != 0 && strcmp(str, "kill") != 0)
-            return fail_at(c, path, EINVAL, "must be \"refuse\" or \"kill\", not \"%s\"", str);
+            return fail_at(c, path, -EINVAL, "must be \"refuse\" or \"kill\", not \"%s\"", str);
         s->stale_kill = strcmp(str, "kill") == 0;
         return 0;
     }
@@ -521,7 +531,7 @@ static int finish_user_group(struct ctx *c, const char *parent, struct json_obje
         return 0;
     subpath(p, sizeof(p), parent, "user_group");
     if (!s->user_set)
-        return fail_at(c, p, EINVAL, "only makes sense together with \"user\"");
+        return fail_at(c, p, -EINVAL, "only makes sense together with \"user\"");
     return resolve_group(c, p, user_group, &s->user_gid);
 }
 
@@ -529,7 +539,7 @@ static int parse_settings_object(struct ctx *c, const char *path, struct json_ob
                                  struct pol_settings *s)
 {
     if (!json_object_is_type(o, json_type_object))
-        return fail_at(c, path, EINVAL, "must be an object, not %s", type_name(o));
+        return fail_at(c, path, -EINVAL, "must be an object, not %s", type_name(o));
     struct json_object *user_group = NULL;
     /* "user" is looked at after "user_group" so that the latter can stand in
      * for a missing passwd entry whatever the key order. */
@@ -546,7 +556,7 @@ static int parse_settings_object(struct ctx *c, const char *path, struct json_ob
         if (r < 0)
             return r;
         if (r > 0)
-            return fail_at(c, p, EINVAL, "unknown key \"%s\"", it.key);
+            return fail_at(c, p, -EINVAL, "unknown key \"%s\"", it.key);
     }
     return finish_user_group(c, path, user_group, s);
 }
@@ -555,7 +565,7 @@ static int parse_match(struct ctx *c, const char *path, struct json_object *o,
                        struct pol_match *m)
 {
     if (!json_object_is_type(o, json_type_object))
-        return fail_at(c, path, EINVAL, "must be an object with \"address\", \"id\" or "
+        return fail_at(c, path, -EINVAL, "must be an object with \"address\", \"id\" or "
                                         "\"class\", not %s", type_name(o));
     memset(m, 0, sizeof(*m));
     struct json_object_iter it;
@@ -568,14 +578,14 @@ static int parse_match(struct ctx *c, const char *path, struct json_object *o,
             if ((r = get_string(c, p, it.val, &s)) < 0)
                 return r;
             if (hv_pci_addr_parse(s, m->addr) < 0)
-                return fail_at(c, p, EINVAL, "\"%s\" is not a PCI address like \"0000:01:00.0\"",
+                return fail_at(c, p, -EINVAL, "\"%s\" is not a PCI address like \"0000:01:00.0\"",
                                s);
             m->keys |= POL_MATCH_ADDR;
         } else if (strcmp(it.key, "id") == 0) {
             if ((r = get_string(c, p, it.val, &s)) < 0)
                 return r;
             if (!parse_id(s, &m->vendor, &m->device))
-                return fail_at(c, p, EINVAL,
+                return fail_at(c, p, -EINVAL,
                                "\"%s\" is not \"vendor:device\" in hex, like \"8086:10fb\" "
                                "or \"8086:*\"", s);
             m->keys |= POL_MATCH_ID;
@@ -583,16 +593,16 @@ static int parse_match(struct ctx *c, const char *path, struct json_object *o,
             if ((r = get_string(c, p, it.val, &s)) < 0)
                 return r;
             if (!parse_class(s, &m->class_code, &m->class_mask))
-                return fail_at(c, p, EINVAL, "\"%s\" is not a class code of 2, 4 or 6 hex "
+                return fail_at(c, p, -EINVAL, "\"%s\" is not a class code of 2, 4 or 6 hex "
                                              "digits, like \"0108\"", s);
             m->keys |= POL_MATCH_CLASS;
         } else if (strcmp(it.key, "comment") != 0) {
-            return fail_at(c, p, EINVAL, "unknown key \"%s\" (a match has \"address\", \"id\" "
+            return fail_at(c, p, -EINVAL, "unknown key \"%s\" (a match has \"address\", \"id\" "
                                          "and \"class\")", it.key);
         }
     }
     if (!m->keys)
-        return fail_at(c, path, EINVAL, "matches nothing: give \"address\", \"id\" or \"class\"");
+        return fail_at(c, path, -EINVAL, "matches nothing: give \"address\", \"id\" or \"class\"");
     return 0;
 }
 
@@ -600,7 +610,7 @@ static int parse_entry(struct ctx *c, const char *path, struct json_object *o,
                        const struct pol_settings *defaults, struct pol_entry *e)
 {
     if (!json_object_is_type(o, json_type_object))
-        return fail_at(c, path, EINVAL, "must be an object, not %s", type_name(o));
+        return fail_at(c, path, -EINVAL, "must be an object, not %s", type_name(o));
     e->s = *defaults;
     e->export_ = true;
     struct json_object *user_group = NULL, *ug = NULL;
@@ -629,10 +639,10 @@ static int parse_entry(struct ctx *c, const char *path, struct json_object *o,
         if (r < 0)
             return r;
         if (r > 0)
-            return fail_at(c, p, EINVAL, "unknown key \"%s\"", it.key);
+            return fail_at(c, p, -EINVAL, "unknown key \"%s\"", it.key);
     }
     if (!have_match)
-        return fail_at(c, path, EINVAL, "has no \"match\"");
+        return fail_at(c, path, -EINVAL, "has no \"match\"");
     return finish_user_group(c, path, user_group, &e->s);
 }
 
@@ -646,13 +656,13 @@ static void settings_init(struct pol_settings *s)
 static int parse_top(struct ctx *c, struct json_object *root, struct pol *p)
 {
     if (!json_object_is_type(root, json_type_object))
-        return fail_at(c, NULL, EINVAL, "the policy must be a JSON object, not %s",
+        return fail_at(c, NULL, -EINVAL, "the policy must be a JSON object, not %s",
                        type_name(root));
     struct json_object *v;
     p->version = 1;
     if (json_object_object_get_ex(root, "version", &v)) {
         if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) != 1)
-            return fail_at(c, "version", EINVAL, "unsupported version %s (this bridge reads 1)",
+            return fail_at(c, "version", -EINVAL, "unsupported version %s (this bridge reads 1)",
                            json_object_to_json_string(v));
     }
     settings_init(&p->defaults);
@@ -665,21 +675,21 @@ static int parse_top(struct ctx *c, struct json_object *root, struct pol *p)
     json_object_object_foreachC(root, it) {
         if (strcmp(it.key, "version") && strcmp(it.key, "defaults") &&
             strcmp(it.key, "devices") && strcmp(it.key, "comment"))
-            return fail_at(c, it.key, EINVAL, "unknown key \"%s\" (the top level has "
+            return fail_at(c, it.key, -EINVAL, "unknown key \"%s\" (the top level has "
                                               "\"version\", \"defaults\" and \"devices\")",
                            it.key);
     }
     if (!json_object_object_get_ex(root, "devices", &v))
-        return fail_at(c, NULL, EINVAL, "no \"devices\" list: the policy would export nothing");
+        return fail_at(c, NULL, -EINVAL, "no \"devices\" list: the policy would export nothing");
     if (!json_object_is_type(v, json_type_array))
-        return fail_at(c, "devices", EINVAL, "must be an array, not %s", type_name(v));
+        return fail_at(c, "devices", -EINVAL, "must be an array, not %s", type_name(v));
     size_t n = json_object_array_length(v);
     if (n > POL_MAX_DEVICES)
-        return fail_at(c, "devices", E2BIG, "%zu entries; at most %u are allowed", n,
+        return fail_at(c, "devices", -E2BIG, "%zu entries; at most %u are allowed", n,
                        POL_MAX_DEVICES);
     p->entries = calloc(n ? n : 1, sizeof(*p->entries));
     if (!p->entries)
-        return fail_at(c, NULL, ENOMEM, "out of memory");
+        return fail_at(c, NULL, -ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
         char path[PATH_BUF];
         snprintf(path, sizeof(path), "devices[%zu]", i);
@@ -711,19 +721,19 @@ static void line_col(const char *text, size_t end, unsigned *line, unsigned *col
 }
 
 int pol_load_string(const char *name, const char *text, size_t len, struct pol **out,
-                    struct pol_err *err)
+                    struct vub_err *err)
 {
     struct ctx c = { .file = name ? name : "(policy)", .err = err };
     *out = NULL;
     if (len > POL_MAX_FILE_SIZE)
-        return fail_at(&c, NULL, EFBIG, "%zu bytes; a policy may have at most %u", len,
+        return fail_at(&c, NULL, -EFBIG, "%zu bytes; a policy may have at most %u", len,
                        POL_MAX_FILE_SIZE);
     if (memchr(text, '\0', len))
-        return fail_at(&c, NULL, EINVAL, "contains a NUL byte; not a JSON text");
+        return fail_at(&c, NULL, -EINVAL, "contains a NUL byte; not a JSON text");
 
     struct json_tokener *tok = json_tokener_new();
     if (!tok)
-        return fail_at(&c, NULL, ENOMEM, "out of memory");
+        return fail_at(&c, NULL, -ENOMEM, "out of memory");
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
     struct json_object *root = json_tokener_parse_ex(tok, text, (int)len);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
@@ -741,13 +751,13 @@ int pol_load_string(const char *name, const char *text, size_t len, struct pol *
         json_object_put(root);
         char where[32];
         snprintf(where, sizeof(where), "line %u, column %u", line, col);
-        return fail_at(&c, where, EINVAL, "JSON syntax error: %s", why);
+        return fail_at(&c, where, -EINVAL, "JSON syntax error: %s", why);
     }
 
     struct pol *p = calloc(1, sizeof(*p));
     if (!p) {
         json_object_put(root);
-        return fail_at(&c, NULL, ENOMEM, "out of memory");
+        return fail_at(&c, NULL, -ENOMEM, "out of memory");
     }
     snprintf(p->path, sizeof(p->path), "%s", c.file);
     int r = parse_top(&c, root, p);
@@ -760,26 +770,26 @@ int pol_load_string(const char *name, const char *text, size_t len, struct pol *
     return 0;
 }
 
-int pol_load_file(const char *path, struct pol **out, struct pol_err *err)
+int pol_load_file(const char *path, struct pol **out, struct vub_err *err)
 {
     struct ctx c = { .file = path, .err = err };
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
-        return fail_at(&c, NULL, errno, "cannot open: %s", strerror(errno));
+        return fail_at(&c, NULL, -errno, "cannot open: %s", strerror(errno));
     struct stat st;
     if (fstat(fd, &st) < 0) {
         int e = errno;
         close(fd);
-        return fail_at(&c, NULL, e, "cannot stat: %s", strerror(e));
+        return fail_at(&c, NULL, -e, "cannot stat: %s", strerror(e));
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return fail_at(&c, NULL, EINVAL, "not a regular file");
+        return fail_at(&c, NULL, -EINVAL, "not a regular file");
     }
     if (st.st_size > (off_t)POL_MAX_FILE_SIZE) {
         close(fd);
-        return fail_at(&c, NULL, EFBIG, "%lld bytes; a policy may have at most %u",
+        return fail_at(&c, NULL, -EFBIG, "%lld bytes; a policy may have at most %u",
                        (long long)st.st_size, POL_MAX_FILE_SIZE);
     }
     /* Read up to one byte more than allowed, in case it grew since fstat. */
@@ -787,7 +797,7 @@ int pol_load_file(const char *path, struct pol **out, struct pol_err *err)
     char *buf = malloc(cap + 1);
     if (!buf) {
         close(fd);
-        return fail_at(&c, NULL, ENOMEM, "out of memory");
+        return fail_at(&c, NULL, -ENOMEM, "out of memory");
     }
     for (;;) {
         if (len == cap) {
@@ -798,7 +808,7 @@ int pol_load_file(const char *path, struct pol **out, struct pol_err *err)
             if (!nb) {
                 free(buf);
                 close(fd);
-                return fail_at(&c, NULL, ENOMEM, "out of memory");
+                return fail_at(&c, NULL, -ENOMEM, "out of memory");
             }
             buf = nb;
             cap = ncap;
@@ -810,7 +820,7 @@ int pol_load_file(const char *path, struct pol **out, struct pol_err *err)
             int e = errno;
             free(buf);
             close(fd);
-            return fail_at(&c, NULL, e, "read error: %s", strerror(e));
+            return fail_at(&c, NULL, -e, "read error: %s", strerror(e));
         }
         if (n == 0)
             break;
@@ -858,7 +868,7 @@ const struct pol_entry *pol_lookup(const struct pol *p, const struct pol_ident *
 }
 
 int pol_decide(const struct pol *p, const struct pol_ident *id, struct pol_decision *out,
-               struct pol_err *err)
+               struct vub_err *err)
 {
     memset(out, 0, sizeof(*out));
     out->entry = pol_lookup(p, id);
@@ -891,7 +901,7 @@ int pol_decide(const struct pol *p, const struct pol_ident *id, struct pol_decis
         char path[PATH_BUF];
         snprintf(path, sizeof(path), "devices[%u].socket", out->entry->index);
         out->socket[0] = '\0';
-        return fail_at(&c, path, ENAMETOOLONG, "the socket path for %s does not fit a UNIX "
+        return fail_at(&c, path, -ENAMETOOLONG, "the socket path for %s does not fit a UNIX "
                                                "socket address", id->addr);
     }
     out->exported = true;
@@ -903,23 +913,23 @@ int pol_decide(const struct pol *p, const struct pol_ident *id, struct pol_decis
 /* Through host-vfio, so that the policy, `vfio-user-bridge list` and the
  * daemon read the same tree with the same address grammar. */
 int pol_ident_from_sysfs(const char *sysfs, const char *addr, struct pol_ident *out,
-                         struct pol_err *err)
+                         struct vub_err *err)
 {
     struct ctx c = { .file = "sysfs", .err = err };
-    struct hv_err he = { { 0 } };
+    struct vub_err he = { { 0 } };
     memset(out, 0, sizeof(*out));
     if (hv_pci_addr_parse(addr, out->addr) < 0)
-        return fail_at(&c, NULL, EINVAL, "\"%s\" is not a PCI address like \"0000:01:00.0\"",
+        return fail_at(&c, NULL, -EINVAL, "\"%s\" is not a PCI address like \"0000:01:00.0\"",
                        addr ? addr : "(null)");
     if (!sysfs)
         sysfs = HV_SYSFS_DEFAULT;
     c.file = out->addr;
     int r = hv_sysfs_driver(sysfs, out->addr, out->driver, sizeof(out->driver));
     if (r == -ENODEV)
-        return fail_at(&c, NULL, ENODEV, "no such PCI function (nothing at "
+        return fail_at(&c, NULL, -ENODEV, "no such PCI function (nothing at "
                                          "%s/bus/pci/devices/%s)", sysfs, out->addr);
     if (r < 0)
-        return fail_at(&c, "driver", EIO, "cannot read its driver link in %s: %s", sysfs,
+        return fail_at(&c, "driver", -EIO, "cannot read its driver link in %s: %s", sysfs,
                        strerror(-r));
     uint32_t v, d, cls;
     if (hv_sysfs_hex_attr(sysfs, out->addr, "vendor", 4, &v, &he) < 0 ||

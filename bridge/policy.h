@@ -21,7 +21,7 @@
  * wrong types and out-of-range values are refused. Users and groups may be
  * names or numbers; names are resolved when the file is loaded.
  *
- * Errors: every failure returns -errno and fills `struct pol_err` with one
+ * Errors: every failure returns -errno and fills `struct vub_err` with one
  * line that names the file and either the line:column (syntax errors) or the
  * JSON path of the offending value (e.g. `devices[2].socket_mode`) and what is
  * wrong with it. Nothing here prints.
@@ -35,6 +35,7 @@
 #include <sys/types.h>
 
 #include "hv.h"
+#include "vub_err.h"
 
 #define POL_DEFAULT_PATH       "/etc/vfio-user-bridge/policy.json"
 #define POL_DEFAULT_SOCKET_DIR "/run/vfio-user"
@@ -51,9 +52,6 @@
 #define POL_MAX_INJECT     8u           /* entries in "inject" */
 #define POL_INJECT_MAX     160u         /* one "inject" rule, NUL included */
 
-struct pol_err {
-    char msg[512];
-};
 
 /* What an entry matches. Every key present must hold (AND); at least one. */
 #define POL_MATCH_ADDR  (1u << 0)
@@ -132,11 +130,13 @@ struct pol_ident {
 
 /* Load and validate a policy file. *out is malloc'd (free with pol_free).
  * -ENOENT/-EACCES/... if the file cannot be read, -EFBIG if it is larger
- * than POL_MAX_FILE_SIZE, -EINVAL for a syntax or semantic error. */
-int pol_load_file(const char *path, struct pol **out, struct pol_err *err);
+ * than POL_MAX_FILE_SIZE, -EINVAL for a syntax or semantic error (a user or
+ * group name that does not resolve included: -ENOENT is only ever about the
+ * file). */
+int pol_load_file(const char *path, struct pol **out, struct vub_err *err);
 /* The same from memory; `name` is used in messages as the file name. */
 int pol_load_string(const char *name, const char *text, size_t len, struct pol **out,
-                    struct pol_err *err);
+                    struct vub_err *err);
 void pol_free(struct pol *p);
 
 /* The first entry matching `id`, or NULL. */
@@ -151,7 +151,7 @@ struct pol_decision {
 /* Decide for `id`. 0 (also when not exported: see out->exported); -ENAMETOOLONG
  * (with message) if the expanded socket path does not fit sun_path. */
 int pol_decide(const struct pol *p, const struct pol_ident *id, struct pol_decision *out,
-               struct pol_err *err);
+               struct vub_err *err);
 
 /* Read vendor, device, class and driver of `addr` from <sysfs>/bus/pci/devices
  * (through host-vfio: hv_sysfs_driver, hv_sysfs_hex_attr). `addr` is
@@ -159,6 +159,6 @@ int pol_decide(const struct pol *p, const struct pol_ident *id, struct pol_decis
  * in the project (the policy's "address" key too). -EINVAL bad address,
  * -ENODEV no such function, -EIO unreadable/garbled attributes. */
 int pol_ident_from_sysfs(const char *sysfs, const char *addr, struct pol_ident *out,
-                         struct pol_err *err);
+                         struct vub_err *err);
 
 #endif /* VUB_POLICY_H */

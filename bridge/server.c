@@ -48,7 +48,7 @@ struct br_server {
     bool accept_stalled;      /* accept() ran out of fds; listener not polled */
     uint64_t hs_deadline_ns;  /* the session must have negotiated by then */
     struct br_ratelimit conn_rl;  /* connect / refusal / disconnect lines */
-    char why[256];            /* reason of the last session close */
+    char why[64 + sizeof(struct vub_err)];   /* reason of the last session close */
 };
 
 static void conn_log_summary(unsigned missed)

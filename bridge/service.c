@@ -39,7 +39,7 @@ int br_service_apply_policy(struct br_config *cfg)
         br_err("--policy applies to a real device given with --device");
         return -EINVAL;
     }
-    struct pol_err err = { "" };
+    struct vub_err err = { "" };
     struct pol *p = NULL;
     struct pol_ident id;
     struct pol_decision d;
@@ -190,7 +190,7 @@ int br_service_start(struct br_service **out, const struct br_config *cfg,
     if (cfg->sim != BR_SIM_NONE)
         return 0;
     struct dw_opts o = { .addr = hv->addr, .sysfs = NULL, .source = DW_SOURCE_KERNEL };
-    struct dw_err err = { "" };
+    struct vub_err err = { "" };
     int r = dw_open(&o, &svc->dw, &err);
     if (r < 0) {
         br_err("cannot watch the device: %s", err.msg);
@@ -225,7 +225,7 @@ int br_service_drop_privileges(const struct br_config *cfg)
 {
     if (!cfg->drop_privileges)
         return 0;
-    struct acc_err err = { "" };
+    struct vub_err err = { "" };
     int r = acc_drop_privileges(cfg->run_uid, cfg->run_gid, &err);
     if (r < 0) {
         br_err("cannot drop privileges: %s", err.msg);

@@ -147,7 +147,7 @@ int br_status_attach(struct br_server *srv, struct br_dev *dev, struct acc_sock 
     }
     struct acc_sock_opts o = { .path = path, .owner = (uid_t)-1, .group = (gid_t)-1,
                                .mode = 0600, .backlog = 4 };
-    struct acc_err err = { "" };
+    struct vub_err err = { "" };
     r = acc_listen_unix(&o, out, &err);
     if (r < 0) {
         br_warn("no status socket: %s", err.msg[0] ? err.msg : strerror(-r));

@@ -18,7 +18,7 @@ struct held {
     struct timespec due;
     struct vu_msg req;                /* the request's header only */
     int err;                          /* negative errno: an error reply */
-    char reason[sizeof(((struct vu_err *)0)->msg)];
+    char reason[sizeof(((struct vub_err *)0)->msg)];
     uint8_t *payload;
     size_t l1, len;                   /* first piece, whole payload */
     int fd;                           /* owned; -1 none */
@@ -55,7 +55,7 @@ int br_tap_new(struct br_tap **out, const struct br_config *cfg, const char *dev
     if (!tap)
         return -ENOMEM;
     tap->held.fd = -1;
-    struct vu_err err = { "" };
+    struct vub_err err = { "" };
     int r = br_inject_init(&tap->inj, cfg->inject, cfg->n_inject, &err);
     if (r == 0 && cfg->trace_path)
         r = br_trace_open(&tap->trace, cfg->trace_path, cfg->trace_data, device, &err);
@@ -135,11 +135,11 @@ bool br_tap_replaces(const struct br_tap_msg *tm)
 }
 
 int br_tap_instead(struct br_tap_msg *tm, struct br_session *s, const struct vu_msg *m,
-                   const void **p1, size_t *l1, void **heap, struct vu_err *err)
+                   const void **p1, size_t *l1, void **heap, struct vub_err *err)
 {
     const struct br_inject_rule *f = tm->fault;
     if (f->action == BR_INJ_ERRNO)
-        return vu_fail(err, -f->errnum, "fault injected by rule %d (%s)", tm->rule, f->text);
+        return vub_fail(err, -f->errnum, "fault injected by rule %d (%s)", tm->rule, f->text);
     if (f->action == BR_INJ_CLOSE)
         return 0;
     /* data: the request must be one the bridge would serve */
@@ -148,7 +148,7 @@ int br_tap_instead(struct br_tap_msg *tm, struct br_session *s, const struct vu_
     if (r < 0)
         return r;
     if (!br_dev_access_ok(s->dev, q.acc.region, q.acc.offset, q.acc.count))
-        return vu_fail(err, -EINVAL, "REGION_READ %u @0x%" PRIx64 "+%u: outside the region",
+        return vub_fail(err, -EINVAL, "REGION_READ %u @0x%" PRIx64 "+%u: outside the region",
                        q.acc.region, q.acc.offset, q.acc.count);
     size_t n = sizeof(q.acc) + q.acc.count;
     uint8_t *b = malloc(n);

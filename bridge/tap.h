@@ -57,7 +57,7 @@ bool br_tap_replaces(const struct br_tap_msg *tm);
  * bytes: the request's vu_region_access followed by the pattern repeated to
  * `count`; a REGION_READ the bridge would refuse gets the bridge's own error. */
 int br_tap_instead(struct br_tap_msg *tm, struct br_session *s, const struct vu_msg *m,
-                   const void **p1, size_t *l1, void **heap, struct vu_err *err);
+                   const void **p1, size_t *l1, void **heap, struct vub_err *err);
 
 /* Send the answer (r < 0: error reply with -r; else p1/p2 and *fd if >= 0,
  * sent fd_copies times (one per sparse area, at most BR_MAX_REGION_FDS);

@@ -176,7 +176,7 @@ static void tb_emit(struct br_trace *t, struct tb *b)
 /* ---- open / close ------------------------------------------------------------------ */
 
 int br_trace_open(struct br_trace **out, const char *path, bool data, const char *device,
-                  struct vu_err *err)
+                  struct vub_err *err)
 {
     struct br_trace *t = calloc(1, sizeof(*t));
     if (!t)
@@ -189,7 +189,7 @@ int br_trace_open(struct br_trace **out, const char *path, bool data, const char
         if (t->fd < 0) {
             int r = -errno;
             free(t);
-            return vu_fail(err, r, "--trace %s: %s", path, strerror(-r));
+            return vub_fail(err, r, "--trace %s: %s", path, strerror(-r));
         }
     }
     struct tb b;
@@ -262,112 +262,100 @@ static void irq_flags(struct tb *b, uint32_t f)
 /* The request's fields, from the strict decoder (what the handler sees). */
 static void request_fields(struct br_trace *t, struct tb *b, const struct vu_msg *m)
 {
-    struct vu_err e = { "" };
-    int r = 0;
-    switch (m->hdr.cmd) {
+    unsigned cmd = m->hdr.cmd;
+    /* Commands the bridge has no business decoding: unknown ones, and
+     * DMA_READ/WRITE, which go from server to client. */
+    if (cmd == VU_CMD_DMA_READ || cmd == VU_CMD_DMA_WRITE ||
+        strcmp(vu_cmd_name(cmd), "UNKNOWN") == 0)
+        return;
+    struct vub_err e = { "" };
+    union vu_request o;
+    if (vu_decode_request(m, VU_MAX_DATA_XFER, &o, &e) < 0) {
+        tb_s(b, "malformed", e.msg);
+        return;
+    }
+    switch (cmd) {
     case VU_CMD_VERSION: {
-        struct vu_version_req q;
-        if ((r = vu_decode_version(m, &q, &e)) < 0)
-            break;
-        tb_u(b, "major", q.major);
-        tb_u(b, "minor", q.minor);
-        if (q.json) {
-            if (tb_sn(b, "json", q.json, q.json_len, BR_TRACE_JSON_MAX))
+        const struct vu_version_req *q = &o.version;
+        tb_u(b, "major", q->major);
+        tb_u(b, "minor", q->minor);
+        if (q->json) {
+            if (tb_sn(b, "json", q->json, q->json_len, BR_TRACE_JSON_MAX))
                 tb_b(b, "json_cut", true);
         }
         break;
     }
     case VU_CMD_DMA_MAP: {
-        struct vu_dma_map q;
-        if ((r = vu_decode_dma_map(m, &q, &e)) < 0)
-            break;
-        tb_u(b, "argsz", q.argsz);
-        tb_u(b, "flags_rw", q.flags);
-        tb_x(b, "iova", q.address);
-        tb_x(b, "size", q.size);
-        tb_x(b, "offset", q.offset);
+        const struct vu_dma_map *q = &o.dma_map;
+        tb_u(b, "argsz", q->argsz);
+        tb_u(b, "flags_rw", q->flags);
+        tb_x(b, "iova", q->address);
+        tb_x(b, "size", q->size);
+        tb_x(b, "offset", q->offset);
         break;
     }
     case VU_CMD_DMA_UNMAP: {
-        struct vu_dma_unmap q;
-        if ((r = vu_decode_dma_unmap(m, &q, &e)) < 0)
-            break;
-        tb_u(b, "argsz", q.argsz);
-        tb_x(b, "iova", q.address);
-        tb_x(b, "size", q.size);
-        if (q.flags & VU_DMA_UNMAP_FLAG_ALL)
+        const struct vu_dma_unmap *q = &o.dma_unmap;
+        tb_u(b, "argsz", q->argsz);
+        tb_x(b, "iova", q->address);
+        tb_x(b, "size", q->size);
+        if (q->flags & VU_DMA_UNMAP_FLAG_ALL)
             tb_b(b, "all", true);
         break;
     }
     case VU_CMD_DEVICE_GET_INFO: {
-        struct vu_device_info q;
-        if ((r = vu_decode_device_get_info(m, &q, &e)) < 0)
-            break;
-        tb_u(b, "argsz", q.argsz);
+        const struct vu_device_info *q = &o.device_info;
+        tb_u(b, "argsz", q->argsz);
         break;
     }
     case VU_CMD_DEVICE_GET_REGION_INFO: {
-        struct vu_region_info q;
-        if ((r = vu_decode_region_info(m, &q, &e)) < 0)
-            break;
-        tb_u(b, "argsz", q.argsz);
-        tb_u(b, "region", q.index);
+        const struct vu_region_info *q = &o.region_info;
+        tb_u(b, "argsz", q->argsz);
+        tb_u(b, "region", q->index);
         break;
     }
     case VU_CMD_DEVICE_GET_REGION_IO_FDS: {
-        struct vu_region_io_fds_request q;
-        if ((r = vu_decode_region_io_fds(m, &q, &e)) < 0)
-            break;
-        tb_u(b, "argsz", q.argsz);
-        tb_u(b, "region", q.index);
+        const struct vu_region_io_fds_request *q = &o.region_io_fds;
+        tb_u(b, "argsz", q->argsz);
+        tb_u(b, "region", q->index);
         break;
     }
     case VU_CMD_DEVICE_GET_IRQ_INFO: {
-        struct vu_irq_info q;
-        if ((r = vu_decode_irq_info(m, &q, &e)) < 0)
-            break;
-        tb_u(b, "argsz", q.argsz);
-        tb_u(b, "index", q.index);
+        const struct vu_irq_info *q = &o.irq_info;
+        tb_u(b, "argsz", q->argsz);
+        tb_u(b, "index", q->index);
         break;
     }
     case VU_CMD_DEVICE_SET_IRQS: {
-        struct vu_irq_set_req q;
-        if ((r = vu_decode_set_irqs(m, &q, &e)) < 0)
-            break;
-        tb_u(b, "argsz", q.set.argsz);
-        tb_u(b, "index", q.set.index);
-        tb_u(b, "start", q.set.start);
-        tb_u(b, "count", q.set.count);
-        irq_flags(b, q.set.flags);
-        if (q.bools && t->data)
-            tb_hex(b, "bools", q.bools, q.set.count);
+        const struct vu_irq_set_req *q = &o.set_irqs;
+        tb_u(b, "argsz", q->set.argsz);
+        tb_u(b, "index", q->set.index);
+        tb_u(b, "start", q->set.start);
+        tb_u(b, "count", q->set.count);
+        irq_flags(b, q->set.flags);
+        if (q->bools && t->data)
+            tb_hex(b, "bools", q->bools, q->set.count);
         break;
     }
     case VU_CMD_REGION_READ:
     case VU_CMD_REGION_WRITE: {
-        struct vu_region_access_req q;
-        r = m->hdr.cmd == VU_CMD_REGION_READ ? vu_decode_region_read(m, VU_MAX_DATA_XFER, &q, &e)
-                                             : vu_decode_region_write(m, VU_MAX_DATA_XFER, &q, &e);
-        if (r < 0)
-            break;
-        tb_u(b, "region", q.acc.region);
-        tb_x(b, "offset", q.acc.offset);
-        tb_u(b, "count", q.acc.count);
-        if (q.data && t->data)
-            tb_hex(b, "bytes", q.data, q.acc.count);
+        const struct vu_region_access_req *q = &o.region_access;
+        tb_u(b, "region", q->acc.region);
+        tb_x(b, "offset", q->acc.offset);
+        tb_u(b, "count", q->acc.count);
+        if (q->data && t->data)
+            tb_hex(b, "bytes", q->data, q->acc.count);
         break;
     }
     case VU_CMD_REGION_WRITE_MULTI: {
-        struct vu_write_multi_req q;
-        if ((r = vu_decode_write_multi(m, &q, &e)) < 0)
-            break;
-        tb_u(b, "wr_cnt", q.wr_cnt);
+        const struct vu_write_multi_req *q = &o.write_multi;
+        tb_u(b, "wr_cnt", q->wr_cnt);
         /* the first entries only: the line stays bounded */
         struct tb_mark mk = tb_begin(b, "writes");
         tb_raw(b, "[");
-        for (uint64_t i = 0; i < q.wr_cnt && i < 4; i++) {
+        for (uint64_t i = 0; i < q->wr_cnt && i < 4; i++) {
             struct vu_write_multi_entry w;
-            memcpy(&w, &q.wrs[i], sizeof(w));
+            memcpy(&w, &q->wrs[i], sizeof(w));
             tb_raw(b, "%s{\"region\":%u,\"offset\":\"0x%llx\",\"count\":%u}", i ? "," : "",
                    w.region, (unsigned long long)w.offset, w.count);
         }
@@ -375,36 +363,24 @@ static void request_fields(struct br_trace *t, struct tb *b, const struct vu_msg
         tb_end(b, mk);
         break;
     }
-    case VU_CMD_DEVICE_RESET:
-        r = vu_decode_device_reset(m, &e);
-        break;
     case VU_CMD_DEVICE_FEATURE: {
-        struct vu_device_feature_req q;
-        if ((r = vu_decode_device_feature(m, &q, &e)) < 0)
-            break;
-        tb_u(b, "argsz", q.feat.argsz);
-        tb_u(b, "feature", q.feat.flags & VU_DEVICE_FEATURE_MASK);
-        tb_s(b, "op", q.feat.flags & VU_DEVICE_FEATURE_PROBE ? "probe"
-                      : q.feat.flags & VU_DEVICE_FEATURE_GET ? "get" : "set");
+        const struct vu_device_feature_req *q = &o.device_feature;
+        tb_u(b, "argsz", q->feat.argsz);
+        tb_u(b, "feature", q->feat.flags & VU_DEVICE_FEATURE_MASK);
+        tb_s(b, "op", q->feat.flags & VU_DEVICE_FEATURE_PROBE ? "probe"
+                      : q->feat.flags & VU_DEVICE_FEATURE_GET ? "get" : "set");
         break;
     }
     case VU_CMD_MIG_DATA_READ:
     case VU_CMD_MIG_DATA_WRITE: {
-        struct vu_mig_data_req q;
-        r = m->hdr.cmd == VU_CMD_MIG_DATA_READ
-                ? vu_decode_mig_data_read(m, VU_MAX_DATA_XFER, &q, &e)
-                : vu_decode_mig_data_write(m, VU_MAX_DATA_XFER, &q, &e);
-        if (r < 0)
-            break;
-        tb_u(b, "argsz", q.mig.argsz);
-        tb_u(b, "size", q.mig.size);
+        const struct vu_mig_data_req *q = &o.mig_data;
+        tb_u(b, "argsz", q->mig.argsz);
+        tb_u(b, "size", q->mig.size);
         break;
     }
     default:
-        break;
+        break;   /* DEVICE_RESET: no fields */
     }
-    if (r < 0)
-        tb_s(b, "malformed", e.msg);
 }
 
 /* The reply's fields, from the bytes the bridge sends. */

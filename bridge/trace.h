@@ -34,7 +34,7 @@ struct br_trace;
  * first line naming the program, the device and the bounds. -errno with a
  * reason in err. */
 int br_trace_open(struct br_trace **out, const char *path, bool data, const char *device,
-                  struct vu_err *err);
+                  struct vub_err *err);
 void br_trace_close(struct br_trace *t);
 
 /* A client connected: a "session" line with its pid and uid. */

@@ -2,7 +2,7 @@
 /*
  * edu_regs.h - the register map of QEMU's edu device (1234:11e8, BAR0;
  * QEMU's docs/specs/edu.rst), the one copy the project uses: the simulated
- * device (hv_sim.c) models it, the probe's edu self-test (tools/probe), the
+ * device models it (hv_sim_edu.c), the probe's edu self-test (tools/probe), the
  * bench (tools/bench) and the tests drive it. Header-only and free of any
  * host-vfio type, so a tool that must not link host-vfio may include it.
  * All registers are 32-bit except the 64-bit DMA ones.

@@ -11,7 +11,7 @@
  * device ops stay.
  *
  * Conventions: 0 / non-negative on success, negative errno on failure. Where
- * a `struct hv_err *` is taken (may be NULL) a failure leaves a message that
+ * a `struct vub_err *` is taken (may be NULL) a failure leaves a message that
  * names the device, the step and the cause, e.g.
  *   "0000:01:00.0 is bound to nvme, not vfio-pci"
  *   "group 7 is not viable: 0000:01:00.1 is bound to igb"
@@ -26,11 +26,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-struct hv_err {
-    char msg[256];
-};
-int hv_fail(struct hv_err *err, int errnum, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+#include "vub_err.h"   /* struct vub_err, vub_fail: the reason of a failure */
 
 #define HV_ADDR_LEN 16  /* "DDDDDD:BB:DD.F" + NUL, rounded */
 
@@ -166,7 +162,7 @@ struct hv_iommu_ops {
      * device, the step and the cause. NULL for the simulator (its devices
      * attach in hv_sim_open_on). */
     int (*attach)(struct hv_iommu *io, const char *addr, struct hv_attach *out,
-                  struct hv_err *err);
+                  struct vub_err *err);
     /* Another open file of an attached device (a new VFIO device fd, never
      * a dup of a.devfd), for the device's mmap_fd. type1: the group's
      * VFIO_GROUP_GET_DEVICE_FD again. NULL where there is none (the
@@ -262,17 +258,17 @@ int hv_sysfs_driver(const char *sysfs, const char *addr, char *drv, size_t drvsz
  * subsystem_*: 4; class: 6). -errno if it cannot be read, -EIO (with the
  * content quoted) if it is not that shape. */
 int hv_sysfs_hex_attr(const char *sysfs, const char *addr, const char *name, unsigned digits,
-                      uint32_t *out, struct hv_err *err);
+                      uint32_t *out, struct vub_err *err);
 /* IOMMU group number of a function; -ENOENT (with message) if it has none. */
-int hv_sysfs_iommu_group(const char *sysfs, const char *addr, struct hv_err *err);
+int hv_sysfs_iommu_group(const char *sysfs, const char *addr, struct vub_err *err);
 /* Check a function exists, is bound to vfio-pci, has a group, and its group is
  * viable (every member bound to vfio-pci or to no driver, or to one of the
  * drivers the kernel's vfio tolerates in a group: pci-stub, pcieport).
  * Returns the group number or -errno with the message naming the offenders. */
-int hv_sysfs_check_exportable(const char *sysfs, const char *addr, struct hv_err *err);
+int hv_sysfs_check_exportable(const char *sysfs, const char *addr, struct vub_err *err);
 /* Whether the group of `addr` would be viable if `addr` were bound to
  * vfio-pci (used before binding). 0 or -EBUSY with the offenders named. */
-int hv_sysfs_check_group_would_be_viable(const char *sysfs, const char *addr, struct hv_err *err);
+int hv_sysfs_check_group_would_be_viable(const char *sysfs, const char *addr, struct vub_err *err);
 
 /* Bus address and size of BAR `index` (0-5) of a function, from its sysfs
  * `resource` file. -ENOENT when the BAR is not assigned. (Older kernels,
@@ -293,17 +289,17 @@ struct hv_open_opts {
  * groups, and several devices of one group, may share it. The caller holds
  * one reference (hv_iommu_put). */
 int hv_type1_iommu_new(const struct hv_open_opts *opts, struct hv_iommu **out,
-                       struct hv_err *err);
+                       struct vub_err *err);
 /* Open a function by PCI address as a VFIO device attached to the kernel
  * IOMMU context `io` (which it takes a reference on). -EINVAL (with message)
  * for a context that cannot attach kernel devices (the simulator's). */
 int hv_vfio_open(struct hv_iommu *io, const char *addr, struct hv_device **out,
-                 struct hv_err *err);
+                 struct vub_err *err);
 /* Both in one: a function opened through sysfs + VFIO container/group/type1v2
  * in a container of its own. Every failure names the device, the step and
  * cause. */
 int hv_type1_open(const char *addr, const struct hv_open_opts *opts, struct hv_device **out,
-                  struct hv_err *err);
+                  struct vub_err *err);
 
 /* ---- identity (libpci) ------------------------------------------------------- */
 
@@ -316,7 +312,7 @@ struct hv_pci_ident {
 };
 /* Identity of a function from its config space via libpci (names from the
  * pci.ids database, or "Unknown vendor 1234" style when absent). */
-int hv_pci_identify(const char *addr, struct hv_pci_ident *out, struct hv_err *err);
+int hv_pci_identify(const char *addr, struct hv_pci_ident *out, struct vub_err *err);
 /* The names for raw ids (no device access), e.g. for a vfio-user peer. */
 void hv_pci_names(uint16_t vendor, uint16_t device, uint32_t class_code, struct hv_pci_ident *out);
 
@@ -333,17 +329,17 @@ struct hv_list_entry {
 /* Every PCI function under sysfs, sorted by address. *out malloc'd (the
  * caller frees it). Against the real "/sys" (or NULL) an exportable function
  * also needs its /dev/vfio/<group> node to exist and be read-writable. */
-int hv_list(const char *sysfs, struct hv_list_entry **out, size_t *n, struct hv_err *err);
+int hv_list(const char *sysfs, struct hv_list_entry **out, size_t *n, struct vub_err *err);
 /* The same with the /dev/vfio directory explicit (NULL: skip that check). */
 int hv_list_ex(const char *sysfs, const char *dev_vfio, struct hv_list_entry **out, size_t *n,
-               struct hv_err *err);
+               struct vub_err *err);
 
 /* Bind addr to vfio-pci through driver_override (refused with -EBUSY when the
  * group would not become viable). The previous driver's name is written to
  * prev (so hv_release can give it back). */
-int hv_bind_vfio(const char *sysfs, const char *addr, char *prev, size_t prevsz, struct hv_err *err);
+int hv_bind_vfio(const char *sysfs, const char *addr, char *prev, size_t prevsz, struct vub_err *err);
 /* Give addr back: clear driver_override, unbind from vfio-pci, and reprobe
  * (to `prev` if given and non-empty, else to whatever drivers_probe picks). */
-int hv_release(const char *sysfs, const char *addr, const char *prev, struct hv_err *err);
+int hv_release(const char *sysfs, const char *addr, const char *prev, struct vub_err *err);
 
 #endif /* HV_H */

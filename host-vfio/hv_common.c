@@ -9,21 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-int hv_fail(struct hv_err *err, int errnum, const char *fmt, ...)
-{
-    if (errnum < 0)
-        errnum = -errnum;
-    if (errnum == 0)
-        errnum = EIO;
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-        va_end(ap);
-    }
-    return -errnum;
-}
-
 /* Parse exactly `n` hex digits (n_min..n_max) from *s; advance *s. */
 static int parse_hex(const char **s, unsigned n_min, unsigned n_max, unsigned long *out)
 {

@@ -22,7 +22,7 @@ bool hv_driver_tolerated(const char *drv);
  * is held by a tolerated driver. 0, or -EBUSY with "group N is not viable:
  * A is bound to X, ..." in err (prefixed by `who: ` when who != NULL). */
 int hv_sysfs_group_viable(const char *sysfs, int group, const char *skip, const char *who,
-                          struct hv_err *err);
+                          struct vub_err *err);
 
 /* The members of IOMMU group `group` other than `skip` (may be NULL), as
  * "ADDR (driver), ..." ("no driver" for none) in out, sorted. Returns how

@@ -93,19 +93,19 @@ _Static_assert(sizeof(struct hvi_attach_iommufd_pt) == 12, "vfio_device_attach_i
 /* ---- pure parts ------------------------------------------------------------------ */
 
 int hv_iommufd_cdev_path(const char *sysfs, const char *dev_vfio, const char *addr, char *out,
-                         size_t outsz, struct hv_err *err)
+                         size_t outsz, struct vub_err *err)
 {
     char dir[HV_PATH_MAX], name[64] = "";
     int r;
     if ((r = hv_path(dir, sizeof(dir), "%s/bus/pci/devices/%s/vfio-dev", sysfs, addr)) < 0)
-        return hv_fail(err, -r, "%s: sysfs path too long", addr);
+        return vub_fail(err, r, "%s: sysfs path too long", addr);
     DIR *d = opendir(dir);
     if (!d) {
         int e = errno;
         if (e == ENOENT)
-            return hv_fail(err, e, "%s has no VFIO device cdev (no %s: a kernel without "
+            return vub_fail(err, -e, "%s has no VFIO device cdev (no %s: a kernel without "
                            "VFIO_DEVICE_CDEV, or not bound to vfio-pci)", addr, dir);
-        return hv_fail(err, e, "%s: cannot read %s: %s", addr, dir, strerror(e));
+        return vub_fail(err, -e, "%s: cannot read %s: %s", addr, dir, strerror(e));
     }
     unsigned found = 0;
     struct dirent *de;
@@ -118,12 +118,12 @@ int hv_iommufd_cdev_path(const char *sysfs, const char *dev_vfio, const char *ad
     }
     closedir(d);
     if (found == 0)
-        return hv_fail(err, ENOENT, "%s has no VFIO device cdev (%s is empty)", addr, dir);
+        return vub_fail(err, -ENOENT, "%s has no VFIO device cdev (%s is empty)", addr, dir);
     if (found > 1)
-        return hv_fail(err, EEXIST, "%s: %u VFIO device cdevs in %s, expected one", addr, found,
+        return vub_fail(err, -EEXIST, "%s: %u VFIO device cdevs in %s, expected one", addr, found,
                        dir);
     if ((r = hv_path(out, outsz, "%s/devices/%s", dev_vfio, name)) < 0)
-        return hv_fail(err, -r, "%s: path of its VFIO cdev too long", addr);
+        return vub_fail(err, r, "%s: path of its VFIO cdev too long", addr);
     return 0;
 }
 
@@ -222,7 +222,7 @@ static int ifd_info(struct hv_iommu *io, struct hv_iommu_info *out)
 }
 
 static int ifd_attach(struct hv_iommu *io, const char *addr, struct hv_attach *out,
-                      struct hv_err *err)
+                      struct vub_err *err)
 {
     struct ifd_iommu *t = ifd(io);
     char path[HV_PATH_MAX];
@@ -238,20 +238,20 @@ static int ifd_attach(struct hv_iommu *io, const char *addr, struct hv_attach *o
     if (fd < 0) {
         int e = errno;
         if (e == EACCES || e == EPERM)
-            return hv_fail(err, e, "%s: permission denied opening %s", addr, path);
+            return vub_fail(err, -e, "%s: permission denied opening %s", addr, path);
         if (e == EBUSY)
-            return hv_fail(err, e, "%s: %s is busy (already open)", addr, path);
-        return hv_fail(err, e, "%s: cannot open %s: %s", addr, path, strerror(e));
+            return vub_fail(err, -e, "%s: %s is busy (already open)", addr, path);
+        return vub_fail(err, -e, "%s: cannot open %s: %s", addr, path, strerror(e));
     }
     struct hvi_bind_iommufd b = { .argsz = sizeof(b), .iommufd = t->fd };
     if (ioctl(fd, HVI_VFIO_DEVICE_BIND_IOMMUFD, &b) < 0) {
-        r = hv_fail(err, errno, "%s: VFIO_DEVICE_BIND_IOMMUFD failed: %s", addr,
+        r = vub_fail(err, -errno, "%s: VFIO_DEVICE_BIND_IOMMUFD failed: %s", addr,
                     strerror(errno));
         goto fail;
     }
     struct hvi_attach_iommufd_pt a = { .argsz = sizeof(a), .pt_id = t->ioas };
     if (ioctl(fd, HVI_VFIO_DEVICE_ATTACH_IOMMUFD_PT, &a) < 0) {
-        r = hv_fail(err, errno, "%s: VFIO_DEVICE_ATTACH_IOMMUFD_PT to IOAS %u failed: %s", addr,
+        r = vub_fail(err, -errno, "%s: VFIO_DEVICE_ATTACH_IOMMUFD_PT to IOAS %u failed: %s", addr,
                     t->ioas, strerror(errno));
         goto fail;
     }
@@ -259,7 +259,7 @@ static int ifd_attach(struct hv_iommu *io, const char *addr, struct hv_attach *o
     r = refresh_info(t);
     pthread_mutex_unlock(&t->lock);
     if (r < 0) {
-        r = hv_fail(err, r, "%s: IOMMU_IOAS_IOVA_RANGES failed: %s", addr, strerror(-r));
+        r = vub_fail(err, r, "%s: IOMMU_IOAS_IOVA_RANGES failed: %s", addr, strerror(-r));
         goto fail;
     }
     out->devfd = fd;
@@ -305,7 +305,7 @@ static const struct hv_iommu_ops ifd_ops = {
 };
 
 int hv_iommufd_iommu_new(const struct hv_open_opts *opts, struct hv_iommu **out,
-                         struct hv_err *err)
+                         struct vub_err *err)
 {
     const char *sysfs = opts && opts->sysfs ? opts->sysfs : HV_SYSFS_DEFAULT;
     const char *devdir = opts && opts->dev_vfio ? opts->dev_vfio : "/dev/vfio";
@@ -314,23 +314,23 @@ int hv_iommufd_iommu_new(const struct hv_open_opts *opts, struct hv_iommu **out,
     *out = NULL;
     struct ifd_iommu *t = calloc(1, sizeof(*t));
     if (!t)
-        return hv_fail(err, ENOMEM, "iommufd: out of memory");
+        return vub_fail(err, -ENOMEM, "iommufd: out of memory");
     if (hv_path(t->sysfs, sizeof(t->sysfs), "%s", sysfs) < 0 ||
         hv_path(t->devdir, sizeof(t->devdir), "%s", devdir) < 0) {
         free(t);
-        return hv_fail(err, ENAMETOOLONG, "iommufd: the sysfs or /dev/vfio path is too long");
+        return vub_fail(err, -ENAMETOOLONG, "iommufd: the sysfs or /dev/vfio path is too long");
     }
     t->fd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
     if (t->fd < 0) {
         int e = errno;
         free(t);
         if (e == ENOENT)
-            return hv_fail(err, e, "this kernel has no iommufd (no /dev/iommu)");
-        return hv_fail(err, e, "cannot open /dev/iommu: %s", strerror(e));
+            return vub_fail(err, -e, "this kernel has no iommufd (no /dev/iommu)");
+        return vub_fail(err, -e, "cannot open /dev/iommu: %s", strerror(e));
     }
     struct hvi_ioas_alloc a = { .size = sizeof(a) };
     if (ioctl(t->fd, HVI_IOMMU_IOAS_ALLOC, &a) < 0) {
-        r = hv_fail(err, errno, "IOMMU_IOAS_ALLOC on /dev/iommu failed: %s", strerror(errno));
+        r = vub_fail(err, -errno, "IOMMU_IOAS_ALLOC on /dev/iommu failed: %s", strerror(errno));
         close(t->fd);
         free(t);
         return r;
@@ -340,7 +340,7 @@ int hv_iommufd_iommu_new(const struct hv_open_opts *opts, struct hv_iommu **out,
     t->base.refs = 1;
     pthread_mutex_init(&t->lock, NULL);
     if ((r = refresh_info(t)) < 0) {
-        r = hv_fail(err, r, "IOMMU_IOAS_IOVA_RANGES failed: %s", strerror(-r));
+        r = vub_fail(err, r, "IOMMU_IOAS_IOVA_RANGES failed: %s", strerror(-r));
         ifd_destroy(&t->base);
         return r;
     }

@@ -24,7 +24,7 @@
  * message) when the function has none (a kernel without VFIO_DEVICE_CDEV,
  * or not bound to vfio-pci), -EEXIST for more than one. */
 int hv_iommufd_cdev_path(const char *sysfs, const char *dev_vfio, const char *addr, char *out,
-                         size_t outsz, struct hv_err *err);
+                         size_t outsz, struct vub_err *err);
 
 /* IOMMU info from IOMMU_IOAS_IOVA_RANGES: `n` inclusive ranges, n >= 1 (more
  * than HV_MAX_IOVA_RANGES: the first ones kept, the rest not offered) and the
@@ -37,6 +37,6 @@ void hv_iommufd_fill_info(const struct hv_iova_range *ranges, uint32_t n, uint64
 /* The context itself (untested, see above): opens /dev/iommu and allocates
  * an IOAS. The caller holds one reference (hv_iommu_put). */
 int hv_iommufd_iommu_new(const struct hv_open_opts *opts, struct hv_iommu **out,
-                         struct hv_err *err);
+                         struct vub_err *err);
 
 #endif /* HV_IOMMUFD_H */

@@ -32,7 +32,7 @@ static int cmp_entry(const void *a, const void *b)
 static void fill_entry(const char *sysfs, const char *dev_vfio, struct pci_access *names,
                        struct hv_list_entry *e)
 {
-    struct hv_err err;
+    struct vub_err err;
 
     e->id.vendor = (uint16_t)read_hex(sysfs, e->addr, "vendor", 4);
     e->id.device = (uint16_t)read_hex(sysfs, e->addr, "device", 4);
@@ -50,11 +50,11 @@ static void fill_entry(const char *sysfs, const char *dev_vfio, struct pci_acces
     if (r >= 0 && dev_vfio) {
         char path[HV_PATH_MAX];
         if (hv_path(path, sizeof(path), "%s/%d", dev_vfio, r) < 0)
-            r = hv_fail(&err, ENAMETOOLONG, "%s: path too long", e->addr);
+            r = vub_fail(&err, -ENAMETOOLONG, "%s: path too long", e->addr);
         else if (access(path, F_OK) < 0)
-            r = hv_fail(&err, ENOENT, "%s: %s does not exist", e->addr, path);
+            r = vub_fail(&err, -ENOENT, "%s: %s does not exist", e->addr, path);
         else if (access(path, R_OK | W_OK) < 0)
-            r = hv_fail(&err, EACCES, "%s: permission denied opening %s", e->addr, path);
+            r = vub_fail(&err, -EACCES, "%s: permission denied opening %s", e->addr, path);
     }
     e->exportable = r >= 0;
     if (r < 0)
@@ -62,7 +62,7 @@ static void fill_entry(const char *sysfs, const char *dev_vfio, struct pci_acces
 }
 
 int hv_list_ex(const char *sysfs, const char *dev_vfio, struct hv_list_entry **out, size_t *n,
-               struct hv_err *err)
+               struct vub_err *err)
 {
     char dir[HV_PATH_MAX];
     struct hv_list_entry *v = NULL;
@@ -73,10 +73,10 @@ int hv_list_ex(const char *sysfs, const char *dev_vfio, struct hv_list_entry **o
     if (!sysfs)
         sysfs = HV_SYSFS_DEFAULT;
     if (hv_path(dir, sizeof(dir), "%s/bus/pci/devices", sysfs) < 0)
-        return hv_fail(err, ENAMETOOLONG, "sysfs path %s too long", sysfs);
+        return vub_fail(err, -ENAMETOOLONG, "sysfs path %s too long", sysfs);
     DIR *d = opendir(dir);
     if (!d)
-        return hv_fail(err, errno, "cannot list PCI functions in %s: %s", dir, strerror(errno));
+        return vub_fail(err, -errno, "cannot list PCI functions in %s: %s", dir, strerror(errno));
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         char addr[HV_ADDR_LEN];
@@ -91,7 +91,7 @@ int hv_list_ex(const char *sysfs, const char *dev_vfio, struct hv_list_entry **o
             if (!nv) {
                 closedir(d);
                 free(v);
-                return hv_fail(err, ENOMEM, "listing PCI functions: out of memory");
+                return vub_fail(err, -ENOMEM, "listing PCI functions: out of memory");
             }
             v = nv;
             cap = ncap;
@@ -113,7 +113,7 @@ int hv_list_ex(const char *sysfs, const char *dev_vfio, struct hv_list_entry **o
     return 0;
 }
 
-int hv_list(const char *sysfs, struct hv_list_entry **out, size_t *n, struct hv_err *err)
+int hv_list(const char *sysfs, struct hv_list_entry **out, size_t *n, struct vub_err *err)
 {
     /* Against the real sysfs, also check the group's /dev/vfio node. */
     bool real = !sysfs || strcmp(sysfs, HV_SYSFS_DEFAULT) == 0;

@@ -100,7 +100,7 @@ void hv_pci_names(uint16_t vendor, uint16_t device, uint32_t class_code, struct 
     hv_pci_names_close(a);
 }
 
-int hv_pci_identify(const char *addr_in, struct hv_pci_ident *out, struct hv_err *err)
+int hv_pci_identify(const char *addr_in, struct hv_pci_ident *out, struct vub_err *err)
 {
     char addr[HV_ADDR_LEN], path[HV_PATH_MAX];
     unsigned dom, bus, dev, fn;
@@ -108,16 +108,16 @@ int hv_pci_identify(const char *addr_in, struct hv_pci_ident *out, struct hv_err
 
     memset(out, 0, sizeof(*out));
     if (hv_pci_addr_parse(addr_in, addr) < 0)
-        return hv_fail(err, EINVAL, "'%s' is not a PCI address (want DDDD:BB:DD.F)", addr_in);
+        return vub_fail(err, -EINVAL, "'%s' is not a PCI address (want DDDD:BB:DD.F)", addr_in);
     if (sscanf(addr, "%x:%x:%x.%x", &dom, &bus, &dev, &fn) != 4)
-        return hv_fail(err, EINVAL, "'%s' is not a PCI address", addr_in);
+        return vub_fail(err, -EINVAL, "'%s' is not a PCI address", addr_in);
     hv_path(path, sizeof(path), "%s/bus/pci/devices/%s", HV_SYSFS_DEFAULT, addr);
     if (stat(path, &st) < 0)
-        return hv_fail(err, ENODEV, "no PCI function %s (nothing at %s)", addr, path);
+        return vub_fail(err, -ENODEV, "no PCI function %s (nothing at %s)", addr, path);
 
     struct pci_access *a = quiet_access();
     if (!a)
-        return hv_fail(err, ENOMEM, "%s: libpci: out of memory", addr);
+        return vub_fail(err, -ENOMEM, "%s: libpci: out of memory", addr);
     jmp_buf jb;
     jmp_buf *volatile saved = pci_jmp;
     volatile int r = 0;
@@ -126,7 +126,7 @@ int hv_pci_identify(const char *addr_in, struct hv_pci_ident *out, struct hv_err
         pci_init(a);
         struct pci_dev *d = pci_get_dev(a, (int)dom, (int)bus, (int)dev, (int)fn);
         if (!d) {
-            r = hv_fail(err, ENOMEM, "%s: libpci: out of memory", addr);
+            r = vub_fail(err, -ENOMEM, "%s: libpci: out of memory", addr);
         } else {
             pci_fill_info(d, PCI_FILL_IDENT | PCI_FILL_CLASS | PCI_FILL_CLASS_EXT |
                                  PCI_FILL_SUBSYS);
@@ -138,12 +138,12 @@ int hv_pci_identify(const char *addr_in, struct hv_pci_ident *out, struct hv_err
             pci_free_dev(d);
         }
     } else {
-        r = hv_fail(err, EIO, "%s: libpci: %s", addr, pci_msg);
+        r = vub_fail(err, -EIO, "%s: libpci: %s", addr, pci_msg);
     }
     pci_jmp = saved;
     if (r == 0) {
         if (out->vendor == 0xffff)
-            r = hv_fail(err, EIO, "%s: config space reads all ones (device gone?)", addr);
+            r = vub_fail(err, -EIO, "%s: config space reads all ones (device gone?)", addr);
         else
             hv_pci_fill_names(a, out);
     }

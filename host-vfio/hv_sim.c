@@ -8,9 +8,9 @@
  * context its map table (taken after a device's when the edu engine does
  * DMA, never the other way round).
  */
-#include "edu_regs.h"
 #include "hv_sim.h"
 #include "hv_internal.h"
+#include "hv_sim_edu.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #define SIM_NUM_REGIONS 9u
-#define SIM_NUM_IRQS 5u
+#define SIM_NUM_IRQS HV_SIM_NUM_IRQS
 #define SIM_CFG_SIZE 4096u
 #define SIM_MAX_MSIX 2048u
 #define SIM_MAX_MSI 32u
@@ -82,10 +82,8 @@ struct sim {
     int vec[SIM_MAX_MSIX];
     int err_trigger, req_trigger;
 
-    /* edu */
-    uint32_t irq_status;
-    uint8_t edu_buf[EDU_BUF_SIZE];
-    unsigned resets, dma_faults;
+    struct sim_edu edu;        /* the model in BAR0 (hv_sim_edu.c) */
+    unsigned resets;
 };
 
 static const struct hv_device_ops sim_ops;
@@ -656,37 +654,12 @@ static int sim_iommu_info(struct hv_iommu *io, struct hv_iommu_info *out)
     return 0;
 }
 
-/* ---- edu-like registers ---------------------------------------------------- */
+/* ---- what the edu model needs (hv_sim_edu.h) ------------------------------- */
 
 static uint64_t bar_off(uint32_t index) { return (uint64_t)index << SIM_REGION_SHIFT; }
 
-static uint32_t reg_get(struct sim *s, uint32_t off)
+void sim_irq_assert(struct sim *s)
 {
-    uint8_t b[4] = { 0 };
-    if (pread(s->memfd, b, 4, (off_t)(bar_off(0) + off)) != 4)
-        return 0;
-    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-}
-
-static void reg_set(struct sim *s, uint32_t off, uint32_t v)
-{
-    uint8_t b[4];
-    put32(b, v);
-    if (pwrite(s->memfd, b, 4, (off_t)(bar_off(0) + off)) != 4) {
-        /* the memfd is sized at open; nothing sensible to do */
-    }
-}
-
-static uint64_t reg_get64(struct sim *s, uint32_t off)
-{
-    return reg_get(s, off) | (uint64_t)reg_get(s, off + 4) << 32;
-}
-
-/* The edu raises MSI vector 0 when MSI is on, else INTx. */
-static void edu_raise(struct sim *s, uint32_t bits)
-{
-    s->irq_status |= bits;
-    reg_set(s, EDU_IRQ_STATUS, s->irq_status);
     if ((s->irq_type == VFIO_PCI_MSI_IRQ_INDEX || s->irq_type == VFIO_PCI_MSIX_IRQ_INDEX) &&
         s->nvec > 0)
         signal_fd(s->vec[0]);
@@ -694,72 +667,14 @@ static void edu_raise(struct sim *s, uint32_t bits)
         intx_fire(s);
 }
 
-static void edu_dma(struct sim *s, uint32_t cmd)
-{
-    uint64_t src = reg_get64(s, EDU_DMA_SRC), dst = reg_get64(s, EDU_DMA_DST);
-    uint64_t cnt = reg_get64(s, EDU_DMA_CNT);
-    bool to_ram = cmd & EDU_DMA_TO_RAM;
-    uint64_t dev = to_ram ? src : dst, iova = (to_ram ? dst : src) & EDU_DMA_MASK;
+void sim_intx_deassert(struct sim *s) { s->intx_pending = false; }
 
-    if (dev < EDU_BUF_ADDR || cnt > EDU_BUF_SIZE || dev - EDU_BUF_ADDR > EDU_BUF_SIZE - cnt) {
-        s->dma_faults++;   /* the real edu aborts QEMU here; the sim refuses */
-    } else {
-        pthread_mutex_lock(&IO(s)->lock);
-        int r = dma_access(IO(s), iova, s->edu_buf + (dev - EDU_BUF_ADDR), (size_t)cnt, to_ram);
-        pthread_mutex_unlock(&IO(s)->lock);
-        if (r < 0)
-            s->dma_faults++;   /* an IOMMU fault: nothing transferred */
-    }
-    reg_set(s, EDU_DMA_CMD, cmd & ~EDU_DMA_START);
-    if (cmd & EDU_DMA_IRQ)
-        edu_raise(s, EDU_IRQ_DMA);
-}
-
-/* Evaluate the registers a write of [off, off+len) in BAR0 touched; the raw
- * bytes are already in memory. */
-static void edu_eval(struct sim *s, uint64_t off, size_t len)
+int sim_bus_dma(struct sim *s, uint64_t iova, void *buf, size_t len, bool to_ram)
 {
-    if (s->cfg.bar0_size < EDU_REGS_END || off >= EDU_REGS_END)
-        return;
-    uint64_t end = off + len < EDU_REGS_END ? off + len : EDU_REGS_END;
-    for (uint32_t r = (uint32_t)(off & ~3ull); r < end; r += 4) {
-        uint32_t v = reg_get(s, r);
-        switch (r) {
-        case EDU_ID: reg_set(s, r, EDU_ID_VALUE); break;
-        case EDU_LIVENESS: reg_set(s, r, ~v); break;
-        case EDU_FACT: {
-            uint32_t f = 1;
-            for (uint32_t i = 2; i <= v && i < 64; i++)
-                f *= i;
-            if (v >= 64)
-                f = 0;   /* 64! and beyond wrap to 0 in 32 bits */
-            reg_set(s, r, f);
-            if (reg_get(s, EDU_STATUS) & EDU_STATUS_FACT_IRQ)
-                edu_raise(s, EDU_IRQ_FACT);
-            break;
-        }
-        case EDU_STATUS: reg_set(s, r, v & EDU_STATUS_FACT_IRQ); break;   /* never busy */
-        case EDU_IRQ_STATUS: reg_set(s, r, s->irq_status); break;
-        case EDU_IRQ_RAISE: edu_raise(s, v); break;
-        case EDU_IRQ_ACK:
-            s->irq_status &= ~v;
-            reg_set(s, EDU_IRQ_STATUS, s->irq_status);
-            if (!s->irq_status)
-                s->intx_pending = false;   /* line deasserted */
-            break;
-        case EDU_DMA_CMD:
-            if (v & EDU_DMA_START)
-                edu_dma(s, v);
-            break;
-        default: break;
-        }
-    }
-}
-
-static void edu_power_on(struct sim *s)
-{
-    if (s->cfg.bar0_size >= EDU_REGS_END)
-        reg_set(s, EDU_ID, EDU_ID_VALUE);
+    pthread_mutex_lock(&IO(s)->lock);
+    int r = dma_access(IO(s), iova, buf, len, to_ram);
+    pthread_mutex_unlock(&IO(s)->lock);
+    return r;
 }
 
 /* ---- regions --------------------------------------------------------------- */
@@ -911,7 +826,7 @@ static ssize_t sim_region_write(struct hv_device *d, uint32_t index, uint64_t of
         if (r == 0) {
             r = (ssize_t)len;
             if (index == 0)
-                edu_eval(s, off, len);
+                sim_edu_write(&s->edu, off, len);
         }
     }
     pthread_mutex_unlock(&s->lock);
@@ -958,9 +873,7 @@ static int sim_reset(struct hv_device *d)
                                                  s->cfg.msix_table_offset + v * 16u + 12)) < 0)
                 break;
     }
-    edu_power_on(s);
-    memset(s->edu_buf, 0, sizeof(s->edu_buf));
-    s->irq_status = 0;
+    sim_edu_reset(&s->edu);
     s->intx_pending = false;
     s->resets++;
     pthread_mutex_unlock(&s->lock);
@@ -1040,40 +953,40 @@ void hv_sim_config_defaults(struct hv_sim_config *cfg)
 
 static bool pow2(uint64_t v) { return v && !(v & (v - 1)); }
 
-static int check_config(const struct hv_sim_config *c, struct hv_err *err)
+static int check_config(const struct hv_sim_config *c, struct vub_err *err)
 {
     if (c->bar0_size && (!pow2(c->bar0_size) || c->bar0_size < 16))
-        return hv_fail(err, EINVAL, "sim: BAR0 size %#llx is not a power of two >= 16",
+        return vub_fail(err, -EINVAL, "sim: BAR0 size %#llx is not a power of two >= 16",
                        (unsigned long long)c->bar0_size);
     if (c->bar0_size > (1ull << SIM_REGION_SHIFT))
-        return hv_fail(err, EINVAL, "sim: BAR0 too large");
+        return vub_fail(err, -EINVAL, "sim: BAR0 too large");
     if (c->msi_count > SIM_MAX_MSI || (c->msi_count && !pow2(c->msi_count)))
-        return hv_fail(err, EINVAL, "sim: MSI count %u is not 0 or a power of two <= 32",
+        return vub_fail(err, -EINVAL, "sim: MSI count %u is not 0 or a power of two <= 32",
                        c->msi_count);
     if (!c->pgsizes || (c->pgsizes & -c->pgsizes) < 4096)
-        return hv_fail(err, EINVAL, "sim: page sizes %#llx lack a size >= 4 KiB",
+        return vub_fail(err, -EINVAL, "sim: page sizes %#llx lack a size >= 4 KiB",
                        (unsigned long long)c->pgsizes);
     if (c->nr_iova_ranges > HV_MAX_IOVA_RANGES)
-        return hv_fail(err, EINVAL, "sim: too many IOVA ranges");
+        return vub_fail(err, -EINVAL, "sim: too many IOVA ranges");
     if (c->msix == HV_SIM_MSIX_NONE)
         return 0;
     if (c->msix != HV_SIM_MSIX_MAPPABLE_CAP && c->msix != HV_SIM_MSIX_SPARSE_CAP)
-        return hv_fail(err, EINVAL, "sim: unknown MSI-X mode %d", (int)c->msix);
+        return vub_fail(err, -EINVAL, "sim: unknown MSI-X mode %d", (int)c->msix);
     if (c->msix_bar > 5)
-        return hv_fail(err, EINVAL, "sim: MSI-X BAR %u is not 0-5", c->msix_bar);
+        return vub_fail(err, -EINVAL, "sim: MSI-X BAR %u is not 0-5", c->msix_bar);
     if (c->msix_count == 0 || c->msix_count > SIM_MAX_MSIX)
-        return hv_fail(err, EINVAL, "sim: MSI-X count %u is not 1-2048", c->msix_count);
+        return vub_fail(err, -EINVAL, "sim: MSI-X count %u is not 1-2048", c->msix_count);
     uint64_t bsz = c->msix_bar == 0 ? c->bar0_size : c->msix_bar_size;
     if (!pow2(bsz) || bsz > (1ull << SIM_REGION_SHIFT))
-        return hv_fail(err, EINVAL, "sim: MSI-X BAR size %#llx is not a power of two",
+        return vub_fail(err, -EINVAL, "sim: MSI-X BAR size %#llx is not a power of two",
                        (unsigned long long)bsz);
     uint64_t tend = c->msix_table_offset + (uint64_t)c->msix_count * 16;
     uint64_t pend = c->msix_pba_offset + ((c->msix_count + 63) / 64) * 8ull;
     if ((c->msix_table_offset & 7) || (c->msix_pba_offset & 7) || tend > bsz || pend > bsz ||
         (c->msix_pba_offset < tend && pend > c->msix_table_offset))
-        return hv_fail(err, EINVAL, "sim: MSI-X table/PBA do not fit BAR %u", c->msix_bar);
+        return vub_fail(err, -EINVAL, "sim: MSI-X table/PBA do not fit BAR %u", c->msix_bar);
     if (c->msix_bar == 0 && c->bar0_size >= EDU_REGS_END && c->msix_table_offset < EDU_REGS_END)
-        return hv_fail(err, EINVAL, "sim: MSI-X table overlaps the edu registers");
+        return vub_fail(err, -EINVAL, "sim: MSI-X table overlaps the edu registers");
     return 0;
 }
 
@@ -1190,7 +1103,7 @@ static void build_config(struct sim *s)
 }
 
 int hv_sim_iommu_open(const struct hv_sim_config *cfg_in, struct hv_iommu **out,
-                      struct hv_err *err)
+                      struct vub_err *err)
 {
     struct hv_sim_config defaults;
     int r;
@@ -1204,7 +1117,7 @@ int hv_sim_iommu_open(const struct hv_sim_config *cfg_in, struct hv_iommu **out,
         return r;
     struct sim_iommu *s = calloc(1, sizeof(*s));
     if (!s)
-        return hv_fail(err, ENOMEM, "sim: out of memory");
+        return vub_fail(err, -ENOMEM, "sim: out of memory");
     s->cfg = *cfg_in;
     s->cfg.addr = NULL;           /* not the IOMMU's; do not keep the caller's pointer */
     s->base.ops = &sim_iommu_ops;
@@ -1216,14 +1129,14 @@ int hv_sim_iommu_open(const struct hv_sim_config *cfg_in, struct hv_iommu **out,
 }
 
 int hv_sim_open_on(const struct hv_sim_config *cfg_in, struct hv_iommu *io,
-                   struct hv_device **out, struct hv_err *err)
+                   struct hv_device **out, struct vub_err *err)
 {
     struct hv_sim_config defaults;
     int r;
 
     *out = NULL;
     if (!io || io->ops != &sim_iommu_ops)
-        return hv_fail(err, EINVAL, "sim: a simulated device attaches only to a simulated "
+        return vub_fail(err, -EINVAL, "sim: a simulated device attaches only to a simulated "
                        "IOMMU context, not to %s", io ? io->ops->name : "none");
     if (!cfg_in) {
         hv_sim_config_defaults(&defaults);
@@ -1233,7 +1146,7 @@ int hv_sim_open_on(const struct hv_sim_config *cfg_in, struct hv_iommu *io,
         return r;
     struct sim *s = calloc(1, sizeof(*s));
     if (!s)
-        return hv_fail(err, ENOMEM, "sim: out of memory");
+        return vub_fail(err, -ENOMEM, "sim: out of memory");
     s->cfg = *cfg_in;
     if (!s->cfg.addr)
         s->cfg.addr = "0000:00:00.0";
@@ -1253,7 +1166,7 @@ int hv_sim_open_on(const struct hv_sim_config *cfg_in, struct hv_iommu *io,
     build_config(s);
     s->memfd = memfd_create("hv-sim-bars", MFD_CLOEXEC);
     if (s->memfd < 0) {
-        r = hv_fail(err, errno, "sim: memfd_create: %s", strerror(errno));
+        r = vub_fail(err, -errno, "sim: memfd_create: %s", strerror(errno));
         sim_close(&s->base);
         return r;
     }
@@ -1262,16 +1175,16 @@ int hv_sim_open_on(const struct hv_sim_config *cfg_in, struct hv_iommu *io,
         if (s->bars[i].size)
             end = bar_off(i) + s->bars[i].size;
     if (end && ftruncate(s->memfd, (off_t)end) < 0) {
-        r = hv_fail(err, errno, "sim: sizing the BAR memfd: %s", strerror(errno));
+        r = vub_fail(err, -errno, "sim: sizing the BAR memfd: %s", strerror(errno));
         sim_close(&s->base);
         return r;
     }
-    edu_power_on(s);
+    sim_edu_init(&s->edu, s, s->memfd, s->cfg.bar0_size);
     *out = &s->base;
     return 0;
 }
 
-int hv_sim_open(const struct hv_sim_config *cfg, struct hv_device **out, struct hv_err *err)
+int hv_sim_open(const struct hv_sim_config *cfg, struct hv_device **out, struct vub_err *err)
 {
     struct hv_iommu *io;
     *out = NULL;
@@ -1339,97 +1252,32 @@ int hv_sim_irq_fd(struct hv_device *d, uint32_t index, uint32_t sub)
     return fd;
 }
 
-uint32_t hv_sim_irq_enabled_count(struct hv_device *d, uint32_t index)
+int hv_sim_stats(struct hv_device *d, struct hv_sim_stats *out)
 {
-    SIM_OR(d, 0);
-    struct sim *s = S(d);
-    uint32_t n = 0;
-    pthread_mutex_lock(&s->lock);
-    switch (index) {
-    case VFIO_PCI_INTX_IRQ_INDEX: n = s->irq_type == VFIO_PCI_INTX_IRQ_INDEX; break;
-    case VFIO_PCI_MSI_IRQ_INDEX:
-    case VFIO_PCI_MSIX_IRQ_INDEX: n = s->irq_type == (int)index ? s->nvec : 0; break;
-    case VFIO_PCI_ERR_IRQ_INDEX: n = s->err_trigger >= 0; break;
-    case VFIO_PCI_REQ_IRQ_INDEX: n = s->req_trigger >= 0; break;
-    default: break;
-    }
-    pthread_mutex_unlock(&s->lock);
-    return n;
-}
-
-bool hv_sim_intx_masked(struct hv_device *d)
-{
-    SIM_OR(d, false);
+    memset(out, 0, sizeof(*out));
+    SIM_OR(d, -EINVAL);
     struct sim *s = S(d);
     pthread_mutex_lock(&s->lock);
     intx_poll_unmask(s);
-    bool m = s->intx_masked;
-    pthread_mutex_unlock(&s->lock);
-    return m;
-}
-
-size_t hv_sim_dma_count(struct hv_device *d)
-{
-    SIM_OR(d, 0);
-    struct sim_iommu *s = IO(S(d));
-    pthread_mutex_lock(&s->lock);
-    size_t n = s->nmaps;
-    pthread_mutex_unlock(&s->lock);
-    return n;
-}
-
-uint64_t hv_sim_dma_bytes(struct hv_device *d)
-{
-    SIM_OR(d, 0);
-    struct sim_iommu *s = IO(S(d));
-    pthread_mutex_lock(&s->lock);
-    uint64_t n = s->mapped_bytes;
-    pthread_mutex_unlock(&s->lock);
-    return n;
-}
-
-unsigned hv_sim_reset_count(struct hv_device *d)
-{
-    SIM_OR(d, 0);
-    struct sim *s = S(d);
-    pthread_mutex_lock(&s->lock);
-    unsigned n = s->resets;
-    pthread_mutex_unlock(&s->lock);
-    return n;
-}
-
-unsigned hv_sim_open_irq_fds(struct hv_device *d)
-{
-    SIM_OR(d, 0);
-    struct sim *s = S(d);
-    unsigned n = 0;
-    pthread_mutex_lock(&s->lock);
-    n += s->intx_trigger >= 0;
-    n += s->intx_unmask >= 0;
-    n += s->err_trigger >= 0;
-    n += s->req_trigger >= 0;
+    out->intx_masked = s->intx_masked;
+    if (s->irq_type == VFIO_PCI_INTX_IRQ_INDEX)
+        out->irq_enabled[VFIO_PCI_INTX_IRQ_INDEX] = 1;
+    else if (s->irq_type == VFIO_PCI_MSI_IRQ_INDEX || s->irq_type == VFIO_PCI_MSIX_IRQ_INDEX)
+        out->irq_enabled[s->irq_type] = s->nvec;
+    out->irq_enabled[VFIO_PCI_ERR_IRQ_INDEX] = s->err_trigger >= 0;
+    out->irq_enabled[VFIO_PCI_REQ_IRQ_INDEX] = s->req_trigger >= 0;
+    out->open_irq_fds = (s->intx_trigger >= 0) + (s->intx_unmask >= 0) +
+                        (s->err_trigger >= 0) + (s->req_trigger >= 0);
     for (uint32_t i = 0; i < s->nvec; i++)
-        n += s->vec[i] >= 0;
+        out->open_irq_fds += s->vec[i] >= 0;
+    out->resets = s->resets;
+    out->command = get16(&s->cs[PCI_COMMAND_OFF]);
+    out->dma_faults = s->edu.dma_faults;
     pthread_mutex_unlock(&s->lock);
-    return n;
-}
-
-uint16_t hv_sim_command(struct hv_device *d)
-{
-    SIM_OR(d, 0);
-    struct sim *s = S(d);
-    pthread_mutex_lock(&s->lock);
-    uint16_t v = get16(&s->cs[PCI_COMMAND_OFF]);
-    pthread_mutex_unlock(&s->lock);
-    return v;
-}
-
-unsigned hv_sim_dma_faults(struct hv_device *d)
-{
-    SIM_OR(d, 0);
-    struct sim *s = S(d);
-    pthread_mutex_lock(&s->lock);
-    unsigned n = s->dma_faults;
-    pthread_mutex_unlock(&s->lock);
-    return n;
+    struct sim_iommu *io = IO(s);   /* after the device's lock, as the edu engine */
+    pthread_mutex_lock(&io->lock);
+    out->dma_maps = io->nmaps;
+    out->dma_bytes = io->mapped_bytes;
+    pthread_mutex_unlock(&io->lock);
+    return 0;
 }

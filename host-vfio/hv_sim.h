@@ -21,10 +21,11 @@
  *    registers that behave (ids read-only, COMMAND writable, BAR sizing),
  *    VGA answering -EINVAL. Region offsets are index << 40 like the kernel's
  *    (the memfd is sparse).
- *  - edu-like registers in BAR0: 0x00 id 0x010000ed, 0x04 liveness (reads the
- *    inverse of what was written), 0x08 factorial, 0x60 raise interrupt
- *    (signals MSI vector 0 if set, else INTx), 0x80/0x88/0x90/0x98 DMA
- *    src/dst/count/cmd performing the copy through the DMA map table.
+ *  - edu-like registers in BAR0 (the model: hv_sim_edu.c, edu_regs.h): 0x00
+ *    id 0x010000ed, 0x04 liveness (reads the inverse of what was written),
+ *    0x08 factorial, 0x60 raise interrupt (signals MSI vector 0 if set, else
+ *    INTx), 0x80/0x88/0x90/0x98 DMA src/dst/count/cmd performing the copy
+ *    through the DMA map table.
  *    (Registers are evaluated on pwrite through region_write; a client
  *    writing through its mmap only changes memory.)
  *  - IRQ indexes INTx (1, EVENTFD|MASKABLE|AUTOMASKED), MSI (1 or more,
@@ -86,13 +87,13 @@ void hv_sim_config_defaults(struct hv_sim_config *cfg);
  * the whole cfg must be valid). The caller holds one reference
  * (hv_iommu_put). */
 int hv_sim_iommu_open(const struct hv_sim_config *cfg, struct hv_iommu **out,
-                      struct hv_err *err);
+                      struct vub_err *err);
 /* A simulated device attached to `io`, which must be a simulated context
  * (-EINVAL otherwise); it takes a reference on it. */
 int hv_sim_open_on(const struct hv_sim_config *cfg, struct hv_iommu *io,
-                   struct hv_device **out, struct hv_err *err);
+                   struct hv_device **out, struct vub_err *err);
 /* Both: a device with a simulated container of its own. */
-int hv_sim_open(const struct hv_sim_config *cfg, struct hv_device **out, struct hv_err *err);
+int hv_sim_open(const struct hv_sim_config *cfg, struct hv_device **out, struct vub_err *err);
 
 /* Test hooks. */
 /* Fire sub-index `sub` of IRQ `index` as hardware would: write 1 to the
@@ -100,26 +101,38 @@ int hv_sim_open(const struct hv_sim_config *cfg, struct hv_device **out, struct 
  * automask). Returns 1 if an eventfd was signalled, 0 if not, -errno. */
 int hv_sim_fire_irq(struct hv_device *d, uint32_t index, uint32_t sub);
 /* Current trigger eventfd of (index, sub) in the sim's table (its own dup),
- * -1 if none. Whether MSI/MSI-X is enabled and with how many vectors. */
+ * -1 if none. */
 int hv_sim_irq_fd(struct hv_device *d, uint32_t index, uint32_t sub);
-uint32_t hv_sim_irq_enabled_count(struct hv_device *d, uint32_t index);
-bool hv_sim_intx_masked(struct hv_device *d);
 /* Device-side DMA through the map table of the device's IOMMU context (like
  * a bus master): -EFAULT if the range is not entirely mapped, -EPERM if the
  * mapping lacks the direction. */
 int hv_sim_dma_write(struct hv_device *d, uint64_t iova, const void *buf, size_t len);
 int hv_sim_dma_read(struct hv_device *d, uint64_t iova, void *buf, size_t len);
-/* Number of DMA mappings and bytes mapped now in the device's IOMMU context
- * (shared with every device attached to it). */
-size_t hv_sim_dma_count(struct hv_device *d);
-uint64_t hv_sim_dma_bytes(struct hv_device *d);
-/* How many times reset was called; open eventfd references the sim holds. */
-unsigned hv_sim_reset_count(struct hv_device *d);
-unsigned hv_sim_open_irq_fds(struct hv_device *d);
-/* The config space COMMAND register (bus master = bit 2). */
-uint16_t hv_sim_command(struct hv_device *d);
-/* Device-side DMA the edu engine attempted that the map table refused (an
- * IOMMU fault on real hardware). */
-unsigned hv_sim_dma_faults(struct hv_device *d);
+/* What the simulated device and its IOMMU context hold now, taken in one
+ * call under their locks (a consistent snapshot of each). */
+#define HV_SIM_NUM_IRQS 5u   /* INTx, MSI, MSI-X, ERR, REQ (VFIO_PCI_*_IRQ_INDEX) */
+struct hv_sim_stats {
+    /* per IRQ index: INTx, ERR, REQ 1 if a trigger is set; MSI/MSI-X the
+     * vectors enabled (0: off) */
+    uint32_t irq_enabled[HV_SIM_NUM_IRQS];
+    bool intx_masked;        /* after taking a pending unmask eventfd write */
+    unsigned open_irq_fds;   /* eventfd references the sim holds */
+    unsigned resets;         /* times reset was called */
+    uint16_t command;        /* config space COMMAND (bus master = bit 2) */
+    unsigned dma_faults;     /* device-side DMA the edu engine attempted that the
+                              * map table refused (an IOMMU fault on hardware) */
+    size_t dma_maps;         /* mappings in the device's IOMMU context (shared with */
+    uint64_t dma_bytes;      /* every device attached to it) and bytes they map */
+};
+/* Fill *out (zeroed first); -EINVAL for a device of another back end. */
+int hv_sim_stats(struct hv_device *d, struct hv_sim_stats *out);
+/* The same as a value, for tests (all zero for a device of another back
+ * end): hv_sim_stats_of(d).dma_maps. */
+static inline struct hv_sim_stats hv_sim_stats_of(struct hv_device *d)
+{
+    struct hv_sim_stats st;
+    (void)hv_sim_stats(d, &st);
+    return st;
+}
 
 #endif /* HV_SIM_H */

@@ -100,7 +100,7 @@ int hv_sysfs_driver(const char *sysfs, const char *addr, char *drv, size_t drvsz
 }
 
 int hv_sysfs_hex_attr(const char *sysfs, const char *addr, const char *name, unsigned digits,
-                      uint32_t *out, struct hv_err *err)
+                      uint32_t *out, struct vub_err *err)
 {
     char dir[HV_PATH_MAX], path[HV_PATH_MAX], buf[32];
     int r;
@@ -108,9 +108,9 @@ int hv_sysfs_hex_attr(const char *sysfs, const char *addr, const char *name, uns
     *out = 0;
     if ((r = dev_dir(sysfs, addr, dir, sizeof(dir))) < 0 ||
         (r = hv_path(path, sizeof(path), "%s/%s", dir, name)) < 0)
-        return hv_fail(err, -r, "%s: sysfs path too long", addr);
+        return vub_fail(err, r, "%s: sysfs path too long", addr);
     if ((r = hv_sysfs_read(path, buf, sizeof(buf))) < 0)
-        return hv_fail(err, -r, "%s: cannot read %s: %s", addr, path, strerror(-r));
+        return vub_fail(err, r, "%s: cannot read %s: %s", addr, path, strerror(-r));
     uint32_t v = 0;
     bool ok = digits >= 1 && digits <= 8 && strlen(buf) == 2 + digits && buf[0] == '0' &&
               buf[1] == 'x';
@@ -120,35 +120,35 @@ int hv_sysfs_hex_attr(const char *sysfs, const char *addr, const char *name, uns
         v = v << 4 | (uint32_t)(ch <= '9' ? ch - '0' : tolower(ch) - 'a' + 10);
     }
     if (!ok)
-        return hv_fail(err, EIO, "%s: %s holds \"%s\", not a %u-digit hex number", addr, path,
+        return vub_fail(err, -EIO, "%s: %s holds \"%s\", not a %u-digit hex number", addr, path,
                        buf, digits);
     *out = v;
     return 0;
 }
 
-int hv_sysfs_iommu_group(const char *sysfs, const char *addr, struct hv_err *err)
+int hv_sysfs_iommu_group(const char *sysfs, const char *addr, struct vub_err *err)
 {
     char dir[HV_PATH_MAX], path[HV_PATH_MAX], name[64];
     struct stat st;
     int r;
 
     if ((r = dev_dir(sysfs, addr, dir, sizeof(dir))) < 0)
-        return hv_fail(err, -r, "%s: sysfs path too long", addr);
+        return vub_fail(err, r, "%s: sysfs path too long", addr);
     if (stat(dir, &st) < 0)
-        return hv_fail(err, ENODEV, "no PCI function %s (nothing at %s)", addr, dir);
+        return vub_fail(err, -ENODEV, "no PCI function %s (nothing at %s)", addr, dir);
     if ((r = hv_path(path, sizeof(path), "%s/iommu_group", dir)) < 0)
-        return hv_fail(err, -r, "%s: sysfs path too long", addr);
+        return vub_fail(err, r, "%s: sysfs path too long", addr);
     if ((r = link_basename(path, name, sizeof(name))) < 0)
-        return hv_fail(err, -r, "%s: cannot read %s: %s", addr, path, strerror(-r));
+        return vub_fail(err, r, "%s: cannot read %s: %s", addr, path, strerror(-r));
     if (!name[0])
-        return hv_fail(err, ENOENT,
+        return vub_fail(err, -ENOENT,
                        "%s has no IOMMU group (is the IOMMU enabled, e.g. intel_iommu=on?)",
                        addr);
     char *end;
     errno = 0;
     long g = strtol(name, &end, 10);
     if (errno || *end || end == name || g < 0 || g > 0x7fffffff)
-        return hv_fail(err, EINVAL, "%s: IOMMU group link %s has an odd name '%s'", addr,
+        return vub_fail(err, -EINVAL, "%s: IOMMU group link %s has an odd name '%s'", addr,
                        path, name);
     return (int)g;
 }
@@ -228,7 +228,7 @@ int hv_sysfs_group_members(const char *sysfs, int group, const char *skip, char 
 }
 
 int hv_sysfs_group_viable(const char *sysfs, int group, const char *skip, const char *who,
-                          struct hv_err *err)
+                          struct vub_err *err)
 {
     char dir[HV_PATH_MAX], path[HV_PATH_MAX], drv[64];
     char list[sizeof(err->msg)] = "";
@@ -236,9 +236,9 @@ int hv_sysfs_group_viable(const char *sysfs, int group, const char *skip, const 
     size_t n = 0, bad = 0;
     int r = group_members(sysfs, group, dir, sizeof(dir), names, 256, &n);
     if (r == -ENAMETOOLONG)
-        return hv_fail(err, -r, "group %d: sysfs path too long", group);
+        return vub_fail(err, r, "group %d: sysfs path too long", group);
     if (r < 0)
-        return hv_fail(err, -r, "%s%sgroup %d: cannot list %s: %s", who ? who : "",
+        return vub_fail(err, r, "%s%sgroup %d: cannot list %s: %s", who ? who : "",
                        who ? ": " : "", group, dir, strerror(-r));
 
     for (size_t i = 0; i < n; i++) {
@@ -256,29 +256,29 @@ int hv_sysfs_group_viable(const char *sysfs, int group, const char *skip, const 
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     if (bad)
-        return hv_fail(err, EBUSY, "%s%sgroup %d is not viable: %s", who ? who : "",
+        return vub_fail(err, -EBUSY, "%s%sgroup %d is not viable: %s", who ? who : "",
                        who ? ": " : "", group, list);
     return 0;
 }
 
-int hv_sysfs_check_exportable(const char *sysfs, const char *addr_in, struct hv_err *err)
+int hv_sysfs_check_exportable(const char *sysfs, const char *addr_in, struct vub_err *err)
 {
     char addr[HV_ADDR_LEN], dir[HV_PATH_MAX], drv[64];
     int r;
 
     if (hv_pci_addr_parse(addr_in, addr) < 0)
-        return hv_fail(err, EINVAL, "'%s' is not a PCI address (want DDDD:BB:DD.F)", addr_in);
+        return vub_fail(err, -EINVAL, "'%s' is not a PCI address (want DDDD:BB:DD.F)", addr_in);
     r = hv_sysfs_driver(sysfs, addr, drv, sizeof(drv));
     if (r == -ENODEV) {
         dev_dir(sysfs, addr, dir, sizeof(dir));
-        return hv_fail(err, ENODEV, "no PCI function %s (nothing at %s)", addr, dir);
+        return vub_fail(err, -ENODEV, "no PCI function %s (nothing at %s)", addr, dir);
     }
     if (r < 0)
-        return hv_fail(err, r, "%s: cannot read its driver link: %s", addr, strerror(-r));
+        return vub_fail(err, r, "%s: cannot read its driver link: %s", addr, strerror(-r));
     if (!drv[0])
-        return hv_fail(err, ENODEV, "%s is bound to no driver, not vfio-pci", addr);
+        return vub_fail(err, -ENODEV, "%s is bound to no driver, not vfio-pci", addr);
     if (strcmp(drv, "vfio-pci") != 0)
-        return hv_fail(err, EBUSY, "%s is bound to %s, not vfio-pci", addr, drv);
+        return vub_fail(err, -EBUSY, "%s is bound to %s, not vfio-pci", addr, drv);
     int group = hv_sysfs_iommu_group(sysfs, addr, err);
     if (group < 0)
         return group;
@@ -287,11 +287,11 @@ int hv_sysfs_check_exportable(const char *sysfs, const char *addr_in, struct hv_
 }
 
 int hv_sysfs_check_group_would_be_viable(const char *sysfs, const char *addr_in,
-                                         struct hv_err *err)
+                                         struct vub_err *err)
 {
     char addr[HV_ADDR_LEN];
     if (hv_pci_addr_parse(addr_in, addr) < 0)
-        return hv_fail(err, EINVAL, "'%s' is not a PCI address (want DDDD:BB:DD.F)", addr_in);
+        return vub_fail(err, -EINVAL, "'%s' is not a PCI address (want DDDD:BB:DD.F)", addr_in);
     int group = hv_sysfs_iommu_group(sysfs, addr, err);
     if (group < 0)
         return group;

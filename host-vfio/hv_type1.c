@@ -177,18 +177,18 @@ static struct t1_group *find_group(struct t1_iommu *t, int number)
 
 /* Open /dev/vfio/<group>: its errors (permission, busy) are the ones people
  * meet, so this comes before the container. */
-static int open_group(struct t1_iommu *t, const char *addr, int group, struct hv_err *err)
+static int open_group(struct t1_iommu *t, const char *addr, int group, struct vub_err *err)
 {
     char path[HV_PATH_MAX];
     int r;
     if ((r = hv_path(path, sizeof(path), "%s/%d", t->devdir, group)) < 0)
-        return hv_fail(err, -r, "%s: path of group %d too long", addr, group);
+        return vub_fail(err, r, "%s: path of group %d too long", addr, group);
     int fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd >= 0)
         return fd;
     int e = errno;
     if (e == EACCES || e == EPERM)
-        return hv_fail(err, e, "%s: permission denied opening %s (group %d)", addr, path, group);
+        return vub_fail(err, -e, "%s: permission denied opening %s (group %d)", addr, path, group);
     if (e == EBUSY) {
         /* A group is one process's at a time: name it, with the group's
          * other functions (the usual reason on a shared group). */
@@ -197,39 +197,39 @@ static int open_group(struct t1_iommu *t, const char *addr, int group, struct hv
             snprintf(who, sizeof(who), "another process or an earlier open in this one");
         if (hv_sysfs_group_members(t->sysfs, group, addr, members, sizeof(members)) <= 0)
             snprintf(members, sizeof(members), "no other function");
-        return hv_fail(err, e, "%s: group %d is busy: %s is open in %s (the group also holds "
+        return vub_fail(err, -e, "%s: group %d is busy: %s is open in %s (the group also holds "
                        "%s)", addr, group, path, who, members);
     }
     if (e == ENOENT)
-        return hv_fail(err, e, "%s: cannot open %s (group %d): no such file (is vfio-pci "
+        return vub_fail(err, -e, "%s: cannot open %s (group %d): no such file (is vfio-pci "
                        "loaded?)", addr, path, group);
-    return hv_fail(err, e, "%s: cannot open %s (group %d): %s", addr, path, group, strerror(e));
+    return vub_fail(err, -e, "%s: cannot open %s (group %d): %s", addr, path, group, strerror(e));
 }
 
 /* The container: API version and type1v2. */
-static int open_container(struct t1_iommu *t, const char *addr, struct hv_err *err)
+static int open_container(struct t1_iommu *t, const char *addr, struct vub_err *err)
 {
     char path[HV_PATH_MAX];
     int r;
     if ((r = hv_path(path, sizeof(path), "%s/vfio", t->devdir)) < 0)
-        return hv_fail(err, -r, "%s: path of the VFIO container too long", addr);
+        return vub_fail(err, r, "%s: path of the VFIO container too long", addr);
     int fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
         if (e == EACCES || e == EPERM)
-            return hv_fail(err, e, "%s: permission denied opening %s", addr, path);
-        return hv_fail(err, e, "%s: cannot open the VFIO container %s: %s", addr, path,
+            return vub_fail(err, -e, "%s: permission denied opening %s", addr, path);
+        return vub_fail(err, -e, "%s: cannot open the VFIO container %s: %s", addr, path,
                        strerror(e));
     }
     int api = ioctl(fd, VFIO_GET_API_VERSION);
     if (api < 0)
-        r = hv_fail(err, errno, "%s: VFIO_GET_API_VERSION on %s failed: %s (not a VFIO "
+        r = vub_fail(err, -errno, "%s: VFIO_GET_API_VERSION on %s failed: %s (not a VFIO "
                     "container?)", addr, path, strerror(errno));
     else if (api != VFIO_API_VERSION)
-        r = hv_fail(err, EPROTO, "%s: %s speaks VFIO API %d, this program %d", addr, path, api,
+        r = vub_fail(err, -EPROTO, "%s: %s speaks VFIO API %d, this program %d", addr, path, api,
                     VFIO_API_VERSION);
     else if (ioctl(fd, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) <= 0)
-        r = hv_fail(err, ENOTSUP, "%s: the VFIO container %s does not offer the type1v2 "
+        r = vub_fail(err, -ENOTSUP, "%s: the VFIO container %s does not offer the type1v2 "
                     "IOMMU", addr, path);
     else
         return fd;
@@ -241,40 +241,40 @@ static int open_container(struct t1_iommu *t, const char *addr, struct hv_err *e
  * the first group), IOMMU info read again (a group's reserved regions cut
  * the usable IOVA ranges). */
 static int add_group(struct t1_iommu *t, const char *addr, int group, int groupfd,
-                     struct hv_err *err)
+                     struct vub_err *err)
 {
     struct vfio_group_status gs = { .argsz = sizeof(gs) };
     int r;
     if (ioctl(groupfd, VFIO_GROUP_GET_STATUS, &gs) < 0)
-        return hv_fail(err, errno, "%s: VFIO_GROUP_GET_STATUS on group %d failed: %s", addr,
+        return vub_fail(err, -errno, "%s: VFIO_GROUP_GET_STATUS on group %d failed: %s", addr,
                        group, strerror(errno));
     if (!(gs.flags & VFIO_GROUP_FLAGS_VIABLE)) {
-        struct hv_err why;
+        struct vub_err why;
         if (hv_sysfs_group_viable(t->sysfs, group, NULL, addr, &why) < 0)
-            return hv_fail(err, EBUSY, "%s", why.msg);
-        return hv_fail(err, EBUSY, "%s: group %d is not viable (the kernel says a member is "
+            return vub_fail(err, -EBUSY, "%s", why.msg);
+        return vub_fail(err, -EBUSY, "%s: group %d is not viable (the kernel says a member is "
                        "held by a host driver)", addr, group);
     }
     if (ioctl(groupfd, VFIO_GROUP_SET_CONTAINER, &t->container) < 0)
-        return hv_fail(err, errno, "%s: VFIO_GROUP_SET_CONTAINER for group %d failed: %s", addr,
+        return vub_fail(err, -errno, "%s: VFIO_GROUP_SET_CONTAINER for group %d failed: %s", addr,
                        group, strerror(errno));
     if (!t->iommu_set) {
         if (ioctl(t->container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU) < 0)
-            return hv_fail(err, errno, "%s: VFIO_SET_IOMMU(type1v2) for group %d failed: %s",
+            return vub_fail(err, -errno, "%s: VFIO_SET_IOMMU(type1v2) for group %d failed: %s",
                            addr, group, strerror(errno));
         t->iommu_set = true;
         t->unmap_all = ioctl(t->container, VFIO_CHECK_EXTENSION, VFIO_UNMAP_ALL) > 0;
     }
     struct hv_iommu_info info;
     if ((r = get_iommu_info(t->container, &info)) < 0)
-        return hv_fail(err, r, "%s: VFIO_IOMMU_GET_INFO failed: %s", addr, strerror(-r));
+        return vub_fail(err, r, "%s: VFIO_IOMMU_GET_INFO failed: %s", addr, strerror(-r));
     t->iommu = info;
     t->min_pgsize = t->iommu.pgsizes ? t->iommu.pgsizes & -t->iommu.pgsizes : 4096;
     return 0;
 }
 
 static int t1_attach(struct hv_iommu *io, const char *addr, struct hv_attach *out,
-                     struct hv_err *err)
+                     struct vub_err *err)
 {
     struct t1_iommu *t = t1(io);
     int r;
@@ -290,7 +290,7 @@ static int t1_attach(struct hv_iommu *io, const char *addr, struct hv_attach *ou
     bool new_container = false;
     if (!g) {
         if (t->ngroups == T1_MAX_GROUPS) {
-            r = hv_fail(err, ENOSPC, "%s: the VFIO container already holds %u groups", addr,
+            r = vub_fail(err, -ENOSPC, "%s: the VFIO container already holds %u groups", addr,
                         T1_MAX_GROUPS);
             goto out;
         }
@@ -307,7 +307,7 @@ static int t1_attach(struct hv_iommu *io, const char *addr, struct hv_attach *ou
     }
     int devfd = ioctl(groupfd, VFIO_GROUP_GET_DEVICE_FD, addr);
     if (devfd < 0) {
-        r = hv_fail(err, errno, "%s: VFIO_GROUP_GET_DEVICE_FD in group %d failed: %s", addr,
+        r = vub_fail(err, -errno, "%s: VFIO_GROUP_GET_DEVICE_FD in group %d failed: %s", addr,
                     group, strerror(errno));
         if (g)
             goto out;
@@ -398,7 +398,7 @@ static const struct hv_iommu_ops t1_ops = {
 };
 
 int hv_type1_iommu_new(const struct hv_open_opts *opts, struct hv_iommu **out,
-                       struct hv_err *err)
+                       struct vub_err *err)
 {
     const char *sysfs = opts && opts->sysfs ? opts->sysfs : HV_SYSFS_DEFAULT;
     const char *devdir = opts && opts->dev_vfio ? opts->dev_vfio : "/dev/vfio";
@@ -406,11 +406,11 @@ int hv_type1_iommu_new(const struct hv_open_opts *opts, struct hv_iommu **out,
     *out = NULL;
     struct t1_iommu *t = calloc(1, sizeof(*t));
     if (!t)
-        return hv_fail(err, ENOMEM, "type1: out of memory");
+        return vub_fail(err, -ENOMEM, "type1: out of memory");
     if (hv_path(t->sysfs, sizeof(t->sysfs), "%s", sysfs) < 0 ||
         hv_path(t->devdir, sizeof(t->devdir), "%s", devdir) < 0) {
         free(t);
-        return hv_fail(err, ENAMETOOLONG, "type1: the sysfs or /dev/vfio path is too long");
+        return vub_fail(err, -ENAMETOOLONG, "type1: the sysfs or /dev/vfio path is too long");
     }
     t->base.ops = &t1_ops;
     t->base.refs = 1;
@@ -421,7 +421,7 @@ int hv_type1_iommu_new(const struct hv_open_opts *opts, struct hv_iommu **out,
 }
 
 int hv_type1_open(const char *addr, const struct hv_open_opts *opts, struct hv_device **out,
-                  struct hv_err *err)
+                  struct vub_err *err)
 {
     struct hv_iommu *io;
     *out = NULL;

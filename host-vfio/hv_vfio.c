@@ -227,20 +227,20 @@ static const struct hv_device_ops vd_ops = {
 };
 
 int hv_vfio_open(struct hv_iommu *io, const char *addr_in, struct hv_device **out,
-                 struct hv_err *err)
+                 struct vub_err *err)
 {
     char addr[HV_ADDR_LEN];
     int r;
 
     *out = NULL;
     if (hv_pci_addr_parse(addr_in, addr) < 0)
-        return hv_fail(err, EINVAL, "'%s' is not a PCI address (want DDDD:BB:DD.F)", addr_in);
+        return vub_fail(err, -EINVAL, "'%s' is not a PCI address (want DDDD:BB:DD.F)", addr_in);
     if (!io || !io->ops->attach)
-        return hv_fail(err, EINVAL, "%s: the %s IOMMU context cannot take a VFIO device", addr,
+        return vub_fail(err, -EINVAL, "%s: the %s IOMMU context cannot take a VFIO device", addr,
                        io ? io->ops->name : "(no)");
     struct vd_device *t = calloc(1, sizeof(*t));
     if (!t)
-        return hv_fail(err, ENOMEM, "%s: out of memory", addr);
+        return vub_fail(err, -ENOMEM, "%s: out of memory", addr);
     t->base.ops = &vd_ops;
     hv_strlcpy(t->base.addr, addr, sizeof(t->base.addr));
     t->at.devfd = t->at.group = -1;
@@ -253,7 +253,7 @@ int hv_vfio_open(struct hv_iommu *io, const char *addr_in, struct hv_device **ou
     t->base.iommu = io;
     hv_iommu_get(io);
     if ((r = vd_get_info(&t->base, &t->info)) < 0) {
-        r = hv_fail(err, r, "%s: VFIO_DEVICE_GET_INFO failed: %s", addr, strerror(-r));
+        r = vub_fail(err, r, "%s: VFIO_DEVICE_GET_INFO failed: %s", addr, strerror(-r));
         vd_close(&t->base);
         return r;
     }

@@ -26,20 +26,20 @@ void vu_caps_defaults(struct vu_caps *caps)
 
 /* A non-negative JSON integer (json-c keeps values above INT64_MAX as
  * uint64). Doubles, strings, booleans are type errors. */
-static int get_u64(json_object *o, const char *key, uint64_t *v, struct vu_err *err)
+static int get_u64(json_object *o, const char *key, uint64_t *v, struct vub_err *err)
 {
     if (!json_object_is_type(o, json_type_int))
-        return vu_fail(err, -EINVAL, "capabilities: \"%s\" is not an integer", key);
+        return vub_fail(err, -EINVAL, "capabilities: \"%s\" is not an integer", key);
     errno = 0;
     int64_t s = json_object_get_int64(o);
     if (s < 0)
-        return vu_fail(err, -EINVAL, "capabilities: \"%s\" is negative", key);
+        return vub_fail(err, -EINVAL, "capabilities: \"%s\" is negative", key);
     if (s == INT64_MAX) {
         /* Clamped or genuinely large: ask for the unsigned view. */
         errno = 0;
         uint64_t u = json_object_get_uint64(o);
         if (errno || u == UINT64_MAX)
-            return vu_fail(err, -EINVAL, "capabilities: \"%s\" is out of range", key);
+            return vub_fail(err, -EINVAL, "capabilities: \"%s\" is out of range", key);
         *v = u;
         return 0;
     }
@@ -47,16 +47,16 @@ static int get_u64(json_object *o, const char *key, uint64_t *v, struct vu_err *
     return 0;
 }
 
-static int get_bool(json_object *o, const char *key, bool *v, struct vu_err *err)
+static int get_bool(json_object *o, const char *key, bool *v, struct vub_err *err)
 {
     if (!json_object_is_type(o, json_type_boolean))
-        return vu_fail(err, -EINVAL, "capabilities: \"%s\" is not a boolean", key);
+        return vub_fail(err, -EINVAL, "capabilities: \"%s\" is not a boolean", key);
     *v = json_object_get_boolean(o);
     return 0;
 }
 
 static int parse_range(json_object *caps, const char *key, uint64_t min, uint64_t max,
-                       uint64_t *out, uint32_t bit, uint32_t *present, struct vu_err *err)
+                       uint64_t *out, uint32_t bit, uint32_t *present, struct vub_err *err)
 {
     json_object *o;
     if (!json_object_object_get_ex(caps, key, &o))
@@ -67,19 +67,19 @@ static int parse_range(json_object *caps, const char *key, uint64_t min, uint64_
     if (r)
         return r;
     if (v < min || v > max)
-        return vu_fail(err, -EINVAL, "capabilities: \"%s\" %" PRIu64 " not in %" PRIu64
+        return vub_fail(err, -EINVAL, "capabilities: \"%s\" %" PRIu64 " not in %" PRIu64
                        "..%" PRIu64, key, v, min, max);
     *out = v;
     return 0;
 }
 
-static int parse_migration(json_object *caps, struct vu_caps *out, struct vu_err *err)
+static int parse_migration(json_object *caps, struct vu_caps *out, struct vub_err *err)
 {
     json_object *mig, *o;
     if (!json_object_object_get_ex(caps, "migration", &mig))
         return 0;
     if (!json_object_is_type(mig, json_type_object))
-        return vu_fail(err, -EINVAL, "capabilities: \"migration\" is not an object");
+        return vub_fail(err, -EINVAL, "capabilities: \"migration\" is not an object");
     out->has_migration = true;
     if (json_object_object_get_ex(mig, "pgsize", &o)) {
         uint64_t v;
@@ -87,7 +87,7 @@ static int parse_migration(json_object *caps, struct vu_caps *out, struct vu_err
         if (r)
             return r;
         if (v == 0 || v % 4096)
-            return vu_fail(err, -EINVAL, "capabilities: \"migration.pgsize\" %" PRIu64
+            return vub_fail(err, -EINVAL, "capabilities: \"migration.pgsize\" %" PRIu64
                            " is not a multiple of 4096", v);
         out->migration_pgsize = v;
     }
@@ -97,23 +97,23 @@ static int parse_migration(json_object *caps, struct vu_caps *out, struct vu_err
         if (r)
             return r;
         if (v > MIG_MAX_BITMAP)
-            return vu_fail(err, -EINVAL, "capabilities: \"migration.max_bitmap_size\" %" PRIu64
+            return vub_fail(err, -EINVAL, "capabilities: \"migration.max_bitmap_size\" %" PRIu64
                            " exceeds %llu", v, MIG_MAX_BITMAP);
         out->migration_max_bitmap_size = v;
     }
     return 0;
 }
 
-static int parse_caps_object(json_object *root, struct vu_caps *out, struct vu_err *err)
+static int parse_caps_object(json_object *root, struct vu_caps *out, struct vub_err *err)
 {
     json_object *caps, *o;
     if (!json_object_is_type(root, json_type_object))
-        return vu_fail(err, -EINVAL, "capabilities: JSON is not an object");
+        return vub_fail(err, -EINVAL, "capabilities: JSON is not an object");
     out->present = 0;
     if (!json_object_object_get_ex(root, "capabilities", &caps))
         return 0;   /* optional: the sender states nothing, defaults apply */
     if (!json_object_is_type(caps, json_type_object))
-        return vu_fail(err, -EINVAL, "capabilities: \"capabilities\" is not an object");
+        return vub_fail(err, -EINVAL, "capabilities: \"capabilities\" is not an object");
 
     uint64_t v;
     int r;
@@ -134,7 +134,7 @@ static int parse_caps_object(json_object *root, struct vu_caps *out, struct vu_e
                          &out->present, err)))
         return r;
     if (out->pgsizes & 4095)
-        return vu_fail(err, -EINVAL, "capabilities: \"pgsizes\" 0x%" PRIx64
+        return vub_fail(err, -EINVAL, "capabilities: \"pgsizes\" 0x%" PRIx64
                        " has bits below 4 KiB", out->pgsizes);
     if (json_object_object_get_ex(caps, "write_multiple", &o) &&
         (r = get_bool(o, "write_multiple", &out->write_multiple, err)))
@@ -142,7 +142,7 @@ static int parse_caps_object(json_object *root, struct vu_caps *out, struct vu_e
     if (json_object_object_get_ex(caps, "twin_socket", &o)) {
         json_object *s;
         if (!json_object_is_type(o, json_type_object))
-            return vu_fail(err, -EINVAL, "capabilities: \"twin_socket\" is not an object");
+            return vub_fail(err, -EINVAL, "capabilities: \"twin_socket\" is not an object");
         if (json_object_object_get_ex(o, "supported", &s) &&
             (r = get_bool(s, "twin_socket.supported", &out->twin_socket, err)))
             return r;
@@ -155,20 +155,20 @@ static int parse_caps_object(json_object *root, struct vu_caps *out, struct vu_e
     return parse_migration(caps, out, err);
 }
 
-int vu_caps_parse(const char *json, size_t json_len, struct vu_caps *out, struct vu_err *err)
+int vu_caps_parse(const char *json, size_t json_len, struct vu_caps *out, struct vub_err *err)
 {
     vu_caps_defaults(out);
     if (!json)
-        return vu_fail(err, -EINVAL, "capabilities: no JSON");
+        return vub_fail(err, -EINVAL, "capabilities: no JSON");
     if (json_len > VU_MAX_JSON)
-        return vu_fail(err, -E2BIG, "capabilities: JSON of %zu bytes exceeds %u", json_len,
+        return vub_fail(err, -E2BIG, "capabilities: JSON of %zu bytes exceeds %u", json_len,
                        VU_MAX_JSON);
     if (memchr(json, '\0', json_len))
-        return vu_fail(err, -EINVAL, "capabilities: NUL byte inside the JSON");
+        return vub_fail(err, -EINVAL, "capabilities: NUL byte inside the JSON");
 
     json_tokener *tok = json_tokener_new_ex(JSON_DEPTH);
     if (!tok)
-        return vu_fail(err, -ENOMEM, "capabilities: no memory for the JSON parser");
+        return vub_fail(err, -ENOMEM, "capabilities: no memory for the JSON parser");
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
     json_object *root = json_tokener_parse_ex(tok, json, (int)json_len);
     enum json_tokener_error te = json_tokener_get_error(tok);
@@ -176,14 +176,14 @@ int vu_caps_parse(const char *json, size_t json_len, struct vu_caps *out, struct
     int r = 0;
     if (!root || te != json_tokener_success) {
         /* An incomplete document is "continue" with no object. */
-        r = vu_fail(err, -EINVAL, "capabilities: bad JSON: %s",
+        r = vub_fail(err, -EINVAL, "capabilities: bad JSON: %s",
                     te == json_tokener_continue ? "incomplete" : json_tokener_error_desc(te));
         goto out;
     }
     for (size_t i = end; i < json_len; i++) {
         char ch = json[i];
         if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r') {
-            r = vu_fail(err, -EINVAL, "capabilities: trailing bytes after the JSON at %zu", i);
+            r = vub_fail(err, -EINVAL, "capabilities: trailing bytes after the JSON at %zu", i);
             goto out;
         }
     }
@@ -330,7 +330,7 @@ static bool next_drop(const struct vu_caps *c, enum drop_key *k)
 int vu_version_answer(const struct vu_msg *req, const struct vu_caps *server,
                       struct vu_caps *client_out, struct vu_caps *agreed, char *reply_json,
                       size_t reply_json_sz, size_t *reply_len, struct vu_version_out *out,
-                      struct vu_err *err)
+                      struct vub_err *err)
 {
     struct vu_version_req v;
     struct vu_caps client;
@@ -338,7 +338,7 @@ int vu_version_answer(const struct vu_msg *req, const struct vu_caps *server,
     if (r)
         return r;
     if (v.major != 0)
-        return vu_fail(err, -ENOTSUP, "VERSION: major %u not supported (only 0)", v.major);
+        return vub_fail(err, -ENOTSUP, "VERSION: major %u not supported (only 0)", v.major);
     if (v.json) {
         if ((r = vu_caps_parse(v.json, v.json_len, &client, err)))
             return r;
@@ -386,7 +386,7 @@ int vu_version_answer(const struct vu_msg *req, const struct vu_caps *server,
         /* nothing left to drop: the minimal JSON, over the bound if need be */
         n = vu_caps_emit(&ans, reply_json, reply_json_sz);
         if (n < 0)
-            return vu_fail(err, -ENOSPC, "VERSION: no room for the reply JSON (%zu bytes)",
+            return vub_fail(err, -ENOSPC, "VERSION: no room for the reply JSON (%zu bytes)",
                            reply_json_sz);
         over = true;
         break;

@@ -23,7 +23,7 @@
 
 struct vu_client {
     struct vu_conn conn;
-    struct vu_err err;
+    struct vub_err err;
     uint16_t next_id;
     int timeout_ms;
     unsigned spin_us;       /* busy polling for a reply before sleeping */
@@ -39,15 +39,15 @@ static int fail_conn(struct vu_client *c, int r)
     return r;
 }
 
-int vu_client_from_fd(int fd, struct vu_client **out, struct vu_err *err)
+int vu_client_from_fd(int fd, struct vu_client **out, struct vub_err *err)
 {
     *out = NULL;
     if (fd < 0)
-        return vu_fail(err, -EBADF, "client: invalid fd %d", fd);
+        return vub_fail(err, -EBADF, "client: invalid fd %d", fd);
     struct vu_client *c = calloc(1, sizeof(*c));
     if (!c) {
         close(fd);
-        return vu_fail(err, -ENOMEM, "client: out of memory");
+        return vub_fail(err, -ENOMEM, "client: out of memory");
     }
     struct vu_limits lim = {.max_msg_size = GENEROUS_REPLY, .max_fds = VU_MAX_FDS_PER_MSG};
     vu_conn_init_socket(&c->conn, fd, &lim);
@@ -58,21 +58,21 @@ int vu_client_from_fd(int fd, struct vu_client **out, struct vu_err *err)
     return 0;
 }
 
-int vu_client_connect(const char *path, struct vu_client **out, struct vu_err *err)
+int vu_client_connect(const char *path, struct vu_client **out, struct vub_err *err)
 {
     *out = NULL;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     size_t n = strlen(path);
     if (n == 0 || n >= sizeof(sa.sun_path))
-        return vu_fail(err, -ENAMETOOLONG, "client: socket path of %zu bytes", n);
+        return vub_fail(err, -ENAMETOOLONG, "client: socket path of %zu bytes", n);
     memcpy(sa.sun_path, path, n + 1);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return vu_fail(err, -errno, "client: socket: %s", strerror(errno));
+        return vub_fail(err, -errno, "client: socket: %s", strerror(errno));
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         int e = errno;
         close(fd);
-        return vu_fail(err, -e, "client: connect %s: %s", path, strerror(e));
+        return vub_fail(err, -e, "client: connect %s: %s", path, strerror(e));
     }
     return vu_client_from_fd(fd, out, err);
 }
@@ -131,9 +131,9 @@ static int recv_timed(struct vu_client *c, uint32_t max_msg, struct vu_msg *m)
         if (r > 0)
             break;
         if (r == 0)
-            return vu_fail(&c->err, -ETIMEDOUT, "no reply within %d ms", c->timeout_ms);
+            return vub_fail(&c->err, -ETIMEDOUT, "no reply within %d ms", c->timeout_ms);
         if (errno != EINTR)
-            return vu_fail(&c->err, -errno, "poll: %s", strerror(errno));
+            return vub_fail(&c->err, -errno, "poll: %s", strerror(errno));
     }
     c->conn.lim.max_msg_size = max_msg;
     int r;
@@ -141,11 +141,11 @@ static int recv_timed(struct vu_client *c, uint32_t max_msg, struct vu_msg *m)
     while ((r = vu_recv(&c->conn, m)) == -EAGAIN) {
         if (c->rcvtimeo) {   /* SO_RCVTIMEO ran out with nothing read */
             c->conn.lim.max_msg_size = GENEROUS_REPLY;
-            return vu_fail(&c->err, -ETIMEDOUT, "no reply within %d ms", c->timeout_ms);
+            return vub_fail(&c->err, -ETIMEDOUT, "no reply within %d ms", c->timeout_ms);
         }
         if (poll(&p, 1, c->timeout_ms ? c->timeout_ms : -1) == 0) {
             c->conn.lim.max_msg_size = GENEROUS_REPLY;
-            return vu_fail(&c->err, -ETIMEDOUT, "no reply within %d ms", c->timeout_ms);
+            return vub_fail(&c->err, -ETIMEDOUT, "no reply within %d ms", c->timeout_ms);
         }
     }
     c->conn.lim.max_msg_size = GENEROUS_REPLY;
@@ -157,10 +157,10 @@ static int send_cmd(struct vu_client *c, uint16_t cmd, uint32_t flags, uint16_t 
                     size_t nfds)
 {
     if (c->negotiated && nfds > c->server.max_msg_fds)
-        return vu_fail(&c->err, -E2BIG, "%s: %zu fds, the server accepts %u",
+        return vub_fail(&c->err, -E2BIG, "%s: %zu fds, the server accepts %u",
                        vu_cmd_name(cmd), nfds, c->server.max_msg_fds);
     if (l1 > UINT32_MAX - VU_HDR_SIZE || l2 > UINT32_MAX - VU_HDR_SIZE - l1)
-        return vu_fail(&c->err, -E2BIG, "%s: payload too large", vu_cmd_name(cmd));
+        return vub_fail(&c->err, -E2BIG, "%s: payload too large", vu_cmd_name(cmd));
     struct vu_hdr h = {
         .msg_id = c->next_id++,
         .cmd = cmd,
@@ -186,13 +186,13 @@ static int wait_reply(struct vu_client *c, uint16_t cmd, uint16_t id, uint32_t m
     if (r)
         return r;
     if ((reply->hdr.flags & VU_F_TYPE_MASK) != VU_F_TYPE_REPLY) {
-        r = vu_fail(&c->err, -EPROTO, "%s: server sent command %u (%s) while a reply was due",
+        r = vub_fail(&c->err, -EPROTO, "%s: server sent command %u (%s) while a reply was due",
                     vu_cmd_name(cmd), reply->hdr.cmd, vu_cmd_name(reply->hdr.cmd));
         vu_msg_release(reply);
         return r;
     }
     if (reply->hdr.msg_id != id) {
-        r = vu_fail(&c->err, -EPROTO, "%s: reply id %u, expected %u", vu_cmd_name(cmd),
+        r = vub_fail(&c->err, -EPROTO, "%s: reply id %u, expected %u", vu_cmd_name(cmd),
                     reply->hdr.msg_id, id);
         vu_msg_release(reply);
         return r;
@@ -233,12 +233,12 @@ int vu_client_raw(struct vu_client *c, const void *bytes, size_t len, const int 
     if (!want_reply)
         return 0;
     if (!reply)
-        return vu_fail(&c->err, -EINVAL, "raw: want_reply without a reply message");
+        return vub_fail(&c->err, -EINVAL, "raw: want_reply without a reply message");
     return recv_timed(c, GENEROUS_REPLY, reply);
 }
 
 /* Run a decoder's status through the client's error. */
-static int note(struct vu_client *c, int r, const struct vu_err *e)
+static int note(struct vu_client *c, int r, const struct vub_err *e)
 {
     if (r)
         c->err = *e;
@@ -261,7 +261,7 @@ static void caps_qemu_like(struct vu_caps *o)
 int vu_client_negotiate(struct vu_client *c, const struct vu_caps *offer, struct vu_caps *server)
 {
     if (c->negotiated)
-        return vu_fail(&c->err, -EALREADY, "VERSION: already negotiated");
+        return vub_fail(&c->err, -EALREADY, "VERSION: already negotiated");
     struct vu_caps def;
     if (!offer) {
         caps_qemu_like(&def);
@@ -270,19 +270,19 @@ int vu_client_negotiate(struct vu_client *c, const struct vu_caps *offer, struct
     char json[VU_MAX_JSON + 1];
     ssize_t jl = vu_caps_emit(offer, json, sizeof(json));
     if (jl < 0)
-        return vu_fail(&c->err, (int)jl, "VERSION: offer does not fit in %u bytes", VU_MAX_JSON);
+        return vub_fail(&c->err, (int)jl, "VERSION: offer does not fit in %u bytes", VU_MAX_JSON);
     struct vu_version v = {.major = 0, .minor = 0};
     struct vu_msg reply;
     int r = call2(c, VU_CMD_VERSION, 0, &v, sizeof(v), json, (size_t)jl, NULL, 0,
                   sizeof(v) + VU_MAX_JSON + 1, &reply);
     if (r)
         return r;
-    struct vu_err e;
+    struct vub_err e;
     struct vu_version_req vr;
     struct vu_caps sc;
     r = vu_decode_version_reply(&reply, &vr, &e);
     if (!r && (vr.major != 0 || vr.minor != 0))
-        r = vu_fail(&e, -EPROTO, "VERSION: server answered %u.%u to our 0.0", vr.major,
+        r = vub_fail(&e, -EPROTO, "VERSION: server answered %u.%u to our 0.0", vr.major,
                     vr.minor);
     if (!r) {
         if (vr.json)
@@ -312,7 +312,7 @@ static int simple_call(struct vu_client *c, uint16_t cmd, uint32_t flags, const 
     int r = call2(c, cmd, flags, p1, l1, p2, l2, fds, nfds, 0, &reply);
     if (r || (flags & VU_F_NO_REPLY))
         return r;
-    struct vu_err e;
+    struct vub_err e;
     r = note(c, vu_decode_empty_reply(&reply, cmd, &e), &e);
     vu_msg_release(&reply);
     return r;
@@ -322,7 +322,7 @@ int vu_client_dma_map(struct vu_client *c, uint64_t iova, uint64_t size, int fd,
                       uint32_t flags)
 {
     if (fd < 0 && offset)
-        return vu_fail(&c->err, -EINVAL, "DMA_MAP: offset without an fd");
+        return vub_fail(&c->err, -EINVAL, "DMA_MAP: offset without an fd");
     struct vu_dma_map d = {
         .argsz = sizeof(d), .flags = flags, .offset = offset, .address = iova, .size = size,
     };
@@ -337,11 +337,11 @@ int vu_client_dma_unmap(struct vu_client *c, uint64_t iova, uint64_t size, uint3
     int r = call2(c, VU_CMD_DMA_UNMAP, 0, &d, sizeof(d), NULL, 0, NULL, 0, sizeof(d), &reply);
     if (r)
         return r;
-    struct vu_err e;
+    struct vub_err e;
     struct vu_dma_unmap got;
     r = vu_decode_dma_unmap_reply(&reply, &got, &e);
     if (!r && (got.address != iova || got.size != size || got.flags != flags))
-        r = vu_fail(&e, -EPROTO, "DMA_UNMAP: reply does not echo the request");
+        r = vub_fail(&e, -EPROTO, "DMA_UNMAP: reply does not echo the request");
     vu_msg_release(&reply);
     return note(c, r, &e);
 }
@@ -354,7 +354,7 @@ int vu_client_get_info(struct vu_client *c, struct vu_device_info *out)
                   &reply);
     if (r)
         return r;
-    struct vu_err e;
+    struct vub_err e;
     r = note(c, vu_decode_device_info_reply(&reply, out, &e), &e);
     vu_msg_release(&reply);
     return r;
@@ -369,17 +369,17 @@ static int region_info_round(struct vu_client *c, uint32_t index, uint32_t ask,
                   reply);
     if (r)
         return r;
-    struct vu_err e;
+    struct vub_err e;
     r = vu_reply_status(reply, VU_CMD_DEVICE_GET_REGION_INFO, &e);
     if (!r && reply->nfds > 1)
-        r = vu_fail(&e, -EPROTO, "DEVICE_GET_REGION_INFO: %zu fds in the reply", reply->nfds);
+        r = vub_fail(&e, -EPROTO, "DEVICE_GET_REGION_INFO: %zu fds in the reply", reply->nfds);
     if (!r && reply->payload_len < sizeof(*info))
-        r = vu_fail(&e, -EPROTO, "DEVICE_GET_REGION_INFO: reply payload %zu < 32",
+        r = vub_fail(&e, -EPROTO, "DEVICE_GET_REGION_INFO: reply payload %zu < 32",
                     reply->payload_len);
     if (!r) {
         memcpy(info, reply->payload, sizeof(*info));
         if (info->index != index)
-            r = vu_fail(&e, -EPROTO, "DEVICE_GET_REGION_INFO: reply for index %u, asked %u",
+            r = vub_fail(&e, -EPROTO, "DEVICE_GET_REGION_INFO: reply for index %u, asked %u",
                         info->index, index);
     }
     if (r) {
@@ -397,7 +397,7 @@ int vu_client_get_region_info(struct vu_client *c, uint32_t index, uint32_t args
     out->fd = -1;
     uint32_t ask = argsz ? argsz : sizeof(struct vu_region_info);
     if (ask < sizeof(struct vu_region_info) || ask > max_ask)
-        return vu_fail(&c->err, -EINVAL, "DEVICE_GET_REGION_INFO: argsz %u not in 32..%u", ask,
+        return vub_fail(&c->err, -EINVAL, "DEVICE_GET_REGION_INFO: argsz %u not in 32..%u", ask,
                        max_ask);
     struct vu_msg reply;
     struct vu_region_info info;
@@ -410,15 +410,15 @@ int vu_client_get_region_info(struct vu_client *c, uint32_t index, uint32_t args
         /* Too small: drop this reply (and any fd with it) and ask again. */
         vu_msg_release(&reply);
         if (round > 0)
-            return vu_fail(&c->err, -EPROTO,
+            return vub_fail(&c->err, -EPROTO,
                            "DEVICE_GET_REGION_INFO: server wants argsz %u after %u", info.argsz,
                            ask);
         if (info.argsz > max_ask)
-            return vu_fail(&c->err, -E2BIG, "DEVICE_GET_REGION_INFO: argsz %u exceeds %u",
+            return vub_fail(&c->err, -E2BIG, "DEVICE_GET_REGION_INFO: argsz %u exceeds %u",
                            info.argsz, max_ask);
         ask = info.argsz;
     }
-    struct vu_err e;
+    struct vub_err e;
     int r = vu_region_caps_parse(reply.payload, reply.payload_len, &out->caps, &e);
     if (r) {
         vu_msg_release(&reply);
@@ -439,10 +439,10 @@ int vu_client_get_irq_info(struct vu_client *c, uint32_t index, struct vu_irq_in
                   &reply);
     if (r)
         return r;
-    struct vu_err e;
+    struct vub_err e;
     r = vu_decode_irq_info_reply(&reply, out, &e);
     if (!r && out->index != index)
-        r = vu_fail(&e, -EPROTO, "DEVICE_GET_IRQ_INFO: reply for index %u, asked %u",
+        r = vub_fail(&e, -EPROTO, "DEVICE_GET_IRQ_INFO: reply for index %u, asked %u",
                     out->index, index);
     vu_msg_release(&reply);
     return note(c, r, &e);
@@ -453,10 +453,10 @@ int vu_client_set_irqs(struct vu_client *c, uint32_t flags, uint32_t index, uint
 {
     bool with_bools = (flags & VU_IRQ_SET_DATA_BOOL) != 0;
     if (with_bools && !bools && count)
-        return vu_fail(&c->err, -EINVAL, "DEVICE_SET_IRQS: DATA_BOOL without data");
+        return vub_fail(&c->err, -EINVAL, "DEVICE_SET_IRQS: DATA_BOOL without data");
     size_t extra = with_bools ? count : 0;
     if (extra > VU_MAX_DATA_XFER)
-        return vu_fail(&c->err, -E2BIG, "DEVICE_SET_IRQS: count %u", count);
+        return vub_fail(&c->err, -E2BIG, "DEVICE_SET_IRQS: count %u", count);
     struct vu_irq_set s = {
         .argsz = (uint32_t)(sizeof(s) + extra),
         .flags = flags,
@@ -471,10 +471,10 @@ int vu_client_set_irqs(struct vu_client *c, uint32_t flags, uint32_t index, uint
 static int check_xfer(struct vu_client *c, const char *what, uint64_t count)
 {
     if (count > VU_MAX_DATA_XFER)
-        return vu_fail(&c->err, -E2BIG, "%s: %llu bytes exceed %u", what,
+        return vub_fail(&c->err, -E2BIG, "%s: %llu bytes exceed %u", what,
                        (unsigned long long)count, VU_MAX_DATA_XFER);
     if (c->negotiated && count > c->server.max_data_xfer_size)
-        return vu_fail(&c->err, -E2BIG, "%s: %llu bytes exceed the server's "
+        return vub_fail(&c->err, -E2BIG, "%s: %llu bytes exceed the server's "
                        "max_data_xfer_size %llu", what, (unsigned long long)count,
                        (unsigned long long)c->server.max_data_xfer_size);
     return 0;
@@ -492,11 +492,11 @@ ssize_t vu_client_region_read(struct vu_client *c, uint32_t index, uint64_t offs
               &reply);
     if (r)
         return r;
-    struct vu_err e;
+    struct vub_err e;
     struct vu_region_access_req got;
     r = vu_decode_region_read_reply(&reply, count, &got, &e);
     if (!r && (got.acc.offset != offset || got.acc.region != index))
-        r = vu_fail(&e, -EPROTO, "REGION_READ: reply for region %u offset 0x%llx",
+        r = vub_fail(&e, -EPROTO, "REGION_READ: reply for region %u offset 0x%llx",
                     got.acc.region, (unsigned long long)got.acc.offset);
     if (!r && got.acc.count)
         memcpy(buf, got.data, got.acc.count);
@@ -519,7 +519,7 @@ ssize_t vu_client_region_write(struct vu_client *c, uint32_t index, uint64_t off
         return r;
     if (no_reply)
         return count;
-    struct vu_err e;
+    struct vub_err e;
     struct vu_region_access got;
     r = vu_decode_region_write_reply(&reply, count, &got, &e);
     vu_msg_release(&reply);
@@ -530,7 +530,7 @@ ssize_t vu_client_region_write_multi(struct vu_client *c, const struct vu_write_
                                      uint32_t n, bool no_reply)
 {
     if (n == 0 || n > VU_WRITE_MULTI_MAX_ENTRIES)
-        return vu_fail(&c->err, -EINVAL, "REGION_WRITE_MULTI: %u entries", n);
+        return vub_fail(&c->err, -EINVAL, "REGION_WRITE_MULTI: %u entries", n);
     struct vu_write_multi w = {.wr_cnt = n};
     struct vu_msg reply;
     uint32_t fl = no_reply ? VU_F_NO_REPLY : 0;
@@ -540,7 +540,7 @@ ssize_t vu_client_region_write_multi(struct vu_client *c, const struct vu_write_
         return r;
     if (no_reply)
         return n;
-    struct vu_err e;
+    struct vub_err e;
     uint64_t done = 0;
     r = vu_decode_write_multi_reply(&reply, n, &done, &e);
     vu_msg_release(&reply);
@@ -558,20 +558,20 @@ ssize_t vu_client_get_region_io_fds(struct vu_client *c, uint32_t index, uint32_
     size_t cap = *nfds;
     *nfds = 0;
     if (argsz < sizeof(struct vu_region_io_fds_request))
-        return vu_fail(&c->err, -EINVAL, "DEVICE_GET_REGION_IO_FDS: argsz %u < 16", argsz);
+        return vub_fail(&c->err, -EINVAL, "DEVICE_GET_REGION_IO_FDS: argsz %u < 16", argsz);
     struct vu_region_io_fds_request q = {.argsz = argsz, .index = index};
     struct vu_msg reply;
     int r = call2(c, VU_CMD_DEVICE_GET_REGION_IO_FDS, 0, &q, sizeof(q), NULL, 0, NULL, 0, argsz,
                   &reply);
     if (r)
         return r;
-    struct vu_err e;
+    struct vub_err e;
     r = vu_reply_status(&reply, VU_CMD_DEVICE_GET_REGION_IO_FDS, &e);
     if (!r && reply.payload_len < sizeof(q))
-        r = vu_fail(&e, -EPROTO, "DEVICE_GET_REGION_IO_FDS: reply payload %zu < 16",
+        r = vub_fail(&e, -EPROTO, "DEVICE_GET_REGION_IO_FDS: reply payload %zu < 16",
                     reply.payload_len);
     if (!r && reply.nfds > cap)
-        r = vu_fail(&e, -E2BIG, "DEVICE_GET_REGION_IO_FDS: %zu fds, room for %zu", reply.nfds,
+        r = vub_fail(&e, -E2BIG, "DEVICE_GET_REGION_IO_FDS: %zu fds, room for %zu", reply.nfds,
                     cap);
     ssize_t ret = r;
     if (!r) {
@@ -593,7 +593,7 @@ ssize_t vu_client_device_feature(struct vu_client *c, uint32_t flags, const void
 {
     size_t req_len = sizeof(struct vu_device_feature) + data_len;
     if (data_len > VU_MAX_DATA_XFER)
-        return vu_fail(&c->err, -E2BIG, "DEVICE_FEATURE: %zu bytes of data", data_len);
+        return vub_fail(&c->err, -E2BIG, "DEVICE_FEATURE: %zu bytes of data", data_len);
     if (argsz == 0)
         argsz = (uint32_t)req_len;
     struct vu_device_feature f = {.argsz = argsz, .flags = flags};
@@ -603,12 +603,12 @@ ssize_t vu_client_device_feature(struct vu_client *c, uint32_t flags, const void
                   &reply);
     if (r)
         return r;
-    struct vu_err e;
+    struct vub_err e;
     r = vu_reply_status(&reply, VU_CMD_DEVICE_FEATURE, &e);
     if (!r && reply.nfds)
-        r = vu_fail(&e, -EPROTO, "DEVICE_FEATURE: %zu fds in the reply", reply.nfds);
+        r = vub_fail(&e, -EPROTO, "DEVICE_FEATURE: %zu fds in the reply", reply.nfds);
     if (!r && reply.payload_len > reply_sz)
-        r = vu_fail(&e, -E2BIG, "DEVICE_FEATURE: reply of %zu bytes, room for %zu",
+        r = vub_fail(&e, -E2BIG, "DEVICE_FEATURE: reply of %zu bytes, room for %zu",
                     reply.payload_len, reply_sz);
     ssize_t ret = r;
     if (!r) {
@@ -628,13 +628,13 @@ ssize_t vu_client_mig_data_read(struct vu_client *c, void *buf, uint32_t size)
     if (r)
         return r;
     if (size > UINT32_MAX - sizeof(struct vu_mig_data))
-        return vu_fail(&c->err, -E2BIG, "MIG_DATA_READ: size %u", size);
+        return vub_fail(&c->err, -E2BIG, "MIG_DATA_READ: size %u", size);
     struct vu_mig_data q = {.argsz = (uint32_t)(sizeof(q) + size), .size = size};
     struct vu_msg reply;
     r = call2(c, VU_CMD_MIG_DATA_READ, 0, &q, sizeof(q), NULL, 0, NULL, 0, q.argsz, &reply);
     if (r)
         return r;
-    struct vu_err e;
+    struct vub_err e;
     struct vu_mig_data_req got;
     r = vu_decode_mig_data_read_reply(&reply, size, &got, &e);
     if (!r && got.mig.size)
@@ -650,7 +650,7 @@ int vu_client_mig_data_write(struct vu_client *c, const void *buf, uint32_t size
     if (r)
         return r;
     if (size > UINT32_MAX - sizeof(struct vu_mig_data))
-        return vu_fail(&c->err, -E2BIG, "MIG_DATA_WRITE: size %u", size);
+        return vub_fail(&c->err, -E2BIG, "MIG_DATA_WRITE: size %u", size);
     struct vu_mig_data q = {.argsz = (uint32_t)(sizeof(q) + size), .size = size};
     return simple_call(c, VU_CMD_MIG_DATA_WRITE, 0, &q, sizeof(q), buf, size, NULL, 0);
 }

@@ -20,9 +20,9 @@
 struct vu_client;
 
 /* Connect to a UNIX socket path. *out is allocated; free with vu_client_close. */
-int vu_client_connect(const char *path, struct vu_client **out, struct vu_err *err);
+int vu_client_connect(const char *path, struct vu_client **out, struct vub_err *err);
 /* Wrap an already-connected socket (takes ownership of fd). */
-int vu_client_from_fd(int fd, struct vu_client **out, struct vu_err *err);
+int vu_client_from_fd(int fd, struct vu_client **out, struct vub_err *err);
 void vu_client_close(struct vu_client *c);
 const char *vu_client_error(const struct vu_client *c);
 /* The underlying socket (for poll, or for raw tests). */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Messages, error reasons, command names and header validation. */
+/* Messages and header validation (command names: the table in vu_decode.c). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -8,44 +8,6 @@
 #include <unistd.h>
 
 #include "vu_proto.h"
-
-int vu_fail(struct vu_err *err, int errnum, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-        va_end(ap);
-    }
-    return errnum;
-}
-
-static const char *const cmd_names[] = {
-    [VU_CMD_VERSION] = "VERSION",
-    [VU_CMD_DMA_MAP] = "DMA_MAP",
-    [VU_CMD_DMA_UNMAP] = "DMA_UNMAP",
-    [VU_CMD_DEVICE_GET_INFO] = "DEVICE_GET_INFO",
-    [VU_CMD_DEVICE_GET_REGION_INFO] = "DEVICE_GET_REGION_INFO",
-    [VU_CMD_DEVICE_GET_REGION_IO_FDS] = "DEVICE_GET_REGION_IO_FDS",
-    [VU_CMD_DEVICE_GET_IRQ_INFO] = "DEVICE_GET_IRQ_INFO",
-    [VU_CMD_DEVICE_SET_IRQS] = "DEVICE_SET_IRQS",
-    [VU_CMD_REGION_READ] = "REGION_READ",
-    [VU_CMD_REGION_WRITE] = "REGION_WRITE",
-    [VU_CMD_DMA_READ] = "DMA_READ",
-    [VU_CMD_DMA_WRITE] = "DMA_WRITE",
-    [VU_CMD_DEVICE_RESET] = "DEVICE_RESET",
-    [VU_CMD_REGION_WRITE_MULTI] = "REGION_WRITE_MULTI",
-    [VU_CMD_DEVICE_FEATURE] = "DEVICE_FEATURE",
-    [VU_CMD_MIG_DATA_READ] = "MIG_DATA_READ",
-    [VU_CMD_MIG_DATA_WRITE] = "MIG_DATA_WRITE",
-};
-
-const char *vu_cmd_name(unsigned cmd)
-{
-    if (cmd < sizeof(cmd_names) / sizeof(cmd_names[0]) && cmd_names[cmd])
-        return cmd_names[cmd];
-    return "UNKNOWN";
-}
 
 void vu_limits_default(struct vu_limits *lim)
 {
@@ -87,32 +49,32 @@ int vu_msg_take_fd(struct vu_msg *m, size_t i)
     return fd;
 }
 
-int vu_hdr_check(const struct vu_hdr *h, const struct vu_limits *lim, struct vu_err *err)
+int vu_hdr_check(const struct vu_hdr *h, const struct vu_limits *lim, struct vub_err *err)
 {
     const char *name = vu_cmd_name(h->cmd);
     uint32_t type = h->flags & VU_F_TYPE_MASK;
 
     if (h->msg_size < VU_HDR_SIZE)
-        return vu_fail(err, -EINVAL, "%s: msg_size %u is smaller than the header (16)",
+        return vub_fail(err, -EINVAL, "%s: msg_size %u is smaller than the header (16)",
                        name, h->msg_size);
     if (lim && h->msg_size > lim->max_msg_size)
-        return vu_fail(err, -E2BIG, "%s: msg_size %u exceeds the limit %u", name,
+        return vub_fail(err, -E2BIG, "%s: msg_size %u exceeds the limit %u", name,
                        h->msg_size, lim->max_msg_size);
     if (h->flags & ~VU_F_KNOWN)
-        return vu_fail(err, -EINVAL, "%s: unknown header flags 0x%x", name,
+        return vub_fail(err, -EINVAL, "%s: unknown header flags 0x%x", name,
                        h->flags & ~VU_F_KNOWN);
     if (type != VU_F_TYPE_CMD && type != VU_F_TYPE_REPLY)
-        return vu_fail(err, -EINVAL, "%s: invalid message type %u", name, type);
+        return vub_fail(err, -EINVAL, "%s: invalid message type %u", name, type);
     if (type == VU_F_TYPE_CMD) {
         if (h->flags & VU_F_ERROR)
-            return vu_fail(err, -EINVAL, "%s: Error flag in a command", name);
+            return vub_fail(err, -EINVAL, "%s: Error flag in a command", name);
         if (h->error_no != 0)
-            return vu_fail(err, -EINVAL, "%s: error_no %u in a command", name, h->error_no);
+            return vub_fail(err, -EINVAL, "%s: error_no %u in a command", name, h->error_no);
     } else {
         if (h->flags & VU_F_NO_REPLY)
-            return vu_fail(err, -EINVAL, "%s: No_reply flag in a reply", name);
+            return vub_fail(err, -EINVAL, "%s: No_reply flag in a reply", name);
         if (!(h->flags & VU_F_ERROR) && h->error_no != 0)
-            return vu_fail(err, -EINVAL, "%s: error_no %u in a reply without Error flag",
+            return vub_fail(err, -EINVAL, "%s: error_no %u in a reply without Error flag",
                            name, h->error_no);
     }
     return 0;

@@ -5,7 +5,7 @@
  * clients (tools/, tests). Knows nothing of kernels or devices.
  *
  * Conventions: functions that can fail return 0 (or a non-negative count)
- * on success and a negative errno on failure. Where a `struct vu_err *` is
+ * on success and a negative errno on failure. Where a `struct vub_err *` is
  * taken (it may be NULL), a failure also leaves a human-readable reason in it
  * ("DMA_MAP: argsz 16 is smaller than 32"). Nothing here prints.
  */
@@ -18,19 +18,13 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "vub_err.h"
+
 #include "vu_wire.h"
 
 /* ---- errors --------------------------------------------------------------- */
 
-struct vu_err {
-    char msg[192];
-};
-
-/* Format a reason into err (no-op when err is NULL). errnum is a negative
- * errno and is returned unchanged, so a caller can
- * `return vu_fail(err, -EINVAL, "...", ...)`. */
-int vu_fail(struct vu_err *err, int errnum, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* struct vub_err and vub_fail (common/vub_err.h): the reason of a failure. */
 
 /* ---- limits ---------------------------------------------------------------- */
 
@@ -82,7 +76,7 @@ void vu_msg_close_fds(struct vu_msg *m);
 /* Check a received header against the protocol and the limits: size >= 16,
  * size <= lim->max_msg_size, type 0 or 1, no unknown flag bits, no Error or
  * error_no in a command, No_reply only in a command. -EINVAL/-E2BIG. */
-int vu_hdr_check(const struct vu_hdr *h, const struct vu_limits *lim, struct vu_err *err);
+int vu_hdr_check(const struct vu_hdr *h, const struct vu_limits *lim, struct vub_err *err);
 
 /* ---- decoding of requests (server side) --------------------------------------
  *
@@ -101,30 +95,30 @@ struct vu_version_req {
                          * data, or only its NUL) */
     size_t json_len;    /* without the NUL */
 };
-int vu_decode_version(const struct vu_msg *m, struct vu_version_req *out, struct vu_err *err);
+int vu_decode_version(const struct vu_msg *m, struct vu_version_req *out, struct vub_err *err);
 
 /* fd count 0 or 1; flags only READ|WRITE; argsz == 32; size != 0;
  * address + size does not wrap; offset == 0 when no fd is attached. */
-int vu_decode_dma_map(const struct vu_msg *m, struct vu_dma_map *out, struct vu_err *err);
+int vu_decode_dma_map(const struct vu_msg *m, struct vu_dma_map *out, struct vub_err *err);
 /* at most 1 fd (SPDK attaches its memory fd to the unmap too; it is not
  * used and is closed with the message); payload 24; argsz >= 24; flags 0 or
  * ALL; ALL requires address == size == 0. */
-int vu_decode_dma_unmap(const struct vu_msg *m, struct vu_dma_unmap *out, struct vu_err *err);
+int vu_decode_dma_unmap(const struct vu_msg *m, struct vu_dma_unmap *out, struct vub_err *err);
 /* Info queries (GET_INFO, GET_REGION_INFO, GET_IRQ_INFO): argsz is the
  * largest reply the client takes, and a client may send its whole argsz-
  * sized buffer as the request (SPDK: argsz 4064 with a 4064-byte body), so
  * the payload may be anything from the fixed struct up to
  * max(struct, argsz) bytes; the bytes after the struct are ignored. */
 /* no fds; 16 <= payload <= max(16, argsz); argsz >= 16. */
-int vu_decode_device_get_info(const struct vu_msg *m, struct vu_device_info *out, struct vu_err *err);
+int vu_decode_device_get_info(const struct vu_msg *m, struct vu_device_info *out, struct vub_err *err);
 /* no fds; 32 <= payload <= max(32, argsz); argsz >= 32; flags, cap_offset,
  * size, offset == 0. */
-int vu_decode_region_info(const struct vu_msg *m, struct vu_region_info *out, struct vu_err *err);
+int vu_decode_region_info(const struct vu_msg *m, struct vu_region_info *out, struct vub_err *err);
 /* no fds; payload 16; argsz >= 16; flags == 0 and count == 0. */
-int vu_decode_region_io_fds(const struct vu_msg *m, struct vu_region_io_fds_request *out, struct vu_err *err);
+int vu_decode_region_io_fds(const struct vu_msg *m, struct vu_region_io_fds_request *out, struct vub_err *err);
 /* no fds; 16 <= payload <= max(16, argsz); argsz >= 16. index range is the
  * device's business. */
-int vu_decode_irq_info(const struct vu_msg *m, struct vu_irq_info *out, struct vu_err *err);
+int vu_decode_irq_info(const struct vu_msg *m, struct vu_irq_info *out, struct vub_err *err);
 
 struct vu_irq_set_req {
     struct vu_irq_set set;
@@ -135,7 +129,7 @@ struct vu_irq_set_req {
  * payload == 20 + count; NONE/EVENTFD: payload == 20; fds only with
  * DATA_EVENTFD and then 0 or exactly count; count 0 only with start 0,
  * DATA_NONE and ACTION_TRIGGER; start + count does not wrap. */
-int vu_decode_set_irqs(const struct vu_msg *m, struct vu_irq_set_req *out, struct vu_err *err);
+int vu_decode_set_irqs(const struct vu_msg *m, struct vu_irq_set_req *out, struct vub_err *err);
 
 struct vu_region_access_req {
     struct vu_region_access acc;
@@ -144,9 +138,9 @@ struct vu_region_access_req {
 /* READ: payload == 16; WRITE: payload == 16 + count. count <= max_xfer
  * (else -E2BIG); offset + count does not wrap; no fds. */
 int vu_decode_region_read(const struct vu_msg *m, uint32_t max_xfer,
-                          struct vu_region_access_req *out, struct vu_err *err);
+                          struct vu_region_access_req *out, struct vub_err *err);
 int vu_decode_region_write(const struct vu_msg *m, uint32_t max_xfer,
-                           struct vu_region_access_req *out, struct vu_err *err);
+                           struct vu_region_access_req *out, struct vub_err *err);
 
 struct vu_write_multi_req {
     uint64_t wr_cnt;
@@ -154,9 +148,9 @@ struct vu_write_multi_req {
 };
 /* payload == 8 + 24 * wr_cnt; 1 <= wr_cnt <= VU_WRITE_MULTI_MAX_ENTRIES;
  * every entry's count in 1..8; no fds. */
-int vu_decode_write_multi(const struct vu_msg *m, struct vu_write_multi_req *out, struct vu_err *err);
+int vu_decode_write_multi(const struct vu_msg *m, struct vu_write_multi_req *out, struct vub_err *err);
 /* payload == 0; no fds. */
-int vu_decode_device_reset(const struct vu_msg *m, struct vu_err *err);
+int vu_decode_device_reset(const struct vu_msg *m, struct vub_err *err);
 
 struct vu_device_feature_req {
     struct vu_device_feature feat;
@@ -164,7 +158,7 @@ struct vu_device_feature_req {
     size_t data_len;
 };
 /* payload >= 8; GET and SET exclusive unless PROBE; no fds. */
-int vu_decode_device_feature(const struct vu_msg *m, struct vu_device_feature_req *out, struct vu_err *err);
+int vu_decode_device_feature(const struct vu_msg *m, struct vu_device_feature_req *out, struct vub_err *err);
 
 struct vu_mig_data_req {
     struct vu_mig_data mig;
@@ -173,9 +167,9 @@ struct vu_mig_data_req {
 /* no fds; size <= max_xfer (else -E2BIG); argsz >= 8 + size;
  * READ: payload == 8; WRITE: payload == 8 + size. */
 int vu_decode_mig_data_read(const struct vu_msg *m, uint32_t max_xfer,
-                            struct vu_mig_data_req *out, struct vu_err *err);
+                            struct vu_mig_data_req *out, struct vub_err *err);
 int vu_decode_mig_data_write(const struct vu_msg *m, uint32_t max_xfer,
-                             struct vu_mig_data_req *out, struct vu_err *err);
+                             struct vu_mig_data_req *out, struct vub_err *err);
 
 /* Server -> client DMA_READ (11) / DMA_WRITE (12), decoded by a client.
  * no fds; count <= max_xfer (else -E2BIG); address + count does not wrap;
@@ -185,35 +179,57 @@ struct vu_dma_access_req {
     const uint8_t *data;  /* WRITE: count bytes; READ: NULL */
 };
 int vu_decode_dma_read(const struct vu_msg *m, uint32_t max_xfer,
-                       struct vu_dma_access_req *out, struct vu_err *err);
+                       struct vu_dma_access_req *out, struct vub_err *err);
 int vu_decode_dma_write(const struct vu_msg *m, uint32_t max_xfer,
-                        struct vu_dma_access_req *out, struct vu_err *err);
+                        struct vu_dma_access_req *out, struct vub_err *err);
+
+/* Any request, decoded by its command through the one command table
+ * (vu_decode.c: a command's name and its decoder side by side): the member
+ * named like the command holds the result (reset: none). max_xfer as for
+ * the REGION/DMA/MIG decoders. -EINVAL for a command without a decoder. */
+union vu_request {
+    struct vu_version_req version;
+    struct vu_dma_map dma_map;
+    struct vu_dma_unmap dma_unmap;
+    struct vu_device_info device_info;
+    struct vu_region_info region_info;
+    struct vu_region_io_fds_request region_io_fds;
+    struct vu_irq_info irq_info;
+    struct vu_irq_set_req set_irqs;
+    struct vu_region_access_req region_access;   /* REGION_READ and _WRITE */
+    struct vu_dma_access_req dma_access;         /* DMA_READ and _WRITE */
+    struct vu_write_multi_req write_multi;
+    struct vu_device_feature_req device_feature;
+    struct vu_mig_data_req mig_data;             /* MIG_DATA_READ and _WRITE */
+};
+int vu_decode_request(const struct vu_msg *m, uint32_t max_xfer, union vu_request *out,
+                      struct vub_err *err);
 
 /* ---- decoding of replies (client side) --------------------------------------
  * Each checks the reply header (type reply, cmd matches, no Error bit: an
  * error reply yields -error_no, or -EIO if error_no is 0 or > 4096) and then
  * the payload layout. */
 
-int vu_reply_status(const struct vu_msg *reply, unsigned cmd, struct vu_err *err);
-int vu_decode_version_reply(const struct vu_msg *m, struct vu_version_req *out, struct vu_err *err);
-int vu_decode_dma_unmap_reply(const struct vu_msg *m, struct vu_dma_unmap *out, struct vu_err *err);
-int vu_decode_device_info_reply(const struct vu_msg *m, struct vu_device_info *out, struct vu_err *err);
-int vu_decode_irq_info_reply(const struct vu_msg *m, struct vu_irq_info *out, struct vu_err *err);
+int vu_reply_status(const struct vu_msg *reply, unsigned cmd, struct vub_err *err);
+int vu_decode_version_reply(const struct vu_msg *m, struct vu_version_req *out, struct vub_err *err);
+int vu_decode_dma_unmap_reply(const struct vu_msg *m, struct vu_dma_unmap *out, struct vub_err *err);
+int vu_decode_device_info_reply(const struct vu_msg *m, struct vu_device_info *out, struct vub_err *err);
+int vu_decode_irq_info_reply(const struct vu_msg *m, struct vu_irq_info *out, struct vub_err *err);
 /* READ reply: payload == 16 + count, count <= requested. */
 int vu_decode_region_read_reply(const struct vu_msg *m, uint32_t requested,
-                                struct vu_region_access_req *out, struct vu_err *err);
+                                struct vu_region_access_req *out, struct vub_err *err);
 /* Reply without payload and fds (DMA_MAP, SET_IRQS, RESET, MIG_DATA_WRITE). */
-int vu_decode_empty_reply(const struct vu_msg *m, unsigned cmd, struct vu_err *err);
+int vu_decode_empty_reply(const struct vu_msg *m, unsigned cmd, struct vub_err *err);
 /* WRITE reply: payload == 16, count <= requested. */
 int vu_decode_region_write_reply(const struct vu_msg *m, uint32_t requested,
-                                 struct vu_region_access *out, struct vu_err *err);
+                                 struct vu_region_access *out, struct vub_err *err);
 /* WRITE_MULTI reply: payload == 8, wr_cnt <= requested. */
 int vu_decode_write_multi_reply(const struct vu_msg *m, uint64_t requested, uint64_t *done,
-                                struct vu_err *err);
+                                struct vub_err *err);
 /* MIG_DATA_READ reply: size <= requested; 8 + size <= payload <= 8 + requested
  * (libvfio-user pads to the requested size). */
 int vu_decode_mig_data_read_reply(const struct vu_msg *m, uint32_t requested,
-                                  struct vu_mig_data_req *out, struct vu_err *err);
+                                  struct vu_mig_data_req *out, struct vub_err *err);
 
 /* ---- region info capability chains ------------------------------------------ */
 
@@ -235,7 +251,7 @@ struct vu_region_caps {
  * strictly greater), known caps' sizes; unknown ids are counted and skipped.
  * A reply with FLAG_CAPS but cap_offset 0 or out of range is -EINVAL.
  * With no CAPS flag, out is zeroed and 0 returned. */
-int vu_region_caps_parse(const void *info, size_t len, struct vu_region_caps *out, struct vu_err *err);
+int vu_region_caps_parse(const void *info, size_t len, struct vu_region_caps *out, struct vub_err *err);
 
 /* Build a sparse-mmap capability at `buf + at` (at relative to the start of the
  * region info), next = 0. Returns bytes written or -ENOSPC. */
@@ -266,7 +282,7 @@ struct vu_conn {
     int fd;                 /* socket, or read end for the pipe transport */
     int wfd;                /* write end (== fd for sockets) */
     struct vu_limits lim;
-    struct vu_err err;      /* reason of the last failure */
+    struct vub_err err;      /* reason of the last failure */
     int io_timeout_ms;      /* longest wait, in total, for the rest of a started
                              * message (and for send space for a whole
                              * message), counted from the first wait: bytes
@@ -367,7 +383,7 @@ void vu_caps_defaults(struct vu_caps *caps);
  * > 65535, pgsizes 0 or with bits below 4 KiB), a "capabilities" that is
  * not an object, a document that is not an object or not JSON are -EINVAL
  * with the key named in err. */
-int vu_caps_parse(const char *json, size_t json_len, struct vu_caps *out, struct vu_err *err);
+int vu_caps_parse(const char *json, size_t json_len, struct vu_caps *out, struct vub_err *err);
 
 /* Emit `{"capabilities":{...}}` into buf, NUL-terminated, compact: the
  * numeric keys whose bit is in caps->present, write_multiple only when
@@ -413,6 +429,6 @@ struct vu_version_out {
 int vu_version_answer(const struct vu_msg *req, const struct vu_caps *server,
                       struct vu_caps *client_out, struct vu_caps *agreed,
                       char *reply_json, size_t reply_json_sz, size_t *reply_len,
-                      struct vu_version_out *out, struct vu_err *err);
+                      struct vu_version_out *out, struct vub_err *err);
 
 #endif /* VU_PROTO_H */

@@ -186,7 +186,7 @@ static int rx_reserve(struct vu_conn *c, size_t need)
         cap = need;
     uint8_t *p = realloc(c->rx, cap);
     if (!p)
-        return vu_fail(&c->err, -ENOMEM, "no memory for a %zu-byte receive buffer", cap);
+        return vub_fail(&c->err, -ENOMEM, "no memory for a %zu-byte receive buffer", cap);
     c->rx = p;
     c->rx_cap = cap;
     return 0;
@@ -227,13 +227,13 @@ static int rx_fill(struct vu_conn *c, read_fn rd, size_t need, int64_t *deadline
             }
             if (bag.ctrunc || bag.dropped) {
                 fdbag_close(&bag);
-                return vu_fail(&c->err, -EPROTO, "%s: ancillary data truncated (more than %u "
+                return vub_fail(&c->err, -EPROTO, "%s: ancillary data truncated (more than %u "
                                "fds sent)", name, VU_MAX_FDS_PER_MSG);
             }
             if (at == SIZE_MAX || c->rx_nfds) {
                 size_t k = bag.n;
                 fdbag_close(&bag);
-                return vu_fail(&c->err, -EPROTO, "%s: %zu fds arrived with body bytes",
+                return vub_fail(&c->err, -EPROTO, "%s: %zu fds arrived with body bytes",
                                name, k);
             }
             memcpy(c->rx_fds, bag.fds, bag.n * sizeof(int));
@@ -243,11 +243,11 @@ static int rx_fill(struct vu_conn *c, read_fn rd, size_t need, int64_t *deadline
         }
         if (n == 0) {
             if (have == 0)
-                return vu_fail(&c->err, -ECONNRESET, "peer closed the connection");
+                return vub_fail(&c->err, -ECONNRESET, "peer closed the connection");
             if (have < VU_HDR_SIZE)
-                return vu_fail(&c->err, -EPROTO, "peer closed the connection inside a "
+                return vub_fail(&c->err, -EPROTO, "peer closed the connection inside a "
                                "message (%zu of %u bytes)", have, VU_HDR_SIZE);
-            return vu_fail(&c->err, -EPROTO, "peer closed the connection inside a message "
+            return vub_fail(&c->err, -EPROTO, "peer closed the connection inside a message "
                            "(%zu of %zu bytes)", have - VU_HDR_SIZE, need - VU_HDR_SIZE);
         }
         if (n == -EINTR)
@@ -257,11 +257,11 @@ static int rx_fill(struct vu_conn *c, read_fn rd, size_t need, int64_t *deadline
                 return -EAGAIN;
             int w = wait_fd(c->fd, POLLIN, c->io_timeout_ms, deadline);
             if (w)
-                return vu_fail(&c->err, w, "waiting for the rest of a message: %s",
+                return vub_fail(&c->err, w, "waiting for the rest of a message: %s",
                                strerror(-w));
             continue;
         }
-        return vu_fail(&c->err, (int)n, "receive failed: %s", strerror((int)-n));
+        return vub_fail(&c->err, (int)n, "receive failed: %s", strerror((int)-n));
     }
 }
 
@@ -272,7 +272,7 @@ static int rx_check_head(struct vu_conn *c, struct vu_hdr *h)
     memcpy(h, c->rx + c->rx_head, sizeof(*h));
     size_t nfds = c->rx_nfds && c->rx_fds_at == c->rx_head ? c->rx_nfds : 0;
     if (nfds > c->lim.max_fds)
-        return vu_fail(&c->err, -EPROTO, "%s: %zu fds exceed the limit of %u",
+        return vub_fail(&c->err, -EPROTO, "%s: %zu fds exceed the limit of %u",
                        vu_cmd_name(h->cmd), nfds, c->lim.max_fds);
     int r = vu_hdr_check(h, &c->lim, &c->err);
     if (r && r != -E2BIG)
@@ -353,10 +353,10 @@ static void iov_advance(struct iovec **iov, int *cnt, size_t n)
 }
 
 /* Copy iov (dropping empty entries) into local storage. */
-static int iov_copy(struct iovec *dst, const struct iovec *src, int cnt, struct vu_err *err)
+static int iov_copy(struct iovec *dst, const struct iovec *src, int cnt, struct vub_err *err)
 {
     if (cnt < 0 || cnt > MAX_IOV)
-        return vu_fail(err, -EINVAL, "send: %d iovecs (at most %d)", cnt, MAX_IOV);
+        return vub_fail(err, -EINVAL, "send: %d iovecs (at most %d)", cnt, MAX_IOV);
     int n = 0;
     for (int i = 0; i < cnt; i++)
         if (src[i].iov_len)
@@ -372,12 +372,12 @@ static int send_loop(struct vu_conn *c, const struct iovec *iov_in, int iovcnt, 
     if (cnt < 0)
         return cnt;
     if (nfds > VU_MAX_FDS_PER_MSG)
-        return vu_fail(&c->err, -EINVAL, "send: %zu fds (at most %u)", nfds,
+        return vub_fail(&c->err, -EINVAL, "send: %zu fds (at most %u)", nfds,
                        VU_MAX_FDS_PER_MSG);
     if (nfds && !sock)
-        return vu_fail(&c->err, -EINVAL, "send: this transport cannot pass fds");
+        return vub_fail(&c->err, -EINVAL, "send: this transport cannot pass fds");
     if (nfds && cnt == 0)
-        return vu_fail(&c->err, -EINVAL, "send: fds without bytes");
+        return vub_fail(&c->err, -EINVAL, "send: fds without bytes");
     struct iovec *iov = local;
     bool fds_sent = nfds == 0;
     int64_t deadline = 0;   /* for the whole message */
@@ -410,10 +410,10 @@ static int send_loop(struct vu_conn *c, const struct iovec *iov_in, int iovcnt, 
             if (e == EAGAIN || e == EWOULDBLOCK) {
                 int w = wait_fd(c->wfd, POLLOUT, c->io_timeout_ms, &deadline);
                 if (w)
-                    return vu_fail(&c->err, w, "send: waiting for space: %s", strerror(-w));
+                    return vub_fail(&c->err, w, "send: waiting for space: %s", strerror(-w));
                 continue;
             }
-            return vu_fail(&c->err, -e, "send failed: %s", strerror(e));
+            return vub_fail(&c->err, -e, "send failed: %s", strerror(e));
         }
         fds_sent = true;
         iov_advance(&iov, &cnt, (size_t)r);
@@ -496,7 +496,7 @@ int vu_recv(struct vu_conn *c, struct vu_msg *m)
 {
     vu_msg_init(m);
     if (c->fd < 0)
-        return vu_fail(&c->err, -EBADF, "receive on a closed connection");
+        return vub_fail(&c->err, -EBADF, "receive on a closed connection");
     return c->ops->recv(c, m);
 }
 
@@ -534,16 +534,16 @@ int vu_send(struct vu_conn *c, struct vu_hdr *hdr, const void *payload, size_t l
             const int *fds, size_t nfds)
 {
     if (c->wfd < 0)
-        return vu_fail(&c->err, -EBADF, "send on a closed connection");
+        return vub_fail(&c->err, -EBADF, "send on a closed connection");
     if (len > UINT32_MAX - VU_HDR_SIZE)
-        return vu_fail(&c->err, -E2BIG, "%s: payload of %zu bytes", vu_cmd_name(hdr->cmd), len);
+        return vub_fail(&c->err, -E2BIG, "%s: payload of %zu bytes", vu_cmd_name(hdr->cmd), len);
     hdr->msg_size = (uint32_t)(VU_HDR_SIZE + len);
     struct iovec iov[2] = {
         {.iov_base = hdr, .iov_len = sizeof(*hdr)},
         {.iov_base = (void *)payload, .iov_len = payload ? len : 0},
     };
     if (len && !payload)
-        return vu_fail(&c->err, -EINVAL, "%s: payload NULL with length %zu",
+        return vub_fail(&c->err, -EINVAL, "%s: payload NULL with length %zu",
                        vu_cmd_name(hdr->cmd), len);
     return c->ops->send(c, iov, 2, fds, nfds);
 }
@@ -554,10 +554,10 @@ int vu_send_reply(struct vu_conn *c, const struct vu_msg *req, const void *p1, s
     if (req->hdr.flags & VU_F_NO_REPLY)
         return 0;
     if (c->wfd < 0)
-        return vu_fail(&c->err, -EBADF, "send on a closed connection");
+        return vub_fail(&c->err, -EBADF, "send on a closed connection");
     if ((l1 && !p1) || (l2 && !p2) || l1 > UINT32_MAX - VU_HDR_SIZE ||
         l2 > UINT32_MAX - VU_HDR_SIZE - l1)
-        return vu_fail(&c->err, -EINVAL, "%s: bad reply payload (%zu + %zu bytes)",
+        return vub_fail(&c->err, -EINVAL, "%s: bad reply payload (%zu + %zu bytes)",
                        vu_cmd_name(req->hdr.cmd), l1, l2);
     struct vu_hdr h = {
         .msg_id = req->hdr.msg_id,
@@ -579,7 +579,7 @@ int vu_send_error(struct vu_conn *c, const struct vu_msg *req, int errnum)
     if (req->hdr.flags & VU_F_NO_REPLY)
         return 0;
     if (c->wfd < 0)
-        return vu_fail(&c->err, -EBADF, "send on a closed connection");
+        return vub_fail(&c->err, -EBADF, "send on a closed connection");
     if (errnum < 0)
         errnum = -errnum;
     if (errnum == 0 || errnum > 4096)

@@ -152,6 +152,9 @@ int p_recv(struct p_ctx *c, const char *step, struct p_msg *m);
 #define P_WRITE_BODY (sizeof(struct vu_region_access) + 8)
 int p_pack_write(struct p_ctx *c, uint8_t *b, uint32_t region, uint64_t off, const void *buf,
                  uint32_t len);
+/* A DMA_MAP body for a read/write mapping of the fd at fd_off, as every
+ * personality sends it. */
+struct vu_dma_map p_dma_map_rw(uint64_t fd_off, uint64_t iova, uint64_t size);
 void p_msg_free(struct p_msg *m);
 /* Common checks on a reply: it is a reply (type 1), of command cmd. When
  * want_id >= 0, its id must match. -1 after p_fail. */

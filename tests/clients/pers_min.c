@@ -282,9 +282,7 @@ static int m_region_write(struct p_ctx *c, uint32_t region, uint64_t off, const 
 
 static int m_dma_map(struct p_ctx *c, int fd, uint64_t fd_off, uint64_t iova, uint64_t size)
 {
-    struct vu_dma_map d = { .argsz = sizeof(d),
-                            .flags = VU_DMA_MAP_FLAG_READ | VU_DMA_MAP_FLAG_WRITE,
-                            .offset = fd_off, .address = iova, .size = size };
+    struct vu_dma_map d = p_dma_map_rw(fd_off, iova, size);
     struct p_msg m;
     if (xfer(c, "dma_map", VU_CMD_DMA_MAP, &d, sizeof(d), &fd, 1, 0, &m) < 0)
         return -1;

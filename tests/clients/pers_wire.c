@@ -487,3 +487,10 @@ int p_pack_write(struct p_ctx *c, uint8_t *b, uint32_t region, uint64_t off, con
     memcpy(b + sizeof(a), buf, len);
     return 0;
 }
+
+struct vu_dma_map p_dma_map_rw(uint64_t fd_off, uint64_t iova, uint64_t size)
+{
+    return (struct vu_dma_map){ .argsz = sizeof(struct vu_dma_map),
+                                .flags = VU_DMA_MAP_FLAG_READ | VU_DMA_MAP_FLAG_WRITE,
+                                .offset = fd_off, .address = iova, .size = size };
+}

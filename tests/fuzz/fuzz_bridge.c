@@ -185,7 +185,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.io_timeout_ms = 100;
 
     struct hv_device *hv = NULL;
-    struct hv_err herr;
+    struct vub_err herr;
     check(hv_sim_open(&sc, &hv, &herr) == 0);
     static struct br_dev dev;
     check(br_dev_init(&dev, hv, &cfg) == 0);
@@ -232,9 +232,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     br_session_close(s);
 
     /* everything the client had is gone */
-    check(hv_sim_dma_count(hv) == 0);
-    check(hv_sim_open_irq_fds(hv) == 0);
-    check(!(hv_sim_command(hv) & 0x4));
+    check(hv_sim_stats_of(hv).dma_maps == 0);
+    check(hv_sim_stats_of(hv).open_irq_fds == 0);
+    check(!(hv_sim_stats_of(hv).command & 0x4));
     close(fz.memfd);
     fz.memfd = -1;
     hv_close(hv);

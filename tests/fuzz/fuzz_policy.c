@@ -39,7 +39,7 @@ static void check(int ok)
         __builtin_trap();
 }
 
-static void check_msg(const struct pol_err *err)
+static void check_msg(const struct vub_err *err)
 {
     const char *nul = memchr(err->msg, '\0', sizeof(err->msg));
     check(nul != NULL);
@@ -89,7 +89,7 @@ static void check_decide(const struct pol *p)
 {
     for (size_t i = 0; i < sizeof(idents) / sizeof(idents[0]); i++) {
         struct pol_decision d;
-        struct pol_err err = { { 0 } };
+        struct vub_err err = { { 0 } };
         int r = pol_decide(p, &idents[i], &d, &err);
         if (r < 0) {
             check_msg(&err);
@@ -140,7 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_addr_canon(data, size);
 
     struct pol *p = NULL;
-    struct pol_err err = { { 0 } };
+    struct vub_err err = { { 0 } };
     int r = pol_load_string(NAME, (const char *)data, size, &p, &err);
     if (r < 0) {
         check(p == NULL);

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,5 +32,13 @@ static inline bool tu_fd_is_open(int fd)
 {
     return fd >= 0 && fcntl(fd, F_GETFD) != -1;
 }
+
+/* Under cmocka: the reason in a struct vub_err (or anything with .msg)
+ * contains text. */
+#define tu_assert_msg(err, text)                                                           \
+    do {                                                                                   \
+        if (!strstr((err).msg, (text)))                                                    \
+            fail_msg("message '%s' lacks '%s'", (err).msg, (text));                        \
+    } while (0)
 
 #endif /* VUB_TESTUTIL_H */

@@ -92,7 +92,7 @@ static int find_bridge(char *out, size_t sz)
 static int open_direct(const struct bench_config *cfg, struct bench_side **out)
 {
     struct hv_device *d = NULL;
-    struct hv_err err = {{0}};
+    struct vub_err err = {{0}};
     int rc;
     if (cfg->sim) {
         struct hv_sim_config sc;
@@ -154,7 +154,7 @@ static int run_bridge(const struct bench_config *cfg, struct bench_result *r)
     }
 
     struct vu_client *c = NULL;
-    struct vu_err verr = {{0}};
+    struct vub_err verr = {{0}};
     struct bench_side *s = NULL;
     rc = vu_client_connect(b.sock, &c, &verr);
     if (rc < 0) {

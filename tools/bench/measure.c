@@ -1149,7 +1149,7 @@ static int polled_bridge_open(const struct bench_config *cfg, struct bench_bridg
      * then this one is refused; try again for up to 10 s */
     for (int tries = 0; tries < 500; tries++) {
         struct vu_client *c = NULL;
-        struct vu_err e = {{0}};
+        struct vub_err e = {{0}};
         rc = vu_client_connect(b->sock, &c, &e);
         if (rc < 0)
             break;

@@ -105,7 +105,7 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    struct vu_err err = {{0}};
+    struct vub_err err = {{0}};
     struct vu_client *c = NULL;
     int rc = vu_client_connect(o.socket, &c, &err);
     if (rc < 0) {

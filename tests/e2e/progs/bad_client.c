@@ -58,7 +58,7 @@ static size_t msg(uint16_t id, uint16_t cmd, const void *payload, size_t plen)
 
 static struct vu_client *open_client(bool negotiate)
 {
-    struct vu_err e = {{0}};
+    struct vub_err e = {{0}};
     struct vu_client *c = NULL;
     if (vu_client_connect(sock_path, &c, &e) < 0) {
         printf("# connect: %s\n", e.msg);

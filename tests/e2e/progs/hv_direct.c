@@ -127,7 +127,7 @@ static void check_iommu(struct hv_device *d)
 
 static void edu_tests(const char *addr)
 {
-    struct hv_err e = { "" };
+    struct vub_err e = { "" };
     struct hv_device *d = NULL;
     ssize_t r;
 
@@ -304,7 +304,7 @@ static void edu_tests(const char *addr)
 
 static void nvme_tests(const char *addr)
 {
-    struct hv_err e = { "" };
+    struct vub_err e = { "" };
     struct hv_device *d = NULL;
 
     int rc = hv_type1_open(addr, NULL, &d, &e);
@@ -370,7 +370,7 @@ static void nvme_tests(const char *addr)
  * and a closed device's group is free for a container of its own. */
 static void shared_container(const char *edu, const char *nvme)
 {
-    struct hv_err e = { "" };
+    struct vub_err e = { "" };
     struct hv_iommu *io = NULL;
     struct hv_device *a = NULL, *b = NULL;
     int rc = hv_type1_iommu_new(NULL, &io, &e);
@@ -418,7 +418,7 @@ static void shared_container(const char *edu, const char *nvme)
  * group for the other, closing both frees it. */
 static void same_group(const char *edu, const char *nvme)
 {
-    struct hv_err e = { "" };
+    struct vub_err e = { "" };
     struct hv_iommu *io = NULL;
     struct hv_device *a = NULL, *b = NULL, *c = NULL;
     ssize_t r;
@@ -468,7 +468,7 @@ static void same_group(const char *edu, const char *nvme)
 
 static void error_paths(const char *edu)
 {
-    struct hv_err e = { "" };
+    struct vub_err e = { "" };
     struct hv_device *d = NULL;
     struct hv_list_entry *l = NULL;
     size_t n = 0;
@@ -513,7 +513,7 @@ static void error_paths(const char *edu)
 /* Release edu from vfio-pci and bind it back (it has no other driver). */
 static void bind_cycle(const char *edu)
 {
-    struct hv_err e = { "" };
+    struct vub_err e = { "" };
     char drv[64], prev[64];
     int rc = hv_release(NULL, edu, "", &e);
     int r2 = hv_sysfs_driver(NULL, edu, drv, sizeof(drv));

@@ -27,7 +27,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "iommu_map_check: bad IOVA or SIZE\n");
         return 2;
     }
-    struct hv_err err = {{0}};
+    struct vub_err err = {{0}};
     struct hv_device *d = NULL;
     int rc = hv_type1_open(argv[1], NULL, &d, &err);
     if (rc < 0) {

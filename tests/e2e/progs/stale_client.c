@@ -98,7 +98,7 @@ int main(int argc, char **argv)
     bool keep_fd = strcmp(argv[2], "fd-and-map") == 0;
     const char *dir = argv[3];
     struct vu_client *c = NULL;
-    struct vu_err e = { "" };
+    struct vub_err e = { "" };
     if (vu_client_connect(argv[1], &c, &e) < 0) {
         fprintf(stderr, "stale_client: connect: %s\n", e.msg);
         return 1;

@@ -52,7 +52,7 @@ static void *run_thread(void *arg)
 
 void th_start(struct th *t)
 {
-    struct hv_err err = { "" };
+    struct vub_err err = { "" };
     int r = hv_sim_open(&t->sc, &t->hv, &err);
     if (r < 0)
         fail_msg("hv_sim_open: %s (%d)", err.msg, r);
@@ -103,7 +103,7 @@ void th_stop(struct th *t)
 struct vu_client *th_connect(struct th *t, bool negotiate)
 {
     struct vu_client *c = NULL;
-    struct vu_err err = { "" };
+    struct vub_err err = { "" };
     int r = vu_client_connect(t->path, &c, &err);
     if (r < 0)
         fail_msg("connect %s: %s", t->path, err.msg);

@@ -373,7 +373,7 @@ static void test_region_rw(void **state)
     assert_int_equal(vu_client_region_read(c, 7, 4, &cmd, 2), 2);
     cmd |= 4;
     assert_int_equal(vu_client_region_write(c, 7, 4, &cmd, 2, false), 2);
-    assert_true(hv_sim_command(t->hv) & 4);
+    assert_true(hv_sim_stats_of(t->hv).command & 4);
     /* a large read: the whole config space */
     uint8_t *buf = malloc(4096);
     assert_int_equal(vu_client_region_read(c, 7, 0, buf, 4096), 4096);
@@ -470,10 +470,10 @@ static void test_reset(void **state)
 {
     struct th *t = *state;
     struct vu_client *c = th_connect(t, true);
-    unsigned before = hv_sim_reset_count(t->hv);
+    unsigned before = hv_sim_stats_of(t->hv).resets;
     wr32(c, 0, 0x1000, 0xdeadbeef);
     assert_int_equal(vu_client_reset(c), 0);
-    assert_int_equal(hv_sim_reset_count(t->hv), before + 1);
+    assert_int_equal(hv_sim_stats_of(t->hv).resets, before + 1);
     assert_int_equal(rd32(c, 0, 0x1000), 0);       /* the device really was reset */
     /* with a payload it is malformed */
     uint32_t junk = 0;
@@ -500,7 +500,7 @@ static void test_reset_unsupported(void **state)
     assert_int_equal(vu_client_get_info(c, &di), 0);
     assert_false(di.flags & VU_DEVICE_FLAGS_RESET);
     assert_int_equal(vu_client_reset(c), -ENOTSUP);
-    assert_int_equal(hv_sim_reset_count(t->hv), 0);
+    assert_int_equal(hv_sim_stats_of(t->hv).resets, 0);
     vu_client_close(c);
 }
 

@@ -386,7 +386,7 @@ static void test_sixteen_fds_set_irqs(void **state)
                             VU_IRQ_SET_ACTION_TRIGGER, .index = VU_PCI_MSIX_IRQ_INDEX,
                             .start = 0, .count = 16 };
     assert_int_equal(th_call(c, VU_CMD_DEVICE_SET_IRQS, 0, &s, sizeof(s), fds, 16, NULL), 0);
-    assert_int_equal(hv_sim_irq_enabled_count(t->hv, VU_PCI_MSIX_IRQ_INDEX), 16);
+    assert_int_equal(hv_sim_stats_of(t->hv).irq_enabled[VU_PCI_MSIX_IRQ_INDEX], 16);
     assert_int_equal(hv_sim_fire_irq(t->hv, VU_PCI_MSIX_IRQ_INDEX, 15), 1);
     assert_int_equal(th_eventfd_read(fds[15]), 1);
     for (int i = 0; i < 16; i++)
@@ -411,7 +411,7 @@ static void test_dma_unmap_shapes(void **state)
     assert_int_equal(m.hdr.msg_size, 40);
     assert_memory_equal(m.payload, &un, sizeof(un));
     vu_msg_release(&m);
-    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 0);
     close(mfd);
     vu_client_close(c);
 }

@@ -326,7 +326,7 @@ static unsigned log_count(const struct dfix *f, const char *needle)
 static struct vu_client *client(const struct dfix *f, bool negotiate)
 {
     struct vu_client *c = NULL;
-    struct vu_err err = { "" };
+    struct vub_err err = { "" };
     if (vu_client_connect(f->sock, &c, &err) < 0)
         fail_msg("connect %s: %s", f->sock, err.msg);
     vu_client_set_timeout(c, 20000);

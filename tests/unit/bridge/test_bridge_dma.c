@@ -33,8 +33,8 @@ static void test_map_is_zero_copy(void **state)
     int mfd = th_memfd(4 * MiB);
     /* 1 MiB of the memfd, from offset 2 MiB, at IOVA 16 MiB */
     assert_int_equal(vu_client_dma_map(c, 16 * MiB, MiB, mfd, 2 * MiB, RW), 0);
-    assert_int_equal(hv_sim_dma_count(t->hv), 1);
-    assert_int_equal(hv_sim_dma_bytes(t->hv), MiB);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 1);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_bytes, MiB);
 
     /* device writes land in the client's memfd at the right offset */
     const char msg[] = "written by the device";
@@ -52,7 +52,7 @@ static void test_map_is_zero_copy(void **state)
     assert_int_equal(hv_sim_dma_write(t->hv, 17 * MiB, msg, 1), -EFAULT);
 
     assert_int_equal(vu_client_dma_unmap(c, 16 * MiB, MiB, 0), 0);
-    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 0);
     assert_int_equal(hv_sim_dma_write(t->hv, 16 * MiB + 100, msg, 1), -EFAULT);
     vu_client_close(c);
     close(mfd);
@@ -73,7 +73,7 @@ static void test_map_rules(void **state)
     /* adjacent on both sides is fine */
     assert_int_equal(vu_client_dma_map(c, 0x0ff000, 0x1000, mfd, 0x1000, RW), 0);
     assert_int_equal(vu_client_dma_map(c, 0x200000, 0x1000, mfd, 0x2000, RW), 0);
-    assert_int_equal(hv_sim_dma_count(t->hv), 3);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 3);
     /* beyond the end of the memfd */
     assert_int_equal(vu_client_dma_map(c, 0x10000000, MiB, mfd, 3 * MiB + 4096, RW), -EINVAL);
     /* misaligned IOVA: the IOMMU's rule */
@@ -89,12 +89,12 @@ static void test_map_rules(void **state)
     assert_int_equal(vu_client_dma_unmap(c, 0x0ff000, 0x2000, 0), -EINVAL);
     assert_int_equal(vu_client_dma_unmap(c, 0x100000, 0, 0), -EINVAL);
     assert_int_equal(vu_client_dma_unmap(c, UINT64_MAX - 0xfff, 0x2000, 0), -EINVAL);
-    assert_int_equal(hv_sim_dma_count(t->hv), 3);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 3);
     /* a range holding no mapping is a success */
     assert_int_equal(vu_client_dma_unmap(c, 0x10000000, MiB, 0), 0);
-    assert_int_equal(hv_sim_dma_count(t->hv), 3);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 3);
     assert_int_equal(vu_client_dma_unmap(c, 0x100000, MiB, 0), 0);
-    assert_int_equal(hv_sim_dma_count(t->hv), 2);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 2);
     /* bad unmap flags: GET_DIRTY_BITMAP, ALL with an address */
     struct vu_dma_unmap u = { .argsz = 24, .flags = 1, .address = 0x0ff000, .size = 0x1000 };
     assert_int_equal(th_call(c, VU_CMD_DMA_UNMAP, 0, &u, sizeof(u), NULL, 0, NULL), -EINVAL);
@@ -107,7 +107,7 @@ static void test_map_rules(void **state)
     assert_int_equal(m.payload_len, sizeof(u));
     assert_memory_equal(m.payload, &u, sizeof(u));
     vu_msg_release(&m);
-    assert_int_equal(hv_sim_dma_count(t->hv), 1);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 1);
     vu_client_close(c);
     close(mfd);
 }
@@ -119,7 +119,7 @@ static void test_map_without_fd(void **state)
     /* QEMU maps ROM/BIOS without an fd: accepted, not reachable by the device */
     assert_int_equal(vu_client_dma_map(c, 0xfffc0000, 0x40000, -1, 0, VU_DMA_MAP_FLAG_READ), 0);
     assert_int_equal(vu_client_dma_map(c, 0xc0000, 0x20000, -1, 0, RW), 0);
-    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 0);
     uint8_t b = 0;
     assert_int_equal(hv_sim_dma_read(t->hv, 0xfffc0000, &b, 1), -EFAULT);
     /* they are in the table: overlap and exact unmap apply */
@@ -179,7 +179,7 @@ static void test_dedup_and_unmap_all(void **state)
     assert_int_equal(vu_client_dma_map(c, 0x100000, MiB, other, 0, RW), 0);
     close(other);
     assert_int_equal(tu_count_fds(), base + 2);
-    assert_int_equal(hv_sim_dma_count(t->hv), 5);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 5);
     /* the dedup kept each map's own offset */
     assert_int_equal(hv_sim_dma_write(t->hv, 48 * MiB, "3", 1), 0);
     char x = 0;
@@ -187,7 +187,7 @@ static void test_dedup_and_unmap_all(void **state)
     assert_int_equal(x, '3');
 
     assert_int_equal(vu_client_dma_unmap(c, 0, 0, VU_DMA_UNMAP_FLAG_ALL), 0);
-    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 0);
     assert_int_equal(tu_count_fds(), base);
     /* a map after unmap-all works again */
     assert_int_equal(vu_client_dma_map(c, 16 * MiB, MiB, mfd, 0, RW), 0);
@@ -195,7 +195,7 @@ static void test_dedup_and_unmap_all(void **state)
     /* the object stays open (idle: in the bridge only, not in the IOMMU)
      * for the next map; BR_DMA_MAX_IDLE_BACKINGS of them at most */
     assert_int_equal(tu_count_fds(), base + 1);
-    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 0);
     for (unsigned i = 0; i < BR_DMA_MAX_IDLE_BACKINGS + 2; i++) {
         int o = th_memfd(MiB);
         assert_int_equal(vu_client_dma_map(c, 0x100000, 0x1000, o, 0, RW), 0);
@@ -203,7 +203,7 @@ static void test_dedup_and_unmap_all(void **state)
         assert_int_equal(vu_client_dma_unmap(c, 0x100000, 0x1000, 0), 0);
     }
     assert_int_equal(tu_count_fds(), base + (int)BR_DMA_MAX_IDLE_BACKINGS);
-    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 0);
     /* unmap-all lets go of the idle ones too */
     assert_int_equal(vu_client_dma_unmap(c, 0, 0, VU_DMA_UNMAP_FLAG_ALL), 0);
     assert_int_equal(tu_count_fds(), base);
@@ -241,7 +241,7 @@ static void test_backing_limit(void **state)
     assert_int_equal(vu_client_dma_map(c, 0x80000000ull, 4096, extra, 0, RW), -ENOSPC);
     close(extra);
     assert_int_equal(tu_count_fds(), base + 1 + (int)BR_DMA_MAX_BACKINGS);
-    assert_int_equal(hv_sim_dma_count(t->hv), BR_DMA_MAX_BACKINGS);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, BR_DMA_MAX_BACKINGS);
     /* the second page of an object the bridge already holds */
     assert_int_equal(vu_client_dma_map(c, 0x80000000ull, 4096, first, 4096, RW), 0);
     assert_int_equal(vu_client_dma_unmap(c, 0, 0, VU_DMA_UNMAP_FLAG_ALL), 0);
@@ -282,7 +282,7 @@ static void test_object_grows_and_read_only_fd(void **state)
     assert_int_equal(hv_sim_dma_read(t->hv, 0x201000, b, 2), 0);
     assert_memory_equal(b, "ro", 2);
     assert_true(vu_client_dma_map(c, 0x400000, MiB, ro, 0, RW) < 0);
-    assert_int_equal(hv_sim_dma_count(t->hv), 1);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 1);
     vu_client_close(c);
     close(ro);
     close(other);
@@ -387,7 +387,7 @@ static void test_table_against_model(void **state)
             inside += in;
         }
         assert_int_equal(tab.n, n);
-        assert_int_equal(hv_sim_dma_count(t->hv), nfd);
+        assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, nfd);
         check_ranges(&tab, model, 512);
         if (is_map) {
             int fd = (seed >> 12) % 4 == 0 ? dup(mfd) : -1;
@@ -431,7 +431,7 @@ static void test_table_against_model(void **state)
     /* the sim has exactly the fd-backed ones */
     assert_int_equal(br_dma_unmap_all(&tab, t->hv), 0);
     assert_int_equal(tab.n, 0);
-    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 0);
     br_dma_free(&tab);
     close(mfd);
 }
@@ -459,7 +459,7 @@ static unsigned edu_to_ram(struct th *t, struct vu_client *c, uint64_t iova, uin
     wr64(c, EDU_DMA_CNT, len);
     uint32_t cmd = 1 | 2;
     assert_int_equal(vu_client_region_write(c, 0, EDU_DMA_CMD, &cmd, 4, false), 4);
-    return hv_sim_dma_faults(t->hv);
+    return hv_sim_stats_of(t->hv).dma_faults;
 }
 
 /* And from RAM at iova into its buffer. */
@@ -470,7 +470,7 @@ static unsigned edu_from_ram(struct th *t, struct vu_client *c, uint64_t iova, u
     wr64(c, EDU_DMA_CNT, len);
     uint32_t cmd = 1;
     assert_int_equal(vu_client_region_write(c, 0, EDU_DMA_CMD, &cmd, 4, false), 4);
-    return hv_sim_dma_faults(t->hv);
+    return hv_sim_stats_of(t->hv).dma_faults;
 }
 
 /* QEMU's unmap of an address space on a guest IOMMU invalidation or reset:
@@ -501,9 +501,9 @@ static void test_viommu_invalidation_pattern(void **state)
         assert_int_equal(vu_client_dma_map(c, at[i], 0x1000, mfd, (uint64_t)i * 0x1000, RW), 0);
     assert_int_equal(vu_client_dma_map(c, 0x300000, 0x4000, mfd, 0x10000, RW), 0);
     assert_int_equal(vu_client_dma_map(c, 0xc0000, 0x20000, -1, 0, RW), 0);   /* no fd */
-    assert_int_equal(hv_sim_dma_count(t->hv), 11);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 11);
     /* reachable before */
-    unsigned f0 = hv_sim_dma_faults(t->hv);
+    unsigned f0 = hv_sim_stats_of(t->hv).dma_faults;
     assert_int_equal(edu_to_ram(t, c, 0x1000, 64), f0);
     assert_int_equal(edu_to_ram(t, c, 0x7ff0000, 64), f0);
 
@@ -513,8 +513,8 @@ static void test_viommu_invalidation_pattern(void **state)
     unsigned pieces = unmap_pow2(c, 0, 0xfee00000ull);
     pieces += unmap_pow2(c, 0xfef00000ull, 1ull << 48);
     assert_true(pieces >= 25);
-    assert_int_equal(hv_sim_dma_count(t->hv), 0);
-    assert_int_equal(hv_sim_dma_bytes(t->hv), 0);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 0);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_bytes, 0);
     /* nothing the guest unmapped is reachable: the engine is refused */
     assert_int_equal(edu_to_ram(t, c, 0x1000, 64), f0 + 1);
     assert_int_equal(edu_to_ram(t, c, 0x7ff0000, 64), f0 + 2);
@@ -526,11 +526,11 @@ static void test_viommu_invalidation_pattern(void **state)
     assert_int_equal(vu_client_dma_map(c, 0xc0000, 0x1000, mfd, 0, RW), 0);
     /* a device reset brings nothing back */
     assert_int_equal(vu_client_reset(c), 0);
-    assert_int_equal(hv_sim_dma_count(t->hv), 1);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 1);
     assert_int_equal(edu_to_ram(t, c, 0x1000, 64), f0 + 4);
     vu_client_close(c);
     th_wait_closed(t, 1);
-    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 0);
     close(mfd);
 }
 
@@ -544,18 +544,18 @@ static void test_viommu_cut_through_and_remap(void **state)
     assert_int_equal(vu_client_dma_map(c, 0x100000, 0x4000, mfd, 0, RW), 0);        /* A */
     assert_int_equal(vu_client_dma_map(c, 0x104000, 0x1000, mfd, 0x8000, RW), 0);   /* B */
     assert_int_equal(vu_client_dma_map(c, 0x200000, 0x2000, mfd, 0x10000, RW), 0);  /* C */
-    unsigned f0 = hv_sim_dma_faults(t->hv);
+    unsigned f0 = hv_sim_stats_of(t->hv).dma_faults;
     /* cuts A at its start, C at its end, A in the middle: refused, nothing gone */
     assert_int_equal(vu_client_dma_unmap(c, 0x101000, 0x4000, 0), -EINVAL);
     assert_int_equal(vu_client_dma_unmap(c, 0x104000, 0x100000 - 0x4000 + 0x1000, 0), -EINVAL);
     assert_int_equal(vu_client_dma_unmap(c, 0x101000, 0x1000, 0), -EINVAL);
-    assert_int_equal(hv_sim_dma_count(t->hv), 3);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 3);
     assert_int_equal(edu_to_ram(t, c, 0x100000, 64), f0);
     assert_int_equal(edu_to_ram(t, c, 0x104000, 64), f0);
     assert_int_equal(edu_to_ram(t, c, 0x201000, 64), f0);
     /* A and B whole, C untouched */
     assert_int_equal(vu_client_dma_unmap(c, 0, 0x105000, 0), 0);
-    assert_int_equal(hv_sim_dma_count(t->hv), 1);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 1);
     assert_int_equal(edu_to_ram(t, c, 0x100000, 64), f0 + 1);
     assert_int_equal(edu_to_ram(t, c, 0x104000, 64), f0 + 2);
     assert_int_equal(edu_to_ram(t, c, 0x201000, 64), f0 + 2);
@@ -578,7 +578,7 @@ static void test_viommu_cut_through_and_remap(void **state)
     }
     /* unmap-all, then nothing */
     assert_int_equal(vu_client_dma_unmap(c, 0, 0, VU_DMA_UNMAP_FLAG_ALL), 0);
-    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 0);
     assert_int_equal(edu_to_ram(t, c, 0x201000, 64), f0 + 3 + 64);
     vu_client_close(c);
     munmap(mem, MiB);
@@ -644,12 +644,12 @@ static void test_prefault_interruptible(void **state)
     assert_int_equal(a.calls, 2);
     assert_int_equal(tab.n, 0);
     assert_int_equal(tab.bytes, 0);
-    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 0);
     /* not asked to stop: asked after every chunk, mapped */
     a = (struct asked){ .calls = 0, .stop_at = 100 };
     assert_int_equal(br_dma_map(&tab, t->hv, 0x100000000ull, size, 0, RW, dup(mfd)), 0);
     assert_int_equal(a.calls, 3);
-    assert_int_equal(hv_sim_dma_count(t->hv), 1);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 1);
     /* a map of one chunk or less is not slowed by the question */
     a.calls = 0;
     assert_int_equal(br_dma_map(&tab, t->hv, 0x200000000ull, BR_DMA_PREFAULT_CHUNK, 0, RW,
@@ -677,15 +677,15 @@ static void test_pin_interruptible(void **state)
     assert_int_equal(br_dma_map(&tab, t->hv, 0x100000000ull, size, 0, RW, dup(mfd)), -EINTR);
     assert_int_equal(a.calls, 2);
     assert_int_equal(tab.n, 0);
-    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 0);
     a = (struct asked){ .calls = 0, .stop_at = 100 };
     assert_int_equal(br_dma_map(&tab, t->hv, 0x100000000ull, size, 0, RW, dup(mfd)), 0);
     assert_int_equal(a.calls, 3);
     assert_int_equal(tab.n, 1);
-    assert_int_equal(hv_sim_dma_count(t->hv), 4);   /* one kernel mapping per piece */
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 4);   /* one kernel mapping per piece */
     assert_int_equal(br_dma_unmap(&tab, t->hv, 0x100000000ull, size), 1);   /* one bridge mapping */
     assert_int_equal(tab.n, 0);
-    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 0);
     br_dma_free(&tab);
     close(mfd);
 }

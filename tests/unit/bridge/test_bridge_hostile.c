@@ -98,13 +98,13 @@ static void test_dma_map_not_memory(void **state)
     const int bad[] = { p[0], p[1], sv[0], zero, dir, efd };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(vu_client_dma_map(c, 0x100000, 0x1000, bad[i], 0, RW), -EINVAL);
-    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 0);
     /* the session is still good */
     int mfd = th_memfd(MiB);
     assert_int_equal(vu_client_dma_map(c, 0x100000, 0x1000, mfd, 0, RW), 0);
     vu_client_close(c);
     th_wait_closed(t, 1);
-    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 0);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         close(bad[i]);
     close(sv[1]);
@@ -126,7 +126,7 @@ static void test_dma_map_read_only_fd(void **state)
     assert_true(ro >= 0);
     assert_true(vu_client_dma_map(c, 0x100000, 0x1000, ro, 0, RW) < 0);
     assert_true(vu_client_dma_map(c, 0x100000, 0x1000, ro, 0, VU_DMA_MAP_FLAG_WRITE) < 0);
-    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 0);
     assert_int_equal(vu_client_dma_map(c, 0x100000, 0x1000, ro, 0, VU_DMA_MAP_FLAG_READ), 0);
     /* the device can read, not write */
     char b[4];
@@ -152,7 +152,7 @@ static void test_dma_map_beyond_object(void **state)
     assert_int_equal(vu_client_dma_map(c, 0x100000, 2 * MiB, mfd, 0, RW), -EINVAL);
     assert_int_equal(vu_client_dma_map(c, 0x100000, 0x1000, mfd, UINT64_MAX - 0xfff, RW),
                      -EINVAL);
-    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 0);
 
     /* mapped, then the client shrinks the object: the bridge never touches
      * the memory itself, a new map is checked against the new size, and
@@ -164,7 +164,7 @@ static void test_dma_map_beyond_object(void **state)
     struct vu_device_info di;
     assert_int_equal(vu_client_get_info(c, &di), 0);
     assert_int_equal(vu_client_dma_unmap(c, 0, 0, VU_DMA_UNMAP_FLAG_ALL), 0);
-    assert_int_equal(hv_sim_dma_count(t->hv), 0);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 0);
     vu_client_close(c);
     th_wait_closed(t, 1);
     close(mfd);
@@ -195,7 +195,7 @@ static void test_fd_flood(void **state)
     for (int i = 0; i < 50; i++)
         assert_true(vu_client_set_irqs(c, VU_IRQ_SET_DATA_EVENTFD | VU_IRQ_SET_ACTION_TRIGGER,
                                        VU_PCI_MSI_IRQ_INDEX, 0, 1, notev, 1, NULL) < 0);
-    assert_int_equal(hv_sim_open_irq_fds(t->hv), 0);
+    assert_int_equal(hv_sim_stats_of(t->hv).open_irq_fds, 0);
     vu_client_close(c);
     th_wait_closed(t, 1);
     for (int i = 0; i < 16; i++)
@@ -329,7 +329,7 @@ static void test_accept_emfile_no_spin(void **state)
     assert_true(n <= 2);
 
     struct vu_client *c2 = NULL;
-    struct vu_err err;
+    struct vub_err err;
     assert_int_equal(vu_client_from_fd(s2, &c2, &err), 0);
     vu_client_set_timeout(c2, 10000);
     assert_int_equal(vu_client_negotiate(c2, NULL, NULL), 0);

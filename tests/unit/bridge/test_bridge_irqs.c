@@ -73,7 +73,7 @@ static void test_chunk_merge_65(void **state)
     struct ctx *x = *state;
     int base = tu_count_fds();
     enable_chunked(x, 0, NVEC);
-    assert_int_equal(hv_sim_irq_enabled_count(x->t.hv, MSIX), NVEC);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).irq_enabled[MSIX], NVEC);
     assert_true(fires(x, 40));
     /* only vector 40's eventfd saw it */
     for (int i = 0; i < NVEC; i++)
@@ -85,8 +85,8 @@ static void test_chunk_merge_65(void **state)
     assert_true(hv_sim_irq_fd(x->t.hv, MSIX, 40) >= 0);
     /* disable: every reference goes, in the sim and in the bridge */
     assert_int_equal(vu_client_set_irqs(x->c, TRIG_NONE, MSIX, 0, 0, NULL, 0, NULL), 0);
-    assert_int_equal(hv_sim_irq_enabled_count(x->t.hv, MSIX), 0);
-    assert_int_equal(hv_sim_open_irq_fds(x->t.hv), 0);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).irq_enabled[MSIX], 0);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).open_irq_fds, 0);
     assert_false(fires(x, 40));
     assert_int_equal(tu_count_fds(), base);
 }
@@ -95,16 +95,16 @@ static void test_later_vector_extends_set(void **state)
 {
     struct ctx *x = *state;
     enable_chunked(x, 0, 16);
-    assert_int_equal(hv_sim_irq_enabled_count(x->t.hv, MSIX), 16);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).irq_enabled[MSIX], 16);
     /* one more vector far beyond: the set grows to 31 and keeps 0..15 */
     assert_int_equal(vu_client_set_irqs(x->c, TRIG_FD, MSIX, 30, 1, &x->efd[30], 1, NULL), 0);
-    assert_int_equal(hv_sim_irq_enabled_count(x->t.hv, MSIX), 31);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).irq_enabled[MSIX], 31);
     assert_true(fires(x, 30));
     assert_true(fires(x, 7));
     assert_false(fires(x, 20));     /* never given an eventfd */
     /* a vector inside the set is updated in place */
     assert_int_equal(vu_client_set_irqs(x->c, TRIG_FD, MSIX, 20, 1, &x->efd[20], 1, NULL), 0);
-    assert_int_equal(hv_sim_irq_enabled_count(x->t.hv, MSIX), 31);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).irq_enabled[MSIX], 31);
     assert_true(fires(x, 20));
 }
 
@@ -113,12 +113,12 @@ static void test_msix_on_without_vectors(void **state)
     struct ctx *x = *state;
     /* QEMU: "MSI-X on, no vector yet" */
     assert_int_equal(vu_client_set_irqs(x->c, TRIG_FD, MSIX, 0, 1, NULL, 0, NULL), 0);
-    assert_int_equal(hv_sim_irq_enabled_count(x->t.hv, MSIX), 1);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).irq_enabled[MSIX], 1);
     assert_false(fires(x, 0));
     /* then with NORESIZE: disable and the whole array in chunks */
     assert_int_equal(vu_client_set_irqs(x->c, TRIG_NONE, MSIX, 0, 0, NULL, 0, NULL), 0);
     enable_chunked(x, 0, 40);
-    assert_int_equal(hv_sim_irq_enabled_count(x->t.hv, MSIX), 40);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).irq_enabled[MSIX], 40);
     assert_true(fires(x, 39));
 }
 
@@ -129,7 +129,7 @@ static void test_deassign_and_runs(void **state)
     assert_int_equal(vu_client_set_irqs(x->c, TRIG_FD, MSIX, 0, 4, &x->efd[0], 4, NULL), 0);
     assert_int_equal(vu_client_set_irqs(x->c, TRIG_FD, MSIX, 4, 6, NULL, 0, NULL), 0);
     assert_int_equal(vu_client_set_irqs(x->c, TRIG_FD, MSIX, 10, 1, &x->efd[10], 1, NULL), 0);
-    assert_int_equal(hv_sim_irq_enabled_count(x->t.hv, MSIX), 11);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).irq_enabled[MSIX], 11);
     assert_true(fires(x, 2));
     assert_false(fires(x, 7));
     assert_true(fires(x, 10));
@@ -161,30 +161,30 @@ static void test_intx(void **state)
     assert_int_equal(vu_client_set_irqs(x->c, TRIG_FD, I, 0, 1, &x->efd[0], 1, NULL), 0);
     assert_int_equal(hv_sim_fire_irq(x->t.hv, I, 0), 1);
     assert_int_equal(th_eventfd_read(x->efd[0]), 1);
-    assert_true(hv_sim_intx_masked(x->t.hv));               /* automasked */
+    assert_true(hv_sim_stats_of(x->t.hv).intx_masked);               /* automasked */
     assert_int_equal(vu_client_set_irqs(x->c, VU_IRQ_SET_DATA_NONE | VU_IRQ_SET_ACTION_UNMASK, I,
                                         0, 1, NULL, 0, NULL), 0);
-    assert_false(hv_sim_intx_masked(x->t.hv));
+    assert_false(hv_sim_stats_of(x->t.hv).intx_masked);
     assert_int_equal(vu_client_set_irqs(x->c, VU_IRQ_SET_DATA_NONE | VU_IRQ_SET_ACTION_MASK, I,
                                         0, 1, NULL, 0, NULL), 0);
-    assert_true(hv_sim_intx_masked(x->t.hv));
+    assert_true(hv_sim_stats_of(x->t.hv).intx_masked);
     const uint8_t one = 1;
     assert_int_equal(vu_client_set_irqs(x->c, VU_IRQ_SET_DATA_BOOL | VU_IRQ_SET_ACTION_UNMASK, I,
                                         0, 1, NULL, 0, &one), 0);
-    assert_false(hv_sim_intx_masked(x->t.hv));
+    assert_false(hv_sim_stats_of(x->t.hv).intx_masked);
     /* the resample eventfd (KVM's) as an unmask eventfd */
     assert_int_equal(vu_client_set_irqs(x->c, VU_IRQ_SET_DATA_EVENTFD | VU_IRQ_SET_ACTION_UNMASK,
                                         I, 0, 1, &x->efd[1], 1, NULL), 0);
     assert_int_equal(hv_sim_fire_irq(x->t.hv, I, 0), 1);
     assert_int_equal(th_eventfd_read(x->efd[0]), 1);
-    assert_true(hv_sim_intx_masked(x->t.hv));
+    assert_true(hv_sim_stats_of(x->t.hv).intx_masked);
     uint64_t v = 1;
     assert_int_equal(write(x->efd[1], &v, sizeof(v)), (ssize_t)sizeof(v));   /* "EOI" */
     /* the sim notices the signalled unmask eventfd at its next SET_IRQS
      * (the kernel at once); de-assigning it does not unmask by itself */
     assert_int_equal(vu_client_set_irqs(x->c, VU_IRQ_SET_DATA_EVENTFD | VU_IRQ_SET_ACTION_UNMASK,
                                         I, 0, 1, NULL, 0, NULL), 0);
-    assert_false(hv_sim_intx_masked(x->t.hv));
+    assert_false(hv_sim_stats_of(x->t.hv).intx_masked);
     /* disable */
     assert_int_equal(vu_client_set_irqs(x->c, TRIG_NONE, I, 0, 0, NULL, 0, NULL), 0);
     assert_int_equal(hv_sim_fire_irq(x->t.hv, I, 0), 0);
@@ -224,12 +224,12 @@ static void test_set_irqs_errors(void **state)
     enable_chunked(x, 0, 16);
     assert_int_equal(vu_client_set_irqs(x->c, TRIG_FD, VU_PCI_MSI_IRQ_INDEX, 0, 1, &x->efd[20], 1,
                                         NULL), -EINVAL);
-    assert_int_equal(hv_sim_irq_enabled_count(x->t.hv, MSIX), 16);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).irq_enabled[MSIX], 16);
     assert_true(fires(x, 9));
     /* a failed extension keeps the enabled set working */
     assert_int_equal(vu_client_set_irqs(x->c, TRIG_FD, MSIX, 60, 6, &x->efd[0], 6, NULL), -EINVAL);
     assert_true(fires(x, 9));
-    assert_int_equal(hv_sim_irq_enabled_count(x->t.hv, MSIX), 16);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).irq_enabled[MSIX], 16);
 }
 
 /* ---- a host that cannot give the device as many vectors as asked -------------------- */
@@ -257,7 +257,7 @@ static void test_failed_extension_restores_the_set(void **state)
 {
     struct ctx *x = *state;
     enable_chunked(x, 0, 16);
-    assert_int_equal(hv_sim_irq_enabled_count(x->t.hv, MSIX), 16);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).irq_enabled[MSIX], 16);
 
     g_sim_ops = x->t.hv->ops;
     g_limited_ops = *g_sim_ops;
@@ -268,7 +268,7 @@ static void test_failed_extension_restores_the_set(void **state)
     assert_int_equal(vu_client_set_irqs(x->c, TRIG_FD, MSIX, 30, 1, &x->efd[30], 1, NULL),
                      -ENOSPC);
     x->t.hv->ops = g_sim_ops;        /* the sim's test hooks want their own ops */
-    assert_int_equal(hv_sim_irq_enabled_count(x->t.hv, MSIX), 16);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).irq_enabled[MSIX], 16);
     for (uint32_t v = 0; v < 16; v++)
         assert_true(fires(x, v));
     assert_int_equal(hv_sim_irq_fd(x->t.hv, MSIX, 30), -1);
@@ -276,7 +276,7 @@ static void test_failed_extension_restores_the_set(void **state)
     /* the shadow still holds the 16: a later extension the host can serve
      * carries them along */
     assert_int_equal(vu_client_set_irqs(x->c, TRIG_FD, MSIX, 20, 1, &x->efd[20], 1, NULL), 0);
-    assert_int_equal(hv_sim_irq_enabled_count(x->t.hv, MSIX), 21);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).irq_enabled[MSIX], 21);
     assert_true(fires(x, 3));
     assert_true(fires(x, 20));
     assert_false(fires(x, 17));

@@ -230,7 +230,7 @@ static void refuse_policy(void **state, bool keep_fd)
     /* B comes while A's process holds the file: refused, and told why. */
     struct logcap l = log_begin();
     struct vu_client *b = NULL;
-    struct vu_err err = { "" };
+    struct vub_err err = { "" };
     assert_int_equal(vu_client_connect(t->path, &b, &err), 0);
     vu_client_set_timeout(b, 10000);
     int r = vu_client_negotiate(b, NULL, NULL);

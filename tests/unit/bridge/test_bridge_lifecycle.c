@@ -74,10 +74,10 @@ static struct vu_client *busy_client(struct ctx *x)
                                         NULL), 0);
     uint16_t cmd = 0x0006;   /* MEM | MASTER */
     assert_int_equal(vu_client_region_write(c, 7, 4, &cmd, 2, false), 2);
-    assert_int_equal(hv_sim_dma_count(x->t.hv), 2);
-    assert_int_equal(hv_sim_irq_enabled_count(x->t.hv, MSIX), NVEC);
-    assert_true(hv_sim_open_irq_fds(x->t.hv) >= NVEC + 1);
-    assert_true(hv_sim_command(x->t.hv) & 4);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).dma_maps, 2);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).irq_enabled[MSIX], NVEC);
+    assert_true(hv_sim_stats_of(x->t.hv).open_irq_fds >= NVEC + 1);
+    assert_true(hv_sim_stats_of(x->t.hv).command & 4);
     assert_true(tu_count_fds() > x->base_fds);
     return c;
 }
@@ -85,12 +85,12 @@ static struct vu_client *busy_client(struct ctx *x)
 /* The device is as new and nothing of the client is held any more. */
 static void assert_quiesced(struct ctx *x, unsigned resets_before)
 {
-    assert_int_equal(hv_sim_dma_count(x->t.hv), 0);
-    assert_int_equal(hv_sim_dma_bytes(x->t.hv), 0);
-    assert_int_equal(hv_sim_open_irq_fds(x->t.hv), 0);
-    assert_int_equal(hv_sim_irq_enabled_count(x->t.hv, MSIX), 0);
-    assert_int_equal(hv_sim_reset_count(x->t.hv), resets_before + 1);
-    assert_false(hv_sim_command(x->t.hv) & 4);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).dma_maps, 0);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).dma_bytes, 0);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).open_irq_fds, 0);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).irq_enabled[MSIX], 0);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).resets, resets_before + 1);
+    assert_false(hv_sim_stats_of(x->t.hv).command & 4);
     assert_int_equal(tu_count_fds(), x->base_fds);
     for (int i = 0; i < NVEC; i++)
         assert_int_equal(hv_sim_fire_irq(x->t.hv, MSIX, (uint32_t)i) > 0, 0);
@@ -116,7 +116,7 @@ static void next_client_works(struct ctx *x)
 static void test_client_vanishes(void **state)
 {
     struct ctx *x = *state;
-    unsigned resets = hv_sim_reset_count(x->t.hv);
+    unsigned resets = hv_sim_stats_of(x->t.hv).resets;
     struct vu_client *c = busy_client(x);
     vu_client_close(c);              /* gone, mid-conversation */
     th_wait_closed(&x->t, 1);
@@ -127,7 +127,7 @@ static void test_client_vanishes(void **state)
 static void test_protocol_break_bad_header(void **state)
 {
     struct ctx *x = *state;
-    unsigned resets = hv_sim_reset_count(x->t.hv);
+    unsigned resets = hv_sim_stats_of(x->t.hv).resets;
     struct vu_client *c = busy_client(x);
     struct vu_hdr h = { .msg_id = 7, .cmd = VU_CMD_DEVICE_GET_INFO, .msg_size = 16, .flags = 3 };
     struct vu_msg reply;
@@ -142,7 +142,7 @@ static void test_protocol_break_bad_header(void **state)
 static void test_protocol_break_eof_mid_message(void **state)
 {
     struct ctx *x = *state;
-    unsigned resets = hv_sim_reset_count(x->t.hv);
+    unsigned resets = hv_sim_stats_of(x->t.hv).resets;
     struct vu_client *c = busy_client(x);
     /* a REGION_WRITE announcing 100 bytes of which 40 arrive, then EOF */
     uint8_t part[40] = { 0 };
@@ -158,7 +158,7 @@ static void test_protocol_break_eof_mid_message(void **state)
 static void test_protocol_break_oversized(void **state)
 {
     struct ctx *x = *state;
-    unsigned resets = hv_sim_reset_count(x->t.hv);
+    unsigned resets = hv_sim_stats_of(x->t.hv).resets;
     struct vu_client *c = busy_client(x);
     struct vu_hdr h = { .msg_id = 9, .cmd = VU_CMD_REGION_WRITE, .msg_size = 0x7fffffff };
     struct vu_msg reply;
@@ -174,7 +174,7 @@ static int setup_short_timeout(void **state) { return setup_with(state, short_ti
 static void test_stalled_client_is_dropped(void **state)
 {
     struct ctx *x = *state;
-    unsigned resets = hv_sim_reset_count(x->t.hv);
+    unsigned resets = hv_sim_stats_of(x->t.hv).resets;
     struct vu_client *c = busy_client(x);
     /* half a header, then nothing: the single-threaded loop must not hang */
     struct vu_hdr h = { .msg_id = 9, .cmd = VU_CMD_DEVICE_GET_INFO, .msg_size = 32 };
@@ -188,7 +188,7 @@ static void test_stalled_client_is_dropped(void **state)
 static void test_command_register_restored(void **state)
 {
     struct ctx *x = *state;
-    uint16_t start = hv_sim_command(x->t.hv);
+    uint16_t start = hv_sim_stats_of(x->t.hv).command;
     assert_true(start & 2);                         /* memory decoding on at start */
     struct vu_client *c = th_connect(&x->t, true);
     uint16_t off = 0x0400;                          /* decoding off, INTx disabled */
@@ -198,7 +198,7 @@ static void test_command_register_restored(void **state)
     vu_client_close(c);
     th_wait_closed(&x->t, 1);
     /* the next client finds the device as the bridge found it */
-    assert_int_equal(hv_sim_command(x->t.hv), start & ~4u);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).command, start & ~4u);
     c = th_connect(&x->t, true);
     assert_int_equal(vu_client_region_read(c, 0, 0, &id, 4), 4);
     assert_int_equal(id, EDU_ID_VALUE);
@@ -216,8 +216,8 @@ static void test_second_client_refused(void **state)
     /* the first client is undisturbed */
     struct vu_device_info di;
     assert_int_equal(vu_client_get_info(a, &di), 0);
-    assert_int_equal(hv_sim_dma_count(x->t.hv), 2);
-    assert_int_equal(hv_sim_irq_enabled_count(x->t.hv, MSIX), NVEC);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).dma_maps, 2);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).irq_enabled[MSIX], NVEC);
     uint32_t id = 0;
     assert_int_equal(vu_client_region_read(a, 0, 0, &id, 4), 4);
     assert_int_equal(id, EDU_ID_VALUE);
@@ -286,17 +286,17 @@ static void test_reconnect_at_once(void **state)
 static void test_probe_connection_leaves_device_alone(void **state)
 {
     struct ctx *x = *state;
-    unsigned resets = hv_sim_reset_count(x->t.hv);
+    unsigned resets = hv_sim_stats_of(x->t.hv).resets;
     struct vu_client *c = th_connect(&x->t, false);   /* never says VERSION */
     vu_client_close(c);
     th_wait_closed(&x->t, 1);
-    assert_int_equal(hv_sim_reset_count(x->t.hv), resets);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).resets, resets);
 }
 
 static void test_shutdown_quiesces(void **state)
 {
     struct ctx *x = *state;
-    unsigned resets = hv_sim_reset_count(x->t.hv);
+    unsigned resets = hv_sim_stats_of(x->t.hv).resets;
     struct vu_client *c = busy_client(x);
     th_stop_loop(&x->t);             /* like SIGTERM */
     /* the client sees the bridge go */
@@ -332,9 +332,9 @@ static void test_reserved_irq_survives_sessions(void **state)
     /* the session's quiesce left it armed */
     assert_int_equal(hv_sim_fire_irq(x->t.hv, REQ, 0), 1);
     assert_int_equal(th_eventfd_read(mine), 1);
-    assert_int_equal(hv_sim_dma_count(x->t.hv), 0);
-    assert_int_equal(hv_sim_irq_enabled_count(x->t.hv, MSIX), 0);
-    assert_int_equal(hv_sim_open_irq_fds(x->t.hv), 1);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).dma_maps, 0);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).irq_enabled[MSIX], 0);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).open_irq_fds, 1);
     fd32 = -1;
     assert_int_equal(hv_set_irqs(x->t.hv, TRIG_FD, REQ, 0, 1, &fd32), 0);
     close(mine);

@@ -178,7 +178,7 @@ static void test_random_conversation(void **state)
     for (int i = 0; i < 16; i++)
         x->efd[i] = th_eventfd();
     int base = tu_count_fds();
-    unsigned resets = hv_sim_reset_count(x->t.hv);
+    unsigned resets = hv_sim_stats_of(x->t.hv).resets;
 
     connect_again(x);
     for (int i = 0; i < ITERATIONS; i++) {
@@ -197,10 +197,10 @@ static void test_random_conversation(void **state)
     assert_true(x->replies > ITERATIONS / 2);
     assert_true(x->errors > 0 && x->errors < x->replies);
     /* quiesced, nothing held */
-    assert_int_equal(hv_sim_dma_count(x->t.hv), 0);
-    assert_int_equal(hv_sim_open_irq_fds(x->t.hv), 0);
-    assert_false(hv_sim_command(x->t.hv) & 4);
-    assert_true(hv_sim_reset_count(x->t.hv) >= resets + 1);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).dma_maps, 0);
+    assert_int_equal(hv_sim_stats_of(x->t.hv).open_irq_fds, 0);
+    assert_false(hv_sim_stats_of(x->t.hv).command & 4);
+    assert_true(hv_sim_stats_of(x->t.hv).resets >= resets + 1);
     assert_int_equal(tu_count_fds(), base);
 
     /* and a normal client still gets a normal device */

@@ -98,6 +98,16 @@ static void lines_load(const char *path, struct lines *L)
     fclose(fp);
 }
 
+/* The client leaves, the loop stops once `sessions` sessions have ended,
+ * and the trace they left is read. */
+static void end_and_load(struct fx *f, struct vu_client *c, unsigned sessions, struct lines *L)
+{
+    vu_client_close(c);
+    th_wait_closed(f->t, sessions);
+    th_stop_loop(f->t);
+    lines_load(f->trace, L);
+}
+
 static void lines_free(struct lines *L)
 {
     for (size_t i = 0; i < L->n; i++)
@@ -377,12 +387,8 @@ static void test_trace_bounded(void **state)
     memset(big, 0xab, sizeof(big));
     assert_int_equal(vu_client_region_write(c, 0, 0x1000, big, sizeof(big), false),
                      (ssize_t)sizeof(big));
-    vu_client_close(c);
-    th_wait_closed(f->t, 2);
-    th_stop_loop(f->t);
-
     struct lines L;
-    lines_load(f->trace, &L);   /* asserts the bound and JSON on every line */
+    end_and_load(f, c, 2, &L);   /* asserts the bound and JSON on every line */
     json_object *rx = find(&L, "rx", "VERSION", 0);
     assert_true(has(rx, "json_cut"));
     rx = find(&L, "rx", "REGION_WRITE", 0);
@@ -400,11 +406,8 @@ static void test_trace_no_data(void **state)
     struct vu_client *c = th_connect(f->t, true);
     uint32_t v;
     assert_int_equal(read_cfg(c, 0, &v), 0);
-    vu_client_close(c);
-    th_wait_closed(f->t, 1);
-    th_stop_loop(f->t);
     struct lines L;
-    lines_load(f->trace, &L);
+    end_and_load(f, c, 1, &L);
     json_object *tx = answer(&L, find(&L, "rx", "REGION_READ", 0));
     assert_int_equal(iget(tx, "count"), 4);
     assert_false(has(tx, "bytes"));
@@ -471,13 +474,13 @@ static void test_inject_errno_dma_map(void **state)
     int mfd = th_memfd(1 << 20);
     assert_int_equal(vu_client_dma_map(c, 0x100000, 1 << 20, mfd, 0, VU_DMA_MAP_FLAG_READ),
                      -EIO);
-    assert_int_equal(hv_sim_dma_count(f->t->hv), 0);
+    assert_int_equal(hv_sim_stats_of(f->t->hv).dma_maps, 0);
     /* nth=1: the second is served */
     assert_int_equal(vu_client_dma_map(c, 0x100000, 1 << 20, mfd, 0, VU_DMA_MAP_FLAG_READ), 0);
-    assert_int_equal(hv_sim_dma_count(f->t->hv), 1);
+    assert_int_equal(hv_sim_stats_of(f->t->hv).dma_maps, 1);
     vu_client_close(c);
     th_wait_closed(f->t, 1);
-    assert_int_equal(hv_sim_dma_count(f->t->hv), 0);
+    assert_int_equal(hv_sim_stats_of(f->t->hv).dma_maps, 0);
     close(mfd);
     th_stop_loop(f->t);
     struct lines L;
@@ -530,11 +533,8 @@ static void test_inject_nth_every(void **state)
     assert_int_equal(read_cfg(c, 0, &v), 0);
     assert_int_equal(read_cfg(c, 0, &v), 0);
     assert_int_equal(read_cfg(c, 0, &v), -EIO);
-    vu_client_close(c);
-    th_wait_closed(f->t, 2);
-    th_stop_loop(f->t);
     struct lines L;
-    lines_load(f->trace, &L);
+    end_and_load(f, c, 2, &L);
     json_object *tx = answer(&L, find(&L, "rx", "REGION_READ", 1));
     assert_string_equal(sget(tx, "injected"), "errno=ENODEV");
     assert_int_equal(iget(tx, "rule"), 1);
@@ -634,11 +634,8 @@ static void test_inject_delay(void **state)
     assert_int_equal(r1.hdr.msg_id, 501);
     vu_msg_release(&r1);
     vu_conn_close(&rc);
-    vu_client_close(c);
-    th_wait_closed(f->t, 1);
-    th_stop_loop(f->t);
     struct lines L;
-    lines_load(f->trace, &L);
+    end_and_load(f, c, 1, &L);
     json_object *tx = answer(&L, find(&L, "rx", "DEVICE_GET_INFO", 0));
     assert_string_equal(sget(tx, "injected"), "delay=1500");
     assert_int_equal(iget(tx, "delayed_ms"), 1500);
@@ -686,12 +683,12 @@ static void test_inject_delay_hangup(void **state)
     memcpy(buf, &h, sizeof(h));
     memcpy(buf + sizeof(h), &q, sizeof(q));
     assert_int_equal(vu_client_raw(c, buf, sizeof(buf), &mfd, 1, false, NULL), 0);
-    for (int i = 0; i < 10000 && hv_sim_dma_count(f->t->hv) == 0; i++)
+    for (int i = 0; i < 10000 && hv_sim_stats_of(f->t->hv).dma_maps == 0; i++)
         usleep(1000);
-    assert_int_equal(hv_sim_dma_count(f->t->hv), 1);   /* mapped; the reply is held */
+    assert_int_equal(hv_sim_stats_of(f->t->hv).dma_maps, 1);   /* mapped; the reply is held */
     vu_client_close(c);
     th_wait_closed(f->t, 1);                            /* within the harness's 10 s */
-    assert_int_equal(hv_sim_dma_count(f->t->hv), 0);
+    assert_int_equal(hv_sim_stats_of(f->t->hv).dma_maps, 0);
     close(mfd);
     th_stop_loop(f->t);
     struct lines L;
@@ -718,11 +715,8 @@ static void test_inject_drop(void **state)
     /* the map was recorded: the same range again overlaps */
     assert_int_equal(vu_client_dma_map(c, 0x200000, 0x1000, -1, 0, VU_DMA_MAP_FLAG_READ),
                      -EEXIST);
-    vu_client_close(c);
-    th_wait_closed(f->t, 1);
-    th_stop_loop(f->t);
     struct lines L;
-    lines_load(f->trace, &L);
+    end_and_load(f, c, 1, &L);
     json_object *d = answer(&L, find(&L, "rx", "DMA_MAP", 0));
     assert_string_equal(sget(d, "dir"), "done");
     assert_string_equal(sget(d, "injected"), "drop");
@@ -745,17 +739,17 @@ static void test_inject_close_quiesces(void **state)
                                         VU_PCI_MSIX_IRQ_INDEX, 0, 1, &efd, 1, NULL), 0);
     uint16_t cmdreg = 0x6;   /* memory + bus master */
     assert_int_equal(vu_client_region_write(c, 7, 4, &cmdreg, 2, false), 2);
-    assert_int_equal(hv_sim_dma_count(t->hv), 1);
-    assert_int_equal(hv_sim_irq_enabled_count(t->hv, VU_PCI_MSIX_IRQ_INDEX), 1);
-    unsigned resets = hv_sim_reset_count(t->hv);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 1);
+    assert_int_equal(hv_sim_stats_of(t->hv).irq_enabled[VU_PCI_MSIX_IRQ_INDEX], 1);
+    unsigned resets = hv_sim_stats_of(t->hv).resets;
 
     assert_true(vu_client_reset(c) < 0);       /* EOF instead of a reply */
     th_wait_closed(t, 1);
-    assert_int_equal(hv_sim_dma_count(t->hv), 0);
-    assert_int_equal(hv_sim_irq_enabled_count(t->hv, VU_PCI_MSIX_IRQ_INDEX), 0);
-    assert_int_equal(hv_sim_open_irq_fds(t->hv), 0);
-    assert_int_equal(hv_sim_reset_count(t->hv), resets + 1);   /* the quiesce's, not the handler's */
-    assert_false(hv_sim_command(t->hv) & 0x4);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 0);
+    assert_int_equal(hv_sim_stats_of(t->hv).irq_enabled[VU_PCI_MSIX_IRQ_INDEX], 0);
+    assert_int_equal(hv_sim_stats_of(t->hv).open_irq_fds, 0);
+    assert_int_equal(hv_sim_stats_of(t->hv).resets, resets + 1);   /* the quiesce's, not the handler's */
+    assert_false(hv_sim_stats_of(t->hv).command & 0x4);
     vu_client_close(c);
     close(mfd);
     close(efd);
@@ -785,11 +779,8 @@ static void test_inject_data(void **state)
     assert_true(v != 0xff00ff00u);
     /* outside config space: the bridge's own EINVAL, not data */
     assert_int_equal(vu_client_region_read(c, 7, 0x10000 - 4, b, 8) < 0, 1);
-    vu_client_close(c);
-    th_wait_closed(f->t, 1);
-    th_stop_loop(f->t);
     struct lines L;
-    lines_load(f->trace, &L);
+    end_and_load(f, c, 1, &L);
     json_object *tx = answer(&L, find(&L, "rx", "REGION_READ", 0));
     assert_string_equal(sget(tx, "injected"), "data=ff00");
     assert_string_equal(sget(tx, "bytes"), "ff00ff00ff00");
@@ -803,7 +794,7 @@ static void test_inject_data(void **state)
 static void test_parse_good(void **state)
 {
     struct br_inject_rule r;
-    struct vu_err e = { "" };
+    struct vub_err e = { "" };
     assert_int_equal(br_inject_parse("GET_REGION_INFO:region=2=errno=EIO", &r, &e), 0);
     assert_int_equal(r.cmd, VU_CMD_DEVICE_GET_REGION_INFO);
     assert_int_equal(r.conds, BR_INJ_COND_REGION);
@@ -877,7 +868,7 @@ static void test_parse_bad(void **state)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct br_inject_rule r;
-        struct vu_err e = { "" };
+        struct vub_err e = { "" };
         if (br_inject_parse(bad[i].rule, &r, &e) != -EINVAL)
             fail_msg("rule \"%s\" was accepted", bad[i].rule);
         if (!strstr(e.msg, bad[i].says))
@@ -891,7 +882,7 @@ static void test_parse_bad(void **state)
         longrule[i] = 'a';
     longrule[sizeof(longrule) - 1] = 0;
     struct br_inject_rule r;
-    struct vu_err e = { "" };
+    struct vub_err e = { "" };
     assert_int_equal(br_inject_parse(longrule, &r, &e), -EINVAL);
     assert_non_null(strstr(e.msg, "at most"));
 }

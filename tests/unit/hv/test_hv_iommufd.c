@@ -39,7 +39,7 @@ static int teardown(void **state)
 static void test_cdev_path(void **state)
 {
     struct fake_sysfs *fs = *state;
-    struct hv_err e = { "" };
+    struct vub_err e = { "" };
     char p[PATH_MAX], out[256];
 
     /* no vfio-dev directory: a kernel without VFIO_DEVICE_CDEV */
@@ -113,7 +113,7 @@ static void test_no_iommufd_here(void **state)
         return;
     }
     struct hv_iommu *io = (struct hv_iommu *)1;
-    struct hv_err e = { "" };
+    struct vub_err e = { "" };
     int fds = tu_count_fds();
     assert_int_equal(hv_iommufd_iommu_new(NULL, &io, &e), -ENOENT);
     assert_null(io);

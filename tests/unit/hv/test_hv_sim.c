@@ -28,7 +28,7 @@
 static struct hv_device *open_sim(const struct hv_sim_config *cfg)
 {
     struct hv_device *d = NULL;
-    struct hv_err e = { "" };
+    struct vub_err e = { "" };
     int r = hv_sim_open(cfg, &d, &e);
     if (r != 0)
         fail_msg("hv_sim_open: %d %s", r, e.msg);
@@ -194,7 +194,7 @@ static void test_msix_caps(void **state)
     hv_close(d);
 
     /* Configurations that cannot exist are refused. */
-    struct hv_err e;
+    struct vub_err e;
     struct hv_device *bad = NULL;
     hv_sim_config_defaults(&c);
     c.msix = HV_SIM_MSIX_MAPPABLE_CAP;
@@ -316,14 +316,14 @@ static void test_config_space(void **state)
     wr32(d, 7, 0, 0);
     assert_int_equal(rd32(d, 7, 0), 0x11e81234);   /* ids read-only */
     assert_int_equal(rd32(d, 7, 8) >> 8, 0x00ff00);   /* class */
-    assert_int_equal(hv_sim_command(d), 0x0002);      /* memory decode on */
+    assert_int_equal(hv_sim_stats_of(d).command, 0x0002);      /* memory decode on */
 
     uint16_t cmd = 0x0006;
     assert_int_equal(hv_region_write(d, 7, 4, &cmd, 2), 2);
-    assert_int_equal(hv_sim_command(d), 0x0006);
+    assert_int_equal(hv_sim_stats_of(d).command, 0x0006);
     cmd = 0xffff;
     assert_int_equal(hv_region_write(d, 7, 4, &cmd, 2), 2);
-    assert_int_equal(hv_sim_command(d), 0x0547);      /* only writable bits */
+    assert_int_equal(hv_sim_stats_of(d).command, 0x0547);      /* only writable bits */
 
     /* BAR sizing: all ones reads back the size mask */
     wr32(d, 7, 0x10, 0xffffffff);
@@ -398,8 +398,8 @@ static void test_dma_overlap_eexist(void **state)
     /* adjacent on both sides is fine */
     assert_int_equal(hv_dma_map(d, 0x0ff000, f->mem, PG, RW), 0);
     assert_int_equal(hv_dma_map(d, 0x104000, f->mem + PG, PG, HV_DMA_READ), 0);
-    assert_int_equal(hv_sim_dma_count(d), 3);
-    assert_int_equal(hv_sim_dma_bytes(d), 6 * PG);
+    assert_int_equal(hv_sim_stats_of(d).dma_maps, 3);
+    assert_int_equal(hv_sim_stats_of(d).dma_bytes, 6 * PG);
 }
 
 static void test_dma_einval(void **state)
@@ -427,7 +427,7 @@ static void test_dma_einval(void **state)
     uint8_t *hole = mmap(NULL, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     munmap(hole, PG);
     assert_int_equal(hv_dma_map(d, 0x200000, hole, PG, RW), -EFAULT);
-    assert_int_equal(hv_sim_dma_count(d), 3);
+    assert_int_equal(hv_sim_stats_of(d).dma_maps, 3);
 }
 
 static void test_dma_enospc(void **state)
@@ -463,27 +463,27 @@ static void test_dma_unmap_rules(void **state)
     assert_int_equal(hv_dma_unmap(d, 0x100000, 0, 0), -EINVAL);
     assert_int_equal(hv_dma_unmap(d, UINT64_MAX - PG + 1, 2 * PG, 0), -EINVAL);
     assert_int_equal(hv_dma_unmap(d, 0x100000, 2 * PG, 1), -EINVAL);
-    assert_int_equal(hv_sim_dma_count(d), 3);
+    assert_int_equal(hv_sim_stats_of(d).dma_maps, 3);
 
     /* one range covering two whole mappings removes both */
     assert_int_equal(hv_dma_unmap(d, 0x0f0000, 0x20000, 0), 0);
-    assert_int_equal(hv_sim_dma_count(d), 1);
-    assert_int_equal(hv_sim_dma_bytes(d), PG);
+    assert_int_equal(hv_sim_stats_of(d).dma_maps, 1);
+    assert_int_equal(hv_sim_stats_of(d).dma_bytes, PG);
     /* nothing there: success, nothing done (type1v2 reports size 0) */
     assert_int_equal(hv_dma_unmap(d, 0x500000, PG, 0), 0);
     /* exact */
     assert_int_equal(hv_dma_unmap(d, 0x200000, PG, 0), 0);
-    assert_int_equal(hv_sim_dma_count(d), 0);
+    assert_int_equal(hv_sim_stats_of(d).dma_maps, 0);
 
     /* unmap-all: iova and size must be 0 */
     assert_int_equal(hv_dma_map(d, 0x100000, f->mem, PG, RW), 0);
     assert_int_equal(hv_dma_map(d, 0x300000, f->mem, PG, RW), 0);
     assert_int_equal(hv_dma_unmap(d, 0x100000, 0, HV_DMA_UNMAP_ALL), -EINVAL);
     assert_int_equal(hv_dma_unmap(d, 0, PG, HV_DMA_UNMAP_ALL), -EINVAL);
-    assert_int_equal(hv_sim_dma_count(d), 2);
+    assert_int_equal(hv_sim_stats_of(d).dma_maps, 2);
     assert_int_equal(hv_dma_unmap(d, 0, 0, HV_DMA_UNMAP_ALL), 0);
-    assert_int_equal(hv_sim_dma_count(d), 0);
-    assert_int_equal(hv_sim_dma_bytes(d), 0);
+    assert_int_equal(hv_sim_stats_of(d).dma_maps, 0);
+    assert_int_equal(hv_sim_stats_of(d).dma_bytes, 0);
 }
 
 static void test_dma_device_access(void **state)
@@ -540,12 +540,12 @@ static void test_edu_dma_round_trip(void **state)
     assert_int_equal(rd32(d, 0, EDU_IRQ_STATUS), EDU_IRQ_DMA);
     wr32(d, 0, EDU_IRQ_ACK, EDU_IRQ_DMA);
     assert_int_equal(rd32(d, 0, EDU_IRQ_STATUS), 0);
-    assert_int_equal(hv_sim_dma_faults(d), 0);
+    assert_int_equal(hv_sim_stats_of(d).dma_faults, 0);
 
     /* unmapped IOVA: an IOMMU fault, nothing copied */
     wr64(d, 0, EDU_DMA_DST, 0x900000);
     wr32(d, 0, EDU_DMA_CMD, EDU_DMA_START | EDU_DMA_TO_RAM);
-    assert_int_equal(hv_sim_dma_faults(d), 1);
+    assert_int_equal(hv_sim_stats_of(d).dma_faults, 1);
     assert_int_equal(irq_disable(d, VFIO_PCI_MSI_IRQ_INDEX), 0);
     close(efd);
 }
@@ -562,7 +562,7 @@ static void test_two_devices_one_iommu(void **state)
     struct hv_sim_config ic, c1, c2;
     struct hv_iommu *io = NULL;
     struct hv_device *d1 = NULL, *d2 = NULL, *d3 = NULL;
-    struct hv_err e = { "" };
+    struct vub_err e = { "" };
     int fds = tu_count_fds();
 
     hv_sim_config_defaults(&ic);
@@ -589,7 +589,7 @@ static void test_two_devices_one_iommu(void **state)
     assert_int_equal(hv_dma_map(d1, 0x100000, mem, 2 * PG, RW), 0);
     /* one address space: the same IOVA through the other device overlaps */
     assert_int_equal(hv_dma_map(d2, 0x100000, mem, PG, RW), -EEXIST);
-    assert_int_equal(hv_sim_dma_count(d2), 1);
+    assert_int_equal(hv_sim_stats_of(d2).dma_maps, 1);
     struct hv_iommu_info ii;
     assert_int_equal(hv_iommu_get_info(d2, &ii), 0);
     assert_int_equal(ii.dma_avail, 1);
@@ -604,28 +604,28 @@ static void test_two_devices_one_iommu(void **state)
     wr64(d2, 0, EDU_DMA_SRC, 0x40000);
     wr64(d2, 0, EDU_DMA_DST, 0x101000);
     wr32(d2, 0, EDU_DMA_CMD, 1 | 2);
-    assert_int_equal(hv_sim_dma_faults(d2), 0);
+    assert_int_equal(hv_sim_stats_of(d2).dma_faults, 0);
     assert_memory_equal(mem + PG, "shared", 6);
     /* device state stays per device: d1's buffer and registers untouched */
     assert_int_equal(rd32(d1, 0, EDU_DMA_SRC), 0);
     assert_int_equal(hv_reset(d2), 0);
-    assert_int_equal(hv_sim_reset_count(d1), 0);
-    assert_int_equal(hv_sim_dma_count(d1), 2);   /* reset leaves the IOMMU alone */
+    assert_int_equal(hv_sim_stats_of(d1).resets, 0);
+    assert_int_equal(hv_sim_stats_of(d1).dma_maps, 2);   /* reset leaves the IOMMU alone */
 
     /* the context outlives the device that made the mapping */
     hv_close(d1);
-    assert_int_equal(hv_sim_dma_count(d2), 2);
+    assert_int_equal(hv_sim_stats_of(d2).dma_maps, 2);
     assert_int_equal(hv_sim_dma_read(d2, 0x100000, mem + 3 * PG, 6), 0);
     assert_memory_equal(mem + 3 * PG, "shared", 6);
 
     /* a device with a context of its own sees none of it */
     d3 = open_sim(NULL);
     assert_ptr_not_equal(d3->iommu, d2->iommu);
-    assert_int_equal(hv_sim_dma_count(d3), 0);
+    assert_int_equal(hv_sim_stats_of(d3).dma_maps, 0);
     assert_int_equal(hv_dma_map(d3, 0x100000, mem, PG, RW), 0);
     assert_int_equal(hv_dma_unmap(d2, 0, 0, HV_DMA_UNMAP_ALL), 0);
-    assert_int_equal(hv_sim_dma_count(d2), 0);
-    assert_int_equal(hv_sim_dma_count(d3), 1);
+    assert_int_equal(hv_sim_stats_of(d2).dma_maps, 0);
+    assert_int_equal(hv_sim_stats_of(d3).dma_maps, 1);
     hv_close(d3);
     hv_close(d2);   /* the last reference: the context goes too */
     munmap(mem, len);
@@ -638,7 +638,7 @@ static void test_attach_refuses_other_kinds(void **state)
     (void)state;
     struct hv_iommu *io = NULL;
     struct hv_device *d = (struct hv_device *)1;
-    struct hv_err e = { "" };
+    struct vub_err e = { "" };
     assert_int_equal(hv_sim_iommu_open(NULL, &io, &e), 0);
     assert_int_equal(io->refs, 1);
     assert_int_equal(hv_vfio_open(io, "0000:01:00.0", &d, &e), -EINVAL);
@@ -670,11 +670,11 @@ static void test_irq_msix_sizing(void **state)
 
     /* first enable sizes the table to start + count = 2 */
     assert_int_equal(set_efds(d, VFIO_PCI_MSIX_IRQ_INDEX, 0, 2, fds), 0);
-    assert_int_equal(hv_sim_irq_enabled_count(d, VFIO_PCI_MSIX_IRQ_INDEX), 2);
+    assert_int_equal(hv_sim_stats_of(d).irq_enabled[VFIO_PCI_MSIX_IRQ_INDEX], 2);
     /* a later chunk beyond it is refused (QEMU's split fd arrays) */
     int32_t more[2] = { e[2], e[3] };
     assert_int_equal(set_efds(d, VFIO_PCI_MSIX_IRQ_INDEX, 2, 2, more), -EINVAL);
-    assert_int_equal(hv_sim_irq_enabled_count(d, VFIO_PCI_MSIX_IRQ_INDEX), 2);
+    assert_int_equal(hv_sim_stats_of(d).irq_enabled[VFIO_PCI_MSIX_IRQ_INDEX], 2);
     /* inside it, vectors can be replaced and de-assigned with -1 */
     int32_t swap[2] = { -1, e[2] };
     assert_int_equal(set_efds(d, VFIO_PCI_MSIX_IRQ_INDEX, 0, 2, swap), 0);
@@ -698,7 +698,7 @@ static void test_irq_msix_sizing(void **state)
     assert_int_equal(set_efds(d, VFIO_PCI_MSIX_IRQ_INDEX, 0, 2, bad), -EBADF);
     assert_int_equal(hv_sim_irq_fd(d, VFIO_PCI_MSIX_IRQ_INDEX, 0), -1);
     assert_int_equal(hv_sim_irq_fd(d, VFIO_PCI_MSIX_IRQ_INDEX, 1), -1);
-    assert_int_equal(hv_sim_irq_enabled_count(d, VFIO_PCI_MSIX_IRQ_INDEX), 2);
+    assert_int_equal(hv_sim_stats_of(d).irq_enabled[VFIO_PCI_MSIX_IRQ_INDEX], 2);
     assert_int_equal(set_efds(d, VFIO_PCI_MSIX_IRQ_INDEX, 1, 1, &bad[0]), 0);
     assert_int_equal(set_efds(d, VFIO_PCI_MSIX_IRQ_INDEX, 0, 1, &bad[1]), -EBADF);
     assert_true(hv_sim_irq_fd(d, VFIO_PCI_MSIX_IRQ_INDEX, 1) >= 0);
@@ -706,13 +706,13 @@ static void test_irq_msix_sizing(void **state)
     /* disable, then a full-size enable works; enabling with no vector (all
      * -1) sizes it too, as QEMU does */
     assert_int_equal(irq_disable(d, VFIO_PCI_MSIX_IRQ_INDEX), 0);
-    assert_int_equal(hv_sim_irq_enabled_count(d, VFIO_PCI_MSIX_IRQ_INDEX), 0);
-    assert_int_equal(hv_sim_open_irq_fds(d), 0);
+    assert_int_equal(hv_sim_stats_of(d).irq_enabled[VFIO_PCI_MSIX_IRQ_INDEX], 0);
+    assert_int_equal(hv_sim_stats_of(d).open_irq_fds, 0);
     int32_t none[65];
     for (int i = 0; i < 65; i++)
         none[i] = -1;
     assert_int_equal(set_efds(d, VFIO_PCI_MSIX_IRQ_INDEX, 0, 65, none), 0);
-    assert_int_equal(hv_sim_irq_enabled_count(d, VFIO_PCI_MSIX_IRQ_INDEX), 65);
+    assert_int_equal(hv_sim_stats_of(d).irq_enabled[VFIO_PCI_MSIX_IRQ_INDEX], 65);
     assert_int_equal(set_efds(d, VFIO_PCI_MSIX_IRQ_INDEX, 64, 1, &one), 0);
     assert_int_equal(hv_sim_fire_irq(d, VFIO_PCI_MSIX_IRQ_INDEX, 64), 1);
     assert_int_equal(efd_take(e[3]), 1);
@@ -734,7 +734,7 @@ static void test_irq_eventfd_refs(void **state)
     int mine = hv_sim_irq_fd(d, VFIO_PCI_MSI_IRQ_INDEX, 0);
     assert_true(mine >= 0);
     assert_int_not_equal(mine, efd);   /* its own reference */
-    assert_int_equal(hv_sim_open_irq_fds(d), 1);
+    assert_int_equal(hv_sim_stats_of(d).open_irq_fds, 1);
     assert_int_equal(tu_count_fds(), fds_before + 2);
 
     /* the edu's raise-interrupt register signals MSI vector 0 */
@@ -765,7 +765,7 @@ static void test_irq_eventfd_refs(void **state)
     assert_int_equal(efd_take(dup_efd), 1);
     close(dup_efd);
     assert_int_equal(irq_disable(d, VFIO_PCI_MSI_IRQ_INDEX), 0);
-    assert_int_equal(hv_sim_open_irq_fds(d), 0);
+    assert_int_equal(hv_sim_stats_of(d).open_irq_fds, 0);
     assert_int_equal(tu_count_fds(), fds_before);
 
     /* bad fds: -EBADF, not an eventfd: -EINVAL; a failed enable is undone */
@@ -775,9 +775,9 @@ static void test_irq_eventfd_refs(void **state)
     assert_int_equal(set_efds(d, VFIO_PCI_MSI_IRQ_INDEX, 0, 1, &fd32), -EINVAL);
     fd32 = 1000;
     assert_int_equal(set_efds(d, VFIO_PCI_MSI_IRQ_INDEX, 0, 1, &fd32), -EBADF);
-    assert_int_equal(hv_sim_irq_enabled_count(d, VFIO_PCI_MSI_IRQ_INDEX), 0);
+    assert_int_equal(hv_sim_stats_of(d).irq_enabled[VFIO_PCI_MSI_IRQ_INDEX], 0);
     assert_int_equal(set_efds(d, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, &fd32), -EBADF);
-    assert_int_equal(hv_sim_irq_enabled_count(d, VFIO_PCI_INTX_IRQ_INDEX), 0);
+    assert_int_equal(hv_sim_stats_of(d).irq_enabled[VFIO_PCI_INTX_IRQ_INDEX], 0);
     close(p[0]);
     close(p[1]);
 
@@ -808,49 +808,49 @@ static void test_irq_intx_automask(void **state)
     assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK,
                                       0, 0, 1, NULL), -EINVAL);
     assert_int_equal(set_efds(d, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, &fd32), 0);
-    assert_int_equal(hv_sim_irq_enabled_count(d, VFIO_PCI_INTX_IRQ_INDEX), 1);
-    assert_false(hv_sim_intx_masked(d));
+    assert_int_equal(hv_sim_stats_of(d).irq_enabled[VFIO_PCI_INTX_IRQ_INDEX], 1);
+    assert_false(hv_sim_stats_of(d).intx_masked);
     /* MSI cannot be enabled while INTx is */
     assert_int_equal(set_efds(d, VFIO_PCI_MSI_IRQ_INDEX, 0, 1, &fd32), -EINVAL);
 
     /* fire: signalled and automasked; fire again: held pending */
     assert_int_equal(hv_sim_fire_irq(d, VFIO_PCI_INTX_IRQ_INDEX, 0), 1);
     assert_int_equal(efd_take(efd), 1);
-    assert_true(hv_sim_intx_masked(d));
+    assert_true(hv_sim_stats_of(d).intx_masked);
     assert_int_equal(hv_sim_fire_irq(d, VFIO_PCI_INTX_IRQ_INDEX, 0), 0);
     assert_int_equal(efd_take(efd), 0);
     /* unmask: the pending one is delivered (and masks again) */
     assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK,
                                       0, 0, 1, NULL), 0);
     assert_int_equal(efd_take(efd), 1);
-    assert_true(hv_sim_intx_masked(d));
+    assert_true(hv_sim_stats_of(d).intx_masked);
     /* BOOL unmask 0 does nothing, 1 unmasks */
     uint8_t b = 0;
     assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_UNMASK,
                                       0, 0, 1, &b), 0);
-    assert_true(hv_sim_intx_masked(d));
+    assert_true(hv_sim_stats_of(d).intx_masked);
     b = 1;
     assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_UNMASK,
                                       0, 0, 1, &b), 0);
-    assert_false(hv_sim_intx_masked(d));
+    assert_false(hv_sim_stats_of(d).intx_masked);
 
     /* an unmask (resample) eventfd: writing it unmasks */
     int32_t r32 = rfd;
     assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_UNMASK,
                                       0, 0, 1, &r32), 0);
-    assert_int_equal(hv_sim_open_irq_fds(d), 2);
+    assert_int_equal(hv_sim_stats_of(d).open_irq_fds, 2);
     wr32(d, 0, EDU_IRQ_RAISE, 1);   /* edu raise: INTx since MSI is off */
     assert_int_equal(efd_take(efd), 1);
-    assert_true(hv_sim_intx_masked(d));
+    assert_true(hv_sim_stats_of(d).intx_masked);
     uint64_t one = 1;
     assert_int_equal(write(rfd, &one, 8), 8);
-    assert_false(hv_sim_intx_masked(d));
+    assert_false(hv_sim_stats_of(d).intx_masked);
     /* MASK by eventfd is not something the kernel offers */
     assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_MASK,
                                       0, 0, 1, &r32), -ENOTTY);
     assert_int_equal(hv_set_irqs(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_MASK,
                                       0, 0, 1, NULL), 0);
-    assert_true(hv_sim_intx_masked(d));
+    assert_true(hv_sim_stats_of(d).intx_masked);
     /* masked + edu ack before unmask: the line dropped, nothing delivered */
     wr32(d, 0, EDU_IRQ_RAISE, 1);
     assert_int_equal(efd_take(efd), 0);
@@ -862,12 +862,12 @@ static void test_irq_intx_automask(void **state)
     /* -1 de-assigns the trigger but INTx stays enabled */
     fd32 = -1;
     assert_int_equal(set_efds(d, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, &fd32), 0);
-    assert_int_equal(hv_sim_irq_enabled_count(d, VFIO_PCI_INTX_IRQ_INDEX), 1);
+    assert_int_equal(hv_sim_stats_of(d).irq_enabled[VFIO_PCI_INTX_IRQ_INDEX], 1);
     assert_int_equal(hv_sim_fire_irq(d, VFIO_PCI_INTX_IRQ_INDEX, 0), 0);
     /* disable drops both eventfds */
     assert_int_equal(irq_disable(d, VFIO_PCI_INTX_IRQ_INDEX), 0);
-    assert_int_equal(hv_sim_open_irq_fds(d), 0);
-    assert_int_equal(hv_sim_irq_enabled_count(d, VFIO_PCI_INTX_IRQ_INDEX), 0);
+    assert_int_equal(hv_sim_stats_of(d).open_irq_fds, 0);
+    assert_int_equal(hv_sim_stats_of(d).irq_enabled[VFIO_PCI_INTX_IRQ_INDEX], 0);
     close(efd);
     close(rfd);
     hv_close(d);
@@ -916,18 +916,18 @@ static void test_reset(void **state)
     assert_int_equal(hv_region_write(d, 7, 4, &cmd, 2), 2);
 
     assert_int_equal(hv_reset(d), 0);
-    assert_int_equal(hv_sim_reset_count(d), 1);
+    assert_int_equal(hv_sim_stats_of(d).resets, 1);
     /* device state back to power-on */
     assert_int_equal(rd32(d, 0, EDU_ID), EDU_ID_VALUE);
     assert_int_equal(rd32(d, 0, EDU_LIVENESS), 0);
     assert_int_equal(rd32(d, 0, EDU_IRQ_STATUS), 0);
     assert_int_equal(rd32(d, 0, 0x5000), 0);
     /* what the kernel restores or leaves: config, IRQ set-up, IOMMU */
-    assert_int_equal(hv_sim_command(d), 0x0006);
-    assert_int_equal(hv_sim_irq_enabled_count(d, VFIO_PCI_MSI_IRQ_INDEX), 1);
+    assert_int_equal(hv_sim_stats_of(d).command, 0x0006);
+    assert_int_equal(hv_sim_stats_of(d).irq_enabled[VFIO_PCI_MSI_IRQ_INDEX], 1);
     wr32(d, 0, EDU_IRQ_RAISE, 1);
     assert_int_equal(efd_take(efd), 1);
-    assert_int_equal(hv_sim_dma_count(d), 1);
+    assert_int_equal(hv_sim_stats_of(d).dma_maps, 1);
     hv_close(d);
     close(efd);
     munmap(mem, PG);
@@ -940,7 +940,7 @@ static void test_reset(void **state)
     assert_int_equal(hv_get_info(d, &di), 0);
     assert_int_equal(di.flags, VFIO_DEVICE_FLAGS_PCI);
     assert_int_equal(hv_reset(d), -ENOTTY);
-    assert_int_equal(hv_sim_reset_count(d), 0);
+    assert_int_equal(hv_sim_stats_of(d).resets, 0);
     hv_close(d);
 }
 
@@ -953,7 +953,7 @@ static void test_close_releases_everything(void **state)
     int32_t fds[3] = { efd, efd, efd };
     assert_int_equal(set_efds(d, VFIO_PCI_MSIX_IRQ_INDEX, 0, 3, fds), 0);
     assert_int_equal(set_efds(d, VFIO_PCI_ERR_IRQ_INDEX, 0, 1, fds), 0);
-    assert_int_equal(hv_sim_open_irq_fds(d), 4);
+    assert_int_equal(hv_sim_stats_of(d).open_irq_fds, 4);
     int mfd = hv_mmap_fd(d);
     close(mfd);
     hv_close(d);
@@ -968,7 +968,11 @@ static void test_hooks_refuse_other_devices(void **state)
     static const struct hv_device_ops other = { .name = "other" };
     struct hv_device fake = { .ops = &other };
     assert_int_equal(hv_sim_fire_irq(&fake, 0, 0), -EINVAL);
-    assert_int_equal(hv_sim_dma_count(&fake), 0);
+    struct hv_sim_stats st;
+    memset(&st, 0xff, sizeof(st));
+    assert_int_equal(hv_sim_stats(&fake, &st), -EINVAL);
+    assert_int_equal(st.dma_maps, 0);     /* zeroed, not left as it was */
+    assert_int_equal(st.resets, 0);
     assert_int_equal(hv_sim_irq_fd(&fake, 1, 0), -1);
 }
 

@@ -38,12 +38,6 @@ static int teardown(void **state)
     return 0;
 }
 
-#define assert_msg(err, text)                                                              \
-    do {                                                                                   \
-        if (!strstr((err).msg, (text)))                                                    \
-            fail_msg("message '%s' lacks '%s'", (err).msg, (text));                        \
-    } while (0)
-
 static void test_addr_parse(void **state)
 {
     (void)state;
@@ -68,17 +62,17 @@ static void test_addr_parse(void **state)
 static void test_fail_formats(void **state)
 {
     (void)state;
-    struct hv_err e;
-    assert_int_equal(hv_fail(&e, EBUSY, "x %d", 7), -EBUSY);
+    struct vub_err e;
+    assert_int_equal(vub_fail(&e, -EBUSY, "x %d", 7), -EBUSY);
     assert_string_equal(e.msg, "x 7");
-    assert_int_equal(hv_fail(&e, -ENOENT, "y"), -ENOENT);
-    assert_int_equal(hv_fail(NULL, EIO, "z"), -EIO);
+    assert_int_equal(vub_fail(&e, -ENOENT, "y"), -ENOENT);
+    assert_int_equal(vub_fail(NULL, -EIO, "z"), -EIO);
 }
 
 static void test_driver_and_group(void **state)
 {
     struct fake_sysfs *f = *state;
-    struct hv_err e;
+    struct vub_err e;
     char drv[64];
     fs_add_dev(f, A0, "nvme", 7, 0x1b36, 0x0010, 0x010802);
     fs_add_dev(f, A1, NULL, -1, 0x1234, 0x11e8, 0x00ff00);
@@ -91,15 +85,15 @@ static void test_driver_and_group(void **state)
 
     assert_int_equal(hv_sysfs_iommu_group(f->root, A0, &e), 7);
     assert_int_equal(hv_sysfs_iommu_group(f->root, A1, &e), -ENOENT);
-    assert_msg(e, A1 " has no IOMMU group");
+    tu_assert_msg(e, A1 " has no IOMMU group");
     assert_int_equal(hv_sysfs_iommu_group(f->root, "0000:09:00.0", &e), -ENODEV);
-    assert_msg(e, "no PCI function 0000:09:00.0");
+    tu_assert_msg(e, "no PCI function 0000:09:00.0");
 }
 
 static void test_exportable_errors(void **state)
 {
     struct fake_sysfs *f = *state;
-    struct hv_err e;
+    struct vub_err e;
 
     fs_add_dev(f, A0, "nvme", 7, 0x1b36, 0x0010, 0x010802);
     assert_int_equal(hv_sysfs_check_exportable(f->root, A0, &e), -EBUSY);
@@ -107,35 +101,35 @@ static void test_exportable_errors(void **state)
 
     fs_set_driver(f, A0, NULL);
     assert_int_equal(hv_sysfs_check_exportable(f->root, A0, &e), -ENODEV);
-    assert_msg(e, A0 " is bound to no driver, not vfio-pci");
+    tu_assert_msg(e, A0 " is bound to no driver, not vfio-pci");
 
     assert_int_equal(hv_sysfs_check_exportable(f->root, "0000:02:00.0", &e), -ENODEV);
-    assert_msg(e, "no PCI function 0000:02:00.0");
+    tu_assert_msg(e, "no PCI function 0000:02:00.0");
 
     assert_int_equal(hv_sysfs_check_exportable(f->root, "2:0.0", &e), -EINVAL);
-    assert_msg(e, "'2:0.0' is not a PCI address");
+    tu_assert_msg(e, "'2:0.0' is not a PCI address");
 
     fs_add_dev(f, "0000:03:00.0", "vfio-pci", -1, 1, 2, 3);
     assert_int_equal(hv_sysfs_check_exportable(f->root, "0000:03:00.0", &e), -ENOENT);
-    assert_msg(e, "0000:03:00.0 has no IOMMU group");
+    tu_assert_msg(e, "0000:03:00.0 has no IOMMU group");
 }
 
 static void test_group_viability(void **state)
 {
     struct fake_sysfs *f = *state;
-    struct hv_err e;
+    struct vub_err e;
 
     fs_add_dev(f, A0, "vfio-pci", 7, 0x8086, 0x10d3, 0x020000);
     fs_add_dev(f, A1, "igb", 7, 0x8086, 0x10d3, 0x020000);
     assert_int_equal(hv_sysfs_check_exportable(f->root, A0, &e), -EBUSY);
-    assert_msg(e, "group 7 is not viable: 0000:01:00.1 is bound to igb");
-    assert_msg(e, A0);   /* names the device asked for too */
+    tu_assert_msg(e, "group 7 is not viable: 0000:01:00.1 is bound to igb");
+    tu_assert_msg(e, A0);   /* names the device asked for too */
     assert_null(strstr(e.msg, A0 " is bound"));   /* and not as an offender */
 
     /* Two offenders: both named. */
     fs_add_dev(f, A2, "e1000e", 7, 0x8086, 0x10d3, 0x020000);
     assert_int_equal(hv_sysfs_check_exportable(f->root, A0, &e), -EBUSY);
-    assert_msg(e, "0000:01:00.1 is bound to igb, 0000:01:00.2 is bound to e1000e");
+    tu_assert_msg(e, "0000:01:00.1 is bound to igb, 0000:01:00.2 is bound to e1000e");
 
     /* Tolerated members: no driver, pci-stub, pcieport, vfio-pci. */
     fs_set_driver(f, A1, NULL);
@@ -149,7 +143,7 @@ static void test_group_viability(void **state)
     assert_int_equal(hv_sysfs_check_group_would_be_viable(f->root, A0, &e), 0);
     fs_set_driver(f, A2, "igb");
     assert_int_equal(hv_sysfs_check_group_would_be_viable(f->root, A0, &e), -EBUSY);
-    assert_msg(e, "group 7 is not viable: 0000:01:00.2 is bound to igb");
+    tu_assert_msg(e, "group 7 is not viable: 0000:01:00.2 is bound to igb");
     assert_null(strstr(e.msg, A0 " is bound"));
 }
 
@@ -218,13 +212,13 @@ static void test_proc_holders(void **state)
 static void test_bind_refused_when_group_stays_unviable(void **state)
 {
     struct fake_sysfs *f = *state;
-    struct hv_err e;
+    struct vub_err e;
     char prev[64], p[PATH_MAX];
 
     fs_add_dev(f, A0, "igb", 4, 0x8086, 0x10d3, 0x020000);
     fs_add_dev(f, A1, "igb", 4, 0x8086, 0x10d3, 0x020000);
     assert_int_equal(hv_bind_vfio(f->root, A0, prev, sizeof(prev), &e), -EBUSY);
-    assert_msg(e, "group 4 is not viable: 0000:01:00.1 is bound to igb");
+    tu_assert_msg(e, "group 4 is not viable: 0000:01:00.1 is bound to igb");
     /* Nothing was touched. */
     fs_path(f, p, sizeof(p), "devices/pci0000:00/%s/driver_override", A0);
     assert_string_equal(fs_read_file(p), "(null)\n");
@@ -237,7 +231,7 @@ static void test_bind_refused_when_group_stays_unviable(void **state)
 static void test_bind_writes(void **state)
 {
     struct fake_sysfs *f = *state;
-    struct hv_err e;
+    struct vub_err e;
     char prev[64] = "junk", p[PATH_MAX];
 
     fs_add_dev(f, A0, "nvme", 4, 0x1b36, 0x0010, 0x010802);
@@ -245,7 +239,7 @@ static void test_bind_writes(void **state)
      * check after drivers_probe reports that vfio-pci did not take it. */
     assert_int_equal(hv_bind_vfio(f->root, A0, prev, sizeof(prev), &e), -ENODEV);
     assert_string_equal(prev, "nvme");
-    assert_msg(e, A0 ": still bound to nvme after drivers_probe, not vfio-pci");
+    tu_assert_msg(e, A0 ": still bound to nvme after drivers_probe, not vfio-pci");
     fs_path(f, p, sizeof(p), "devices/pci0000:00/%s/driver_override", A0);
     assert_string_equal(fs_read_file(p), "vfio-pci");
     fs_path(f, p, sizeof(p), "bus/pci/drivers/nvme/unbind");
@@ -262,19 +256,19 @@ static void test_bind_writes(void **state)
 
     /* Unknown function. */
     assert_int_equal(hv_bind_vfio(f->root, "0000:0a:00.0", prev, sizeof(prev), &e), -ENODEV);
-    assert_msg(e, "no PCI function 0000:0a:00.0");
+    tu_assert_msg(e, "no PCI function 0000:0a:00.0");
 }
 
 static void test_bind_unbound_device(void **state)
 {
     struct fake_sysfs *f = *state;
-    struct hv_err e;
+    struct vub_err e;
     char prev[64], p[PATH_MAX];
 
     fs_add_dev(f, A0, NULL, 4, 0x1234, 0x11e8, 0x00ff00);
     assert_int_equal(hv_bind_vfio(f->root, A0, prev, sizeof(prev), &e), -ENODEV);
     assert_string_equal(prev, "");
-    assert_msg(e, "still without a driver after drivers_probe");
+    tu_assert_msg(e, "still without a driver after drivers_probe");
     fs_path(f, p, sizeof(p), "devices/pci0000:00/%s/driver_override", A0);
     assert_string_equal(fs_read_file(p), "vfio-pci");
     fs_path(f, p, sizeof(p), "bus/pci/drivers_probe");
@@ -286,7 +280,7 @@ static void test_bind_unbound_device(void **state)
 static void test_bind_permission(void **state)
 {
     struct fake_sysfs *f = *state;
-    struct hv_err e;
+    struct vub_err e;
     char prev[64], p[PATH_MAX];
 
     fs_add_dev(f, A0, "nvme", 4, 0x1b36, 0x0010, 0x010802);
@@ -296,15 +290,15 @@ static void test_bind_permission(void **state)
     mkdir(p, 0755);
     int r = hv_bind_vfio(f->root, A0, prev, sizeof(prev), &e);
     assert_int_equal(r, -EISDIR);
-    assert_msg(e, "writing 'vfio-pci' to ");
-    assert_msg(e, "driver_override failed");
+    tu_assert_msg(e, "writing 'vfio-pci' to ");
+    tu_assert_msg(e, "driver_override failed");
     rmdir(p);
 }
 
 static void test_release(void **state)
 {
     struct fake_sysfs *f = *state;
-    struct hv_err e;
+    struct vub_err e;
     char p[PATH_MAX];
 
     fs_add_dev(f, A0, "vfio-pci", 4, 0x1b36, 0x0010, 0x010802);
@@ -349,7 +343,7 @@ static void test_release(void **state)
 static void test_list(void **state)
 {
     struct fake_sysfs *f = *state;
-    struct hv_err e;
+    struct vub_err e;
     struct hv_list_entry *l;
     size_t n;
 
@@ -416,13 +410,13 @@ static void test_list(void **state)
 static void test_list_no_tree(void **state)
 {
     (void)state;
-    struct hv_err e;
+    struct vub_err e;
     struct hv_list_entry *l = (void *)1;
     size_t n = 5;
     assert_int_equal(hv_list("/nonexistent-sysfs", &l, &n, &e), -ENOENT);
     assert_null(l);
     assert_int_equal(n, 0);
-    assert_msg(e, "/nonexistent-sysfs/bus/pci/devices");
+    tu_assert_msg(e, "/nonexistent-sysfs/bus/pci/devices");
 }
 
 static void test_pci_names(void **state)
@@ -445,10 +439,10 @@ static void test_pci_names(void **state)
 static void test_identify_missing(void **state)
 {
     (void)state;
-    struct hv_err e;
+    struct vub_err e;
     struct hv_pci_ident id;
     assert_int_equal(hv_pci_identify("00fe:ff:1f.7", &id, &e), -ENODEV);
-    assert_msg(e, "no PCI function 00fe:ff:1f.7");
+    tu_assert_msg(e, "no PCI function 00fe:ff:1f.7");
     assert_int_equal(hv_pci_identify("nonsense", &id, &e), -EINVAL);
 }
 
@@ -459,7 +453,7 @@ static void test_identify_real(void **state)
     (void)state;
     struct hv_list_entry *l;
     size_t n;
-    struct hv_err e;
+    struct vub_err e;
     if (hv_list_ex("/sys", NULL, &l, &n, &e) < 0 || n == 0) {
         skip();
     }

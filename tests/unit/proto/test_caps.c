@@ -12,7 +12,7 @@ static const char qemu_json[] =
     "\"migration\": {\"pgsize\": 4096, \"max_bitmap_size\": 268435456}, "
     "\"write_multiple\": true}}";
 
-static int parse(const char *s, struct vu_caps *c, struct vu_err *e)
+static int parse(const char *s, struct vu_caps *c, struct vub_err *e)
 {
     return vu_caps_parse(s, strlen(s), c, e);
 }
@@ -52,7 +52,7 @@ static void test_parse_qemu(void **state)
 {
     (void)state;
     struct vu_caps c;
-    struct vu_err e;
+    struct vub_err e;
     assert_int_equal(parse(qemu_json, &c, &e), 0);
     assert_int_equal(c.max_msg_fds, 16);
     assert_int_equal(c.max_data_xfer_size, 1048576);
@@ -96,7 +96,7 @@ static void test_unknown_keys(void **state)
 static void bad(int line, const char *json, int rc, const char *sub)
 {
     struct vu_caps c;
-    struct vu_err e = {{0}};
+    struct vub_err e = {{0}};
     int r = parse(json, &c, &e);
     if (r != rc)
         fail_msg("line %d: rc %d, expected %d for %s (%s)", line, r, rc, json, e.msg);
@@ -177,7 +177,7 @@ static void test_bad_json(void **state)
 
     /* embedded NUL, with the length covering it */
     const char withnul[] = "{\"capabilities\":{}}\0{}";
-    struct vu_err e;
+    struct vub_err e;
     assert_int_equal(vu_caps_parse(withnul, sizeof(withnul) - 1, &c, &e), -EINVAL);
     assert_non_null(strstr(e.msg, "NUL byte"));
     /* not NUL-terminated input: only json_len is read */
@@ -197,7 +197,7 @@ static void test_oversized(void **state)
     memcpy(s, "{\"capabilities\":{}}", 19);
     s[n] = '\0';
     struct vu_caps c;
-    struct vu_err e;
+    struct vub_err e;
     assert_int_equal(vu_caps_parse(s, n, &c, &e), -E2BIG);
     assert_non_null(strstr(e.msg, "4097"));
     assert_int_equal(vu_caps_parse(s, n - 1, &c, &e), 0); /* exactly VU_MAX_JSON */
@@ -285,7 +285,7 @@ static void test_answer_qemu(void **state)
     struct vu_caps srv, cl, ag, back;
     char json[VU_MAX_JSON];
     size_t len = 0;
-    struct vu_err e;
+    struct vub_err e;
     server_caps(&srv);
     mk_version(&m, 0, 0, qemu_json, 0);
     assert_int_equal(vu_version_answer(&m, &srv, &cl, &ag, json, sizeof(json), &len, NULL, &e), 0);
@@ -315,7 +315,7 @@ static void answer(const struct vu_caps *srv, uint16_t minor, const char *js, si
 {
     struct vu_msg m;
     size_t len = 0;
-    struct vu_err e = {{0}};
+    struct vub_err e = {{0}};
     mk_version(&m, 0, minor, js, pad);
     int r = vu_version_answer(&m, srv, NULL, ag, json_out, VU_MAX_JSON, &len, vo, &e);
     if (r)
@@ -501,7 +501,7 @@ static void test_answer_rules(void **state)
     char json[VU_MAX_JSON];
     size_t len;
     struct vu_msg m;
-    struct vu_err e;
+    struct vub_err e;
     server_caps(&srv);
     srv.twin_socket = true; /* never offered, whatever the server says */
 

@@ -35,7 +35,7 @@ struct srv {
     pthread_t thread;
     enum srv_mode mode;
     int rc;                   /* why the loop ended */
-    char why[192];
+    char why[sizeof(struct vub_err)];
     struct vu_caps caps;
     struct {
         uint64_t iova, size;
@@ -53,7 +53,7 @@ struct srv {
 static int srv_region_info(struct srv *s, const struct vu_msg *m)
 {
     struct vu_region_info q;
-    struct vu_err e;
+    struct vub_err e;
     if (vu_decode_region_info(m, &q, &e))
         return vu_send_error(&s->c, m, EINVAL);
     s->region_info_calls++;
@@ -91,7 +91,7 @@ static int srv_region_info(struct srv *s, const struct vu_msg *m)
 static int srv_set_irqs(struct srv *s, struct vu_msg *m)
 {
     struct vu_irq_set_req q;
-    struct vu_err e;
+    struct vub_err e;
     if (vu_decode_set_irqs(m, &q, &e) || q.set.index != VU_PCI_MSIX_IRQ_INDEX ||
         q.set.start + q.set.count > 4)
         return vu_send_error(&s->c, m, EINVAL);
@@ -122,7 +122,7 @@ static int srv_set_irqs(struct srv *s, struct vu_msg *m)
 
 static int srv_dma(struct srv *s, struct vu_msg *m)
 {
-    struct vu_err e;
+    struct vub_err e;
     if (m->hdr.cmd == VU_CMD_DMA_MAP) {
         struct vu_dma_map d;
         if (vu_decode_dma_map(m, &d, &e))
@@ -169,7 +169,7 @@ static int srv_dma(struct srv *s, struct vu_msg *m)
 static int srv_region_rw(struct srv *s, struct vu_msg *m)
 {
     struct vu_region_access_req q;
-    struct vu_err e;
+    struct vub_err e;
     bool wr = m->hdr.cmd == VU_CMD_REGION_WRITE;
     int r = wr ? vu_decode_region_write(m, 4096, &q, &e) : vu_decode_region_read(m, 4096, &q, &e);
     if (r)
@@ -187,7 +187,7 @@ static int srv_region_rw(struct srv *s, struct vu_msg *m)
 
 static int srv_misc(struct srv *s, struct vu_msg *m)
 {
-    struct vu_err e;
+    struct vub_err e;
     switch (m->hdr.cmd) {
     case VU_CMD_REGION_WRITE_MULTI: {
         struct vu_write_multi_req q;
@@ -250,7 +250,7 @@ static int srv_misc(struct srv *s, struct vu_msg *m)
 
 static int srv_handle(struct srv *s, struct vu_msg *m)
 {
-    struct vu_err e;
+    struct vub_err e;
     if (s->mode == SRV_WRONG_ID && m->hdr.cmd == VU_CMD_DEVICE_GET_INFO)
         m->hdr.msg_id++;
     if (s->mode == SRV_COMMAND_FIRST && m->hdr.cmd == VU_CMD_DEVICE_GET_INFO) {
@@ -368,7 +368,7 @@ static void fx_start(struct fx *f, enum srv_mode mode)
     assert_int_equal(ftruncate(s->bar_fd, BAR0_SIZE), 0);
     assert_int_equal(pwrite(s->bar_fd, "BAR0", 4, 0x3000), 4);
     assert_int_equal(pthread_create(&s->thread, NULL, srv_main, s), 0);
-    struct vu_err e;
+    struct vub_err e;
     assert_int_equal(vu_client_from_fd(sv[0], &f->cl, &e), 0);
 }
 
@@ -735,7 +735,7 @@ static void test_negotiate_errors(void **state)
     fx_stop(&f);
 
     struct vu_client *c;
-    struct vu_err e;
+    struct vub_err e;
     assert_int_equal(vu_client_connect("/nonexistent/vu.sock", &c, &e), -ENOENT);
     assert_null(c);
     char longp[200];

@@ -88,7 +88,7 @@ static void test_no_caps_flag(void **state)
 static void expect_bad(struct rbuf *r, int rc, const char *sub)
 {
     struct vu_region_caps c;
-    struct vu_err e = {{0}};
+    struct vub_err e = {{0}};
     assert_int_equal(vu_region_caps_parse(r->b, r->len, &c, &e), rc);
     if (!strstr(e.msg, sub))
         fail_msg("reason \"%s\" lacks \"%s\"", e.msg, sub);

@@ -54,12 +54,16 @@ static int inq(int fd)
 }
 
 /* Wait (up to 10 s) until the reader has taken every queued byte. */
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
 static void wait_drained(int fd)
 {
-    for (int i = 0; i < 10000 && inq(fd) > 0; i++) {
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
+    for (int i = 0; i < 10000 && inq(fd) > 0; i++)
+        sleep_ms(1);
     assert_int_equal(inq(fd), 0);
 }
 
@@ -86,6 +90,15 @@ static void pair_close(struct pair *p)
 {
     vu_conn_close(&p->a);
     vu_conn_close(&p->b);
+}
+
+/* One side non-blocking, with an I/O timeout for a started message (0: the
+ * connection's default). */
+static void nonblocking(struct vu_conn *c, int io_timeout_ms)
+{
+    assert_int_equal(fcntl(c->fd, F_SETFL, O_NONBLOCK), 0);
+    if (io_timeout_ms)
+        c->io_timeout_ms = io_timeout_ms;
 }
 
 static int make_memfd(size_t size)
@@ -124,7 +137,7 @@ static void test_roundtrip_all(void **state)
     struct pair p;
     pair_open(&p, NULL);
     struct vu_msg m;
-    struct vu_err e;
+    struct vub_err e;
 
     /* VERSION */
     {
@@ -334,7 +347,7 @@ static void test_reply_helpers(void **state)
     req.hdr.flags = VU_F_NO_REPLY;
     assert_int_equal(vu_send_reply(&p.b, &req, &a, sizeof(a), NULL, 0, NULL, 0), 0);
     assert_int_equal(vu_send_error(&p.b, &req, EINVAL), 0);
-    assert_int_equal(fcntl(p.a.fd, F_SETFL, O_NONBLOCK), 0);
+    nonblocking(&p.a, 0);
     assert_int_equal(vu_recv(&p.a, &rep), -EAGAIN);
 
     vu_msg_release(&req);
@@ -746,7 +759,7 @@ static void test_nonblocking(void **state)
     int base = tu_count_fds();
     struct pair p;
     pair_open(&p, NULL);
-    assert_int_equal(fcntl(p.b.fd, F_SETFL, O_NONBLOCK), 0);
+    nonblocking(&p.b, 0);
     struct vu_msg m;
     assert_int_equal(vu_recv(&p.b, &m), -EAGAIN);
     /* a whole message on a non-blocking socket */
@@ -800,7 +813,7 @@ static void test_partial_writes(void **state)
     pair_open(&p, &lim);
     int small = 4096;
     setsockopt(p.a.fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-    assert_int_equal(fcntl(p.a.fd, F_SETFL, O_NONBLOCK), 0);
+    nonblocking(&p.a, 0);
     uint8_t *buf = malloc(len);
     assert_non_null(buf);
     for (size_t i = 0; i < len; i++)
@@ -838,8 +851,7 @@ static void *trickle_thread(void *arg)
     uint8_t buf[VU_HDR_SIZE + 64] = {0};
     memcpy(buf, &h, sizeof(h));
     for (size_t i = 0; i < t->n && i < sizeof(buf); i++) {
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)t->gap_ms * 1000000L};
-        nanosleep(&ts, NULL);
+        sleep_ms(t->gap_ms);
         if (send(t->fd, buf + i, 1, MSG_NOSIGNAL) != 1)
             break;
     }
@@ -856,8 +868,7 @@ static void test_trickle_timeout(void **state)
     int base = tu_count_fds();
     struct pair p;
     pair_open(&p, NULL);
-    assert_int_equal(fcntl(p.b.fd, F_SETFL, O_NONBLOCK), 0);
-    p.b.io_timeout_ms = 150;
+    nonblocking(&p.b, 150);
     struct trickle t = {.fd = p.a.fd, .n = VU_HDR_SIZE + 64, .gap_ms = 25};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, trickle_thread, &t), 0);
@@ -880,8 +891,7 @@ static void *slow_reader_thread(void *arg)
     struct trickle *t = arg;
     static uint8_t buf[64 << 10];
     for (size_t i = 0; i < t->n; i++) {
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)t->gap_ms * 1000000L};
-        nanosleep(&ts, NULL);
+        sleep_ms(t->gap_ms);
         if (read(t->fd, buf, sizeof(buf)) <= 0)
             break;
     }
@@ -894,8 +904,7 @@ static void test_slow_reader_timeout(void **state)
     int base = tu_count_fds();
     struct pair p;
     pair_open(&p, NULL);
-    assert_int_equal(fcntl(p.a.fd, F_SETFL, O_NONBLOCK), 0);
-    p.a.io_timeout_ms = 150;
+    nonblocking(&p.a, 150);
     const size_t len = 4u << 20;   /* 64 reads of 64 KiB, 20 ms apart: far beyond 150 ms */
     uint8_t *buf = calloc(1, len);
     assert_non_null(buf);

@@ -82,7 +82,7 @@ static int connect_to(const char *path)
 
 /* acc_listen_unix for tests that only want the fd (the directory fd is
  * released; the file stays). */
-static int listen_at(const struct acc_sock_opts *o, int *fd, struct acc_err *err)
+static int listen_at(const struct acc_sock_opts *o, int *fd, struct vub_err *err)
 {
     struct acc_sock s;
     int r = acc_listen_unix(o, &s, err);
@@ -99,7 +99,7 @@ static void test_socket_owner_mode(void **state)
     char path[128];
     sock_path(path, sizeof(path), "a.sock");
     struct acc_sock_opts o = { .path = path, .owner = NOBODY, .group = XGROUP, .mode = 0660 };
-    struct acc_err err = { { 0 } };
+    struct vub_err err = { { 0 } };
     mode_t old = umask(022);
     int fd = -1;
     int fds = tu_count_fds();
@@ -153,7 +153,7 @@ static void test_socket_with_only_cap_chown(void **state)
             _exit(2);
         struct acc_sock_opts o = { .path = path, .owner = NOBODY, .group = XGROUP,
                                    .mode = 0660 };
-        struct acc_err e = { { 0 } };
+        struct vub_err e = { { 0 } };
         int fd;
         _exit(listen_at(&o, &fd, &e) == 0 ? 0 : 3);
     }
@@ -172,7 +172,7 @@ static void test_socket_refusals(void **state)
 {
     (void)state;
     char path[128];
-    struct acc_err err = { { 0 } };
+    struct vub_err err = { { 0 } };
     int fd = -1, fd2 = -1;
     struct acc_sock_opts o = { .owner = (uid_t)-1, .group = (gid_t)-1, .mode = 0600 };
 
@@ -240,7 +240,7 @@ static void test_socket_path_refusals(void **state)
     (void)state;
     need_root();
     char path[160], d[160];
-    struct acc_err err = { { 0 } };
+    struct vub_err err = { { 0 } };
     int fd = -1;
     struct acc_sock_opts o = { .path = path, .owner = (uid_t)-1, .group = (gid_t)-1,
                                .mode = 0600 };
@@ -325,7 +325,7 @@ static void test_socket_by_fd_lifecycle(void **state)
     snprintf(path, sizeof(path), "%s/a.sock", dir);
     struct acc_sock_opts o = { .path = path, .owner = (uid_t)-1, .group = (gid_t)-1,
                                .mode = 0666 };
-    struct acc_err err = { { 0 } };
+    struct vub_err err = { { 0 } };
     struct acc_sock s, s2;
     mode_t old = umask(0777);
     assert_int_equal(acc_listen_unix(&o, &s, &err), 0);
@@ -425,7 +425,7 @@ static int wait_child(pid_t pid)
 /* Accept one connection from a child running as uid/gid/extra and check it
  * against allow; returns acc_peer_check's result. */
 static int check_child(const char *path, int lfd, uid_t uid, gid_t gid, gid_t extra,
-                       const struct acc_allow *allow, struct acc_peer *peer, struct acc_err *err)
+                       const struct acc_allow *allow, struct acc_peer *peer, struct vub_err *err)
 {
     pid_t pid = client_as(path, uid, gid, extra);
     int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -445,7 +445,7 @@ static void test_peer_allow_list(void **state)
     char path[128];
     sock_path(path, sizeof(path), "peer.sock");
     struct acc_sock_opts o = { .path = path, .owner = 0, .group = 0, .mode = 0666 };
-    struct acc_err err = { { 0 } };
+    struct vub_err err = { { 0 } };
     int lfd;
     assert_int_equal(listen_at(&o, &lfd, &err), 0);
     struct acc_peer peer;
@@ -508,7 +508,7 @@ static void test_socket_mode_keeps_others_out(void **state)
     char path[128];
     sock_path(path, sizeof(path), "mode.sock");
     struct acc_sock_opts o = { .path = path, .owner = 0, .group = XGROUP, .mode = 0660 };
-    struct acc_err err = { { 0 } };
+    struct vub_err err = { { 0 } };
     int lfd;
     assert_int_equal(listen_at(&o, &lfd, &err), 0);
 
@@ -532,7 +532,7 @@ static void test_drop_privileges(void **state)
 {
     (void)state;
     need_root();
-    struct acc_err err = { { 0 } };
+    struct vub_err err = { { 0 } };
     assert_int_equal(acc_drop_privileges(0, 0, &err), -EINVAL);
     assert_int_equal(getuid(), 0);   /* nothing changed */
 
@@ -546,7 +546,7 @@ static void test_drop_privileges(void **state)
         gid_t g[2] = { 0, XGROUP };
         if (keep < 0 || setgroups(2, g) < 0)
             _exit(2);
-        struct acc_err e = { { 0 } };
+        struct vub_err e = { { 0 } };
         if (acc_drop_privileges(NOBODY, NOBODY, &e) != 0) {
             ssize_t w = write(pfd[1], e.msg, strlen(e.msg));
             (void)w;
@@ -590,7 +590,7 @@ static void test_drop_privileges_unprivileged_fails(void **state)
     if (pid == 0) {
         if (setresgid(NOBODY, NOBODY, NOBODY) < 0 || setresuid(NOBODY, NOBODY, NOBODY) < 0)
             _exit(2);
-        struct acc_err e = { { 0 } };
+        struct vub_err e = { { 0 } };
         int r = acc_drop_privileges(1234, 1234, &e);
         _exit(r == -EPERM && strstr(e.msg, "setgroups") ? 0 : 3);
     }

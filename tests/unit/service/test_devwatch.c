@@ -76,7 +76,7 @@ static void test_classify(void **state)
 static struct dw *open_watch(const char *addr, const char *sysfs)
 {
     struct dw_opts o = { .addr = addr, .sysfs = sysfs, .source = DW_SOURCE_KERNEL };
-    struct dw_err err = { { 0 } };
+    struct vub_err err = { { 0 } };
     struct dw *w = NULL;
     int r = dw_open(&o, &w, &err);
     if (r != 0)
@@ -88,7 +88,7 @@ static void test_bad_options(void **state)
 {
     (void)state;
     struct dw *w = (struct dw *)0x1;
-    struct dw_err err = { { 0 } };
+    struct vub_err err = { { 0 } };
     struct dw_opts o = { .addr = NULL };
     assert_int_equal(dw_open(&o, &w, &err), -EINVAL);
     assert_null(w);

@@ -193,6 +193,38 @@ static void test_errors(void **state)
     assert_non_null(strstr(r.err, "devices[0].socket_mode"));
     write_policy(policy_text);
 
+    /* A user or group that does not exist is an error in the policy, as it
+     * is for the daemon: not "no policy, export nothing". The message names
+     * the file, the key and the name. */
+    static const struct {
+        const char *text, *key, *name;
+    } unknown[] = {
+        { "{\"devices\": [{\"match\": {\"id\": \"1234:11e8\"}, "
+          "\"socket_owner\": \"vub-no-such-user\"}]}",
+          "devices[0].socket_owner", "\"vub-no-such-user\"" },
+        { "{\"devices\": [{\"match\": {\"id\": \"1234:11e8\"}, "
+          "\"socket_group\": \"vub-no-such-group\"}]}",
+          "devices[0].socket_group", "\"vub-no-such-group\"" },
+        { "{\"defaults\": {\"user\": \"vub-no-such-user\"}, "
+          "\"devices\": [{\"match\": {\"id\": \"1234:11e8\"}}]}",
+          "defaults.user", "\"vub-no-such-user\"" },
+        { "{\"devices\": [{\"match\": {\"id\": \"1234:11e8\"}, \"user\": 4242, "
+          "\"user_group\": \"vub-no-such-group\"}]}",
+          "devices[0].user_group", "\"vub-no-such-group\"" },
+    };
+    for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
+        write_policy(unknown[i].text);
+        run_helper(&r, "--policy", g_policy, "0000:00:03.0", NULL);
+        char where[256];
+        snprintf(where, sizeof(where), "%s: %s: ", g_policy, unknown[i].key);
+        if (r.status != 1 || r.out[0] || !strstr(r.err, where) ||
+            !strstr(r.err, unknown[i].name))
+            fail_msg("%s: status %d\nstdout:\n%s\nstderr:\n%s\nwanted exit 1, no "
+                     "properties and \"%s...%s\"", unknown[i].key, r.status, r.out, r.err,
+                     where, unknown[i].name);
+    }
+    write_policy(policy_text);
+
     /* no such function */
     run_helper(&r, "--policy", g_policy, "0000:00:1f.0", NULL);
     assert_int_equal(r.status, 1);
@@ -261,7 +293,7 @@ static void test_agrees_with_list(void **state)
     (void)state;
     struct hv_list_entry *v = NULL;
     size_t n = 0;
-    struct hv_err err = { { 0 } };
+    struct vub_err err = { { 0 } };
     assert_int_equal(hv_list_ex(g_root, NULL, &v, &n, &err), 0);
     bool vmd_listed = false;
     for (size_t i = 0; i < n; i++) {

@@ -44,7 +44,7 @@ static gid_t gid_of(const char *name)
 static struct pol *load_ok(const char *text)
 {
     struct pol *p = NULL;
-    struct pol_err err = { { 0 } };
+    struct vub_err err = { { 0 } };
     int r = pol_load_string("ok.json", text, strlen(text), &p, &err);
     if (r != 0)
         fail_msg("unexpected failure %d: %s", r, err.msg);
@@ -56,7 +56,7 @@ static struct pol *load_ok(const char *text)
 static void load_fails(const char *text, int errnum, ...)
 {
     struct pol *p = (struct pol *)0x1;
-    struct pol_err err = { { 0 } };
+    struct vub_err err = { { 0 } };
     int r = pol_load_string("bad.json", text, strlen(text), &p, &err);
     assert_null(p);
     if (r != -errnum)
@@ -211,7 +211,7 @@ static void test_decide(void **state)
     (void)state;
     struct pol *p = load_ok(full_policy);
     struct pol_decision d;
-    struct pol_err err = { { 0 } };
+    struct vub_err err = { { 0 } };
     struct pol_ident id;
 
     id = ident("0000:01:00.0", 1, 2, 0);
@@ -309,7 +309,7 @@ static void test_syntax_errors(void **state)
     load_fails("", EINVAL, "unexpected end of file", "line 1, column 1: ", NULL);
     /* NUL inside the text */
     struct pol *p = NULL;
-    struct pol_err err = { { 0 } };
+    struct vub_err err = { { 0 } };
     assert_int_equal(pol_load_string("nul.json", "{}\0{}", 5, &p, &err), -EINVAL);
     assert_non_null(strstr(err.msg, "nul.json: "));
     assert_non_null(strstr(err.msg, "NUL"));
@@ -407,9 +407,9 @@ static void test_semantic_errors(void **state)
     char longsock[300];
     snprintf(longsock, sizeof(longsock), DEV("\"socket\": \"/run/%0100d/{address}\""), 0);
     load_fails(longsock, ENAMETOOLONG, "devices[1].socket", "at most 107", NULL);
-    load_fails(DEV("\"socket_owner\": \"no-such-user-xyz\""), ENOENT, "devices[1].socket_owner",
+    load_fails(DEV("\"socket_owner\": \"no-such-user-xyz\""), EINVAL, "devices[1].socket_owner",
                "no such user \"no-such-user-xyz\"", NULL);
-    load_fails(DEV("\"socket_group\": \"no-such-group-xyz\""), ENOENT,
+    load_fails(DEV("\"socket_group\": \"no-such-group-xyz\""), EINVAL,
                "devices[1].socket_group", "no such group", NULL);
     load_fails(DEV("\"socket_group\": -5"), EINVAL, "devices[1].socket_group", "out of range",
                NULL);
@@ -421,7 +421,7 @@ static void test_semantic_errors(void **state)
     /* allow-lists */
     load_fails(DEV("\"allow_uids\": \"root\""), EINVAL, "devices[1].allow_uids",
                "must be an array", NULL);
-    load_fails(DEV("\"allow_uids\": [0, 1, \"no-such-user-xyz\"]"), ENOENT,
+    load_fails(DEV("\"allow_uids\": [0, 1, \"no-such-user-xyz\"]"), EINVAL,
                "devices[1].allow_uids[2]: no such user", NULL);
     load_fails(DEV("\"allow_gids\": [0, 1.5]"), EINVAL, "devices[1].allow_gids[1]",
                "not a number with a fraction", NULL);
@@ -467,7 +467,7 @@ static void test_files(void **state)
     assert_non_null(mkdtemp(dir));
     char path[PATH_MAX];
     struct pol *p = NULL;
-    struct pol_err err = { { 0 } };
+    struct vub_err err = { { 0 } };
     int fds = tu_count_fds();
 
     snprintf(path, sizeof(path), "%s/missing.json", dir);
@@ -537,7 +537,7 @@ static void test_sysfs_ident(void **state)
     const char *root = fs.root;
 
     struct pol_ident id;
-    struct pol_err err = { { 0 } };
+    struct vub_err err = { { 0 } };
     assert_int_equal(pol_ident_from_sysfs(root, "00:03.0", &id, &err), 0);
     assert_string_equal(id.addr, "0000:00:03.0");
     assert_int_equal(id.vendor, 0x1234);
@@ -572,7 +572,7 @@ static void test_example_policy(void **state)
         skip();
     }
     struct pol *p = NULL;
-    struct pol_err err = { { 0 } };
+    struct vub_err err = { { 0 } };
     int r = pol_load_file(EXAMPLE_POLICY, &p, &err);
     if (r != 0)
         fail_msg("%s", err.msg);
