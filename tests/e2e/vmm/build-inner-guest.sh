@@ -88,7 +88,7 @@ root=$(mktemp -d "$OUT/root.XXXXXX")
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root"/{bin,dev,proc,sys,lib/modules}
 cp "$BUSYBOX" "$root/bin/busybox"
-${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -static -s \
+${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -static -s -pthread \
   -o "$root/bin/guest-tool" "$HERE/guest-tool.c"
 i=0
 : >"$root/lib/modules/order"

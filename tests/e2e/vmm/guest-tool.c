@@ -28,6 +28,13 @@
  *                                          prints "VMM-CHECKPOINT edu_mapped"
  *                                          and waits 10 s with two pages mapped
  *
+ *   guest-tool side BRIDGED DIRECT ROUNDS  the VM side-by-side bench (issue 18):
+ *                                          per round, on both disks in
+ *                                          alternating order, O_DIRECT 8 MiB
+ *                                          sequential read and write (128 KiB),
+ *                                          4 KiB random reads at queue depth 1
+ *                                          and 16 (16 threads); one line each:
+ *                                          "SIDE round kind who usec ops irqs"
  * Built with the host's gcc -static by build-inner-guest.sh (the inner guest
  * has no libc). Prints one line per check; exit 0 only when all passed.
  */
@@ -38,7 +45,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
 #include <linux/vfio.h>
+#include <pthread.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -50,7 +59,7 @@
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: guest-tool readlba|verify|rw|loop|setmark|getmark|edu|edu-vfio ...\n");
+	fprintf(stderr, "usage: guest-tool readlba|verify|rw|loop|setmark|getmark|edu|edu-vfio|side ...\n");
 	return 2;
 }
 
@@ -518,6 +527,162 @@ static int cmd_edu_vfio(const char *addr)
 	return fails != 0;
 }
 
+/* ---- side: one VM, a bridged and a directly assigned nvme, alternating ---- */
+
+#define SIDE_SEQ (8u << 20)
+#define SIDE_SEQ_BS (128u << 10)
+#define SIDE_SPAN (16u << 20)   /* random reads within the first 16 MiB */
+#define SIDE_QD1_OPS 600u
+#define SIDE_QD16_THREADS 16u
+#define SIDE_QD16_OPS 60u       /* per thread */
+
+static uint64_t now_us(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
+}
+
+/* Interrupts of controller "nvmeN" (every "nvmeNq*" row of /proc/interrupts). */
+static uint64_t nvme_irqs(const char *ctrl)
+{
+	char line[4096], want[32];
+	uint64_t sum = 0;
+	FILE *f = fopen("/proc/interrupts", "r");
+
+	if (!f)
+		return 0;
+	snprintf(want, sizeof(want), "%sq", ctrl);
+	while (fgets(line, sizeof(line), f)) {
+		char *name = strrchr(line, ' ');
+		if (!name || strncmp(name + 1, want, strlen(want)) != 0)
+			continue;
+		char *p = strchr(line, ':');
+		while (p && *++p) {
+			char *end;
+			unsigned long long v = strtoull(p, &end, 10);
+			if (end == p)
+				break;
+			sum += v;
+			p = end;
+		}
+	}
+	fclose(f);
+	return sum;
+}
+
+struct side_job {
+	int fd;
+	uint64_t seed;
+	unsigned ops;
+	int err;
+};
+
+static void *side_rand(void *arg)
+{
+	struct side_job *j = arg;
+	void *buf = xalloc(ALIGN);
+	uint64_t x = j->seed * 6364136223846793005ull + 1442695040888963407ull;
+
+	j->err = buf ? 0 : -1;
+	for (unsigned i = 0; buf && i < j->ops && !j->err; i++) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		uint64_t off = ((x >> 33) % (SIDE_SPAN / ALIGN)) * ALIGN;
+		j->err = xfer(j->fd, buf, ALIGN, off, 0);
+	}
+	free(buf);
+	return NULL;
+}
+
+/* One measurement on one disk: usec, or 0 on an error. */
+static uint64_t side_one(int fd, const char *kind, uint64_t seed, unsigned *ops)
+{
+	uint64_t t0 = now_us();
+
+	if (!strcmp(kind, "seqread") || !strcmp(kind, "seqwrite")) {
+		int wr = kind[3] == 'w';
+		void *buf = xalloc(SIDE_SEQ_BS);
+		if (!buf)
+			return 0;
+		memset(buf, (int)seed, SIDE_SEQ_BS);
+		for (uint64_t off = 0; off < SIDE_SEQ; off += SIDE_SEQ_BS)
+			if (xfer(fd, buf, SIDE_SEQ_BS, off, wr) != 0) {
+				free(buf);
+				return 0;
+			}
+		if (wr && fdatasync(fd) != 0) {
+			free(buf);
+			return 0;
+		}
+		free(buf);
+		*ops = SIDE_SEQ / SIDE_SEQ_BS;
+	} else {
+		unsigned n = !strcmp(kind, "rand4k_qd1") ? 1 : SIDE_QD16_THREADS;
+		struct side_job jobs[SIDE_QD16_THREADS];
+		pthread_t th[SIDE_QD16_THREADS];
+		for (unsigned i = 0; i < n; i++) {
+			jobs[i] = (struct side_job){ fd, seed * 131 + i, n == 1 ? SIDE_QD1_OPS : SIDE_QD16_OPS, 0 };
+			if (pthread_create(&th[i], NULL, side_rand, &jobs[i]) != 0)
+				return 0;
+		}
+		int err = 0;
+		for (unsigned i = 0; i < n; i++) {
+			pthread_join(th[i], NULL);
+			err |= jobs[i].err;
+		}
+		if (err)
+			return 0;
+		*ops = n * jobs[0].ops;
+	}
+	uint64_t us = now_us() - t0;
+	return us ? us : 1;
+}
+
+/* "/dev/nvme1n1" -> "nvme1" */
+static void ctrl_of(const char *dev, char *out, size_t n)
+{
+	const char *b = strrchr(dev, '/');
+
+	snprintf(out, n, "%s", b ? b + 1 : dev);
+	char *p = strchr(out + 4, 'n');
+	if (p)
+		*p = '\0';
+}
+
+static int cmd_side(const char *bridged, const char *direct, uint64_t rounds)
+{
+	static const char *kinds[] = { "seqread", "seqwrite", "rand4k_qd1", "rand4k_qd16" };
+	const char *dev[2] = { bridged, direct }, *who[2] = { "bridge", "direct" };
+	char ctrl[2][32];
+	int fd[2];
+
+	for (int d = 0; d < 2; d++) {
+		ctrl_of(dev[d], ctrl[d], sizeof(ctrl[d]));
+		fd[d] = open_direct(dev[d], O_RDWR);
+		if (fd[d] < 0)
+			return 1;
+	}
+	for (uint64_t r = 0; r < rounds; r++)
+		for (unsigned k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
+			for (int i = 0; i < 2; i++) {
+				int d = (int)((r + k + (unsigned)i) % 2);   /* alternate who goes first */
+				unsigned ops = 0;
+				uint64_t i0 = nvme_irqs(ctrl[d]);
+				uint64_t us = side_one(fd[d], kinds[k], r + 1, &ops);
+				uint64_t irqs = nvme_irqs(ctrl[d]) - i0;
+				if (!us) {
+					printf("SIDE-FAIL %" PRIu64 " %s %s\n", r, kinds[k], who[d]);
+					return 1;
+				}
+				printf("SIDE %" PRIu64 " %s %s %" PRIu64 " %u %" PRIu64 "\n", r, kinds[k],
+				       who[d], us, ops, irqs);
+			}
+	close(fd[0]);
+	close(fd[1]);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t a, b, c;
@@ -543,5 +708,7 @@ int main(int argc, char **argv)
 		return cmd_edu(argv[2]);
 	if (!strcmp(cmd, "edu-vfio") && argc == 3)
 		return cmd_edu_vfio(argv[2]);
+	if (!strcmp(cmd, "side") && argc == 5 && !parse_u64(argv[4], &a) && a > 0 && a <= 100)
+		return cmd_side(argv[2], argv[3], a);
 	return usage();
 }

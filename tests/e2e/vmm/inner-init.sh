@@ -25,6 +25,11 @@
 #   vmm.mode=viommu_edu  with a guest IOMMU: the edu bound to vfio-pci, its
 #                   DMA engine through the guest IOMMU (guest-tool edu-vfio,
 #                   result viommu_edu), checkpoints edu_mapped and edu_done
+#   vmm.mode=side (or viommu_side, with a guest IOMMU) the VM side-by-side
+#                   bench (tools/bench/vm-side.sh): two nvme controllers, the
+#                   bridged one (serial vmm.serial) and one passed directly;
+#                   the time each block device appeared ("VMM-SIDE-READY"),
+#                   then vmm.rounds rounds of guest-tool side, power off
 #   vmm.run=TOKEN   names this run (the reboot mark carries it)
 #   vmm.serial=S    the nvme's serial number
 #
@@ -37,12 +42,13 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 
-MODE=io RUN=none SERIAL=
+MODE=io RUN=none SERIAL= ROUNDS=4
 for a in $(cat /proc/cmdline); do
   case "$a" in
     vmm.mode=*) MODE=${a#vmm.mode=} ;;
     vmm.run=*) RUN=${a#vmm.run=} ;;
     vmm.serial=*) SERIAL=${a#vmm.serial=} ;;
+    vmm.rounds=*) ROUNDS=${a#vmm.rounds=} ;;
   esac
 done
 read up _ </proc/uptime
@@ -149,6 +155,25 @@ find_nvme_dev() {
 }
 
 case "$MODE" in
+  side|viommu_side)
+    echo "VMM: $(nproc) CPUs, $(ls /sys/class/iommu 2>/dev/null | wc -l) IOMMU(s)"
+    bridged= direct= i=0
+    while [ $i -lt 600 ] && { [ -z "$bridged" ] || [ -z "$direct" ]; }; do
+      for d in /dev/nvme*n1; do
+        [ -b "$d" ] || continue
+        case "$d" in "$bridged"|"$direct") continue ;; esac
+        read up _ </proc/uptime
+        p=$(cat /sys/block/${d##*/}/device/serial 2>/dev/null | tr -d ' ')
+        if [ "$p" = "$SERIAL" ]; then bridged=$d; w=bridge; else direct=$d; w=direct; fi
+        echo "VMM-SIDE-READY $w $d ${up}"
+      done
+      sleep 0.1; i=$((i + 1))
+    done
+    if [ -z "$bridged" ] || [ -z "$direct" ]; then
+      result side FAIL "bridged '$bridged' direct '$direct'"; dmesg | tail -n 20; off
+    fi
+    if /bin/guest-tool side "$bridged" "$direct" "$ROUNDS"; then result side PASS; else result side FAIL "guest-tool side"; fi
+    off ;;
   viommu)
     echo "VMM: $(nproc) CPUs, $(ls /sys/class/iommu 2>/dev/null | wc -l) IOMMU(s), cmdline: $(cat /proc/cmdline)"
     mark=$( [ -b $DEV ] && /bin/guest-tool getmark $DEV $MARK_LBA 2>/dev/null)

@@ -37,6 +37,7 @@ VMM_CACHE=${VUB_VMM_GUEST_CACHE:-/var/cache/vfio-user-bridge/inner-guest}
 VMM_MEM=128M
 VMM_MSG_TIMEOUT=${VUB_VMM_MSG_TIMEOUT:-30000}
 declare -A VMM_PID=()
+VMM_EXTRA=()   # more QEMU arguments for the next vmm_cmd (a directly assigned function)
 VMM_RUN=r$$-$(date +%s)
 
 VMM_START=$(date +%s.%N)
@@ -110,14 +111,18 @@ vmm_cmd() {
   # reaches the bridge at once; 2 vCPUs for the nvme (one I/O queue each).
   case "$mode" in
     viommu) reboot= smp=2 ;;&
-    viommu*) iommu=(-device intel-iommu,caching-mode=on) kargs="intel_iommu=on iommu.strict=1" ;;
+    side|viommu_side) smp=2 ;;&
+    viommu*) iommu=(-device intel-iommu,caching-mode=on) kargs="intel_iommu=on iommu.strict=1" ;;&
+    # a function passed directly under the guest IOMMU: QEMU refuses an
+    # address width above the host IOMMU's (the testbed's is 39 bits)
+    viommu_side) iommu=(-device intel-iommu,caching-mode=on,aw-bits=39) ;;
   esac
   VMM_CMD=("$VMM_PROV" --exec
     -machine "q35,accel=$VMM_ACCEL,memory-backend=mem"
     -object "memory-backend-memfd,id=mem,size=$VMM_MEM,share=on"
     -m "$VMM_MEM" -smp $smp -nodefaults -no-user-config -display none $reboot "${iommu[@]}"
     -kernel "$VMM_GUEST/kernel" -initrd "$VMM_GUEST/initramfs.cpio"
-    -append "console=ttyS0 quiet panic=-1 cryptomgr.notests no_timer_check tsc=reliable audit=0 random.trust_cpu=on $kargs vmm.mode=$mode vmm.run=$VMM_RUN-$name vmm.serial=${VUB_NVME_SERIAL:-}"
+    -append "console=ttyS0 quiet panic=-1 cryptomgr.notests no_timer_check tsc=reliable audit=0 random.trust_cpu=on $kargs vmm.mode=$mode vmm.run=$VMM_RUN-$name vmm.serial=${VUB_NVME_SERIAL:-} ${VMM_KARGS:-}"
     -serial "file:$VUB_OUT/vmm-$VUB_SCENARIO-$name.console"
     -trace 'vfio_user_*' -D "$VUB_OUT/vmm-$VUB_SCENARIO-$name.trace")
   # x-msg-timeout: QEMU waits 5 s by default for a reply; the bridge and this
@@ -127,6 +132,8 @@ vmm_cmd() {
   for s in "$@"; do
     VMM_CMD+=(-device "{\"driver\":\"vfio-user-pci\",\"socket\":{\"type\":\"unix\",\"path\":\"$s\"},\"x-msg-timeout\":$VMM_MSG_TIMEOUT}")
   done
+  # more devices (tools/bench/vm-side.sh: a function passed directly)
+  VMM_CMD+=("${VMM_EXTRA[@]}")
 }
 
 vmm_start_once() {

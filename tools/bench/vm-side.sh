@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# A VM side by side with direct VFIO (issue 18, docs/performance.md):
+#   tools/bench/vm-side.sh [--build DIR] [--rounds N]
+# Boots the e2e testbed guest with a second nvme and runs
+# tools/bench/vm-side-guest.sh in it: one inner QEMU 11 guest with the
+# testbed's nvme through the bridge and the second nvme passed directly,
+# the same O_DIRECT workloads alternating between them for N rounds (4),
+# without and with a guest IOMMU. Needs what the e2e VMM tests need
+# (tools/provision-qemu-vfio-user.sh once). Table: DIR/bench/vm-side.md.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+src=$PWD build=$src/build rounds=4
+while [ $# -gt 0 ]; do
+  case $1 in
+    --build) build=$(realpath -m "$2"); shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "vm-side.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+case "$rounds" in ''|*[!0-9]*) echo "vm-side.sh: --rounds wants a number" >&2; exit 2 ;; esac
+mkdir -p "$build/bench" "$build/tests/e2e"
+echo "ROUNDS=$rounds" >"$build/tests/e2e/side.conf"
+img=$build/bench/vm-side-direct.img
+rm -f "$img"
+truncate -s 16M "$img"
+rc=0
+"$src/tests/e2e/testbed.sh" --build "$build" --src "$src" --timeout 2400 --smp 2 \
+  --qemu-arg -drive --qemu-arg "file=$img,if=none,id=nvmside,format=raw" \
+  --qemu-arg -device --qemu-arg "nvme,drive=nvmside,serial=VUBSIDEDIRECT01" \
+  "$src/tools/bench/vm-side-guest.sh" || rc=1
+rm -f "$build/tests/e2e/side.conf"
+out=$build/tests/e2e/out/vm-side-guest
+[ -f "$out/vm-side.md" ] && cp "$out/vm-side.md" "$build/bench/vm-side.md" && cat "$build/bench/vm-side.md"
+exit $rc
