@@ -26,7 +26,7 @@
  *                                          re-maps of one IOVA to other pages,
  *                                          the buffer's physical address);
  *                                          prints "VMM-CHECKPOINT edu_mapped"
- *                                          and waits 10 s with two pages mapped
+ *                                          and waits 20 s with two pages mapped
  *
  *   guest-tool side BRIDGED DIRECT ROUNDS  the VM side-by-side bench (issue 18):
  *                                          per round, on both disks in
@@ -482,7 +482,7 @@ static int cmd_edu_vfio(const char *addr)
 	fails += check(ok && memcmp(mem + PG, pat, sizeof(pat)) == 0,
 		       "edu DMA RAM 0x100000 -> device -> RAM 0x101000 through the guest IOMMU lands");
 	printf("VMM-CHECKPOINT edu_mapped\n");
-	sleep(10);
+	sleep(20);
 	printf("VMM-CHECKPOINT-END edu_mapped\n");
 
 	/* one unmap of the range holding both */

@@ -19,7 +19,7 @@
 #   vmm.mode=viommu with a guest IOMMU (intel_iommu=on): boot 1: nvme I/O
 #                   (viommu_io), driver unbind, rebind and I/O again
 #                   (viommu_rebind_io), a reboot; boot 2: I/O (viommu_reboot_io).
-#                   "VMM-CHECKPOINT <step>" after each, then 10 s idle (the
+#                   "VMM-CHECKPOINT <step>" after each, then 20 s idle (the
 #                   host compares the bridge's mappings with QEMU's) and
 #                   "VMM-CHECKPOINT-END <step>"
 #   vmm.mode=viommu_edu  with a guest IOMMU: the edu bound to vfio-pci, its
@@ -137,7 +137,7 @@ run_edu() {
 
 checkpoint() {
   echo "VMM-CHECKPOINT $1"
-  sleep 10
+  sleep 20
   echo "VMM-CHECKPOINT-END $1"
 }
 

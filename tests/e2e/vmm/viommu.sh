@@ -26,7 +26,7 @@ start_bridge nvme "$VUB_NVME" --log-level=debug || { fail "the nvme bridge start
 start_bridge edu "$VUB_EDU" --log-level=debug || { fail "the edu bridge starts"; finish; }
 
 # viommu_checkpoint QEMU BRIDGE STEP [WANT_COUNT [final]]: at the inner
-# guest's checkpoint STEP (it then idles 10 s), compare the bridge's table
+# guest's checkpoint STEP (it then idles 20 s), compare the bridge's table
 # with QEMU's. The comparison is exact whenever the snapshot is taken (the
 # replay stops at the message the bridge had got to); the count is checked
 # only on a snapshot taken while the guest idled, or at a "final" step
