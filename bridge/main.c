@@ -27,5 +27,5 @@ int main(int argc, char **argv)
     br_log_set_device(cli.cfg.device);
     if (br_service_apply_policy(&cli.cfg) < 0)
         return BR_EXIT_CONFIG;
-    return br_daemon_run(&cli.cfg);
+    return br_daemon_run(&cli.cfg, argc, argv);
 }
