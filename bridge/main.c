@@ -4,12 +4,14 @@
 #include "daemon.h"
 #include "list.h"
 #include "log.h"
+#include "reexec.h"
 #include "service.h"
 #include "status.h"
 
 int main(int argc, char **argv)
 {
     static struct br_cli cli;
+    br_reexec_started();
     if (br_cli_parse(argc, argv, &cli, stdout, stderr) < 0)
         return 2;
     switch (cli.action) {

@@ -20,6 +20,9 @@
 static char g_exe[PATH_MAX];
 static int g_argc;
 static char **g_argv;
+static uint64_t g_started_ns;
+
+void br_reexec_started(void) { g_started_ns = br_now_ns(); }
 
 int br_reexec_init(int argc, char **argv)
 {
@@ -551,12 +554,18 @@ int br_reexec_apply(struct br_state *st, struct br_server *srv, struct br_dev *d
         if (r < 0)
             return r;
     }
-    unsigned long long us = (br_now_ns() - st->stopped_ns) / 1000;
+    uint64_t now = br_now_ns();
+    unsigned long long us = (now - st->stopped_ns) / 1000;
+    unsigned long long exec_us = g_started_ns > st->stopped_ns
+                                     ? (g_started_ns - st->stopped_ns) / 1000 : 0;
+    unsigned long long take_us = g_started_ns && now > g_started_ns
+                                     ? (now - g_started_ns) / 1000 : 0;
     if (st->has_session)
-        br_info("resumed after a re-exec in %llu us: client pid %d uid %u, %u DMA maps, %zu "
-                "bytes read ahead", us, (int)st->s.pid, (unsigned)st->s.uid, st->s.nm,
-                st->s.rx_len);
+        br_info("resumed after a re-exec in %llu us (exec %llu us, take-over %llu us): client "
+                "pid %d uid %u, %u DMA maps, %zu bytes read ahead", us, exec_us, take_us,
+                (int)st->s.pid, (unsigned)st->s.uid, st->s.nm, st->s.rx_len);
     else
-        br_info("resumed after a re-exec in %llu us: no client", us);
+        br_info("resumed after a re-exec in %llu us (exec %llu us, take-over %llu us): no "
+                "client", us, exec_us, take_us);
     return 0;
 }

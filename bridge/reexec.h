@@ -24,6 +24,10 @@
 #include "service.h"
 #include "state.h"
 
+/* Note when this program started (first thing in main): the resume log
+ * line splits the pause into the exec and the take-over. */
+void br_reexec_started(void);
+
 /* Remember the binary and argv to execute again (at start, before any
  * upgrade can replace the file). 0 or -errno. */
 int br_reexec_init(int argc, char **argv);

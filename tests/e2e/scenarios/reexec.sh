@@ -10,6 +10,7 @@
 # binary that cannot read it (a wrapper that rewrites its version to 2):
 # the bridge says why and exits 1, the client's connection closes, the
 # device is released, and a new bridge serves it.
+# e2e-cost: 180
 BIN_DIR=/run/vub-reexec
 mkdir -p "$BIN_DIR"
 VUB_BRIDGE=$BIN_DIR/vfio-user-bridge
@@ -52,6 +53,7 @@ echo "$before" >"$WORK/status-before.json"
 check "status shows the client with 3 DMA maps" test "$(echo "$before" | field '["client"]["dma"]["count"]')" = 3
 check "the kernel has the MSI vector set up" test "$(msi_vectors)" -eq 1
 exe_before=$(stat -L -c %i "/proc/$pid/exe")
+nfds_before=$(ls "/proc/$pid/fd" | wc -l)
 
 for i in $(seq $N); do
   if [ "$i" -eq $((N / 2 + 1)) ]; then
@@ -84,6 +86,9 @@ check "the upgraded binary on disk runs now (exe inode $exe_before -> $exe_after
   test "$exe_after" = "$(stat -c %i "$VUB_BRIDGE")" -a "$exe_after" != "$exe_before"
 after=$(status_json)
 echo "$after" >"$WORK/status-after.json"
+nfds_after=$(ls "/proc/$pid/fd" | wc -l)
+check "no fd leaked or lost: $nfds_before open before, $nfds_after after" \
+  test "$nfds_before" -eq "$nfds_after"
 check "the DMA table in status is identical before and after" \
   test "$(echo "$before" | dma_of)" = "$(echo "$after" | dma_of)"
 check "the same client connection (pid $client) throughout" \
@@ -105,7 +110,17 @@ if [ "$count" -gt 0 ]; then
   median=$(echo "$pauses" | sed -n "$(( (count + 1) / 2 ))p")
   p99=$(echo "$pauses" | sed -n "$(( (count * 99 + 99) / 100 ))p")
   echo "reexec pause over $count re-execs: median $median us, p99 $p99 us (max client round $(sed -n 's/.*max_round_ms \([0-9]*\).*/\1/p' "$WORK/client.out") ms)"
+  for part in exec take-over; do
+    v=$(sed -n "s/.*resumed after a re-exec in [0-9]* us (.*$part \([0-9]*\) us.*/\1/p" "$LOG" | sort -n)
+    echo "  of which $part: median $(echo "$v" | sed -n "$(( (count + 1) / 2 ))p") us, p99 $(echo "$v" | sed -n "$(( (count * 99 + 99) / 100 ))p") us"
+  done
   echo "$pauses" >"$WORK/pauses-us.txt"
+  # the baseline in the same guest: starting the same binary at all
+  base=$(for k in $(seq $N); do
+    t0=$(date +%s%N); "$REAL_BRIDGE" --version >/dev/null; t1=$(date +%s%N)
+    echo $(( (t1 - t0) / 1000 ))
+  done | sort -n | sed -n "$(( (N + 1) / 2 ))p")
+  echo "  baseline: \`vfio-user-bridge --version\` (exec, loader, exit) median $base us: the pause is $(( median * 10 / (base > 0 ? base : 1) ))/10 of it"
 fi
 
 # A binary that cannot read the state: a wrapper that rewrites the state's
