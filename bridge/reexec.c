@@ -311,7 +311,11 @@ int br_reexec(const struct br_reexec_parts *p)
         br_info("SIGHUP: re-executing %s with %zu fds and %zu bytes of state (%u DMA maps, "
                 "%zu bytes read ahead)", g_exe, nfds, len, st.has_session ? st.s.nm : 0,
                 st.has_session ? st.s.rx_len : (size_t)0);
-        (void)br_notify("RELOADING=1");
+        /* systemd: reloading until the new process says READY=1 */
+        char msg[64];
+        snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
+                 (unsigned long long)(br_now_ns() / 1000));
+        (void)br_notify(msg);
         execv(g_exe, av);
         r = -errno;
         (void)br_notify("READY=1");

@@ -54,7 +54,7 @@ static void bad(struct codec *c, int err, const char *fmt, ...)
 
 static void raw(struct codec *c, void *p, size_t n, const char *what)
 {
-    if (c->err)
+    if (c->err || n == 0)
         return;
     if (c->dec) {
         if (c->len - c->pos < n) {

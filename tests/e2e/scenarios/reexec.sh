@@ -120,7 +120,8 @@ if [ "$count" -gt 0 ]; then
     t0=$(date +%s%N); "$REAL_BRIDGE" --version >/dev/null; t1=$(date +%s%N)
     echo $(( (t1 - t0) / 1000 ))
   done | sort -n | sed -n "$(( (N + 1) / 2 ))p")
-  echo "  baseline: \`vfio-user-bridge --version\` (exec, loader, exit) median $base us: the pause is $(( median * 10 / (base > 0 ? base : 1) ))/10 of it"
+  r10=$(( median * 10 / (base > 0 ? base : 1) ))
+  echo "  baseline: \`vfio-user-bridge --version\` (exec, loader, exit) median $base us; the pause is $((r10 / 10)).$((r10 % 10)) times that"
 fi
 
 # A binary that cannot read the state: a wrapper that rewrites the state's

@@ -272,6 +272,45 @@ static void test_no_session(void **state)
     br_state_free(&b);
 }
 
+/* A session with nothing in it (no read-ahead, no device file, no DMA, no
+ * IRQ fds: the state right after VERSION) round-trips too. */
+static void test_empty_session(void **state)
+{
+    (void)state;
+    struct br_state a, b;
+    fill(&a);
+    free(a.s.rx);
+    a.s.rx = NULL;
+    a.s.rx_len = 0;
+    a.s.rx_nfds = 0;
+    a.s.rx_fds_at = 0;
+    a.s.has_devfile = false;
+    a.s.nb = a.s.nm = 0;
+    a.s.dma_bytes = 0;
+    for (unsigned i = 0; i < a.s.n_irq; i++) {
+        free(a.s.irq[i].fds);
+        a.s.irq[i].fds = NULL;
+        a.s.irq[i].has_fds = false;
+        a.s.irq[i].active = 0;
+    }
+    uint8_t *buf, *buf2;
+    size_t len, len2;
+    encode_ok(&a, &buf, &len);
+    assert_int_equal(br_state_decode(buf, len, &b, NULL, 0), 0);
+    assert_true(b.has_session);
+    assert_int_equal(b.s.rx_len, 0);
+    assert_null(b.s.rx);
+    assert_int_equal(b.s.nm, 0);
+    assert_false(b.s.has_devfile);
+    encode_ok(&b, &buf2, &len2);
+    assert_int_equal(len, len2);
+    assert_memory_equal(buf, buf2, len);
+    free(buf);
+    free(buf2);
+    br_state_free(&a);
+    br_state_free(&b);
+}
+
 /* Recompute the header's length and checksum after an edit of the body. */
 static void reseal(uint8_t *buf, size_t len)
 {
@@ -535,6 +574,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_no_session),
+        cmocka_unit_test(test_empty_session),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_corrupt_and_version),
         cmocka_unit_test(test_semantic),
