@@ -17,6 +17,11 @@
 #include "notify.h"
 #include "session.h"
 
+_Static_assert(BR_MAX_IRQ_INDEXES <= BR_STATE_MAX_IRQ_INDEXES, "IRQ indexes must fit the state");
+_Static_assert(BR_MAX_IRQ_VECTORS <= BR_STATE_MAX_IRQ_VECTORS, "IRQ vectors must fit the state");
+_Static_assert(BR_DMA_MAX_BACKINGS <= BR_STATE_MAX_BACKINGS, "backings must fit the state");
+_Static_assert(BR_DMA_MAPS_CEILING <= BR_STATE_MAX_MAPS, "DMA maps must fit the state");
+
 static char g_exe[PATH_MAX];
 static int g_argc;
 static char **g_argv;
