@@ -11,7 +11,9 @@
  * Every register access goes through the bridge (REGION_READ/WRITE), so the
  * control path is busy whenever a SIGHUP lands. It never reconnects: a
  * connection the bridge lost shows up as errors. Each round writes
- * DIR/rounds (the count so far). At the end it prints
+ * DIR/rounds (the count so far). At the end it unmaps one range and checks
+ * the device can no longer write it, unmaps all and maps an IOVA again
+ * ("unmap ok"), and prints
  *   rounds N errors E mismatches M irqs I max_round_ms T
  * and exits 0 only if E == M == 0 and I == N.
  *
@@ -189,13 +191,29 @@ int main(int argc, char **argv)
             rename(tmp_path, rounds_path);
         }
     }
-    /* leave the device as found: MSI off, maps gone */
+    /* Unmaps after the re-execs take effect in the IOMMU (type1 skips an
+     * unmap from another mm without an error: a success reply alone would
+     * not show it): after unmapping B the device can no longer write it,
+     * and after unmapping all, A's IOVA maps again (EEXIST otherwise). */
+    bool unmap_ok = false;
+    memset(b, 0, XFER);
+    if (vu_client_dma_unmap(c, IOVA_B, MAP_LEN, 0) == 0 &&
+        dma(c, EDU_BUF_ADDR, IOVA_B, EDU_DMA_TO_RAM) == 0) {
+        unmap_ok = true;
+        for (uint32_t i = 0; i < XFER; i++)
+            unmap_ok &= b[i] == 0;
+    }
     if (vu_client_set_irqs(c, VU_IRQ_SET_DATA_NONE | VU_IRQ_SET_ACTION_TRIGGER,
                            VU_PCI_MSI_IRQ_INDEX, 0, 0, NULL, 0, NULL) < 0 ||
-        vu_client_dma_unmap(c, 0, 0, VU_DMA_UNMAP_FLAG_ALL) < 0) {
+        vu_client_dma_unmap(c, 0, 0, VU_DMA_UNMAP_FLAG_ALL) < 0 ||
+        vu_client_dma_map(c, IOVA_A, MAP_LEN, fa, 0, RW) < 0 ||
+        vu_client_dma_unmap(c, IOVA_A, MAP_LEN, 0) < 0) {
         fprintf(stderr, "teardown: %s\n", vu_client_error(c));
-        errors++;
+        unmap_ok = false;
     }
+    printf("unmap %s\n", unmap_ok ? "ok" : "FAILED");
+    if (!unmap_ok)
+        errors++;
     printf("rounds %lu errors %lu mismatches %lu irqs %lu max_round_ms %llu\n", rounds, errors,
            mismatches, irqs, (unsigned long long)max_ms);
     vu_client_close(c);

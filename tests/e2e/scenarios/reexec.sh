@@ -102,6 +102,8 @@ touch "$WORK/stop"
 wait "$client"; crc=$?
 sed 's/^/  | /' "$WORK/client.out" "$WORK/client.err"
 check "the client: 0 errors, 0 mismatches, an MSI every round" test "$crc" -eq 0
+check "unmaps after the re-execs reach the IOMMU (device cannot write an unmapped range; the IOVA maps again)" \
+  grep -qx 'unmap ok' "$WORK/client.out"
 
 # the pause per re-exec: from the old loop stopping to the new one resuming
 pauses=$(sed -n 's/.*resumed after a re-exec in \([0-9]*\) us.*/\1/p' "$LOG" | sort -n)
