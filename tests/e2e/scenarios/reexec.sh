@@ -11,6 +11,7 @@
 # the bridge says why and exits 1, the client's connection closes, the
 # device is released, and a new bridge serves it.
 # e2e-cost: 180
+# e2e-timeout: 600
 BIN_DIR=/run/vub-reexec
 mkdir -p "$BIN_DIR"
 VUB_BRIDGE=$BIN_DIR/vfio-user-bridge
