@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,9 @@ void br_cli_usage(FILE *out)
 "                           options above leave unset (socket, owner, mode,\n"
 "                           allowed peers, user to drop to, options)\n"
 "  -l, --log-level LEVEL    error, warn, info (default) or debug\n"
+"      --resume-state FD    internal: set by the bridge itself when it re-executes\n"
+"                           on SIGHUP; FD holds the state handed over (never\n"
+"                           give it by hand; docs/install.md, \"Upgrading\")\n"
 "  -h, --help               show this help\n"
 "  -V, --version            show the version\n"
 "\n"
@@ -105,7 +109,9 @@ void br_cli_usage(FILE *out)
 "\n"
 "Sizes take K, M, G or T (binary) suffixes. Logs go to stderr, one line per\n"
 "client connect and disconnect and per error. SIGTERM or SIGINT quiesces the\n"
-"device and exits 0. With $NOTIFY_SOCKET set, READY=1 is sent once the\n"
+"device and exits 0. SIGHUP (systemctl reload) re-executes the binary on\n"
+"disk with the whole state handed over: the client's connection, its DMA\n"
+"mappings and interrupts go on untouched (refused with --sim). With $NOTIFY_SOCKET set, READY=1 is sent once the\n"
 "socket listens. Exit status: 0 stopped by a signal, 1 the device or socket\n"
 "could not be set up, 2 bad command line or policy (or the policy does not\n"
 "export the device), 3 the device was unbound from vfio-pci or removed.\n"
@@ -167,6 +173,7 @@ enum {
     OPT_SOCKET_GROUP, OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_POLICY, OPT_JSON, OPT_SYSFS,
     OPT_HANDSHAKE_TIMEOUT,
     OPT_STALE_HOLDERS, OPT_TRACE, OPT_TRACE_DATA, OPT_INJECT,
+    OPT_RESUME_STATE,
     OPT_IOMMU,
 };
 
@@ -253,6 +260,7 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
         { "trace", required_argument, NULL, OPT_TRACE },
         { "trace-data", no_argument, NULL, OPT_TRACE_DATA },
         { "inject", required_argument, NULL, OPT_INJECT },
+        { "resume-state", required_argument, NULL, OPT_RESUME_STATE },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -398,6 +406,15 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
             if (br_inject_parse(optarg, &rule, &e) < 0)
                 return bad(errout, "%s", e.msg);
             cfg->inject[cfg->n_inject++] = optarg;
+            break;
+        }
+        case OPT_RESUME_STATE: {
+            char *end;
+            errno = 0;
+            long fd = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || fd < 0 || fd > INT_MAX)
+                return bad(errout, "--resume-state %s: not an fd number", optarg);
+            cfg->resume_state_fd = (int)fd;
             break;
         }
         case 'h':

@@ -22,4 +22,5 @@ void br_config_defaults(struct br_config *cfg)
     cfg->max_dma_bytes = br_default_max_dma_bytes();
     cfg->socket_mode = 0600;
     cfg->log_level = BR_LOG_INFO;
+    cfg->resume_state_fd = -1;
 }

@@ -148,6 +148,10 @@ struct br_config {
     bool trace_data;             /* --trace-data: payload bytes too (bounded) */
     size_t n_inject;
     const char *inject[16];      /* --inject RULE texts (BR_INJECT_MAX_RULES) */
+
+    /* live re-exec (bridge/reexec.h): the fd of the memfd holding the state
+     * a previous process of the bridge handed over; -1 = a fresh start */
+    int resume_state_fd;
 };
 
 void br_config_defaults(struct br_config *cfg);

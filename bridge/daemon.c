@@ -2,6 +2,7 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -13,6 +14,7 @@
 #include "hv_sim.h"
 #include "log.h"
 #include "notify.h"
+#include "reexec.h"
 #include "server.h"
 #include "service.h"
 #include "session.h"
@@ -70,33 +72,81 @@ static void raise_fd_limit(void)
     }
 }
 
-int br_daemon_run(const struct br_config *cfg)
+/* The listening or status socket handed over by the previous process. */
+static void sock_from_state(const struct br_state_sock *in, struct acc_sock *out)
+{
+    *out = (struct acc_sock){ .fd = in->fd.fd, .dir_fd = in->dir_fd.fd,
+                              .dev = (dev_t)in->file_dev, .ino = (ino_t)in->file_ino };
+    snprintf(out->name, sizeof(out->name), "%s", in->name);
+}
+
+int br_daemon_run(const struct br_config *cfg_in, int argc, char **argv)
 {
     struct hv_device *hv = NULL;
     struct br_server *srv = NULL;
     static struct br_dev dev;   /* large; one per process */
+    static struct br_config cfg_own;
+    static struct br_state st;  /* live re-exec: what the previous process handed over */
     struct br_service *svc = NULL;
     struct acc_sock sock = { .fd = -1, .dir_fd = -1 };
     int status = 1;
     struct acc_sock ctl = { .fd = -1, .dir_fd = -1 };   /* the status socket */
+    const struct br_config *cfg = cfg_in;
+    bool resume = cfg_in->resume_state_fd >= 0;
 
-    /* SIGTERM/SIGINT arrive through the loop's signalfd; a client that
-     * vanishes must not kill us with SIGPIPE. */
+    /* SIGTERM/SIGINT/SIGHUP arrive through the loop's signalfd; a client
+     * that vanishes must not kill us with SIGPIPE. (A SIGHUP that comes
+     * while a re-exec is under way stays pending across execve() and asks
+     * the new process for the next one.) */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
+    if (cfg->sim == BR_SIM_NONE && br_reexec_init(argc, argv) < 0)
+        br_warn("cannot tell the path of this program: SIGHUP will not re-execute it");
 
-    if (br_open_device(cfg, &hv) < 0)
+    if (resume) {
+        /* parse and check everything before anything is used: a state this
+         * binary cannot take leaves the device alone (the exit closes the
+         * fds: the kernel then tears the old session down) */
+        if (br_reexec_load(cfg_in, &st) < 0 || br_reexec_open_device(&st, &hv) < 0) {
+            br_err("exiting: the client's connection closes with this process, and the "
+                   "kernel releases the device (docs/install.md, \"Upgrading\")");
+            return 1;
+        }
+        cfg_own = *cfg_in;
+        br_reexec_apply_limits(&st, &cfg_own);
+        cfg = &cfg_own;
+    } else if (br_open_device(cfg, &hv) < 0) {
         return 1;
+    }
     br_log_set_device(hv->addr);
-    if (br_dev_init(&dev, hv, cfg) < 0 || br_tap_new(&dev.tap, cfg, hv->addr) < 0 ||
-        br_service_start(&svc, cfg, hv) < 0)
+    if (br_dev_init(&dev, hv, cfg) < 0)
         goto out;
-    int lfd = br_listen(cfg, &sock);
+    if (resume) {
+        dev.caps.max_dma_maps = st.lim.max_dma_maps;  /* the kernel counts the live maps */
+        dev.reserved_irqs = st.reserved_irqs;
+        if (br_reexec_check_device(&st, &dev) < 0)
+            goto out;
+    }
+    if (br_tap_new(&dev.tap, cfg, hv->addr) < 0)
+        goto out;
+    int rfd = resume ? st.req_fd.fd : -1;
+    st.req_fd.fd = -1;
+    if ((resume ? br_service_resume(&svc, cfg, hv, rfd) : br_service_start(&svc, cfg, hv)) < 0)
+        goto out;
+    int lfd;
+    if (resume) {
+        sock_from_state(&st.listen, &sock);
+        sock_from_state(&st.status, &ctl);
+        lfd = sock.fd;
+    } else {
+        lfd = br_listen(cfg, &sock);
+    }
     if (lfd < 0)
         goto out;
     if (br_server_new(&srv, &dev, lfd) < 0 || br_server_watch_signals(srv) < 0 ||
@@ -104,20 +154,46 @@ int br_daemon_run(const struct br_config *cfg)
         br_err("cannot set up the event loop");
         goto out_unlink;
     }
+    br_server_allow_reexec(srv, cfg->sim == BR_SIM_NONE);
     /* the status view is for operators and tests: serving goes on without it */
-    (void)br_status_attach(srv, &dev, &ctl);
-    /* device open, socket created: root is no longer needed */
-    if (br_service_drop_privileges(cfg) < 0)
+    if (!resume)
+        (void)br_status_attach(srv, &dev, &ctl);
+    else if (ctl.fd >= 0 && br_status_attach_existing(srv, &dev, &ctl) < 0) {
+        close(ctl.fd);
+        ctl.fd = -1;
+    }
+    if (resume) {
+        int r = br_reexec_apply(&st, srv, &dev);
+        br_state_free(&st);
+        if (r < 0)
+            goto out_unlink;
+    } else if (br_service_drop_privileges(cfg) < 0) {
+        /* device open, socket created: root is no longer needed (after a
+         * re-exec the process already runs as the user it dropped to) */
         goto out_unlink;
-    br_info("serving %s%s on %s, IOMMU %s%s%s; a client may pin %llu MiB and must say VERSION "
-            "within %u ms", hv->addr, cfg->sim ? " (simulated)" : "", cfg->socket_path,
-            hv_iommu_kind(hv), cfg->no_mmap ? ", no mmap" : "",
-            cfg->msix_mmap == BR_MSIX_MMAP_KERNEL ? ", MSI-X BARs as the kernel maps them" : "",
-            (unsigned long long)(cfg->max_dma_bytes >> 20), (unsigned)cfg->handshake_timeout_ms);
+    }
+    if (!resume)
+        br_info("serving %s%s on %s, IOMMU %s%s%s; a client may pin %llu MiB and must say "
+                "VERSION within %u ms", hv->addr, cfg->sim ? " (simulated)" : "",
+                cfg->socket_path, hv_iommu_kind(hv), cfg->no_mmap ? ", no mmap" : "",
+                cfg->msix_mmap == BR_MSIX_MMAP_KERNEL ? ", MSI-X BARs as the kernel maps them"
+                                                      : "",
+                (unsigned long long)(cfg->max_dma_bytes >> 20),
+                (unsigned)cfg->handshake_timeout_ms);
     if (br_notify("READY=1") < 0)
         br_warn("cannot notify readiness to $NOTIFY_SOCKET");
-    if (br_server_run(srv) == 0)
-        status = br_service_device_gone(svc) ? BR_EXIT_DEVICE_GONE : 0;
+    for (;;) {
+        int r = br_server_run(srv);
+        if (r == BR_SERVER_REEXEC) {
+            struct br_reexec_parts parts = { .cfg = cfg, .hv = hv, .dev = &dev, .srv = srv,
+                                             .svc = svc, .sock = &sock, .ctl = &ctl };
+            (void)br_reexec(&parts);   /* returns only if it failed (logged) */
+            continue;
+        }
+        if (r == 0)
+            status = br_service_device_gone(svc) ? BR_EXIT_DEVICE_GONE : 0;
+        break;
+    }
     br_notify("STOPPING=1");
 out_unlink:
     br_server_free(srv);     /* quiesces the device if a client is still there */

@@ -11,7 +11,11 @@
 int br_open_device(const struct br_config *cfg, struct hv_device **out);
 
 /* The whole daemon: open the device, create the socket, notify readiness,
- * run the loop, quiesce and clean up. Returns the process exit status. */
-int br_daemon_run(const struct br_config *cfg);
+ * run the loop, quiesce and clean up. Returns the process exit status. On
+ * SIGHUP it re-executes argv's program (bridge/reexec.h) and so does not
+ * return; with cfg->resume_state_fd it takes over what the previous process
+ * handed over instead of opening anything, or exits 1 (logged) without
+ * touching the device if it cannot. */
+int br_daemon_run(const struct br_config *cfg, int argc, char **argv);
 
 #endif /* BR_DAEMON_H */

@@ -128,9 +128,12 @@ int dw_open(const struct dw_opts *o, struct dw **out, struct vub_err *err)
         return vub_fail(err, -EINVAL, "devwatch: unknown event source %d", (int)o->source);
 
     struct dw *w = calloc(1, sizeof(*w));
-    if (!w)
+    if (!w) {
+        if (o->request_fd_set && o->request_fd >= 0)
+            close(o->request_fd);
         return vub_fail(err, -ENOMEM, "devwatch: out of memory");
-    w->req_fd = -1;
+    }
+    w->req_fd = o->request_fd_set ? o->request_fd : -1;
     w->ep_fd = -1;
     snprintf(w->addr, sizeof(w->addr), "%s", o->addr);
     snprintf(w->sysfs, sizeof(w->sysfs), "%s", o->sysfs ? o->sysfs : "/sys");
@@ -156,7 +159,8 @@ int dw_open(const struct dw_opts *o, struct dw **out, struct vub_err *err)
         r = vub_fail(err, r, "cannot listen for %s uevents: %s", src, strerror(-r));
         goto fail_out;
     }
-    w->req_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (w->req_fd < 0)
+        w->req_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (w->req_fd < 0) {
         r = vub_fail(err, -errno, "eventfd: %s", strerror(errno));
         goto fail_out;

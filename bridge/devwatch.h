@@ -52,6 +52,11 @@ struct dw_opts {
     const char *addr;      /* canonical "DDDD:BB:DD.F" */
     const char *sysfs;     /* NULL = "/sys" (state checks only; events are real) */
     enum dw_source source;
+    /* An eventfd to use as the request eventfd (taken by dw_open, also on
+     * error), e.g. one the previous process of a re-exec armed with the
+     * kernel; -1 or 0 with request_fd_set false: make a new one. */
+    bool request_fd_set;
+    int request_fd;
 };
 
 struct dw;

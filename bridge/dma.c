@@ -293,6 +293,7 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
     size_t len = 0;
     struct br_dma_map *m = NULL;
     bool iommu_mapped = false;
+    uint64_t map_off = 0;
 
     /* size, wrap and flags: checked by the decoder (dma.h) */
     if (t->n >= t->max_maps) {
@@ -366,6 +367,7 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
                 goto fail;
             }
             vaddr = (uint8_t *)base + delta;
+            map_off = aligned;
         }
         uint32_t hvf = ((flags & VU_DMA_MAP_FLAG_READ) ? HV_DMA_READ : 0) |
                        ((flags & VU_DMA_MAP_FLAG_WRITE) ? HV_DMA_WRITE : 0);
@@ -380,8 +382,8 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
     }
 
     *m = (struct br_dma_map){
-        .iova = iova, .size = size, .flags = flags, .backing = slot,
-        .map_base = base, .map_len = len,
+        .iova = iova, .size = size, .flags = flags, .backing = slot, .offset = offset,
+        .map_base = base, .map_len = len, .map_off = base ? map_off : 0,
     };
     tree_insert(t, m);
     if (slot >= 0) {
@@ -601,4 +603,96 @@ void br_dma_free(struct br_dma_table *t)
     }
     free(t->backings);
     memset(t, 0, sizeof(*t));
+}
+
+/* ---- live re-exec (bridge/reexec.h) ----------------------------------------------- */
+
+static void foreach_walk(const struct br_dma_map *n,
+                         void (*fn)(const struct br_dma_map *m, void *arg), void *arg)
+{
+    for (; n; n = n->right) {
+        foreach_walk(n->left, fn, arg);
+        fn(n, arg);
+    }
+}
+
+void br_dma_foreach(const struct br_dma_table *t, void (*fn)(const struct br_dma_map *m, void *arg),
+                    void *arg)
+{
+    foreach_walk(t->root, fn, arg);
+}
+
+int br_dma_adopt(struct br_dma_table *t, const struct br_dma_adopt_backing *backings, size_t nb,
+                 const struct br_dma_adopt_map *maps, size_t nm, uint64_t idle_clock)
+{
+    int r = 0;
+    if (nb) {
+        t->backings = calloc(nb, sizeof(*t->backings));
+        if (!t->backings) {
+            for (size_t i = 0; i < nb; i++)
+                close(backings[i].fd);
+            return -ENOMEM;
+        }
+        t->capb = nb;
+    }
+    /* every fd is the table's from here, whatever fails */
+    for (size_t i = 0; i < nb; i++) {
+        const struct br_dma_adopt_backing *a = &backings[i];
+        t->backings[i] = (struct br_dma_backing){ .fd = a->fd, .writable = a->writable,
+                                                  .idle = a->idle, .idle_seq = a->idle_seq };
+        t->nb = i + 1;
+        t->n_idle += a->idle;
+    }
+    for (size_t i = 0; i < nb && r == 0; i++) {
+        struct br_dma_backing *b = &t->backings[i];
+        struct stat st;
+        if (fstat(b->fd, &st) < 0) {
+            r = -errno;
+            break;
+        }
+        b->dev = st.st_dev;
+        b->ino = st.st_ino;
+        if (backings[i].len) {
+            b->len = backings[i].len;
+            b->base = mmap(NULL, b->len, PROT_READ | (b->writable ? PROT_WRITE : 0), MAP_SHARED,
+                           b->fd, 0);
+            if (b->base == MAP_FAILED) {
+                r = -errno;
+                b->base = NULL;
+                b->len = 0;
+            }
+        }
+    }
+    t->idle_clock = idle_clock;
+    for (size_t i = 0; i < nm && r == 0; i++) {
+        const struct br_dma_adopt_map *a = &maps[i];
+        struct br_dma_map *m = node_get(t);
+        if (!m) {
+            r = -ENOMEM;
+            break;
+        }
+        *m = (struct br_dma_map){ .iova = a->iova, .size = a->size, .flags = a->flags,
+                                  .backing = a->backing, .offset = a->offset };
+        if (a->backing >= 0 && a->own_len) {
+            int prot = ((a->flags & VU_DMA_MAP_FLAG_READ) ? PROT_READ : 0) |
+                       ((a->flags & VU_DMA_MAP_FLAG_WRITE) ? PROT_WRITE : 0);
+            void *p = mmap(NULL, (size_t)a->own_len, prot, MAP_SHARED,
+                           t->backings[a->backing].fd, (off_t)a->own_off);
+            if (p == MAP_FAILED) {
+                r = -errno;
+                node_put(t, m);
+                break;
+            }
+            m->map_base = p;
+            m->map_len = (size_t)a->own_len;
+            m->map_off = a->own_off;
+        }
+        tree_insert(t, m);
+        if (a->backing >= 0) {
+            t->backings[a->backing].refs++;
+            t->bytes += a->size;
+        }
+        t->n++;
+    }
+    return r;
 }

@@ -46,9 +46,11 @@ struct br_dma_map {
     uint64_t iova, size;
     uint32_t flags;          /* VU_DMA_MAP_FLAG_READ|WRITE */
     int backing;             /* index into backings, -1 = no fd (not reachable) */
+    uint64_t offset;         /* where in the backing's object it starts */
     void *map_base;          /* an mmap of this map's own (when the object's
                               * whole mapping does not cover it), else NULL */
     size_t map_len;
+    uint64_t map_off;        /* the object offset map_base maps */
     /* the table's ordered tree (a treap keyed by iova); on the free list
      * `right` links the free nodes */
     struct br_dma_map *left, *right;
@@ -127,5 +129,32 @@ struct br_dma_range {
     bool fd;                 /* backed by client memory (in the IOMMU) */
 };
 size_t br_dma_ranges(const struct br_dma_table *t, struct br_dma_range *out, size_t max);
+
+/* Live re-exec (bridge/reexec.h). Every mapping in IOVA order. */
+void br_dma_foreach(const struct br_dma_table *t, void (*fn)(const struct br_dma_map *m, void *arg),
+                    void *arg);
+/* Take over a table another process of the bridge built, whose mappings the
+ * IOMMU still holds: no kernel call. backings[0, nb): fd (taken here, also on
+ * error), len of the whole-object mapping (0: none), writable, idle and
+ * idle_seq as they were; each is mapped again (MAP_SHARED: the same pages the
+ * IOMMU has pinned) and fstat'ed for its identity. maps[0, nm): iova, size,
+ * offset, flags, backing index (-1: no fd), own_off/own_len of an own mmap
+ * (mapped again too). t is fresh from br_dma_init. The caller has validated
+ * the ranges (disjoint, inside limits: bridge/state.h). -errno (mmap,
+ * memory); then br_dma_free releases what was taken. */
+struct br_dma_adopt_backing {
+    int fd;
+    size_t len;
+    bool writable, idle;
+    uint64_t idle_seq;
+};
+struct br_dma_adopt_map {
+    uint64_t iova, size, offset;
+    uint32_t flags;
+    int backing;
+    uint64_t own_off, own_len;
+};
+int br_dma_adopt(struct br_dma_table *t, const struct br_dma_adopt_backing *backings, size_t nb,
+                 const struct br_dma_adopt_map *maps, size_t nm, uint64_t idle_clock);
 
 #endif /* BR_DMA_H */

@@ -4,12 +4,14 @@
 #include "daemon.h"
 #include "list.h"
 #include "log.h"
+#include "reexec.h"
 #include "service.h"
 #include "status.h"
 
 int main(int argc, char **argv)
 {
     static struct br_cli cli;
+    br_reexec_started();
     if (br_cli_parse(argc, argv, &cli, stdout, stderr) < 0)
         return 2;
     switch (cli.action) {
@@ -27,5 +29,5 @@ int main(int argc, char **argv)
     br_log_set_device(cli.cfg.device);
     if (br_service_apply_policy(&cli.cfg) < 0)
         return BR_EXIT_CONFIG;
-    return br_daemon_run(&cli.cfg);
+    return br_daemon_run(&cli.cfg, argc, argv);
 }

@@ -49,6 +49,9 @@ struct br_server {
     uint64_t hs_deadline_ns;  /* the session must have negotiated by then */
     struct br_ratelimit conn_rl;  /* connect / refusal / disconnect lines */
     char why[64 + sizeof(struct vub_err)];   /* reason of the last session close */
+    bool reexec_allowed;      /* SIGHUP re-executes (br_server_allow_reexec) */
+    bool reexec_wanted;       /* a SIGHUP came: stop for it at the next safe point */
+    bool stop_pending;        /* a stop signal was read by work_interrupted */
 };
 
 static void conn_log_summary(unsigned missed)
@@ -114,6 +117,7 @@ int br_server_watch_signals(struct br_server *srv)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     int fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     if (fd < 0)
         return -errno;
@@ -191,6 +195,8 @@ static bool peer_gone(const struct br_server *srv)
     return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR | POLLNVAL));
 }
 
+static bool handle_signal(struct br_server *srv);
+
 /* Between prefault chunks of a long DMA_MAP (dma.c): run the extra fds'
  * callbacks that have events (a device watch that sees the device go calls
  * br_server_stop) and say whether the loop has been asked to stop (stop
@@ -211,7 +217,10 @@ static bool work_interrupted(void *arg)
     for (unsigned i = 0; i < n_extra; i++)
         if (p[2 + i].revents)
             extra[i].cb(srv, extra[i].fd, p[2 + i].revents, extra[i].arg);
-    if (p[0].revents || p[1].revents)
+    /* a SIGHUP only asks for a re-exec after this message: not a stop */
+    if (p[1].revents && handle_signal(srv))
+        srv->stop_pending = true;
+    if (p[0].revents || srv->stop_pending)
         return true;
     p[0].revents = 0;
     return poll(p, 1, 0) == 1;   /* a callback asked to stop */
@@ -370,6 +379,17 @@ static bool handle_signal(struct br_server *srv)
     ssize_t n = read(srv->signal_fd, &si, sizeof(si));
     if (n != (ssize_t)sizeof(si))
         return false;
+    if (si.ssi_signo == SIGHUP) {
+        if (!srv->reexec_allowed)
+            br_warn("SIGHUP: not re-executing: %s", srv->dev->cfg &&
+                    srv->dev->cfg->sim != BR_SIM_NONE
+                        ? "a simulated device lives in this process's memory and cannot be "
+                          "handed to a new one (restart it instead)"
+                        : "live re-exec is not available here");
+        else
+            srv->reexec_wanted = true;
+        return false;
+    }
     br_info("received %s, shutting down", strsignal((int)si.ssi_signo));
     return true;
 }
@@ -414,10 +434,17 @@ int br_server_run(struct br_server *srv)
                 br_debug("stop requested");
             stop = true;
         }
-        if (pfd[P_SIG].revents && handle_signal(srv))
+        if ((pfd[P_SIG].revents && handle_signal(srv)) || srv->stop_pending)
             stop = true;
         if (stop)
             break;
+        /* A re-exec between two messages: whatever was read ahead goes
+         * with the state (bridge/reexec.h); a reply held back by an
+         * injected delay is sent first. */
+        if (srv->reexec_wanted && !held) {
+            srv->reexec_wanted = false;
+            return BR_SERVER_REEXEC;
+        }
         if (held && (pfd[P_CLIENT].revents & (POLLHUP | POLLERR)))
             close_session(srv, "disconnected while a delayed reply was held");
         else if (held && br_tap_flush(srv->sess) < 0)
@@ -437,6 +464,28 @@ int br_server_run(struct br_server *srv)
     }
     close_session(srv, stop ? "server shutting down" : "server error");
     return ret;
+}
+
+void br_server_allow_reexec(struct br_server *srv, bool allow) { srv->reexec_allowed = allow; }
+
+int br_server_listen_fd(const struct br_server *srv) { return srv->listen_fd; }
+
+void br_server_adopt_session(struct br_server *srv, struct br_session *s)
+{
+    srv->sess = s;
+    s->dma.interrupted = work_interrupted;
+    s->dma.interrupted_arg = srv;
+    uint32_t hs = srv->dev->cfg->handshake_timeout_ms ? srv->dev->cfg->handshake_timeout_ms
+                                                      : BR_DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    srv->hs_deadline_ns = s->negotiated ? 0 : br_now_ns() + (uint64_t)hs * 1000000ull;
+    atomic_store(&srv->connected, true);
+}
+
+void br_server_set_stats(struct br_server *srv, const struct br_server_stats *st)
+{
+    atomic_store(&srv->accepted, st->accepted);
+    atomic_store(&srv->refused, st->refused);
+    atomic_store(&srv->closed, st->closed);
 }
 
 void br_server_free(struct br_server *srv)

@@ -47,8 +47,16 @@ int br_server_watch_signals(struct br_server *srv);
 int br_server_add_fd(struct br_server *srv, int fd, short events, br_fd_cb cb, void *arg);
 void br_server_remove_fd(struct br_server *srv, int fd);
 /* Run until stopped. On the way out the session (if any) is closed, which
- * quiesces the device. Returns 0, or -errno if the loop itself failed. */
+ * quiesces the device. Returns 0, or -errno if the loop itself failed, or
+ * BR_SERVER_REEXEC: a SIGHUP asked for a live re-exec (bridge/reexec.h) and
+ * the loop stopped between two messages with the session left as it is
+ * (no delayed reply held); calling br_server_run again goes on serving. */
+#define BR_SERVER_REEXEC 1
 int br_server_run(struct br_server *srv);
+/* Whether SIGHUP asks for a re-exec (true) or is refused with a log line
+ * (false, the default: e.g. a simulated device lives in this process and
+ * cannot be handed over). */
+void br_server_allow_reexec(struct br_server *srv, bool allow);
 /* Ask the loop to end. Async-signal-safe and callable from any thread. */
 void br_server_stop(struct br_server *srv);
 /* Close the current session (if any) at the next loop turn, with a reason
@@ -59,6 +67,13 @@ void br_server_get_stats(const struct br_server *srv, struct br_server_stats *ou
 /* The current session, NULL if none (for the status view; loop thread only). */
 struct br_session;
 const struct br_session *br_server_session(const struct br_server *srv);
+/* Live re-exec: the listening fd (still owned by srv); the session's
+ * ownership moves in (adopt: srv serves it from now on, as if accepted; the
+ * handshake deadline starts again if it has not negotiated); the counters
+ * carry on from the previous process. */
+int br_server_listen_fd(const struct br_server *srv);
+void br_server_adopt_session(struct br_server *srv, struct br_session *s);
+void br_server_set_stats(struct br_server *srv, const struct br_server_stats *st);
 /* Close the session if any, the listening socket and the loop's fds. */
 void br_server_free(struct br_server *srv);
 

@@ -180,16 +180,23 @@ static void on_device_event(struct br_server *srv, int fd, short revents, void *
     br_server_stop(srv);
 }
 
-int br_service_start(struct br_service **out, const struct br_config *cfg,
-                     struct hv_device *hv)
+static int service_open(struct br_service **out, const struct br_config *cfg,
+                        struct hv_device *hv, bool resume, int req_fd)
 {
     struct br_service *svc = calloc(1, sizeof(*svc));
-    if (!svc)
+    if (!svc) {
+        if (req_fd >= 0)
+            close(req_fd);
         return -ENOMEM;
+    }
     *out = svc;
-    if (cfg->sim != BR_SIM_NONE)
+    if (cfg->sim != BR_SIM_NONE) {
+        if (req_fd >= 0)
+            close(req_fd);
         return 0;
-    struct dw_opts o = { .addr = hv->addr, .sysfs = NULL, .source = DW_SOURCE_KERNEL };
+    }
+    struct dw_opts o = { .addr = hv->addr, .sysfs = NULL, .source = DW_SOURCE_KERNEL,
+                         .request_fd_set = resume && req_fd >= 0, .request_fd = req_fd };
     struct vub_err err = { "" };
     int r = dw_open(&o, &svc->dw, &err);
     if (r < 0) {
@@ -205,8 +212,28 @@ int br_service_start(struct br_service **out, const struct br_config *cfg,
         svc->gone = true;
         return -ENODEV;
     }
-    arm_request(svc);
+    if (!resume)
+        arm_request(svc);
+    else
+        svc->req_armed = req_fd >= 0;   /* the kernel still holds it */
     return 0;
+}
+
+int br_service_start(struct br_service **out, const struct br_config *cfg,
+                     struct hv_device *hv)
+{
+    return service_open(out, cfg, hv, false, -1);
+}
+
+int br_service_resume(struct br_service **out, const struct br_config *cfg,
+                      struct hv_device *hv, int req_fd)
+{
+    return service_open(out, cfg, hv, true, req_fd);
+}
+
+int br_service_request_fd(const struct br_service *svc)
+{
+    return svc && svc->dw && svc->req_armed ? dw_request_fd(svc->dw) : -1;
 }
 
 int br_service_attach(struct br_service *svc, struct br_server *srv, struct br_dev *dev)

@@ -35,6 +35,13 @@ struct br_service;
  * service that watches nothing) and arm the VFIO request eventfd on hv. */
 int br_service_start(struct br_service **out, const struct br_config *cfg,
                      struct hv_device *hv);
+/* Live re-exec (bridge/reexec.h): the same with the request eventfd the
+ * previous process armed (req_fd >= 0: taken, also on error; the kernel
+ * still signals it, nothing is armed again) or none (-1). */
+int br_service_resume(struct br_service **out, const struct br_config *cfg,
+                      struct hv_device *hv, int req_fd);
+/* The armed request eventfd (owned by svc), -1 if none. */
+int br_service_request_fd(const struct br_service *svc);
 /* Hook the watch into the loop: a device event stops srv; and re-arm the
  * request eventfd whenever a client session has quiesced the device. */
 int br_service_attach(struct br_service *svc, struct br_server *srv, struct br_dev *dev);

@@ -199,19 +199,19 @@ void br_session_release_retired(struct br_dev *dev)
     }
 }
 
-static int open_device_file(struct br_session *s)
+/* The file offsets a mapping of this device can show in maps: its
+ * mmappable regions' offsets (index << 40 on the kernel), and for a real
+ * function each BAR's bus address (what older kernels show). */
+static int device_file_ranges(const struct br_dev *dev, struct br_file_range *ranges,
+                              unsigned *out_n)
 {
-    struct hv_device *hv = s->dev->hv;
-    struct br_file_range ranges[BR_HOLDERS_MAX_RANGES];
+    struct hv_device *hv = dev->hv;
     unsigned n = 0;
-    /* The file offsets a mapping of this device can show in maps: its
-     * mmappable regions' offsets (index << 40 on the kernel), and for a
-     * real function each BAR's bus address (what older kernels show). */
     struct hv_region_info *ri = malloc(sizeof(*ri));
     if (!ri)
         return -ENOMEM;
-    for (uint32_t i = 0; i < s->dev->num_regions && n + 2 <= BR_HOLDERS_MAX_RANGES; i++) {
-        const struct br_region *reg = &s->dev->regions[i];
+    for (uint32_t i = 0; i < dev->num_regions && n + 2 <= BR_HOLDERS_MAX_RANGES; i++) {
+        const struct br_region *reg = &dev->regions[i];
         uint64_t start, size;
         if (!reg->valid || !(reg->flags & VU_REGION_INFO_FLAG_MMAP) || !reg->size)
             continue;
@@ -223,10 +223,34 @@ static int open_device_file(struct br_session *s)
             ranges[n++] = (struct br_file_range){ start, start + size, true };
     }
     free(ri);
-    int fd = hv_mmap_fd(hv);
+    *out_n = n;
+    return 0;
+}
+
+static int open_device_file(struct br_session *s)
+{
+    struct br_file_range ranges[BR_HOLDERS_MAX_RANGES];
+    unsigned n = 0;
+    int r = device_file_ranges(s->dev, ranges, &n);
+    if (r < 0)
+        return r;
+    int fd = hv_mmap_fd(s->dev->hv);
     if (fd < 0)
         return fd;
     return br_devfile_new(&s->devfile, fd, ranges, n, s->peer.pid, s->peer.uid);
+}
+
+int br_devfile_adopt(const struct br_dev *dev, int fd, pid_t owner_pid, uid_t owner_uid,
+                     struct br_devfile **out)
+{
+    struct br_file_range ranges[BR_HOLDERS_MAX_RANGES];
+    unsigned n = 0;
+    int r = device_file_ranges(dev, ranges, &n);
+    if (r < 0) {
+        close(fd);
+        return r;
+    }
+    return br_devfile_new(out, fd, ranges, n, owner_pid, owner_uid);
 }
 
 int br_session_device_file(struct br_session *s)

@@ -64,6 +64,12 @@ void br_session_close(struct br_session *s);
  * ops->mmap_fd), later ones dup it. At the session's end the bridge looks for
  * every process that still holds that file or a mapping of it. */
 int br_session_device_file(struct br_session *s);
+/* Live re-exec: a device file another process of the bridge gave a client
+ * (fd taken, also on error), with the mapping ranges looked up again as for
+ * a new one; *out is the caller's (a session's devfile or dev->retired). */
+struct br_devfile;
+int br_devfile_adopt(const struct br_dev *dev, int fd, pid_t owner_pid, uid_t owner_uid,
+                     struct br_devfile **out);
 /* At exit: close the device files of ended sessions still held (the bridge
  * serves no one after this). */
 void br_session_release_retired(struct br_dev *dev);

@@ -167,6 +167,17 @@ int br_status_attach(struct br_server *srv, struct br_dev *dev, struct acc_sock 
     return 0;
 }
 
+int br_status_attach_existing(struct br_server *srv, struct br_dev *dev, struct acc_sock *sock)
+{
+    int fl = fcntl(sock->fd, F_GETFL);
+    int r = fl < 0 || fcntl(sock->fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -errno : 0;
+    if (r == 0)
+        r = br_server_add_fd(srv, sock->fd, POLLIN, on_status, dev);
+    if (r < 0)
+        br_warn("no status socket: %s", strerror(-r));
+    return r;
+}
+
 int br_cmd_status(const char *socket_path)
 {
     char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];

@@ -36,6 +36,10 @@ int br_status_path(const char *socket_path, char *out, size_t outsz);
  * file with acc_sock_unlink and calls acc_sock_release). 0, or -errno with
  * a warning logged (the daemon serves on without a status view). */
 int br_status_attach(struct br_server *srv, struct br_dev *dev, struct acc_sock *out);
+/* The same with a control socket already listening (*sock, from a live
+ * re-exec: the previous process created it); on error it is left to the
+ * caller. */
+int br_status_attach_existing(struct br_server *srv, struct br_dev *dev, struct acc_sock *sock);
 /* `status --socket PATH`: connect to PATH.ctl and copy the answer to stdout.
  * Errors go to stderr. Returns an exit status. */
 int br_cmd_status(const char *socket_path);

@@ -301,6 +301,32 @@ int hv_vfio_open(struct hv_iommu *io, const char *addr, struct hv_device **out,
 int hv_type1_open(const char *addr, const struct hv_open_opts *opts, struct hv_device **out,
                   struct vub_err *err);
 
+/* ---- handing an open device to a new process (live re-exec) ------------------
+ *
+ * The kernel objects of a type1 device are fds: the container (which holds
+ * the IOMMU mappings and the pins), the group file (attached to the
+ * container) and the device fd (whose SET_IRQS wiring and BAR mappings live
+ * as long as it is open). A process that passes them over execve() keeps the
+ * device exactly as it is; the new process adopts them without one call that
+ * changes anything (docs/architecture.md, "Live re-exec"). */
+struct hv_kernel_fds {
+    int container;
+    int group;        /* the IOMMU group number */
+    int group_fd;
+    int devfd;
+};
+/* The fds of an open kernel device (still owned by d). -ENOTSUP for the
+ * simulator or a context with more than one group or device. */
+int hv_vfio_kernel_fds(struct hv_device *d, struct hv_kernel_fds *out);
+/* A device from fds another process of this program opened (hv_vfio_kernel_fds
+ * there). Read-only checks only: the group is viable and in a container
+ * (VFIO_GROUP_GET_STATUS), the container has the type1v2 IOMMU set, the
+ * device answers VFIO_DEVICE_GET_INFO; the IOMMU info and the region cache
+ * are read again. On success the fds are owned by *out; on error nothing is
+ * closed (the caller still owns them) and err names the step. */
+int hv_vfio_adopt(const char *addr, const struct hv_kernel_fds *fds, struct hv_device **out,
+                  struct vub_err *err);
+
 /* ---- identity (libpci) ------------------------------------------------------- */
 
 struct hv_pci_ident {

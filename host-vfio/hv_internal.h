@@ -49,4 +49,9 @@ void hv_pci_fill_names(struct pci_access *pacc, struct hv_pci_ident *out);
 struct pci_access *hv_pci_names_open(void);
 void hv_pci_names_close(struct pci_access *pacc);
 
+/* type1 side of hv_vfio_kernel_fds / hv_vfio_adopt (hv_type1.c). */
+int hv_type1_fds(struct hv_iommu *io, int group, int *container, int *group_fd);
+int hv_type1_adopt(int container, int group, int group_fd, struct hv_iommu **out,
+                   struct vub_err *err);
+
 #endif /* HV_INTERNAL_H */

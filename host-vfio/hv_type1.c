@@ -397,6 +397,63 @@ static const struct hv_iommu_ops t1_ops = {
     .destroy = t1_destroy,
 };
 
+int hv_type1_fds(struct hv_iommu *io, int group, int *container, int *group_fd)
+{
+    if (!io || io->ops != &t1_ops)
+        return -ENOTSUP;
+    struct t1_iommu *t = t1(io);
+    pthread_mutex_lock(&t->lock);
+    int r = -ENOTSUP;
+    struct t1_group *g = find_group(t, group);
+    if (g && t->ngroups == 1 && g->devices == 1 && t->container >= 0) {
+        *container = t->container;
+        *group_fd = g->fd;
+        r = 0;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return r;
+}
+
+int hv_type1_adopt(int container, int group, int group_fd, struct hv_iommu **out,
+                   struct vub_err *err)
+{
+    struct vfio_group_status gs = { .argsz = sizeof(gs) };
+    *out = NULL;
+    if (ioctl(group_fd, VFIO_GROUP_GET_STATUS, &gs) < 0)
+        return vub_fail(err, -errno, "group %d: VFIO_GROUP_GET_STATUS on the inherited fd %d "
+                       "failed: %s", group, group_fd, strerror(errno));
+    if (!(gs.flags & VFIO_GROUP_FLAGS_VIABLE) || !(gs.flags & VFIO_GROUP_FLAGS_CONTAINER_SET))
+        return vub_fail(err, -EINVAL, "group %d: the inherited fd %d is %s", group, group_fd,
+                       !(gs.flags & VFIO_GROUP_FLAGS_VIABLE) ? "not viable"
+                                                             : "in no container");
+    if (ioctl(container, VFIO_GET_API_VERSION) != VFIO_API_VERSION)
+        return vub_fail(err, -EINVAL, "the inherited fd %d is not a VFIO container of API %d",
+                       container, VFIO_API_VERSION);
+    struct hv_iommu_info info;
+    int r = get_iommu_info(container, &info);
+    if (r < 0)   /* ENODEV/EINVAL when no IOMMU is set on the container */
+        return vub_fail(err, r, "VFIO_IOMMU_GET_INFO on the inherited container fd %d "
+                       "failed: %s", container, strerror(-r));
+    struct t1_iommu *t = calloc(1, sizeof(*t));
+    if (!t)
+        return vub_fail(err, -ENOMEM, "type1: out of memory");
+    hv_strlcpy(t->sysfs, HV_SYSFS_DEFAULT, sizeof(t->sysfs));
+    hv_strlcpy(t->devdir, "/dev/vfio", sizeof(t->devdir));
+    t->base.ops = &t1_ops;
+    t->base.refs = 1;
+    t->container = container;
+    t->iommu_set = true;
+    t->unmap_all = ioctl(container, VFIO_CHECK_EXTENSION, VFIO_UNMAP_ALL) > 0;
+    t->iommu = info;
+    t->min_pgsize = info.pgsizes ? info.pgsizes & -info.pgsizes : 4096;
+    /* the one device hv_vfio_adopt makes (its close detaches it) */
+    t->groups[0] = (struct t1_group){ .number = group, .fd = group_fd, .devices = 1 };
+    t->ngroups = 1;
+    pthread_mutex_init(&t->lock, NULL);
+    *out = &t->base;
+    return 0;
+}
+
 int hv_type1_iommu_new(const struct hv_open_opts *opts, struct hv_iommu **out,
                        struct vub_err *err)
 {

@@ -261,3 +261,48 @@ int hv_vfio_open(struct hv_iommu *io, const char *addr_in, struct hv_device **ou
     *out = &t->base;
     return 0;
 }
+
+int hv_vfio_kernel_fds(struct hv_device *d, struct hv_kernel_fds *out)
+{
+    if (!d || d->ops != &vd_ops)
+        return -ENOTSUP;
+    struct vd_device *t = vd(d);
+    int r = hv_type1_fds(d->iommu, t->at.group, &out->container, &out->group_fd);
+    if (r < 0)
+        return r;
+    out->group = t->at.group;
+    out->devfd = t->devfd;
+    return 0;
+}
+
+int hv_vfio_adopt(const char *addr_in, const struct hv_kernel_fds *fds, struct hv_device **out,
+                  struct vub_err *err)
+{
+    char addr[HV_ADDR_LEN];
+    *out = NULL;
+    if (hv_pci_addr_parse(addr_in, addr) < 0)
+        return vub_fail(err, -EINVAL, "'%s' is not a PCI address (want DDDD:BB:DD.F)", addr_in);
+    struct vd_device *t = calloc(1, sizeof(*t));
+    if (!t)
+        return vub_fail(err, -ENOMEM, "%s: out of memory", addr);
+    t->base.ops = &vd_ops;
+    hv_strlcpy(t->base.addr, addr, sizeof(t->base.addr));
+    t->devfd = fds->devfd;
+    t->at = (struct hv_attach){ .devfd = fds->devfd, .group = fds->group };
+    t->base.group = fds->group;
+    int r = vd_get_info(&t->base, &t->info);
+    if (r < 0) {
+        free(t);
+        return vub_fail(err, r, "%s: VFIO_DEVICE_GET_INFO on the inherited fd %d failed: %s",
+                       addr, fds->devfd, strerror(-r));
+    }
+    struct hv_iommu *io;
+    if ((r = hv_type1_adopt(fds->container, fds->group, fds->group_fd, &io, err)) < 0) {
+        free(t);
+        return r;
+    }
+    t->base.iommu = io;   /* the adopt's reference is the device's */
+    vd_cache_regions(t);
+    *out = &t->base;
+    return 0;
+}

@@ -307,6 +307,16 @@ void vu_conn_init_socket(struct vu_conn *c, int fd, const struct vu_limits *lim)
 void vu_conn_init_stream(struct vu_conn *c, int rfd, int wfd, const struct vu_limits *lim);
 void vu_conn_close(struct vu_conn *c);
 
+/* Put bytes another process of this program had read ahead on this
+ * connection, and the fds held for the message at fds_at, back into a fresh
+ * connection's receive buffer (live re-exec): the next vu_recv hands them out
+ * as if just read. The saving side reads them from rx[rx_head, rx_tail),
+ * rx_fds[0, rx_nfds) and rx_fds_at - rx_head. The fds are owned by c on
+ * success; on error (-EINVAL: c not fresh, fds_at outside the bytes, too many
+ * fds; -ENOMEM) nothing is taken. */
+int vu_conn_preload(struct vu_conn *c, const void *bytes, size_t n, const int *fds, size_t nfds,
+                    size_t fds_at);
+
 /* Receive one message into m (m is initialised here). Returns 0;
  * -ECONNRESET on orderly EOF at a message boundary; -EPROTO on EOF inside a
  * message, a bad header, truncated ancillary data or too many fds; -E2BIG

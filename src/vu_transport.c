@@ -500,6 +500,27 @@ int vu_recv(struct vu_conn *c, struct vu_msg *m)
     return c->ops->recv(c, m);
 }
 
+int vu_conn_preload(struct vu_conn *c, const void *bytes, size_t n, const int *fds, size_t nfds,
+                    size_t fds_at)
+{
+    if (c->fd < 0 || c->rx_tail != c->rx_head || c->rx_nfds || nfds > VU_MAX_FDS_PER_MSG ||
+        nfds > c->lim.max_fds || (nfds && fds_at >= n) || (n && !bytes))
+        return -EINVAL;
+    if (n == 0)
+        return 0;
+    int r = rx_reserve(c, n);
+    if (r < 0)
+        return r;
+    memcpy(c->rx, bytes, n);
+    c->rx_head = 0;
+    c->rx_tail = n;
+    for (size_t i = 0; i < nfds; i++)
+        c->rx_fds[i] = fds[i];
+    c->rx_nfds = nfds;
+    c->rx_fds_at = fds_at;
+    return 0;
+}
+
 bool vu_conn_rx_ready(const struct vu_conn *c)
 {
     size_t have = c->rx_tail - c->rx_head;

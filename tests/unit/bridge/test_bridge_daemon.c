@@ -666,6 +666,33 @@ static void test_status(void **state)
     assert_int_equal(run_capture(args, out, sizeof(out)), 1);
 }
 
+/* SIGHUP on --sim: the simulated device lives in the process, so a live
+ * re-exec cannot hand it over; the daemon says so and serves on: same
+ * process, same connection, the DMA map still there. */
+static void test_sighup_sim_refused(void **state)
+{
+    struct dfix *f = *state;
+    start_daemon(f, NULL);
+    struct vu_client *c = client(f, true);
+    int mfd = memfd_create("ram", MFD_CLOEXEC);
+    assert_true(mfd >= 0);
+    assert_int_equal(ftruncate(mfd, 1 << 20), 0);
+    assert_int_equal(vu_client_dma_map(c, 0x100000, 1 << 20, mfd, 0, RW), 0);
+    close(mfd);
+    assert_int_equal(kill(f->pid, SIGHUP), 0);
+    uint64_t t0 = now_ms();
+    while (log_count(f, "SIGHUP: not re-executing") == 0 && now_ms() - t0 < 20000)
+        usleep(10000);
+    assert_int_equal(log_count(f, "SIGHUP: not re-executing"), 1);
+    assert_int_equal(log_count(f, "simulated device"), 1);
+    assert_int_equal(kill(f->pid, 0), 0);
+    struct vu_device_info di;
+    assert_int_equal(vu_client_get_info(c, &di), 0);
+    assert_int_equal(vu_client_dma_unmap(c, 0x100000, 1 << 20, 0), 0);
+    vu_client_close(c);
+    assert_int_equal(stop_daemon(f, SIGTERM), 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -674,6 +701,7 @@ int main(void)
         cmocka_unit_test(test_iommu_option),
         cmocka_unit_test(test_list_json),
         cmocka_unit_test_setup_teardown(test_sigterm, fix_setup, fix_teardown),
+        cmocka_unit_test_setup_teardown(test_sighup_sim_refused, fix_setup, fix_teardown),
         cmocka_unit_test_setup_teardown(test_sigint, fix_setup, fix_teardown),
         cmocka_unit_test_setup_teardown(test_second_daemon_on_live_socket, fix_setup,
                                         fix_teardown),
