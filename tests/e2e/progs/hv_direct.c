@@ -364,6 +364,28 @@ static void nvme_tests(const char *addr)
     hv_close(d);
 }
 
+/* edu and nvme opened in one new type1 context (the devices hold it); on
+ * failure nothing stays open. */
+static bool open_pair(const char *edu, const char *nvme, struct hv_device **a,
+                      struct hv_device **b, const char *what)
+{
+    struct vub_err e = { "" };
+    struct hv_iommu *io = NULL;
+    int rc = hv_type1_iommu_new(NULL, &io, &e);
+    if (!check(rc == 0, "a type1 context (%s)", rc ? e.msg : "ok"))
+        return false;
+    rc = hv_vfio_open(io, edu, a, &e);
+    if (rc == 0)
+        rc = hv_vfio_open(io, nvme, b, &e);
+    hv_iommu_put(io);
+    if (!check(rc == 0, "%s (%s)", what, rc ? e.msg : "ok")) {
+        hv_close(*a);
+        *a = NULL;
+        return false;
+    }
+    return true;
+}
+
 /* Two functions of different groups in one type1 container (the shape
  * issue 15 needs: several devices, one IOMMU address space): a mapping made
  * through one is there for the other and outlives the first one's close,
@@ -371,19 +393,10 @@ static void nvme_tests(const char *addr)
 static void shared_container(const char *edu, const char *nvme)
 {
     struct vub_err e = { "" };
-    struct hv_iommu *io = NULL;
     struct hv_device *a = NULL, *b = NULL;
-    int rc = hv_type1_iommu_new(NULL, &io, &e);
-    if (!check(rc == 0, "a type1 context (%s)", rc ? e.msg : "ok"))
+    int rc;
+    if (!open_pair(edu, nvme, &a, &b, "edu and nvme attached to one container"))
         return;
-    rc = hv_vfio_open(io, edu, &a, &e);
-    if (rc == 0)
-        rc = hv_vfio_open(io, nvme, &b, &e);
-    hv_iommu_put(io);   /* the devices hold it */
-    if (!check(rc == 0, "edu and nvme attached to one container (%s)", rc ? e.msg : "ok")) {
-        hv_close(a);
-        return;
-    }
     check(a->iommu == b->iommu && a->group != b->group && strcmp(hv_iommu_kind(b), "type1") == 0,
           "one %s context for groups %d and %d", hv_iommu_kind(b), a->group, b->group);
     uint8_t *mem = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -419,21 +432,11 @@ static void shared_container(const char *edu, const char *nvme)
 static void same_group(const char *edu, const char *nvme)
 {
     struct vub_err e = { "" };
-    struct hv_iommu *io = NULL;
     struct hv_device *a = NULL, *b = NULL, *c = NULL;
     ssize_t r;
-    int rc = hv_type1_iommu_new(NULL, &io, &e);
-    if (!check(rc == 0, "a type1 context (%s)", rc ? e.msg : "ok"))
+    int rc;
+    if (!open_pair(edu, nvme, &a, &b, "edu and nvme of one group opened in one context"))
         return;
-    rc = hv_vfio_open(io, edu, &a, &e);
-    if (rc == 0)
-        rc = hv_vfio_open(io, nvme, &b, &e);
-    hv_iommu_put(io);
-    if (!check(rc == 0, "edu and nvme of one group opened in one context (%s)",
-               rc ? e.msg : "ok")) {
-        hv_close(a);
-        return;
-    }
     check(a->group >= 0 && a->group == b->group && a->iommu == b->iommu,
           "one group (%d, %d), one container", a->group, b->group);
     rc = hv_type1_open(nvme, NULL, &c, &e);
