@@ -138,6 +138,7 @@ vmm_cmd() {
 
 vmm_start_once() {
   local name=$1; shift
+  unset "VMM_STALLED[$name]" "VMM_ACT_LAST[$name]" "VMM_ACT_SINCE[$name]"
   vmm_cmd "$name" "$@"
   : >"$VUB_OUT/vmm-$VUB_SCENARIO-$name.console"
   echo "${VMM_CMD[*]}" >"$VUB_OUT/vmm-$VUB_SCENARIO-$name.cmdline"
@@ -165,26 +166,55 @@ vmm_start() {
 
 # vmm_wait_line NAME REGEX SECONDS: 0 once the console has a matching line;
 # 1 at the timeout or when QEMU exited without it.
+# An inner guest that writes nothing on its console and sends nothing over
+# vfio-user for a long time has hung: seen twice under KVM inside the TCG
+# testbed guest (once in the firmware after a reboot, once in the middle of
+# O_DIRECT reads), with the bridge idle and every message QEMU had sent
+# answered. The waits below then give up at once instead of at their
+# timeouts. The longest silence a scenario has on purpose is a 40 s held
+# reply (faults B) or a 20 s checkpoint idle.
+declare -A VMM_ACT_LAST=() VMM_ACT_SINCE=() VMM_STALLED=()
+vmm_stall_limit() { [ "$VMM_ACCEL" = kvm ] && echo "${VUB_VMM_STALL:-150}" || echo "${VUB_VMM_STALL:-300}"; }
+# vmm_stalled NAME: called every 10 s of a wait; 0 (and logged once) when
+# the console and the trace have not grown for the stall limit.
+vmm_stalled() {
+  local name=$1 now
+  [ -n "${VMM_STALLED[$name]:-}" ] && return 0
+  now=$(cat "$VUB_OUT/vmm-$VUB_SCENARIO-$name.console" "$VUB_OUT/vmm-$VUB_SCENARIO-$name.trace" 2>/dev/null | wc -c)
+  if [ "$now" != "${VMM_ACT_LAST[$name]:-}" ]; then
+    VMM_ACT_LAST[$name]=$now VMM_ACT_SINCE[$name]=0
+    return 1
+  fi
+  VMM_ACT_SINCE[$name]=$(( ${VMM_ACT_SINCE[$name]:-0} + 10 ))
+  [ "${VMM_ACT_SINCE[$name]}" -ge "$(vmm_stall_limit)" ] || return 1
+  VMM_STALLED[$name]=1
+  vmm_log "$name: the inner guest stalled: no console output and no vfio-user message for ${VMM_ACT_SINCE[$name]} s"
+  return 0
+}
+
 vmm_wait_line() {
   local name=$1 re=$2 secs=$3 i
   # (1 s polls: every fork costs CPU the inner guest and the bridge need)
   for i in $(seq "$secs"); do
     tr -d '\r' <"$VUB_OUT/vmm-$VUB_SCENARIO-$name.console" | grep -qE "$re" && return 0
     kill -0 "${VMM_PID[$name]}" 2>/dev/null || break
+    [ $((i % 10)) -eq 0 ] && vmm_stalled "$name" && return 1
     sleep 1
   done
   tr -d '\r' <"$VUB_OUT/vmm-$VUB_SCENARIO-$name.console" | grep -qE "$re"
 }
 
-# vmm_wait NAME [SECONDS]: QEMU's exit status (124 if it had to be killed).
+# vmm_wait NAME [SECONDS]: QEMU's exit status (124 if it had to be killed:
+# at the timeout, or at once when the inner guest stalled).
 vmm_wait() {
   local name=$1 secs=${2:-$VMM_TIMEOUT} pid=${VMM_PID[$1]} i rc
   for i in $(seq "$secs"); do
     kill -0 "$pid" 2>/dev/null || break
+    { [ -n "${VMM_STALLED[$name]:-}" ] || { [ $((i % 10)) -eq 0 ] && vmm_stalled "$name"; }; } && break
     sleep 1
   done
   if kill -0 "$pid" 2>/dev/null; then
-    vmm_log "$name: still running after ${secs}s; killing it"
+    vmm_log "$name: still running after ${i}s of ${secs}s; killing it"
     kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
     rc=124
