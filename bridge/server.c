@@ -245,6 +245,13 @@ static bool peer_gone(const struct br_server *srv)
 
 static bool handle_signal(struct br_server *srv);
 
+/* Whether the session has a reply held back by an injected delay; without
+ * --trace and --inject the device has no tap and nothing is ever held. */
+static inline bool holding(const struct br_server *srv)
+{
+    return srv->sess && srv->dev->tap && br_tap_holding(srv->sess);
+}
+
 /* Between prefault chunks of a long DMA_MAP (dma.c): run the extra fds'
  * callbacks that have events (a device watch that sees the device go calls
  * br_server_stop) and say whether the loop has been asked to stop (stop
@@ -418,7 +425,7 @@ static void serve_client(struct br_server *srv)
     unsigned poll_us = srv->dev->cfg->poll_us;
     for (unsigned n = 0; n < BR_MSG_BATCH && serve_one(srv); n++) {
         struct vu_conn *c = &srv->sess->conn;
-        if (br_tap_holding(srv->sess))
+        if (holding(srv))
             break;      /* a delayed reply (tap.h): nothing more until it is sent */
         if (!vu_conn_rx_ready(c) && !(poll_us && vu_conn_rx_spin(c, poll_us)))
             break;
@@ -491,7 +498,7 @@ int br_server_run(struct br_server *srv)
     while (!stop) {
         /* a reply held back by an injected delay (tap.h): nothing more is
          * read or served (replies stay in order), but a hang-up is still seen */
-        bool held = srv->sess && br_tap_holding(srv->sess);
+        bool held = holding(srv);
         int r = sync_watch(srv, held);
         if (r < 0) {
             snprintf(srv->why, sizeof(srv->why), "cannot watch the connection: %s",
@@ -503,8 +510,10 @@ int br_server_run(struct br_server *srv)
 
         /* whole messages already read: look at the other fds, do not sleep */
         bool queued = srv->sess && !held && vu_conn_rx_ready(&srv->sess->conn);
-        int n = epoll_wait(srv->ep_fd, ev, BR_EP_EVENTS,
-                           queued ? 0 : br_tap_poll_timeout(srv->sess, next_timeout_ms(srv)));
+        int timeout = queued ? 0 : next_timeout_ms(srv);
+        if (!queued && srv->dev->tap)
+            timeout = br_tap_poll_timeout(srv->sess, timeout);
+        int n = epoll_wait(srv->ep_fd, ev, BR_EP_EVENTS, timeout);
         if (n < 0) {
             if (errno == EINTR)
                 continue;

@@ -211,7 +211,9 @@ static int rx_fill(struct vu_conn *c, read_fn rd, size_t need, int64_t *deadline
     if (c->rx_nfds && need - have < len)
         len = need - have;
     for (;;) {
-        struct fdbag bag = {.n = 0};
+        struct fdbag bag;   /* fds[] only written as far as n */
+        bag.n = bag.dropped = 0;
+        bag.ctrunc = false;
         ssize_t n = rd(c, c->rx + c->rx_tail, len, &bag);
         if (n > 0) {
             size_t from = c->rx_tail;
@@ -219,6 +221,12 @@ static int rx_fill(struct vu_conn *c, read_fn rd, size_t need, int64_t *deadline
             if (!bag.n && !bag.dropped && !bag.ctrunc)
                 return 0;
             size_t at = rx_last_start(c, from);
+            if (!bag.ctrunc && !bag.dropped && at != SIZE_MAX && !c->rx_nfds) {
+                memcpy(c->rx_fds, bag.fds, bag.n * sizeof(int));
+                c->rx_nfds = bag.n;
+                c->rx_fds_at = at;
+                return 0;     /* fds with a message's first bytes: the common case */
+            }
             const char *name = "message";
             if (at != SIZE_MAX && c->rx_tail - at >= VU_HDR_SIZE) {
                 struct vu_hdr h;
@@ -230,16 +238,10 @@ static int rx_fill(struct vu_conn *c, read_fn rd, size_t need, int64_t *deadline
                 return vub_fail(&c->err, -EPROTO, "%s: ancillary data truncated (more than %u "
                                "fds sent)", name, VU_MAX_FDS_PER_MSG);
             }
-            if (at == SIZE_MAX || c->rx_nfds) {
-                size_t k = bag.n;
-                fdbag_close(&bag);
-                return vub_fail(&c->err, -EPROTO, "%s: %zu fds arrived with body bytes",
-                               name, k);
-            }
-            memcpy(c->rx_fds, bag.fds, bag.n * sizeof(int));
-            c->rx_nfds = bag.n;
-            c->rx_fds_at = at;
-            return 0;
+            /* at == SIZE_MAX or c->rx_nfds: */
+            size_t k = bag.n;
+            fdbag_close(&bag);
+            return vub_fail(&c->err, -EPROTO, "%s: %zu fds arrived with body bytes", name, k);
         }
         if (n == 0) {
             if (have == 0)
