@@ -369,21 +369,36 @@ static int iov_copy(struct iovec *dst, const struct iovec *src, int cnt, struct 
 static int send_loop(struct vu_conn *c, const struct iovec *iov_in, int iovcnt, const int *fds,
                      size_t nfds, bool sock)
 {
-    /* The common case first: a socket, no fds, everything taken by one
-     * sendmsg of the caller's iovecs (sendmsg does not write to them). */
+    /* The common case first: a socket, everything taken by one sendmsg of
+     * the caller's iovecs (sendmsg does not write to them), the fds (if
+     * any) with it. What a short send left goes through the loop below. */
     size_t sent = 0;
-    if (sock && nfds == 0 && iovcnt > 0 && iovcnt <= MAX_IOV) {
+    if (sock && iovcnt > 0 && iovcnt <= MAX_IOV && nfds <= VU_MAX_FDS_PER_MSG) {
         size_t total = 0;
         for (int i = 0; i < iovcnt; i++)
             total += iov_in[i].iov_len;
+        union {
+            struct cmsghdr align;
+            char buf[CMSG_SPACE(sizeof(int) * VU_MAX_FDS_PER_MSG)];
+        } ctl;
         struct msghdr mh = {.msg_iov = (struct iovec *)iov_in, .msg_iovlen = (size_t)iovcnt};
-        ssize_t r = sendmsg(c->wfd, &mh, MSG_NOSIGNAL);
-        if (r >= 0 && (size_t)r == total)
+        if (nfds) {
+            mh.msg_control = ctl.buf;
+            mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+            memset(ctl.buf, 0, mh.msg_controllen);
+            struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+            cm->cmsg_level = SOL_SOCKET;
+            cm->cmsg_type = SCM_RIGHTS;
+            cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+            memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+        }
+        ssize_t r = total ? sendmsg(c->wfd, &mh, MSG_NOSIGNAL) : 0;
+        if (r > 0 && (size_t)r == total)
             return 0;
         if (r < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
             return vub_fail(&c->err, -errno, "send failed: %s", strerror(errno));
         if (r > 0)
-            sent = (size_t)r;   /* the rest below */
+            sent = (size_t)r;   /* bytes and fds went; the rest below */
     }
     struct iovec local[MAX_IOV];
     int cnt = iov_copy(local, iov_in, iovcnt, &c->err);
@@ -398,7 +413,7 @@ static int send_loop(struct vu_conn *c, const struct iovec *iov_in, int iovcnt, 
         return vub_fail(&c->err, -EINVAL, "send: fds without bytes");
     struct iovec *iov = local;
     iov_advance(&iov, &cnt, sent);
-    bool fds_sent = nfds == 0;
+    bool fds_sent = nfds == 0 || sent > 0;
     int64_t deadline = 0;   /* for the whole message */
     while (cnt > 0) {
         ssize_t r;
