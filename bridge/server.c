@@ -120,9 +120,11 @@ int br_server_new(struct br_server **out, struct br_dev *dev, int listen_fd)
     srv->signal_fd = -1;
     br_ratelimit_init(&srv->conn_rl, BR_CONN_LOG_BURST, BR_CONN_LOG_INTERVAL_MS);
     srv->client_fd = -1;
+    srv->ep_fd = -1;
     srv->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    srv->ep_fd = epoll_create1(EPOLL_CLOEXEC);
-    int r = srv->stop_fd < 0 || srv->ep_fd < 0 ? -errno : 0;
+    int r = srv->stop_fd < 0 ? -errno : 0;
+    if (r == 0 && (srv->ep_fd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+        r = -errno;
     if (r == 0)
         r = ep_ctl(srv, EPOLL_CTL_ADD, srv->stop_fd, EPOLLIN, EV_STOP);
     if (r == 0)
