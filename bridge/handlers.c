@@ -21,16 +21,26 @@
 /* A reset or DMA_MAP slower than this is logged: QEMU waits 5 s for a reply. */
 #define BR_SLOW_REPLY_MS 1000
 
-/* Milliseconds elapsed on the monotonic clock since *t0. */
+/* For the slow-reply warnings: a clock of the scheduler tick's resolution
+ * (milliseconds), cheaper to read than the precise one; the threshold is a
+ * second. */
+#define BR_SLOW_CLOCK CLOCK_MONOTONIC_COARSE
+
+/* Milliseconds elapsed on BR_SLOW_CLOCK since *t0. */
 static long ms_since(const struct timespec *t0)
 {
     struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    clock_gettime(BR_SLOW_CLOCK, &t1);
     return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
+/* REGION_READ data up to this size goes out of the reply's own buffer (no
+ * allocation per message for register and config space reads). */
+#define BR_REPLY_INLINE 64
+
 /* A reply under construction: up to two payload pieces and one fd (sent
- * fd_copies times: --region-fds=per-area). */
+ * fd_copies times: --region-fds=per-area). Set up by reply_init: the error
+ * text is only written on failure (not cleared per message: 512 bytes). */
 struct reply {
     const void *p1, *p2;
     size_t l1, l2;
@@ -45,10 +55,22 @@ struct reply {
         struct vu_region_access acc;
         struct vu_write_multi multi;
     } fixed;
+    uint8_t data[BR_REPLY_INLINE];   /* small REGION_READ data */
     struct vub_err err;   /* the reason of a failure, for the log */
     bool expected;       /* a failure that is an answer, not a fault (an index
                           * the device does not have): logged at debug level */
 };
+
+static void reply_init(struct reply *rep)
+{
+    rep->p1 = rep->p2 = NULL;
+    rep->l1 = rep->l2 = 0;
+    rep->fd = -1;
+    rep->fd_copies = 0;
+    rep->heap = NULL;
+    rep->err.msg[0] = '\0';
+    rep->expected = false;
+}
 
 typedef int (*handler_fn)(struct br_session *s, struct vu_msg *m, struct reply *rep);
 
@@ -103,7 +125,7 @@ static int h_dma_map(struct br_session *s, struct vu_msg *m, struct reply *rep)
         return r;
     int fd = m->nfds ? vu_msg_take_fd(m, 0) : -1;
     struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    clock_gettime(BR_SLOW_CLOCK, &t0);
     r = br_dma_map(&s->dma, HV(s), req.address, req.size, req.offset, req.flags, fd);
     long ms = ms_since(&t0);
     if (ms >= BR_SLOW_REPLY_MS)
@@ -322,10 +344,12 @@ static int h_region_read(struct br_session *s, struct vu_msg *m, struct reply *r
     rep->l1 = sizeof(rep->fixed.acc);
     if (req.acc.count == 0)
         return 0;
-    void *data = malloc(req.acc.count);
-    if (!data)
-        return -ENOMEM;
-    rep->heap = data;
+    void *data = rep->data;
+    if (req.acc.count > sizeof(rep->data)) {
+        if (!(data = malloc(req.acc.count)))
+            return -ENOMEM;
+        rep->heap = data;
+    }
     ssize_t n = hv_region_read(HV(s), req.acc.region, req.acc.offset, data,
                                         req.acc.count);
     if (n < 0)
@@ -381,7 +405,7 @@ static int h_device_reset(struct br_session *s, struct vu_msg *m, struct reply *
     if (!(DEV(s)->flags & VU_DEVICE_FLAGS_RESET))
         return vub_fail(&rep->err, -ENOTSUP, "DEVICE_RESET: the device has no reset");
     struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    clock_gettime(BR_SLOW_CLOCK, &t0);
     r = hv_reset(HV(s));
     long ms = ms_since(&t0);
     if (ms >= BR_SLOW_REPLY_MS)
@@ -475,7 +499,8 @@ static const handler_fn handlers[VU_CMD_MAX + 1] = {
 
 int br_handle_message(struct br_session *s, struct vu_msg *m)
 {
-    struct reply rep = { .fd = -1 };
+    struct reply rep;
+    reply_init(&rep);
     unsigned cmd = m->hdr.cmd;
     int r;
     struct br_tap_msg tm;

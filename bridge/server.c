@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -34,18 +35,28 @@ struct extra_fd {
     void *arg;
 };
 
+/* What an epoll event is about (the low 32 bits of its data; an extra fd's
+ * event carries the fd in the high 32 bits). */
+enum { EV_STOP, EV_SIGNAL, EV_LISTEN, EV_CLIENT, EV_EXTRA };
+/* Events taken per wait: every fd the loop watches fits. */
+#define BR_EP_EVENTS (4 + BR_MAX_EXTRA_FDS)
+
 struct br_server {
     struct br_dev *dev;
     int listen_fd;
     int stop_fd;              /* eventfd */
     int signal_fd;            /* -1 unless watching signals */
+    int ep_fd;                /* epoll: all of the loop's fds */
+    int client_fd;            /* the session's fd in ep_fd, -1 none */
+    uint32_t client_events;   /* what ep_fd waits for on it */
+    bool listen_watched;      /* the listener waits for EPOLLIN */
     struct br_session *sess;
     const char *drop_reason;  /* set by br_server_drop_client */
     struct extra_fd extra[BR_MAX_EXTRA_FDS];
     unsigned n_extra;
     atomic_uint accepted, refused, closed;
     atomic_bool connected;
-    bool accept_stalled;      /* accept() ran out of fds; listener not polled */
+    bool accept_stalled;      /* accept() ran out of fds; listener not watched */
     uint64_t hs_deadline_ns;  /* the session must have negotiated by then */
     struct br_ratelimit conn_rl;  /* connect / refusal / disconnect lines */
     char why[64 + sizeof(struct vub_err)];   /* reason of the last session close */
@@ -86,7 +97,15 @@ static void conn_log(struct br_server *srv, enum br_log_level lvl, const char *f
 /* The summary when its interval is over, without waiting for an event. */
 static void conn_log_flush(struct br_server *srv)
 {
-    conn_log_summary(br_ratelimit_flush(&srv->conn_rl, br_now_ns()));
+    if (srv->conn_rl.suppressed)     /* else nothing to say: no clock read */
+        conn_log_summary(br_ratelimit_flush(&srv->conn_rl, br_now_ns()));
+}
+
+static int ep_ctl(struct br_server *srv, int op, int fd, uint32_t events, uint32_t what)
+{
+    struct epoll_event ev = { .events = events,
+                              .data.u64 = (uint64_t)(uint32_t)fd << 32 | what };
+    return epoll_ctl(srv->ep_fd, op, fd, &ev) < 0 ? -errno : 0;
 }
 
 int br_server_new(struct br_server **out, struct br_dev *dev, int listen_fd)
@@ -100,13 +119,26 @@ int br_server_new(struct br_server **out, struct br_dev *dev, int listen_fd)
     srv->listen_fd = listen_fd;
     srv->signal_fd = -1;
     br_ratelimit_init(&srv->conn_rl, BR_CONN_LOG_BURST, BR_CONN_LOG_INTERVAL_MS);
+    srv->client_fd = -1;
+    srv->ep_fd = -1;
     srv->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (srv->stop_fd < 0) {
-        int r = -errno;
+    int r = srv->stop_fd < 0 ? -errno : 0;
+    if (r == 0 && (srv->ep_fd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+        r = -errno;
+    if (r == 0)
+        r = ep_ctl(srv, EPOLL_CTL_ADD, srv->stop_fd, EPOLLIN, EV_STOP);
+    if (r == 0)
+        r = ep_ctl(srv, EPOLL_CTL_ADD, listen_fd, EPOLLIN, EV_LISTEN);
+    if (r < 0) {
+        if (srv->ep_fd >= 0)
+            close(srv->ep_fd);
+        if (srv->stop_fd >= 0)
+            close(srv->stop_fd);
         close(listen_fd);
         free(srv);
         return r;
     }
+    srv->listen_watched = true;
     *out = srv;
     return 0;
 }
@@ -121,8 +153,13 @@ int br_server_watch_signals(struct br_server *srv)
     int fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     if (fd < 0)
         return -errno;
+    int r = ep_ctl(srv, EPOLL_CTL_ADD, fd, EPOLLIN, EV_SIGNAL);
+    if (r < 0) {
+        close(fd);
+        return r;
+    }
     if (srv->signal_fd >= 0)
-        close(srv->signal_fd);
+        close(srv->signal_fd);   /* leaves the epoll set with its last fd */
     srv->signal_fd = fd;
     return 0;
 }
@@ -133,14 +170,24 @@ int br_server_add_fd(struct br_server *srv, int fd, short events, br_fd_cb cb, v
         return -EINVAL;
     if (srv->n_extra == BR_MAX_EXTRA_FDS)
         return -ENOSPC;
+    /* poll's and epoll's event bits are the same on Linux */
+    int r = ep_ctl(srv, EPOLL_CTL_ADD, fd, (uint16_t)events, EV_EXTRA);
+    if (r < 0)
+        return r;
     srv->extra[srv->n_extra++] = (struct extra_fd){ fd, events, cb, arg };
     return 0;
 }
+
+_Static_assert(POLLIN == EPOLLIN && POLLPRI == EPOLLPRI && POLLOUT == EPOLLOUT &&
+               POLLERR == EPOLLERR && POLLHUP == EPOLLHUP && POLLRDHUP == EPOLLRDHUP,
+               "poll and epoll event bits agree");
 
 void br_server_remove_fd(struct br_server *srv, int fd)
 {
     for (unsigned i = 0; i < srv->n_extra; i++) {
         if (srv->extra[i].fd == fd) {
+            /* fails only if the caller closed fd already: then it has left */
+            epoll_ctl(srv->ep_fd, EPOLL_CTL_DEL, fd, NULL);
             srv->extra[i] = srv->extra[--srv->n_extra];
             return;
         }
@@ -174,6 +221,9 @@ static void close_session(struct br_server *srv, const char *reason)
 {
     if (!srv->sess)
         return;
+    if (srv->client_fd >= 0)
+        epoll_ctl(srv->ep_fd, EPOLL_CTL_DEL, srv->client_fd, NULL);
+    srv->client_fd = -1;
     srv->sess->close_reason = reason;
     /* the disconnect line shares the connect lines' rate limit */
     srv->sess->log_quiet = !conn_log_allowed(srv);
@@ -196,6 +246,13 @@ static bool peer_gone(const struct br_server *srv)
 }
 
 static bool handle_signal(struct br_server *srv);
+
+/* Whether the session has a reply held back by an injected delay; without
+ * --trace and --inject the device has no tap and nothing is ever held. */
+static inline bool holding(const struct br_server *srv)
+{
+    return srv->sess && srv->dev->tap && br_tap_holding(srv->sess);
+}
 
 /* Between prefault chunks of a long DMA_MAP (dma.c): run the extra fds'
  * callbacks that have events (a device watch that sees the device go calls
@@ -295,13 +352,17 @@ static void accept_clients(struct br_server *srv)
     }
 }
 
-/* Poll timeout: until the handshake deadline of a session that has not
- * negotiated, a due rate-limit summary, or the accept retry; -1 = none. */
+/* Wait timeout: until the handshake deadline of a session that has not
+ * negotiated, a due rate-limit summary, or the accept retry; -1 = none.
+ * The clock is read only when one of them is pending (not per message). */
 static int next_timeout_ms(struct br_server *srv)
 {
+    bool hs = srv->sess && !srv->sess->negotiated && srv->hs_deadline_ns;
+    if (!hs && !srv->conn_rl.suppressed && !srv->accept_stalled)
+        return -1;
     uint64_t now = br_now_ns();
     int64_t ns = -1;
-    if (srv->sess && !srv->sess->negotiated && srv->hs_deadline_ns)
+    if (hs)
         ns = srv->hs_deadline_ns > now ? (int64_t)(srv->hs_deadline_ns - now) : 0;
     int64_t rl = br_ratelimit_due_ns(&srv->conn_rl, now);
     if (rl >= 0 && (ns < 0 || rl < ns))
@@ -327,7 +388,7 @@ static void check_handshake_deadline(struct br_server *srv)
 }
 
 /* Messages handled per wake-up at most, before the other fds are looked at
- * (the rest stay in the receive buffer: the loop then polls without
+ * (the rest stay in the receive buffer: the loop then waits without
  * sleeping). */
 #define BR_MSG_BATCH 16
 
@@ -366,7 +427,7 @@ static void serve_client(struct br_server *srv)
     unsigned poll_us = srv->dev->cfg->poll_us;
     for (unsigned n = 0; n < BR_MSG_BATCH && serve_one(srv); n++) {
         struct vu_conn *c = &srv->sess->conn;
-        if (br_tap_holding(srv->sess))
+        if (holding(srv))
             break;      /* a delayed reply (tap.h): nothing more until it is sent */
         if (!vu_conn_rx_ready(c) && !(poll_us && vu_conn_rx_spin(c, poll_us)))
             break;
@@ -394,47 +455,98 @@ static bool handle_signal(struct br_server *srv)
     return true;
 }
 
+/* Bring the epoll set in line with the session and the listener: the
+ * session's fd is watched for input unless a delayed reply is held (then
+ * only for a hang-up, which epoll always reports), the listener unless
+ * accept() ran out of fds. Changes only when the state does (a session
+ * opens or closes, a delay starts or ends): no system call per message.
+ * Returns -errno when the session's fd cannot be watched. */
+static int sync_watch(struct br_server *srv, bool held)
+{
+    if (srv->listen_watched == srv->accept_stalled) {
+        uint32_t ev = srv->accept_stalled ? 0 : EPOLLIN;
+        if (ep_ctl(srv, EPOLL_CTL_MOD, srv->listen_fd, ev, EV_LISTEN) == 0)
+            srv->listen_watched = !srv->accept_stalled;
+    }
+    if (!srv->sess)
+        return 0;
+    uint32_t want = held ? 0 : EPOLLIN;
+    int fd = srv->sess->conn.fd;
+    if (srv->client_fd == fd && srv->client_events == want)
+        return 0;
+    int r = ep_ctl(srv, srv->client_fd == fd ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, want,
+                   EV_CLIENT);
+    if (r < 0)
+        return r;
+    srv->client_fd = fd;
+    srv->client_events = want;
+    return 0;
+}
+
+static const struct extra_fd *extra_of(const struct br_server *srv, int fd)
+{
+    for (unsigned i = 0; i < srv->n_extra; i++)
+        if (srv->extra[i].fd == fd)
+            return &srv->extra[i];
+    return NULL;
+}
+
 int br_server_run(struct br_server *srv)
 {
-    enum { P_STOP, P_SIG, P_LISTEN, P_CLIENT, P_EXTRA };
-    struct pollfd pfd[P_EXTRA + BR_MAX_EXTRA_FDS];
-    struct extra_fd extra[BR_MAX_EXTRA_FDS];
+    struct epoll_event ev[BR_EP_EVENTS];
     bool stop = false;
     int ret = 0;
 
     while (!stop) {
-        unsigned n_extra = srv->n_extra;
-        memcpy(extra, srv->extra, sizeof(extra));
-        pfd[P_STOP] = (struct pollfd){ .fd = srv->stop_fd, .events = POLLIN };
-        pfd[P_SIG] = (struct pollfd){ .fd = srv->signal_fd, .events = POLLIN };
-        pfd[P_LISTEN] = (struct pollfd){ .fd = srv->accept_stalled ? -1 : srv->listen_fd,
-                                         .events = POLLIN };
         /* a reply held back by an injected delay (tap.h): nothing more is
          * read or served (replies stay in order), but a hang-up is still seen */
-        bool held = srv->sess && br_tap_holding(srv->sess);
-        pfd[P_CLIENT] = (struct pollfd){ .fd = srv->sess ? srv->sess->conn.fd : -1,
-                                         .events = held ? 0 : POLLIN };
-        for (unsigned i = 0; i < n_extra; i++)
-            pfd[P_EXTRA + i] = (struct pollfd){ .fd = extra[i].fd, .events = extra[i].events };
+        bool held = holding(srv);
+        int r = sync_watch(srv, held);
+        if (r < 0) {
+            snprintf(srv->why, sizeof(srv->why), "cannot watch the connection: %s",
+                     strerror(-r));
+            br_err("client pid %d: %s", (int)srv->sess->peer.pid, srv->why);
+            close_session(srv, srv->why);
+            continue;
+        }
 
         /* whole messages already read: look at the other fds, do not sleep */
         bool queued = srv->sess && !held && vu_conn_rx_ready(&srv->sess->conn);
-        int n = poll(pfd, P_EXTRA + n_extra,
-                     queued ? 0 : br_tap_poll_timeout(srv->sess, next_timeout_ms(srv)));
+        int timeout = queued ? 0 : next_timeout_ms(srv);
+        if (!queued && srv->dev->tap)
+            timeout = br_tap_poll_timeout(srv->sess, timeout);
+        int n = epoll_wait(srv->ep_fd, ev, BR_EP_EVENTS, timeout);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             ret = -errno;
-            br_err("poll: %s", strerror(errno));
+            br_err("epoll_wait: %s", strerror(errno));
             break;
         }
-        if (pfd[P_STOP].revents) {
+        uint32_t stop_ev = 0, sig_ev = 0, listen_ev = 0, client_ev = 0;
+        int extra_fd[BR_EP_EVENTS];
+        short extra_ev[BR_EP_EVENTS];
+        unsigned n_extra = 0;
+        for (int i = 0; i < n; i++) {
+            uint32_t what = (uint32_t)ev[i].data.u64, e = ev[i].events;
+            switch (what) {
+            case EV_STOP: stop_ev = e; break;
+            case EV_SIGNAL: sig_ev = e; break;
+            case EV_LISTEN: listen_ev = e; break;
+            case EV_CLIENT: client_ev = e; break;
+            default:
+                extra_fd[n_extra] = (int)(ev[i].data.u64 >> 32);
+                extra_ev[n_extra++] = (short)e;
+                break;
+            }
+        }
+        if (stop_ev) {
             uint64_t v;
             if (read(srv->stop_fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
                 br_debug("stop requested");
             stop = true;
         }
-        if ((pfd[P_SIG].revents && handle_signal(srv)) || srv->stop_pending)
+        if ((sig_ev && handle_signal(srv)) || srv->stop_pending)
             stop = true;
         if (stop)
             break;
@@ -445,18 +557,23 @@ int br_server_run(struct br_server *srv)
             srv->reexec_wanted = false;
             return BR_SERVER_REEXEC;
         }
-        if (held && (pfd[P_CLIENT].revents & (POLLHUP | POLLERR)))
+        if (held && (client_ev & (EPOLLHUP | EPOLLERR)))
             close_session(srv, "disconnected while a delayed reply was held");
         else if (held && br_tap_flush(srv->sess) < 0)
             close_session(srv, "cannot send a delayed reply");
         /* the client first: its commands are answered in arrival order */
-        else if (srv->sess && !held && (pfd[P_CLIENT].revents || queued))
+        else if (srv->sess && !held && (client_ev || queued))
             serve_client(srv);
-        if (pfd[P_LISTEN].revents || (n == 0 && srv->accept_stalled && !queued))
+        if (listen_ev || (n == 0 && srv->accept_stalled && !queued))
             accept_clients(srv);
-        for (unsigned i = 0; i < n_extra; i++)
-            if (pfd[P_EXTRA + i].revents)
-                extra[i].cb(srv, extra[i].fd, pfd[P_EXTRA + i].revents, extra[i].arg);
+        /* looked up again: an earlier callback may have removed one */
+        for (unsigned i = 0; i < n_extra; i++) {
+            const struct extra_fd *x = extra_of(srv, extra_fd[i]);
+            if (x) {
+                struct extra_fd e = *x;
+                e.cb(srv, e.fd, extra_ev[i], e.arg);
+            }
+        }
         if (srv->drop_reason)
             close_session(srv, srv->drop_reason);
         check_handshake_deadline(srv);
@@ -498,5 +615,6 @@ void br_server_free(struct br_server *srv)
     if (srv->signal_fd >= 0)
         close(srv->signal_fd);
     close(srv->stop_fd);
+    close(srv->ep_fd);
     free(srv);
 }

@@ -10,6 +10,9 @@
  * or signal handler, and extra fds with callbacks (for example a udev
  * monitor that reports the device going away). Connect, refusal and
  * disconnect log lines are rate-limited (BR_CONN_LOG_BURST per interval).
+ * All of the loop's fds are in one epoll set: a wake-up is one epoll_wait,
+ * whatever the number of fds, and the messages already read are served
+ * (up to a batch) before it waits again.
  */
 #ifndef BR_SERVER_H
 #define BR_SERVER_H
@@ -43,8 +46,12 @@ int br_server_new(struct br_server **out, struct br_dev *dev, int listen_fd);
 /* Watch SIGTERM and SIGINT through a signalfd (the caller blocks them with
  * sigprocmask first, in every thread). Either one makes br_server_run end. */
 int br_server_watch_signals(struct br_server *srv);
-/* Watch one more fd (at most BR_MAX_EXTRA_FDS); fd stays owned by the caller. */
+/* Watch one more fd (at most BR_MAX_EXTRA_FDS; one that epoll can watch:
+ * a socket, eventfd, pipe, netlink..., each fd once); fd stays owned by the
+ * caller. Loop thread only once the loop runs (callbacks). */
 int br_server_add_fd(struct br_server *srv, int fd, short events, br_fd_cb cb, void *arg);
+/* Stop watching fd: its callback is not called again, not even for events
+ * of the same wake-up (arg may be freed right after). */
 void br_server_remove_fd(struct br_server *srv, int fd);
 /* Run until stopped. On the way out the session (if any) is closed, which
  * quiesces the device. Returns 0, or -errno if the loop itself failed, or

@@ -51,8 +51,9 @@ int vu_msg_take_fd(struct vu_msg *m, size_t i)
 
 int vu_hdr_check(const struct vu_hdr *h, const struct vu_limits *lim, struct vub_err *err)
 {
-    const char *name = vu_cmd_name(h->cmd);
     uint32_t type = h->flags & VU_F_TYPE_MASK;
+    /* the name only for a failure's text: not looked up per message */
+#define name vu_cmd_name(h->cmd)
 
     if (h->msg_size < VU_HDR_SIZE)
         return vub_fail(err, -EINVAL, "%s: msg_size %u is smaller than the header (16)",
@@ -77,5 +78,6 @@ int vu_hdr_check(const struct vu_hdr *h, const struct vu_limits *lim, struct vub
             return vub_fail(err, -EINVAL, "%s: error_no %u in a reply without Error flag",
                            name, h->error_no);
     }
+#undef name
     return 0;
 }

@@ -211,7 +211,9 @@ static int rx_fill(struct vu_conn *c, read_fn rd, size_t need, int64_t *deadline
     if (c->rx_nfds && need - have < len)
         len = need - have;
     for (;;) {
-        struct fdbag bag = {.n = 0};
+        struct fdbag bag;   /* fds[] only written as far as n */
+        bag.n = bag.dropped = 0;
+        bag.ctrunc = false;
         ssize_t n = rd(c, c->rx + c->rx_tail, len, &bag);
         if (n > 0) {
             size_t from = c->rx_tail;
@@ -219,6 +221,12 @@ static int rx_fill(struct vu_conn *c, read_fn rd, size_t need, int64_t *deadline
             if (!bag.n && !bag.dropped && !bag.ctrunc)
                 return 0;
             size_t at = rx_last_start(c, from);
+            if (!bag.ctrunc && !bag.dropped && at != SIZE_MAX && !c->rx_nfds) {
+                memcpy(c->rx_fds, bag.fds, bag.n * sizeof(int));
+                c->rx_nfds = bag.n;
+                c->rx_fds_at = at;
+                return 0;     /* fds with a message's first bytes: the common case */
+            }
             const char *name = "message";
             if (at != SIZE_MAX && c->rx_tail - at >= VU_HDR_SIZE) {
                 struct vu_hdr h;
@@ -230,16 +238,10 @@ static int rx_fill(struct vu_conn *c, read_fn rd, size_t need, int64_t *deadline
                 return vub_fail(&c->err, -EPROTO, "%s: ancillary data truncated (more than %u "
                                "fds sent)", name, VU_MAX_FDS_PER_MSG);
             }
-            if (at == SIZE_MAX || c->rx_nfds) {
-                size_t k = bag.n;
-                fdbag_close(&bag);
-                return vub_fail(&c->err, -EPROTO, "%s: %zu fds arrived with body bytes",
-                               name, k);
-            }
-            memcpy(c->rx_fds, bag.fds, bag.n * sizeof(int));
-            c->rx_nfds = bag.n;
-            c->rx_fds_at = at;
-            return 0;
+            /* at == SIZE_MAX or c->rx_nfds: */
+            size_t k = bag.n;
+            fdbag_close(&bag);
+            return vub_fail(&c->err, -EPROTO, "%s: %zu fds arrived with body bytes", name, k);
         }
         if (n == 0) {
             if (have == 0)
@@ -367,6 +369,37 @@ static int iov_copy(struct iovec *dst, const struct iovec *src, int cnt, struct 
 static int send_loop(struct vu_conn *c, const struct iovec *iov_in, int iovcnt, const int *fds,
                      size_t nfds, bool sock)
 {
+    /* The common case first: a socket, everything taken by one sendmsg of
+     * the caller's iovecs (sendmsg does not write to them), the fds (if
+     * any) with it. What a short send left goes through the loop below. */
+    size_t sent = 0;
+    if (sock && iovcnt > 0 && iovcnt <= MAX_IOV && nfds <= VU_MAX_FDS_PER_MSG) {
+        size_t total = 0;
+        for (int i = 0; i < iovcnt; i++)
+            total += iov_in[i].iov_len;
+        union {
+            struct cmsghdr align;
+            char buf[CMSG_SPACE(sizeof(int) * VU_MAX_FDS_PER_MSG)];
+        } ctl;
+        struct msghdr mh = {.msg_iov = (struct iovec *)iov_in, .msg_iovlen = (size_t)iovcnt};
+        if (nfds) {
+            mh.msg_control = ctl.buf;
+            mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+            memset(ctl.buf, 0, mh.msg_controllen);
+            struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+            cm->cmsg_level = SOL_SOCKET;
+            cm->cmsg_type = SCM_RIGHTS;
+            cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+            memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+        }
+        ssize_t r = total ? sendmsg(c->wfd, &mh, MSG_NOSIGNAL) : 0;
+        if (r > 0 && (size_t)r == total)
+            return 0;
+        if (r < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
+            return vub_fail(&c->err, -errno, "send failed: %s", strerror(errno));
+        if (r > 0)
+            sent = (size_t)r;   /* bytes and fds went; the rest below */
+    }
     struct iovec local[MAX_IOV];
     int cnt = iov_copy(local, iov_in, iovcnt, &c->err);
     if (cnt < 0)
@@ -379,7 +412,8 @@ static int send_loop(struct vu_conn *c, const struct iovec *iov_in, int iovcnt, 
     if (nfds && cnt == 0)
         return vub_fail(&c->err, -EINVAL, "send: fds without bytes");
     struct iovec *iov = local;
-    bool fds_sent = nfds == 0;
+    iov_advance(&iov, &cnt, sent);
+    bool fds_sent = nfds == 0 || sent > 0;
     int64_t deadline = 0;   /* for the whole message */
     while (cnt > 0) {
         ssize_t r;
