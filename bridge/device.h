@@ -34,6 +34,7 @@ struct br_region {
 };
 
 struct br_devfile;
+struct br_group;
 
 struct br_dev {
     struct hv_device *hv;          /* not owned */
@@ -60,6 +61,9 @@ struct br_dev {
     /* The message trace and fault injection (tap.h), NULL if neither is
      * configured; owned by whoever set it (daemon.c, the test harness). */
     struct br_tap *tap;
+    /* The IOMMU group this function shares with others served by the same
+     * daemon (bridge/group.h), NULL when it is served alone. */
+    struct br_group *group;
 };
 
 /* Query the back end and fill dev. Logs what it found (info) and every

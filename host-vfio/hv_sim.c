@@ -43,7 +43,32 @@ struct sim_map {
     uint64_t iova, size;
     uint8_t *vaddr;
     uint32_t flags;
+    bool own;            /* vaddr is the sim's own mapping of the pages (a pin) */
 };
+
+/* The kernel pins the pages of a mapping: the IOMMU reaches them whatever
+ * the mapping process does with its vaddr later (munmap it, map something
+ * else there). The sim keeps a mapping of its own of the same pages
+ * (mremap with old size 0 duplicates a shared mapping), so that its device
+ * side behaves the same: the functions of one group share mappings, and
+ * the table that made one may let go of its vaddr while another still
+ * uses it. A private mapping cannot be duplicated: then the caller's vaddr
+ * is used as it is. */
+static void sim_pin(struct sim_map *m)
+{
+    void *p = mremap(m->vaddr, 0, (size_t)m->size, MREMAP_MAYMOVE);
+    if (p != MAP_FAILED) {
+        m->vaddr = p;
+        m->own = true;
+    }
+}
+
+static void sim_unpin(struct sim_map *m)
+{
+    if (m->own)
+        munmap(m->vaddr, (size_t)m->size);
+    m->own = false;
+}
 
 struct sim_bar {
     uint64_t size;
@@ -526,6 +551,7 @@ static int sim_dma_map(struct hv_iommu *io, uint64_t iova, void *vaddr, uint64_t
         memmove(&s->maps[i + 1], &s->maps[i], (s->nmaps - i) * sizeof(*s->maps));
         s->maps[i] = (struct sim_map){ .iova = iova, .size = size, .vaddr = vaddr,
                                        .flags = flags };
+        sim_pin(&s->maps[i]);
         s->nmaps++;
         s->mapped_bytes += size;
     }
@@ -544,6 +570,8 @@ static int sim_dma_unmap(struct hv_iommu *io, uint64_t iova, uint64_t size, uint
         if (iova || size)
             return -EINVAL;
         pthread_mutex_lock(&s->lock);
+        for (size_t i = 0; i < s->nmaps; i++)
+            sim_unpin(&s->maps[i]);
         s->nmaps = 0;
         s->mapped_bytes = 0;
         pthread_mutex_unlock(&s->lock);
@@ -566,6 +594,7 @@ static int sim_dma_unmap(struct hv_iommu *io, uint64_t iova, uint64_t size, uint
         size_t i = map_lower(s, iova), j = i;
         while (j < s->nmaps && s->maps[j].iova <= last) {
             s->mapped_bytes -= s->maps[j].size;
+            sim_unpin(&s->maps[j]);
             j++;
         }
         memmove(&s->maps[i], &s->maps[j], (s->nmaps - j) * sizeof(*s->maps));
@@ -912,6 +941,8 @@ static const struct hv_device_ops sim_ops = {
 static void sim_iommu_destroy(struct hv_iommu *io)
 {
     struct sim_iommu *s = SIO(io);
+    for (size_t i = 0; i < s->nmaps; i++)
+        sim_unpin(&s->maps[i]);
     free(s->maps);
     pthread_mutex_destroy(&s->lock);
     free(s);

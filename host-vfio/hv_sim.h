@@ -36,7 +36,10 @@
  *  - a DMA map table with the kernel's rules: overlap -EEXIST, iova outside
  *    the usable ranges or not aligned to the smallest page size -EINVAL, entry
  *    limit -ENOSPC, exact unmap, unmap of a range covering several whole
- *    mappings allowed (kernel type1 behaviour), unmap-all.
+ *    mappings allowed (kernel type1 behaviour), unmap-all. A mapping pins
+ *    its pages like the kernel's: the sim keeps a mapping of its own of a
+ *    shared (MAP_SHARED) range, so the device side still reaches the pages
+ *    after the caller has unmapped its vaddr.
  *  - reset (FLAGS_RESET configurable; without it reset is -ENOTTY): like
  *    VFIO_DEVICE_RESET on the kernel, the device's own state goes back to
  *    power-on (BAR registers, edu state, MSI-X table entries masked, a

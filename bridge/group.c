@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: MIT */
+/* The functions of one IOMMU group in one daemon (group.h). */
+#include "group.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "device.h"
+
+const char *br_group_clients_name(enum br_group_clients rule)
+{
+    switch (rule) {
+    case BR_GROUP_CLIENTS_SAME_UID: return "same-uid";
+    case BR_GROUP_CLIENTS_ANY: return "any";
+    case BR_GROUP_CLIENTS_SAME_VM: break;
+    }
+    return "same-vm";
+}
+
+void br_group_init(struct br_group *g, int number, enum br_group_clients rule)
+{
+    memset(g, 0, sizeof(*g));
+    pthread_mutex_init(&g->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&g->left, &ca);
+    pthread_condattr_destroy(&ca);
+    g->number = number;
+    g->rule = rule;
+    br_dma_shared_init(&g->dma);
+}
+
+void br_group_destroy(struct br_group *g)
+{
+    for (size_t i = 0; i < g->n; i++)
+        g->fn[i].dev->group = NULL;
+    br_dma_shared_destroy(&g->dma);
+    pthread_cond_destroy(&g->left);
+    pthread_mutex_destroy(&g->lock);
+    g->n = 0;
+}
+
+int br_group_add(struct br_group *g, struct br_dev *dev)
+{
+    pthread_mutex_lock(&g->lock);
+    int r = -ENOSPC;
+    if (g->n < BR_GROUP_MAX_FUNCTIONS) {
+        g->fn[g->n++] = (struct br_group_fn){ .dev = dev, .fd = -1 };
+        dev->group = g;
+        r = 0;
+    }
+    pthread_mutex_unlock(&g->lock);
+    return r;
+}
+
+static struct br_group_fn *fn_of(struct br_group *g, const struct br_dev *dev)
+{
+    for (size_t i = 0; i < g->n; i++)
+        if (g->fn[i].dev == dev)
+            return &g->fn[i];
+    return NULL;
+}
+
+void br_group_remove(struct br_group *g, const struct br_dev *dev)
+{
+    pthread_mutex_lock(&g->lock);
+    struct br_group_fn *me = fn_of(g, dev);
+    if (me) {
+        me->dev->group = NULL;
+        *me = g->fn[--g->n];
+    }
+    pthread_cond_broadcast(&g->left);
+    pthread_mutex_unlock(&g->lock);
+}
+
+static bool same_client(enum br_group_clients rule, const struct ucred *a, const struct ucred *b)
+{
+    switch (rule) {
+    case BR_GROUP_CLIENTS_ANY: return true;
+    case BR_GROUP_CLIENTS_SAME_UID: return a->uid == b->uid;
+    case BR_GROUP_CLIENTS_SAME_VM: break;
+    }
+    return a->uid == b->uid && a->pid == b->pid;
+}
+
+/* Whether the peer of a session socket has hung up (its own thread will
+ * end the session soon). */
+static bool hung_up(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = 0 };
+    return fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
+}
+
+int br_group_join(struct br_group *g, const struct br_dev *dev, int fd, const struct ucred *peer,
+                  char *why, size_t whysz)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += BR_GROUP_GONE_WAIT_MS / 1000;
+    until.tv_nsec += (long)(BR_GROUP_GONE_WAIT_MS % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&g->lock);
+    int r;
+    for (;;) {
+        struct br_group_fn *me = fn_of(g, dev);
+        const struct br_group_fn *in_way = NULL;
+        r = me ? 0 : -EINVAL;
+        for (size_t i = 0; me && i < g->n && !in_way; i++) {
+            const struct br_group_fn *o = &g->fn[i];
+            if (o != me && o->busy && !same_client(g->rule, &o->peer, peer))
+                in_way = o;
+        }
+        if (r == 0 && !in_way) {
+            me->busy = true;
+            me->peer = *peer;
+            me->fd = fd;
+            me->closing = false;
+            break;
+        }
+        if (in_way && (in_way->closing || hung_up(in_way->fd)) &&
+            pthread_cond_timedwait(&g->left, &g->lock, &until) == 0)
+            continue;   /* something left: look again */
+        if (in_way) {
+            char num[16] = "";
+            if (g->number >= 0)
+                snprintf(num, sizeof(num), " %d", g->number);
+            snprintf(why, whysz,
+                     "refusing client pid %d uid %u: IOMMU group%s is in use by pid %d uid %u "
+                     "on %s (the functions of a group share one IOMMU address space and serve "
+                     "one VM; --group-clients %s)", (int)peer->pid, (unsigned)peer->uid, num,
+                     (int)in_way->peer.pid, (unsigned)in_way->peer.uid, in_way->dev->hv->addr,
+                     br_group_clients_name(g->rule));
+            r = -EBUSY;
+        }
+        break;
+    }
+    pthread_mutex_unlock(&g->lock);
+    return r;
+}
+
+void br_group_closing(struct br_group *g, const struct br_dev *dev)
+{
+    pthread_mutex_lock(&g->lock);
+    struct br_group_fn *me = fn_of(g, dev);
+    if (me) {
+        me->closing = true;
+        me->fd = -1;
+    }
+    pthread_mutex_unlock(&g->lock);
+}
+
+void br_group_leave(struct br_group *g, const struct br_dev *dev)
+{
+    pthread_mutex_lock(&g->lock);
+    struct br_group_fn *me = fn_of(g, dev);
+    if (me) {
+        me->busy = false;
+        me->closing = false;
+        me->fd = -1;
+    }
+    pthread_cond_broadcast(&g->left);
+    pthread_mutex_unlock(&g->lock);
+}
+
+size_t br_group_busy_others(struct br_group *g, const struct br_dev *dev,
+                            const char (*addrs)[HV_ADDR_LEN], size_t n, char *out,
+                            size_t outsz)
+{
+    size_t k = 0, used = 0;
+    if (outsz)
+        out[0] = '\0';
+    pthread_mutex_lock(&g->lock);
+    for (size_t i = 0; i < g->n; i++) {
+        const struct br_group_fn *o = &g->fn[i];
+        if (o->dev == dev || !o->busy)
+            continue;
+        bool in = !addrs;
+        for (size_t j = 0; addrs && j < n && !in; j++)
+            in = strcmp(addrs[j], o->dev->hv->addr) == 0;
+        if (!in)
+            continue;
+        k++;
+        if (used < outsz) {
+            int w = snprintf(out + used, outsz - used, "%s%s (pid %d uid %u)", k > 1 ? ", " : "",
+                             o->dev->hv->addr, (int)o->peer.pid, (unsigned)o->peer.uid);
+            if (w > 0)
+                used += (size_t)w < outsz - used ? (size_t)w : outsz - used - 1;
+        }
+    }
+    pthread_mutex_unlock(&g->lock);
+    return k;
+}
