@@ -197,3 +197,46 @@ size_t br_group_busy_others(struct br_group *g, const struct br_dev *dev,
     pthread_mutex_unlock(&g->lock);
     return k;
 }
+
+int br_dev_reset(struct br_dev *dev, char *why, size_t whysz)
+{
+    struct vub_err err = { "" };
+    int r;
+    switch (dev->reset_kind) {
+    case BR_RESET_FUNCTION:
+        r = hv_reset(dev->hv);
+        if (r < 0)
+            snprintf(why, whysz, "VFIO_DEVICE_RESET: %s", strerror(-r));
+        return r;
+    case BR_RESET_BUS:
+        if (dev->group) {
+            /* the scope now, as the kernel sees it */
+            struct hv_reset_dep deps[HV_MAX_RESET_DEPS];
+            char scope[HV_MAX_RESET_DEPS][HV_ADDR_LEN];
+            size_t n = 0, k = 0;
+            r = hv_hot_reset_info(dev->hv, deps, HV_MAX_RESET_DEPS, &n);
+            if (r < 0) {
+                snprintf(why, whysz, "VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: %s", strerror(-r));
+                return r;
+            }
+            for (size_t i = 0; i < n; i++)
+                memcpy(scope[k++], deps[i].addr, HV_ADDR_LEN);
+            char busy[256];
+            k = br_group_busy_others(dev->group, dev, (const char (*)[HV_ADDR_LEN])scope, k,
+                                     busy, sizeof(busy));
+            if (k) {
+                snprintf(why, whysz, "a hot reset of the bus would also reset %s, which has a "
+                         "client", busy);
+                return -EBUSY;
+            }
+        }
+        r = hv_hot_reset(dev->hv, &err);
+        if (r < 0)
+            snprintf(why, whysz, "%s", err.msg[0] ? err.msg : strerror(-r));
+        return r;
+    case BR_RESET_NONE:
+        break;
+    }
+    snprintf(why, whysz, "the device has no reset");
+    return -ENOTSUP;
+}

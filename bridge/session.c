@@ -320,6 +320,7 @@ void br_session_close(struct br_session *s)
     if (s->dev->group)
         br_group_closing(s->dev->group, s->dev);   /* a client of another function may wait */
     unsigned irq_fds = br_irq_open_fds(&s->irq);
+    bool reset_failed = false;
     int r;
 
     /* Before VERSION every command is refused: such a client (a connection
@@ -332,8 +333,11 @@ void br_session_close(struct br_session *s)
         br_irq_disable_all(&s->irq, hv);
         br_dma_unmap_all(&s->dma, hv);
         if ((s->dev->flags & VU_DEVICE_FLAGS_RESET) && !s->dev->cfg->no_reset) {
-            if ((r = hv_reset(hv)) < 0)
-                br_warn("device reset failed: %s", strerror(-r));
+            char why[384];
+            if ((r = br_dev_reset(s->dev, why, sizeof(why))) < 0) {
+                reset_failed = true;
+                br_warn("%s: %s", r == -EBUSY ? "not reset" : "device reset failed", why);
+            }
         }
         if ((r = br_dev_restore_command(s->dev)) < 0)
             br_warn("restoring the COMMAND register failed: %s", strerror(-r));
@@ -349,7 +353,8 @@ void br_session_close(struct br_session *s)
             (int)s->peer.pid, (unsigned)s->peer.uid, s->close_reason ? s->close_reason : "closed",
             (unsigned long long)s->n_msgs, (unsigned long long)s->n_errors, maps, irq_fds,
             !quiesce ? ", device untouched"
-                     : (s->dev->flags & VU_DEVICE_FLAGS_RESET) && !s->dev->cfg->no_reset
+                     : (s->dev->flags & VU_DEVICE_FLAGS_RESET) && !s->dev->cfg->no_reset &&
+                               !reset_failed
                            ? ", device reset" : "");
     if (s->dev->group)
         br_group_leave(s->dev->group, s->dev);

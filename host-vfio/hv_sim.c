@@ -88,6 +88,8 @@ struct sim_iommu {
     struct sim_map *maps;      /* sorted by iova, never overlapping */
     size_t nmaps, capmaps;
     uint64_t mapped_bytes;
+    struct sim *devs[HV_MAX_RESET_DEPS];   /* attached devices (a simulated bus) */
+    size_t ndevs;
 };
 
 struct sim {
@@ -108,6 +110,7 @@ struct sim {
     int err_trigger, req_trigger;
 
     struct sim_edu edu;        /* the model in BAR0 (hv_sim_edu.c) */
+    unsigned bus_resets;
     unsigned resets;
 };
 
@@ -874,12 +877,65 @@ static int sim_mmap_fd(struct hv_device *d)
     return fd < 0 ? -errno : fd;
 }
 
+static void sim_reset_locked(struct sim *s);
+
 static int sim_reset(struct hv_device *d)
 {
     struct sim *s = S(d);
     if (!s->cfg.reset)
         return -ENOTTY;
     pthread_mutex_lock(&s->lock);
+    sim_reset_locked(s);
+    s->resets++;
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+static int sim_hot_reset_info(struct hv_device *d, struct hv_reset_dep *out, size_t max,
+                              size_t *n)
+{
+    struct sim *s = S(d);
+    struct sim_iommu *io = IO(s);
+    *n = 0;
+    if (!s->cfg.bus_reset)
+        return -ENODEV;
+    pthread_mutex_lock(&io->lock);
+    for (size_t i = 0; i < io->ndevs; i++) {
+        if (!io->devs[i]->cfg.bus_reset)
+            continue;
+        if (*n < max) {
+            hv_strlcpy(out[*n].addr, io->devs[i]->base.addr, sizeof(out[*n].addr));
+            out[*n].group = io->devs[i]->base.group;
+        }
+        (*n)++;
+    }
+    pthread_mutex_unlock(&io->lock);
+    return *n > max ? -ENOSPC : 0;
+}
+
+static int sim_hot_reset(struct hv_device *d, struct vub_err *err)
+{
+    struct sim *s = S(d);
+    struct sim_iommu *io = IO(s);
+    if (!s->cfg.bus_reset)
+        return vub_fail(err, -ENODEV, "%s: no bus reset", d->addr);
+    pthread_mutex_lock(&io->lock);
+    for (size_t i = 0; i < io->ndevs; i++) {
+        struct sim *o = io->devs[i];
+        if (!o->cfg.bus_reset)
+            continue;
+        pthread_mutex_lock(&o->lock);
+        sim_reset_locked(o);
+        o->bus_resets++;
+        pthread_mutex_unlock(&o->lock);
+    }
+    pthread_mutex_unlock(&io->lock);
+    return 0;
+}
+
+/* The device's own state back to power-on (reset and hot reset). */
+static void sim_reset_locked(struct sim *s)
+{
     for (uint32_t i = 0; i < 6; i++) {
         uint64_t sz = s->bars[i].size;
         if (!sz)
@@ -904,9 +960,6 @@ static int sim_reset(struct hv_device *d)
     }
     sim_edu_reset(&s->edu);
     s->intx_pending = false;
-    s->resets++;
-    pthread_mutex_unlock(&s->lock);
-    return 0;
 }
 
 static void sim_close(struct hv_device *d)
@@ -920,6 +973,14 @@ static void sim_close(struct hv_device *d)
     drop_fd(&s->req_trigger);
     if (s->memfd >= 0)
         close(s->memfd);
+    if (s->base.iommu) {
+        struct sim_iommu *io = IO(s);
+        pthread_mutex_lock(&io->lock);
+        for (size_t i = 0; i < io->ndevs; i++)
+            if (io->devs[i] == s)
+                io->devs[i] = io->devs[--io->ndevs];
+        pthread_mutex_unlock(&io->lock);
+    }
     hv_iommu_put(s->base.iommu);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -934,6 +995,8 @@ static const struct hv_device_ops sim_ops = {
     .region_write = sim_region_write,
     .set_irqs = sim_set_irqs,
     .reset = sim_reset,
+    .hot_reset_info = sim_hot_reset_info,
+    .hot_reset = sim_hot_reset,
     .mmap_fd = sim_mmap_fd,
     .close = sim_close,
 };
@@ -1211,6 +1274,18 @@ int hv_sim_open_on(const struct hv_sim_config *cfg_in, struct hv_iommu *io,
         return r;
     }
     sim_edu_init(&s->edu, s, s->memfd, s->cfg.bar0_size);
+    struct sim_iommu *sio = SIO(io);
+    r = 0;
+    pthread_mutex_lock(&sio->lock);
+    if (sio->ndevs < HV_MAX_RESET_DEPS)
+        sio->devs[sio->ndevs++] = s;
+    else
+        r = -ENOSPC;
+    pthread_mutex_unlock(&sio->lock);
+    if (r < 0) {
+        sim_close(&s->base);
+        return vub_fail(err, r, "sim: more than %u devices on one context", HV_MAX_RESET_DEPS);
+    }
     *out = &s->base;
     return 0;
 }
@@ -1302,6 +1377,7 @@ int hv_sim_stats(struct hv_device *d, struct hv_sim_stats *out)
     for (uint32_t i = 0; i < s->nvec; i++)
         out->open_irq_fds += s->vec[i] >= 0;
     out->resets = s->resets;
+    out->bus_resets = s->bus_resets;
     out->command = get16(&s->cs[PCI_COMMAND_OFF]);
     out->dma_faults = s->edu.dma_faults;
     pthread_mutex_unlock(&s->lock);

@@ -261,7 +261,11 @@ struct two {
     struct th a, b;
 };
 
-static struct two *two_new(enum br_group_clients rule)
+static struct two *two_new_ex(enum br_group_clients rule, bool bus_only);
+static struct two *two_new(enum br_group_clients rule) { return two_new_ex(rule, false); }
+
+/* bus_only: neither function has a reset of its own; their bus can be reset. */
+static struct two *two_new_ex(enum br_group_clients rule, bool bus_only)
 {
     struct two *w = calloc(1, sizeof(*w));
     assert_non_null(w);
@@ -272,6 +276,10 @@ static struct two *two_new(enum br_group_clients rule)
     w->a.sc.addr = "0000:01:01.0";
     th_init_nvme(&w->b);
     w->b.sc.addr = "0000:01:02.0";
+    if (bus_only) {
+        w->a.sc.reset = w->b.sc.reset = false;
+        w->a.sc.bus_reset = w->b.sc.bus_reset = true;
+    }
     w->a.io = w->b.io = w->io;
     w->a.group = w->b.group = &w->g;
     th_start(&w->a);
@@ -451,17 +459,94 @@ static void test_restarted_vm_waits(void **state)
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     /* the child has gone; its session on A cannot finish for a second */
     struct vu_client *cb = th_connect(&w->b, true);   /* fails the test if refused */
-    struct br_server_stats bs;
-    br_server_get_stats(w->a.srv, &bs);
-    assert_int_equal(bs.closed, 1);   /* B was served only once A's session had ended */
+    th_wait_closed(&w->a, 1);
     vu_client_close(cb);
     pthread_join(thr, NULL);
+    struct br_server_stats bs;
     br_server_get_stats(w->b.srv, &bs);
     assert_int_equal(bs.refused, 0);
     close(sync[0]);
     close(sync[1]);
     close(mem);
     two_free(w);
+}
+
+static int reset_msg(struct vu_client *c)
+{
+    return th_call(c, VU_CMD_DEVICE_RESET, 0, NULL, 0, NULL, 0, NULL);
+}
+
+static uint32_t info_flags(struct vu_client *c)
+{
+    struct vu_device_info req = { .argsz = sizeof(req) }, rep;
+    struct vu_msg m;
+    assert_int_equal(th_call(c, VU_CMD_DEVICE_GET_INFO, 0, &req, sizeof(req), NULL, 0, &m), 0);
+    assert_true(m.payload_len >= sizeof(rep));
+    memcpy(&rep, m.payload, sizeof(rep));
+    vu_msg_release(&m);
+    return rep.flags;
+}
+
+/* Functions without a reset of their own behind a bus that can be reset:
+ * GET_INFO says RESET (the bridge can, with a hot reset), a DEVICE_RESET
+ * is refused while the other function has a client and resets both once
+ * it has none; a session end resets only when the scope is free, so the
+ * last function to end resets the bus. */
+static void test_bus_reset_scope(void **state)
+{
+    (void)state;
+    struct two *w = two_new_ex(BR_GROUP_CLIENTS_SAME_VM, true);
+    assert_int_equal(w->a.dev->reset_kind, BR_RESET_BUS);
+    /* (the scope at start: B was opened after A, so only B's names A) */
+    assert_int_equal(w->b.dev->n_reset_scope, 1);
+    assert_string_equal(w->b.dev->reset_scope[0], "0000:01:01.0");
+    struct vu_client *ca = th_connect(&w->a, true), *cb = th_connect(&w->b, true);
+    assert_true(info_flags(ca) & VU_DEVICE_FLAGS_RESET);
+    assert_int_equal(reset_msg(ca), -EBUSY);
+    assert_int_equal(hv_sim_stats_of(w->a.hv).bus_resets, 0);
+    assert_int_equal(hv_sim_stats_of(w->b.hv).bus_resets, 0);
+    /* A's session ends while B's goes on: A is not reset (it would reset B) */
+    vu_client_close(ca);
+    th_wait_closed(&w->a, 1);
+    assert_int_equal(hv_sim_stats_of(w->b.hv).bus_resets, 0);
+    /* B alone now: its reset resets the bus, both functions */
+    assert_int_equal(reset_msg(cb), 0);
+    assert_int_equal(hv_sim_stats_of(w->a.hv).bus_resets, 1);
+    assert_int_equal(hv_sim_stats_of(w->b.hv).bus_resets, 1);
+    /* B's session end resets the bus again (nobody else in the scope) */
+    vu_client_close(cb);
+    th_wait_closed(&w->b, 1);
+    assert_int_equal(hv_sim_stats_of(w->a.hv).bus_resets, 2);
+    assert_int_equal(hv_sim_stats_of(w->a.hv).resets, 0);   /* never a function reset */
+    two_free(w);
+}
+
+/* A function with a reset of its own is reset with it, whatever the other
+ * function does; one without any reset says so in GET_INFO and refuses
+ * DEVICE_RESET (the code this started from did the same for both). */
+static void test_function_reset_and_none(void **state)
+{
+    (void)state;
+    struct two *w = two_new(BR_GROUP_CLIENTS_SAME_VM);
+    assert_int_equal(w->a.dev->reset_kind, BR_RESET_FUNCTION);
+    struct vu_client *ca = th_connect(&w->a, true), *cb = th_connect(&w->b, true);
+    assert_int_equal(reset_msg(ca), 0);
+    assert_int_equal(hv_sim_stats_of(w->a.hv).resets, 1);
+    assert_int_equal(hv_sim_stats_of(w->b.hv).resets, 0);
+    vu_client_close(ca);
+    vu_client_close(cb);
+    two_free(w);
+
+    struct th t;
+    th_init(&t);
+    t.sc.reset = false;          /* no function reset, no bus reset */
+    th_start(&t);
+    assert_int_equal(t.dev->reset_kind, BR_RESET_NONE);
+    struct vu_client *c = th_connect(&t, true);
+    assert_false(info_flags(c) & VU_DEVICE_FLAGS_RESET);
+    assert_int_equal(reset_msg(c), -ENOTSUP);
+    vu_client_close(c);
+    th_stop(&t);
 }
 
 int main(void)
@@ -477,6 +562,8 @@ int main(void)
         cmocka_unit_test(test_one_vm_two_functions),
         cmocka_unit_test(test_other_client_refused),
         cmocka_unit_test(test_restarted_vm_waits),
+        cmocka_unit_test(test_bus_reset_scope),
+        cmocka_unit_test(test_function_reset_and_none),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
