@@ -386,6 +386,9 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
             if (r < 0)
                 goto fail;
             shared_ref = r == 1;   /* identical: the IOMMU has it already */
+            if (shared_ref)
+                br_debug("DMA_MAP 0x%" PRIx64 "+0x%" PRIx64 ": shared with another function "
+                         "of the group (an identical mapping; no IOMMU call)", iova, size);
         }
         if (!shared_ref) {
             /* one page gains nothing from a prefault (pinning faults it

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "device.h"
+#include "log.h"
 
 const char *br_group_clients_name(enum br_group_clients rule)
 {
@@ -156,27 +157,13 @@ void br_group_closing(struct br_group *g, const struct br_dev *dev)
     pthread_mutex_unlock(&g->lock);
 }
 
-void br_group_leave(struct br_group *g, const struct br_dev *dev)
-{
-    pthread_mutex_lock(&g->lock);
-    struct br_group_fn *me = fn_of(g, dev);
-    if (me) {
-        me->busy = false;
-        me->closing = false;
-        me->fd = -1;
-    }
-    pthread_cond_broadcast(&g->left);
-    pthread_mutex_unlock(&g->lock);
-}
-
-size_t br_group_busy_others(struct br_group *g, const struct br_dev *dev,
-                            const char (*addrs)[HV_ADDR_LEN], size_t n, char *out,
-                            size_t outsz)
+/* The functions other than dev with a client, of addrs (NULL: all); lock held. */
+static size_t busy_locked(struct br_group *g, const struct br_dev *dev,
+                          const char (*addrs)[HV_ADDR_LEN], size_t n, char *out, size_t outsz)
 {
     size_t k = 0, used = 0;
     if (outsz)
         out[0] = '\0';
-    pthread_mutex_lock(&g->lock);
     for (size_t i = 0; i < g->n; i++) {
         const struct br_group_fn *o = &g->fn[i];
         if (o->dev == dev || !o->busy)
@@ -194,8 +181,91 @@ size_t br_group_busy_others(struct br_group *g, const struct br_dev *dev,
                 used += (size_t)w < outsz - used ? (size_t)w : outsz - used - 1;
         }
     }
+    return k;
+}
+
+size_t br_group_busy_others(struct br_group *g, const struct br_dev *dev,
+                            const char (*addrs)[HV_ADDR_LEN], size_t n, char *out,
+                            size_t outsz)
+{
+    pthread_mutex_lock(&g->lock);
+    size_t k = busy_locked(g, dev, addrs, n, out, outsz);
     pthread_mutex_unlock(&g->lock);
     return k;
+}
+
+/* A hot reset of dev's bus unless another function in its scope (as the
+ * kernel names it now) has a client; lock held, so that no client joins
+ * while it runs. */
+static int bus_reset_locked(struct br_group *g, struct br_dev *dev, char *why, size_t whysz)
+{
+    struct hv_reset_dep deps[HV_MAX_RESET_DEPS];
+    char scope[HV_MAX_RESET_DEPS][HV_ADDR_LEN];
+    size_t n = 0;
+    int r = hv_hot_reset_info(dev->hv, deps, HV_MAX_RESET_DEPS, &n);
+    if (r < 0) {
+        snprintf(why, whysz, "VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: %s", strerror(-r));
+        return r;
+    }
+    for (size_t i = 0; i < n; i++)
+        memcpy(scope[i], deps[i].addr, HV_ADDR_LEN);
+    char busy[256];
+    if (busy_locked(g, dev, (const char (*)[HV_ADDR_LEN])scope, n, busy, sizeof(busy))) {
+        snprintf(why, whysz, "a hot reset of the bus would also reset %s, which has a client",
+                 busy);
+        return -EBUSY;
+    }
+    struct vub_err err = { "" };
+    r = hv_hot_reset(dev->hv, &err);
+    if (r < 0) {
+        snprintf(why, whysz, "%s", err.msg[0] ? err.msg : strerror(-r));
+        return r;
+    }
+    /* every function of the bus has just been reset */
+    for (size_t i = 0; i < g->n; i++)
+        for (size_t j = 0; j < n; j++)
+            if (strcmp(scope[j], g->fn[i].dev->hv->addr) == 0)
+                g->fn[i].reset_pending = false;
+    return 0;
+}
+
+void br_group_defer_reset(struct br_group *g, const struct br_dev *dev)
+{
+    pthread_mutex_lock(&g->lock);
+    struct br_group_fn *me = fn_of(g, dev);
+    if (me)
+        me->reset_pending = true;
+    pthread_mutex_unlock(&g->lock);
+}
+
+void br_group_leave(struct br_group *g, const struct br_dev *dev)
+{
+    pthread_mutex_lock(&g->lock);
+    struct br_group_fn *me = fn_of(g, dev);
+    if (me) {
+        me->busy = false;
+        me->closing = false;
+        me->fd = -1;
+    }
+    /* a function whose session ended while its bus was busy is reset once
+     * the bus is free (here, before anyone may join) */
+    for (size_t i = 0; i < g->n; i++) {
+        struct br_group_fn *o = &g->fn[i];
+        if (!o->reset_pending || o->busy)
+            continue;
+        char why[384];
+        int r = bus_reset_locked(g, o->dev, why, sizeof(why));
+        if (r == -EBUSY)
+            continue;
+        o->reset_pending = false;
+        if (r < 0)
+            br_warn("%s: the deferred reset failed: %s", o->dev->hv->addr, why);
+        else
+            br_info("%s: reset now that no other function of its bus has a client",
+                    o->dev->hv->addr);
+    }
+    pthread_cond_broadcast(&g->left);
+    pthread_mutex_unlock(&g->lock);
 }
 
 int br_dev_reset(struct br_dev *dev, char *why, size_t whysz)
@@ -210,25 +280,10 @@ int br_dev_reset(struct br_dev *dev, char *why, size_t whysz)
         return r;
     case BR_RESET_BUS:
         if (dev->group) {
-            /* the scope now, as the kernel sees it */
-            struct hv_reset_dep deps[HV_MAX_RESET_DEPS];
-            char scope[HV_MAX_RESET_DEPS][HV_ADDR_LEN];
-            size_t n = 0, k = 0;
-            r = hv_hot_reset_info(dev->hv, deps, HV_MAX_RESET_DEPS, &n);
-            if (r < 0) {
-                snprintf(why, whysz, "VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: %s", strerror(-r));
-                return r;
-            }
-            for (size_t i = 0; i < n; i++)
-                memcpy(scope[k++], deps[i].addr, HV_ADDR_LEN);
-            char busy[256];
-            k = br_group_busy_others(dev->group, dev, (const char (*)[HV_ADDR_LEN])scope, k,
-                                     busy, sizeof(busy));
-            if (k) {
-                snprintf(why, whysz, "a hot reset of the bus would also reset %s, which has a "
-                         "client", busy);
-                return -EBUSY;
-            }
+            pthread_mutex_lock(&dev->group->lock);
+            r = bus_reset_locked(dev->group, dev, why, whysz);
+            pthread_mutex_unlock(&dev->group->lock);
+            return r;
         }
         r = hv_hot_reset(dev->hv, &err);
         if (r < 0)

@@ -40,6 +40,7 @@ struct br_group_fn {
     struct ucred peer;       /* its credentials */
     int fd;                  /* its socket (polled for a hang-up only) */
     bool closing;            /* its session is being closed */
+    bool reset_pending;      /* its session ended unreset: its bus was busy */
 };
 
 /* How long a client waits in br_group_join for a session of another
@@ -75,7 +76,12 @@ int br_group_join(struct br_group *g, const struct br_dev *dev, int fd, const st
 /* Its session starts closing (before its socket is closed), and its
  * client has left (after the quiesce). */
 void br_group_closing(struct br_group *g, const struct br_dev *dev);
+/* The leave also resets every function whose reset was deferred and whose
+ * bus has become free (before any client may join). */
 void br_group_leave(struct br_group *g, const struct br_dev *dev);
+/* A session end could not reset dev (its bus reset would have reset a
+ * function with a client): reset it when the bus is free. */
+void br_group_defer_reset(struct br_group *g, const struct br_dev *dev);
 /* The functions other than dev whose address is in addrs[0, n) (NULL: all
  * of the group) that have a client now, as "ADDR (pid P uid U), ..." into
  * out. Returns how many. */

@@ -336,7 +336,10 @@ void br_session_close(struct br_session *s)
             char why[384];
             if ((r = br_dev_reset(s->dev, why, sizeof(why))) < 0) {
                 reset_failed = true;
-                br_warn("%s: %s", r == -EBUSY ? "not reset" : "device reset failed", why);
+                if (r == -EBUSY && s->dev->group)
+                    br_group_defer_reset(s->dev->group, s->dev);
+                br_warn("%s: %s", r == -EBUSY ? "not reset yet (once its bus is free)"
+                                              : "device reset failed", why);
             }
         }
         if ((r = br_dev_restore_command(s->dev)) < 0)

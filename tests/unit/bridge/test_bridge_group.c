@@ -521,6 +521,47 @@ static void test_bus_reset_scope(void **state)
     two_free(w);
 }
 
+/* A function reset only with its bus (A) whose session ends while the
+ * other (B, with an FLR of its own) still has a client is reset once B's
+ * session has ended too, before anyone may connect again: B's FLR alone
+ * would leave A as its client left it. */
+static void test_deferred_bus_reset(void **state)
+{
+    (void)state;
+    struct two *w = calloc(1, sizeof(*w));
+    assert_non_null(w);
+    struct vub_err err = { "" };
+    assert_int_equal(hv_sim_iommu_open(NULL, &w->io, &err), 0);
+    br_group_init(&w->g, 7, BR_GROUP_CLIENTS_SAME_VM);
+    th_init(&w->a);
+    w->a.sc.addr = "0000:01:01.0";
+    w->a.sc.reset = false;
+    w->a.sc.bus_reset = true;
+    th_init_nvme(&w->b);
+    w->b.sc.addr = "0000:01:02.0";
+    w->b.sc.bus_reset = true;    /* and an FLR of its own (reset, the default) */
+    w->a.io = w->b.io = w->io;
+    w->a.group = w->b.group = &w->g;
+    th_start(&w->b);
+    th_start(&w->a);
+    assert_int_equal(w->a.dev->reset_kind, BR_RESET_BUS);
+    assert_int_equal(w->b.dev->reset_kind, BR_RESET_FUNCTION);
+    struct vu_client *ca = th_connect(&w->a, true), *cb = th_connect(&w->b, true);
+    vu_client_close(ca);
+    th_wait_closed(&w->a, 1);
+    assert_int_equal(hv_sim_stats_of(w->a.hv).bus_resets, 0);   /* B is busy */
+    vu_client_close(cb);
+    th_wait_closed(&w->b, 1);
+    assert_int_equal(hv_sim_stats_of(w->b.hv).resets, 1);       /* B's own FLR */
+    assert_int_equal(hv_sim_stats_of(w->a.hv).bus_resets, 1);   /* A's, deferred */
+    /* nothing pending any more: the next sessions reset as usual */
+    ca = th_connect(&w->a, true);
+    vu_client_close(ca);
+    th_wait_closed(&w->a, 2);
+    assert_int_equal(hv_sim_stats_of(w->a.hv).bus_resets, 2);
+    two_free(w);
+}
+
 /* A function with a reset of its own is reset with it, whatever the other
  * function does; one without any reset says so in GET_INFO and refuses
  * DEVICE_RESET (the code this started from did the same for both). */
@@ -564,6 +605,7 @@ int main(void)
         cmocka_unit_test(test_restarted_vm_waits),
         cmocka_unit_test(test_bus_reset_scope),
         cmocka_unit_test(test_function_reset_and_none),
+        cmocka_unit_test(test_deferred_bus_reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
