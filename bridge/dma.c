@@ -173,6 +173,23 @@ static int pin(const struct br_dma_table *t, struct hv_device *hv, uint64_t iova
     return 0;
 }
 
+/* The kernel map of one piece the group's registry asks for (dma_shared.h):
+ * prefault and pin as for a map of this table's own. */
+struct shared_pin_arg {
+    const struct br_dma_table *t;
+    struct hv_device *hv;
+    uint32_t hvf;
+};
+
+static int shared_pin(void *arg, uint64_t iova, uint8_t *vaddr, uint64_t size)
+{
+    const struct shared_pin_arg *a = arg;
+    int r = 0;
+    if (size > a->t->page_size && (r = prefault(a->t, vaddr, size)) < 0)
+        return r;
+    return pin(a->t, a->hv, iova, vaddr, size, a->hvf);
+}
+
 /* Close a backing nobody uses (idle or just made). */
 static void backing_release(struct br_dma_table *t, int slot)
 {
@@ -293,7 +310,6 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
     size_t len = 0;
     struct br_dma_map *m = NULL;
     bool iommu_mapped = false;
-    bool shared_locked = false, shared_ref = false;
     uint64_t map_off = 0;
 
     /* size, wrap and flags: checked by the decoder (dma.h) */
@@ -373,24 +389,22 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
         uint32_t hvf = ((flags & VU_DMA_MAP_FLAG_READ) ? HV_DMA_READ : 0) |
                        ((flags & VU_DMA_MAP_FLAG_WRITE) ? HV_DMA_WRITE : 0);
         if (t->shared) {
-            /* the group's IOMMU: held across the kernel map, so that two
-             * functions mapping the same range at once agree */
-            br_dma_shared_lock(t->shared);
-            shared_locked = true;
-            struct br_dma_shared_entry other;
-            r = br_dma_shared_get(t->shared, iova, size, b->dev, b->ino, offset, flags, &other);
+            /* the group's IOMMU: only what no other function has is pinned */
+            struct shared_pin_arg pa = { t, hv, hvf };
+            struct br_dma_holder other;
+            bool hit = false;
+            r = br_dma_shared_map(t->shared, hv, t, iova, size, b->dev, b->ino, offset, flags,
+                                  vaddr, shared_pin, &pa, &hit, &other);
             if (r == -EEXIST)
-                br_debug("DMA_MAP 0x%" PRIx64 "+0x%" PRIx64 ": the group's IOMMU has 0x%" PRIx64
-                         "+0x%" PRIx64 " there (another memory object, offset or protection)",
-                         iova, size, other.iova, other.size);
+                br_debug("DMA_MAP 0x%" PRIx64 "+0x%" PRIx64 ": another function of the group "
+                         "has 0x%" PRIx64 "+0x%" PRIx64 " mapped to other memory (object, offset "
+                         "or protection)", iova, size, other.iova, other.size);
             if (r < 0)
                 goto fail;
-            shared_ref = r == 1;   /* identical: the IOMMU has it already */
-            if (shared_ref)
+            if (hit)
                 br_debug("DMA_MAP 0x%" PRIx64 "+0x%" PRIx64 ": shared with another function "
-                         "of the group (an identical mapping; no IOMMU call)", iova, size);
-        }
-        if (!shared_ref) {
+                         "of the group (the IOMMU has it all; no IOMMU call)", iova, size);
+        } else {
             /* one page gains nothing from a prefault (pinning faults it
              * once); a vIOMMU guest maps mostly single pages */
             if (size > t->page_size && (r = prefault(t, vaddr, size)) < 0)
@@ -399,13 +413,6 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
             if (r < 0)
                 goto fail;
             iommu_mapped = true;
-            if (t->shared && (r = br_dma_shared_insert(t->shared, iova, size, b->dev, b->ino,
-                                                       offset, flags)) < 0)
-                goto fail;
-        }
-        if (shared_locked) {
-            br_dma_shared_unlock(t->shared);
-            shared_locked = false;
         }
     }
 
@@ -424,10 +431,6 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
 fail:
     if (iommu_mapped)
         hv_dma_unmap(hv, iova, size, 0);
-    if (shared_ref)
-        br_dma_shared_put(t->shared, iova, size);   /* another table still holds it */
-    if (shared_locked)
-        br_dma_shared_unlock(t->shared);
     if (m)
         node_put(t, m);
     if (base)
@@ -449,23 +452,14 @@ static int iommu_release(struct br_dma_table *t, struct hv_device *hv, const str
 {
     if (!t->shared)
         return hv_dma_unmap(hv, m->iova, m->size, 0);
-    br_dma_shared_lock(t->shared);
-    int left = br_dma_shared_put(t->shared, m->iova, m->size);
-    int r = 0;
-    if (left == 0) {
-        r = hv_dma_unmap(hv, m->iova, m->size, 0);
-        if (r < 0)
-            br_dma_shared_unput(t->shared, m->iova, m->size);
-        else
-            br_dma_shared_remove(t->shared, m->iova, m->size);
-    } else if (left < 0) {
+    int r = br_dma_shared_unmap(t->shared, hv, t, m->iova, m->size);
+    if (r == -ENOENT) {
         /* not in the registry: cannot happen (every fd-backed mapping of a
          * group's table is there); the IOMMU must not keep it */
         br_err("DMA 0x%" PRIx64 "+0x%" PRIx64 " is missing from the group's IOMMU table",
                m->iova, m->size);
         r = hv_dma_unmap(hv, m->iova, m->size, 0);
     }
-    br_dma_shared_unlock(t->shared);
     return r;
 }
 

@@ -157,6 +157,7 @@ int br_group_daemon_run(const struct br_config *cfg)
     static struct br_group group;
     int status = 1, sfd = -1, efd = -1;
     size_t started = 0;
+    bool group_ready = false;
     if (!fns) {
         br_err("out of memory");
         return 1;
@@ -190,6 +191,7 @@ int br_group_daemon_run(const struct br_config *cfg)
     if (open_functions(cfg, fns, n, &gnum) < 0)
         goto out;
     br_group_init(&group, gnum, cfg->group_clients);
+    group_ready = true;
     char gname[32];
     snprintf(gname, sizeof(gname), "group %d", gnum);
     br_log_set_device(gname);   /* the main thread's lines; each function's name its device */
@@ -278,7 +280,7 @@ out:
             else {
                 acc_sock_unlink(&f->sock);
                 acc_sock_release(&f->sock);
-                if (f->dev.group)
+                if (group_ready)
                     br_group_remove(&group, &f->dev);
                 hv_close(f->hv);
             }
@@ -287,7 +289,7 @@ out:
         br_tap_free(f->dev.tap);
         pthread_mutex_destroy(&f->lock);
     }
-    if (group.n || group.dma.e)
+    if (group_ready)
         br_group_destroy(&group);
     if (sfd >= 0)
         close(sfd);

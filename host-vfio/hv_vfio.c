@@ -254,6 +254,10 @@ static int vd_hot_reset(struct hv_device *d, struct vub_err *err)
     hr->count = count;
     r = ioctl(vd(d)->devfd, VFIO_DEVICE_PCI_HOT_RESET, hr) < 0 ? -errno : 0;
     free(hr);
+    if (r == -EINVAL)
+        return vub_fail(err, r, "%s: VFIO_DEVICE_PCI_HOT_RESET: %s (the kernel resets a bus "
+                        "only while every function on it is bound to vfio-pci and in a group "
+                        "given)", d->addr, strerror(-r));
     if (r < 0)
         return vub_fail(err, r, "%s: VFIO_DEVICE_PCI_HOT_RESET: %s", d->addr, strerror(-r));
     return 0;
