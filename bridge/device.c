@@ -304,7 +304,8 @@ static void probe_bus_reset(struct br_dev *dev)
         used += w > 0 ? (size_t)w : 0;
     }
     br_info("reset: a hot reset of the bus (no function reset), which also resets %s%s",
-            k ? names : "nothing else", k ? " (refused while one of them has a client)" : "");
+            k ? names : "nothing else",
+            k ? " (with them served by this daemon: refused while one has a client)" : "");
 }
 
 int br_dev_init(struct br_dev *dev, struct hv_device *hv, const struct br_config *cfg)

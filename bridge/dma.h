@@ -81,11 +81,11 @@ struct br_dma_table {
      * this size with the same question between them (BR_DMA_PIN_CHUNK). */
     uint64_t pin_chunk;
     /* The functions of one IOMMU group share the IOMMU: their tables go
-     * through one counted registry (dma_shared.h; not owned, NULL for a
-     * function served alone). With it an identical mapping another
-     * function holds costs no IOMMU call, a conflicting one is -EEXIST,
-     * and an unmap reaches the IOMMU only for what no other function
-     * still holds. */
+     * through one registry (dma_shared.h; not owned, NULL for a function
+     * served alone). With it a map pins only what no other function has
+     * mapped already, one that disagrees with an overlapping mapping of
+     * another function is -EEXIST, and an unmap removes from the IOMMU
+     * only what no other function still maps. */
     struct br_dma_shared *shared;
 };
 

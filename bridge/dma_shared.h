@@ -86,9 +86,8 @@ int br_dma_shared_map(struct br_dma_shared *sh, struct hv_device *hv, const void
 /* Remove the holder (owner, exactly [iova, iova+size)) and from the IOMMU
  * (through hv) what no other holder has. -ENOENT when there is none; the
  * back end's error when an IOMMU unmap fails (then the holder stays). A
- * failure to map again what another holder still needs is logged and
- * counted in the return value's place only as 0 (the caller's unmap has
- * taken effect). */
+ * failure to map again what another holder still needs is logged (the
+ * caller's unmap has taken effect: 0). */
 int br_dma_shared_unmap(struct br_dma_shared *sh, struct hv_device *hv, const void *owner,
                         uint64_t iova, uint64_t size);
 

@@ -7,8 +7,8 @@
  * (bridge/server.h) and a session of its own per function (IRQ shadow
  * tables, negotiated caps, client), in a thread of its own; what the
  * functions share lives here:
- *  - the IOMMU mappings, counted (dma_shared.h): a VM with two functions
- *    sends the same DMA_MAPs on both sockets;
+ *  - the IOMMU mappings (dma_shared.h): a VM with two functions sends the
+ *    same DMA_MAPs on both sockets;
  *  - who may be a client: the clients of one group's functions must be one
  *    VM (--group-clients: same pid and uid by default, or same uid, or any);
  *    another client on another function of a busy group is refused with a

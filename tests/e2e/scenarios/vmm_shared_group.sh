@@ -10,7 +10,7 @@
 # IOMMU); both sessions end clean when it powers off and when a second QEMU
 # is SIGKILLed. Then nvme is unbound from vfio-pci while edu is served.
 # e2e-topology: shared
-# e2e-timeout: 900
+# e2e-timeout: 1500
 # e2e-cost: 300
 . "$VUB_SRC/tests/e2e/lib.sh"
 . "$VUB_SRC/tests/e2e/vmm/lib-vmm.sh"
