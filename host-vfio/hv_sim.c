@@ -919,17 +919,22 @@ static int sim_hot_reset(struct hv_device *d, struct vub_err *err)
     struct sim_iommu *io = IO(s);
     if (!s->cfg.bus_reset)
         return vub_fail(err, -ENODEV, "%s: no bus reset", d->addr);
+    /* the devices of the bus first, then each under its own lock: a
+     * device's lock is taken before its context's elsewhere (the edu DMA
+     * engine), never after (the devices stay open: the caller holds them) */
+    struct sim *bus[HV_MAX_RESET_DEPS];
+    size_t n = 0;
     pthread_mutex_lock(&io->lock);
-    for (size_t i = 0; i < io->ndevs; i++) {
-        struct sim *o = io->devs[i];
-        if (!o->cfg.bus_reset)
-            continue;
-        pthread_mutex_lock(&o->lock);
-        sim_reset_locked(o);
-        o->bus_resets++;
-        pthread_mutex_unlock(&o->lock);
-    }
+    for (size_t i = 0; i < io->ndevs; i++)
+        if (io->devs[i]->cfg.bus_reset)
+            bus[n++] = io->devs[i];
     pthread_mutex_unlock(&io->lock);
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&bus[i]->lock);
+        sim_reset_locked(bus[i]);
+        bus[i]->bus_resets++;
+        pthread_mutex_unlock(&bus[i]->lock);
+    }
     return 0;
 }
 
