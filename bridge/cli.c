@@ -17,6 +17,7 @@ void br_cli_usage(FILE *out)
 {
     fputs(
 "Usage: vfio-user-bridge --device DDDD:BB:DD.F --socket PATH [options]\n"
+"       vfio-user-bridge --device A --socket PATH_A --device B --socket PATH_B ...\n"
 "       vfio-user-bridge --device DDDD:BB:DD.F --policy FILE [options]\n"
 "       vfio-user-bridge --sim[=edu|nvme-like] --socket PATH [options]\n"
 "       vfio-user-bridge list [--json] [--sysfs DIR]\n"
@@ -29,6 +30,15 @@ void br_cli_usage(FILE *out)
 "  -s, --socket PATH        UNIX socket to listen on (a stale one is replaced;\n"
 "                           no symlink on the way, every directory root's and\n"
 "                           not writable by others unless sticky, like /tmp)\n"
+"                           Several --device, each followed by its --socket\n"
+"                           (at most 8): functions of ONE IOMMU group served\n"
+"                           by one daemon, one socket and one client session\n"
+"                           each, one IOMMU address space for all (identical\n"
+"                           DMA mappings shared, conflicting ones refused);\n"
+"                           SIGHUP does not re-execute such a daemon\n"
+"      --group-clients RULE who may be the clients of a group's functions at\n"
+"                           once: same-vm (default: one pid and uid), same-uid\n"
+"                           or any; another client is refused and logged\n"
 "      --sim[=KIND]         serve a simulated device, for tests and demos;\n"
 "                           KIND edu (default) or nvme-like (MSI-X BAR)\n"
 "      --iommu KIND         IOMMU back end: auto (default), type1 or iommufd;\n"
@@ -174,6 +184,7 @@ enum {
     OPT_HANDSHAKE_TIMEOUT,
     OPT_STALE_HOLDERS, OPT_TRACE, OPT_TRACE_DATA, OPT_INJECT,
     OPT_RESUME_STATE,
+    OPT_GROUP_CLIENTS,
     OPT_IOMMU,
 };
 
@@ -261,6 +272,7 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
         { "trace-data", no_argument, NULL, OPT_TRACE_DATA },
         { "inject", required_argument, NULL, OPT_INJECT },
         { "resume-state", required_argument, NULL, OPT_RESUME_STATE },
+        { "group-clients", required_argument, NULL, OPT_GROUP_CLIENTS },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -280,14 +292,43 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
     int c;
     uint64_t size;
     unsigned u;
+    bool socket_first = false;   /* a --socket before any --device */
     while ((c = getopt_long(argc, argv, ":d:s:l:hV", opts, NULL)) != -1) {
         switch (c) {
-        case 'd':
-            if (hv_pci_addr_parse(optarg, cli->device_buf) < 0)
+        case 'd': {
+            if (cfg->n_functions == BR_GROUP_MAX_FUNCTIONS)
+                return bad(errout, "--device %s: at most %u functions of a group", optarg,
+                           BR_GROUP_MAX_FUNCTIONS);
+            char *buf = cfg->n_functions ? cli->device_bufs[cfg->n_functions] : cli->device_buf;
+            if (hv_pci_addr_parse(optarg, buf) < 0)
                 return bad(errout, "%s: not a PCI address (DDDD:BB:DD.F)", optarg);
+            cfg->functions[cfg->n_functions++].device = buf;
             cfg->device = cli->device_buf;
             break;
-        case 's': cfg->socket_path = optarg; break;
+        }
+        case 's':
+            /* one function: anywhere; several: the one of the --device before */
+            if (cfg->n_functions > 1 && cfg->functions[cfg->n_functions - 1].socket_path)
+                return bad(errout, "--socket %s: %s has a socket already (give each --device "
+                           "its own --socket after it)", optarg,
+                           cfg->functions[cfg->n_functions - 1].device);
+            if (cfg->n_functions > 1)
+                cfg->functions[cfg->n_functions - 1].socket_path = optarg;
+            else
+                cfg->socket_path = optarg;
+            if (cfg->n_functions == 0)
+                socket_first = true;
+            break;
+        case OPT_GROUP_CLIENTS:
+            if (strcmp(optarg, "same-vm") == 0)
+                cfg->group_clients = BR_GROUP_CLIENTS_SAME_VM;
+            else if (strcmp(optarg, "same-uid") == 0)
+                cfg->group_clients = BR_GROUP_CLIENTS_SAME_UID;
+            else if (strcmp(optarg, "any") == 0)
+                cfg->group_clients = BR_GROUP_CLIENTS_ANY;
+            else
+                return bad(errout, "--group-clients %s: want same-vm, same-uid or any", optarg);
+            break;
         case OPT_SIM:
             if (!optarg || strcmp(optarg, "edu") == 0)
                 cfg->sim = BR_SIM_EDU;
@@ -433,6 +474,33 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
     }
     if (optind < argc)
         return bad(errout, "unexpected argument %s", argv[optind]);
+    if (cfg->n_functions > 1) {
+        /* the first function's socket came while it was still alone */
+        cfg->functions[0].socket_path = cfg->socket_path;
+        if (socket_first)
+            return bad(errout, "%s", "with several --device, each --socket goes after its "
+                       "--device");
+        for (size_t i = 0; i < cfg->n_functions; i++) {
+            const struct br_function *f = &cfg->functions[i];
+            if (!f->socket_path)
+                return bad(errout, "--device %s has no --socket (each function of a group "
+                           "has its own)", f->device);
+            for (size_t j = 0; j < i; j++) {
+                if (strcmp(cfg->functions[j].device, f->device) == 0)
+                    return bad(errout, "--device %s given twice", f->device);
+                if (strcmp(cfg->functions[j].socket_path, f->socket_path) == 0)
+                    return bad(errout, "--socket %s given for two functions", f->socket_path);
+            }
+        }
+        if (cfg->policy_path)
+            return bad(errout, "%s", "--policy serves one function; several --device take "
+                       "their sockets on the command line");
+        if (cfg->resume_state_fd >= 0)
+            return bad(errout, "%s", "--resume-state: a daemon serving several functions "
+                       "is never re-executed");
+    } else if (cfg->n_functions == 1) {
+        cfg->functions[0].socket_path = cfg->socket_path;
+    }
     if (!cfg->device && cfg->sim == BR_SIM_NONE)
         return bad(errout, "%s", "--device is required (or --sim)");
     if (cfg->sim != BR_SIM_NONE && cfg->iommu == BR_IOMMU_IOMMUFD)

@@ -24,7 +24,8 @@ enum br_action {
 struct br_cli {
     enum br_action action;
     struct br_config cfg;
-    char device_buf[HV_ADDR_LEN];
+    char device_buf[HV_ADDR_LEN];                          /* the first --device */
+    char device_bufs[BR_GROUP_MAX_FUNCTIONS][HV_ADDR_LEN]; /* the others */
     bool list_json;
     const char *sysfs;   /* list: sysfs root (default /sys) */
 };

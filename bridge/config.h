@@ -58,6 +58,24 @@
 #define BR_CONN_LOG_BURST        10u
 #define BR_CONN_LOG_INTERVAL_MS  1000u
 
+/* Functions of one IOMMU group one daemon serves (bridge/group.h): a
+ * GPU with its audio function, the functions behind a PCIe-to-PCI bridge. */
+#define BR_GROUP_MAX_FUNCTIONS   8u
+
+/* Who may be the clients of a group's functions at once (--group-clients). */
+enum br_group_clients {
+    BR_GROUP_CLIENTS_SAME_VM = 0, /* the same process (pid and uid): one VM */
+    BR_GROUP_CLIENTS_SAME_UID,    /* any processes of one uid */
+    BR_GROUP_CLIENTS_ANY,         /* anyone the socket admits (one trust domain anyway) */
+};
+
+/* One function of a group: its address and socket (--device A --socket SA
+ * --device B --socket SB). */
+struct br_function {
+    const char *device;
+    const char *socket_path;
+};
+
 enum br_sim_kind {
     BR_SIM_NONE = 0,
     BR_SIM_EDU,        /* edu-like: 1 MiB BAR0, INTx + 1 MSI, no MSI-X */
@@ -102,6 +120,11 @@ struct br_config {
     const char *socket_path;
     enum br_sim_kind sim;
     enum br_iommu_kind iommu;
+    /* Several functions of one IOMMU group (n_functions > 1): each with its
+     * socket; device and socket_path are the first one's. 0 or 1: one. */
+    size_t n_functions;
+    struct br_function functions[BR_GROUP_MAX_FUNCTIONS];
+    enum br_group_clients group_clients;
 
     /* mapping policy */
     bool no_mmap;                /* never hand out a region fd; clear MMAP */

@@ -22,7 +22,7 @@
 #include "tap.h"
 
 /* The kernel IOMMU context --iommu asks for. */
-static int open_iommu(const struct br_config *cfg, struct hv_iommu **io, struct vub_err *err)
+int br_open_iommu(const struct br_config *cfg, struct hv_iommu **io, struct vub_err *err)
 {
     if (cfg->iommu == BR_IOMMU_IOMMUFD) {
         if (access("/dev/iommu", F_OK) < 0)
@@ -48,7 +48,7 @@ int br_open_device(const struct br_config *cfg, struct hv_device **out)
         r = hv_sim_open(&sc, out, &err);
     } else {
         struct hv_iommu *io = NULL;
-        r = open_iommu(cfg, &io, &err);
+        r = br_open_iommu(cfg, &io, &err);
         if (r == 0)
             r = hv_vfio_open(io, cfg->device, out, &err);
         hv_iommu_put(io);   /* the device holds its own reference */
@@ -62,7 +62,7 @@ int br_open_device(const struct br_config *cfg, struct hv_device **out)
 /* A client makes the bridge hold fds (one per memory object it maps, its
  * interrupt eventfds): use the hard limit, not the 1024 soft default. The
  * loop uses poll(), so no FD_SETSIZE bound applies. */
-static void raise_fd_limit(void)
+void br_raise_fd_limit(void)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -93,6 +93,8 @@ int br_daemon_run(const struct br_config *cfg_in, int argc, char **argv)
     struct acc_sock ctl = { .fd = -1, .dir_fd = -1 };   /* the status socket */
     const struct br_config *cfg = cfg_in;
     bool resume = cfg_in->resume_state_fd >= 0;
+    if (cfg_in->n_functions > 1)
+        return br_group_daemon_run(cfg_in);   /* several functions of one group */
 
     /* SIGTERM/SIGINT/SIGHUP arrive through the loop's signalfd; a client
      * that vanishes must not kill us with SIGPIPE. (A SIGHUP that comes
@@ -105,7 +107,7 @@ int br_daemon_run(const struct br_config *cfg_in, int argc, char **argv)
     sigaddset(&set, SIGHUP);
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    raise_fd_limit();
+    br_raise_fd_limit();
     if (cfg->sim == BR_SIM_NONE && br_reexec_init(argc, argv) < 0)
         br_warn("cannot tell the path of this program: SIGHUP will not re-execute it");
 

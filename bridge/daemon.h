@@ -9,6 +9,18 @@
 /* Open the device cfg names: the simulated one for cfg->sim, else through
  * kernel VFIO (type1). Logs the failure. */
 int br_open_device(const struct br_config *cfg, struct hv_device **out);
+/* The kernel IOMMU context cfg->iommu names (type1 today; iommufd is
+ * refused with the reason). The caller holds one reference. */
+int br_open_iommu(const struct br_config *cfg, struct hv_iommu **io, struct vub_err *err);
+/* Raise the soft RLIMIT_NOFILE to the hard one (clients make the bridge
+ * hold fds). */
+void br_raise_fd_limit(void);
+/* The daemon for several functions of one IOMMU group (cfg->n_functions >
+ * 1; bridge/group.h, group_daemon.c): one IOMMU context, one server thread
+ * per function, signals in the calling thread; SIGHUP is refused with a log
+ * line. Returns the exit status (0 stopped by a signal, BR_EXIT_DEVICE_GONE
+ * when every function's device went away, 1 set-up failure). */
+int br_group_daemon_run(const struct br_config *cfg);
 
 /* The whole daemon: open the device, create the socket, notify readiness,
  * run the loop, quiesce and clean up. Returns the process exit status. On

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -268,6 +269,45 @@ static uint32_t pick_data_xfer(const struct br_dev *dev)
     return want > VU_MAX_DATA_XFER ? VU_MAX_DATA_XFER : (uint32_t)want;
 }
 
+/* A device without a reset of its own may still be reset with its bus
+ * (VFIO_DEVICE_PCI_HOT_RESET), if every function that resets with it is
+ * in its own IOMMU group: the group this process holds, whose other
+ * functions nobody else can use. Then DEVICE_GET_INFO says RESET. */
+static void probe_bus_reset(struct br_dev *dev)
+{
+    struct hv_reset_dep deps[HV_MAX_RESET_DEPS];
+    size_t n = 0;
+    int r = hv_hot_reset_info(dev->hv, deps, HV_MAX_RESET_DEPS, &n);
+    if (r < 0) {
+        br_debug("no function reset, and no bus reset (%s)", strerror(-r));
+        return;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (deps[i].group != dev->hv->group) {
+            br_info("no reset: the device has no function reset, and a reset of its bus "
+                    "would also reset %s in IOMMU group %d, which is not this device's",
+                    deps[i].addr, deps[i].group);
+            return;
+        }
+        if (strcmp(deps[i].addr, dev->hv->addr) != 0)
+            memcpy(dev->reset_scope[k++], deps[i].addr, HV_ADDR_LEN);
+    }
+    dev->n_reset_scope = k;
+    dev->reset_kind = BR_RESET_BUS;
+    dev->flags |= VU_DEVICE_FLAGS_RESET;
+    char names[256] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < k && used < sizeof(names); i++) {
+        int w = snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "",
+                         dev->reset_scope[i]);
+        used += w > 0 ? (size_t)w : 0;
+    }
+    br_info("reset: a hot reset of the bus (no function reset), which also resets %s%s",
+            k ? names : "nothing else",
+            k ? " (with them served by this daemon: refused while one has a client)" : "");
+}
+
 int br_dev_init(struct br_dev *dev, struct hv_device *hv, const struct br_config *cfg)
 {
     memset(dev, 0, sizeof(*dev));
@@ -285,6 +325,9 @@ int br_dev_init(struct br_dev *dev, struct hv_device *hv, const struct br_config
         br_err("not a PCI device (flags 0x%x, %u regions)", info.flags, info.num_regions);
         return -ENODEV;
     }
+    dev->reset_kind = (dev->flags & VU_DEVICE_FLAGS_RESET) ? BR_RESET_FUNCTION : BR_RESET_NONE;
+    if (dev->reset_kind == BR_RESET_NONE)
+        probe_bus_reset(dev);
     dev->num_regions = info.num_regions < BR_MAX_REGIONS ? info.num_regions : BR_MAX_REGIONS;
     dev->num_irqs = info.num_irqs < BR_MAX_IRQ_INDEXES ? info.num_irqs : BR_MAX_IRQ_INDEXES;
     if (info.num_regions > dev->num_regions || info.num_irqs > dev->num_irqs)

@@ -34,11 +34,25 @@ struct br_region {
 };
 
 struct br_devfile;
+struct br_group;
+
+/* How the device is reset (VFIO_DEVICE_RESET or a hot reset of its bus). */
+enum br_reset_kind {
+    BR_RESET_NONE = 0,
+    BR_RESET_FUNCTION,   /* the kernel's own (FLR, PM, a bus it is alone on) */
+    BR_RESET_BUS,        /* VFIO_DEVICE_PCI_HOT_RESET: every function in
+                          * reset_scope is reset too; all are in the device's
+                          * own IOMMU group, which this process holds */
+};
 
 struct br_dev {
     struct hv_device *hv;          /* not owned */
     const struct br_config *cfg;   /* not owned */
-    uint32_t flags;                /* VU_DEVICE_FLAGS_RESET | _PCI as reported */
+    uint32_t flags;                /* VU_DEVICE_FLAGS_RESET | _PCI as reported; RESET
+                                    * also when only a hot reset can reset it */
+    enum br_reset_kind reset_kind;
+    size_t n_reset_scope;          /* BR_RESET_BUS: the other functions it resets */
+    char reset_scope[HV_MAX_RESET_DEPS][HV_ADDR_LEN];
     uint32_t num_regions;          /* exposed (<= BR_MAX_REGIONS) */
     uint32_t num_irqs;             /* exposed (<= BR_MAX_IRQ_INDEXES) */
     struct br_region regions[BR_MAX_REGIONS];
@@ -60,12 +74,21 @@ struct br_dev {
     /* The message trace and fault injection (tap.h), NULL if neither is
      * configured; owned by whoever set it (daemon.c, the test harness). */
     struct br_tap *tap;
+    /* The IOMMU group this function shares with others served by the same
+     * daemon (bridge/group.h), NULL when it is served alone. */
+    struct br_group *group;
 };
 
 /* Query the back end and fill dev. Logs what it found (info) and every
  * problem. -errno if the device cannot be served (no GET_INFO, no config
  * region, IOMMU info unavailable...). */
 int br_dev_init(struct br_dev *dev, struct hv_device *hv, const struct br_config *cfg);
+
+/* Reset the device the way it can be (dev->reset_kind). A bus reset is
+ * refused with -EBUSY while another function in its scope that this
+ * daemon serves has a client (bridge/group.h); why then names them.
+ * -ENOTSUP without a way; the back end's error otherwise (why says). */
+int br_dev_reset(struct br_dev *dev, char *why, size_t whysz);
 
 /* Whether region `index` may be accessed at [off, off+len). */
 bool br_dev_access_ok(const struct br_dev *dev, uint32_t index, uint64_t off, uint64_t len);

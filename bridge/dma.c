@@ -173,6 +173,23 @@ static int pin(const struct br_dma_table *t, struct hv_device *hv, uint64_t iova
     return 0;
 }
 
+/* The kernel map of one piece the group's registry asks for (dma_shared.h):
+ * prefault and pin as for a map of this table's own. */
+struct shared_pin_arg {
+    const struct br_dma_table *t;
+    struct hv_device *hv;
+    uint32_t hvf;
+};
+
+static int shared_pin(void *arg, uint64_t iova, uint8_t *vaddr, uint64_t size)
+{
+    const struct shared_pin_arg *a = arg;
+    int r = 0;
+    if (size > a->t->page_size && (r = prefault(a->t, vaddr, size)) < 0)
+        return r;
+    return pin(a->t, a->hv, iova, vaddr, size, a->hvf);
+}
+
 /* Close a backing nobody uses (idle or just made). */
 static void backing_release(struct br_dma_table *t, int slot)
 {
@@ -371,14 +388,32 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
         }
         uint32_t hvf = ((flags & VU_DMA_MAP_FLAG_READ) ? HV_DMA_READ : 0) |
                        ((flags & VU_DMA_MAP_FLAG_WRITE) ? HV_DMA_WRITE : 0);
-        /* one page gains nothing from a prefault (pinning faults it once);
-         * a vIOMMU guest maps mostly single pages */
-        if (size > t->page_size && (r = prefault(t, vaddr, size)) < 0)
-            goto fail;
-        r = pin(t, hv, iova, vaddr, size, hvf);
-        if (r < 0)
-            goto fail;
-        iommu_mapped = true;
+        if (t->shared) {
+            /* the group's IOMMU: only what no other function has is pinned */
+            struct shared_pin_arg pa = { t, hv, hvf };
+            struct br_dma_holder other;
+            bool hit = false;
+            r = br_dma_shared_map(t->shared, hv, t, iova, size, b->dev, b->ino, offset, flags,
+                                  vaddr, shared_pin, &pa, &hit, &other);
+            if (r == -EEXIST)
+                br_debug("DMA_MAP 0x%" PRIx64 "+0x%" PRIx64 ": another function of the group "
+                         "has 0x%" PRIx64 "+0x%" PRIx64 " mapped to other memory (object, offset "
+                         "or protection)", iova, size, other.iova, other.size);
+            if (r < 0)
+                goto fail;
+            if (hit)
+                br_debug("DMA_MAP 0x%" PRIx64 "+0x%" PRIx64 ": shared with another function "
+                         "of the group (the IOMMU has it all; no IOMMU call)", iova, size);
+        } else {
+            /* one page gains nothing from a prefault (pinning faults it
+             * once); a vIOMMU guest maps mostly single pages */
+            if (size > t->page_size && (r = prefault(t, vaddr, size)) < 0)
+                goto fail;
+            r = pin(t, hv, iova, vaddr, size, hvf);
+            if (r < 0)
+                goto fail;
+            iommu_mapped = true;
+        }
     }
 
     *m = (struct br_dma_map){
@@ -407,6 +442,24 @@ fail:
         backing_put_if_unused(t, slot);
     if (fd >= 0)
         close(fd);
+    return r;
+}
+
+/* The IOMMU side of removing fd-backed m: with a group registry only the
+ * last table that holds it unmaps it. 0 or the back end's error (then the
+ * registry is as before). */
+static int iommu_release(struct br_dma_table *t, struct hv_device *hv, const struct br_dma_map *m)
+{
+    if (!t->shared)
+        return hv_dma_unmap(hv, m->iova, m->size, 0);
+    int r = br_dma_shared_unmap(t->shared, hv, t, m->iova, m->size);
+    if (r == -ENOENT) {
+        /* not in the registry: cannot happen (every fd-backed mapping of a
+         * group's table is there); the IOMMU must not keep it */
+        br_err("DMA 0x%" PRIx64 "+0x%" PRIx64 " is missing from the group's IOMMU table",
+               m->iova, m->size);
+        r = hv_dma_unmap(hv, m->iova, m->size, 0);
+    }
     return r;
 }
 
@@ -459,6 +512,40 @@ static size_t count_subtree(const struct br_dma_map *n)
     return k;
 }
 
+/* A range unmap in a group's table: mid (out of the tree, between l and
+ * r) is released mapping by mapping, since some may still be held by
+ * another function; one the IOMMU refuses goes back into the tree. */
+static int unmap_shared(struct br_dma_table *t, struct hv_device *hv, struct br_dma_map *l,
+                        struct br_dma_map *mid, struct br_dma_map *r)
+{
+    struct br_dma_map *kept = NULL;
+    int first = 0;
+    size_t k = 0;
+    t->root = merge(l, r);
+    while (mid) {
+        struct br_dma_map *m = mid;
+        mid = merge(m->left, m->right);
+        int rc = m->backing >= 0 ? iommu_release(t, hv, m) : 0;
+        if (rc < 0) {
+            if (first == 0)
+                first = rc;
+            m->left = kept;   /* a list through left */
+            kept = m;
+            continue;
+        }
+        drop_entry(t, m);
+        k++;
+    }
+    while (kept) {
+        struct br_dma_map *m = kept;
+        kept = m->left;
+        tree_insert(t, m);
+    }
+    if (first < 0)
+        return first;
+    return (int)(k > INT32_MAX ? INT32_MAX : k);
+}
+
 int br_dma_unmap(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint64_t size)
 {
     if (size == 0 || size - 1 > UINT64_MAX - iova)
@@ -474,7 +561,7 @@ int br_dma_unmap(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, ui
     struct br_dma_map *m = *link;
     if (m && m->size == size) {
         if (m->backing >= 0) {
-            int rc = hv_dma_unmap(hv, iova, size, 0);
+            int rc = iommu_release(t, hv, m);
             if (rc < 0)
                 return rc;
         }
@@ -503,6 +590,8 @@ int br_dma_unmap(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, ui
         t->root = merge(l, r);
         return 0;   /* an empty range is a success */
     }
+    if (t->shared)
+        return unmap_shared(t, hv, l, mid, r);
     /* One IOMMU unmap over the span of the fd-backed mappings removed: the
      * IOMMU holds exactly the table's fd-backed mappings, so this removes
      * those and nothing else, all or nothing (the kernel checks the whole
@@ -531,7 +620,7 @@ int br_dma_unmap_all(struct br_dma_table *t, struct hv_device *hv)
         struct br_dma_map *m = t->root;
         t->root = merge(m->left, m->right);
         if (m->backing >= 0) {
-            int r = hv_dma_unmap(hv, m->iova, m->size, 0);
+            int r = iommu_release(t, hv, m);
             if (r < 0 && first == 0) {
                 first = r;
                 br_err("IOMMU unmap of 0x%" PRIx64 "+0x%" PRIx64 " failed: %s", m->iova,
@@ -544,8 +633,10 @@ int br_dma_unmap_all(struct br_dma_table *t, struct hv_device *hv)
     for (size_t i = 0; i < t->nb; i++)
         if (t->backings[i].fd >= 0 && t->backings[i].refs == 0)
             backing_release(t, (int)i);
-    if (first < 0) {
-        /* Make sure nothing of this client stays reachable by the device. */
+    if (first < 0 && !t->shared) {
+        /* Make sure nothing of this client stays reachable by the device.
+         * (Not in a group: the other functions' mappings are there too;
+         * the failed one was logged.) */
         int r = hv_dma_unmap(hv, 0, 0, HV_DMA_UNMAP_ALL);
         if (r < 0)
             br_err("IOMMU unmap-all failed: %s", strerror(-r));

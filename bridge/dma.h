@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "dma_shared.h"
 #include "hv.h"
 #include "vu_proto.h"
 
@@ -79,6 +80,13 @@ struct br_dma_table {
     /* With `interrupted` set, the kernel map (the pin) goes in pieces of
      * this size with the same question between them (BR_DMA_PIN_CHUNK). */
     uint64_t pin_chunk;
+    /* The functions of one IOMMU group share the IOMMU: their tables go
+     * through one registry (dma_shared.h; not owned, NULL for a function
+     * served alone). With it a map pins only what no other function has
+     * mapped already, one that disagrees with an overlapping mapping of
+     * another function is -EEXIST, and an unmap removes from the IOMMU
+     * only what no other function still maps. */
+    struct br_dma_shared *shared;
 };
 
 /* The prefault before pinning goes in chunks of this size, with a check
@@ -114,9 +122,15 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
  * backings released, all before returning. Returns how many were removed
  * (0: the range held none, a success), -EINVAL for size 0, a range that
  * wraps, or one that cuts through a mapping (then nothing is removed), or
- * the back end's error (nothing removed either). O(log n + removed). */
+ * the back end's error (nothing removed either). O(log n + removed).
+ * With t->shared each mapping is released on its own (one IOMMU unmap for
+ * each that no other function holds, none for the others); one the IOMMU
+ * refuses stays in the table, the others are removed, and the first error
+ * is returned. */
 int br_dma_unmap(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint64_t size);
-/* Remove every mapping. Returns the first error but removes all it can. */
+/* Remove every mapping (with t->shared: those no other function holds
+ * leave the IOMMU, the others stay there for them). Returns the first
+ * error but removes all it can. */
 int br_dma_unmap_all(struct br_dma_table *t, struct hv_device *hv);
 /* Free the table's arrays (after unmap_all). */
 void br_dma_free(struct br_dma_table *t);

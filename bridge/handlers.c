@@ -406,12 +406,13 @@ static int h_device_reset(struct br_session *s, struct vu_msg *m, struct reply *
         return vub_fail(&rep->err, -ENOTSUP, "DEVICE_RESET: the device has no reset");
     struct timespec t0;
     clock_gettime(BR_SLOW_CLOCK, &t0);
-    r = hv_reset(HV(s));
+    char why[384];
+    r = br_dev_reset(DEV(s), why, sizeof(why));
     long ms = ms_since(&t0);
     if (ms >= BR_SLOW_REPLY_MS)
         br_warn("DEVICE_RESET took %ld ms (QEMU gives up on a reply after 5000 ms)", ms);
     if (r < 0)
-        return vub_fail(&rep->err, r, "DEVICE_RESET: %s", strerror(-r));
+        return vub_fail(&rep->err, r, "DEVICE_RESET: %s", why);
     return 0;
 }
 

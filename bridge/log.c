@@ -12,11 +12,18 @@
 
 static enum br_log_level g_level = BR_LOG_INFO;
 static char g_device[32];
+/* A thread serving one function of a group names its own device. */
+static _Thread_local char t_device[32];
 static int g_journal = -1; /* -1 unknown, 0 no, 1 stderr is the journal */
 
 void br_log_set_device(const char *addr)
 {
     snprintf(g_device, sizeof(g_device), "%s", addr ? addr : "");
+}
+
+void br_log_set_thread_device(const char *addr)
+{
+    snprintf(t_device, sizeof(t_device), "%s", addr ? addr : "");
 }
 
 void br_log_set_level(enum br_log_level lvl) { g_level = lvl; }
@@ -126,12 +133,13 @@ void br_vlog(enum br_log_level lvl, const char *fmt, va_list ap)
     int saved = errno;
     char msg[1024];
     vsnprintf(msg, sizeof(msg), fmt, ap);
+    const char *dev = t_device[0] ? t_device : g_device;
     /* one fprintf per line so concurrent writers do not interleave inside it */
     if (stderr_is_journal())
-        fprintf(stderr, "<%d>%s%s%s%s\n", syslog_prio[lvl], g_device[0] ? "[" : "", g_device,
-                g_device[0] ? "] " : "", msg);
+        fprintf(stderr, "<%d>%s%s%s%s\n", syslog_prio[lvl], dev[0] ? "[" : "", dev,
+                dev[0] ? "] " : "", msg);
     else
-        fprintf(stderr, "vfio-user-bridge%s%s%s %s: %s\n", g_device[0] ? "[" : "", g_device,
-                g_device[0] ? "]" : "", lvl_name[lvl], msg);
+        fprintf(stderr, "vfio-user-bridge%s%s%s %s: %s\n", dev[0] ? "[" : "", dev,
+                dev[0] ? "]" : "", lvl_name[lvl], msg);
     errno = saved;
 }

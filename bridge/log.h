@@ -23,6 +23,9 @@ enum br_log_level {
 
 /* Device address shown in every line (copied; NULL = none). */
 void br_log_set_device(const char *addr);
+/* The same for the calling thread only (a thread serving one function of
+ * a group: bridge/group.h); "" or NULL = the process's. */
+void br_log_set_thread_device(const char *addr);
 void br_log_set_level(enum br_log_level lvl);
 enum br_log_level br_log_get_level(void);
 /* "err", "error", "warn", "warning", "info", "debug" -> level; -EINVAL. */

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "group.h"
 #include "holders.h"
 #include "log.h"
 #include "session.h"
@@ -271,8 +272,18 @@ int br_session_open(struct br_session **out, struct br_dev *dev, int fd, const s
         close(fd);
         return r;
     }
+    if (dev->group) {
+        char why[384];
+        if ((r = br_group_join(dev->group, dev, fd, peer, why, sizeof(why))) < 0) {
+            br_warn("%s", why);
+            close(fd);
+            return r;
+        }
+    }
     struct br_session *s = calloc(1, sizeof(*s));
     if (!s) {
+        if (dev->group)
+            br_group_leave(dev->group, dev);
         close(fd);
         return -ENOMEM;
     }
@@ -283,6 +294,8 @@ int br_session_open(struct br_session **out, struct br_dev *dev, int fd, const s
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
         r = -errno;
+        if (dev->group)
+            br_group_leave(dev->group, dev);
         close(fd);
         free(s);
         return r;
@@ -291,6 +304,8 @@ int br_session_open(struct br_session **out, struct br_dev *dev, int fd, const s
     s->conn.io_timeout_ms = (int)(dev->cfg->io_timeout_ms ? dev->cfg->io_timeout_ms
                                                           : BR_DEFAULT_IO_TIMEOUT_MS);
     br_dma_init(&s->dma, dev->caps.max_dma_maps, dev->cfg->max_dma_bytes, dev->page_size);
+    if (dev->group)
+        s->dma.shared = &dev->group->dma;   /* one IOMMU for the group's functions */
     br_irq_init(&s->irq, dev);
     *out = s;
     return 0;
@@ -302,7 +317,10 @@ void br_session_close(struct br_session *s)
         return;
     struct hv_device *hv = s->dev->hv;
     size_t maps = s->dma.n;
+    if (s->dev->group)
+        br_group_closing(s->dev->group, s->dev);   /* a client of another function may wait */
     unsigned irq_fds = br_irq_open_fds(&s->irq);
+    bool reset_failed = false;
     int r;
 
     /* Before VERSION every command is refused: such a client (a connection
@@ -315,8 +333,14 @@ void br_session_close(struct br_session *s)
         br_irq_disable_all(&s->irq, hv);
         br_dma_unmap_all(&s->dma, hv);
         if ((s->dev->flags & VU_DEVICE_FLAGS_RESET) && !s->dev->cfg->no_reset) {
-            if ((r = hv_reset(hv)) < 0)
-                br_warn("device reset failed: %s", strerror(-r));
+            char why[384];
+            if ((r = br_dev_reset(s->dev, why, sizeof(why))) < 0) {
+                reset_failed = true;
+                if (r == -EBUSY && s->dev->group)
+                    br_group_defer_reset(s->dev->group, s->dev);
+                br_warn("%s: %s", r == -EBUSY ? "not reset yet (once its bus is free)"
+                                              : "device reset failed", why);
+            }
         }
         if ((r = br_dev_restore_command(s->dev)) < 0)
             br_warn("restoring the COMMAND register failed: %s", strerror(-r));
@@ -332,7 +356,10 @@ void br_session_close(struct br_session *s)
             (int)s->peer.pid, (unsigned)s->peer.uid, s->close_reason ? s->close_reason : "closed",
             (unsigned long long)s->n_msgs, (unsigned long long)s->n_errors, maps, irq_fds,
             !quiesce ? ", device untouched"
-                     : (s->dev->flags & VU_DEVICE_FLAGS_RESET) && !s->dev->cfg->no_reset
+                     : (s->dev->flags & VU_DEVICE_FLAGS_RESET) && !s->dev->cfg->no_reset &&
+                               !reset_failed
                            ? ", device reset" : "");
+    if (s->dev->group)
+        br_group_leave(s->dev->group, s->dev);
     free(s);
 }

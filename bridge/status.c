@@ -73,7 +73,8 @@ int br_status_format(char *buf, size_t len, const struct br_dev *dev,
                 "\"messages\":%" PRIu64 ",\"errors\":%" PRIu64 ",",
             (int)s->peer.pid, (unsigned)s->peer.uid, (unsigned)s->peer.gid,
             s->negotiated ? "true" : "false", s->n_msgs, s->n_errors);
-        static struct br_dma_range r[BR_STATUS_MAX_RANGES];
+        /* per thread: the functions of a group are served in threads of their own */
+        static _Thread_local struct br_dma_range r[BR_STATUS_MAX_RANGES];
         size_t k = br_dma_ranges(&s->dma, r, BR_STATUS_MAX_RANGES);
         put(&o, "\"dma\":{\"count\":%zu,\"bytes\":%" PRIu64 ",\"ranges_truncated\":%s,"
                 "\"ranges\":[", s->dma.n, s->dma.bytes, k < s->dma.n ? "true" : "false");
@@ -123,7 +124,7 @@ static void on_status(struct br_server *srv, int lfd, short revents, void *arg)
             close(fd);
             continue;
         }
-        static char doc[BR_STATUS_MAX_LEN];
+        static _Thread_local char doc[BR_STATUS_MAX_LEN];
         struct br_server_stats st;
         br_server_get_stats(srv, &st);
         int n = br_status_format(doc, sizeof(doc), dev, br_server_session(srv), &st);

@@ -105,6 +105,14 @@ struct hv_iommu_info {
 struct hv_device;
 struct hv_iommu;
 
+/* One function a hot reset of a device resets too (itself included), as
+ * VFIO_DEVICE_GET_PCI_HOT_RESET_INFO reports it. */
+#define HV_MAX_RESET_DEPS 32u
+struct hv_reset_dep {
+    char addr[HV_ADDR_LEN];
+    int group;               /* its IOMMU group */
+};
+
 struct hv_device_ops {
     const char *name;   /* "vfio", "sim" */
     int (*get_info)(struct hv_device *d, struct hv_device_info *out);
@@ -124,6 +132,15 @@ struct hv_device_ops {
                     uint32_t count, const void *data);
     /* VFIO_DEVICE_RESET; -ENOTTY/-ENOTSUP when the device has none. */
     int (*reset)(struct hv_device *d);
+    /* VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: the functions a reset of the
+     * device's slot or bus resets (itself among them) into out[0, max),
+     * their count in *n (also when more than max: then -ENOSPC). -ENODEV
+     * when neither a slot nor a bus reset is possible. */
+    int (*hot_reset_info)(struct hv_device *d, struct hv_reset_dep *out, size_t max, size_t *n);
+    /* VFIO_DEVICE_PCI_HOT_RESET: reset the slot or bus, with the files of
+     * every group in the scope, each of which must be attached to the
+     * device's IOMMU context (-EPERM naming the group otherwise). */
+    int (*hot_reset)(struct hv_device *d, struct vub_err *err);
     /* A new open file of the device (the caller owns the fd) that a client
      * can mmap regions through, at the region's `offset`. Each call gives a
      * file of its own, never a dup of the back end's: kcmp(KCMP_FILE) tells
@@ -229,6 +246,15 @@ static inline int hv_set_irqs(struct hv_device *d, uint32_t flags, uint32_t inde
     return d->ops->set_irqs(d, flags, index, start, count, data);
 }
 static inline int hv_reset(struct hv_device *d) { return d->ops->reset(d); }
+static inline int hv_hot_reset_info(struct hv_device *d, struct hv_reset_dep *out, size_t max,
+                                    size_t *n)
+{
+    return d->ops->hot_reset_info(d, out, max, n);
+}
+static inline int hv_hot_reset(struct hv_device *d, struct vub_err *err)
+{
+    return d->ops->hot_reset(d, err);
+}
 static inline int hv_mmap_fd(struct hv_device *d) { return d->ops->mmap_fd(d); }
 static inline int hv_dma_map(struct hv_device *d, uint64_t iova, void *vaddr, uint64_t size,
                              uint32_t flags)

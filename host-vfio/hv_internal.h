@@ -51,6 +51,9 @@ void hv_pci_names_close(struct pci_access *pacc);
 
 /* type1 side of hv_vfio_kernel_fds / hv_vfio_adopt (hv_type1.c). */
 int hv_type1_fds(struct hv_iommu *io, int group, int *container, int *group_fd);
+/* The file of group `group` in a type1 context (still the context's), or
+ * -ENOENT when the context does not hold it, -ENOTSUP for another context. */
+int hv_type1_group_fd(struct hv_iommu *io, int group);
 int hv_type1_adopt(int container, int group, int group_fd, struct hv_iommu **out,
                    struct vub_err *err);
 

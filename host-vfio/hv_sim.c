@@ -43,7 +43,32 @@ struct sim_map {
     uint64_t iova, size;
     uint8_t *vaddr;
     uint32_t flags;
+    bool own;            /* vaddr is the sim's own mapping of the pages (a pin) */
 };
+
+/* The kernel pins the pages of a mapping: the IOMMU reaches them whatever
+ * the mapping process does with its vaddr later (munmap it, map something
+ * else there). The sim keeps a mapping of its own of the same pages
+ * (mremap with old size 0 duplicates a shared mapping), so that its device
+ * side behaves the same: the functions of one group share mappings, and
+ * the table that made one may let go of its vaddr while another still
+ * uses it. A private mapping cannot be duplicated: then the caller's vaddr
+ * is used as it is. */
+static void sim_pin(struct sim_map *m)
+{
+    void *p = mremap(m->vaddr, 0, (size_t)m->size, MREMAP_MAYMOVE);
+    if (p != MAP_FAILED) {
+        m->vaddr = p;
+        m->own = true;
+    }
+}
+
+static void sim_unpin(struct sim_map *m)
+{
+    if (m->own)
+        munmap(m->vaddr, (size_t)m->size);
+    m->own = false;
+}
 
 struct sim_bar {
     uint64_t size;
@@ -63,6 +88,8 @@ struct sim_iommu {
     struct sim_map *maps;      /* sorted by iova, never overlapping */
     size_t nmaps, capmaps;
     uint64_t mapped_bytes;
+    struct sim *devs[HV_MAX_RESET_DEPS];   /* attached devices (a simulated bus) */
+    size_t ndevs;
 };
 
 struct sim {
@@ -83,6 +110,7 @@ struct sim {
     int err_trigger, req_trigger;
 
     struct sim_edu edu;        /* the model in BAR0 (hv_sim_edu.c) */
+    unsigned bus_resets;
     unsigned resets;
 };
 
@@ -526,6 +554,7 @@ static int sim_dma_map(struct hv_iommu *io, uint64_t iova, void *vaddr, uint64_t
         memmove(&s->maps[i + 1], &s->maps[i], (s->nmaps - i) * sizeof(*s->maps));
         s->maps[i] = (struct sim_map){ .iova = iova, .size = size, .vaddr = vaddr,
                                        .flags = flags };
+        sim_pin(&s->maps[i]);
         s->nmaps++;
         s->mapped_bytes += size;
     }
@@ -544,6 +573,8 @@ static int sim_dma_unmap(struct hv_iommu *io, uint64_t iova, uint64_t size, uint
         if (iova || size)
             return -EINVAL;
         pthread_mutex_lock(&s->lock);
+        for (size_t i = 0; i < s->nmaps; i++)
+            sim_unpin(&s->maps[i]);
         s->nmaps = 0;
         s->mapped_bytes = 0;
         pthread_mutex_unlock(&s->lock);
@@ -566,6 +597,7 @@ static int sim_dma_unmap(struct hv_iommu *io, uint64_t iova, uint64_t size, uint
         size_t i = map_lower(s, iova), j = i;
         while (j < s->nmaps && s->maps[j].iova <= last) {
             s->mapped_bytes -= s->maps[j].size;
+            sim_unpin(&s->maps[j]);
             j++;
         }
         memmove(&s->maps[i], &s->maps[j], (s->nmaps - j) * sizeof(*s->maps));
@@ -845,12 +877,70 @@ static int sim_mmap_fd(struct hv_device *d)
     return fd < 0 ? -errno : fd;
 }
 
+static void sim_reset_locked(struct sim *s);
+
 static int sim_reset(struct hv_device *d)
 {
     struct sim *s = S(d);
     if (!s->cfg.reset)
         return -ENOTTY;
     pthread_mutex_lock(&s->lock);
+    sim_reset_locked(s);
+    s->resets++;
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+static int sim_hot_reset_info(struct hv_device *d, struct hv_reset_dep *out, size_t max,
+                              size_t *n)
+{
+    struct sim *s = S(d);
+    struct sim_iommu *io = IO(s);
+    *n = 0;
+    if (!s->cfg.bus_reset)
+        return -ENODEV;
+    pthread_mutex_lock(&io->lock);
+    for (size_t i = 0; i < io->ndevs; i++) {
+        if (!io->devs[i]->cfg.bus_reset)
+            continue;
+        if (*n < max) {
+            hv_strlcpy(out[*n].addr, io->devs[i]->base.addr, sizeof(out[*n].addr));
+            out[*n].group = io->devs[i]->base.group;
+        }
+        (*n)++;
+    }
+    pthread_mutex_unlock(&io->lock);
+    return *n > max ? -ENOSPC : 0;
+}
+
+static int sim_hot_reset(struct hv_device *d, struct vub_err *err)
+{
+    struct sim *s = S(d);
+    struct sim_iommu *io = IO(s);
+    if (!s->cfg.bus_reset)
+        return vub_fail(err, -ENODEV, "%s: no bus reset", d->addr);
+    /* the devices of the bus first, then each under its own lock: a
+     * device's lock is taken before its context's elsewhere (the edu DMA
+     * engine), never after (the devices stay open: the caller holds them) */
+    struct sim *bus[HV_MAX_RESET_DEPS];
+    size_t n = 0;
+    pthread_mutex_lock(&io->lock);
+    for (size_t i = 0; i < io->ndevs; i++)
+        if (io->devs[i]->cfg.bus_reset)
+            bus[n++] = io->devs[i];
+    pthread_mutex_unlock(&io->lock);
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&bus[i]->lock);
+        sim_reset_locked(bus[i]);
+        bus[i]->bus_resets++;
+        pthread_mutex_unlock(&bus[i]->lock);
+    }
+    return 0;
+}
+
+/* The device's own state back to power-on (reset and hot reset). */
+static void sim_reset_locked(struct sim *s)
+{
     for (uint32_t i = 0; i < 6; i++) {
         uint64_t sz = s->bars[i].size;
         if (!sz)
@@ -875,9 +965,6 @@ static int sim_reset(struct hv_device *d)
     }
     sim_edu_reset(&s->edu);
     s->intx_pending = false;
-    s->resets++;
-    pthread_mutex_unlock(&s->lock);
-    return 0;
 }
 
 static void sim_close(struct hv_device *d)
@@ -891,6 +978,14 @@ static void sim_close(struct hv_device *d)
     drop_fd(&s->req_trigger);
     if (s->memfd >= 0)
         close(s->memfd);
+    if (s->base.iommu) {
+        struct sim_iommu *io = IO(s);
+        pthread_mutex_lock(&io->lock);
+        for (size_t i = 0; i < io->ndevs; i++)
+            if (io->devs[i] == s)
+                io->devs[i] = io->devs[--io->ndevs];
+        pthread_mutex_unlock(&io->lock);
+    }
     hv_iommu_put(s->base.iommu);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -905,6 +1000,8 @@ static const struct hv_device_ops sim_ops = {
     .region_write = sim_region_write,
     .set_irqs = sim_set_irqs,
     .reset = sim_reset,
+    .hot_reset_info = sim_hot_reset_info,
+    .hot_reset = sim_hot_reset,
     .mmap_fd = sim_mmap_fd,
     .close = sim_close,
 };
@@ -912,6 +1009,8 @@ static const struct hv_device_ops sim_ops = {
 static void sim_iommu_destroy(struct hv_iommu *io)
 {
     struct sim_iommu *s = SIO(io);
+    for (size_t i = 0; i < s->nmaps; i++)
+        sim_unpin(&s->maps[i]);
     free(s->maps);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -1180,6 +1279,18 @@ int hv_sim_open_on(const struct hv_sim_config *cfg_in, struct hv_iommu *io,
         return r;
     }
     sim_edu_init(&s->edu, s, s->memfd, s->cfg.bar0_size);
+    struct sim_iommu *sio = SIO(io);
+    r = 0;
+    pthread_mutex_lock(&sio->lock);
+    if (sio->ndevs < HV_MAX_RESET_DEPS)
+        sio->devs[sio->ndevs++] = s;
+    else
+        r = -ENOSPC;
+    pthread_mutex_unlock(&sio->lock);
+    if (r < 0) {
+        sim_close(&s->base);
+        return vub_fail(err, r, "sim: more than %u devices on one context", HV_MAX_RESET_DEPS);
+    }
     *out = &s->base;
     return 0;
 }
@@ -1271,6 +1382,7 @@ int hv_sim_stats(struct hv_device *d, struct hv_sim_stats *out)
     for (uint32_t i = 0; i < s->nvec; i++)
         out->open_irq_fds += s->vec[i] >= 0;
     out->resets = s->resets;
+    out->bus_resets = s->bus_resets;
     out->command = get16(&s->cs[PCI_COMMAND_OFF]);
     out->dma_faults = s->edu.dma_faults;
     pthread_mutex_unlock(&s->lock);

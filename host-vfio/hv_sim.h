@@ -36,7 +36,10 @@
  *  - a DMA map table with the kernel's rules: overlap -EEXIST, iova outside
  *    the usable ranges or not aligned to the smallest page size -EINVAL, entry
  *    limit -ENOSPC, exact unmap, unmap of a range covering several whole
- *    mappings allowed (kernel type1 behaviour), unmap-all.
+ *    mappings allowed (kernel type1 behaviour), unmap-all. A mapping pins
+ *    its pages like the kernel's: the sim keeps a mapping of its own of a
+ *    shared (MAP_SHARED) range, so the device side still reaches the pages
+ *    after the caller has unmapped its vaddr.
  *  - reset (FLAGS_RESET configurable; without it reset is -ENOTTY): like
  *    VFIO_DEVICE_RESET on the kernel, the device's own state goes back to
  *    power-on (BAR registers, edu state, MSI-X table entries masked, a
@@ -44,6 +47,9 @@
  *    the function reset stays: config space (COMMAND, BARs), the IRQ
  *    eventfds and the INTx mask state, and the IOMMU mappings. (The kernel
  *    does not tear interrupts down on reset; QEMU does that itself first.)
+ *  - hot reset (bus_reset): the devices of one simulated context with
+ *    bus_reset on are one bus; GET_PCI_HOT_RESET_INFO names them all,
+ *    HOT_RESET resets each one's state like reset does.
  *  - BAR access by region_read/write fails -EIO while COMMAND memory
  *    decode (bit 1) is off, like the kernel; it starts on.
  */
@@ -69,6 +75,12 @@ struct hv_sim_config {
     uint64_t msix_pba_offset;    /* default 0x3000 */
     uint32_t msi_count;          /* default 1 */
     bool reset;                  /* FLAGS_RESET, default true */
+    /* On a simulated bus that can be reset (a function behind a PCI
+     * bridge): hot_reset_info names every device of the same IOMMU
+     * context that has bus_reset too, and hot_reset resets all of them
+     * (as the kernel's secondary bus reset; the config space is saved and
+     * restored). Default false: -ENODEV. */
+    bool bus_reset;
     /* The IOMMU context's fields (used by hv_sim_iommu_open; a device
      * attached by hv_sim_open_on uses its context's): */
     uint32_t dma_entry_limit;    /* default 65535 */
@@ -118,6 +130,7 @@ struct hv_sim_stats {
     bool intx_masked;        /* after taking a pending unmask eventfd write */
     unsigned open_irq_fds;   /* eventfd references the sim holds */
     unsigned resets;         /* times reset was called */
+    unsigned bus_resets;     /* times a hot reset of its bus reset it */
     uint16_t command;        /* config space COMMAND (bus master = bit 2) */
     unsigned dma_faults;     /* device-side DMA the edu engine attempted that the
                               * map table refused (an IOMMU fault on hardware) */

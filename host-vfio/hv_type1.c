@@ -414,6 +414,18 @@ int hv_type1_fds(struct hv_iommu *io, int group, int *container, int *group_fd)
     return r;
 }
 
+int hv_type1_group_fd(struct hv_iommu *io, int group)
+{
+    if (!io || io->ops != &t1_ops)
+        return -ENOTSUP;
+    struct t1_iommu *t = t1(io);
+    pthread_mutex_lock(&t->lock);
+    struct t1_group *g = find_group(t, group);
+    int r = g ? g->fd : -ENOENT;
+    pthread_mutex_unlock(&t->lock);
+    return r;
+}
+
 int hv_type1_adopt(int container, int group, int group_fd, struct hv_iommu **out,
                    struct vub_err *err)
 {

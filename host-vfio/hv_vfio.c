@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/vfio.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -191,6 +192,77 @@ static int vd_reset(struct hv_device *d)
     return ioctl(vd(d)->devfd, VFIO_DEVICE_RESET) < 0 ? -errno : 0;
 }
 
+static int vd_hot_reset_info(struct hv_device *d, struct hv_reset_dep *out, size_t max,
+                             size_t *n)
+{
+    size_t cap = HV_MAX_RESET_DEPS;
+    size_t sz = sizeof(struct vfio_pci_hot_reset_info) + cap * sizeof(struct vfio_pci_dependent_device);
+    struct vfio_pci_hot_reset_info *info = calloc(1, sz);
+    if (!info)
+        return -ENOMEM;
+    info->argsz = (uint32_t)sz;
+    *n = 0;
+    int r = ioctl(vd(d)->devfd, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, info) < 0 ? -errno : 0;
+    if (r == 0 || r == -ENOSPC)
+        *n = info->count;
+    if (r == 0 && info->count > cap)
+        r = -ENOSPC;
+    for (size_t i = 0; r == 0 && i < info->count && i < max; i++) {
+        const struct vfio_pci_dependent_device *dd = &info->devices[i];
+        snprintf(out[i].addr, sizeof(out[i].addr), "%04x:%02x:%02x.%u", dd->segment, dd->bus,
+                 (unsigned)((dd->devfn >> 3) & 0x1f), (unsigned)(dd->devfn & 7));
+        out[i].group = (int)dd->group_id;
+    }
+    if (r == 0 && info->count > max)
+        r = -ENOSPC;
+    free(info);
+    return r;
+}
+
+static int vd_hot_reset(struct hv_device *d, struct vub_err *err)
+{
+    struct hv_reset_dep deps[HV_MAX_RESET_DEPS];
+    size_t n = 0;
+    int r = vd_hot_reset_info(d, deps, HV_MAX_RESET_DEPS, &n);
+    if (r < 0)
+        return vub_fail(err, r, "%s: VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: %s", d->addr,
+                       strerror(-r));
+    /* one fd per distinct group in the scope */
+    size_t sz = sizeof(struct vfio_pci_hot_reset) + n * sizeof(int32_t);
+    struct vfio_pci_hot_reset *hr = calloc(1, sz);
+    if (!hr)
+        return vub_fail(err, -ENOMEM, "%s: out of memory", d->addr);
+    uint32_t count = 0;
+    int seen[HV_MAX_RESET_DEPS];
+    for (size_t i = 0; i < n; i++) {
+        bool dup = false;
+        for (uint32_t j = 0; j < count && !dup; j++)
+            dup = seen[j] == deps[i].group;
+        if (dup)
+            continue;
+        int fd = hv_type1_group_fd(d->iommu, deps[i].group);
+        if (fd < 0) {
+            free(hr);
+            return vub_fail(err, -EPERM, "%s: a hot reset also resets %s in IOMMU group %d, "
+                            "which this process does not hold", d->addr, deps[i].addr,
+                            deps[i].group);
+        }
+        seen[count] = deps[i].group;
+        hr->group_fds[count++] = fd;
+    }
+    hr->argsz = (uint32_t)(sizeof(*hr) + count * sizeof(int32_t));
+    hr->count = count;
+    r = ioctl(vd(d)->devfd, VFIO_DEVICE_PCI_HOT_RESET, hr) < 0 ? -errno : 0;
+    free(hr);
+    if (r == -EINVAL)
+        return vub_fail(err, r, "%s: VFIO_DEVICE_PCI_HOT_RESET: %s (the kernel resets a bus "
+                        "only while every function on it is bound to vfio-pci and in a group "
+                        "given)", d->addr, strerror(-r));
+    if (r < 0)
+        return vub_fail(err, r, "%s: VFIO_DEVICE_PCI_HOT_RESET: %s", d->addr, strerror(-r));
+    return 0;
+}
+
 /* A device file of its own, never a dup of devfd: how one is had is the
  * IOMMU context's business (type1: the group's VFIO_GROUP_GET_DEVICE_FD). */
 static int vd_mmap_fd(struct hv_device *d)
@@ -222,6 +294,8 @@ static const struct hv_device_ops vd_ops = {
     .region_write = vd_region_write,
     .set_irqs = vd_set_irqs,
     .reset = vd_reset,
+    .hot_reset_info = vd_hot_reset_info,
+    .hot_reset = vd_hot_reset,
     .mmap_fd = vd_mmap_fd,
     .close = vd_close,
 };

@@ -3,10 +3,11 @@
 # edu and nvme behind a conventional PCI bridge, one group with the bridge).
 # What holds today: the kernel's group is one process's, so host-vfio opens
 # both functions in one context (one group file, one container: one IOMMU
-# address space, hv_direct --same-group); the bridge serves one function per
-# process, so a second bridge on the other function of a busy group is
-# refused, and its error names the group, the process that holds it and the
-# group's other members; once the first bridge has gone, the second serves.
+# address space, hv_direct --same-group); two bridge PROCESSES cannot share
+# it, so a second bridge on the other function of a busy group is refused,
+# and its error names the group, the process that holds it and the group's
+# other members; once the first bridge has gone, the second serves. (One
+# daemon serving both functions: vmm_shared_group.)
 # e2e-topology: shared
 # e2e-cost: 60
 . "$VUB_SRC/tests/e2e/lib.sh"

@@ -53,13 +53,15 @@ static void *run_thread(void *arg)
 void th_start(struct th *t)
 {
     struct vub_err err = { "" };
-    int r = hv_sim_open(&t->sc, &t->hv, &err);
+    int r = t->io ? hv_sim_open_on(&t->sc, t->io, &t->hv, &err) : hv_sim_open(&t->sc, &t->hv, &err);
     if (r < 0)
         fail_msg("hv_sim_open: %s (%d)", err.msg, r);
     t->dev = calloc(1, sizeof(*t->dev));
     assert_non_null(t->dev);
     assert_int_equal(br_dev_init(t->dev, t->hv, &t->cfg), 0);
     t->dev->reserved_irqs = t->reserved_irqs;
+    if (t->group)
+        assert_int_equal(br_group_add(t->group, t->dev), 0);
     assert_int_equal(br_tap_new(&t->dev->tap, &t->cfg, t->sc.addr), 0);
 
     snprintf(t->dir, sizeof(t->dir), "/tmp/vub-bridge-XXXXXX");
@@ -89,6 +91,8 @@ void th_stop(struct th *t)
     br_server_free(t->srv);
     t->srv = NULL;
     br_session_release_retired(t->dev);
+    if (t->group && t->dev)
+        br_group_remove(t->group, t->dev);
     if (t->dev)
         br_tap_free(t->dev->tap);
     free(t->dev);

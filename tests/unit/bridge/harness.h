@@ -14,6 +14,7 @@
 #include "access.h"
 #include "config.h"
 #include "device.h"
+#include "group.h"
 #include "hv_sim.h"
 #include "server.h"
 #include "vu_client.h"
@@ -22,6 +23,11 @@ struct th {
     struct hv_sim_config sc;   /* edit between th_init and th_start */
     struct br_config cfg;      /* idem */
     uint32_t reserved_irqs;    /* idem: copied to br_dev.reserved_irqs */
+    /* idem: attach the device to this simulated IOMMU context (NULL: a
+     * context of its own) and add it to this group (NULL: served alone),
+     * for functions of one IOMMU group (bridge/group.h) */
+    struct hv_iommu *io;
+    struct br_group *group;
     struct hv_device *hv;
     struct br_dev *dev;
     struct br_server *srv;

@@ -247,9 +247,10 @@ static pid_t spawn_daemon(const char *dir, const char *sock, const char *log,
     strcpy(sa.sun_path, notify);
     assert_int_equal(bind(nfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 
-    const char *argv[16] = { BRIDGE_EXE, "--sim=nvme-like", "--socket", sock, "--log-level",
-                             "info" };
-    size_t n = 6;
+    /* sock NULL: the extra args name the sockets (several functions) */
+    const char *argv[16] = { BRIDGE_EXE, "--sim=nvme-like", "--log-level", "info", "--socket",
+                             sock };
+    size_t n = sock ? 6 : 4;
     for (size_t i = 0; extra && extra[i] && i < MAX_EXTRA_ARGS; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
@@ -693,6 +694,75 @@ static void test_sighup_sim_refused(void **state)
     assert_int_equal(stop_daemon(f, SIGTERM), 0);
 }
 
+/* One daemon, two simulated functions of one group (--device A --socket SA
+ * --device B --socket SB): both sockets and status sockets, one VM (this
+ * process) on both with the same DMA_MAP, another process refused, SIGHUP
+ * refused with the reason, SIGTERM ends both and removes the sockets. */
+static void test_group_daemon(void **state)
+{
+    struct dfix *f = *state;
+    char sock_b[160];
+    snprintf(sock_b, sizeof(sock_b), "%s/b.sock", f->dir);
+    const char *extra[] = { "--device", "01:01.0", "--socket", f->sock, "--device", "01:02.0",
+                            "--socket", sock_b, NULL };
+    int st = 0;
+    f->pid = spawn_daemon(f->dir, NULL, f->log, extra, &st);
+    if (f->pid < 0)
+        fail_msg("the group daemon exited with status %d before READY=1", st);
+    struct stat sb;
+    assert_int_equal(stat(sock_b, &sb), 0);
+    json_object *ja = status_of(f->sock), *jb = status_of(sock_b);
+    assert_string_equal(jstr(ja, "device"), "0000:01:01.0");
+    assert_string_equal(jstr(jb, "device"), "0000:01:02.0");
+    json_object_put(ja);
+    json_object_put(jb);
+    assert_int_equal(log_count(f, "function 2 of 2"), 1);
+
+    struct vu_client *a = client(f, true), *b = NULL;
+    struct vub_err err = { "" };
+    assert_int_equal(vu_client_connect(sock_b, &b, &err), 0);
+    vu_client_set_timeout(b, 20000);
+    assert_int_equal(vu_client_negotiate(b, NULL, NULL), 0);
+    int mfd = memfd_create("ram", MFD_CLOEXEC);
+    assert_true(mfd >= 0);
+    assert_int_equal(ftruncate(mfd, 1 << 20), 0);
+    assert_int_equal(vu_client_dma_map(a, 0x100000, 1 << 20, mfd, 0, RW), 0);
+    assert_int_equal(vu_client_dma_map(b, 0x100000, 1 << 20, mfd, 0, RW), 0);
+    struct vu_device_info di;
+    assert_int_equal(vu_client_get_info(b, &di), 0);
+    vu_client_close(b);
+    for (uint64_t t0 = now_ms(); log_count(f, "disconnected") == 0 && now_ms() - t0 < 20000;)
+        usleep(10000);
+    /* another process on the free function of the busy group: refused */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct vu_client *c = NULL;
+        struct vub_err e = { "" };
+        if (vu_client_connect(sock_b, &c, &e) < 0)
+            _exit(2);
+        vu_client_set_timeout(c, 20000);
+        _exit(vu_client_negotiate(c, NULL, NULL) < 0 ? 0 : 1);
+    }
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(log_count(f, "IOMMU group is in use by pid"), 1);
+
+    assert_int_equal(kill(f->pid, SIGHUP), 0);
+    uint64_t t0 = now_ms();
+    while (log_count(f, "SIGHUP: not re-executing: this daemon serves 2 functions") == 0 &&
+           now_ms() - t0 < 20000)
+        usleep(10000);
+    assert_int_equal(log_count(f, "SIGHUP: not re-executing: this daemon serves 2 functions"), 1);
+    assert_int_equal(vu_client_get_info(a, &di), 0);
+    vu_client_close(a);
+    close(mfd);
+    assert_int_equal(stop_daemon(f, SIGTERM), 0);
+    assert_int_equal(stat(f->sock, &sb), -1);
+    assert_int_equal(stat(sock_b, &sb), -1);
+    assert_int_equal(log_count(f, "released 1 DMA maps"), 2);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -715,6 +785,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_socket_dir_swap_race_root_dir, fix_setup,
                                         fix_teardown),
         cmocka_unit_test_setup_teardown(test_status, fix_setup, fix_teardown),
+        cmocka_unit_test_setup_teardown(test_group_daemon, fix_setup, fix_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

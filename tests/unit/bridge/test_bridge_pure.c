@@ -15,6 +15,7 @@
 #include "config.h"
 #include "log.h"
 #include "device.h"
+#include "list.h"
 #include "msix.h"
 
 #define PG 4096u
@@ -464,6 +465,107 @@ static void test_parse_size(void **state)
     assert_int_equal(br_parse_size("99999999999999G", &v), -ERANGE);
 }
 
+/* Several --device, each with its --socket after it: one group daemon. */
+static void test_cli_group(void **state)
+{
+    (void)state;
+    struct br_cli *cli = malloc(sizeof(*cli));
+    const char *a1[] = { "vfio-user-bridge", "--device", "01:01.0", "--socket", "/run/a",
+                         "--device", "0000:01:02.0", "-s", "/run/b", "--group-clients",
+                         "same-uid" };
+    assert_int_equal(PARSE(cli, a1), 0);
+    assert_int_equal(cli->cfg.n_functions, 2);
+    assert_string_equal(cli->cfg.device, "0000:01:01.0");
+    assert_string_equal(cli->cfg.socket_path, "/run/a");
+    assert_string_equal(cli->cfg.functions[0].device, "0000:01:01.0");
+    assert_string_equal(cli->cfg.functions[0].socket_path, "/run/a");
+    assert_string_equal(cli->cfg.functions[1].device, "0000:01:02.0");
+    assert_string_equal(cli->cfg.functions[1].socket_path, "/run/b");
+    assert_int_equal(cli->cfg.group_clients, BR_GROUP_CLIENTS_SAME_UID);
+    /* one function: the socket may come first, as always */
+    const char *a2[] = { "vfio-user-bridge", "-s", "/run/a", "-d", "01:01.0" };
+    assert_int_equal(PARSE(cli, a2), 0);
+    assert_int_equal(cli->cfg.n_functions, 1);
+    assert_int_equal(cli->cfg.group_clients, BR_GROUP_CLIENTS_SAME_VM);
+    const char *bad1[] = { "vfio-user-bridge", "-d", "01:01.0", "-s", "/run/a", "-d", "01:02.0" };
+    const char *bad2[] = { "vfio-user-bridge", "-s", "/run/a", "-d", "01:01.0", "-d", "01:02.0",
+                           "-s", "/run/b" };
+    const char *bad3[] = { "vfio-user-bridge", "-d", "01:01.0", "-s", "/run/a", "-d", "01:02.0",
+                           "-s", "/run/a" };
+    const char *bad4[] = { "vfio-user-bridge", "-d", "01:01.0", "-s", "/run/a", "-d", "01:01.0",
+                           "-s", "/run/b" };
+    const char *bad5[] = { "vfio-user-bridge", "-d", "01:01.0", "-s", "/run/a", "-d", "01:02.0",
+                           "-s", "/run/b", "-s", "/run/c" };
+    const char *bad6[] = { "vfio-user-bridge", "-d", "01:01.0", "-s", "/run/a",
+                           "--group-clients", "anyone" };
+    const char *bad7[] = { "vfio-user-bridge", "-d", "01:01.0", "-s", "/run/a", "-d", "01:02.0",
+                           "-s", "/run/b", "--policy", "/etc/p.json" };
+    assert_int_equal(PARSE(cli, bad1), -EINVAL);   /* no socket for the second */
+    assert_int_equal(PARSE(cli, bad2), -EINVAL);   /* a socket before the first device */
+    assert_int_equal(PARSE(cli, bad3), -EINVAL);   /* one socket twice */
+    assert_int_equal(PARSE(cli, bad4), -EINVAL);   /* one device twice */
+    assert_int_equal(PARSE(cli, bad5), -EINVAL);   /* two sockets for one */
+    assert_int_equal(PARSE(cli, bad6), -EINVAL);
+    assert_int_equal(PARSE(cli, bad7), -EINVAL);
+    free(cli);
+}
+
+static struct hv_list_entry entry(const char *addr, const char *drv, int group, bool ok,
+                                  const char *why)
+{
+    struct hv_list_entry e;
+    memset(&e, 0, sizeof(e));
+    snprintf(e.addr, sizeof(e.addr), "%s", addr);
+    snprintf(e.driver, sizeof(e.driver), "%s", drv);
+    e.group = group;
+    e.exportable = ok;
+    snprintf(e.why, sizeof(e.why), "%s", why);
+    return e;
+}
+
+/* `list`: each group with its members, what one daemon can export, and
+ * why a group cannot be. */
+static void test_list_groups(void **state)
+{
+    (void)state;
+    struct hv_list_entry e[] = {
+        entry("0000:00:03.0", "", 3, false, "0000:00:03.0 is bound to no driver"),
+        entry("0000:00:1f.0", "lpc_ich", 4, false, "bound to lpc_ich"),
+        entry("0000:00:1f.2", "vfio-pci", 4, false, "group 4 is not viable: 0000:00:1f.0 is "
+                                                   "bound to lpc_ich"),
+        entry("0000:01:01.0", "vfio-pci", 3, true, ""),
+        entry("0000:01:02.0", "vfio-pci", 3, true, ""),
+        entry("0000:02:00.0", "e1000e", 5, false, "bound to e1000e, not vfio-pci"),
+    };
+    struct br_list_group g[8];
+    assert_int_equal(br_list_groups(e, 6, g, 8), 3);
+    assert_int_equal(g[0].number, 3);
+    assert_int_equal(g[0].n, 3);
+    assert_int_equal(g[0].n_export, 2);
+    assert_int_equal(g[1].number, 4);
+    assert_int_equal(g[1].n_export, 0);
+    assert_string_equal(g[1].why, "group 4 is not viable: 0000:00:1f.0 is bound to lpc_ich");
+    assert_string_equal(g[2].why, "no member is bound to vfio-pci");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_int_equal(br_list_print(f, e, 6, false), 0);
+    fclose(f);
+    assert_non_null(strstr(buf, "group 3: 0000:00:03.0 (no driver) 0000:01:01.0 (vfio-pci) "
+                                "0000:01:02.0 (vfio-pci)\n    exportable: vfio-user-bridge "
+                                "--device 0000:01:01.0 --socket PATH --device 0000:01:02.0 "
+                                "--socket PATH\n"));
+    assert_non_null(strstr(buf, "group 4: 0000:00:1f.0 (lpc_ich) 0000:00:1f.2 (vfio-pci)\n"
+                                "    not exportable: group 4 is not viable"));
+    free(buf);
+    f = open_memstream(&buf, &len);
+    assert_int_equal(br_list_print(f, e, 6, true), 0);
+    fclose(f);
+    assert_non_null(strstr(buf, "\"functions\":[\n") || strstr(buf, "\"functions\": ["));
+    assert_non_null(strstr(buf, "\"0000:01:02.0\""));
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -480,6 +582,8 @@ int main(void)
         cmocka_unit_test(test_rebuild_no_mmap_and_sparse),
         cmocka_unit_test(test_rebuild_rejects_bad_chains),
         cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_cli_group),
+        cmocka_unit_test(test_list_groups),
         cmocka_unit_test(test_ratelimit),
         cmocka_unit_test(test_parse_size),
     };
