@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The pure parts of the (unfinished) iommufd IOMMU context: finding a
- * function's VFIO cdev through sysfs, and turning IOMMU_IOAS_IOVA_RANGES'
- * answer into hv_iommu_info. And, on a kernel without iommufd (every one
- * this project runs on), that opening the context says so.
+ * The pure parts of the iommufd IOMMU context: finding a function's VFIO
+ * cdev through sysfs, turning IOMMU_IOAS_IOVA_RANGES' answer into
+ * hv_iommu_info, the table of mappings that keeps type1's unmap rules. And
+ * on a kernel without iommufd (Debian's), that opening the context says so.
+ * The ioctl paths run in the e2e testbed (hv_direct with --kernel iommufd).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -104,6 +105,83 @@ static void test_fill_info(void **state)
                      (uint64_t)(HV_MAX_IOVA_RANGES - 1) << 32);
 }
 
+/* The table of mappings gives type1's answers: overlap -EEXIST, the limit
+ * -ENOSPC, an unmap range that cuts a mapping at either end -EINVAL, one
+ * that holds none 0 mappings, one covering several all of them. */
+static void test_maps(void **state)
+{
+    (void)state;
+    struct hv_ifd_maps m = { .max = 5 };
+    uint32_t first = 99, count = 99;
+    const uint64_t K4 = 4096;
+    assert_int_equal(hv_ifd_maps_find(&m, 0, K4, &first, &count), 0);
+    assert_int_equal(count, 0);
+    /* added out of order: [0x10000,+8K) [0x20000,+4K) [0x5000,+4K) */
+    assert_int_equal(hv_ifd_maps_check_add(&m, 0x10000, 2 * K4), 0);
+    hv_ifd_maps_add(&m, 0x10000, 2 * K4);
+    assert_int_equal(hv_ifd_maps_check_add(&m, 0x20000, K4), 0);
+    hv_ifd_maps_add(&m, 0x20000, K4);
+    assert_int_equal(hv_ifd_maps_check_add(&m, 0x5000, K4), 0);
+    hv_ifd_maps_add(&m, 0x5000, K4);
+    assert_int_equal(m.n, 3);
+    assert_true(m.v[0].start == 0x5000 && m.v[1].start == 0x10000 && m.v[2].start == 0x20000);
+    assert_int_equal(m.v[1].end, 0x11fff);
+    /* overlaps: inside, across the start, across the end, covering */
+    assert_int_equal(hv_ifd_maps_check_add(&m, 0x11000, K4), -EEXIST);
+    assert_int_equal(hv_ifd_maps_check_add(&m, 0xf000, 2 * K4), -EEXIST);
+    assert_int_equal(hv_ifd_maps_check_add(&m, 0x11000, 4 * K4), -EEXIST);
+    assert_int_equal(hv_ifd_maps_check_add(&m, 0, 0x100000), -EEXIST);
+    /* touching is not overlapping */
+    assert_int_equal(hv_ifd_maps_check_add(&m, 0x12000, K4), 0);
+    assert_int_equal(hv_ifd_maps_check_add(&m, 0xf000, K4), 0);
+    assert_int_equal(hv_ifd_maps_check_add(&m, 0, 0), -EINVAL);
+    assert_int_equal(hv_ifd_maps_check_add(&m, UINT64_MAX - K4 + 2, K4), -EINVAL);
+
+    /* unmap: cutting the first or last mapping reached is refused */
+    assert_int_equal(hv_ifd_maps_find(&m, 0x11000, K4, &first, &count), -EINVAL);
+    assert_int_equal(hv_ifd_maps_find(&m, 0x5000, 0xc000, &first, &count), -EINVAL);
+    assert_int_equal(hv_ifd_maps_find(&m, 0x0, 0x11000, &first, &count), -EINVAL);
+    /* a hole: nothing */
+    assert_int_equal(hv_ifd_maps_find(&m, 0x6000, 0xa000, &first, &count), 0);
+    assert_int_equal(count, 0);
+    /* two whole ones, with room around them */
+    assert_int_equal(hv_ifd_maps_find(&m, 0x1000, 0x11000, &first, &count), 0);
+    assert_true(first == 0 && count == 2);
+    hv_ifd_maps_remove(&m, first, count);
+    assert_int_equal(m.n, 1);
+    assert_int_equal(m.v[0].start, 0x20000);
+    /* the limit */
+    for (uint64_t i = 0; i < 4; i++) {
+        assert_int_equal(hv_ifd_maps_check_add(&m, 0x100000 + i * K4, K4), 0);
+        hv_ifd_maps_add(&m, 0x100000 + i * K4, K4);
+    }
+    assert_int_equal(hv_ifd_maps_check_add(&m, 0x200000, K4), -ENOSPC);
+    assert_int_equal(hv_ifd_maps_find(&m, 0, UINT64_MAX, &first, &count), 0);
+    assert_true(first == 0 && count == 5);
+    hv_ifd_maps_free(&m);
+    assert_true(m.n == 0 && m.v == NULL && m.max == 5);
+}
+
+/* A /dev/iommu that is no iommufd: the IOAS allocation fails, named, and
+ * nothing stays open. */
+static void test_not_an_iommufd(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/vub-not-iommufd-XXXXXX";
+    int f = mkstemp(path);
+    assert_true(f >= 0);
+    close(f);
+    struct hv_open_opts o = { .dev_iommu = path };
+    struct hv_iommu *io = (struct hv_iommu *)1;
+    struct vub_err e = { "" };
+    int fds = tu_count_fds();
+    assert_int_equal(hv_iommufd_iommu_new(&o, &io, &e), -ENOTTY);
+    assert_null(io);
+    assert_non_null(strstr(e.msg, "IOMMU_IOAS_ALLOC on /tmp/vub-not-iommufd-"));
+    assert_int_equal(tu_count_fds(), fds);
+    unlink(path);
+}
+
 /* Where /dev/iommu is missing, the context says so, and leaves nothing. */
 static void test_no_iommufd_here(void **state)
 {
@@ -127,6 +205,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cdev_path, setup, teardown),
         cmocka_unit_test(test_fill_info),
         cmocka_unit_test(test_no_iommufd_here),
+        cmocka_unit_test(test_maps),
+        cmocka_unit_test(test_not_an_iommufd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
