@@ -125,6 +125,14 @@ int hv_iommufd_cdev_path(const char *sysfs, const char *dev_vfio, const char *ad
     if (found > 1)
         return vub_fail(err, -EEXIST, "%s: %u VFIO device cdevs in %s, expected one", addr, found,
                        dir);
+    /* Linux 6.1 already has vfio-dev/vfioN, as a device without a number:
+     * only a kernel with VFIO_DEVICE_CDEV gives it a dev (and a node). */
+    char devattr[HV_PATH_MAX];
+    if ((r = hv_path(devattr, sizeof(devattr), "%s/%s/dev", dir, name)) < 0)
+        return vub_fail(err, r, "%s: sysfs path too long", addr);
+    if (access(devattr, F_OK) < 0)
+        return vub_fail(err, -ENOENT, "%s has no VFIO device cdev (%s/%s has no device number: "
+                       "a kernel without VFIO_DEVICE_CDEV)", addr, dir, name);
     if ((r = hv_path(out, outsz, "%s/devices/%s", dev_vfio, name)) < 0)
         return vub_fail(err, r, "%s: path of its VFIO cdev too long", addr);
     return 0;

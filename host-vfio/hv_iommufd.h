@@ -22,9 +22,10 @@
 #include "hv.h"
 
 /* The VFIO cdev of a function: "<dev_vfio>/devices/vfioN" for the one
- * "<sysfs>/bus/pci/devices/<addr>/vfio-dev/vfioN" entry. -ENOENT (with a
- * message) when the function has none (a kernel without VFIO_DEVICE_CDEV,
- * or not bound to vfio-pci), -EEXIST for more than one. */
+ * "<sysfs>/bus/pci/devices/<addr>/vfio-dev/vfioN" entry, which must have a
+ * "dev" attribute (6.1 to 6.5 have the entry without a device number).
+ * -ENOENT (with a message) when the function has none (a kernel without
+ * VFIO_DEVICE_CDEV, or not bound to vfio-pci), -EEXIST for more than one. */
 int hv_iommufd_cdev_path(const char *sysfs, const char *dev_vfio, const char *addr, char *out,
                          size_t outsz, struct vub_err *err);
 

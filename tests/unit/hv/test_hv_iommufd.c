@@ -64,6 +64,12 @@ static void test_cdev_path(void **state)
     fs_mkdirs(p);
     fs_path(fs, p, sizeof(p), "devices/pci0000:00/%s/vfio-dev/vfio12", A0);
     fs_mkdirs(p);
+    /* Linux 6.1-6.5: the entry without a device number is no cdev */
+    assert_int_equal(hv_iommufd_cdev_path(fs->root, "/dev/vfio", A0, out, sizeof(out), &e),
+                     -ENOENT);
+    assert_non_null(strstr(e.msg, "vfio12 has no device number"));
+    fs_path(fs, p, sizeof(p), "devices/pci0000:00/%s/vfio-dev/vfio12/dev", A0);
+    fs_write_file(p, "511:12\n");
     assert_int_equal(hv_iommufd_cdev_path(fs->root, "/dev/vfio", A0, out, sizeof(out), &e), 0);
     assert_string_equal(out, "/dev/vfio/devices/vfio12");
     assert_int_equal(hv_iommufd_cdev_path(fs->root, "/x", A0, out, 12, &e), -ENAMETOOLONG);
