@@ -111,7 +111,7 @@ enum br_stale_holders {
 enum br_iommu_kind {
     BR_IOMMU_AUTO = 0, /* iommufd where /dev/iommu and the device's cdev exist, else type1 */
     BR_IOMMU_TYPE1,    /* VFIO container, type1v2 */
-    BR_IOMMU_IOMMUFD,  /* refused with a clear error: not finished (issue 16) */
+    BR_IOMMU_IOMMUFD,  /* the VFIO cdev in an IOAS; refused where the kernel has none */
 };
 
 struct br_config {
