@@ -52,9 +52,10 @@ build() {
     command -v "$t" >/dev/null || die "$t is not installed (tools/deps.sh)"
   done
   [ -f /usr/include/libelf.h ] || die "libelf-dev is not installed (tools/deps.sh)"
-  local mirror tmp t0
+  local mirror t0
   mirror=$("$TOP/tools/debian-mirror.sh")
   mkdir -p "$(dirname "$CACHE")"
+  # global: the EXIT trap runs after build() has returned
   tmp=$(mktemp -d "${TMPDIR:-/var/tmp}/vub-kernel.XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
   t0=$(date +%s)
@@ -110,7 +111,8 @@ build() {
   rm -rf "$CACHE.old"
   [ -e "$CACHE" ] && mv "$CACHE" "$CACHE.old"
   mv "$new" "$CACHE"
-  rm -rf "$CACHE.old"
+  rm -rf "$CACHE.old" "$tmp"
+  trap - EXIT
   log "provisioned $CACHE in $(( $(date +%s) - t0 )) s (make: ${wall}s wall, ${user}s user, ${sys}s sys)"
 }
 
