@@ -431,9 +431,9 @@ static int ifd_attach(struct hv_iommu *io, const char *addr, struct hv_attach *o
             r = vub_fail(err, -EBUSY, "%s: the device is busy: VFIO_DEVICE_BIND_IOMMUFD on %s "
                         "failed (%s): it is open in %s", addr, path, strerror(e), who);
         else if (e == EINVAL || e == EBUSY)
-            r = vub_fail(err, -EBUSY, "%s: VFIO_DEVICE_BIND_IOMMUFD on %s failed (%s): the "
-                        "device is open already (a VFIO cdev takes one user, and none while "
-                        "its group is open)", addr, path, strerror(e));
+            r = vub_fail(err, -EBUSY, "%s: the device is busy: VFIO_DEVICE_BIND_IOMMUFD on %s "
+                        "failed (%s): it is open already (a VFIO cdev takes one user, and none "
+                        "while its group is open)", addr, path, strerror(e));
         else
             r = vub_fail(err, -e, "%s: VFIO_DEVICE_BIND_IOMMUFD on %s failed: %s", addr, path,
                         strerror(e));
