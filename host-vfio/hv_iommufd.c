@@ -156,81 +156,175 @@ void hv_iommufd_fill_info(const struct hv_iova_range *ranges, uint32_t n, uint64
 /* ---- the table of mappings ------------------------------------------------------
  * iommufd's IOMMU_IOAS_UNMAP removes the areas inside a range one after the
  * other and stops with ENOENT at one the range cuts, leaving the ones before
- * it unmapped: the table answers type1's question (does the range cut a
- * mapping?) before the kernel is asked, so a refused unmap changes nothing. */
+ * it unmapped, and says ENOENT for a range that holds none: the table
+ * answers type1's questions (does the range cut a mapping? does it hold
+ * any?) before the kernel is asked, so a refused unmap changes nothing.
+ * A treap keyed by start (the ranges are disjoint), random priorities:
+ * O(log n) look-ups and inserts, O(log n + k) removal of k mappings, which
+ * a guest IOMMU's stream of single-page maps and unmaps needs. */
+struct hv_ifd_node {
+    uint64_t start, end;   /* inclusive */
+    uint32_t prio;
+    struct hv_ifd_node *l, *r;
+};
 
-static uint32_t maps_lower(const struct hv_ifd_maps *m, uint64_t iova)
+static uint32_t maps_prio(struct hv_ifd_maps *m)
 {
-    /* first index whose last byte is >= iova */
-    uint32_t lo = 0, hi = m->n;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (m->v[mid].end < iova)
-            lo = mid + 1;
-        else
-            hi = mid;
+    if (!m->rng)
+        m->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)m;
+    m->rng ^= m->rng >> 12;   /* xorshift64* */
+    m->rng ^= m->rng << 25;
+    m->rng ^= m->rng >> 27;
+    return (uint32_t)((m->rng * 2685821657736338717ull) >> 32);
+}
+
+/* n into the nodes with start < key (*a) and the others (*b). */
+static void maps_split(struct hv_ifd_node *n, uint64_t key, struct hv_ifd_node **a,
+                       struct hv_ifd_node **b)
+{
+    if (!n) {
+        *a = *b = NULL;
+    } else if (n->start < key) {
+        maps_split(n->r, key, &n->r, b);
+        *a = n;
+    } else {
+        maps_split(n->l, key, a, &n->l);
+        *b = n;
     }
-    return lo;
+}
+
+static struct hv_ifd_node *maps_merge(struct hv_ifd_node *a, struct hv_ifd_node *b)
+{
+    if (!a)
+        return b;
+    if (!b)
+        return a;
+    if (a->prio > b->prio) {
+        a->r = maps_merge(a->r, b);
+        return a;
+    }
+    b->l = maps_merge(a, b->l);
+    return b;
+}
+
+/* A mapping holding byte `at`, or NULL. */
+static const struct hv_ifd_node *maps_holding(const struct hv_ifd_maps *m, uint64_t at)
+{
+    const struct hv_ifd_node *n = m->root;
+    while (n) {
+        if (n->end < at)
+            n = n->r;
+        else if (n->start > at)
+            n = n->l;
+        else
+            return n;
+    }
+    return NULL;
 }
 
 int hv_ifd_maps_check_add(struct hv_ifd_maps *m, uint64_t iova, uint64_t size)
 {
     if (!size || iova + (size - 1) < iova)
         return -EINVAL;
-    uint32_t i = maps_lower(m, iova);
-    if (i < m->n && m->v[i].start <= iova + (size - 1))
-        return -EEXIST;
+    uint64_t last = iova + (size - 1);
+    for (const struct hv_ifd_node *n = m->root; n;) {
+        if (n->end < iova)
+            n = n->r;
+        else if (n->start > last)
+            n = n->l;
+        else
+            return -EEXIST;
+    }
     if (m->n >= m->max)
         return -ENOSPC;
-    if (m->n == m->cap) {
-        uint32_t cap = m->cap ? m->cap * 2 : 16;
-        if (cap > m->max)
-            cap = m->max;
-        struct hv_iova_range *v = realloc(m->v, cap * sizeof(*v));
-        if (!v)
-            return -ENOMEM;
-        m->v = v;
-        m->cap = cap;
-    }
+    if (!m->spare && !(m->spare = malloc(sizeof(*m->spare))))
+        return -ENOMEM;
     return 0;
 }
 
 void hv_ifd_maps_add(struct hv_ifd_maps *m, uint64_t iova, uint64_t size)
 {
-    uint32_t i = maps_lower(m, iova);
-    memmove(&m->v[i + 1], &m->v[i], (m->n - i) * sizeof(m->v[0]));
-    m->v[i] = (struct hv_iova_range){ iova, iova + (size - 1) };
+    struct hv_ifd_node *x = m->spare, *a, *b;
+    m->spare = NULL;
+    *x = (struct hv_ifd_node){ .start = iova, .end = iova + (size - 1), .prio = maps_prio(m) };
+    maps_split(m->root, iova, &a, &b);
+    m->root = maps_merge(maps_merge(a, x), b);
     m->n++;
 }
 
-int hv_ifd_maps_find(const struct hv_ifd_maps *m, uint64_t iova, uint64_t size, uint32_t *first,
-                     uint32_t *count)
+/* Count and span of the nodes of n with start in [lo, hi]. */
+static void maps_span(const struct hv_ifd_node *n, uint64_t lo, uint64_t hi, uint32_t *count,
+                      struct hv_iova_range *span)
+{
+    while (n) {
+        if (n->start < lo) {
+            n = n->r;
+        } else if (n->start > hi) {
+            n = n->l;
+        } else {
+            if (!*count || n->start < span->start)
+                span->start = n->start;
+            if (!*count || n->end > span->end)
+                span->end = n->end;
+            (*count)++;
+            maps_span(n->l, lo, hi, count, span);
+            n = n->r;
+        }
+    }
+}
+
+int hv_ifd_maps_find(const struct hv_ifd_maps *m, uint64_t iova, uint64_t size, uint32_t *count,
+                     struct hv_iova_range *span)
 {
     if (!size || iova + (size - 1) < iova)
         return -EINVAL;
     uint64_t last = iova + (size - 1);
-    uint32_t i = maps_lower(m, iova), j = i;
-    if (i < m->n && m->v[i].start < iova)
-        return -EINVAL;   /* cuts the mapping holding iova */
-    while (j < m->n && m->v[j].end <= last)
-        j++;
-    if (j < m->n && m->v[j].start <= last)
-        return -EINVAL;   /* cuts the mapping holding the last byte */
-    *first = i;
-    *count = j - i;
+    const struct hv_ifd_node *a = maps_holding(m, iova), *b = maps_holding(m, last);
+    if ((a && a->start < iova) || (b && b->end > last))
+        return -EINVAL;   /* cuts the mapping holding its first or last byte */
+    *count = 0;
+    *span = (struct hv_iova_range){ 0, 0 };
+    maps_span(m->root, iova, last, count, span);
     return 0;
 }
 
-void hv_ifd_maps_remove(struct hv_ifd_maps *m, uint32_t first, uint32_t count)
+static void maps_free_tree(struct hv_ifd_node *n)
 {
-    memmove(&m->v[first], &m->v[first + count], (m->n - first - count) * sizeof(m->v[0]));
-    m->n -= count;
+    while (n) {
+        struct hv_ifd_node *r = n->r;
+        maps_free_tree(n->l);
+        free(n);
+        n = r;
+    }
+}
+
+static uint32_t maps_count(const struct hv_ifd_node *n)
+{
+    uint32_t c = 0;
+    for (; n; n = n->r)
+        c += 1 + maps_count(n->l);
+    return c;
+}
+
+void hv_ifd_maps_remove(struct hv_ifd_maps *m, uint64_t iova, uint64_t size)
+{
+    struct hv_ifd_node *a, *mid, *b;
+    maps_split(m->root, iova, &a, &mid);
+    if (size && iova + (size - 1) != UINT64_MAX)
+        maps_split(mid, iova + size, &mid, &b);
+    else
+        b = NULL;
+    m->n -= maps_count(mid);
+    maps_free_tree(mid);
+    m->root = maps_merge(a, b);
 }
 
 void hv_ifd_maps_free(struct hv_ifd_maps *m)
 {
-    free(m->v);
-    *m = (struct hv_ifd_maps){ .max = m->max };
+    maps_free_tree(m->root);
+    free(m->spare);
+    m->root = m->spare = NULL;
+    m->n = 0;
 }
 
 /* ---- the context -------------------------------------------------------------- */
@@ -364,19 +458,19 @@ static int ifd_dma_unmap(struct hv_iommu *io, uint64_t iova, uint64_t size, uint
         r = t->maps.n ? ioas_unmap(t, 0, UINT64_MAX) : 0;
         if (r == 0 || r == -ENOENT) {
             r = 0;
-            t->maps.n = 0;
+            hv_ifd_maps_remove(&t->maps, 0, 0);   /* everything */
         }
     } else {
-        uint32_t first = 0, count = 0;
+        uint32_t count = 0;
+        struct hv_iova_range span;
         r = size && ((iova | size) & (t->align - 1)) ? -EINVAL
                                                       : hv_ifd_maps_find(&t->maps, iova, size,
-                                                                         &first, &count);
-        /* nothing inside: success without asking (older kernels say ENOENT) */
+                                                                         &count, &span);
+        /* nothing inside: success without asking (the kernel says ENOENT) */
         if (r == 0 && count) {
-            uint64_t lo = t->maps.v[first].start, hi = t->maps.v[first + count - 1].end;
-            r = ioas_unmap(t, lo, hi - lo + 1);
+            r = ioas_unmap(t, span.start, span.end - span.start + 1);
             if (r == 0)
-                hv_ifd_maps_remove(&t->maps, first, count);
+                hv_ifd_maps_remove(&t->maps, iova, size);
         }
     }
     pthread_mutex_unlock(&t->lock);

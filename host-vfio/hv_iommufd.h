@@ -37,22 +37,27 @@ int hv_iommufd_cdev_path(const char *sysfs, const char *dev_vfio, const char *ad
 void hv_iommufd_fill_info(const struct hv_iova_range *ranges, uint32_t n, uint64_t align,
                           uint64_t page, struct hv_iommu_info *out);
 
-/* The table of mappings (exposed for its unit test). Ranges sorted and
- * disjoint, at most `max` of them. */
+/* The table of mappings (exposed for its unit test): disjoint ranges, at
+ * most `max` of them, in a treap (O(log n) look-up and insert, O(log n + k)
+ * removal). Zero-initialised apart from max. */
 #define HV_IOMMUFD_MAX_MAPS 65535u   /* as many as type1's default dma_entry_limit */
+struct hv_ifd_node;
 struct hv_ifd_maps {
-    struct hv_iova_range *v;
-    uint32_t n, cap, max;
+    struct hv_ifd_node *root, *spare;
+    uint32_t n, max;
+    uint64_t rng;
 };
 /* Room for [iova, iova+size): 0, -EEXIST (overlap), -ENOSPC (max reached),
  * -EINVAL (size 0 or wraps), -ENOMEM. hv_ifd_maps_add then cannot fail. */
 int hv_ifd_maps_check_add(struct hv_ifd_maps *m, uint64_t iova, uint64_t size);
 void hv_ifd_maps_add(struct hv_ifd_maps *m, uint64_t iova, uint64_t size);
-/* The mappings inside [iova, iova+size): *first and *count (0: none), or
- * -EINVAL when the range cuts one (or is empty or wraps). */
-int hv_ifd_maps_find(const struct hv_ifd_maps *m, uint64_t iova, uint64_t size, uint32_t *first,
-                     uint32_t *count);
-void hv_ifd_maps_remove(struct hv_ifd_maps *m, uint32_t first, uint32_t count);
+/* The mappings inside [iova, iova+size): how many, and the span from the
+ * first one's start to the last one's end; -EINVAL when the range cuts one
+ * (or is empty or wraps). */
+int hv_ifd_maps_find(const struct hv_ifd_maps *m, uint64_t iova, uint64_t size, uint32_t *count,
+                     struct hv_iova_range *span);
+/* Forget the mappings starting inside [iova, iova+size) (size 0: all). */
+void hv_ifd_maps_remove(struct hv_ifd_maps *m, uint64_t iova, uint64_t size);
 void hv_ifd_maps_free(struct hv_ifd_maps *m);
 
 /* The context: opens /dev/iommu (opts->dev_iommu) and allocates an IOAS;

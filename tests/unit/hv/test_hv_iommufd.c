@@ -118,9 +118,10 @@ static void test_maps(void **state)
 {
     (void)state;
     struct hv_ifd_maps m = { .max = 5 };
-    uint32_t first = 99, count = 99;
+    uint32_t count = 99;
+    struct hv_iova_range span;
     const uint64_t K4 = 4096;
-    assert_int_equal(hv_ifd_maps_find(&m, 0, K4, &first, &count), 0);
+    assert_int_equal(hv_ifd_maps_find(&m, 0, K4, &count, &span), 0);
     assert_int_equal(count, 0);
     /* added out of order: [0x10000,+8K) [0x20000,+4K) [0x5000,+4K) */
     assert_int_equal(hv_ifd_maps_check_add(&m, 0x10000, 2 * K4), 0);
@@ -130,8 +131,8 @@ static void test_maps(void **state)
     assert_int_equal(hv_ifd_maps_check_add(&m, 0x5000, K4), 0);
     hv_ifd_maps_add(&m, 0x5000, K4);
     assert_int_equal(m.n, 3);
-    assert_true(m.v[0].start == 0x5000 && m.v[1].start == 0x10000 && m.v[2].start == 0x20000);
-    assert_int_equal(m.v[1].end, 0x11fff);
+    assert_int_equal(hv_ifd_maps_find(&m, 0, UINT64_MAX, &count, &span), 0);
+    assert_true(count == 3 && span.start == 0x5000 && span.end == 0x20fff);
     /* overlaps: inside, across the start, across the end, covering */
     assert_int_equal(hv_ifd_maps_check_add(&m, 0x11000, K4), -EEXIST);
     assert_int_equal(hv_ifd_maps_check_add(&m, 0xf000, 2 * K4), -EEXIST);
@@ -144,28 +145,90 @@ static void test_maps(void **state)
     assert_int_equal(hv_ifd_maps_check_add(&m, UINT64_MAX - K4 + 2, K4), -EINVAL);
 
     /* unmap: cutting the first or last mapping reached is refused */
-    assert_int_equal(hv_ifd_maps_find(&m, 0x11000, K4, &first, &count), -EINVAL);
-    assert_int_equal(hv_ifd_maps_find(&m, 0x5000, 0xc000, &first, &count), -EINVAL);
-    assert_int_equal(hv_ifd_maps_find(&m, 0x0, 0x11000, &first, &count), -EINVAL);
+    assert_int_equal(hv_ifd_maps_find(&m, 0x11000, K4, &count, &span), -EINVAL);
+    assert_int_equal(hv_ifd_maps_find(&m, 0x5000, 0xc000, &count, &span), -EINVAL);
+    assert_int_equal(hv_ifd_maps_find(&m, 0x0, 0x11000, &count, &span), -EINVAL);
     /* a hole: nothing */
-    assert_int_equal(hv_ifd_maps_find(&m, 0x6000, 0xa000, &first, &count), 0);
+    assert_int_equal(hv_ifd_maps_find(&m, 0x6000, 0xa000, &count, &span), 0);
     assert_int_equal(count, 0);
     /* two whole ones, with room around them */
-    assert_int_equal(hv_ifd_maps_find(&m, 0x1000, 0x11000, &first, &count), 0);
-    assert_true(first == 0 && count == 2);
-    hv_ifd_maps_remove(&m, first, count);
+    assert_int_equal(hv_ifd_maps_find(&m, 0x1000, 0x11000, &count, &span), 0);
+    assert_true(count == 2 && span.start == 0x5000 && span.end == 0x11fff);
+    hv_ifd_maps_remove(&m, 0x1000, 0x11000);
     assert_int_equal(m.n, 1);
-    assert_int_equal(m.v[0].start, 0x20000);
+    assert_int_equal(hv_ifd_maps_find(&m, 0, UINT64_MAX, &count, &span), 0);
+    assert_true(count == 1 && span.start == 0x20000 && span.end == 0x20fff);
+    assert_int_equal(hv_ifd_maps_check_add(&m, 0x10000, K4), 0);   /* free again */
     /* the limit */
     for (uint64_t i = 0; i < 4; i++) {
         assert_int_equal(hv_ifd_maps_check_add(&m, 0x100000 + i * K4, K4), 0);
         hv_ifd_maps_add(&m, 0x100000 + i * K4, K4);
     }
     assert_int_equal(hv_ifd_maps_check_add(&m, 0x200000, K4), -ENOSPC);
-    assert_int_equal(hv_ifd_maps_find(&m, 0, UINT64_MAX, &first, &count), 0);
-    assert_true(first == 0 && count == 5);
+    assert_int_equal(hv_ifd_maps_find(&m, 0, UINT64_MAX, &count, &span), 0);
+    assert_true(count == 5 && span.start == 0x20000 && span.end == 0x103fff);
+    /* a range reaching the top of the space; then everything */
+    hv_ifd_maps_remove(&m, 0x102000, UINT64_MAX - 0x102000 + 1);
+    assert_int_equal(m.n, 3);
+    hv_ifd_maps_remove(&m, 0, 0);
+    assert_int_equal(m.n, 0);
     hv_ifd_maps_free(&m);
-    assert_true(m.n == 0 && m.v == NULL && m.max == 5);
+    assert_true(m.n == 0 && m.max == 5);
+}
+
+/* Against a plain bitmap of pages, many random maps and unmaps: the same
+ * answers, and the same mappings afterwards. */
+static void test_maps_against_model(void **state)
+{
+    (void)state;
+    enum { PAGES = 512 };
+    static int owner[PAGES];   /* 0: free, else the id of the mapping holding it */
+    memset(owner, 0, sizeof(owner));
+    struct hv_ifd_maps m = { .max = 100 };
+    uint64_t rng = 88172645463325252ull;
+    int next_id = 1, live = 0;
+    for (int step = 0; step < 20000; step++) {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        uint64_t a = rng % PAGES, n = 1 + (rng >> 20) % 8;
+        if (a + n > PAGES)
+            n = PAGES - a;
+        bool free = true;
+        for (uint64_t p = a; p < a + n; p++)
+            free &= owner[p] == 0;
+        if ((rng >> 40) & 1) {
+            int want = !free ? -EEXIST : live >= 100 ? -ENOSPC : 0;
+            int r = hv_ifd_maps_check_add(&m, a * 4096, n * 4096);
+            assert_int_equal(r, want);
+            if (r == 0) {
+                hv_ifd_maps_add(&m, a * 4096, n * 4096);
+                for (uint64_t p = a; p < a + n; p++)
+                    owner[p] = next_id;
+                next_id++;
+                live++;
+            }
+        } else {
+            /* cut: the first or last page's owner reaches outside */
+            bool cut = (owner[a] && a > 0 && owner[a - 1] == owner[a]) ||
+                       (owner[a + n - 1] && a + n < PAGES && owner[a + n] == owner[a + n - 1]);
+            uint32_t inside = 0, count = 0;
+            for (uint64_t p = a; p < a + n; p++)
+                inside += owner[p] && (p == 0 || owner[p - 1] != owner[p]);
+            struct hv_iova_range span;
+            int r = hv_ifd_maps_find(&m, a * 4096, n * 4096, &count, &span);
+            assert_int_equal(r, cut ? -EINVAL : 0);
+            if (r == 0) {
+                assert_int_equal(count, inside);
+                hv_ifd_maps_remove(&m, a * 4096, n * 4096);
+                for (uint64_t p = a; p < a + n; p++)
+                    owner[p] = 0;
+                live -= (int)inside;
+            }
+        }
+        assert_int_equal(m.n, (uint32_t)live);
+    }
+    hv_ifd_maps_free(&m);
 }
 
 /* A /dev/iommu that is no iommufd: the IOAS allocation fails, named, and
@@ -212,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_fill_info),
         cmocka_unit_test(test_no_iommufd_here),
         cmocka_unit_test(test_maps),
+        cmocka_unit_test(test_maps_against_model),
         cmocka_unit_test(test_not_an_iommufd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
