@@ -87,7 +87,7 @@ build() {
   local missing
   missing=$(grep '^CONFIG_' "$FRAGMENT" | while read -r l; do
               grep -qx "$l" "$out/.config" || echo "$l"; done)
-  [ -z "$missing" ] || die "Kconfig dropped: $(echo $missing) (a dependency missing from $FRAGMENT?)"
+  [ -z "$missing" ] || die "Kconfig dropped: ${missing//$'\n'/ } (a dependency missing from $FRAGMENT?)"
   log "building $PKG $version (make -j$JOBS under nice -n 10; about 15-25 min on 2 cores)"
   local tb=$tmp/time
   local TIMEFORMAT='%R %U %S'   # wall, user, sys of make and its children
