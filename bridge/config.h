@@ -109,9 +109,9 @@ enum br_stale_holders {
 
 /* The IOMMU back end a kernel device is opened with (--iommu). */
 enum br_iommu_kind {
-    BR_IOMMU_AUTO = 0, /* today: type1 (iommufd once it is built, where the device has a cdev) */
+    BR_IOMMU_AUTO = 0, /* iommufd where /dev/iommu and the device's cdev exist, else type1 */
     BR_IOMMU_TYPE1,    /* VFIO container, type1v2 */
-    BR_IOMMU_IOMMUFD,  /* refused with a clear error: not finished (issue 16) */
+    BR_IOMMU_IOMMUFD,  /* the VFIO cdev in an IOAS; refused where the kernel has none */
 };
 
 struct br_config {

@@ -11,6 +11,7 @@
 #include "access.h"
 #include "device.h"
 #include "hooks.h"
+#include "hv_iommufd.h"
 #include "hv_sim.h"
 #include "log.h"
 #include "notify.h"
@@ -21,17 +22,39 @@
 #include "status.h"
 #include "tap.h"
 
-/* The kernel IOMMU context --iommu asks for. */
+/* Whether every function the daemon serves has a VFIO cdev, on a kernel
+ * with /dev/iommu: what --iommu auto takes iommufd for. */
+static bool cdevs_everywhere(const struct br_config *cfg)
+{
+    if (access("/dev/iommu", F_OK) != 0)
+        return false;
+    size_t n = cfg->n_functions > 1 ? cfg->n_functions : 1;
+    for (size_t i = 0; i < n; i++) {
+        const char *fn = cfg->n_functions > 1 ? cfg->functions[i].device : cfg->device;
+        char addr[HV_ADDR_LEN], cdev[512];
+        if (!fn || hv_pci_addr_parse(fn, addr) < 0 ||
+            hv_iommufd_cdev_path(HV_SYSFS_DEFAULT, "/dev/vfio", addr, cdev, sizeof(cdev),
+                                 NULL) < 0)
+            return false;
+    }
+    return true;
+}
+
+/* The kernel IOMMU context --iommu asks for: iommufd, type1, or (auto)
+ * iommufd where the kernel has /dev/iommu and every function a VFIO cdev,
+ * type1 otherwise. Never the other one in place of the one asked for. */
 int br_open_iommu(const struct br_config *cfg, struct hv_iommu **io, struct vub_err *err)
 {
-    if (cfg->iommu == BR_IOMMU_IOMMUFD) {
-        if (access("/dev/iommu", F_OK) < 0)
-            return vub_fail(err, -ENOTSUP, "--iommu iommufd: this kernel has no iommufd "
-                           "(/dev/iommu: %s); use --iommu type1", strerror(errno));
-        return vub_fail(err, -ENOTSUP, "--iommu iommufd: the iommufd back end is not finished "
-                       "(never run on a kernel with iommufd); use --iommu type1");
+    bool want = cfg->iommu == BR_IOMMU_IOMMUFD ||
+                (cfg->iommu == BR_IOMMU_AUTO && cdevs_everywhere(cfg));
+    if (!want)
+        return hv_type1_iommu_new(NULL, io, err);
+    int r = hv_iommufd_iommu_new(NULL, io, err);
+    if (r < 0 && cfg->iommu == BR_IOMMU_IOMMUFD) {
+        struct vub_err why = *err;
+        return vub_fail(err, r, "--iommu iommufd: %s; use --iommu type1", why.msg);
     }
-    return hv_type1_iommu_new(NULL, io, err);   /* auto and type1 */
+    return r;
 }
 
 int br_open_device(const struct br_config *cfg, struct hv_device **out)
@@ -156,7 +179,8 @@ int br_daemon_run(const struct br_config *cfg_in, int argc, char **argv)
         br_err("cannot set up the event loop");
         goto out_unlink;
     }
-    br_server_allow_reexec(srv, cfg->sim == BR_SIM_NONE);
+    /* a live re-exec hands the type1 container's fds over (iommufd: not yet) */
+    br_server_allow_reexec(srv, cfg->sim == BR_SIM_NONE && strcmp(hv_iommu_kind(hv), "type1") == 0);
     /* the status view is for operators and tests: serving goes on without it */
     if (!resume)
         (void)br_status_attach(srv, &dev, &ctl);
@@ -175,9 +199,12 @@ int br_daemon_run(const struct br_config *cfg_in, int argc, char **argv)
         goto out_unlink;
     }
     if (!resume)
-        br_info("serving %s%s on %s, IOMMU %s%s%s; a client may pin %llu MiB and must say "
+        br_info("serving %s%s on %s, IOMMU %s%s%s%s; a client may pin %llu MiB and must say "
                 "VERSION within %u ms", hv->addr, cfg->sim ? " (simulated)" : "",
-                cfg->socket_path, hv_iommu_kind(hv), cfg->no_mmap ? ", no mmap" : "",
+                cfg->socket_path, hv_iommu_kind(hv),
+                hv_iommufd_has_map_file(hv->iommu) ? " (DMA by file)" : "",
+                cfg->no_mmap ? ", no mmap"
+                : hv->one_file ? ", no mmap (a VFIO cdev has one open file)" : "",
                 cfg->msix_mmap == BR_MSIX_MMAP_KERNEL ? ", MSI-X BARs as the kernel maps them"
                                                       : "",
                 (unsigned long long)(cfg->max_dma_bytes >> 20),

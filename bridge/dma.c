@@ -6,7 +6,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -148,17 +151,19 @@ static int prefault(const struct br_dma_table *t, void *vaddr, uint64_t size)
     return 0;
 }
 
-/* The kernel map of [iova, iova+size) at vaddr: one call, or with
- * t->interrupted set pieces of t->pin_chunk with the question between them.
- * -EINTR or an error leaves nothing mapped. */
+/* The kernel map of [iova, iova+size) at vaddr, or (vaddr NULL) of the
+ * file fd from offset: one call, or with t->interrupted set pieces of
+ * t->pin_chunk with the question between them. -EINTR or an error leaves
+ * nothing mapped. */
 static int pin(const struct br_dma_table *t, struct hv_device *hv, uint64_t iova,
-               uint8_t *vaddr, uint64_t size, uint32_t hvf)
+               uint8_t *vaddr, int fd, uint64_t offset, uint64_t size, uint32_t hvf)
 {
     uint64_t chunk = t->interrupted && t->pin_chunk ? t->pin_chunk : size;
     uint64_t done = 0;
     while (done < size) {
         uint64_t n = size - done < chunk ? size - done : chunk;
-        int r = hv_dma_map(hv, iova + done, vaddr + done, n, hvf);
+        int r = vaddr ? hv_dma_map(hv, iova + done, vaddr + done, n, hvf)
+                      : hv_dma_map_file(hv, iova + done, fd, offset + done, n, hvf);
         if (r == 0) {
             done += n;
             if (done < size && t->interrupted(t->interrupted_arg))
@@ -187,7 +192,29 @@ static int shared_pin(void *arg, uint64_t iova, uint8_t *vaddr, uint64_t size)
     int r = 0;
     if (size > a->t->page_size && (r = prefault(a->t, vaddr, size)) < 0)
         return r;
-    return pin(a->t, a->hv, iova, vaddr, size, a->hvf);
+    return pin(a->t, a->hv, iova, vaddr, -1, 0, size, a->hvf);
+}
+
+/* May the device reach fd's memory with VU_DMA_MAP_FLAG_* `flags`? The
+ * answers of an mmap of it: READ a readable fd, WRITE a read-write one
+ * (-EACCES) whose memfd seals allow writing (-EPERM). The kernel's
+ * IOMMU_IOAS_MAP_FILE checks neither. */
+static int file_access(int fd, uint32_t flags)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return -errno;
+    int acc = fl & O_ACCMODE;
+    if ((flags & VU_DMA_MAP_FLAG_READ) && acc != O_RDONLY && acc != O_RDWR)
+        return -EACCES;
+    if (flags & VU_DMA_MAP_FLAG_WRITE) {
+        if (acc != O_RDWR)
+            return -EACCES;
+        int seals = fcntl(fd, F_GET_SEALS);   /* EINVAL: not a memfd, no seals */
+        if (seals > 0 && (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
+            return -EPERM;
+    }
+    return 0;
 }
 
 /* Close a backing nobody uses (idle or just made). */
@@ -272,6 +299,9 @@ static int backing_get(struct br_dma_table *t, int fd, const struct stat *st, bo
     };
     *fresh = true;
     struct br_dma_backing *b = &t->backings[free_slot];
+    struct statfs sfs;
+    b->memfile = fstatfs(fd, &sfs) == 0 &&
+                 (sfs.f_type == TMPFS_MAGIC || sfs.f_type == HUGETLBFS_MAGIC);
     /* The whole object, read-write if the fd allows it, else read-only;
      * if neither works each map gets its own mmap. */
     if (st->st_size > 0 && (uint64_t)st->st_size <= SIZE_MAX) {
@@ -355,6 +385,20 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
             goto fail;
         }
         struct br_dma_backing *b = &t->backings[slot];
+        uint32_t hvf = ((flags & VU_DMA_MAP_FLAG_READ) ? HV_DMA_READ : 0) |
+                       ((flags & VU_DMA_MAP_FLAG_WRITE) ? HV_DMA_WRITE : 0);
+        if (b->memfile && hv->iommu->ops->dma_map_file && !t->shared) {
+            /* By fd: what an mmap of this fd would be allowed decides. */
+            if ((r = file_access(b->fd, flags)) < 0)
+                goto fail;
+            r = pin(t, hv, iova, NULL, b->fd, offset, size, hvf);
+            if (r == 0) {
+                iommu_mapped = true;
+                goto mapped;
+            }
+            if (r != -ENOTSUP)
+                goto fail;
+        }
         uint8_t *vaddr;
         if (b->base && offset <= b->len && size <= b->len - offset &&
             (b->writable || !(flags & VU_DMA_MAP_FLAG_WRITE))) {
@@ -386,8 +430,6 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
             vaddr = (uint8_t *)base + delta;
             map_off = aligned;
         }
-        uint32_t hvf = ((flags & VU_DMA_MAP_FLAG_READ) ? HV_DMA_READ : 0) |
-                       ((flags & VU_DMA_MAP_FLAG_WRITE) ? HV_DMA_WRITE : 0);
         if (t->shared) {
             /* the group's IOMMU: only what no other function has is pinned */
             struct shared_pin_arg pa = { t, hv, hvf };
@@ -409,13 +451,14 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
              * once); a vIOMMU guest maps mostly single pages */
             if (size > t->page_size && (r = prefault(t, vaddr, size)) < 0)
                 goto fail;
-            r = pin(t, hv, iova, vaddr, size, hvf);
+            r = pin(t, hv, iova, vaddr, -1, 0, size, hvf);
             if (r < 0)
                 goto fail;
             iommu_mapped = true;
         }
     }
 
+mapped:
     *m = (struct br_dma_map){
         .iova = iova, .size = size, .flags = flags, .backing = slot, .offset = offset,
         .map_base = base, .map_len = len, .map_off = base ? map_off : 0,

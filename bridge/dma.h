@@ -39,6 +39,9 @@ struct br_dma_backing {
     void *base;              /* the whole object [0, len), NULL if that failed */
     size_t len;
     bool writable;           /* base is PROT_WRITE too */
+    bool memfile;            /* shmem or hugetlbfs: an IOMMU context with
+                              * dma_map_file maps it by fd (no page tables
+                              * of the bridge's to fill) */
     bool idle;               /* refs == 0, kept open (BR_DMA_MAX_IDLE_BACKINGS) */
     uint64_t idle_seq;       /* when it became idle (oldest goes first) */
 };
@@ -111,6 +114,12 @@ void br_dma_init(struct br_dma_table *t, uint32_t max_maps, uint64_t max_bytes, 
  * that is not a regular file or a range beyond its end, or an fd with
  * neither READ nor WRITE, -EINTR interrupted (t->interrupted), or the back
  * end's error. Nothing is left behind on error.
+ *
+ * Where the IOMMU context maps files (iommufd's IOMMU_IOAS_MAP_FILE) a
+ * memfd, shmem or hugetlbfs object is mapped by fd and offset, with no
+ * prefault; the open mode and seals of the client's fd decide what it may
+ * map, as an mmap of it would (READ needs a readable fd, WRITE a read-write
+ * one without F_SEAL_WRITE/F_SEAL_FUTURE_WRITE: -EACCES / -EPERM).
  *
  * The bridge never reads or writes client memory itself: the prefault is
  * MADV_POPULATE_READ, which reports a page beyond the end of a shrunk file

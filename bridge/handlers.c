@@ -201,8 +201,9 @@ static int h_get_region_info(struct br_session *s, struct vu_msg *m, struct repl
     if (!buf)
         return -ENOMEM;
     rep->heap = buf;
-    /* a client that takes no fds (max_msg_fds 0) cannot map anything */
-    bool no_mmap = DEV(s)->cfg->no_mmap || s->client_caps.max_msg_fds == 0;
+    /* a client that takes no fds (max_msg_fds 0) cannot map anything; a
+     * device with one open file (a VFIO cdev) has none to give */
+    bool no_mmap = DEV(s)->cfg->no_mmap || s->client_caps.max_msg_fds == 0 || DEV(s)->hv->one_file;
     r = br_dev_region_info(DEV(s), req.index, no_mmap, buf, bufsz, &len);
     if (r < 0)
         return vub_fail(&rep->err, r, "GET_REGION_INFO %u: %s", req.index, strerror(-r));

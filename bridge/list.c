@@ -106,6 +106,11 @@ static int print_json(FILE *out, const struct hv_list_entry *e, size_t n,
                                e[i].driver[0] ? json_object_new_string(e[i].driver) : NULL);
         json_object_object_add(o, "iommu_group",
                                e[i].group >= 0 ? json_object_new_int(e[i].group) : NULL);
+        json_object_object_add(o, "vfio_cdev",
+                               e[i].cdev[0] ? json_object_new_string(e[i].cdev) : NULL);
+        /* what --iommu auto serves it with */
+        json_object_object_add(o, "iommu",
+                               json_object_new_string(e[i].cdev[0] ? "iommufd" : "type1"));
         json_object_object_add(o, "exportable", json_object_new_boolean(e[i].exportable));
         json_object_object_add(o, "reason",
                                e[i].exportable ? NULL : json_object_new_string(e[i].why));
@@ -164,11 +169,15 @@ int br_list_print(FILE *out, const struct hv_list_entry *e, size_t n, bool json)
         char group[16] = "-";
         if (e[i].group >= 0)
             snprintf(group, sizeof(group), "%d", e[i].group);
-        fprintf(out, "%s  %04x:%04x  %s %s (%s)\n    driver %s, IOMMU group %s: %s%s\n",
+        char cdev[40] = "";
+        if (e[i].cdev[0])
+            snprintf(cdev, sizeof(cdev), ", VFIO cdev %s", e[i].cdev);
+        fprintf(out, "%s  %04x:%04x  %s %s (%s)\n    driver %s, IOMMU group %s%s: %s%s%s\n",
                 e[i].addr, e[i].id.vendor, e[i].id.device, e[i].id.vendor_name,
                 e[i].id.device_name, e[i].id.class_name, e[i].driver[0] ? e[i].driver : "none",
-                group, e[i].exportable ? "exportable" : "not exportable: ",
-                e[i].exportable ? "" : e[i].why);
+                group, cdev, e[i].exportable ? "exportable" : "not exportable: ",
+                e[i].exportable ? "" : e[i].why,
+                e[i].exportable ? (e[i].cdev[0] ? " (iommufd)" : " (type1)") : "");
     }
     if (ng)
         print_groups(out, e, groups, ng);

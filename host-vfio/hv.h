@@ -5,10 +5,10 @@
  * IOMMU context's (DMA map/unmap, IOVA ranges). Nothing of vfio-user in here.
  *
  * Back ends: the kernel's VFIO device fd with the type1 container
- * (hv_type1_open), and a simulated device with a simulated type1 container
- * (hv_sim.h) for unit tests and native benchmarks. The iommufd back end
- * (hv_iommufd.h, unfinished) is a second IOMMU ops table beside type1's; the
- * device ops stay.
+ * (hv_type1_open), the same device fd from its VFIO cdev bound to an
+ * iommufd IOAS (hv_iommufd.h), and a simulated device with a simulated type1
+ * container (hv_sim.h) for unit tests and native benchmarks. The two kernel
+ * IOMMU back ends are two IOMMU ops tables; the device ops are shared.
  *
  * Conventions: 0 / non-negative on success, negative errno on failure. Where
  * a `struct vub_err *` is taken (may be NULL) a failure leaves a message that
@@ -21,6 +21,7 @@
 #ifndef HV_H
 #define HV_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -90,12 +91,12 @@ struct hv_iommu_info {
  * the same VFIO device fd, so there is one set of device ops for all of them
  * (hv_vfio.c); what differs is how the device fd is obtained and where DMA
  * is mapped: the type1 container (hv_type1.c), or an iommufd IOAS
- * (hv_iommufd.h: unfinished, never run, not offered by the daemon).
+ * (hv_iommufd.c, the function's VFIO cdev bound to /dev/iommu).
  *
  *                 struct hv_device ---- iommu ---> struct hv_iommu
  *                 hv_device_ops                    hv_iommu_ops
  *   kernel:       "vfio"  (hv_vfio.c)              "type1" (hv_type1.c)
- *                                                  ["iommufd" (hv_iommufd.c)]
+ *                                                  "iommufd" (hv_iommufd.c)
  *   simulator:    "sim"   (hv_sim.c, edu-like)     "sim"   (hv_sim.c, type1 rules)
  *
  * Several devices may share one IOMMU context (the context is reference
@@ -160,7 +161,7 @@ struct hv_attach {
 };
 
 struct hv_iommu_ops {
-    const char *name;   /* "type1", "sim"; later "iommufd" */
+    const char *name;   /* "type1", "iommufd", "sim" */
     /* Map `size` bytes of this process at vaddr to iova. flags:
      * HV_DMA_READ|HV_DMA_WRITE. Kernel rules: -EEXIST on overlap, -EINVAL for
      * an iova outside the usable ranges or misaligned, -ENOSPC when the entry
@@ -172,6 +173,15 @@ struct hv_iommu_ops {
      * mapping or is misaligned; with HV_DMA_UNMAP_ALL, iova = size = 0,
      * everything. */
     int (*dma_unmap)(struct hv_iommu *io, uint64_t iova, uint64_t size, uint32_t flags);
+    /* Map `size` bytes of the memory file fd from byte `offset` to iova
+     * without a mapping in this process (iommufd's IOMMU_IOAS_MAP_FILE,
+     * Linux 6.13; memfd/shmem and hugetlbfs files only). The same rules as
+     * dma_map. The kernel does not check the fd's open mode: the caller
+     * must (a WRITE map of a read-only fd would let the device write what
+     * the caller may only read). NULL, or -ENOTSUP from the call, where the
+     * kernel has none: the caller maps the file and uses dma_map. */
+    int (*dma_map_file)(struct hv_iommu *io, uint64_t iova, int fd, uint64_t offset,
+                        uint64_t size, uint32_t flags);
     int (*info)(struct hv_iommu *io, struct hv_iommu_info *out);
     /* The open path of a kernel device, called by the VFIO device layer
      * (hv_vfio_open), not by users: check the function in sysfs, get its
@@ -182,8 +192,10 @@ struct hv_iommu_ops {
                   struct vub_err *err);
     /* Another open file of an attached device (a new VFIO device fd, never
      * a dup of a.devfd), for the device's mmap_fd. type1: the group's
-     * VFIO_GROUP_GET_DEVICE_FD again. NULL where there is none (the
-     * simulator's devices reopen their own memfd). */
+     * VFIO_GROUP_GET_DEVICE_FD again. NULL where there is none: iommufd (a
+     * VFIO cdev takes one bound open file; the device's mmap_fd answers
+     * -ENOTSUP and hv_device.one_file is set), the simulator (its devices
+     * reopen their own memfd). */
     int (*reopen)(struct hv_iommu *io, const char *addr, const struct hv_attach *a);
     /* Undo one attach, after the device fd is closed. */
     void (*detach)(struct hv_iommu *io, const struct hv_attach *a);
@@ -211,6 +223,8 @@ struct hv_device {
     struct hv_iommu *iommu;  /* the context the device is attached to (one reference) */
     char addr[HV_ADDR_LEN];  /* "0000:01:00.0" (sim: whatever the test set) */
     int group;               /* IOMMU group number, -1 if none (sim) */
+    bool one_file;           /* mmap_fd cannot give a second open file of
+                              * the device (a VFIO cdev): -ENOTSUP */
 };
 
 /* The calls every user makes (bridge, tools, tests): one wrapper per op, so
@@ -265,6 +279,15 @@ static inline int hv_dma_unmap(struct hv_device *d, uint64_t iova, uint64_t size
 {
     return d->iommu->ops->dma_unmap(d->iommu, iova, size, flags);
 }
+/* -ENOTSUP where the IOMMU context cannot map a file by fd (then map it
+ * and use hv_dma_map). */
+static inline int hv_dma_map_file(struct hv_device *d, uint64_t iova, int fd, uint64_t offset,
+                                  uint64_t size, uint32_t flags)
+{
+    if (!d->iommu->ops->dma_map_file)
+        return -ENOTSUP;
+    return d->iommu->ops->dma_map_file(d->iommu, iova, fd, offset, size, flags);
+}
 static inline int hv_iommu_get_info(struct hv_device *d, struct hv_iommu_info *out)
 {
     return d->iommu->ops->info(d->iommu, out);
@@ -308,6 +331,7 @@ int hv_sysfs_bar_phys(const char *sysfs, const char *addr, unsigned index, uint6
 struct hv_open_opts {
     const char *sysfs;     /* NULL = "/sys" */
     const char *dev_vfio;  /* NULL = "/dev/vfio" */
+    const char *dev_iommu; /* NULL = "/dev/iommu" (iommufd) */
 };
 /* A type1 IOMMU context: one VFIO container (type1v2). Nothing is opened
  * until the first device attaches (the group file is opened before the
@@ -375,6 +399,8 @@ struct hv_list_entry {
     struct hv_pci_ident id;
     char driver[64];          /* "" = none */
     int group;                /* -1 = none */
+    char cdev[16];            /* its VFIO device cdev, "vfio3" ("" = none:
+                               * no VFIO_DEVICE_CDEV, or not on vfio-pci) */
     bool exportable;          /* could be exported now */
     char why[256];            /* if not: the reason */
 };

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * hv_iommufd.c - the iommufd IOMMU context, NOT FINISHED (see hv_iommufd.h):
- * the pure parts are unit-tested; the ioctl paths follow the kernel's uapi
- * but have never run on a kernel with iommufd.
+ * hv_iommufd.c - the iommufd IOMMU context (see hv_iommufd.h): /dev/iommu,
+ * one IOAS, the functions' VFIO cdevs bound and attached to it, DMA map and
+ * unmap on the IOAS with type1's rules kept by a table of the mappings.
+ * The pure parts are unit-tested; the rest runs in the e2e testbed on its
+ * own kernel (tests/e2e/kernel).
  */
 #include "hv_iommufd.h"
 #include "hv_internal.h"
@@ -13,6 +15,7 @@
 #include <linux/ioctl.h>
 #include <linux/vfio.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -56,7 +59,7 @@ struct hvi_ioas_map {
     uint32_t size, flags, ioas_id, reserved;
     hvi_u64 user_va, length, iova;
 };
-struct hvi_ioas_map_file {         /* for the MAP_FILE path, not used yet */
+struct hvi_ioas_map_file {
     uint32_t size, flags, ioas_id;
     int32_t fd;
     hvi_u64 start, length, iova;
@@ -122,6 +125,14 @@ int hv_iommufd_cdev_path(const char *sysfs, const char *dev_vfio, const char *ad
     if (found > 1)
         return vub_fail(err, -EEXIST, "%s: %u VFIO device cdevs in %s, expected one", addr, found,
                        dir);
+    /* Linux 6.1 already has vfio-dev/vfioN, as a device without a number:
+     * only a kernel with VFIO_DEVICE_CDEV gives it a dev (and a node). */
+    char devattr[HV_PATH_MAX];
+    if ((r = hv_path(devattr, sizeof(devattr), "%s/%s/dev", dir, name)) < 0)
+        return vub_fail(err, r, "%s: sysfs path too long", addr);
+    if (access(devattr, F_OK) < 0)
+        return vub_fail(err, -ENOENT, "%s has no VFIO device cdev (%s/%s has no device number: "
+                       "a kernel without VFIO_DEVICE_CDEV)", addr, dir, name);
     if ((r = hv_path(out, outsz, "%s/devices/%s", dev_vfio, name)) < 0)
         return vub_fail(err, r, "%s: path of its VFIO cdev too long", addr);
     return 0;
@@ -142,17 +153,194 @@ void hv_iommufd_fill_info(const struct hv_iova_range *ranges, uint32_t n, uint64
     out->nr_ranges = n;   /* the caller refuses n == 0 (no usable IOVA at all) */
 }
 
-/* ---- the context (untested) ------------------------------------------------------ */
+/* ---- the table of mappings ------------------------------------------------------
+ * iommufd's IOMMU_IOAS_UNMAP removes the areas inside a range one after the
+ * other and stops with ENOENT at one the range cuts, leaving the ones before
+ * it unmapped, and says ENOENT for a range that holds none: the table
+ * answers type1's questions (does the range cut a mapping? does it hold
+ * any?) before the kernel is asked, so a refused unmap changes nothing.
+ * A treap keyed by start (the ranges are disjoint), random priorities:
+ * O(log n) look-ups and inserts, O(log n + k) removal of k mappings, which
+ * a guest IOMMU's stream of single-page maps and unmaps needs. */
+struct hv_ifd_node {
+    uint64_t start, end;   /* inclusive */
+    uint32_t prio;
+    struct hv_ifd_node *l, *r;
+};
+
+static uint32_t maps_prio(struct hv_ifd_maps *m)
+{
+    if (!m->rng)
+        m->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)m;
+    m->rng ^= m->rng >> 12;   /* xorshift64* */
+    m->rng ^= m->rng << 25;
+    m->rng ^= m->rng >> 27;
+    return (uint32_t)((m->rng * 2685821657736338717ull) >> 32);
+}
+
+/* n into the nodes with start < key (*a) and the others (*b). */
+static void maps_split(struct hv_ifd_node *n, uint64_t key, struct hv_ifd_node **a,
+                       struct hv_ifd_node **b)
+{
+    if (!n) {
+        *a = *b = NULL;
+    } else if (n->start < key) {
+        maps_split(n->r, key, &n->r, b);
+        *a = n;
+    } else {
+        maps_split(n->l, key, a, &n->l);
+        *b = n;
+    }
+}
+
+static struct hv_ifd_node *maps_merge(struct hv_ifd_node *a, struct hv_ifd_node *b)
+{
+    if (!a)
+        return b;
+    if (!b)
+        return a;
+    if (a->prio > b->prio) {
+        a->r = maps_merge(a->r, b);
+        return a;
+    }
+    b->l = maps_merge(a, b->l);
+    return b;
+}
+
+/* A mapping holding byte `at`, or NULL. */
+static const struct hv_ifd_node *maps_holding(const struct hv_ifd_maps *m, uint64_t at)
+{
+    const struct hv_ifd_node *n = m->root;
+    while (n) {
+        if (n->end < at)
+            n = n->r;
+        else if (n->start > at)
+            n = n->l;
+        else
+            return n;
+    }
+    return NULL;
+}
+
+int hv_ifd_maps_check_add(struct hv_ifd_maps *m, uint64_t iova, uint64_t size)
+{
+    if (!size || iova + (size - 1) < iova)
+        return -EINVAL;
+    uint64_t last = iova + (size - 1);
+    for (const struct hv_ifd_node *n = m->root; n;) {
+        if (n->end < iova)
+            n = n->r;
+        else if (n->start > last)
+            n = n->l;
+        else
+            return -EEXIST;
+    }
+    if (m->n >= m->max)
+        return -ENOSPC;
+    if (!m->spare && !(m->spare = malloc(sizeof(*m->spare))))
+        return -ENOMEM;
+    return 0;
+}
+
+void hv_ifd_maps_add(struct hv_ifd_maps *m, uint64_t iova, uint64_t size)
+{
+    struct hv_ifd_node *x = m->spare, *a, *b;
+    m->spare = NULL;
+    *x = (struct hv_ifd_node){ .start = iova, .end = iova + (size - 1), .prio = maps_prio(m) };
+    maps_split(m->root, iova, &a, &b);
+    m->root = maps_merge(maps_merge(a, x), b);
+    m->n++;
+}
+
+/* Count and span of the nodes of n with start in [lo, hi]. */
+static void maps_span(const struct hv_ifd_node *n, uint64_t lo, uint64_t hi, uint32_t *count,
+                      struct hv_iova_range *span)
+{
+    while (n) {
+        if (n->start < lo) {
+            n = n->r;
+        } else if (n->start > hi) {
+            n = n->l;
+        } else {
+            if (!*count || n->start < span->start)
+                span->start = n->start;
+            if (!*count || n->end > span->end)
+                span->end = n->end;
+            (*count)++;
+            maps_span(n->l, lo, hi, count, span);
+            n = n->r;
+        }
+    }
+}
+
+int hv_ifd_maps_find(const struct hv_ifd_maps *m, uint64_t iova, uint64_t size, uint32_t *count,
+                     struct hv_iova_range *span)
+{
+    if (!size || iova + (size - 1) < iova)
+        return -EINVAL;
+    uint64_t last = iova + (size - 1);
+    const struct hv_ifd_node *a = maps_holding(m, iova), *b = maps_holding(m, last);
+    if ((a && a->start < iova) || (b && b->end > last))
+        return -EINVAL;   /* cuts the mapping holding its first or last byte */
+    *count = 0;
+    *span = (struct hv_iova_range){ 0, 0 };
+    maps_span(m->root, iova, last, count, span);
+    return 0;
+}
+
+static void maps_free_tree(struct hv_ifd_node *n)
+{
+    while (n) {
+        struct hv_ifd_node *r = n->r;
+        maps_free_tree(n->l);
+        free(n);
+        n = r;
+    }
+}
+
+static uint32_t maps_count(const struct hv_ifd_node *n)
+{
+    uint32_t c = 0;
+    for (; n; n = n->r)
+        c += 1 + maps_count(n->l);
+    return c;
+}
+
+void hv_ifd_maps_remove(struct hv_ifd_maps *m, uint64_t iova, uint64_t size)
+{
+    struct hv_ifd_node *a, *mid, *b;
+    maps_split(m->root, iova, &a, &mid);
+    if (size && iova + (size - 1) != UINT64_MAX)
+        maps_split(mid, iova + size, &mid, &b);
+    else
+        b = NULL;
+    m->n -= maps_count(mid);
+    maps_free_tree(mid);
+    m->root = maps_merge(a, b);
+}
+
+void hv_ifd_maps_free(struct hv_ifd_maps *m)
+{
+    maps_free_tree(m->root);
+    free(m->spare);
+    m->root = m->spare = NULL;
+    m->n = 0;
+}
+
+/* ---- the context -------------------------------------------------------------- */
 
 #define IFD_MAX_RANGES 64u   /* IOVA ranges asked for (a few in practice) */
 
 struct ifd_iommu {
     struct hv_iommu base;
-    pthread_mutex_t lock;           /* info against attach/detach */
+    pthread_mutex_t lock;           /* the table and info against every call */
     char sysfs[HV_PATH_MAX], devdir[HV_PATH_MAX];
     int fd;                         /* /dev/iommu */
     uint32_t ioas;
+    bool map_file;                  /* the kernel has IOMMU_IOAS_MAP_FILE */
+    uint64_t align;                 /* IOVA and size granularity (>= the page size) */
     struct hv_iommu_info info;
+    struct hv_ifd_maps maps;
 };
 
 static struct ifd_iommu *ifd(struct hv_iommu *io) { return (struct ifd_iommu *)io; }
@@ -175,41 +363,118 @@ static int refresh_info(struct ifd_iommu *t)
         r[i] = (struct hv_iova_range){ kr[i].start, kr[i].last };
     long pg = sysconf(_SC_PAGESIZE);
     hv_iommufd_fill_info(r, n, q.out_iova_alignment, pg > 0 ? (uint64_t)pg : 4096, &t->info);
+    t->align = t->info.pgsizes & -t->info.pgsizes;
     return 0;
+}
+
+/* Whether [iova, iova+size) lies inside one usable range (size > 0, no wrap). */
+static bool iova_usable(const struct hv_iommu_info *info, uint64_t iova, uint64_t size)
+{
+    uint64_t last = iova + (size - 1);
+    for (uint32_t i = 0; i < info->nr_ranges; i++)
+        if (iova >= info->ranges[i].start && last <= info->ranges[i].end)
+            return true;
+    return false;
+}
+
+/* type1's answers before the kernel's: misaligned or outside the usable
+ * ranges -EINVAL, overlap -EEXIST, the table full -ENOSPC (t->lock held). */
+static int check_map(struct ifd_iommu *t, uint64_t iova, uint64_t size, uint32_t flags)
+{
+    if (flags & ~(uint32_t)(HV_DMA_READ | HV_DMA_WRITE) || !flags)
+        return -EINVAL;
+    if (!size || (iova | size) & (t->align - 1) || iova + (size - 1) < iova)
+        return -EINVAL;
+    if (!iova_usable(&t->info, iova, size))
+        return -EINVAL;
+    return hv_ifd_maps_check_add(&t->maps, iova, size);
+}
+
+static uint32_t map_flags(uint32_t flags)
+{
+    return HVI_MAP_FIXED_IOVA | (flags & HV_DMA_READ ? HVI_MAP_READABLE : 0) |
+           (flags & HV_DMA_WRITE ? HVI_MAP_WRITEABLE : 0);
 }
 
 static int ifd_dma_map(struct hv_iommu *io, uint64_t iova, void *vaddr, uint64_t size,
                        uint32_t flags)
 {
-    if (flags & ~(uint32_t)(HV_DMA_READ | HV_DMA_WRITE))
-        return -EINVAL;
+    struct ifd_iommu *t = ifd(io);
     struct hvi_ioas_map m = {
-        .size = sizeof(m),
-        .flags = HVI_MAP_FIXED_IOVA | (flags & HV_DMA_READ ? HVI_MAP_READABLE : 0) |
-                 (flags & HV_DMA_WRITE ? HVI_MAP_WRITEABLE : 0),
-        .ioas_id = ifd(io)->ioas,
-        .user_va = (uint64_t)(uintptr_t)vaddr,
-        .length = size,
-        .iova = iova,
+        .size = sizeof(m), .flags = map_flags(flags), .ioas_id = t->ioas,
+        .user_va = (uint64_t)(uintptr_t)vaddr, .length = size, .iova = iova,
     };
-    return ioctl(ifd(io)->fd, HVI_IOMMU_IOAS_MAP, &m) < 0 ? -errno : 0;
+    pthread_mutex_lock(&t->lock);
+    int r = check_map(t, iova, size, flags);
+    if (r == 0 && ioctl(t->fd, HVI_IOMMU_IOAS_MAP, &m) < 0)
+        r = -errno;
+    if (r == 0)
+        hv_ifd_maps_add(&t->maps, iova, size);
+    pthread_mutex_unlock(&t->lock);
+    return r;
+}
+
+static int ifd_dma_map_file(struct hv_iommu *io, uint64_t iova, int fd, uint64_t offset,
+                            uint64_t size, uint32_t flags)
+{
+    struct ifd_iommu *t = ifd(io);
+    if (!t->map_file)
+        return -ENOTSUP;
+    if (fd < 0)
+        return -EBADF;
+    struct hvi_ioas_map_file m = {
+        .size = sizeof(m), .flags = map_flags(flags), .ioas_id = t->ioas, .fd = fd,
+        .start = offset, .length = size, .iova = iova,
+    };
+    pthread_mutex_lock(&t->lock);
+    int r = check_map(t, iova, size, flags);
+    if (r == 0 && ioctl(t->fd, HVI_IOMMU_IOAS_MAP_FILE, &m) < 0)
+        r = -errno;
+    if (r == 0)
+        hv_ifd_maps_add(&t->maps, iova, size);
+    pthread_mutex_unlock(&t->lock);
+    return r;
+}
+
+static int ioas_unmap(struct ifd_iommu *t, uint64_t iova, uint64_t length)
+{
+    struct hvi_ioas_unmap u = {
+        .size = sizeof(u), .ioas_id = t->ioas, .iova = iova, .length = length,
+    };
+    return ioctl(t->fd, HVI_IOMMU_IOAS_UNMAP, &u) < 0 ? -errno : 0;
 }
 
 static int ifd_dma_unmap(struct hv_iommu *io, uint64_t iova, uint64_t size, uint32_t flags)
 {
+    struct ifd_iommu *t = ifd(io);
     if (flags & ~(uint32_t)HV_DMA_UNMAP_ALL)
         return -EINVAL;
     if ((flags & HV_DMA_UNMAP_ALL) && (iova || size))
         return -EINVAL;
-    struct hvi_ioas_unmap u = {
-        .size = sizeof(u), .ioas_id = ifd(io)->ioas, .iova = iova, .length = size,
-    };
-    if (flags & HV_DMA_UNMAP_ALL)
-        u.length = UINT64_MAX;   /* 0 .. U64_MAX: everything */
-    if (ioctl(ifd(io)->fd, HVI_IOMMU_IOAS_UNMAP, &u) == 0)
-        return 0;
-    /* iommufd says ENOENT where nothing was mapped; type1 succeeds. */
-    return errno == ENOENT ? 0 : -errno;
+    pthread_mutex_lock(&t->lock);
+    int r;
+    if (flags & HV_DMA_UNMAP_ALL) {
+        /* iova 0, length U64_MAX: everything */
+        r = t->maps.n ? ioas_unmap(t, 0, UINT64_MAX) : 0;
+        if (r == 0 || r == -ENOENT) {
+            r = 0;
+            hv_ifd_maps_remove(&t->maps, 0, 0);   /* everything */
+        }
+    } else {
+        uint32_t count = 0;
+        struct hv_iova_range span;
+        r = size && ((iova | size) & (t->align - 1)) ? -EINVAL
+                                                      : hv_ifd_maps_find(&t->maps, iova, size,
+                                                                         &count, &span);
+        /* nothing inside: success without asking (the kernel says ENOENT) */
+        if (r == 0 && count) {
+            r = ioas_unmap(t, span.start, span.end - span.start + 1);
+            if (r == 0)
+                hv_ifd_maps_remove(&t->maps, iova, size);
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+    return r;
 }
 
 static int ifd_info(struct hv_iommu *io, struct hv_iommu_info *out)
@@ -239,14 +504,33 @@ static int ifd_attach(struct hv_iommu *io, const char *addr, struct hv_attach *o
         int e = errno;
         if (e == EACCES || e == EPERM)
             return vub_fail(err, -e, "%s: permission denied opening %s", addr, path);
-        if (e == EBUSY)
-            return vub_fail(err, -e, "%s: %s is busy (already open)", addr, path);
         return vub_fail(err, -e, "%s: cannot open %s: %s", addr, path, strerror(e));
     }
     struct hvi_bind_iommufd b = { .argsz = sizeof(b), .iommufd = t->fd };
     if (ioctl(fd, HVI_VFIO_DEVICE_BIND_IOMMUFD, &b) < 0) {
-        r = vub_fail(err, -errno, "%s: VFIO_DEVICE_BIND_IOMMUFD failed: %s", addr,
-                    strerror(errno));
+        int e = errno;
+        /* A cdev takes one bound file (EINVAL for a second; EBUSY while
+         * its group is open through /dev/vfio/<group>): name who has it. */
+        char who[384] = "";
+        if ((e == EINVAL || e == EBUSY) && hv_proc_holders(NULL, path, who, sizeof(who)) <= 0) {
+            char gpath[HV_PATH_MAX];
+            if (hv_path(gpath, sizeof(gpath), "%s/%d", t->devdir, group) == 0 &&
+                hv_proc_holders(NULL, gpath, who, sizeof(who)) > 0) {
+                char tmp[sizeof(who)];
+                snprintf(tmp, sizeof(tmp), "%s (group %d)", who, group);
+                hv_strlcpy(who, tmp, sizeof(who));
+            }
+        }
+        if (who[0])
+            r = vub_fail(err, -EBUSY, "%s: the device is busy: VFIO_DEVICE_BIND_IOMMUFD on %s "
+                        "failed (%s): it is open in %s", addr, path, strerror(e), who);
+        else if (e == EINVAL || e == EBUSY)
+            r = vub_fail(err, -EBUSY, "%s: the device is busy: VFIO_DEVICE_BIND_IOMMUFD on %s "
+                        "failed (%s): it is open already (a VFIO cdev takes one user, and none "
+                        "while its group is open)", addr, path, strerror(e));
+        else
+            r = vub_fail(err, -e, "%s: VFIO_DEVICE_BIND_IOMMUFD on %s failed: %s", addr, path,
+                        strerror(e));
         goto fail;
     }
     struct hvi_attach_iommufd_pt a = { .argsz = sizeof(a), .pt_id = t->ioas };
@@ -290,6 +574,7 @@ static void ifd_destroy(struct hv_iommu *io)
         /* closing the iommufd frees the IOAS anyway */
     }
     close(t->fd);
+    hv_ifd_maps_free(&t->maps);
     pthread_mutex_destroy(&t->lock);
     free(t);
 }
@@ -298,17 +583,36 @@ static const struct hv_iommu_ops ifd_ops = {
     .name = "iommufd",
     .dma_map = ifd_dma_map,
     .dma_unmap = ifd_dma_unmap,
+    .dma_map_file = ifd_dma_map_file,
     .info = ifd_info,
     .attach = ifd_attach,
     .detach = ifd_detach,
     .destroy = ifd_destroy,
 };
 
+/* IOMMU_IOAS_MAP_FILE (6.13) of nothing: a kernel that has it checks the
+ * arguments (length 0: EINVAL), an older one does not know the command
+ * (ENOTTY). */
+static bool probe_map_file(int fd, uint32_t ioas)
+{
+    struct hvi_ioas_map_file m = {
+        .size = sizeof(m), .flags = HVI_MAP_FIXED_IOVA | HVI_MAP_READABLE, .ioas_id = ioas,
+        .fd = -1, .length = 0,
+    };
+    return ioctl(fd, HVI_IOMMU_IOAS_MAP_FILE, &m) < 0 && errno == EINVAL;
+}
+
+bool hv_iommufd_has_map_file(const struct hv_iommu *io)
+{
+    return io && io->ops == &ifd_ops && ((const struct ifd_iommu *)io)->map_file;
+}
+
 int hv_iommufd_iommu_new(const struct hv_open_opts *opts, struct hv_iommu **out,
                          struct vub_err *err)
 {
     const char *sysfs = opts && opts->sysfs ? opts->sysfs : HV_SYSFS_DEFAULT;
     const char *devdir = opts && opts->dev_vfio ? opts->dev_vfio : "/dev/vfio";
+    const char *dev_iommu = opts && opts->dev_iommu ? opts->dev_iommu : "/dev/iommu";
     int r;
 
     *out = NULL;
@@ -320,17 +624,18 @@ int hv_iommufd_iommu_new(const struct hv_open_opts *opts, struct hv_iommu **out,
         free(t);
         return vub_fail(err, -ENAMETOOLONG, "iommufd: the sysfs or /dev/vfio path is too long");
     }
-    t->fd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
+    t->fd = open(dev_iommu, O_RDWR | O_CLOEXEC);
     if (t->fd < 0) {
         int e = errno;
         free(t);
         if (e == ENOENT)
-            return vub_fail(err, -e, "this kernel has no iommufd (no /dev/iommu)");
-        return vub_fail(err, -e, "cannot open /dev/iommu: %s", strerror(e));
+            return vub_fail(err, -e, "this kernel has no iommufd (no %s)", dev_iommu);
+        return vub_fail(err, -e, "cannot open %s: %s", dev_iommu, strerror(e));
     }
     struct hvi_ioas_alloc a = { .size = sizeof(a) };
     if (ioctl(t->fd, HVI_IOMMU_IOAS_ALLOC, &a) < 0) {
-        r = vub_fail(err, -errno, "IOMMU_IOAS_ALLOC on /dev/iommu failed: %s", strerror(errno));
+        r = vub_fail(err, -errno, "IOMMU_IOAS_ALLOC on %s failed: %s", dev_iommu,
+                    strerror(errno));
         close(t->fd);
         free(t);
         return r;
@@ -338,12 +643,27 @@ int hv_iommufd_iommu_new(const struct hv_open_opts *opts, struct hv_iommu **out,
     t->ioas = a.out_ioas_id;
     t->base.ops = &ifd_ops;
     t->base.refs = 1;
+    t->maps.max = HV_IOMMUFD_MAX_MAPS;
     pthread_mutex_init(&t->lock, NULL);
     if ((r = refresh_info(t)) < 0) {
         r = vub_fail(err, r, "IOMMU_IOAS_IOVA_RANGES failed: %s", strerror(-r));
         ifd_destroy(&t->base);
         return r;
     }
+    t->map_file = probe_map_file(t->fd, t->ioas);
     *out = &t->base;
     return 0;
+}
+
+int hv_iommufd_open(const char *addr, const struct hv_open_opts *opts, struct hv_device **out,
+                    struct vub_err *err)
+{
+    struct hv_iommu *io;
+    *out = NULL;
+    int r = hv_iommufd_iommu_new(opts, &io, err);
+    if (r < 0)
+        return r;
+    r = hv_vfio_open(io, addr, out, err);
+    hv_iommu_put(io);   /* the device holds its own reference */
+    return r;
 }

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * hv_list.c - every PCI function under sysfs with its identity, driver,
- * IOMMU group, and whether it could be exported now (and why not).
+ * IOMMU group, VFIO cdev, and whether it could be exported now (and why not).
  * Data only: printing belongs to the bridge.
  */
 #include "hv.h"
 #include "hv_internal.h"
+#include "hv_iommufd.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -45,6 +46,10 @@ static void fill_entry(const char *sysfs, const char *dev_vfio, struct pci_acces
     e->group = hv_sysfs_iommu_group(sysfs, e->addr, NULL);
     if (e->group < 0)
         e->group = -1;
+    char cdev[HV_PATH_MAX];
+    if (hv_iommufd_cdev_path(sysfs, dev_vfio ? dev_vfio : "/dev/vfio", e->addr, cdev,
+                             sizeof(cdev), NULL) == 0)
+        hv_strlcpy(e->cdev, strrchr(cdev, '/') + 1, sizeof(e->cdev));
 
     int r = hv_sysfs_check_exportable(sysfs, e->addr, &err);
     if (r >= 0 && dev_vfio) {

@@ -600,8 +600,10 @@ static int sim_dma_unmap(struct hv_iommu *io, uint64_t iova, uint64_t size, uint
             sim_unpin(&s->maps[j]);
             j++;
         }
-        memmove(&s->maps[i], &s->maps[j], (s->nmaps - j) * sizeof(*s->maps));
-        s->nmaps -= j - i;
+        if (j > i) {   /* nothing inside: maps may still be NULL */
+            memmove(&s->maps[i], &s->maps[j], (s->nmaps - j) * sizeof(*s->maps));
+            s->nmaps -= j - i;
+        }
     }
     pthread_mutex_unlock(&s->lock);
     return r;

@@ -3,8 +3,8 @@
  * hv_vfio.c - the device ops of every kernel back end: a PCI function's VFIO
  * device fd. Every ops call is one ioctl, pread or pwrite on the device fd;
  * the region's kernel offset is added here and nowhere else. How the fd is
- * obtained and where DMA goes is the IOMMU context's business (hv_type1.c;
- * iommufd later): hv_vfio_open asks the context to attach the function.
+ * obtained and where DMA goes is the IOMMU context's business (hv_type1.c,
+ * hv_iommufd.c): hv_vfio_open asks the context to attach the function.
  */
 #include "hv.h"
 #include "hv_internal.h"
@@ -264,7 +264,8 @@ static int vd_hot_reset(struct hv_device *d, struct vub_err *err)
 }
 
 /* A device file of its own, never a dup of devfd: how one is had is the
- * IOMMU context's business (type1: the group's VFIO_GROUP_GET_DEVICE_FD). */
+ * IOMMU context's business (type1: the group's VFIO_GROUP_GET_DEVICE_FD;
+ * iommufd has none, a VFIO cdev takes one bound open file). */
 static int vd_mmap_fd(struct hv_device *d)
 {
     struct hv_iommu *io = d->iommu;
@@ -324,6 +325,7 @@ int hv_vfio_open(struct hv_iommu *io, const char *addr_in, struct hv_device **ou
     }
     t->devfd = t->at.devfd;
     t->base.group = t->at.group;
+    t->base.one_file = !io->ops->reopen;
     t->base.iommu = io;
     hv_iommu_get(io);
     if ((r = vd_get_info(&t->base, &t->info)) < 0) {

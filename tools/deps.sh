@@ -13,6 +13,8 @@ PKGS=(
   qemu-system-x86 linux-image-amd64 busybox-static cpio kmod
   # provisioning of QEMU 11 (vfio-user-pci client) in a trixie root
   debootstrap
+  # the testbed's own kernel with iommufd (tools/provision-iommufd-kernel.sh)
+  flex bison bc libelf-dev xz-utils
   # service tests: udevadm, setpriv
   udev util-linux
   # fuzz targets (tests/fuzz/README.md): clang with libFuzzer's runtime

@@ -4,7 +4,9 @@
 # builds, then the end-to-end tests against real kernel VFIO devices in a QEMU
 # guest (tests/e2e/README.md), including QEMU 11's own vfio-user-pci client on
 # the bridge (tests/e2e/vmm/, docs/vmm.md; its QEMU is provisioned once into
-# /var/cache/vfio-user-bridge). Between the two: every libFuzzer target for
+# /var/cache/vfio-user-bridge), and the core scenarios on a kernel of the
+# testbed's own with iommufd (built from Debian's linux-source once, cached
+# there too: tools/provision-iommufd-kernel.sh). Between the two: every libFuzzer target for
 # VUB_FUZZ_SECONDS (60) each in a clang build (tests/fuzz/README.md), and the
 # Debian package built, checked by lintian and installed into a clean bookworm
 # root (tools/test-package.sh; that root is cached there too). Exits non-zero
@@ -53,6 +55,9 @@ if [ "${VUB_E2E:-1}" != 0 ]; then
 
   stage "QEMU 11 with the vfio-user-pci client (cached trixie root) and the VMM tests' inner guest"
   tools/provision-qemu-vfio-user.sh
+
+  stage "the testbed's kernel with iommufd and VFIO cdevs (cached; built once, ~15-25 min)"
+  tools/provision-iommufd-kernel.sh
 
   # One testbed guest per core: each is one TCG vCPU, and the scenarios share
   # nothing on the host (tests/e2e/CMakeLists.txt); VUB_E2E_JOBS overrides.

@@ -8,11 +8,19 @@
 #
 # usage: testbed.sh [--build DIR] [--src DIR] [--out DIR] [--timeout SEC]
 #                   [--smp N] [--mem SIZE] [--qemu-arg ARG]... [--live]
-#                   [--topology split|shared] SCENARIO.sh...
+#                   [--topology split|shared] [--kernel debian|iommufd]
+#                   [--iommu type1|iommufd] SCENARIO.sh...
 #
 # --topology split (default): edu and nvme on the root bus, an IOMMU group
 # each. shared: both behind a conventional PCI bridge (1b36:0001), which puts
 # the bridge, edu and nvme into one IOMMU group (TESTBED.md).
+#
+# --kernel debian (default): the newest Debian kernel in /boot, VFIO
+# modules in the initramfs. iommufd: the testbed's own kernel with iommufd
+# and VFIO cdevs, everything built in (tools/provision-iommufd-kernel.sh
+# builds and caches it; not provisioned = skipped). --iommu KIND reaches the
+# scenarios as VUB_IOMMU (lib.sh passes it to the bridge as --iommu, the
+# direct tests open the device with that back end); default type1.
 #
 # One guest boot runs every SCENARIO in order (each in its own chroot shell);
 # the exit status is 0 only when every scenario exited 0. 77 means "skipped"
@@ -32,6 +40,8 @@ EXTRA_QEMU=()
 SCENARIOS=()
 LIVE=${VUB_E2E_LIVE:-0}
 TOPOLOGY=${VUB_E2E_TOPOLOGY:-split}
+KERNEL_KIND=${VUB_E2E_KERNEL:-debian}
+IOMMU=${VUB_E2E_IOMMU:-type1}
 
 usage() { sed -n '/^# usage:/,/^# (no QEMU/p' "$SELF" | sed 's/^# \{0,1\}//'; exit 2; }
 log() { printf 'testbed: %s\n' "$*" >&2; }
@@ -48,6 +58,8 @@ while [ $# -gt 0 ]; do
     --qemu-arg) EXTRA_QEMU+=("$2"); shift 2 ;;
     --live) LIVE=1; shift ;;
     --topology) TOPOLOGY=$2; shift 2 ;;
+    --kernel) KERNEL_KIND=$2; shift 2 ;;
+    --iommu) IOMMU=$2; shift 2 ;;
     -h|--help) usage ;;
     --) shift; SCENARIOS+=("$@"); break ;;
     -*) log "unknown option $1"; usage ;;
@@ -59,6 +71,14 @@ case "$TOPOLOGY" in
   split) DEV_BUS=() ;;
   shared) DEV_BUS=(-device pci-bridge,id=br1,chassis_nr=1) ;;
   *) log "--topology $TOPOLOGY: want split or shared"; exit 2 ;;
+esac
+case "$KERNEL_KIND" in
+  debian|iommufd) ;;
+  *) log "--kernel $KERNEL_KIND: want debian or iommufd"; exit 2 ;;
+esac
+case "$IOMMU" in
+  type1|iommufd) ;;
+  *) log "--iommu $IOMMU: want type1 or iommufd"; exit 2 ;;
 esac
 edu_at() { [ "$TOPOLOGY" = shared ] && echo ",bus=br1,addr=1"; true; }
 nvme_at() { [ "$TOPOLOGY" = shared ] && echo ",bus=br1,addr=2"; true; }
@@ -80,6 +100,13 @@ BUSYBOX=$(command -v busybox || true)
 [ -n "$BUSYBOX" ] || skip "busybox not installed"
 if ldd "$BUSYBOX" >/dev/null 2>&1; then skip "$BUSYBOX is not static (install busybox-static)"; fi
 command -v cpio >/dev/null || skip "cpio not installed"
+MODFILES=()
+if [ "$KERNEL_KIND" = iommufd ]; then
+  # Everything built in: no modules, the initramfs holds busybox and /init.
+  KERNEL=$("$SRC/tools/provision-iommufd-kernel.sh" --check) ||
+    skip "the iommufd kernel is not provisioned (run tools/provision-iommufd-kernel.sh as root)"
+  KVER=iommufd-$(sed -n 's/^key=//p' "$(dirname "$KERNEL")/.vub-stamp")
+else
 command -v modprobe >/dev/null || skip "modprobe (kmod) not installed"
 
 # The newest kernel in /boot that has its modules installed.
@@ -96,7 +123,6 @@ KERNEL=/boot/vmlinuz-$KVER
 # ---- the initramfs (cached) ----------------------------------------------------
 # Modules, in load order, dependencies first (9p for the host's files, VFIO).
 WANT_MODULES=(virtio_pci 9pnet_virtio 9p vfio_iommu_type1 vfio_virqfd vfio-pci)
-MODFILES=()
 declare -A SEEN=()
 for m in "${WANT_MODULES[@]}"; do
   deps=$(modprobe -S "$KVER" --show-depends "$m" 2>/dev/null) ||
@@ -108,10 +134,11 @@ for m in "${WANT_MODULES[@]}"; do
     MODFILES+=("$path")
   done <<<"$deps"
 done
+fi
 
 CACHE="$BUILD/tests/e2e/cache"
 mkdir -p "$CACHE"
-key=$( { sha256sum "$SELF"; echo "$KVER"; stat -L -c '%n %s %Y' "$BUSYBOX" "${MODFILES[@]}"; } |
+key=$( { sha256sum "$SELF"; echo "$KVER"; stat -L -c '%n %s %Y' "$BUSYBOX" ${MODFILES[@]+"${MODFILES[@]}"}; } |
        sha256sum | cut -c1-16)
 INITRD="$CACHE/initramfs-$KVER-$key.cpio.gz"
 
@@ -122,7 +149,7 @@ make_initramfs() {
   cp "$BUSYBOX" "$root/bin/busybox"
   local i=0 f base
   : >"$root/lib/modules/order"
-  for f in "${MODFILES[@]}"; do
+  for f in ${MODFILES[@]+"${MODFILES[@]}"}; do
     i=$((i + 1))
     base=$(printf '%02d-%s' "$i" "$(basename "$f" | sed 's/\.ko.*$//')").ko
     case "$f" in
@@ -145,7 +172,7 @@ make_initramfs() {
   flock 9
   if [ ! -f "$INITRD" ]; then
     log "building initramfs for $KVER (${#MODFILES[@]} modules)"
-    find "$CACHE" -maxdepth 1 -name 'initramfs-*.cpio.gz' -delete
+    find "$CACHE" -maxdepth 1 -name "initramfs-$KVER-*.cpio.gz" -delete   # this kernel's old ones
     make_initramfs
   fi
 ) 9>"$CACHE/.lock"
@@ -183,6 +210,7 @@ q() { printf '%q' "$1"; }
   echo "VUB_NVME_SERIAL=$(q "$NVME_SERIAL")"
   echo "VUB_NVME_IMG=$(q "$NVME_IMG")"
   echo "VUB_TOPOLOGY=$(q "$TOPOLOGY")"
+  echo "VUB_IOMMU=$(q "$IOMMU")"
   printf 'VUB_SCENARIOS="'
   for s in "${SCENARIOS[@]}"; do printf '%s ' "$s"; done
   echo '"'
@@ -191,7 +219,7 @@ q() { printf '%q' "$1"; }
 # ---- boot -----------------------------------------------------------------------
 ACCEL=tcg
 CONSOLE="$OUT/console.log"
-log "kernel $KVER, ${#SCENARIOS[@]} scenario(s), topology $TOPOLOGY, timeout ${TIMEOUT}s, out $OUT"
+log "kernel $KVER, IOMMU $IOMMU, ${#SCENARIOS[@]} scenario(s), topology $TOPOLOGY, timeout ${TIMEOUT}s, out $OUT"
 t0=$(date +%s.%N)
 : >"$CONSOLE"
 tailpid=
@@ -347,7 +375,7 @@ for s in $VUB_SCENARIOS; do
       VUB_SRC="$VUB_SRC" VUB_BUILD="$VUB_BUILD" VUB_OUT="$VUB_OUT" \
       VUB_EDU="$VUB_EDU" VUB_NVME="$VUB_NVME" VUB_NVME_SERIAL="$VUB_NVME_SERIAL" \
       VUB_NVME_IMG="$VUB_NVME_IMG" VUB_SCENARIO="$n" VUB_IN_GUEST=1 \
-      VUB_TOPOLOGY="$VUB_TOPOLOGY" \
+      VUB_TOPOLOGY="$VUB_TOPOLOGY" VUB_IOMMU="$VUB_IOMMU" \
       /bin/sh -c 'cd "$VUB_BUILD" && exec /bin/bash "$0"' "$s" </dev/null
     echo $? >/out/rc/$n.tmp ) 2>&1 | tee /out/log/$n.log
   read t1 _ </proc/uptime

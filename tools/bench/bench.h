@@ -208,6 +208,8 @@ struct bench_config {
     unsigned nbridge_args;
     unsigned poll_us;            /* --poll-us: busy-polling figures (sim only); 0 = none */
     const char *sock_name;       /* in sockdir; NULL = "bridge.sock" */
+    const char *iommu;           /* --iommu: the direct side's back end, "type1" or "iommufd" */
+    bool dma_only;               /* --dma-only: the DMA figures and nothing else */
     bool verbose;
 };
 

@@ -20,6 +20,7 @@
 
 #include "bench.h"
 #include "hv.h"
+#include "hv_iommufd.h"
 #include "hv_sim.h"
 #include "vu_client.h"
 
@@ -36,6 +37,9 @@ static void usage(FILE *f)
         "                     the simulator's ops called in this process)\n"
         "  --bridge PATH      the bridge binary (default: found next to this one)\n"
         "  --bridge-arg ARG   pass ARG to the bridge (repeatable, at most 8)\n"
+        "  --iommu KIND       the direct side's IOMMU back end: type1 (default) or\n"
+        "                     iommufd (the bridge's: --bridge-arg --iommu ...)\n"
+        "  --dma-only         measure the DMA map/unmap figures only\n"
         "  --quick            a short smoke run (few iterations)\n"
         "  --iterations N     samples per latency figure (default 2000, quick 50)\n"
         "  --irqs N           interrupts per side (default 10000, quick 200)\n"
@@ -98,6 +102,8 @@ static int open_direct(const struct bench_config *cfg, struct bench_side **out)
         struct hv_sim_config sc;
         hv_sim_config_defaults(&sc);
         rc = hv_sim_open(&sc, &d, &err);
+    } else if (strcmp(cfg->iommu, "iommufd") == 0) {
+        rc = hv_iommufd_open(cfg->device, NULL, &d, &err);
     } else {
         rc = hv_type1_open(cfg->device, NULL, &d, &err);
     }
@@ -207,7 +213,8 @@ static void cleanup_dir(const char *dir, unsigned startups)
 int main(int argc, char **argv)
 {
     enum { O_DEVICE = 256, O_SIM, O_BRIDGE, O_BRIDGE_ARG, O_QUICK, O_ITER, O_IRQS, O_DMA_MIB,
-           O_DMA_REPS, O_STARTUPS, O_POLL_US, O_JSON, O_MD, O_HELP, O_VERSION };
+           O_DMA_REPS, O_STARTUPS, O_POLL_US, O_JSON, O_MD, O_HELP, O_VERSION, O_IOMMU,
+           O_DMA_ONLY };
     static const struct option opts[] = {
         {"device", required_argument, NULL, O_DEVICE},
         {"sim", no_argument, NULL, O_SIM},
@@ -220,6 +227,8 @@ int main(int argc, char **argv)
         {"dma-reps", required_argument, NULL, O_DMA_REPS},
         {"startups", required_argument, NULL, O_STARTUPS},
         {"poll-us", required_argument, NULL, O_POLL_US},
+        {"iommu", required_argument, NULL, O_IOMMU},
+        {"dma-only", no_argument, NULL, O_DMA_ONLY},
         {"json", required_argument, NULL, O_JSON},
         {"markdown", required_argument, NULL, O_MD},
         {"help", no_argument, NULL, O_HELP},
@@ -257,6 +266,11 @@ int main(int argc, char **argv)
         case O_DMA_REPS: bad = parse_uint(optarg, 1, 1000, &dma_reps); break;
         case O_STARTUPS: bad = parse_uint(optarg, 1, 1000, &startups); break;
         case O_POLL_US: bad = parse_uint(optarg, 0, 1000000, &cfg.poll_us); break;
+        case O_IOMMU:
+            bad = strcmp(optarg, "type1") != 0 && strcmp(optarg, "iommufd") != 0;
+            cfg.iommu = optarg;
+            break;
+        case O_DMA_ONLY: cfg.dma_only = true; break;
         case O_JSON: json = optarg; break;
         case O_MD: md = optarg; break;
         case O_HELP: usage(stdout); return 0;
@@ -268,10 +282,12 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind != argc || cfg.sim == (cfg.device != NULL)) {
+    if (optind != argc || cfg.sim == (cfg.device != NULL) || (cfg.sim && cfg.iommu)) {
         usage(stderr);
         return 2;
     }
+    if (!cfg.iommu)
+        cfg.iommu = "type1";
     cfg.samples = samples ? samples : cfg.quick ? 50 : 2000;
     cfg.irqs = irqs ? irqs : cfg.quick ? 200 : 10000;
     cfg.dma_area = (uint64_t)(dma_mib ? dma_mib : cfg.quick ? 16 : 256) << 20;
@@ -316,7 +332,7 @@ int main(int argc, char **argv)
     run_bridge(&cfg, r);
     cleanup_dir(dir, cfg.startups);
 
-    if (!cfg.sim) {
+    if (!cfg.sim && !cfg.dma_only) {
         fprintf(stderr, "vfio-user-bench: direct phase, second half of the MMIO samples\n");
         if (open_direct(&cfg, &direct) == 0) {
             bench_phase_direct_after(&cfg, direct, r);
@@ -327,8 +343,9 @@ int main(int argc, char **argv)
         bench_mmio_finish(r);
     }
 
-    /* both paths must have seen the same device */
-    if (r->cfg_id[0] != r->cfg_id[1] || r->bar_id[0] != r->bar_id[1]) {
+    /* both paths must have seen the same device (check_device saw edu on
+     * both in a --dma-only run) */
+    if (!cfg.dma_only && (r->cfg_id[0] != r->cfg_id[1] || r->bar_id[0] != r->bar_id[1])) {
         fprintf(stderr, "vfio-user-bench: the sides disagree: config id 0x%08x/0x%08x, "
                         "BAR0 id 0x%08x/0x%08x (bridge/direct)\n",
                 r->cfg_id[0], r->cfg_id[1], r->bar_id[0], r->bar_id[1]);
@@ -339,6 +356,9 @@ int main(int argc, char **argv)
     for (int i = 0; i < FIG_COUNT; i++) {
         bool polled = i == FIG_FLOOR_SPIN || i == FIG_RT_POLL;
         if (polled && !(cfg.poll_us && cfg.sim))
+            continue;
+        if (cfg.dma_only && !(i >= FIG_DMA_MAP_4K && i <= FIG_DMA_UNMAP_2M_FRESH) &&
+            i != FIG_STARTUP)
             continue;
         bool bridge_only = polled || i == FIG_FLOOR || i == FIG_FLOOR_FRAMED || i == FIG_IRQ_BRIDGE_CPU ||
                            i == FIG_RSS_IDLE ||

@@ -793,6 +793,15 @@ static void measure_side(const struct bench_config *cfg, struct bench_side *s, i
 
     if (check_device(s, r) < 0)
         return;
+    if (cfg->dma_only) {
+        rc = dma_area_open(cfg->dma_area, &area);
+        if (rc < 0)
+            fig_fail(r, FIG_DMA_MAP_4K, s->name, strerror(-rc));
+        else
+            run_dma(cfg, s, k, r, &area);
+        dma_area_close(&area);
+        return;
+    }
     if (k == K_BRIDGE) {
         run_reads_with_floor(cfg, s, r);
     } else {
@@ -903,7 +912,8 @@ int bench_phase_bridge(const struct bench_config *cfg, struct bench_side *s,
 {
     /* footprint first: the DMA figures grow the bridge's tables to 32768
      * entries, and a heap does not shrink back when they are freed */
-    run_footprint(s, b, r);
+    if (!cfg->dma_only)
+        run_footprint(s, b, r);
     measure_side(cfg, s, K_BRIDGE, r, b->pid);
     return 0;
 }

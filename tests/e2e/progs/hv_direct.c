@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * hv_direct - host-vfio's type1 back end against the real kernel VFIO stack
- * (run inside the e2e guest): opens the edu and nvme functions, checks what
+ * hv_direct - host-vfio's kernel back ends against the real kernel VFIO stack
+ * (run inside the e2e guest), type1 or, with VUB_IOMMU=iommufd (testbed.sh
+ * --kernel iommufd --iommu iommufd), the VFIO cdev in an iommufd IOAS: opens the edu and nvme functions, checks what
  * the kernel reports, runs the edu DMA engine through an IOMMU mapping of a
  * memfd, receives an edu MSI on an eventfd, checks the kernel rules the sim
  * models, two functions sharing one container, the error paths and the bind
@@ -12,6 +13,7 @@
  */
 #include "edu_regs.h"
 #include "hv.h"
+#include "hv_iommufd.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -52,6 +54,15 @@ static void info(const char *fmt, ...)
     vprintf(fmt, ap);
     printf("\n");
     va_end(ap);
+}
+
+/* The back end under test: "type1" or "iommufd" ($VUB_IOMMU). */
+static const char *kind = "type1";
+static bool ifd_mode(void) { return strcmp(kind, "iommufd") == 0; }
+
+static int open_dev(const char *addr, struct hv_device **d, struct vub_err *e)
+{
+    return ifd_mode() ? hv_iommufd_open(addr, NULL, d, e) : hv_type1_open(addr, NULL, d, e);
 }
 
 static double now(void)
@@ -121,8 +132,12 @@ static void check_iommu(struct hv_device *d)
     check(io.nr_ranges >= 1, "IOMMU info: %u usable IOVA range(s)", io.nr_ranges);
     for (uint32_t i = 0; i < io.nr_ranges; i++)
         info("IOVA range %#" PRIx64 "-%#" PRIx64, io.ranges[i].start, io.ranges[i].end);
-    check(io.has_dma_avail && io.dma_avail > 0, "IOMMU info: DMA_AVAIL %u entries",
-          io.dma_avail);
+    if (ifd_mode())   /* iommufd has no entry limit of its own to report */
+        check(!io.has_dma_avail && !(io.pgsizes & 0xfff), "IOMMU info: no DMA_AVAIL, no page "
+              "size below 4K (iommufd)");
+    else
+        check(io.has_dma_avail && io.dma_avail > 0, "IOMMU info: DMA_AVAIL %u entries",
+              io.dma_avail);
 }
 
 static void edu_tests(const char *addr)
@@ -131,10 +146,10 @@ static void edu_tests(const char *addr)
     struct hv_device *d = NULL;
     ssize_t r;
 
-    int rc = hv_type1_open(addr, NULL, &d, &e);
-    if (!check(rc == 0, "open edu %s through type1 (%s)", addr, rc ? e.msg : "ok"))
+    int rc = open_dev(addr, &d, &e);
+    if (!check(rc == 0, "open edu %s through %s (%s)", addr, kind, rc ? e.msg : "ok"))
         return;
-    check(strcmp(hv_iommu_kind(d), "type1") == 0 && d->group >= 0 && strcmp(d->addr, addr) == 0,
+    check(strcmp(hv_iommu_kind(d), kind) == 0 && d->group >= 0 && strcmp(d->addr, addr) == 0,
           "edu: back end %s, group %d", hv_iommu_kind(d), d->group);
     check_iommu(d);
 
@@ -186,9 +201,14 @@ static void edu_tests(const char *addr)
 
     int mfd = hv_mmap_fd(d);
     volatile uint32_t *bar = MAP_FAILED;
-    if (check(mfd >= 0, "edu: mmap fd %d", mfd))
+    if (ifd_mode()) {
+        /* a VFIO cdev takes one open file: nothing to hand a client */
+        check(mfd == -ENOTSUP && d->one_file, "edu: no second device file from a cdev (%d)",
+              mfd);
+        mfd = -1;
+    } else if (check(mfd >= 0, "edu: mmap fd %d", mfd))
         bar = mmap(NULL, 1u << 20, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, (off_t)bar0_off);
-    if (check(bar != MAP_FAILED, "edu: BAR0 mmapped through the mmap fd")) {
+    if (!ifd_mode() && check(bar != MAP_FAILED, "edu: BAR0 mmapped through the mmap fd")) {
         check(bar[0] == EDU_ID_VALUE, "edu: id register %#x through mmap", bar[0]);
         bar[1] = 0x12345678;
         check(bar[1] == ~0x12345678u, "edu: liveness through mmap %#x", bar[1]);
@@ -254,10 +274,45 @@ static void edu_tests(const char *addr)
         check(a == 0 && b == 0 && c == 0 && again == 0,
               "one unmap covering two whole mappings removes both (%d %d %d %d)", a, b, c,
               again);
+        /* an unmap cutting the second of two mappings removes neither */
+        a = hv_dma_map(d, 0x102000, mem + 2 * 4096, 2 * 4096, HV_DMA_READ);
+        c = hv_dma_unmap(d, 0x100000, 0x3000, 0);
+        b = hv_dma_map(d, 0x100000, mem, 4096, HV_DMA_READ);
+        check(a == 0 && c == -EINVAL && b == -EEXIST,
+              "an unmap cutting the last mapping it reaches changes nothing (%d %d %d)", a, c, b);
         rc = hv_dma_unmap(d, 0, 0, HV_DMA_UNMAP_ALL);
         int after = hv_dma_map(d, 0x100000, mem, 4096, HV_DMA_READ);
         check(rc == 0 && after == 0, "unmap-all (%d), the range is free again (%d)", rc, after);
         hv_dma_unmap(d, 0, 0, HV_DMA_UNMAP_ALL);
+
+        /* the memfd mapped by fd and offset (IOMMU_IOAS_MAP_FILE): the
+         * device reaches it with no mapping of it in this process's view */
+        if (ifd_mode() && hv_iommufd_has_map_file(d->iommu)) {
+            memset(mem + 3 * 4096, 0, 4096);
+            rc = hv_dma_map_file(d, 0x400000, memfd, 0, 4 * 4096, HV_DMA_READ | HV_DMA_WRITE);
+            check(rc == 0, "DMA map of the memfd by fd at IOVA 0x400000 (%d)", rc);
+            rc = hv_dma_map_file(d, 0x402000, memfd, 0, 4096, HV_DMA_READ);
+            check(rc == -EEXIST, "overlapping map by fd -> -EEXIST (%d)", rc);
+            wr64(d, 0, EDU_DMA_SRC, 0x400000);
+            wr64(d, 0, EDU_DMA_DST, EDU_BUF_ADDR);
+            wr64(d, 0, EDU_DMA_CNT, 1024);
+            wr32(d, 0, EDU_DMA_CMD, EDU_DMA_START);
+            ok1 = edu_wait_clear(d, EDU_DMA_CMD, EDU_DMA_START);
+            wr64(d, 0, EDU_DMA_SRC, EDU_BUF_ADDR);
+            wr64(d, 0, EDU_DMA_DST, 0x403000);
+            wr64(d, 0, EDU_DMA_CNT, 1024);
+            wr32(d, 0, EDU_DMA_CMD, EDU_DMA_START | EDU_DMA_TO_RAM);
+            ok2 = edu_wait_clear(d, EDU_DMA_CMD, EDU_DMA_START);
+            check(ok1 && ok2 && memcmp(mem, mem + 3 * 4096, 1024) == 0,
+                  "edu DMA: 1 KiB RAM -> device -> RAM through a mapping by fd");
+            rc = hv_dma_unmap(d, 0x400000, 4 * 4096, 0);
+            check(rc == 0, "unmap of the mapping by fd (%d)", rc);
+        } else if (ifd_mode()) {
+            info("this kernel has no IOMMU_IOAS_MAP_FILE");
+        } else {
+            rc = hv_dma_map_file(d, 0x400000, memfd, 0, 4096, HV_DMA_READ);
+            check(rc == -ENOTSUP, "type1 maps no file by fd (%d)", rc);
+        }
         munmap(mem, len);
     }
     if (memfd >= 0)
@@ -290,14 +345,15 @@ static void edu_tests(const char *addr)
 
     check(hv_reset(d) == -ENOTTY, "edu: reset -> -ENOTTY (no RESET flag)");
 
-    /* A second open of the same group must fail clearly. */
+    /* A second open of the same group (type1) or cdev (iommufd) must fail
+     * clearly. */
     struct hv_device *d2 = NULL;
-    rc = hv_type1_open(addr, NULL, &d2, &e);
+    rc = open_dev(addr, &d2, &e);
     check(rc == -EBUSY && d2 == NULL && strstr(e.msg, "busy") && strstr(e.msg, addr),
           "double open refused: %s", e.msg);
     hv_close(d);
 
-    rc = hv_type1_open(addr, NULL, &d2, &e);
+    rc = open_dev(addr, &d2, &e);
     check(rc == 0, "edu opens again after close (%s)", rc ? e.msg : "ok");
     hv_close(d2);
 }
@@ -307,8 +363,8 @@ static void nvme_tests(const char *addr)
     struct vub_err e = { "" };
     struct hv_device *d = NULL;
 
-    int rc = hv_type1_open(addr, NULL, &d, &e);
-    if (!check(rc == 0, "open nvme %s through type1 (%s)", addr, rc ? e.msg : "ok"))
+    int rc = open_dev(addr, &d, &e);
+    if (!check(rc == 0, "open nvme %s through %s (%s)", addr, kind, rc ? e.msg : "ok"))
         return;
     struct hv_device_info di;
     rc = hv_get_info(d, &di);
@@ -371,8 +427,8 @@ static bool open_pair(const char *edu, const char *nvme, struct hv_device **a,
 {
     struct vub_err e = { "" };
     struct hv_iommu *io = NULL;
-    int rc = hv_type1_iommu_new(NULL, &io, &e);
-    if (!check(rc == 0, "a type1 context (%s)", rc ? e.msg : "ok"))
+    int rc = ifd_mode() ? hv_iommufd_iommu_new(NULL, &io, &e) : hv_type1_iommu_new(NULL, &io, &e);
+    if (!check(rc == 0, "a %s context (%s)", kind, rc ? e.msg : "ok"))
         return false;
     rc = hv_vfio_open(io, edu, a, &e);
     if (rc == 0)
@@ -397,7 +453,7 @@ static void shared_container(const char *edu, const char *nvme)
     int rc;
     if (!open_pair(edu, nvme, &a, &b, "edu and nvme attached to one container"))
         return;
-    check(a->iommu == b->iommu && a->group != b->group && strcmp(hv_iommu_kind(b), "type1") == 0,
+    check(a->iommu == b->iommu && a->group != b->group && strcmp(hv_iommu_kind(b), kind) == 0,
           "one %s context for groups %d and %d", hv_iommu_kind(b), a->group, b->group);
     uint8_t *mem = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (check(mem != MAP_FAILED, "memory for the shared container")) {
@@ -417,7 +473,7 @@ static void shared_container(const char *edu, const char *nvme)
     }
     hv_close(a);
     struct hv_device *alone = NULL;
-    rc = hv_type1_open(edu, NULL, &alone, &e);
+    rc = open_dev(edu, &alone, &e);
     check(rc == 0, "edu's group is free again while nvme stays in the container (%s)",
           rc ? e.msg : "ok");
     hv_close(alone);
@@ -491,17 +547,19 @@ static void error_paths(const char *edu)
     check(me && me->exportable && strcmp(me->driver, "vfio-pci") == 0 && me->group >= 0 &&
               me->id.vendor == 0x1234 && me->id.device == 0x11e8,
           "hv_list: edu is exportable on vfio-pci");
+    check(me && (ifd_mode() ? strncmp(me->cdev, "vfio", 4) == 0 : me->cdev[0] == '\0'),
+          "hv_list: edu's VFIO cdev '%s'", me ? me->cdev : "?");
     if (other) {
         char want[160];
         snprintf(want, sizeof(want), "%s is bound to %s, not vfio-pci", other->addr,
                  other->driver);
-        rc = hv_type1_open(other->addr, NULL, &d, &e);
+        rc = open_dev(other->addr, &d, &e);
         check(rc == -EBUSY && d == NULL && strcmp(e.msg, want) == 0,
               "opening a non-vfio function: %s", e.msg);
     } else {
         check(false, "a function bound to another driver to try");
     }
-    rc = hv_type1_open("0000:00:1f.6", NULL, &d, &e);
+    rc = open_dev("0000:00:1f.6", &d, &e);
     check(rc == -ENODEV && strstr(e.msg, "no PCI function 0000:00:1f.6"),
           "opening a missing function: %s", e.msg);
     free(l);
@@ -527,13 +585,20 @@ static void bind_cycle(const char *edu)
     check(rc == 0 && strcmp(drv, "vfio-pci") == 0 && prev[0] == '\0',
           "hv_bind_vfio: edu back on vfio-pci %s", rc ? e.msg : "");
     struct hv_device *d = NULL;
-    rc = hv_type1_open(edu, NULL, &d, &e);
+    rc = open_dev(edu, &d, &e);
     check(rc == 0, "edu opens after the bind cycle (%s)", rc ? e.msg : "ok");
     hv_close(d);
 }
 
 int main(int argc, char **argv)
 {
+    const char *k = getenv("VUB_IOMMU");
+    if (k && strcmp(k, "iommufd") == 0)
+        kind = "iommufd";
+    else if (k && *k && strcmp(k, "type1") != 0) {
+        fprintf(stderr, "VUB_IOMMU=%s: want type1 or iommufd\n", k);
+        return 2;
+    }
     if (argc == 4 && strcmp(argv[1], "--same-group") == 0) {
         same_group(argv[2], argv[3]);
         printf("%d passed, %d failed\n", checks - fails, fails);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * iommu_map_check ADDR IOVA SIZE - open ADDR directly through host-vfio
- * (type1) and map SIZE bytes of fresh memory at IOVA, then unmap. Exit 0 if
+ * (type1, or iommufd with VUB_IOMMU=iommufd) and map SIZE bytes of fresh memory at IOVA, then unmap. Exit 0 if
  * both worked: the device is free again and nothing is left mapped there
  * (a leaked mapping in the same container would answer EEXIST; a device
  * still held by someone else cannot be opened at all).
@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 
 #include "hv.h"
+#include "hv_iommufd.h"
 
 int main(int argc, char **argv)
 {
@@ -29,7 +30,9 @@ int main(int argc, char **argv)
     }
     struct vub_err err = {{0}};
     struct hv_device *d = NULL;
-    int rc = hv_type1_open(argv[1], NULL, &d, &err);
+    const char *k = getenv("VUB_IOMMU");
+    int rc = k && strcmp(k, "iommufd") == 0 ? hv_iommufd_open(argv[1], NULL, &d, &err)
+                                             : hv_type1_open(argv[1], NULL, &d, &err);
     if (rc < 0) {
         printf("iommu_map_check: open %s: %s\n", argv[1], err.msg);
         return 1;

@@ -3,21 +3,27 @@
 # over the socket and through the mmapped BAR, factorial, DMA both ways, MSI,
 # INTx with unmask, reset), then the same with --no-mmap.
 # e2e-group: devices
+# e2e-iommufd: core
 . "$VUB_SRC/tests/e2e/lib.sh"
 require "$VUB_BRIDGE" "$VUB_PROBE"
 
 if start_bridge edu "$VUB_EDU"; then
   pass "bridge serves $VUB_EDU"
+  check_iommu_log edu
   "$VUB_PROBE" "$(sock edu)" >"$VUB_OUT/edu-view.txt" 2>&1
   check "probe shows the device" test $? -eq 0
   sed 's/^/  | /' "$VUB_OUT/edu-view.txt"
   check "view: ids 1234:11e8" grep -q '1234:11e8' "$VUB_OUT/edu-view.txt"
-  check "view: BAR0 1M mmappable" grep -Eq 'BAR0 +size 1M .*MMAP' "$VUB_OUT/edu-view.txt"
+  if mmap_offered; then
+    check "view: BAR0 1M mmappable" grep -Eq 'BAR0 +size 1M .*MMAP' "$VUB_OUT/edu-view.txt"
+  else
+    check "view: BAR0 1M, not mmappable (iommufd)" bash -c "grep -E 'BAR0 +size 1M' '$VUB_OUT/edu-view.txt' | grep -vq MMAP"
+  fi
   check "view: MSI capability decoded" grep -q '0x05 MSI: enabled=no' "$VUB_OUT/edu-view.txt"
   check "view: INTx eventfd maskable" grep -Eq 'INTx +count 1, flags EVENTFD\|MASKABLE' "$VUB_OUT/edu-view.txt"
   "$VUB_PROBE" --json "$(sock edu)" >"$VUB_OUT/edu-view.json" 2>&1
   check "probe --json" grep -Eq '"vendor_id": *4660' "$VUB_OUT/edu-view.json"
-  check "edu self-test through the bridge" "$VUB_PROBE" --selftest edu "$(sock edu)"
+  check "edu self-test through the bridge" "$VUB_PROBE" --selftest edu ${VUB_NOMMAP[@]+"${VUB_NOMMAP[@]}"} "$(sock edu)"
   check "bridge still running after its clients left" bridge_alive edu
   stop_bridge edu
   check "bridge exits 0 on SIGTERM" test $? -eq 0

@@ -4,6 +4,7 @@
 # second client runs the whole edu self-test, and after the bridge exits the
 # device opens directly and the same IOVA maps again.
 # e2e-group: devices
+# e2e-iommufd: core
 . "$VUB_SRC/tests/e2e/lib.sh"
 require "$VUB_BRIDGE" "$VUB_PROBE" "$VUB_PROGS/iommu_map_check"
 
@@ -11,8 +12,9 @@ if ! start_bridge life "$VUB_EDU"; then
   fail "bridge serves $VUB_EDU"
   finish
 fi
+check_iommu_log life
 
-"$VUB_PROBE" --selftest edu --hold "$(sock life)" >"$VUB_OUT/hold.log" 2>&1 &
+"$VUB_PROBE" --selftest edu ${VUB_NOMMAP[@]+"${VUB_NOMMAP[@]}"} --hold "$(sock life)" >"$VUB_OUT/hold.log" 2>&1 &
 holder=$!
 for i in $(seq 600); do
   grep -q '^holding' "$VUB_OUT/hold.log" && break
@@ -38,7 +40,7 @@ check "the dead client's MSI vector was torn down" test "$(msi_vectors)" -eq 0
 "$VUB_PROBE" "$(sock life)" >"$VUB_OUT/after-kill-view.txt" 2>&1
 check "a new client connects" test $? -eq 0
 check "a second client runs the whole edu self-test (same IOVA)" \
-  "$VUB_PROBE" --selftest edu "$(sock life)"
+  "$VUB_PROBE" --selftest edu ${VUB_NOMMAP[@]+"${VUB_NOMMAP[@]}"} "$(sock life)"
 
 stop_bridge life
 check "bridge exits 0 on SIGTERM" test $? -eq 0

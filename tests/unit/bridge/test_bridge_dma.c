@@ -8,7 +8,9 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/mman.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -690,6 +692,124 @@ static void test_pin_interruptible(void **state)
     close(mfd);
 }
 
+
+/* An IOMMU context that maps files by fd (iommufd's IOMMU_IOAS_MAP_FILE):
+ * the simulator's ops with a dma_map_file that records what it was asked. */
+static struct {
+    int calls, ret;
+    int fd;
+    uint64_t iova, offset, size;
+    uint32_t flags;
+} by_file;
+
+static int fake_map_file(struct hv_iommu *io, uint64_t iova, int fd, uint64_t offset,
+                         uint64_t size, uint32_t flags)
+{
+    (void)io;
+    by_file.calls++;
+    by_file.fd = fd;
+    by_file.iova = iova;
+    by_file.offset = offset;
+    by_file.size = size;
+    by_file.flags = flags;
+    return by_file.ret;
+}
+
+static int reopen_as(int fd, int mode)
+{
+    char p[64];
+    snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+    return open(p, mode | O_CLOEXEC);
+}
+
+/* Memory objects go to dma_map_file by fd and offset (no mapping, no
+ * prefault, the simulator's dma_map never called), the fd's open mode and
+ * seals allowing what an mmap would; the back end's -ENOTSUP and files that
+ * are not shmem or hugetlbfs take the mapping path. */
+static void test_map_by_file(void **state)
+{
+    struct th *t = *state;
+    struct hv_iommu *io = t->hv->iommu;
+    const struct hv_iommu_ops *sim_ops = io->ops;
+    struct hv_iommu_ops ops = *sim_ops;
+    ops.dma_map_file = fake_map_file;
+    io->ops = &ops;
+    memset(&by_file, 0, sizeof(by_file));
+    struct br_dma_table tab;
+    br_dma_init(&tab, 16, 0, 4096);
+
+    int mfd = th_memfd(4 * MiB);
+    assert_int_equal(br_dma_map(&tab, t->hv, 16 * MiB, MiB, 2 * MiB, RW, dup(mfd)), 0);
+    assert_int_equal(by_file.calls, 1);
+    assert_true(by_file.iova == 16 * MiB && by_file.offset == 2 * MiB && by_file.size == MiB);
+    assert_int_equal(by_file.flags, HV_DMA_READ | HV_DMA_WRITE);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 0);   /* no mapping of the bridge's */
+    assert_int_equal(tab.n, 1);
+    assert_int_equal(br_dma_unmap(&tab, t->hv, 16 * MiB, MiB), 1);
+
+    /* read-only fd (of an object the table has not seen read-write: it
+     * keeps one open file per object): READ by file, WRITE refused as an
+     * mmap would refuse it */
+    int rw2 = th_memfd(MiB);
+    int ro = reopen_as(rw2, O_RDONLY);
+    close(rw2);
+    assert_true(ro >= 0);
+    assert_int_equal(br_dma_map(&tab, t->hv, 16 * MiB, MiB, 0, RW, dup(ro)), -EACCES);
+    assert_int_equal(br_dma_map(&tab, t->hv, 16 * MiB, MiB, 0, VU_DMA_MAP_FLAG_WRITE, dup(ro)),
+                     -EACCES);
+    assert_int_equal(by_file.calls, 1);
+    assert_int_equal(br_dma_map(&tab, t->hv, 16 * MiB, MiB, 0, VU_DMA_MAP_FLAG_READ, dup(ro)), 0);
+    assert_int_equal(by_file.calls, 2);
+    assert_int_equal(by_file.flags, HV_DMA_READ);
+    assert_int_equal(br_dma_unmap_all(&tab, t->hv), 0);
+    close(ro);
+
+    /* a memfd sealed against writes: READ only (-EPERM, as mmap says) */
+    int sfd = memfd_create("sealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    assert_true(sfd >= 0 && ftruncate(sfd, (off_t)MiB) == 0);
+    assert_int_equal(fcntl(sfd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW), 0);
+    assert_int_equal(br_dma_map(&tab, t->hv, 32 * MiB, MiB, 0, RW, dup(sfd)), -EPERM);
+    assert_int_equal(by_file.calls, 2);
+    assert_int_equal(br_dma_map(&tab, t->hv, 32 * MiB, MiB, 0, VU_DMA_MAP_FLAG_READ, dup(sfd)), 0);
+    assert_int_equal(by_file.calls, 3);
+    assert_int_equal(br_dma_unmap_all(&tab, t->hv), 0);
+    close(sfd);
+
+    /* the kernel has no MAP_FILE after all: mapped and pinned by address */
+    by_file.ret = -ENOTSUP;
+    assert_int_equal(br_dma_map(&tab, t->hv, 16 * MiB, MiB, 0, RW, dup(mfd)), 0);
+    assert_int_equal(by_file.calls, 4);
+    assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 1);
+    assert_int_equal(br_dma_unmap_all(&tab, t->hv), 0);
+    /* any other error is the map's */
+    by_file.ret = -EFAULT;
+    assert_int_equal(br_dma_map(&tab, t->hv, 16 * MiB, MiB, 0, RW, dup(mfd)), -EFAULT);
+    assert_int_equal(tab.n, 0);
+    by_file.ret = 0;
+
+    /* a file that is not shmem or hugetlbfs (where one is at hand) */
+    char path[] = "vub-dma-by-file-XXXXXX";
+    int ffd = mkstemp(path);
+    struct statfs sfs;
+    if (ffd >= 0 && fstatfs(ffd, &sfs) == 0 && sfs.f_type != TMPFS_MAGIC &&
+        ftruncate(ffd, (off_t)MiB) == 0) {
+        int calls = by_file.calls;
+        assert_int_equal(br_dma_map(&tab, t->hv, 16 * MiB, MiB, 0, RW, dup(ffd)), 0);
+        assert_int_equal(by_file.calls, calls);
+        assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 1);
+        assert_int_equal(br_dma_unmap_all(&tab, t->hv), 0);
+    } else {
+        print_message("the working directory is on tmpfs: no other file to try\n");
+    }
+    if (ffd >= 0) {
+        close(ffd);
+        unlink(path);
+    }
+    br_dma_free(&tab);
+    close(mfd);
+    io->ops = sim_ops;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -705,6 +825,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_backing_limit, setup, th_teardown),
         cmocka_unit_test_setup_teardown(test_prefault_interruptible, setup, th_teardown),
         cmocka_unit_test_setup_teardown(test_pin_interruptible, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_map_by_file, setup, th_teardown),
         cmocka_unit_test_setup_teardown(test_viommu_invalidation_pattern, setup, th_teardown),
         cmocka_unit_test_setup_teardown(test_viommu_cut_through_and_remap, setup, th_teardown),
     };
