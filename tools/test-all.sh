@@ -16,13 +16,26 @@
 #   VUB_E2E=0 tools/test-all.sh  unit tests only (a quick local loop)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-top=$PWD
 jobs=$(nproc)
 t0=$(date +%s)
 stage() { printf '\n==== %s (%ds)\n' "$*" $(( $(date +%s) - t0 )); }
 
 stage "dependencies"
 tools/deps.sh
+
+# The iommufd kernel (a first build is ~10 min of both cores) is made in the
+# background of the builds, unit tests, fuzzing and the package stage, whose
+# downloads and debootstrap leave the CPU idle much of the time; it runs under
+# nice -n 10, so the foreground stages keep priority. Its output is shown
+# at its stage below, where the run waits for it.
+kernel_pid=
+if [ "${VUB_E2E:-1}" != 0 ]; then
+  kernel_log=$(mktemp /tmp/vub-kernel-provision.XXXXXX)
+  # its own session, so that a failing stage stops the whole build with it
+  setsid tools/provision-iommufd-kernel.sh >"$kernel_log" 2>&1 &
+  kernel_pid=$!
+  trap '[ -z "$kernel_pid" ] || kill -- -"$kernel_pid" 2>/dev/null || true' EXIT
+fi
 
 stage "build (warnings are errors)"
 cmake -S . -B build -DVUB_WERROR=ON >/dev/null
@@ -56,8 +69,12 @@ if [ "${VUB_E2E:-1}" != 0 ]; then
   stage "QEMU 11 with the vfio-user-pci client (cached trixie root) and the VMM tests' inner guest"
   tools/provision-qemu-vfio-user.sh
 
-  stage "the testbed's kernel with iommufd and VFIO cdevs (cached; built once, ~15-25 min)"
-  tools/provision-iommufd-kernel.sh
+  stage "the testbed's kernel with iommufd and VFIO cdevs (cached; built once, started in the background at the top)"
+  kernel_rc=0
+  wait "$kernel_pid" || kernel_rc=$?
+  kernel_pid=
+  cat "$kernel_log"; rm -f "$kernel_log"
+  [ "$kernel_rc" = 0 ] || { echo "provisioning the iommufd kernel failed (exit $kernel_rc)" >&2; exit 1; }
 
   # One testbed guest per core: each is one TCG vCPU, and the scenarios share
   # nothing on the host (tests/e2e/CMakeLists.txt); VUB_E2E_JOBS overrides.
