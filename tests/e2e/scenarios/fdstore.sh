@@ -12,41 +12,45 @@
 # connection ends, the kernel releases the device, a new bridge serves it.
 # The pause per restart (the process's death to its successor's READY=1).
 # e2e-cost: 150
-# e2e-timeout: 600
+# e2e-timeout: 900
 . "$VUB_SRC/tests/e2e/lib.sh"
 CLIENT=$VUB_PROGS/reexec_client
 KEEPER=$VUB_PROGS/fdstore_keeper
 require "$VUB_BRIDGE" "$CLIENT" "$KEEPER" "$VUB_PROBE"
 KILLS=5
 WORK=$VUB_OUT/fdstore
-rm -rf "$WORK"; mkdir -p "$WORK/k"
+# the keeper's notify socket needs a local file system (not the 9p out dir)
+KDIR=/run/vub-fdstore
+rm -rf "$WORK" "$KDIR"; mkdir -p "$WORK" "$KDIR"
 SOCK=/tmp/fs.sock
 LOG=$VUB_OUT/bridge-fs.log
 rm -f "$SOCK"
-"$KEEPER" "$WORK/k" -- "$VUB_BRIDGE" --device "$VUB_EDU" --socket "$SOCK" --fd-store >"$LOG" 2>&1 &
+"$KEEPER" "$KDIR" -- "$VUB_BRIDGE" --device "$VUB_EDU" --socket "$SOCK" --fd-store >"$LOG" 2>&1 &
 keeper=$!
-bpid() { cat "$WORK/k/pid"; }
-n_ready() { grep -c '^ready ' "$WORK/k/events"; }
-wait_ready() { # wait_ready N: until the Nth READY=1 (60 s)
-  local t
-  for t in $(seq 600); do
+bpid() { cat "$KDIR/pid"; }
+n_ready() { grep -c '^ready ' "$KDIR/events"; }
+# waits by the clock, not by a count of polls: a loaded TCG guest takes
+# seconds per command
+wait_ready() { # wait_ready N: until the Nth READY=1 (120 s)
+  local end=$((SECONDS + 120))
+  while [ $SECONDS -lt $end ]; do
     [ "$(n_ready)" -ge "$1" ] && return 0
     kill -0 $keeper 2>/dev/null || return 1
-    sleep 0.1
+    sleep 0.2
   done
   return 1
 }
 rounds() { cat "$WORK/rounds" 2>/dev/null || echo 0; }
-wait_rounds() {
-  local i
-  for i in $(seq 600); do
+wait_rounds() { # wait_rounds N: until the client has done N rounds (120 s)
+  local end=$((SECONDS + 120))
+  while [ $SECONDS -lt $end ]; do
     [ "$(rounds)" -ge "$1" ] && return 0
     kill -0 "$client" 2>/dev/null || return 1
-    sleep 0.1
+    sleep 0.2
   done
   return 1
 }
-status_json() { "$VUB_BRIDGE" status --socket "$SOCK"; }
+status_json() { timeout 60 "$VUB_BRIDGE" status --socket "$SOCK"; }
 field() { python3 -c "import json,sys; d=json.load(sys.stdin); print(d$1)"; }
 msi_vectors() { grep -c "vfio-msi.*($VUB_EDU)" /proc/interrupts; }
 
@@ -56,25 +60,27 @@ if ! wait_ready 1; then
   finish
 fi
 check "the state memfd and the fixed fds are in the store" \
-  grep -q "^store [5-9]" "$WORK/k/events"
-"$CLIENT" "$SOCK" "$WORK" >"$WORK/client.out" 2>"$WORK/client.err" &
+  grep -q "^store [5-9]" "$KDIR/events"
+REEXEC_CLIENT_PACE_MS=20 "$CLIENT" "$SOCK" "$WORK" >"$WORK/client.out" 2>"$WORK/client.err" &
 client=$!
 check "the client negotiated, mapped 3 DMA ranges, armed MSI and runs rounds" wait_rounds 3
 ready=1
 step() { # step WHAT: do it, wait for the next READY=1 and 2 more rounds
-  local what=$1 r0
+  local what=$1 r0 n0
   r0=$(rounds)
+  n0=$(grep -c 'resumed after a re-exec' "$LOG")
+  echo "  step $what: bridge pid $(bpid), round $r0, $(n_ready) READY so far"
   case $what in
     kill) kill -KILL "$(bpid)" ;;
     hup) kill -HUP "$(bpid)" ;;
     restart) kill -USR1 $keeper ;;
   esac
   if [ "$what" = hup ]; then
-    local n0 t
-    n0=$(grep -c 'resumed after a re-exec' "$LOG")
-    for t in $(seq 600); do
+    local end=$((SECONDS + 120))
+    ready=$((ready + 1))   # a re-exec says RELOADING=1, then READY=1
+    while [ $SECONDS -lt $end ]; do
       [ "$(grep -c 'resumed after a re-exec' "$LOG")" -gt "$n0" ] && break
-      sleep 0.1
+      sleep 0.2
     done
   else
     ready=$((ready + 1))
@@ -102,6 +108,9 @@ check "status shows the client's 3 DMA maps" test "$(echo "$after" | field '["cl
 check "the kernel kept the MSI vector" test "$(msi_vectors)" -eq 1
 check "the bridge logged no disconnect" test "$(grep -c 'disconnected' "$LOG")" -eq 0
 touch "$WORK/stop"
+end=$((SECONDS + 120))
+while [ $SECONDS -lt $end ]; do kill -0 "$client" 2>/dev/null || break; sleep 0.2; done
+kill -0 "$client" 2>/dev/null && { echo "  the client did not stop; killing it"; kill -KILL "$client"; }
 wait "$client"; crc=$?
 sed 's/^/  | /' "$WORK/client.out" "$WORK/client.err"
 check "the client: 0 errors, 0 mismatches, an MSI every round" test "$crc" -eq 0
@@ -109,7 +118,7 @@ check "unmaps after the restarts reach the IOMMU (the device cannot write an unm
   grep -qx 'unmap ok' "$WORK/client.out"
 
 # the pause per restart: the process's death to its successor's READY=1
-python3 - "$WORK/k/events" <<'PY'
+python3 - "$KDIR/events" <<'PY'
 import sys
 ev = [l.split() for l in open(sys.argv[1])]
 p, dead = [], None
@@ -124,16 +133,18 @@ PY
 
 # systemctl stop: SIGTERM, the store dropped
 mkdir -p "$WORK/2"
-"$CLIENT" "$SOCK" "$WORK/2" >"$WORK/client2.out" 2>"$WORK/client2.err" &
+REEXEC_CLIENT_PACE_MS=20 "$CLIENT" "$SOCK" "$WORK/2" >"$WORK/client2.out" 2>"$WORK/client2.err" &
 client2=$!
-for t in $(seq 600); do [ -e "$WORK/2/rounds" ] && break; kill -0 $client2 2>/dev/null || break; sleep 0.1; done
+end=$((SECONDS + 120))
+while [ $SECONDS -lt $end ]; do [ -e "$WORK/2/rounds" ] && break; kill -0 $client2 2>/dev/null || break; sleep 0.2; done
 kill -TERM $keeper
 wait $keeper
-check "stop: the keeper dropped the store" grep -qx 'store 0 [0-9]*' <(tail -1 "$WORK/k/events")
+check "stop: the keeper dropped the store" grep -qx 'store 0 [0-9]*' <(tail -1 "$KDIR/events")
 check "stop: the bridge left its session to the store" grep -q 'stay in the service manager' "$LOG"
 wait "$client2"
 check "stop: the client sees its connection gone" test $? -ne 0
-for t in $(seq 100); do [ "$(msi_vectors)" -eq 0 ] && break; sleep 0.1; done
+end=$((SECONDS + 30))
+while [ $SECONDS -lt $end ]; do [ "$(msi_vectors)" -eq 0 ] && break; sleep 0.2; done
 check "stop: the kernel released the MSI vector with the last copy of the fds" test "$(msi_vectors)" -eq 0
 if start_bridge fs2 "$VUB_EDU"; then
   check "a new bridge serves the released device: edu self-test passes" \
@@ -143,4 +154,5 @@ else
   fail "a new bridge serves the released device"
 fi
 grep -E 'fd store|resumed from' "$LOG" | tail -5 | sed 's/^/  | /'
+cp "$KDIR/events" "$WORK/keeper-events"
 finish
