@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "holders.h"
 #include "log.h"
 #include "notify.h"
 
@@ -396,6 +397,7 @@ int br_fdstore_open(bool after_reexec)
         }
         g.seq = g.done_seq = g.ctl->slot[g.ctl->active < NO_SLOT ? g.ctl->active : 0].done_seq;
         g.on = true;
+        br_holders_set_keeper(getppid());
         return 0;
     }
     int fd = memfd_create("vfio-user-bridge-fdstore", MFD_CLOEXEC);
@@ -421,6 +423,8 @@ int br_fdstore_open(bool after_reexec)
         return r == 0 ? -ENOTCONN : r;
     }
     g.on = true;
+    /* the service manager: its parent (systemd's PID 1 for a unit) */
+    br_holders_set_keeper(getppid());
     return 0;
 }
 
@@ -584,6 +588,7 @@ int br_fdstore_take(const struct br_config *cfg, struct br_state *st,
     g.ctl->pid = (int32_t)getpid();
     g.seq = g.done_seq = (w.seq > s.done_seq ? w.seq : s.done_seq);
     g.on = true;
+    br_holders_set_keeper(getppid());
     r = 1;
     goto out;
 fail:

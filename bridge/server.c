@@ -589,7 +589,10 @@ int br_server_run(struct br_server *srv)
         check_handshake_deadline(srv);
         conn_log_flush(srv);
     }
-    close_session(srv, stop ? "server shutting down" : "server error");
+    /* with the fd store a stop leaves the session to the next process
+     * (br_server_free ends it if the daemon does not exit for that) */
+    if (!(stop && br_fdstore_on()))
+        close_session(srv, stop ? "server shutting down" : "server error");
     return ret;
 }
 

@@ -65,10 +65,10 @@ wait_loops() {
   done
   return 1
 }
-ready=1 ok_steps=0
+ready=1 ok_steps=0 l0=0
 step() { # step hup|kill: do it, wait for the bridge to be back and the guest to go on
-  local what=$1 l0 n0 end
-  l0=$(loops)
+  local what=$1 n0 end
+  [ "$what" = kill ] || [ $((ok_steps % 5)) -eq 0 ] && l0=$(loops)
   n0=$(grep -c 'resumed after a re-exec' "$LOG")
   if [ "$what" = hup ]; then
     kill -HUP "$(bpid)"
@@ -85,7 +85,12 @@ step() { # step hup|kill: do it, wait for the bridge to be back and the guest to
     ready=$((ready + 1))
     wait_ready $ready || { fail "SIGKILL: the bridge came back from the fd store"; return 1; }
   fi
-  wait_loops $((l0 + 1)) || { fail "$what: the guest's I/O goes on (loop lines stuck at $(loops))"; return 1; }
+  # the guest's I/O goes on: after every restart, and after every 5th
+  # re-exec (a loop line takes ~20 s in the nested guest; the re-execs in
+  # between land in the middle of its I/O all the same)
+  if [ "$what" = kill ] || [ $(( (ok_steps + 1) % 5 )) -eq 0 ]; then
+    wait_loops $((l0 + 1)) || { fail "$what: the guest's I/O goes on (loop lines stuck at $(loops))"; return 1; }
+  fi
   ok_steps=$((ok_steps + 1))
 }
 for i in $(seq "$REEXECS"); do step hup || break; done
