@@ -17,8 +17,8 @@ KEEPER=$VUB_PROGS/fdstore_keeper
 require "$BENCH" "$KEEPER" "$VUB_BRIDGE"
 KDIR=/run/vub-fdstore-cost
 rm -rf "$KDIR"; mkdir -p "$KDIR"
-args=(--device "$VUB_EDU" --bridge "$VUB_BRIDGE" --quick --iterations "${ITER:-300}" --irqs 50
-      --dma-mib 8 --startups 2)
+args=(--device "$VUB_EDU" --bridge "$VUB_BRIDGE" --quick --iterations "${ITER:-200}" --irqs 50
+      --dma-mib 4 --startups 2)
 for round in 1 2; do
   check "round $round: bench without the fd store" \
     "$BENCH" "${args[@]}" --json "$VUB_OUT/cost-off-$round.json" --markdown "$VUB_OUT/cost-off-$round.md"

@@ -4,20 +4,20 @@
 # FDSTOREREMOVE=1, LISTEN_FDS/LISTEN_FDNAMES, Restart=on-failure; the
 # testbed's init is not systemd). One client connection keeps doing edu DMA
 # round trips with checksums and an MSI each while the bridge is SIGKILLed
-# 5 times between two of its messages (a crash: restarted from the store), re-executed by SIGHUP twice
+# 3 times between two of its messages (a crash: restarted from the store), re-executed by SIGHUP once
 # with the store on, and restarted once as `systemctl restart` does
 # (SIGTERM, a new process). 0 errors, 0 mismatches, the same connection (one
 # session accepted, none closed), unmaps after the restarts reach the IOMMU.
 # Then `systemctl stop` (SIGTERM, the store dropped): the client's
 # connection ends, the kernel releases the device, a new bridge serves it.
 # The pause per restart (the process's death to its successor's READY=1).
-# e2e-cost: 150
+# e2e-cost: 170
 # e2e-timeout: 900
 . "$VUB_SRC/tests/e2e/lib.sh"
 CLIENT=$VUB_PROGS/reexec_client
 KEEPER=$VUB_PROGS/fdstore_keeper
 require "$VUB_BRIDGE" "$CLIENT" "$KEEPER" "$VUB_PROBE"
-KILLS=5
+KILLS=3
 WORK=$VUB_OUT/fdstore
 # the keeper's notify socket needs a local file system (not the 9p out dir)
 KDIR=/run/vub-fdstore
@@ -97,12 +97,11 @@ step() { # step WHAT: do it, wait for the next READY=1 and 2 more rounds
 for i in $(seq $KILLS); do
   step kill || break
   [ "$i" = 2 ] && { step hup || break; }
-  [ "$i" = 4 ] && { step hup || break; }
 done
 step restart
 check "$KILLS SIGKILLs and a restart: $((KILLS + 1)) resumes from the fd store" \
   test "$(grep -c 'resumed from the fd store' "$LOG")" -eq $((KILLS + 1))
-check "two re-execs with the store on" test "$(grep -c 'resumed after a re-exec' "$LOG")" -eq 2
+check "a re-exec with the store on" test "$(grep -c 'resumed after a re-exec' "$LOG")" -eq 1
 check "no session ended by a message in hand" test "$(grep -c 'ending the session' "$LOG")" -eq 0
 after=$(status_json)
 echo "$after" >"$WORK/status-after.json"
@@ -145,7 +144,7 @@ end=$((SECONDS + 120))
 while [ $SECONDS -lt $end ]; do [ -e "$WORK/2/rounds" ] && break; kill -0 $client2 2>/dev/null || break; sleep 0.2; done
 kill -TERM $keeper
 wait $keeper
-check "stop: the keeper dropped the store" grep -qx 'store 0 [0-9]*' <(tail -1 "$KDIR/events")
+check "stop: the keeper dropped the store" test "$(tail -1 "$KDIR/events" | cut -d' ' -f1,2)" = "store 0"
 check "stop: the bridge left its session to the store" grep -q 'stay in the service manager' "$LOG"
 wait "$client2"
 check "stop: the client sees its connection gone" test $? -ne 0
