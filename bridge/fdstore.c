@@ -102,9 +102,9 @@ static void unstore_token(uint32_t token)
 }
 
 /* Whether fd is still the open file entry e was made for. */
-static bool same_file(const struct tok *e, int fd, const struct stat *sb)
+static bool same_file(const struct tok *e, int fd, uint64_t dev, uint64_t ino)
 {
-    if (e->dev != (uint64_t)sb->st_dev || e->ino != (uint64_t)sb->st_ino)
+    if (e->dev != dev || e->ino != ino)
         return false;
     long r = syscall(SYS_kcmp, (long)getpid(), (long)getpid(), (long)KCMP_FILE, (long)e->dup,
                      (long)fd);
@@ -113,7 +113,7 @@ static bool same_file(const struct tok *e, int fd, const struct stat *sb)
     return r <= 0;
 }
 
-static int tok_add(int fd, uint32_t token, const struct stat *sb)
+static int tok_add(int fd, uint32_t token, uint64_t dev, uint64_t ino)
 {
     if (g.n == g.cap) {
         size_t cap = g.cap ? g.cap * 2 : 64;
@@ -126,8 +126,7 @@ static int tok_add(int fd, uint32_t token, const struct stat *sb)
     int dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
     if (dup < 0)
         return -errno;
-    g.t[g.n++] = (struct tok){ .fd = fd, .dup = dup, .token = token,
-                               .dev = (uint64_t)sb->st_dev, .ino = (uint64_t)sb->st_ino,
+    g.t[g.n++] = (struct tok){ .fd = fd, .dup = dup, .token = token, .dev = dev, .ino = ino,
                                .seen = true };
     return 0;
 }
@@ -201,13 +200,9 @@ static int snapshot(void)
         g.t[i].seen = false;
     size_t old_n = g.n;
     for (size_t i = 0; i < n; i++) {
-        struct stat sb;
-        if (fstat(fds[i]->fd, &sb) < 0) {
-            r = -errno;
-            goto out;
-        }
+        /* gather fstat'ed each fd already: its st_dev/st_ino are in the state */
         struct tok *e = tok_find(fds[i]->fd);
-        if (e && e - g.t < (ptrdiff_t)old_n && same_file(e, fds[i]->fd, &sb)) {
+        if (e && e - g.t < (ptrdiff_t)old_n && same_file(e, fds[i]->fd, fds[i]->dev, fds[i]->ino)) {
             e->seen = true;
             fds[i]->fd = (int32_t)e->token;
             continue;
@@ -222,7 +217,7 @@ static int snapshot(void)
         g.ctl->next_token = token + 1;
         /* pushed: from here on the entry must exist, or the store would
          * keep a copy nothing removes */
-        if ((r = tok_add(fds[i]->fd, token, &sb)) < 0) {
+        if ((r = tok_add(fds[i]->fd, token, fds[i]->dev, fds[i]->ino)) < 0) {
             unstore_token(token);
             goto out;
         }
@@ -392,7 +387,8 @@ int br_fdstore_open(bool after_reexec)
         uint32_t n = g.ctl->n_table;
         for (uint32_t i = 0; i < n && i < BR_FDSTORE_MAX_FDS; i++) {
             struct stat sb;
-            if (fstat((int)e[i].fd, &sb) < 0 || tok_add((int)e[i].fd, e[i].token, &sb) < 0)
+            if (fstat((int)e[i].fd, &sb) < 0 ||
+                tok_add((int)e[i].fd, e[i].token, (uint64_t)sb.st_dev, (uint64_t)sb.st_ino) < 0)
                 unstore_token(e[i].token);
         }
         g.seq = g.done_seq = g.ctl->slot[g.ctl->active < NO_SLOT ? g.ctl->active : 0].done_seq;
@@ -576,9 +572,8 @@ int br_fdstore_take(const struct br_config *cfg, struct br_state *st,
                        st->has_session ? st->s.nm : 0, rec);
     /* this process keeps the store from here on */
     for (size_t i = 0; i < nf; i++) {
-        struct stat sb;
-        if (fstat(fds[i]->fd, &sb) < 0 || (r = tok_add(fds[i]->fd, tokens[i], &sb)) < 0) {
-            r = r < 0 ? r : -errno;
+        /* checked against st_dev/st_ino above: the state's values are the fd's */
+        if ((r = tok_add(fds[i]->fd, tokens[i], fds[i]->dev, fds[i]->ino)) < 0) {
             free(tokens);
             goto fail;
         }

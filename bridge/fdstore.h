@@ -28,7 +28,8 @@
  *
  * The hot path when it is on: per message, a peek and three stores into
  * the control page; per state-changing message, one snapshot (an encode of
- * the state, one pwrite, one fstat per fd). Nothing at all when it is off.
+ * the state with one fstat per fd, one kcmp per fd, one pwrite). Nothing
+ * at all when it is off.
  */
 #ifndef BR_FDSTORE_H
 #define BR_FDSTORE_H
