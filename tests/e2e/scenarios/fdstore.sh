@@ -11,7 +11,7 @@
 # Then `systemctl stop` (SIGTERM, the store dropped): the client's
 # connection ends, the kernel releases the device, a new bridge serves it.
 # The pause per restart (the process's death to its successor's READY=1).
-# e2e-cost: 170
+# e2e-cost: 120
 # e2e-timeout: 900
 . "$VUB_SRC/tests/e2e/lib.sh"
 CLIENT=$VUB_PROGS/reexec_client
