@@ -258,9 +258,15 @@ int br_fdstore_changed(void)
     if (!g.on || !g.have_parts)
         return 0;
     int r = snapshot();
-    if (r < 0)
-        br_err("fd store: cannot write the state (%s): a restart now would resume the state "
-               "before this change", strerror(-r));
+    if (r < 0) {
+        /* the previous snapshot no longer matches the kernel: a new process
+         * must not resume it (a mapping it lacks would stay in the IOMMU) */
+        g.ctl->active = NO_SLOT;
+        atomic_thread_fence(memory_order_release);
+        br_err("fd store: cannot write the state (%s): until the next change is written, a "
+               "restart starts afresh (the session ends, the kernel releases the device)",
+               strerror(-r));
+    }
     return r;
 }
 

@@ -114,8 +114,9 @@ int br_fdstore_take(const struct br_config *cfg, struct br_state *st,
 
 /* What the daemon is made of, for the snapshots (set once serving). */
 void br_fdstore_set_parts(const struct br_reexec_parts *p);
-/* The state changed: snapshot now. -errno (logged; the store then holds
- * the previous snapshot, and a restart would resume that). */
+/* The state changed: snapshot now. -errno (logged; then no snapshot is
+ * current until the next one is written, and a restart starts afresh: the
+ * old one might lack a mapping the IOMMU has). */
 int br_fdstore_changed(void);
 
 /* The message path (server.c): the connection's rx hook (header peeked),
