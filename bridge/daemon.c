@@ -215,8 +215,13 @@ int br_daemon_run(const struct br_config *cfg_in, int argc, char **argv)
         close(ctl.fd);
         ctl.fd = -1;
     }
-    if (cfg->fd_store && cfg->sim == BR_SIM_NONE && !from_store &&
-        br_fdstore_open(resume) < 0)
+    /* the fd store holds what a live re-exec hands over: the type1 fds */
+    bool store_ok = cfg->sim == BR_SIM_NONE && strcmp(hv_iommu_kind(hv), "type1") == 0;
+    if (cfg->fd_store && !store_ok)
+        br_warn("--fd-store: not used with %s (only a type1 container is handed over so "
+                "far): a crash or a restart ends the session", cfg->sim != BR_SIM_NONE
+                    ? "a simulated device" : "the iommufd back end");
+    if (cfg->fd_store && store_ok && !from_store && br_fdstore_open(resume) < 0)
         goto out_unlink;
     if (resume) {
         if (from_store)
