@@ -94,6 +94,11 @@ void br_cli_usage(FILE *out)
 "                           options above leave unset (socket, owner, mode,\n"
 "                           allowed peers, user to drop to, options)\n"
 "  -l, --log-level LEVEL    error, warn, info (default) or debug\n"
+"      --fd-store           keep the session's fds and state in the service\n"
+"                           manager's fd store ($NOTIFY_SOCKET; the unit sets\n"
+"                           FileDescriptorStoreMax=), resume it after a crash\n"
+"                           or a restart, and leave it there on SIGTERM\n"
+"                           (docs/install.md, \"What survives what\")\n"
 "      --resume-state FD    internal: set by the bridge itself when it re-executes\n"
 "                           on SIGHUP; FD holds the state handed over (never\n"
 "                           give it by hand; docs/install.md, \"Upgrading\")\n"
@@ -180,7 +185,7 @@ static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 }
 
 enum {
-    OPT_SIM = 256, OPT_NO_MMAP, OPT_SPARSE_MSIX, OPT_MSIX_MMAP, OPT_REGION_FDS, OPT_MAX_DMA_MAPS, OPT_MAX_DMA_BYTES,
+    OPT_SIM = 256, OPT_FD_STORE, OPT_NO_MMAP, OPT_SPARSE_MSIX, OPT_MSIX_MMAP, OPT_REGION_FDS, OPT_MAX_DMA_MAPS, OPT_MAX_DMA_BYTES,
     OPT_MAX_XFER, OPT_MAX_MSG_FDS, OPT_IO_TIMEOUT, OPT_POLL_US, OPT_SOCKET_MODE, OPT_SOCKET_OWNER,
     OPT_SOCKET_GROUP, OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_POLICY, OPT_JSON, OPT_SYSFS,
     OPT_HANDSHAKE_TIMEOUT,
@@ -252,6 +257,7 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
         { "sim", optional_argument, NULL, OPT_SIM },
         { "iommu", required_argument, NULL, OPT_IOMMU },
         { "no-mmap", no_argument, NULL, OPT_NO_MMAP },
+        { "fd-store", no_argument, NULL, OPT_FD_STORE },
         { "sparse-msix", no_argument, NULL, OPT_SPARSE_MSIX },
         { "msix-mmap", required_argument, NULL, OPT_MSIX_MMAP },
         { "region-fds", required_argument, NULL, OPT_REGION_FDS },
@@ -350,6 +356,7 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
                 return bad(errout, "--iommu %s: unknown back end (auto, type1, iommufd)", optarg);
             break;
         case OPT_NO_MMAP: cfg->no_mmap = true; break;
+        case OPT_FD_STORE: cfg->fd_store = true; break;
         case OPT_SPARSE_MSIX: cfg->msix_mmap = BR_MSIX_MMAP_SPARSE; break;
         case OPT_MSIX_MMAP:
             if (strcmp(optarg, "sparse") == 0)

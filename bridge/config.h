@@ -175,6 +175,9 @@ struct br_config {
     /* live re-exec (bridge/reexec.h): the fd of the memfd holding the state
      * a previous process of the bridge handed over; -1 = a fresh start */
     int resume_state_fd;
+    /* --fd-store: keep every fd and the state in the service manager's fd
+     * store and resume from it after a restart (bridge/fdstore.h) */
+    bool fd_store;
 };
 
 void br_config_defaults(struct br_config *cfg);

@@ -14,6 +14,7 @@
 #include "hv_iommufd.h"
 #include "hv_sim.h"
 #include "log.h"
+#include "fdstore.h"
 #include "notify.h"
 #include "reexec.h"
 #include "server.h"
@@ -103,6 +104,10 @@ static void sock_from_state(const struct br_state_sock *in, struct acc_sock *out
     snprintf(out->name, sizeof(out->name), "%s", in->name);
 }
 
+/* Whether a stop leaves everything in the fd store (a signal, not the device
+ * going away). */
+static bool r_store_keep(int status) { return br_fdstore_on() && status == 0; }
+
 int br_daemon_run(const struct br_config *cfg_in, int argc, char **argv)
 {
     struct hv_device *hv = NULL;
@@ -110,12 +115,15 @@ int br_daemon_run(const struct br_config *cfg_in, int argc, char **argv)
     static struct br_dev dev;   /* large; one per process */
     static struct br_config cfg_own;
     static struct br_state st;  /* live re-exec: what the previous process handed over */
+    static char end_why[128];
     struct br_service *svc = NULL;
     struct acc_sock sock = { .fd = -1, .dir_fd = -1 };
     int status = 1;
     struct acc_sock ctl = { .fd = -1, .dir_fd = -1 };   /* the status socket */
     const struct br_config *cfg = cfg_in;
     bool resume = cfg_in->resume_state_fd >= 0;
+    bool from_store = false;
+    struct br_fdstore_recovery rec = { 0 };
     if (cfg_in->n_functions > 1)
         return br_group_daemon_run(cfg_in);   /* several functions of one group */
 
@@ -134,11 +142,22 @@ int br_daemon_run(const struct br_config *cfg_in, int argc, char **argv)
     if (cfg->sim == BR_SIM_NONE && br_reexec_init(argc, argv) < 0)
         br_warn("cannot tell the path of this program: SIGHUP will not re-execute it");
 
+    if (!resume && cfg_in->fd_store && cfg_in->sim == BR_SIM_NONE) {
+        /* a restart: what the previous process left in the fd store */
+        int r = br_fdstore_take(cfg_in, &st, &rec);
+        if (r < 0) {
+            br_err("exiting: the client's connection closes with the stored fds, and the "
+                   "kernel releases the device; the next start is a fresh one");
+            return 1;
+        }
+        resume = from_store = r == 1;
+    }
     if (resume) {
         /* parse and check everything before anything is used: a state this
          * binary cannot take leaves the device alone (the exit closes the
          * fds: the kernel then tears the old session down) */
-        if (br_reexec_load(cfg_in, &st) < 0 || br_reexec_open_device(&st, &hv) < 0) {
+        if ((!from_store && br_reexec_load(cfg_in, &st) < 0) ||
+            br_reexec_open_device(&st, &hv) < 0) {
             br_err("exiting: the client's connection closes with this process, and the "
                    "kernel releases the device (docs/install.md, \"Upgrading\")");
             return 1;
@@ -150,6 +169,14 @@ int br_daemon_run(const struct br_config *cfg_in, int argc, char **argv)
         return 1;
     }
     br_log_set_device(hv->addr);
+    if (rec.unmap) {
+        /* a DMA_MAP the previous process may have made in the IOMMU and not
+         * recorded: gone before anything else (fdstore.h) */
+        int u = hv_dma_unmap(hv, rec.iova, rec.size, 0);
+        br_warn("fd store: the previous process died in DMA_MAP (id %u) of [0x%llx, +0x%llx): "
+                "unmapped it again: %s", rec.msg_id, (unsigned long long)rec.iova,
+                (unsigned long long)rec.size, u < 0 ? strerror(-u) : "done");
+    }
     if (br_dev_init(&dev, hv, cfg) < 0)
         goto out;
     if (resume) {
@@ -188,11 +215,28 @@ int br_daemon_run(const struct br_config *cfg_in, int argc, char **argv)
         close(ctl.fd);
         ctl.fd = -1;
     }
+    /* the fd store holds what a live re-exec hands over: the type1 fds */
+    bool store_ok = cfg->sim == BR_SIM_NONE && strcmp(hv_iommu_kind(hv), "type1") == 0;
+    if (cfg->fd_store && !store_ok)
+        br_warn("--fd-store: not used with %s (only a type1 container is handed over so "
+                "far): a crash or a restart ends the session", cfg->sim != BR_SIM_NONE
+                    ? "a simulated device" : "the iommufd back end");
+    if (cfg->fd_store && store_ok && !from_store && br_fdstore_open(resume) < 0)
+        goto out_unlink;
     if (resume) {
+        if (from_store)
+            br_reexec_note_restart();
         int r = br_reexec_apply(&st, srv, &dev);
         br_state_free(&st);
         if (r < 0)
             goto out_unlink;
+        if (rec.end_session) {
+            snprintf(end_why, sizeof(end_why), "the previous process died in the middle of %s "
+                     "(id %u), whose reply no process can give", vu_cmd_name(rec.cmd),
+                     rec.msg_id);
+            br_warn("fd store: ending the session: %s", end_why);
+            br_server_drop_client(srv, end_why);
+        }
     } else if (br_service_drop_privileges(cfg) < 0) {
         /* device open, socket created: root is no longer needed (after a
          * re-exec the process already runs as the user it dropped to) */
@@ -209,6 +253,13 @@ int br_daemon_run(const struct br_config *cfg_in, int argc, char **argv)
                                                       : "",
                 (unsigned long long)(cfg->max_dma_bytes >> 20),
                 (unsigned)cfg->handshake_timeout_ms);
+    if (br_fdstore_on()) {
+        struct br_reexec_parts fp = { .cfg = cfg, .hv = hv, .dev = &dev, .srv = srv,
+                                      .svc = svc, .sock = &sock, .ctl = &ctl };
+        br_fdstore_set_parts(&fp);
+        if (br_fdstore_changed() < 0)
+            goto out_unlink;
+    }
     if (br_notify("READY=1") < 0)
         br_warn("cannot notify readiness to $NOTIFY_SOCKET");
     for (;;) {
@@ -222,6 +273,15 @@ int br_daemon_run(const struct br_config *cfg_in, int argc, char **argv)
         if (r == 0)
             status = br_service_device_gone(svc) ? BR_EXIT_DEVICE_GONE : 0;
         break;
+    }
+    if (r_store_keep(status)) {
+        /* SIGTERM (systemctl stop or restart): the session stays in the fd
+         * store as it is, for the next start; the service manager drops
+         * it on a stop (docs/install.md, "What survives what") */
+        br_notify("STOPPING=1");
+        br_info("stopping; the session, the device and the sockets stay in the service "
+                "manager's fd store for the next start");
+        _exit(0);
     }
     br_notify("STOPPING=1");
 out_unlink:

@@ -222,6 +222,9 @@ int br_group_daemon_run(const struct br_config *cfg)
             "%llu MiB; SIGHUP does not re-execute a daemon serving several functions",
             hv_iommu_kind(fns[0].hv), n, br_group_clients_name(cfg->group_clients),
             (unsigned long long)(cfg->max_dma_bytes >> 20));
+    if (cfg->fd_store)
+        br_warn("--fd-store: not used by a daemon serving several functions (like the live "
+                "re-exec): a crash or a restart ends their sessions");
     for (size_t i = 0; i < n; i++) {
         if (pthread_create(&fns[i].thread, NULL, gfn_thread, &fns[i]) != 0) {
             br_err("cannot start the thread of %s", fns[i].cfg.device);

@@ -262,6 +262,10 @@ int br_holders_check_pid(const struct br_devfile *f, pid_t pid, struct br_holder
     return scan_pid(f, pid, h, &amb);
 }
 
+static pid_t g_keeper;
+
+void br_holders_set_keeper(pid_t pid) { g_keeper = pid; }
+
 int br_holders_scan(const struct br_devfile *f, pid_t skip, struct br_holders_scan *out)
 {
     memset(out, 0, sizeof(*out));
@@ -275,7 +279,8 @@ int br_holders_scan(const struct br_devfile *f, pid_t skip, struct br_holders_sc
         long pid = strtol(e->d_name, &end, 10);
         if (e->d_name[0] < '0' || e->d_name[0] > '9' || *end || pid <= 0 || pid > INT32_MAX)
             continue;
-        if ((pid_t)pid == self || (skip > 0 && (pid_t)pid == skip))
+        if ((pid_t)pid == self || (skip > 0 && (pid_t)pid == skip) ||
+            (g_keeper > 0 && (pid_t)pid == g_keeper))
             continue;
         struct br_holder h;
         bool amb = false;

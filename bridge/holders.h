@@ -92,7 +92,13 @@ int br_devfile_new(struct br_devfile **out, int fd, const struct br_file_range *
                    unsigned nranges, pid_t owner_pid, uid_t owner_uid);
 void br_devfile_free(struct br_devfile *f);
 
-/* Scan every process but this one (and `skip`, if > 0) for the file.
+/* The service manager that keeps copies of this process's fds in its fd
+ * store (bridge/fdstore.h): by design it holds every device file a session
+ * had, and it is not a client, so scans skip it. 0: none. */
+void br_holders_set_keeper(pid_t pid);
+
+/* Scan every process but this one (and `skip`, if > 0, and the keeper) for
+ * the file.
  * 0 (out->n holders) or -errno if /proc cannot be read at all. */
 int br_holders_scan(const struct br_devfile *f, pid_t skip, struct br_holders_scan *out);
 

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fdstore.h"
 #include "holders.h"
 #include "log.h"
 #include "notify.h"
@@ -27,7 +28,10 @@ static int g_argc;
 static char **g_argv;
 static uint64_t g_started_ns;
 
+static bool g_restart;
+
 void br_reexec_started(void) { g_started_ns = br_now_ns(); }
+void br_reexec_note_restart(void) { g_restart = true; }
 
 int br_reexec_init(int argc, char **argv)
 {
@@ -160,7 +164,7 @@ static int gather_session(const struct br_session *se, struct br_state_session *
     return 0;
 }
 
-static int gather(const struct br_reexec_parts *p, struct br_state *st)
+int br_reexec_gather(const struct br_reexec_parts *p, struct br_state *st)
 {
     struct hv_kernel_fds k;
     int r = hv_vfio_kernel_fds(p->hv, &k);
@@ -217,7 +221,7 @@ static int gather(const struct br_reexec_parts *p, struct br_state *st)
     return 0;
 }
 
-static void free_gathered(struct br_state *st)
+void br_reexec_gather_free(struct br_state *st)
 {
     st->s.rx = NULL;   /* borrowed from the connection */
     br_state_free(st);
@@ -273,7 +277,7 @@ int br_reexec(const struct br_reexec_parts *p)
                "/proc/self/exe at start)");
         return -ENOENT;
     }
-    if ((r = gather(p, &st)) < 0) {
+    if ((r = br_reexec_gather(p, &st)) < 0) {
         br_err("SIGHUP: not re-executing: cannot gather the state: %s", strerror(-r));
         goto out;
     }
@@ -321,8 +325,10 @@ int br_reexec(const struct br_reexec_parts *p)
         snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
                  (unsigned long long)(br_now_ns() / 1000));
         (void)br_notify(msg);
+        br_fdstore_before_exec();
         execv(g_exe, av);
         r = -errno;
+        br_fdstore_exec_failed();
         (void)br_notify("READY=1");
     }
     br_err("SIGHUP: cannot execute %s: %s; serving on in this process", g_exe, strerror(-r));
@@ -334,7 +340,7 @@ out:
     free(av);
     free(fds);
     free(buf);
-    free_gathered(&st);
+    br_reexec_gather_free(&st);
     return r < 0 ? r : -EIO;
 }
 
@@ -379,6 +385,12 @@ int br_reexec_load(const struct br_config *cfg, struct br_state *st)
         br_err(REFUSE ": %s", why[0] ? why : strerror(-r));
         return r;
     }
+    return br_reexec_check_state(cfg, st);
+}
+
+int br_reexec_check_state(const struct br_config *cfg, const struct br_state *st)
+{
+    int r;
     if (cfg->sim != BR_SIM_NONE) {
         br_err(REFUSE ": it is for %s, and this process was asked to simulate a device", st->addr);
         return -EINVAL;
@@ -569,7 +581,12 @@ int br_reexec_apply(struct br_state *st, struct br_server *srv, struct br_dev *d
                                      ? (g_started_ns - st->stopped_ns) / 1000 : 0;
     unsigned long long take_us = g_started_ns && now > g_started_ns
                                      ? (now - g_started_ns) / 1000 : 0;
-    if (st->has_session)
+    if (g_restart)
+        br_info("resumed from the fd store (state written %llu us ago, take-over %llu us): %s "
+                "pid %d uid %u, %u DMA maps", us, take_us, st->has_session ? "client" : "no client",
+                st->has_session ? (int)st->s.pid : 0, st->has_session ? (unsigned)st->s.uid : 0u,
+                st->has_session ? st->s.nm : 0u);
+    else if (st->has_session)
         br_info("resumed after a re-exec in %llu us (exec %llu us, take-over %llu us): client "
                 "pid %d uid %u, %u DMA maps, %zu bytes read ahead", us, exec_us, take_us,
                 (int)st->s.pid, (unsigned)st->s.uid, st->s.nm, st->s.rx_len);

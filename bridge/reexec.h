@@ -27,6 +27,9 @@
 /* Note when this program started (first thing in main): the resume log
  * line splits the pause into the exec and the take-over. */
 void br_reexec_started(void);
+/* This process resumes from the fd store (bridge/fdstore.h): says so in the
+ * resume line. */
+void br_reexec_note_restart(void);
 
 /* Remember the binary and argv to execute again (at start, before any
  * upgrade can replace the file). 0 or -errno. */
@@ -41,6 +44,15 @@ struct br_reexec_parts {
     struct br_service *svc;
     struct acc_sock *sock, *ctl;   /* ctl->fd -1: no status socket */
 };
+
+/* The state as it is now (fds by number, the read-ahead borrowed from the
+ * connection): free with br_reexec_gather_free. 0 or -errno. */
+int br_reexec_gather(const struct br_reexec_parts *p, struct br_state *st);
+void br_reexec_gather_free(struct br_state *st);
+/* A decoded state belongs to cfg (device address, not --sim) and every fd
+ * it names is open and the file the old process had (st_dev/st_ino); they
+ * get FD_CLOEXEC. 0 or -errno (logged). */
+int br_reexec_check_state(const struct br_config *cfg, const struct br_state *st);
 
 /* Hand everything over and execve(). Returns only on failure (-errno, logged),
  * with everything as it was: the caller goes on serving. */

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "fdstore.h"
 #include "handlers.h"
 #include "hooks.h"
 #include "log.h"
@@ -235,6 +236,7 @@ static void close_session(struct br_server *srv, const char *reason)
     srv->accept_stalled = false;   /* its fds are free again */
     atomic_store(&srv->connected, false);
     atomic_fetch_add(&srv->closed, 1);
+    (void)br_fdstore_changed();
 }
 
 /* Whether the current session's peer has closed its end (POLLHUP: both
@@ -342,6 +344,8 @@ static void accept_clients(struct br_server *srv)
         }
         srv->sess->dma.interrupted = work_interrupted;
         srv->sess->dma.interrupted_arg = srv;
+        if (br_fdstore_on())
+            (void)vu_conn_set_rx_hook(&srv->sess->conn, br_fdstore_peeked, NULL);
         uint32_t hs = srv->dev->cfg->handshake_timeout_ms ? srv->dev->cfg->handshake_timeout_ms
                                                           : BR_DEFAULT_HANDSHAKE_TIMEOUT_MS;
         srv->hs_deadline_ns = br_now_ns() + (uint64_t)hs * 1000000ull;
@@ -349,6 +353,7 @@ static void accept_clients(struct br_server *srv)
         atomic_fetch_add(&srv->accepted, 1);
         conn_log(srv, BR_LOG_INFO, "client pid %d uid %u gid %u connected", (int)cred.pid,
                  (unsigned)cred.uid, (unsigned)cred.gid);
+        (void)br_fdstore_changed();
     }
 }
 
@@ -357,6 +362,8 @@ static void accept_clients(struct br_server *srv)
  * The clock is read only when one of them is pending (not per message). */
 static int next_timeout_ms(struct br_server *srv)
 {
+    if (srv->drop_reason)
+        return 0;   /* asked before the loop ran (a restart that ends the session) */
     bool hs = srv->sess && !srv->sess->negotiated && srv->hs_deadline_ns;
     if (!hs && !srv->conn_rl.suppressed && !srv->accept_stalled)
         return -1;
@@ -409,8 +416,11 @@ static bool serve_one(struct br_server *srv)
         }
         return false;
     }
+    uint16_t cmd = m.hdr.cmd;
+    br_fdstore_received(&m);
     r = br_handle_message(srv->sess, &m);
     vu_msg_release(&m);
+    br_fdstore_handled(cmd);
     if (r < 0) {
         snprintf(srv->why, sizeof(srv->why), "cannot send a reply: %s", strerror(-r));
         close_session(srv, r == -ECONNABORTED && srv->sess->close_reason
@@ -579,7 +589,10 @@ int br_server_run(struct br_server *srv)
         check_handshake_deadline(srv);
         conn_log_flush(srv);
     }
-    close_session(srv, stop ? "server shutting down" : "server error");
+    /* with the fd store a stop leaves the session to the next process
+     * (br_server_free ends it if the daemon does not exit for that) */
+    if (!(stop && br_fdstore_on()))
+        close_session(srv, stop ? "server shutting down" : "server error");
     return ret;
 }
 
@@ -592,6 +605,9 @@ void br_server_adopt_session(struct br_server *srv, struct br_session *s)
     srv->sess = s;
     s->dma.interrupted = work_interrupted;
     s->dma.interrupted_arg = srv;
+    if (br_fdstore_on() && vu_conn_set_rx_hook(&s->conn, br_fdstore_peeked, NULL) < 0)
+        br_warn("fd store: bytes read ahead before it was on: this session's messages are "
+                "not recorded (a crash now ends it)");
     uint32_t hs = srv->dev->cfg->handshake_timeout_ms ? srv->dev->cfg->handshake_timeout_ms
                                                       : BR_DEFAULT_HANDSHAKE_TIMEOUT_MS;
     srv->hs_deadline_ns = s->negotiated ? 0 : br_now_ns() + (uint64_t)hs * 1000000ull;

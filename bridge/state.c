@@ -541,3 +541,9 @@ size_t br_state_fds(const struct br_state *st, const struct br_state_fd **out, s
                 add(&s->irq[i].fds[k], out, max, &n);
     return n;
 }
+
+size_t br_state_fds_mut(struct br_state *st, struct br_state_fd **out, size_t max)
+{
+    /* the entries point into st, which the caller may change */
+    return br_state_fds(st, (const struct br_state_fd **)out, max);
+}

@@ -153,6 +153,8 @@ void br_state_free(struct br_state *st);
 /* Every fd the state names (>= 0), into out (up to max); returns how many
  * there are (may exceed max). */
 size_t br_state_fds(const struct br_state *st, const struct br_state_fd **out, size_t max);
+/* The same, to rewrite the fds (the fd store renames them). */
+size_t br_state_fds_mut(struct br_state *st, struct br_state_fd **out, size_t max);
 
 /* CRC-32 (IEEE 802.3, the zlib one). */
 uint32_t br_crc32(const uint8_t *p, size_t n);

@@ -296,6 +296,15 @@ struct vu_conn {
     int rx_fds[VU_MAX_FDS_PER_MSG];
     size_t rx_nfds;
     size_t rx_fds_at;
+
+    /* Exact reads (vu_conn_set_rx_hook): nothing is read beyond the message
+     * being received, and each message's header is first peeked at (not
+     * consumed) and shown to rx_hook. A process that can die at any point
+     * then never holds bytes the peer sent that are neither handled nor
+     * still in the socket, and knows a message's id before it is taken
+     * (the bridge's fd store, bridge/fdstore.h). NULL: read ahead freely. */
+    void (*rx_hook)(void *arg, const struct vu_hdr *h);
+    void *rx_hook_arg;
 };
 
 /* Socket transport on a connected AF_UNIX SOCK_STREAM fd (takes ownership).
@@ -316,6 +325,12 @@ void vu_conn_close(struct vu_conn *c);
  * fds; -ENOMEM) nothing is taken. */
 int vu_conn_preload(struct vu_conn *c, const void *bytes, size_t n, const int *fds, size_t nfds,
                     size_t fds_at);
+
+/* Exact reads with a hook (see struct vu_conn); hook NULL turns them off.
+ * Costs one more system call per message (the peek). Nothing may be read
+ * ahead when it is set (-EBUSY otherwise). */
+int vu_conn_set_rx_hook(struct vu_conn *c, void (*hook)(void *arg, const struct vu_hdr *h),
+                        void *arg);
 
 /* Receive one message into m (m is initialised here). Returns 0;
  * -ECONNRESET on orderly EOF at a message boundary; -EPROTO on EOF inside a

@@ -208,7 +208,7 @@ static int rx_fill(struct vu_conn *c, read_fn rd, size_t need, int64_t *deadline
         return r;
     size_t have = c->rx_tail - c->rx_head;
     size_t len = c->rx_cap - c->rx_tail;
-    if (c->rx_nfds && need - have < len)
+    if ((c->rx_nfds || c->rx_hook) && need - have < len)
         len = need - have;
     for (;;) {
         struct fdbag bag;   /* fds[] only written as far as n */
@@ -285,12 +285,48 @@ static int rx_check_head(struct vu_conn *c, struct vu_hdr *h)
 /* Receive one message: whole messages already in the buffer cost no system
  * call; otherwise one read takes whatever is queued (up to the buffer's
  * size), usually this message and the ones behind it. */
+/* Exact reads: the next message's header, peeked at and shown to the hook
+ * before a byte of it is taken. 0, -EAGAIN (nothing there), or 1: EOF or
+ * an error the read that follows reports. */
+static int rx_peek_header(struct vu_conn *c, int64_t *deadline)
+{
+    struct vu_hdr h;
+    for (;;) {
+        ssize_t n = recv(c->fd, &h, sizeof(h), MSG_PEEK | MSG_DONTWAIT);
+        if (n == (ssize_t)sizeof(h)) {
+            c->rx_hook(c->rx_hook_arg, &h);
+            return 0;
+        }
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            return 1;
+        if (n < 0 && errno != EINTR)
+            return -EAGAIN;
+        if (n > 0) {
+            /* part of a header: wait for the rest, within the message's
+             * deadline (the socket stays readable, so poll cannot wait) */
+            int64_t now = now_ms();
+            if (*deadline == 0)
+                *deadline = now + (c->io_timeout_ms >= 0 ? c->io_timeout_ms : INT32_MAX);
+            if (c->io_timeout_ms >= 0 && now >= *deadline)
+                return vub_fail(&c->err, -ETIMEDOUT, "waiting for the rest of a message: %s",
+                               strerror(ETIMEDOUT));
+            struct timespec ts = { 0, 200000 };
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
 static int recv_common(struct vu_conn *c, struct vu_msg *m, read_fn rd)
 {
     int64_t deadline = 0;   /* for the whole message, header and body */
     struct vu_hdr h;
     bool checked = false;
     int r;
+    if (c->rx_hook && c->rx_tail == c->rx_head && rd == sock_read) {
+        r = rx_peek_header(c, &deadline);
+        if (r < 0)
+            return r;
+    }
     for (;;) {
         size_t have = c->rx_tail - c->rx_head;
         if (!checked && have >= VU_HDR_SIZE) {
@@ -552,6 +588,16 @@ int vu_conn_preload(struct vu_conn *c, const void *bytes, size_t n, const int *f
         c->rx_fds[i] = fds[i];
     c->rx_nfds = nfds;
     c->rx_fds_at = fds_at;
+    return 0;
+}
+
+int vu_conn_set_rx_hook(struct vu_conn *c, void (*hook)(void *arg, const struct vu_hdr *h),
+                        void *arg)
+{
+    if (hook && c->rx_tail != c->rx_head)
+        return -EBUSY;
+    c->rx_hook = hook;
+    c->rx_hook_arg = arg;
     return 0;
 }
 

@@ -15,7 +15,8 @@
  * the device can no longer write it, unmaps all and maps an IOVA again
  * ("unmap ok"), and prints
  *   rounds N errors E mismatches M irqs I max_round_ms T
- * and exits 0 only if E == M == 0 and I == N.
+ * and exits 0 only if E == M == 0 and I == N. $REEXEC_CLIENT_PACE_MS: a
+ * pause between rounds.
  *
  * e2e-needs: vuproto
  */
@@ -145,7 +146,15 @@ int main(int argc, char **argv)
     unsigned long rounds = 0, errors = 0, mismatches = 0, irqs = 0;
     uint64_t max_ms = 0;
     struct stat sb;
+    /* $REEXEC_CLIENT_PACE_MS: a pause between rounds, so that a loaded
+     * one-vCPU guest has time left for the scenario's own commands */
+    const char *pace_s = getenv("REEXEC_CLIENT_PACE_MS");
+    long pace_ms = pace_s ? atol(pace_s) : 0;
     while (stat(stop_path, &sb) < 0 && errors < 5) {
+        if (pace_ms > 0 && rounds) {
+            struct timespec ts = { pace_ms / 1000, (pace_ms % 1000) * 1000000L };
+            nanosleep(&ts, NULL);
+        }
         uint64_t t0 = now_ms();
         /* sources and destinations move around the three maps */
         uint64_t src_iova = (rounds % 2) ? IOVA_C : IOVA_A;

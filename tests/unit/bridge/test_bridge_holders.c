@@ -168,6 +168,29 @@ static void test_inherited_fd_found(void **state)
     assert_int_equal(scan_n(x, &sc), 0);
 }
 
+/* The service manager that keeps the bridge's fds in its fd store holds
+ * every device file by design: with it named as the keeper, a scan does
+ * not count it; another holder is still found. */
+static void test_keeper_not_a_holder(void **state)
+{
+    struct fx *x = *state;
+    struct br_holders_scan sc;
+    int fd = fcntl(x->f->fd, F_DUPFD_CLOEXEC, 0);
+    g_fd = fd;
+    struct child keeper = spawn(keep_fd, NULL);
+    struct child other = spawn(keep_fd, NULL);
+    close(fd);
+    assert_int_equal(scan_n(x, &sc), 2);
+    br_holders_set_keeper(keeper.pid);
+    assert_int_equal(scan_n(x, &sc), 1);
+    assert_non_null(find(&sc, other.pid));
+    assert_null(find(&sc, keeper.pid));
+    br_holders_set_keeper(0);
+    assert_int_equal(scan_n(x, &sc), 2);
+    assert_int_equal(reap(&keeper), 0);
+    assert_int_equal(reap(&other), 0);
+}
+
 /* A process that holds the same memory through another open file (the
  * bridge's own memfd, or another session's file) is not a holder: only the
  * very open file counts. So is a process with an eventfd and a memfd of the
@@ -470,6 +493,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_nobody_holds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inherited_fd_found, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keeper_not_a_holder, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_files_not_found, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fd_passed_over_scm_rights_found, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_only_found, setup, teardown),
