@@ -207,7 +207,14 @@ int br_daemon_run(const struct br_config *cfg_in, int argc, char **argv)
         goto out_unlink;
     }
     /* a live re-exec hands the type1 container's fds over (iommufd: not yet) */
-    br_server_allow_reexec(srv, cfg->sim == BR_SIM_NONE && strcmp(hv_iommu_kind(hv), "type1") == 0);
+    if (cfg->sim != BR_SIM_NONE)
+        br_server_allow_reexec(srv, "a simulated device lives in this process's memory and "
+                                    "cannot be handed to a new one (restart it instead)");
+    else if (strcmp(hv_iommu_kind(hv), "type1") != 0)
+        br_server_allow_reexec(srv, "a re-exec hands over a type1 container only, and this "
+                                    "device is served through iommufd (restart it instead)");
+    else
+        br_server_allow_reexec(srv, NULL);
     /* the status view is for operators and tests: serving goes on without it */
     if (!resume)
         (void)br_status_attach(srv, &dev, &ctl);

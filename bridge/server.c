@@ -62,6 +62,7 @@ struct br_server {
     struct br_ratelimit conn_rl;  /* connect / refusal / disconnect lines */
     char why[64 + sizeof(struct vub_err)];   /* reason of the last session close */
     bool reexec_allowed;      /* SIGHUP re-executes (br_server_allow_reexec) */
+    const char *reexec_why_not; /* else the reason logged (static) */
     bool reexec_wanted;       /* a SIGHUP came: stop for it at the next safe point */
     bool stop_pending;        /* a stop signal was read by work_interrupted */
 };
@@ -452,11 +453,9 @@ static bool handle_signal(struct br_server *srv)
         return false;
     if (si.ssi_signo == SIGHUP) {
         if (!srv->reexec_allowed)
-            br_warn("SIGHUP: not re-executing: %s", srv->dev->cfg &&
-                    srv->dev->cfg->sim != BR_SIM_NONE
-                        ? "a simulated device lives in this process's memory and cannot be "
-                          "handed to a new one (restart it instead)"
-                        : "live re-exec is not available here");
+            br_warn("SIGHUP: not re-executing: %s",
+                    srv->reexec_why_not ? srv->reexec_why_not
+                                        : "live re-exec is not available here");
         else
             srv->reexec_wanted = true;
         return false;
@@ -596,7 +595,11 @@ int br_server_run(struct br_server *srv)
     return ret;
 }
 
-void br_server_allow_reexec(struct br_server *srv, bool allow) { srv->reexec_allowed = allow; }
+void br_server_allow_reexec(struct br_server *srv, const char *why_not)
+{
+    srv->reexec_allowed = !why_not;
+    srv->reexec_why_not = why_not;
+}
 
 int br_server_listen_fd(const struct br_server *srv) { return srv->listen_fd; }
 

@@ -60,10 +60,11 @@ void br_server_remove_fd(struct br_server *srv, int fd);
  * (no delayed reply held); calling br_server_run again goes on serving. */
 #define BR_SERVER_REEXEC 1
 int br_server_run(struct br_server *srv);
-/* Whether SIGHUP asks for a re-exec (true) or is refused with a log line
- * (false, the default: e.g. a simulated device lives in this process and
- * cannot be handed over). */
-void br_server_allow_reexec(struct br_server *srv, bool allow);
+/* Whether SIGHUP asks for a re-exec (why_not NULL) or is refused with a log
+ * line naming why_not (a static string; the default refuses "live re-exec
+ * is not available here"): e.g. a simulated device lives in this process
+ * and cannot be handed over. */
+void br_server_allow_reexec(struct br_server *srv, const char *why_not);
 /* Ask the loop to end. Async-signal-safe and callable from any thread. */
 void br_server_stop(struct br_server *srv);
 /* Close the current session (if any) at the next loop turn, with a reason
