@@ -338,7 +338,13 @@ static void accept_clients(struct br_server *srv)
         }
         int r = br_session_open(&srv->sess, srv->dev, fd, &cred);
         if (r < 0) {
-            br_err("cannot open a session for pid %d: %s", (int)cred.pid, strerror(-r));
+            /* -EBUSY: refused, and br_session_open said why (a holder of an
+             * ended session's device file, a client of another function of
+             * the group) */
+            if (r == -EBUSY)
+                br_debug("no session for pid %d: %s", (int)cred.pid, strerror(-r));
+            else
+                br_err("cannot open a session for pid %d: %s", (int)cred.pid, strerror(-r));
             srv->sess = NULL;
             atomic_fetch_add(&srv->refused, 1);
             continue;
