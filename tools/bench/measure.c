@@ -640,6 +640,19 @@ static void run_dma(const struct bench_config *cfg, struct bench_side *s, int k,
     r->dma_reps = cfg->dma_reps;
 }
 
+/* The DMA figures in a fresh area of cfg->dma_area bytes. */
+static void run_dma_in_area(const struct bench_config *cfg, struct bench_side *s, int k,
+                            struct bench_result *r)
+{
+    struct dma_area area = {.memfd = -1};
+    int rc = dma_area_open(cfg->dma_area, &area);
+    if (rc < 0)
+        fig_fail(r, FIG_DMA_MAP_4K, s->name, strerror(-rc));
+    else
+        run_dma(cfg, s, k, r, &area);
+    dma_area_close(&area);
+}
+
 /* ---- interrupts ------------------------------------------------------------ */
 
 struct irq_ctx {
@@ -788,18 +801,12 @@ static void measure_side(const struct bench_config *cfg, struct bench_side *s, i
                          struct bench_result *r, pid_t bridge_pid)
 {
     struct bar_map bar = {0};
-    struct dma_area area = {.memfd = -1};
     int rc;
 
     if (check_device(s, r) < 0)
         return;
     if (cfg->dma_only) {
-        rc = dma_area_open(cfg->dma_area, &area);
-        if (rc < 0)
-            fig_fail(r, FIG_DMA_MAP_4K, s->name, strerror(-rc));
-        else
-            run_dma(cfg, s, k, r, &area);
-        dma_area_close(&area);
+        run_dma_in_area(cfg, s, k, r);
         return;
     }
     if (k == K_BRIDGE) {
@@ -828,12 +835,7 @@ static void measure_side(const struct bench_config *cfg, struct bench_side *s, i
         }
     }
 
-    rc = dma_area_open(cfg->dma_area, &area);
-    if (rc < 0)
-        fig_fail(r, FIG_DMA_MAP_4K, s->name, strerror(-rc));
-    else
-        run_dma(cfg, s, k, r, &area);
-    dma_area_close(&area);
+    run_dma_in_area(cfg, s, k, r);
 
     if (bar.p || cfg->sim)
         run_irq(cfg, s, k, r, bar.p, bridge_pid);
