@@ -119,8 +119,10 @@ inst=${WANTS#vfio-user-bridge@}; inst=${inst%.service}
 EXEC=$(sed -n 's/^ExecStart=//p' $UNIT)
 EXEC=${EXEC//%I/$inst}
 echo "ExecStart: $EXEC"
-check "the unit runs the bridge with --policy and --device" \
-  test "$EXEC" = "$VUB_BRIDGE --policy $POLICY --device $VUB_EDU"
+check "the unit runs the bridge with --policy, --device and --fd-store" \
+  test "$EXEC" = "$VUB_BRIDGE --policy $POLICY --device $VUB_EDU --fd-store"
+check "the unit gives the bridge a file descriptor store" \
+  grep -qx "FileDescriptorStoreMax=8192" $UNIT
 check "the unit is Type=notify" grep -qx "Type=notify" $UNIT
 check "the unit sets LimitMEMLOCK=infinity" grep -qx "LimitMEMLOCK=infinity" $UNIT
 check "the unit treats status 3 as success, no restart" \
