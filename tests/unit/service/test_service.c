@@ -294,6 +294,39 @@ static void test_daemon_exit_status(void **state)
     assert_non_null(strstr(out, g_addr));
 }
 
+/* The group unit's command line: a group with nothing to serve is a
+ * configuration error too (no restart loop); --iommu-group without
+ * --policy, or with --device, is a bad command line. */
+static void run_status(const char *args, int want, const char *want_out)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "%s %s 2>&1", BRIDGE, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char out[1024] = "";
+    size_t n = fread(out, 1, sizeof(out) - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    assert_true(WIFEXITED(st));
+    if (WEXITSTATUS(st) != want || !strstr(out, want_out))
+        fail_msg("%s: status %d, wanted %d and \"%s\":\n%s", args, WEXITSTATUS(st), want,
+                 want_out, out);
+}
+
+static void test_iommu_group_command_line(void **state)
+{
+    (void)state;
+    char args[256];
+    write_policy("{\"devices\": []}");
+    snprintf(args, sizeof(args), "--policy %s --iommu-group 999999", g_policy);
+    run_status(args, BR_EXIT_CONFIG, "IOMMU group 999999: no such group");
+    run_status("--iommu-group 3", BR_EXIT_CONFIG, "--iommu-group needs --policy");
+    snprintf(args, sizeof(args), "--policy %s --iommu-group 3 --device 0000:00:01.0", g_policy);
+    run_status(args, BR_EXIT_CONFIG, "not --device");
+    snprintf(args, sizeof(args), "--policy %s --iommu-group x3", g_policy);
+    run_status(args, BR_EXIT_CONFIG, "want a group number");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -303,6 +336,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_iommu_group),
         cmocka_unit_test(test_daemon_exit_status),
+        cmocka_unit_test(test_iommu_group_command_line),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
