@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -93,6 +94,11 @@ void br_cli_usage(FILE *out)
 "                           must be exported by it; it supplies what the\n"
 "                           options above leave unset (socket, owner, mode,\n"
 "                           allowed peers, user to drop to, options)\n"
+"      --iommu-group N      with --policy, instead of --device: serve every\n"
+"                           function of IOMMU group N that the policy exports\n"
+"                           and that is bound to vfio-pci, each on the socket\n"
+"                           and with the settings the policy gives it (what\n"
+"                           vfio-user-bridge-group@N.service runs)\n"
 "  -l, --log-level LEVEL    error, warn, info (default) or debug\n"
 "      --fd-store           keep the session's fds and state in the service\n"
 "                           manager's fd store ($NOTIFY_SOCKET; the unit sets\n"
@@ -191,7 +197,7 @@ enum {
     OPT_HANDSHAKE_TIMEOUT,
     OPT_STALE_HOLDERS, OPT_TRACE, OPT_TRACE_DATA, OPT_INJECT,
     OPT_RESUME_STATE,
-    OPT_GROUP_CLIENTS,
+    OPT_GROUP_CLIENTS, OPT_IOMMU_GROUP,
     OPT_IOMMU,
 };
 
@@ -281,6 +287,7 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
         { "inject", required_argument, NULL, OPT_INJECT },
         { "resume-state", required_argument, NULL, OPT_RESUME_STATE },
         { "group-clients", required_argument, NULL, OPT_GROUP_CLIENTS },
+        { "iommu-group", required_argument, NULL, OPT_IOMMU_GROUP },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -442,6 +449,15 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
             cfg->allow_gids[cfg->n_allow_gids++] = (gid_t)u;
             break;
         case OPT_POLICY: cfg->policy_path = optarg; break;
+        case OPT_IOMMU_GROUP: {
+            char *end;
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            if (!isdigit((unsigned char)optarg[0]) || *end || errno || v > INT_MAX)
+                return bad(errout, "--iommu-group %s: want a group number", optarg);
+            cfg->iommu_group = (int)v;
+            break;
+        }
         case 'l':
             if (br_log_parse_level(optarg, &cfg->log_level) < 0)
                 return bad(errout, "--log-level %s: want error, warn, info or debug", optarg);
@@ -483,6 +499,18 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
     }
     if (optind < argc)
         return bad(errout, "unexpected argument %s", argv[optind]);
+    if (cfg->iommu_group >= 0) {
+        /* the policy names the functions and their sockets (service.c) */
+        if (!cfg->policy_path)
+            return bad(errout, "%s", "--iommu-group needs --policy");
+        if (cfg->device || cfg->socket_path || cfg->sim != BR_SIM_NONE)
+            return bad(errout, "%s", "--iommu-group: the group's functions and sockets come "
+                       "from the policy, not --device, --socket or --sim");
+        if (cfg->resume_state_fd >= 0)
+            return bad(errout, "%s", "--resume-state: a daemon serving a group is never "
+                       "re-executed");
+        return 0;
+    }
     if (cfg->n_functions > 1) {
         /* the first function's socket came while it was still alone */
         cfg->functions[0].socket_path = cfg->socket_path;

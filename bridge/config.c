@@ -23,4 +23,5 @@ void br_config_defaults(struct br_config *cfg)
     cfg->socket_mode = 0600;
     cfg->log_level = BR_LOG_INFO;
     cfg->resume_state_fd = -1;
+    cfg->iommu_group = -1;
 }

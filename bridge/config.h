@@ -74,6 +74,9 @@ enum br_group_clients {
 struct br_function {
     const char *device;
     const char *socket_path;
+    /* NULL: the daemon's own; with --iommu-group, this function's config with
+     * the policy applied (bridge/service.c) */
+    const struct br_config *cfg;
 };
 
 enum br_sim_kind {
@@ -156,6 +159,8 @@ struct br_config {
     uid_t allow_uids[BR_MAX_ALLOW_UIDS];
     gid_t allow_gids[BR_MAX_ALLOW_UIDS];
     const char *policy_path;     /* JSON policy file (bridge/policy.*), or NULL */
+    int iommu_group;             /* --iommu-group N: serve the group's functions the
+                                  * policy exports (service.c); -1 not given */
 
     /* only the policy sets these (bridge/service.c); it also fills the
      * fields above that the command line left unset */

@@ -13,6 +13,15 @@
  *                                ("bind": true and bound to something else)
  *         VFIO_USER_SOCKET=path  the socket it will be served on
  *         VFIO_USER_ENTRY=n      the index of the deciding entry
+ *         VFIO_USER_GROUP=n      its IOMMU group (exported functions only)
+ *         VFIO_USER_UNIT=name    the unit that serves it, to be started now:
+ *                                vfio-user-bridge@<address>.service when it
+ *                                is the only function of its group the
+ *                                policy exports (and EXPORT=1);
+ *                                vfio-user-bridge-group@<n>.service when
+ *                                the policy exports several and every one
+ *                                of them is bound to vfio-pci; empty while
+ *                                one of them is not
  *       A missing policy file means "export nothing" (exit 0, MATCH=0); a
  *       broken one (a syntax error, a wrong value, a user or group that
  *       does not exist) is an error (message on stderr, exit 1).
@@ -69,6 +78,41 @@ static int do_bind(const char *sysfs, const struct pol_ident *id, const struct p
     }
     fprintf(stderr, PROG ": %s: bound to vfio-pci (was %s)\n", id->addr,
             prev[0] ? prev : "unbound");
+    return 0;
+}
+
+/* Which unit serves an exported function: its own, or its group's when the
+ * policy exports several functions of the group (one daemon holds a group). */
+static int print_unit(const char *sysfs, const struct pol *p, const struct pol_ident *id,
+                      bool on_vfio)
+{
+    struct vub_err err = { { 0 } };
+    int number;
+    int r = pol_group_of(sysfs, id->addr, &number, &err);
+    if (r == -ENOENT) {   /* no IOMMU group: the daemon says why it cannot open it */
+        print_prop("VFIO_USER_UNIT", "");
+        return 0;
+    }
+    static struct pol_group g;
+    if (r < 0 || (r = pol_group_decide(p, sysfs, number, &g, &err)) < 0) {
+        fprintf(stderr, PROG ": %s\n", err.msg);
+        return 1;
+    }
+    char v[64];
+    snprintf(v, sizeof(v), "%d", number);
+    print_prop("VFIO_USER_GROUP", v);
+    if (g.n_exported > 1) {
+        if (g.n_on_vfio == g.n_exported)
+            snprintf(v, sizeof(v), "vfio-user-bridge-group@%d.service", number);
+        else
+            v[0] = '\0';
+    } else {
+        if (on_vfio)
+            snprintf(v, sizeof(v), "vfio-user-bridge@%s.service", id->addr);
+        else
+            v[0] = '\0';
+    }
+    print_prop("VFIO_USER_UNIT", v);
     return 0;
 }
 
@@ -148,6 +192,8 @@ int main(int argc, char **argv)
             snprintf(n, sizeof(n), "%u", d.entry->index);
             print_prop("VFIO_USER_ENTRY", n);
         }
+        if (d.exported)
+            rc = print_unit(sysfs, p, &id, on_vfio);
     }
     pol_free(p);
     if (fflush(stdout) != 0)

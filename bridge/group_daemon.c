@@ -178,7 +178,7 @@ int br_group_daemon_run(const struct br_config *cfg)
     }
     for (size_t i = 0; i < n; i++) {
         struct gfn *f = &fns[i];
-        f->cfg = *cfg;
+        f->cfg = cfg->functions[i].cfg ? *cfg->functions[i].cfg : *cfg;
         f->cfg.device = cfg->functions[i].device;
         f->cfg.socket_path = cfg->functions[i].socket_path;
         f->cfg.n_functions = 1;

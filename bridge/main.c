@@ -29,5 +29,7 @@ int main(int argc, char **argv)
     br_log_set_device(cli.cfg.device);
     if (br_service_apply_policy(&cli.cfg) < 0)
         return BR_EXIT_CONFIG;
+    if (cli.cfg.iommu_group >= 0 && cli.cfg.n_functions == 1)
+        br_log_set_device(cli.cfg.device);   /* the group's one exported function */
     return br_daemon_run(&cli.cfg, argc, argv);
 }

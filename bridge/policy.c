@@ -3,6 +3,7 @@
 #include "policy.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -942,5 +943,89 @@ int pol_ident_from_sysfs(const char *sysfs, const char *addr, struct pol_ident *
     out->vendor = (uint16_t)v;
     out->device = (uint16_t)d;
     out->class_code = cls;
+    return 0;
+}
+
+/* ---- IOMMU groups --------------------------------------------------------------- */
+
+int pol_group_of(const char *sysfs, const char *addr, int *number, struct vub_err *err)
+{
+    struct ctx c = { .file = "sysfs", .err = err };
+    char a[POL_ADDR_LEN], path[PATH_MAX], link[PATH_MAX];
+    if (hv_pci_addr_parse(addr, a) < 0)
+        return fail_at(&c, NULL, -EINVAL, "\"%s\" is not a PCI address like \"0000:01:00.0\"",
+                       addr ? addr : "(null)");
+    if (!sysfs)
+        sysfs = HV_SYSFS_DEFAULT;
+    c.file = a;
+    snprintf(path, sizeof(path), "%s/bus/pci/devices/%s", sysfs, a);
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return fail_at(&c, NULL, -ENODEV, "no such PCI function (nothing at %s)", path);
+    snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/iommu_group", sysfs, a);
+    ssize_t n = readlink(path, link, sizeof(link) - 1);
+    if (n < 0)
+        return fail_at(&c, NULL, -ENOENT, "no IOMMU group (no %s: IOMMU off?)", path);
+    link[n] = '\0';
+    const char *base = strrchr(link, '/');
+    base = base ? base + 1 : link;
+    char *end;
+    errno = 0;
+    long v = strtol(base, &end, 10);
+    if (!isdigit((unsigned char)base[0]) || *end || errno || v > INT_MAX)
+        return fail_at(&c, NULL, -EIO, "%s points to \"%s\", not a group number", path, link);
+    *number = (int)v;
+    return 0;
+}
+
+static int member_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct pol_group_member *)a)->id.addr,
+                  ((const struct pol_group_member *)b)->id.addr);
+}
+
+int pol_group_decide(const struct pol *p, const char *sysfs, int number, struct pol_group *out,
+                     struct vub_err *err)
+{
+    struct ctx c = { .file = "sysfs", .err = err };
+    char path[PATH_MAX], gname[32];
+    memset(out, 0, sizeof(*out));
+    out->number = number;
+    if (!sysfs)
+        sysfs = HV_SYSFS_DEFAULT;
+    snprintf(gname, sizeof(gname), "IOMMU group %d", number);
+    c.file = gname;
+    if (number < 0)
+        return fail_at(&c, NULL, -EINVAL, "%s", "not a group number");
+    snprintf(path, sizeof(path), "%s/kernel/iommu_groups/%d/devices", sysfs, number);
+    DIR *dir = opendir(path);
+    if (!dir)
+        return fail_at(&c, NULL, -ENOENT, "no such group (%s: %s)", path, strerror(errno));
+    int r = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        char canon[POL_ADDR_LEN];
+        if (e->d_name[0] == '.' || hv_pci_addr_parse(e->d_name, canon) < 0)
+            continue;   /* not a PCI function */
+        if (out->n == POL_GROUP_MAX_MEMBERS) {
+            r = fail_at(&c, NULL, -E2BIG, "more than %u members", POL_GROUP_MAX_MEMBERS);
+            break;
+        }
+        struct pol_group_member *m = &out->m[out->n];
+        if ((r = pol_ident_from_sysfs(sysfs, e->d_name, &m->id, err)) < 0 ||
+            (r = pol_decide(p, &m->id, &m->d, err)) < 0)
+            break;
+        out->n++;
+    }
+    closedir(dir);
+    if (r < 0)
+        return r;
+    qsort(out->m, out->n, sizeof(out->m[0]), member_cmp);
+    for (size_t i = 0; i < out->n; i++) {
+        if (!out->m[i].d.exported)
+            continue;
+        out->n_exported++;
+        out->n_on_vfio += strcmp(out->m[i].id.driver, "vfio-pci") == 0;
+    }
     return 0;
 }

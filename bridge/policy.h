@@ -161,4 +161,31 @@ int pol_decide(const struct pol *p, const struct pol_ident *id, struct pol_decis
 int pol_ident_from_sysfs(const char *sysfs, const char *addr, struct pol_ident *out,
                          struct vub_err *err);
 
+/* ---- IOMMU groups ----------------------------------------------------------------- */
+
+/* Members of one IOMMU group looked at; a group with more is refused. */
+#define POL_GROUP_MAX_MEMBERS 32u
+
+/* What the policy decides for every function of one IOMMU group, read from
+ * <sysfs>/kernel/iommu_groups/<number>/devices (sorted by address). */
+struct pol_group_member {
+    struct pol_ident id;
+    struct pol_decision d;
+};
+struct pol_group {
+    int number;
+    size_t n;
+    struct pol_group_member m[POL_GROUP_MAX_MEMBERS];
+    size_t n_exported;    /* members the policy exports */
+    size_t n_on_vfio;     /* ... of which bound to vfio-pci now */
+};
+/* The IOMMU group number of `addr` (its iommu_group link): 0, -ENOENT (the
+ * function has no group: no IOMMU), -ENODEV/-EINVAL as pol_ident_from_sysfs. */
+int pol_group_of(const char *sysfs, const char *addr, int *number, struct vub_err *err);
+/* Decide for every member of group `number`. -ENOENT no such group, -E2BIG
+ * more than POL_GROUP_MAX_MEMBERS members, else as pol_ident_from_sysfs and
+ * pol_decide; the message names the group. */
+int pol_group_decide(const struct pol *p, const char *sysfs, int number, struct pol_group *out,
+                     struct vub_err *err);
+
 #endif /* VUB_POLICY_H */

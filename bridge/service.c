@@ -22,64 +22,51 @@ _Static_assert(BR_EXIT_DEVICE_GONE == DW_EXIT_DEVICE_GONE, "one exit status for 
 
 /* ---- the policy ------------------------------------------------------------------ */
 
+/* What the policy's strings are copied to: one slot per function served. */
 static struct {
+    char device[POL_ADDR_LEN];
     char socket[POL_SOCKET_MAX];
     char owner[16], group[16];
     char trace[POL_TRACE_MAX];
     char inject[POL_MAX_INJECT][POL_INJECT_MAX];
-} g_pol;
+} g_pol[BR_GROUP_MAX_FUNCTIONS];
 _Static_assert(POL_MAX_INJECT <= sizeof(((struct br_config *)0)->inject) / sizeof(const char *),
                "policy rules must fit br_config");
+/* With --iommu-group: each function's config. */
+static struct br_config g_fn_cfg[BR_GROUP_MAX_FUNCTIONS];
 
-int br_service_apply_policy(struct br_config *cfg)
+static void not_exported(const struct pol *p, const struct pol_ident *id,
+                         const struct pol_decision *d)
 {
-    if (!cfg->policy_path)
-        return 0;
-    if (cfg->sim != BR_SIM_NONE || !cfg->device) {
-        br_err("--policy applies to a real device given with --device");
-        return -EINVAL;
-    }
-    struct vub_err err = { "" };
-    struct pol *p = NULL;
-    struct pol_ident id;
-    struct pol_decision d;
-    int r = pol_load_file(cfg->policy_path, &p, &err);
-    if (r < 0) {
-        br_err("%s", err.msg);
-        return r;
-    }
-    if ((r = pol_ident_from_sysfs(HV_SYSFS_DEFAULT, cfg->device, &id, &err)) < 0 ||
-        (r = pol_decide(p, &id, &d, &err)) < 0) {
-        br_err("%s", err.msg);
-        goto out;
-    }
-    if (!d.exported) {
-        if (d.entry)
-            br_err("%s: devices[%u] excludes %s (%04x:%04x class %06x)", p->path,
-                   d.entry->index, id.addr, id.vendor, id.device, id.class_code);
-        else
-            br_err("%s: no entry matches %s (%04x:%04x class %06x); not exporting it", p->path,
-                   id.addr, id.vendor, id.device, id.class_code);
-        r = -ENOENT;
-        goto out;
-    }
+    if (d->entry)
+        br_err("%s: devices[%u] excludes %s (%04x:%04x class %06x)", p->path,
+               d->entry->index, id->addr, id->vendor, id->device, id->class_code);
+    else
+        br_err("%s: no entry matches %s (%04x:%04x class %06x); not exporting it", p->path,
+               id->addr, id->vendor, id->device, id->class_code);
+}
 
-    const struct pol_settings *s = &d.entry->s;
+/* Fill what the command line left unset in cfg from an exporting decision;
+ * the strings go to g_pol[slot]. */
+static void apply_settings(struct br_config *cfg, const struct pol *p, const struct pol_ident *id,
+                           const struct pol_decision *d, size_t slot)
+{
+    const struct pol_settings *s = &d->entry->s;
     if (!cfg->socket_path) {
-        memcpy(g_pol.socket, d.socket, sizeof(g_pol.socket));
-        cfg->socket_path = g_pol.socket;
+        memcpy(g_pol[slot].socket, d->socket, sizeof(g_pol[slot].socket));
+        cfg->socket_path = g_pol[slot].socket;
     }
     if (!cfg->socket_mode_set) {
         cfg->socket_mode = s->socket_mode;
         cfg->socket_mode_set = true;
     }
     if (!cfg->socket_owner && s->owner_set) {
-        snprintf(g_pol.owner, sizeof(g_pol.owner), "%u", (unsigned)s->socket_owner);
-        cfg->socket_owner = g_pol.owner;
+        snprintf(g_pol[slot].owner, sizeof(g_pol[slot].owner), "%u", (unsigned)s->socket_owner);
+        cfg->socket_owner = g_pol[slot].owner;
     }
     if (!cfg->socket_group && s->group_set) {
-        snprintf(g_pol.group, sizeof(g_pol.group), "%u", (unsigned)s->socket_group);
-        cfg->socket_group = g_pol.group;
+        snprintf(g_pol[slot].group, sizeof(g_pol[slot].group), "%u", (unsigned)s->socket_group);
+        cfg->socket_group = g_pol[slot].group;
     }
     if (cfg->n_allow_uids == 0 && cfg->n_allow_gids == 0) {
         cfg->n_allow_uids = s->n_uids;
@@ -107,22 +94,127 @@ int br_service_apply_policy(struct br_config *cfg)
         cfg->handshake_timeout_ms = s->handshake_timeout_ms;
     /* testing clients: the command line's trace and rules win */
     if (!cfg->trace_path && s->trace[0]) {
-        memcpy(g_pol.trace, s->trace, sizeof(g_pol.trace));
-        cfg->trace_path = g_pol.trace;
+        memcpy(g_pol[slot].trace, s->trace, sizeof(g_pol[slot].trace));
+        cfg->trace_path = g_pol[slot].trace;
         cfg->trace_data |= s->trace_data;
     }
     if (cfg->n_inject == 0) {
         for (size_t i = 0; i < s->n_inject; i++) {
-            memcpy(g_pol.inject[i], s->inject[i], sizeof(g_pol.inject[i]));
-            cfg->inject[i] = g_pol.inject[i];
+            memcpy(g_pol[slot].inject[i], s->inject[i], sizeof(g_pol[slot].inject[i]));
+            cfg->inject[i] = g_pol[slot].inject[i];
         }
         cfg->n_inject = s->n_inject;
     }
     br_info("policy %s: devices[%u] exports %s (%04x:%04x) on %s, mode %04o, %zu uids and "
-            "%zu gids allowed%s%s", p->path, d.entry->index, id.addr, id.vendor, id.device,
+            "%zu gids allowed%s%s", p->path, d->entry->index, id->addr, id->vendor, id->device,
             cfg->socket_path, (unsigned)cfg->socket_mode, cfg->n_allow_uids, cfg->n_allow_gids,
             cfg->drop_privileges ? ", dropping to user " : "",
             cfg->drop_privileges ? s->user_name : "");
+}
+
+/* --iommu-group: the group's functions that the policy exports and that are
+ * bound to vfio-pci, each with its own config (br_function.cfg). */
+static int apply_group(struct br_config *cfg, const struct pol *p, const char *sysfs)
+{
+    static struct pol_group g;
+    struct vub_err err = { "" };
+    int r = pol_group_decide(p, sysfs, cfg->iommu_group, &g, &err);
+    if (r < 0) {
+        br_err("%s", err.msg);
+        return r;
+    }
+    struct br_function fns[BR_GROUP_MAX_FUNCTIONS];
+    size_t n = 0;
+    for (size_t i = 0; i < g.n; i++) {
+        const struct pol_group_member *m = &g.m[i];
+        if (!m->d.exported) {
+            br_debug("IOMMU group %d: %s is not exported by the policy", g.number, m->id.addr);
+            continue;
+        }
+        if (strcmp(m->id.driver, "vfio-pci") != 0) {
+            br_warn("IOMMU group %d: %s is exported by the policy but bound to %s, not "
+                    "vfio-pci: not served", g.number, m->id.addr,
+                    m->id.driver[0] ? m->id.driver : "no driver");
+            continue;
+        }
+        if (n == BR_GROUP_MAX_FUNCTIONS) {
+            br_err("IOMMU group %d: the policy exports more than %u functions of it",
+                   g.number, BR_GROUP_MAX_FUNCTIONS);
+            return -E2BIG;
+        }
+        struct br_config *fc = &g_fn_cfg[n];
+        *fc = *cfg;
+        fc->n_functions = 1;
+        memcpy(g_pol[n].device, m->id.addr, sizeof(g_pol[n].device));
+        fc->device = g_pol[n].device;
+        apply_settings(fc, p, &m->id, &m->d, n);
+        if (n > 0 && (fc->drop_privileges != g_fn_cfg[0].drop_privileges ||
+                      fc->run_uid != g_fn_cfg[0].run_uid || fc->run_gid != g_fn_cfg[0].run_gid)) {
+            br_err("IOMMU group %d: the policy runs %s and %s as different users; one daemon "
+                   "serves the group (give their entries one \"user\")", g.number,
+                   g_fn_cfg[0].device, fc->device);
+            return -EINVAL;
+        }
+        for (size_t j = 0; j < n; j++)
+            if (strcmp(g_fn_cfg[j].socket_path, fc->socket_path) == 0) {
+                br_err("IOMMU group %d: the policy gives %s and %s one socket %s", g.number,
+                       g_fn_cfg[j].device, fc->device, fc->socket_path);
+                return -EINVAL;
+            }
+        fns[n] = (struct br_function){ .device = fc->device,
+                                                  .socket_path = fc->socket_path, .cfg = fc };
+        n++;
+    }
+    if (n == 0) {
+        br_err("%s: IOMMU group %d has no function the policy exports that is bound to vfio-pci",
+               p->path, g.number);
+        return -ENOENT;
+    }
+    /* the daemon's own: the first function's (the process-wide user among them) */
+    *cfg = g_fn_cfg[0];
+    memset(cfg->functions, 0, sizeof(cfg->functions));
+    memcpy(cfg->functions, fns, n * sizeof(fns[0]));
+    cfg->n_functions = n;
+    return 0;
+}
+
+int br_service_apply_policy(struct br_config *cfg)
+{
+    return br_service_apply_policy_at(cfg, HV_SYSFS_DEFAULT);
+}
+
+int br_service_apply_policy_at(struct br_config *cfg, const char *sysfs)
+{
+    if (!cfg->policy_path)
+        return 0;
+    if (cfg->iommu_group < 0 && (cfg->sim != BR_SIM_NONE || !cfg->device)) {
+        br_err("--policy applies to a real device given with --device");
+        return -EINVAL;
+    }
+    struct vub_err err = { "" };
+    struct pol *p = NULL;
+    struct pol_ident id;
+    struct pol_decision d;
+    int r = pol_load_file(cfg->policy_path, &p, &err);
+    if (r < 0) {
+        br_err("%s", err.msg);
+        return r;
+    }
+    if (cfg->iommu_group >= 0) {
+        r = apply_group(cfg, p, sysfs);
+        goto out;
+    }
+    if ((r = pol_ident_from_sysfs(sysfs, cfg->device, &id, &err)) < 0 ||
+        (r = pol_decide(p, &id, &d, &err)) < 0) {
+        br_err("%s", err.msg);
+        goto out;
+    }
+    if (!d.exported) {
+        not_exported(p, &id, &d);
+        r = -ENOENT;
+        goto out;
+    }
+    apply_settings(cfg, p, &id, &d, 0);
     r = 0;
 out:
     pol_free(p);

@@ -28,6 +28,15 @@
  * reset_on_disconnect off. Strings live in static storage (one daemon per
  * process). 0, or -errno with the reason logged (-ENOENT: not exported). */
 int br_service_apply_policy(struct br_config *cfg);
+/* The same on the sysfs tree at `sysfs` (tests). With cfg->iommu_group
+ * (--iommu-group N) instead of a device: every function of group N that the
+ * policy exports and that is bound to vfio-pci becomes one of
+ * cfg->functions, with its socket and its own config (br_function.cfg,
+ * static storage) filled from its entry; a function exported but bound to
+ * another driver is left out with a warning; the daemon's own config is the
+ * first function's. -ENOENT none to serve; -EINVAL two functions with one
+ * socket or different "user"s (one process drops to one user). */
+int br_service_apply_policy_at(struct br_config *cfg, const char *sysfs);
 
 struct br_service;
 

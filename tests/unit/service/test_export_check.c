@@ -142,21 +142,25 @@ static void test_properties(void **state)
     (void)state;
     /* exported, bound to vfio-pci: serve it */
     props("0000:00:03.0", "VFIO_USER_MATCH=1\nVFIO_USER_EXPORT=1\nVFIO_USER_BIND=0\n"
-                          "VFIO_USER_SOCKET=/run/x/0000:00:03.0.sock\nVFIO_USER_ENTRY=0\n");
+                          "VFIO_USER_SOCKET=/run/x/0000:00:03.0.sock\nVFIO_USER_ENTRY=0\n"
+                          "VFIO_USER_GROUP=3\n"
+                          "VFIO_USER_UNIT=vfio-user-bridge@0000:00:03.0.service\n");
     /* the same ids but not bound (no "bind"): wanted, not yet served */
     props("00:07.0", "VFIO_USER_MATCH=1\nVFIO_USER_EXPORT=0\nVFIO_USER_BIND=0\n"
-                     "VFIO_USER_SOCKET=/run/x/0000:00:07.0.sock\nVFIO_USER_ENTRY=0\n");
+                     "VFIO_USER_SOCKET=/run/x/0000:00:07.0.sock\nVFIO_USER_ENTRY=0\n"
+                     "VFIO_USER_GROUP=7\nVFIO_USER_UNIT=\n");
     /* "bind": true and on another driver: bind first */
     props("0000:00:04.0", "VFIO_USER_MATCH=1\nVFIO_USER_EXPORT=0\nVFIO_USER_BIND=1\n"
                           "VFIO_USER_SOCKET=/run/vfio-user/0000:00:04.0.sock\n"
-                          "VFIO_USER_ENTRY=1\n");
+                          "VFIO_USER_ENTRY=1\nVFIO_USER_GROUP=4\nVFIO_USER_UNIT=\n");
     /* excluded by "export": false ahead of a matching entry */
     props("0000:00:05.0", "VFIO_USER_MATCH=0\nVFIO_USER_EXPORT=0\nVFIO_USER_BIND=0\n"
                           "VFIO_USER_ENTRY=2\n");
     /* matched by the later class entry */
     props("0000:00:08.0", "VFIO_USER_MATCH=1\nVFIO_USER_EXPORT=1\nVFIO_USER_BIND=0\n"
                           "VFIO_USER_SOCKET=/run/vfio-user/0000:00:08.0.sock\n"
-                          "VFIO_USER_ENTRY=3\n");
+                          "VFIO_USER_ENTRY=3\nVFIO_USER_GROUP=8\n"
+                          "VFIO_USER_UNIT=vfio-user-bridge@0000:00:08.0.service\n");
     /* nothing matches */
     props("0000:00:06.0", "VFIO_USER_MATCH=0\nVFIO_USER_EXPORT=0\nVFIO_USER_BIND=0\n");
 }
@@ -307,7 +311,47 @@ static void test_agrees_with_list(void **state)
     free(v);
     assert_true(vmd_listed);
     props(VMD_ADDR, "VFIO_USER_MATCH=1\nVFIO_USER_EXPORT=1\nVFIO_USER_BIND=0\n"
-                    "VFIO_USER_SOCKET=/run/x/" VMD_ADDR ".sock\nVFIO_USER_ENTRY=0\n");
+                    "VFIO_USER_SOCKET=/run/x/" VMD_ADDR ".sock\nVFIO_USER_ENTRY=0\n"
+                    "VFIO_USER_GROUP=9\nVFIO_USER_UNIT=vfio-user-bridge@" VMD_ADDR ".service\n");
+}
+
+/* Functions behind a PCIe-to-PCI bridge share a group: the policy exports
+ * two of them, so the group's unit serves both, started once both are on
+ * vfio-pci (not before: a group daemon opened early would miss the second);
+ * the bridge itself is not exported and does not count. */
+static void test_shared_group(void **state)
+{
+    (void)state;
+    fs_add_dev(&g_fs, "0000:00:10.0", NULL, 20, 0x1b36, 0x0001, 0x060400);
+    fs_add_dev(&g_fs, "0000:00:10.1", "vfio-pci", 20, 0x1234, 0x11e8, 0x00ff00);
+    fs_add_dev(&g_fs, "0000:00:10.2", "nvme", 20, 0x1b36, 0x0010, 0x010802);
+    props("0000:00:10.1", "VFIO_USER_MATCH=1\nVFIO_USER_EXPORT=1\nVFIO_USER_BIND=0\n"
+                          "VFIO_USER_SOCKET=/run/x/0000:00:10.1.sock\nVFIO_USER_ENTRY=0\n"
+                          "VFIO_USER_GROUP=20\nVFIO_USER_UNIT=\n");
+    props("0000:00:10.2", "VFIO_USER_MATCH=1\nVFIO_USER_EXPORT=0\nVFIO_USER_BIND=1\n"
+                          "VFIO_USER_SOCKET=/run/vfio-user/0000:00:10.2.sock\n"
+                          "VFIO_USER_ENTRY=1\nVFIO_USER_GROUP=20\nVFIO_USER_UNIT=\n");
+    props("0000:00:10.0", "VFIO_USER_MATCH=0\nVFIO_USER_EXPORT=0\nVFIO_USER_BIND=0\n");
+    fs_set_driver(&g_fs, "0000:00:10.2", "vfio-pci");
+    props("0000:00:10.1", "VFIO_USER_MATCH=1\nVFIO_USER_EXPORT=1\nVFIO_USER_BIND=0\n"
+                          "VFIO_USER_SOCKET=/run/x/0000:00:10.1.sock\nVFIO_USER_ENTRY=0\n"
+                          "VFIO_USER_GROUP=20\n"
+                          "VFIO_USER_UNIT=vfio-user-bridge-group@20.service\n");
+    props("0000:00:10.2", "VFIO_USER_MATCH=1\nVFIO_USER_EXPORT=1\nVFIO_USER_BIND=0\n"
+                          "VFIO_USER_SOCKET=/run/vfio-user/0000:00:10.2.sock\n"
+                          "VFIO_USER_ENTRY=1\nVFIO_USER_GROUP=20\n"
+                          "VFIO_USER_UNIT=vfio-user-bridge-group@20.service\n");
+    /* the policy now excludes one: the other is alone again, its own unit */
+    char text[512];
+    snprintf(text, sizeof(text), "{ \"devices\": [ { \"match\": { \"address\": "
+             "\"0000:00:10.2\" }, \"export\": false }, { \"match\": { \"id\": "
+             "\"1234:11e8\" } } ] }");
+    write_policy(text);
+    props("0000:00:10.1", "VFIO_USER_MATCH=1\nVFIO_USER_EXPORT=1\nVFIO_USER_BIND=0\n"
+                          "VFIO_USER_SOCKET=/run/vfio-user/0000:00:10.1.sock\n"
+                          "VFIO_USER_ENTRY=1\nVFIO_USER_GROUP=20\n"
+                          "VFIO_USER_UNIT=vfio-user-bridge@0000:00:10.1.service\n");
+    write_policy(policy_text);
 }
 
 int main(void)
@@ -318,6 +362,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_bind),
         cmocka_unit_test(test_agrees_with_list),
+        cmocka_unit_test(test_shared_group),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "fake_sysfs.h"
 #include "service.h"
 
 static char g_addr[32];
@@ -195,6 +196,81 @@ static void test_refusals(void **state)
     assert_int_equal(br_service_apply_policy(&cfg), -EINVAL);
 }
 
+/* --iommu-group N on a fake sysfs: the group's functions the policy exports
+ * and that are on vfio-pci, each with its own socket and settings; the
+ * refusals. */
+static void test_iommu_group(void **state)
+{
+    (void)state;
+    struct fake_sysfs fs;
+    assert_int_equal(fake_sysfs_init(&fs), 0);
+    fs_add_driver(&fs, "nvme");
+    fs_add_dev(&fs, "0000:00:10.0", NULL, 20, 0x1b36, 0x0001, 0x060400);       /* bridge */
+    fs_add_dev(&fs, "0000:00:10.2", "vfio-pci", 20, 0x1b36, 0x0010, 0x010802); /* nvme */
+    fs_add_dev(&fs, "0000:00:10.1", "vfio-pci", 20, 0x1234, 0x11e8, 0x00ff00); /* edu */
+    fs_add_dev(&fs, "0000:00:11.0", "vfio-pci", 21, 0x1234, 0x11e8, 0x00ff00); /* alone */
+    write_policy("{\"devices\": ["
+                 "{\"match\": {\"id\": \"1234:11e8\"}, \"allow_uids\": [1000],"
+                 " \"no_mmap\": true, \"socket\": \"/run/x/edu-{address}.sock\"},"
+                 "{\"match\": {\"id\": \"1b36:0010\"}, \"allow_uids\": [2000, 2001],"
+                 " \"socket_mode\": \"0660\"}]}");
+    struct br_config cfg;
+    br_config_defaults(&cfg);
+    cfg.policy_path = g_policy;
+    cfg.iommu_group = 20;
+    assert_int_equal(br_service_apply_policy_at(&cfg, fs.root), 0);
+    assert_int_equal(cfg.n_functions, 2);   /* the bridge is not exported */
+    const struct br_function *f = cfg.functions;
+    assert_string_equal(f[0].device, "0000:00:10.1");   /* in address order */
+    assert_string_equal(f[0].socket_path, "/run/x/edu-0000:00:10.1.sock");
+    assert_string_equal(f[1].device, "0000:00:10.2");
+    assert_string_equal(f[1].socket_path, "/run/vfio-user/0000:00:10.2.sock");
+    assert_non_null(f[0].cfg);
+    assert_non_null(f[1].cfg);
+    assert_int_equal(f[0].cfg->n_allow_uids, 1);
+    assert_int_equal(f[0].cfg->allow_uids[0], 1000);
+    assert_true(f[0].cfg->no_mmap);
+    assert_int_equal(f[1].cfg->n_allow_uids, 2);
+    assert_int_equal(f[1].cfg->allow_uids[1], 2001);
+    assert_false(f[1].cfg->no_mmap);
+    assert_int_equal(f[1].cfg->socket_mode, 0660);
+    assert_string_equal(f[1].cfg->device, "0000:00:10.2");
+    assert_string_equal(cfg.device, "0000:00:10.1");
+    assert_string_equal(cfg.socket_path, f[0].socket_path);
+
+    /* one exported function on another driver: left out, the other alone */
+    fs_set_driver(&fs, "0000:00:10.2", "nvme");
+    br_config_defaults(&cfg);
+    cfg.policy_path = g_policy;
+    cfg.iommu_group = 20;
+    assert_int_equal(br_service_apply_policy_at(&cfg, fs.root), 0);
+    assert_int_equal(cfg.n_functions, 1);
+    assert_string_equal(cfg.device, "0000:00:10.1");
+    assert_string_equal(cfg.socket_path, "/run/x/edu-0000:00:10.1.sock");
+    assert_int_equal(cfg.allow_uids[0], 1000);
+
+    /* none left */
+    fs_set_driver(&fs, "0000:00:10.1", NULL);
+    br_config_defaults(&cfg);
+    cfg.policy_path = g_policy;
+    cfg.iommu_group = 20;
+    assert_int_equal(br_service_apply_policy_at(&cfg, fs.root), -ENOENT);
+    /* no such group */
+    cfg.iommu_group = 99;
+    assert_int_equal(br_service_apply_policy_at(&cfg, fs.root), -ENOENT);
+
+    /* two functions on one socket */
+    fs_set_driver(&fs, "0000:00:10.1", "vfio-pci");
+    fs_set_driver(&fs, "0000:00:10.2", "vfio-pci");
+    write_policy("{\"devices\": [{\"match\": {\"class\": \"00\"}, \"socket\": \"/run/x/one.sock\"},"
+                 "{\"match\": {\"class\": \"01\"}, \"socket\": \"/run/x/one.sock\"}]}");
+    br_config_defaults(&cfg);
+    cfg.policy_path = g_policy;
+    cfg.iommu_group = 20;
+    assert_int_equal(br_service_apply_policy_at(&cfg, fs.root), -EINVAL);
+    fake_sysfs_destroy(&fs);
+}
+
 /* The daemon itself: a policy that does not export the device is a
  * configuration error (status 2, so the unit does not restart it), and the
  * log says why. */
@@ -218,6 +294,39 @@ static void test_daemon_exit_status(void **state)
     assert_non_null(strstr(out, g_addr));
 }
 
+/* The group unit's command line: a group with nothing to serve is a
+ * configuration error too (no restart loop); --iommu-group without
+ * --policy, or with --device, is a bad command line. */
+static void run_status(const char *args, int want, const char *want_out)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "%s %s 2>&1", BRIDGE, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char out[1024] = "";
+    size_t n = fread(out, 1, sizeof(out) - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    assert_true(WIFEXITED(st));
+    if (WEXITSTATUS(st) != want || !strstr(out, want_out))
+        fail_msg("%s: status %d, wanted %d and \"%s\":\n%s", args, WEXITSTATUS(st), want,
+                 want_out, out);
+}
+
+static void test_iommu_group_command_line(void **state)
+{
+    (void)state;
+    char args[256];
+    write_policy("{\"devices\": []}");
+    snprintf(args, sizeof(args), "--policy %s --iommu-group 999999", g_policy);
+    run_status(args, BR_EXIT_CONFIG, "IOMMU group 999999: no such group");
+    run_status("--iommu-group 3", BR_EXIT_CONFIG, "--iommu-group needs --policy");
+    snprintf(args, sizeof(args), "--policy %s --iommu-group 3 --device 0000:00:01.0", g_policy);
+    run_status(args, BR_EXIT_CONFIG, "not --device");
+    snprintf(args, sizeof(args), "--policy %s --iommu-group x3", g_policy);
+    run_status(args, BR_EXIT_CONFIG, "want a group number");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -225,7 +334,9 @@ int main(void)
         cmocka_unit_test(test_command_line_wins),
         cmocka_unit_test(test_policy_testing_keys),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_iommu_group),
         cmocka_unit_test(test_daemon_exit_status),
+        cmocka_unit_test(test_iommu_group_command_line),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
