@@ -222,7 +222,7 @@ static int cmd_rw(const char *dev, uint64_t off, uint64_t bytes, uint64_t seed, 
 	for (uint64_t i = 1;; i++) {
 		if (rw_once(fd, w, r, bytes, off, i) != 0)
 			goto out;
-		if (i == 1 || i % 16 == 0) {
+		if (i == 1 || i % 4 == 0) {
 			printf("loop %" PRIu64 "\n", i);
 			fflush(stdout);
 		}

@@ -53,7 +53,7 @@ else
   fail "the first guest never reached its I/O loop"
 fi
 
-# wait_loops N: until the guest has printed N loop lines (each is 16 more
+# wait_loops N: until the guest has printed N loop lines (each is 4 more
 # rounds of 256 KiB written, synced, read back and compared)
 wait_loops() {
   local end=$((SECONDS + 180))
@@ -86,7 +86,7 @@ step() { # step hup|kill: do it, wait for the bridge to be back and the guest to
     wait_ready $ready || { fail "SIGKILL: the bridge came back from the fd store"; return 1; }
   fi
   # the guest's I/O goes on: after every restart, and after every 5th
-  # re-exec (a loop line takes ~20 s in the nested guest; the re-execs in
+  # re-exec (a loop line takes ~5 s in the nested guest; the re-execs in
   # between land in the middle of its I/O all the same)
   if [ "$what" = kill ] || [ $(( (ok_steps + 1) % 5 )) -eq 0 ]; then
     wait_loops $((l0 + 1)) || { fail "$what: the guest's I/O goes on (loop lines stuck at $(loops))"; return 1; }
