@@ -274,22 +274,30 @@ static void test_iommu_group(void **state)
 /* The daemon itself: a policy that does not export the device is a
  * configuration error (status 2, so the unit does not restart it), and the
  * log says why. */
+/* Run the bridge with args; its output (stdout and stderr) into out, its
+ * exit status returned (the test fails if it did not exit). */
+static int run_bridge(const char *args, char *out, size_t outsz)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "%s %s 2>&1", BRIDGE, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, outsz - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    assert_true(WIFEXITED(st));
+    return WEXITSTATUS(st);
+}
+
 static void test_daemon_exit_status(void **state)
 {
     (void)state;
     need_pci();
     write_policy("{\"devices\": [{\"match\": {\"address\": \"%s\"}, \"export\": false}]}",
                  g_addr);
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "%s --policy %s --device %s 2>&1", BRIDGE, g_policy, g_addr);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    char out[1024] = "";
-    size_t n = fread(out, 1, sizeof(out) - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), BR_EXIT_CONFIG);
+    char args[256], out[1024];
+    snprintf(args, sizeof(args), "--policy %s --device %s", g_policy, g_addr);
+    assert_int_equal(run_bridge(args, out, sizeof(out)), BR_EXIT_CONFIG);
     assert_non_null(strstr(out, "devices[0] excludes"));
     assert_non_null(strstr(out, g_addr));
 }
@@ -299,18 +307,10 @@ static void test_daemon_exit_status(void **state)
  * --policy, or with --device, is a bad command line. */
 static void run_status(const char *args, int want, const char *want_out)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "%s %s 2>&1", BRIDGE, args);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    char out[1024] = "";
-    size_t n = fread(out, 1, sizeof(out) - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    assert_true(WIFEXITED(st));
-    if (WEXITSTATUS(st) != want || !strstr(out, want_out))
-        fail_msg("%s: status %d, wanted %d and \"%s\":\n%s", args, WEXITSTATUS(st), want,
-                 want_out, out);
+    char out[1024];
+    int st = run_bridge(args, out, sizeof(out));
+    if (st != want || !strstr(out, want_out))
+        fail_msg("%s: status %d, wanted %d and \"%s\":\n%s", args, st, want, want_out, out);
 }
 
 static void test_iommu_group_command_line(void **state)
