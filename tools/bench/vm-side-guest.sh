@@ -12,7 +12,7 @@
 require "$VUB_BRIDGE"
 command -v python3 >/dev/null || { fail "python3"; finish; }
 vmm_prepare
-ROUNDS=${VUB_SIDE_ROUNDS:-4}
+ROUNDS=${VUB_SIDE_ROUNDS:-4} MODES="side viommu_side" TRACE=0
 [ -f "$VUB_BUILD/tests/e2e/side.conf" ] && . "$VUB_BUILD/tests/e2e/side.conf"
 
 direct=
@@ -29,11 +29,23 @@ if [ "$(basename "$(readlink "/sys/bus/pci/devices/$direct/driver" 2>/dev/null)"
 fi
 check "the second nvme $direct is on vfio-pci for QEMU to take directly" \
   test "$(basename "$(readlink "/sys/bus/pci/devices/$direct/driver")")" = vfio-pci
-start_bridge nvme "$VUB_NVME" || { fail "the bridge starts"; finish; }
+# the bridge's CPU time (user + system, seconds) into cpu-MODE.txt
+bridge_cpu() {
+  local tck
+  tck=$(getconf CLK_TCK)
+  awk -v w="$1" -v k="$tck" '{ printf "BRIDGE-CPU %s %.2f\n", w, ($14 + $15) / k }' \
+    "/proc/$(bridge_pid nvme)/stat" >>"$VUB_OUT/cpu-$2.txt"
+}
+targs=()
+[ "$TRACE" = 1 ] && targs=(--trace "$VUB_OUT/bridge-trace.jsonl")
+start_bridge nvme "$VUB_NVME" "${targs[@]}" || { fail "the bridge starts"; finish; }
 
-for mode in side viommu_side; do
+for mode in $MODES; do
   VMM_EXTRA=(-device "vfio-pci,host=$direct")
+  [ "$TRACE" = 1 ] && VMM_EXTRA+=(-msg timestamp=on)
   VMM_KARGS="vmm.rounds=$ROUNDS"
+  : >"$VUB_OUT/cpu-$mode.txt"
+  [ "$TRACE" = 1 ] && : >"$VUB_OUT/bridge-trace.jsonl" && bridge_cpu before "$mode"
   vmm_start "$mode" "$mode" "$(sock nvme)"
   vmm_wait "$mode" $((VMM_TIMEOUT * 4))
   check "$mode: QEMU exited 0 after the inner guest powered off" test $? -eq 0
@@ -41,6 +53,14 @@ for mode in side viommu_side; do
   tr -d '\r' <"$VUB_OUT/vmm-$VUB_SCENARIO-$mode.console" | grep -E '^(SIDE|VMM-SIDE-READY) ' \
     >"$VUB_OUT/side-$mode.txt"
   vmm_conversation "$mode"
+  if [ "$TRACE" = 1 ]; then
+    bridge_cpu after "$mode"
+    python3 "$VUB_SRC/tools/bench/vm-side-msgs.py" "$VUB_OUT/vmm-$VUB_SCENARIO-$mode.trace" \
+      "$VUB_OUT/bridge-trace.jsonl" "$VUB_OUT/cpu-$mode.txt" >"$VUB_OUT/msgs-$mode.md"
+    check "$mode: where the messages' time went" test $? -eq 0
+    cp "$VUB_OUT/bridge-trace.jsonl" "$VUB_OUT/bridge-trace-$mode.jsonl"
+    cat "$VUB_OUT/msgs-$mode.md"
+  fi
   # Issue 18: every doorbell goes through the BAR mapping; region accesses
   # over the socket are config space (region 7) only, however much I/O ran.
   n=$(grep -cE 'vfio_user_region_rw +region [0-5] ' "$VUB_OUT/vmm-$VUB_SCENARIO-$mode.trace")
@@ -48,7 +68,7 @@ for mode in side viommu_side; do
 done
 check "the bridge is still serving" bridge_alive nvme
 stop_bridge nvme
-python3 "$VUB_SRC/tools/bench/vm-side-report.py" "$VUB_OUT" side viommu_side \
+python3 "$VUB_SRC/tools/bench/vm-side-report.py" "$VUB_OUT" $MODES \
   >"$VUB_OUT/vm-side.md" 2>&1
 check "the report" test $? -eq 0
 cat "$VUB_OUT/vm-side.md"
