@@ -125,6 +125,92 @@ vub_cleanup() {
 }
 trap vub_cleanup EXIT
 
+# phase WHAT: a line with the guest's uptime, so that a scenario's log shows
+# where its time goes (no fork: every exec costs here, under TCG).
+phase() {
+  local up
+  read -r up _ </proc/uptime
+  echo "-- [${up}s] $*"
+}
+
+# nap SECONDS: sleep without a fork, for polling loops (a read with a
+# timeout on a FIFO no one writes; sleep(1) is an exec, and every exec costs
+# the CPU a busy guest needs).
+VUB_NAP_FD=""
+nap() {
+  if [ -z "$VUB_NAP_FD" ]; then
+    local f=/run/vub-nap.$BASHPID
+    if mkfifo "$f" 2>/dev/null; then
+      exec {VUB_NAP_FD}<>"$f"
+      rm -f "$f"
+    fi
+  fi
+  if [ -n "$VUB_NAP_FD" ]; then
+    read -r -t "$1" -u "$VUB_NAP_FD" _ || true
+  else
+    sleep "$1"
+  fi
+}
+
+# pci_driver ADDR: the name of the driver ADDR is bound to ("" for none).
+pci_driver() {
+  local l
+  l=$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null) || return 0
+  echo "${l##*/}"
+}
+
+# A real systemd-udevd for the udev scenarios (udev_export, udev_group).
+# udevd_require: it and udevadm are installed, or the scenario fails now.
+# udevd_start RULES: start it (log $VUB_OUT/udevd.log, names never
+# resolved, debug) and check that it answers; at exit it is stopped, RULES
+# removed, and edu and nvme are put back on vfio-pci for the next scenario
+# (bridges still running are killed first). udevd_stop: stop it now and
+# remove RULES. udev_settle: wait (60 s) for its queue to drain.
+VUB_UDEVD="" VUB_UDEVD_PID="" VUB_UDEV_RULES=""
+udevd_require() {
+  local u
+  # udevadm refuses trigger/settle/control inside a chroot unless told not to.
+  export SYSTEMD_IGNORE_CHROOT=1
+  for u in /lib/systemd/systemd-udevd /usr/lib/systemd/systemd-udevd; do
+    [ -x "$u" ] && { VUB_UDEVD=$u; break; }
+  done
+  if [ -z "$VUB_UDEVD" ] || ! command -v udevadm >/dev/null; then
+    fail "systemd-udevd/udevadm not installed (Debian package udev)"
+    finish
+  fi
+}
+udevd_stop() {
+  if [ -n "$VUB_UDEVD_PID" ]; then
+    kill -TERM "$VUB_UDEVD_PID" 2>/dev/null
+    wait "$VUB_UDEVD_PID" 2>/dev/null
+    VUB_UDEVD_PID=""
+  fi
+  [ -z "$VUB_UDEV_RULES" ] || rm -f "$VUB_UDEV_RULES"
+}
+vub_udev_restore() {
+  local a d=/sys/bus/pci/devices
+  vub_cleanup
+  udevd_stop
+  for a in "$VUB_EDU" "$VUB_NVME"; do
+    if [ "$(pci_driver "$a")" != vfio-pci ]; then
+      echo vfio-pci >"$d/$a/driver_override"
+      [ -n "$(pci_driver "$a")" ] && echo "$a" >"$d/$a/driver/unbind"
+      echo "$a" >/sys/bus/pci/drivers_probe
+    fi
+  done
+}
+udevd_start() {
+  local i
+  VUB_UDEV_RULES=$1
+  [ -n "$VUB_UDEVD" ] || udevd_require
+  trap vub_udev_restore EXIT
+  "$VUB_UDEVD" --resolve-names=never --debug >"$VUB_OUT/udevd.log" 2>&1 &
+  VUB_UDEVD_PID=$!
+  for i in $(seq 100); do udevadm control --ping 2>/dev/null && break; sleep 0.1; done
+  check "systemd-udevd runs" udevadm control --ping
+}
+udev_settle() { udevadm settle --timeout=60; }
+
 # finish: stop leftovers, print the summary, exit 0 only if all checks passed
 # (and at least one ran).
 finish() {

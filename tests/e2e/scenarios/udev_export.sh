@@ -21,20 +21,12 @@
 #     rule's helper binds it to vfio-pci and the bind event wants its unit.
 #  4. a function the policy does not name is left alone.
 # e2e-group: host
+# e2e-cost: 40
 . "$VUB_SRC/tests/e2e/lib.sh"
-# udevadm refuses trigger/settle/control inside a chroot unless told not to.
-export SYSTEMD_IGNORE_CHROOT=1
 
 CHECK=$VUB_BUILD/udev/vfio-user-export-check
 require "$VUB_BRIDGE" "$VUB_PROBE" "$CHECK"
-UDEVD=""
-for u in /lib/systemd/systemd-udevd /usr/lib/systemd/systemd-udevd; do
-  [ -x "$u" ] && { UDEVD=$u; break; }
-done
-if [ -z "$UDEVD" ] || ! command -v udevadm >/dev/null; then
-  fail "systemd-udevd/udevadm not installed (Debian package udev)"
-  finish
-fi
+udevd_require
 
 W=/run/vub-udev
 RULES=/run/udev/rules.d/70-vfio-user-bridge.rules
@@ -43,7 +35,6 @@ UNIT=$W/vfio-user-bridge@.service
 XGROUP=4242
 mkdir -p $W /run/udev/rules.d
 SYS=/sys/bus/pci/devices
-drv() { basename "$(readlink $SYS/$1/driver 2>/dev/null)" 2>/dev/null; }
 prop() { udevadm info -q property -p "$SYS/$1" 2>/dev/null | sed -n "s/^$2=//p"; }
 
 cat >$POLICY <<EOF
@@ -70,42 +61,17 @@ check "udevadm test: the rule wants vfio-user-bridge@$VUB_EDU.service" \
   grep -q "SYSTEMD_WANTS=vfio-user-bridge@$VUB_EDU.service" $VUB_OUT/udevadm-test.log
 
 # ---- a real udevd --------------------------------------------------------------
-UDEVD_PID=""
-stop_udevd() {
-  if [ -n "$UDEVD_PID" ]; then
-    kill -TERM "$UDEVD_PID" 2>/dev/null
-    wait "$UDEVD_PID" 2>/dev/null
-    UDEVD_PID=""
-  fi
-  rm -f $RULES
-}
-# Whatever happens, leave both devices on vfio-pci for the next scenario.
-restore() {
-  vub_cleanup
-  stop_udevd
-  for a in "$VUB_EDU" "$VUB_NVME"; do
-    if [ "$(drv $a)" != vfio-pci ]; then
-      echo vfio-pci >$SYS/$a/driver_override
-      [ -n "$(drv $a)" ] && echo $a >$SYS/$a/driver/unbind
-      echo $a >/sys/bus/pci/drivers_probe
-    fi
-  done
-}
-trap restore EXIT
-"$UDEVD" --resolve-names=never --debug >$VUB_OUT/udevd.log 2>&1 &
-UDEVD_PID=$!
-for i in $(seq 100); do udevadm control --ping 2>/dev/null && break; sleep 0.1; done
-check "systemd-udevd runs" udevadm control --ping
-settle() { udevadm settle --timeout=60; }
+# Whatever happens, both devices are left on vfio-pci for the next scenario.
+udevd_start $RULES
 
 # ---- 1. bind -> wanted unit -> the unit's command line ------------------------
 echo "$VUB_EDU" >/sys/bus/pci/drivers/vfio-pci/unbind
-settle
+udev_settle
 check "after unbind: edu matched but not ready (SYSTEMD_READY=0)" \
   test "$(prop $VUB_EDU SYSTEMD_READY)" = 0
 echo "$VUB_EDU" >/sys/bus/pci/drivers_probe
-settle
-check "edu is bound to vfio-pci again" test "$(drv $VUB_EDU)" = vfio-pci
+udev_settle
+check "edu is bound to vfio-pci again" test "$(pci_driver $VUB_EDU)" = vfio-pci
 check "udev: VFIO_USER_EXPORT=1" test "$(prop $VUB_EDU VFIO_USER_EXPORT)" = 1
 check "udev: tagged for systemd ($(prop $VUB_EDU TAGS))" \
   sh -c "udevadm info -q property -p $SYS/$VUB_EDU | grep -q '^TAGS=.*:systemd:'"
@@ -196,27 +162,27 @@ unset "VUB_BRIDGE_PID[udev]"
 check "the bridge exited with status 3 (device gone), got $rc" test $rc -eq 3
 wait $UPID; urc=$?
 check "the unbind completed" test $urc -eq 0
-check "edu is unbound now" test -z "$(drv $VUB_EDU)"
+check "edu is unbound now" test -z "$(pci_driver $VUB_EDU)"
 check "the log says why it exited" grep -Eq "(asks for $VUB_EDU back|$VUB_EDU was unbound).*exiting \(status 3\)" $VUB_OUT/bridge-udev.log
 check "the client was torn down first" grep -q "disconnected" $VUB_OUT/bridge-udev.log
 check "its MSI vector is gone" test "$(msi)" -eq 0
 kill -KILL $HPID 2>/dev/null; wait $HPID 2>/dev/null
-settle
+udev_settle
 check "udev: edu not ready after the unbind" test "$(prop $VUB_EDU SYSTEMD_READY)" = 0
 check "udev: VFIO_USER_EXPORT=0" test "$(prop $VUB_EDU VFIO_USER_EXPORT)" = 0
 echo "$VUB_EDU" >/sys/bus/pci/drivers_probe   # driver_override is still vfio-pci
-settle
-check "edu back on vfio-pci for the next scenario" test "$(drv $VUB_EDU)" = vfio-pci
+udev_settle
+check "edu back on vfio-pci for the next scenario" test "$(pci_driver $VUB_EDU)" = vfio-pci
 
 # ---- 3. "bind": true -----------------------------------------------------------------
 echo >$SYS/$VUB_NVME/driver_override
 echo "$VUB_NVME" >/sys/bus/pci/drivers/vfio-pci/unbind
-settle
+udev_settle
 check "nvme released by hand stays released (no binding on unbind events)" \
-  test -z "$(drv $VUB_NVME)"
+  test -z "$(pci_driver $VUB_NVME)"
 udevadm trigger --action=add "$SYS/$VUB_NVME"
-settle
-check "the rule bound nvme to vfio-pci as it appeared" test "$(drv $VUB_NVME)" = vfio-pci
+udev_settle
+check "the rule bound nvme to vfio-pci as it appeared" test "$(pci_driver $VUB_NVME)" = vfio-pci
 check "through driver_override" test "$(cat $SYS/$VUB_NVME/driver_override)" = vfio-pci
 check "udev: nvme wants vfio-user-bridge@$VUB_NVME.service" \
   test "$(prop $VUB_NVME SYSTEMD_WANTS)" = "vfio-user-bridge@$VUB_NVME.service"
@@ -229,11 +195,11 @@ for d in $SYS/*; do
 done
 if [ -n "$other" ]; then
   udevadm trigger --action=change "$SYS/$other"
-  settle
+  udev_settle
   check "$other (not in the policy): VFIO_USER_MATCH=0" test "$(prop $other VFIO_USER_MATCH)" = 0
   check "$other: no SYSTEMD_WANTS from us" sh -c "! udevadm info -q property -p $SYS/$other | grep -q vfio-user-bridge"
 fi
 
-stop_udevd
+udevd_stop
 rm -rf $W
 finish

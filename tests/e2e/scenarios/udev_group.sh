@@ -12,20 +12,13 @@
 #     the socket and with the mode the policy names, and `status` answers
 #     on each.
 # e2e-topology: shared
-# e2e-cost: 40
+# e2e-group: shared
+# e2e-cost: 30
 . "$VUB_SRC/tests/e2e/lib.sh"
-export SYSTEMD_IGNORE_CHROOT=1
 
 CHECK=$VUB_BUILD/udev/vfio-user-export-check
 require "$VUB_BRIDGE" "$CHECK"
-UDEVD=""
-for u in /lib/systemd/systemd-udevd /usr/lib/systemd/systemd-udevd; do
-  [ -x "$u" ] && { UDEVD=$u; break; }
-done
-if [ -z "$UDEVD" ] || ! command -v udevadm >/dev/null; then
-  fail "systemd-udevd/udevadm not installed (Debian package udev)"
-  finish
-fi
+udevd_require
 group_of() { basename "$(readlink "/sys/bus/pci/devices/$1/iommu_group")"; }
 g=$(group_of "$VUB_EDU")
 check "edu and nvme are in one IOMMU group ($g)" test "$g" = "$(group_of "$VUB_NVME")"
@@ -36,7 +29,6 @@ POLICY=$W/policy.json
 UNIT=$W/vfio-user-bridge-group@.service
 mkdir -p $W /run/udev/rules.d
 SYS=/sys/bus/pci/devices
-drv() { basename "$(readlink $SYS/$1/driver 2>/dev/null)" 2>/dev/null; }
 prop() { udevadm info -q property -p "$SYS/$1" 2>/dev/null | sed -n "s/^$2=//p"; }
 cat >$POLICY <<EOF
 {
@@ -64,32 +56,14 @@ check "udevadm test: not the per-function unit" \
   sh -c "! grep -q 'SYSTEMD_WANTS=vfio-user-bridge@' $VUB_OUT/udevadm-test.log"
 
 # ---- 2. a real udevd ------------------------------------------------------------
-UDEVD_PID=""
-restore() {
-  vub_cleanup
-  if [ -n "$UDEVD_PID" ]; then kill -TERM "$UDEVD_PID" 2>/dev/null; wait "$UDEVD_PID" 2>/dev/null; fi
-  rm -f $RULES
-  for a in "$VUB_EDU" "$VUB_NVME"; do
-    if [ "$(drv $a)" != vfio-pci ]; then
-      echo vfio-pci >$SYS/$a/driver_override
-      [ -n "$(drv $a)" ] && echo $a >$SYS/$a/driver/unbind
-      echo $a >/sys/bus/pci/drivers_probe
-    fi
-  done
-}
-trap restore EXIT
-"$UDEVD" --resolve-names=never --debug >$VUB_OUT/udevd.log 2>&1 &
-UDEVD_PID=$!
-for i in $(seq 100); do udevadm control --ping 2>/dev/null && break; sleep 0.1; done
-check "systemd-udevd runs" udevadm control --ping
-settle() { udevadm settle --timeout=60; }
+udevd_start $RULES   # stopped at exit, both devices back on vfio-pci
 echo "$VUB_NVME" >/sys/bus/pci/drivers/vfio-pci/unbind
-settle
+udev_settle
 check "nvme unbound: not ready, no unit wanted" \
   sh -c "test '$(prop $VUB_NVME SYSTEMD_READY)' = 0 && test -z '$(prop $VUB_NVME VFIO_USER_UNIT)'"
 echo "$VUB_NVME" >/sys/bus/pci/drivers_probe
-settle
-check "nvme is bound to vfio-pci again" test "$(drv $VUB_NVME)" = vfio-pci
+udev_settle
+check "nvme is bound to vfio-pci again" test "$(pci_driver $VUB_NVME)" = vfio-pci
 WANTS=$(prop $VUB_NVME SYSTEMD_WANTS)
 check "udev: nvme, the last of the group bound, wants $GUNIT ($WANTS)" test "$WANTS" = "$GUNIT"
 check "udev: VFIO_USER_GROUP=$g" test "$(prop $VUB_NVME VFIO_USER_GROUP)" = "$g"
