@@ -9,7 +9,8 @@
 # the kernel supports the PVH entry, else the bzImage itself), and
 # OUTDIR/initramfs.cpio (uncompressed: static busybox, the nvme and vfio-pci
 # drivers and their dependencies, guest-tool built here with gcc -static, inner-init.sh as /init).
-# Both are cached: OUTDIR/key names the inputs; nothing is redone when they
+# Both are cached: OUTDIR/key names the inputs (OUTDIR/modules lists the
+# modules, for --check); nothing is redone when they
 # did not change. Everything boot time can skip under nested TCG is skipped:
 # no kernel self-decompression (the slowest part of a bzImage boot there), no
 # initramfs decompression, only the modules the checks need (nvme; vfio-pci
@@ -23,8 +24,12 @@ OUT=${1:?usage: build-inner-guest.sh [--check] OUTDIR [KVER]}
 KVER=${2:-}
 log() { printf 'build-inner-guest: %s\n' "$*" >&2; }
 
+# --check runs in the test guest before every VMM scenario, where each exec
+# costs ~0.2-1 s: builtins where they do, the module list from the last
+# build (modules.dep's time is in the key), one sha256sum.
 if [ -z "$KVER" ]; then
-  for k in $(ls -1 /boot/vmlinuz-* 2>/dev/null | sed 's|.*/vmlinuz-||' | sort -V -r); do
+  for k in $(printf '%s\n' /boot/vmlinuz-* | sort -V -r); do
+    k=${k#/boot/vmlinuz-}
     if [ -f "/lib/modules/$k/modules.dep" ]; then KVER=$k; break; fi
   done
 fi
@@ -32,26 +37,34 @@ fi
 BZ=/boot/vmlinuz-$KVER
 BUSYBOX=$(command -v busybox) || { log "busybox not installed"; exit 1; }
 
-# Modules in load order, dependencies first.
+# Modules in load order, dependencies first (OUTDIR/modules: the list).
 MODFILES=()
-declare -A SEEN=()
-for m in nvme vfio-pci; do
-  # (no process substitution: the test guest's /dev has no /dev/fd)
-  deps=$(modprobe -S "$KVER" --show-depends "$m")
-  while read -r kind path _; do
-    [ "$kind" = insmod ] || continue
-    [ -n "${SEEN[$path]:-}" ] && continue
-    SEEN[$path]=1
-    MODFILES+=("$path")
-  done <<<"$deps"
-done
+if [ $CHECK = 1 ]; then
+  [ -f "$OUT/modules" ] || exit 1
+  mapfile -t MODFILES <"$OUT/modules"
+else
+  declare -A SEEN=()
+  for m in nvme vfio-pci; do
+    # (no process substitution: the test guest's /dev has no /dev/fd)
+    deps=$(modprobe -S "$KVER" --show-depends "$m")
+    while read -r kind path _; do
+      [ "$kind" = insmod ] || continue
+      [ -n "${SEEN[$path]:-}" ] && continue
+      SEEN[$path]=1
+      MODFILES+=("$path")
+    done <<<"$deps"
+  done
+fi
 
 # The key must come out the same on the host and in the test guest (other
 # paths to the same files there): contents and sizes/times, no file names.
 key=$( { echo "$KVER"; cat "$HERE/guest-tool.c" "$HERE/inner-init.sh" "$HERE/build-inner-guest.sh";
-         stat -L -c '%s %Y' "$BZ" "$BUSYBOX" "${MODFILES[@]}"; } | sha256sum | cut -c1-16)
-if [ -f "$OUT/key" ] && [ "$(cat "$OUT/key")" = "$key" ] &&
-   [ -f "$OUT/kernel" ] && [ -f "$OUT/initramfs.cpio" ]; then
+         stat -L -c '%s %Y' "$BZ" "$BUSYBOX" "/lib/modules/$KVER/modules.dep" "${MODFILES[@]}"; } |
+       sha256sum)
+key=${key:0:16}
+have=
+[ -f "$OUT/key" ] && read -r have <"$OUT/key"
+if [ "$have" = "$key" ] && [ -f "$OUT/kernel" ] && [ -f "$OUT/initramfs.cpio" ]; then
   exit 0
 fi
 [ $CHECK = 0 ] || exit 1
@@ -109,5 +122,6 @@ chmod 755 "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet) >"$OUT/initramfs.cpio.tmp"
 mv "$OUT/initramfs.cpio.tmp" "$OUT/initramfs.cpio"
 echo "$KVER" >"$OUT/kver"
+printf '%s\n' "${MODFILES[@]}" >"$OUT/modules"
 echo "$key" >"$OUT/key"
 log "initramfs: $(du -k "$OUT/initramfs.cpio" | cut -f1) KiB, modules: $(tr '\n' ' ' <"$root/lib/modules/order")"
