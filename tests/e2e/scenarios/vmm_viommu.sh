@@ -5,5 +5,5 @@
 # as the ctest test e2e_vmm_viommu. Three inner boots and the checkpoints'
 # idle time: longer than the testbed's default.
 # e2e-timeout: 2400
-# e2e-cost: 560
+# e2e-cost: 250
 exec bash "$VUB_SRC/tests/e2e/vmm/viommu.sh"

@@ -26,7 +26,10 @@
  *                                          re-maps of one IOVA to other pages,
  *                                          the buffer's physical address);
  *                                          prints "VMM-CHECKPOINT edu_mapped"
- *                                          and waits 20 s with two pages mapped
+ *                                          and idles with two pages mapped
+ *                                          until the host's line on fd 3 (the
+ *                                          control port inner-init.sh opens;
+ *                                          none: 20 s)
  *
  *   guest-tool side BRIDGED DIRECT ROUNDS  the VM side-by-side bench (issue 18):
  *                                          per round, on both disks in
@@ -47,6 +50,7 @@
 #include <string.h>
 #include <linux/fs.h>
 #include <linux/vfio.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -282,6 +286,40 @@ static int sysfs_fd(const char *addr, const char *file, int flags)
 	return fd;
 }
 
+/* A checkpoint (inner-init.sh's, the same lines): idle until the host has
+ * compared the bridge's DMA table with QEMU's and says so with a line on the
+ * control port, fd 3 (120 s at most); without the port, 20 s. */
+static void checkpoint(const char *step)
+{
+	char ch;
+	int waited = 0, got = 0;
+
+	printf("VMM-CHECKPOINT %s\n", step);
+	fflush(stdout);
+	if (fcntl(3, F_GETFD) < 0) {
+		sleep(20);
+	} else {
+		while (!got && waited < 120) {
+			struct pollfd p = { .fd = 3, .events = POLLIN };
+			int n = poll(&p, 1, 1000);
+
+			if (n < 0 && errno != EINTR)
+				break;
+			if (n <= 0) {
+				waited++;
+				continue;
+			}
+			if (read(3, &ch, 1) != 1)
+				break;
+			got = ch == '\n';
+		}
+		if (!got)
+			printf("VMM: no word from the host at checkpoint %s\n", step);
+	}
+	printf("VMM-CHECKPOINT-END %s\n", step);
+	fflush(stdout);
+}
+
 static int check(int ok, const char *what)
 {
 	printf("%s - %s\n", ok ? "ok  " : "FAIL", what);
@@ -481,9 +519,7 @@ static int cmd_edu_vfio(const char *addr)
 	ok = edu_dma(&v, IOVA_A, sizeof(pat), 0) == 0 && edu_dma(&v, IOVA_A + PG, sizeof(pat), 1) == 0;
 	fails += check(ok && memcmp(mem + PG, pat, sizeof(pat)) == 0,
 		       "edu DMA RAM 0x100000 -> device -> RAM 0x101000 through the guest IOMMU lands");
-	printf("VMM-CHECKPOINT edu_mapped\n");
-	sleep(20);
-	printf("VMM-CHECKPOINT-END edu_mapped\n");
+	checkpoint("edu_mapped");
 
 	/* one unmap of the range holding both */
 	fails += check(vunmap(&v, IOVA_A, 2 * PG) == 0, "one unmap of 0x100000+0x2000");

@@ -19,8 +19,9 @@
 #   vmm.mode=viommu with a guest IOMMU (intel_iommu=on): boot 1: nvme I/O
 #                   (viommu_io), driver unbind, rebind and I/O again
 #                   (viommu_rebind_io), a reboot; boot 2: I/O (viommu_reboot_io).
-#                   "VMM-CHECKPOINT <step>" after each, then 20 s idle (the
-#                   host compares the bridge's mappings with QEMU's) and
+#                   "VMM-CHECKPOINT <step>" after each, then idle until the
+#                   host has taken its snapshot of the bridge's mappings (a
+#                   line on the control port, below) and
 #                   "VMM-CHECKPOINT-END <step>"
 #   vmm.mode=viommu_edu  with a guest IOMMU: the edu bound to vfio-pci, its
 #                   DMA engine through the guest IOMMU (guest-tool edu-vfio,
@@ -32,6 +33,12 @@
 #                   then vmm.rounds rounds of guest-tool side, power off
 #   vmm.run=TOKEN   names this run (the reboot mark carries it)
 #   vmm.serial=S    the nvme's serial number
+#
+# The control port: a second serial port (ttyS1; lib-vmm.sh connects it to
+# a pair of FIFOs for the checkpoint modes) on which the host writes one
+# line per checkpoint once it is done with it. Without the port, or without
+# a line within 120 s, a checkpoint idles 20 s / goes on (the host then sees
+# CHECKPOINT-END before its snapshot and says so).
 #
 # Disk layout (the testbed's image: LBA 0..2047 hold a known pattern):
 #   LBA 0..2047 read-only pattern, 4 MiB: reboot mark, 8 MiB: rw area of the
@@ -135,9 +142,20 @@ run_edu() {
   if [ $f -eq 0 ]; then result $name PASS "at $addr"; else result $name FAIL "$(echo "$out" | grep FAIL | head -n 3 | tr '\n' ';')"; fi
 }
 
+# fd 3: the control port, when there is one (guest-tool inherits it)
+CTL=
+if [ -c /dev/ttyS1 ] && (exec 3</dev/ttyS1) 2>/dev/null; then
+  exec 3</dev/ttyS1
+  stty -echo <&3 2>/dev/null
+  CTL=1
+fi
 checkpoint() {
   echo "VMM-CHECKPOINT $1"
-  sleep 20
+  if [ -n "$CTL" ]; then
+    read -t 120 _go <&3 || echo "VMM: no word from the host at checkpoint $1 in 120 s"
+  else
+    sleep 20
+  fi
   echo "VMM-CHECKPOINT-END $1"
 }
 

@@ -13,6 +13,8 @@
 #   vmm_wait_line NAME REGEX SEC  wait for a console line
 #   vmm_kill NAME                 SIGKILL it
 #   vmm_result NAME CHECK         "ok"/"FAIL" from its VMM-RESULT CHECK line
+#   vmm_tell NAME WORD            a line on its control port (viommu modes:
+#                                 ends the inner guest's checkpoint idle)
 #
 # Settings (the testbed gives scenarios a clean environment, so they are also
 # read from BUILD/tests/e2e/vmm.conf, lines KEY=VALUE, when it exists):
@@ -39,6 +41,7 @@ VMM_MSG_TIMEOUT=${VUB_VMM_MSG_TIMEOUT:-30000}
 declare -A VMM_PID=()
 VMM_EXTRA=()   # more QEMU arguments for the next vmm_cmd (a directly assigned function)
 VMM_RUN=r$$-$(date +%s)
+VMM_CTL=/run/vmm-ctl-$$
 
 VMM_START=$(date +%s.%N)
 vmm_log() { echo "vmm [$(vmm_since "$VMM_START")s]: $*"; }
@@ -105,8 +108,17 @@ vmm_prepare() {
 # vmm_cmd NAME MODE SOCK...: the QEMU command line (array VMM_CMD).
 vmm_cmd() {
   local name=$1 mode=$2 s; shift 2
-  local reboot=-no-reboot smp=1 iommu=() kargs=
+  local reboot=-no-reboot smp=1 iommu=() kargs= ctl=()
   [ "$mode" = reboot ] && reboot=
+  # The checkpoint modes get a control port (inner-init.sh): ttyS1 on two
+  # FIFOs in the test guest's /run (vmm_tell writes NAME.in).
+  case "$mode" in
+    viommu|viommu_edu)
+      mkdir -p "$VMM_CTL"
+      rm -f "$VMM_CTL/$name.in" "$VMM_CTL/$name.out"
+      mkfifo "$VMM_CTL/$name.in" "$VMM_CTL/$name.out"
+      ctl=(-serial "pipe:$VMM_CTL/$name") ;;
+  esac
   # A guest IOMMU (before the vfio-user-pci devices), strict: every unmap
   # reaches the bridge at once; 2 vCPUs for the nvme (one I/O queue each).
   case "$mode" in
@@ -123,7 +135,7 @@ vmm_cmd() {
     -m "$VMM_MEM" -smp $smp -nodefaults -no-user-config -display none $reboot "${iommu[@]}"
     -kernel "$VMM_GUEST/kernel" -initrd "$VMM_GUEST/initramfs.cpio"
     -append "console=ttyS0 quiet panic=-1 cryptomgr.notests no_timer_check tsc=reliable audit=0 random.trust_cpu=on $kargs vmm.mode=$mode vmm.run=$VMM_RUN-$name vmm.serial=${VUB_NVME_SERIAL:-} ${VMM_KARGS:-}"
-    -serial "file:$VUB_OUT/vmm-$VUB_SCENARIO-$name.console"
+    -serial "file:$VUB_OUT/vmm-$VUB_SCENARIO-$name.console" "${ctl[@]}"
     -trace 'vfio_user_*' -D "$VUB_OUT/vmm-$VUB_SCENARIO-$name.trace")
   # x-msg-timeout: QEMU waits 5 s by default for a reply; the bridge and this
   # QEMU share one emulated CPU here, and pinning the guest's RAM for a
@@ -172,7 +184,7 @@ vmm_start() {
 # O_DIRECT reads), with the bridge idle and every message QEMU had sent
 # answered. The waits below then give up at once instead of at their
 # timeouts. The longest silence a scenario has on purpose is a 40 s held
-# reply (faults B) or a 20 s checkpoint idle.
+# reply (faults B); a checkpoint idles until the scenario's word (vmm_tell).
 declare -A VMM_ACT_LAST=() VMM_ACT_SINCE=() VMM_STALLED=()
 vmm_stall_limit() { [ "$VMM_ACCEL" = kvm ] && echo "${VUB_VMM_STALL:-150}" || echo "${VUB_VMM_STALL:-300}"; }
 # vmm_stalled NAME: called every 10 s of a wait; 0 (and logged once) when
@@ -199,7 +211,7 @@ vmm_wait_line() {
     tr -d '\r' <"$VUB_OUT/vmm-$VUB_SCENARIO-$name.console" | grep -qE "$re" && return 0
     kill -0 "${VMM_PID[$name]}" 2>/dev/null || break
     [ $((i % 10)) -eq 0 ] && vmm_stalled "$name" && return 1
-    sleep 1
+    nap 1
   done
   tr -d '\r' <"$VUB_OUT/vmm-$VUB_SCENARIO-$name.console" | grep -qE "$re"
 }
@@ -211,7 +223,7 @@ vmm_wait() {
   for i in $(seq "$secs"); do
     kill -0 "$pid" 2>/dev/null || break
     { [ -n "${VMM_STALLED[$name]:-}" ] || { [ $((i % 10)) -eq 0 ] && vmm_stalled "$name"; }; } && break
-    sleep 1
+    nap 1
   done
   if kill -0 "$pid" 2>/dev/null; then
     vmm_log "$name: still running after ${i}s of ${secs}s; killing it"
@@ -256,6 +268,14 @@ vmm_result() {
   esac
 }
 
+# vmm_tell NAME WORD: one line on QEMU NAME's control port. Opened
+# read-write, so it neither blocks nor fails when QEMU is gone (the line
+# then stays in the FIFO).
+vmm_tell() {
+  [ -p "$VMM_CTL/$1.in" ] || return 1
+  printf '%s\n' "$2" 1<>"$VMM_CTL/$1.in"
+}
+
 # vmm_conversation NAME: the vfio-user messages QEMU exchanged, from its
 # trace (vfio_user_* events): replies received per command, messages sent.
 vmm_conversation() {
@@ -298,6 +318,7 @@ vmm_bridge_summary() {
 vmm_cleanup() {
   local n
   for n in "${!VMM_PID[@]}"; do vmm_kill "$n"; done
+  rm -rf "$VMM_CTL"
 }
 # lib.sh's trap kills the bridges; QEMU first.
 trap 'vmm_cleanup; vub_cleanup' EXIT
