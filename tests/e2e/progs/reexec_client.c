@@ -8,8 +8,13 @@
  *   fill 2 KiB of a source range with bytes from a per-round seed, DMA them
  *   into edu's buffer, DMA them back to a destination range with an MSI on
  *   completion, wait for the MSI, compare checksums.
- * Every register access goes through the bridge (REGION_READ/WRITE), so the
- * control path is busy whenever a SIGHUP lands. It never reconnects: a
+ * Every register access goes through the bridge (REGION_READ/WRITE); while
+ * a transfer runs (edu takes 100 ms of virtual time per DMA) the client reads
+ * its status every 5 ms ($REEXEC_CLIENT_POLL_US, in microseconds), so at
+ * every SIGHUP a request is in hand or waits in the socket for the new
+ * process (a re-exec takes hundreds of ms here), without the client and
+ * the bridge keeping the guest's one CPU busy (it polled every 0.5 ms
+ * before). It never reconnects: a
  * connection the bridge lost shows up as errors. Each round writes
  * DIR/rounds (the count so far). At the end it unmaps one range and checks
  * the device can no longer write it, unmaps all and maps an IOVA again
@@ -62,6 +67,9 @@ static int rd32(struct vu_client *c, uint64_t reg, uint32_t *v)
     return vu_client_region_read(c, BAR0, reg, v, 4) == 4 ? 0 : -1;
 }
 
+/* The pause between two reads of the DMA status while a transfer runs. */
+static useconds_t poll_us = 5000;
+
 static int dma(struct vu_client *c, uint64_t src, uint64_t dst, uint32_t cmd)
 {
     if (wr(c, EDU_DMA_SRC, src, 8) || wr(c, EDU_DMA_DST, dst, 8) || wr(c, EDU_DMA_CNT, XFER, 8) ||
@@ -74,7 +82,7 @@ static int dma(struct vu_client *c, uint64_t src, uint64_t dst, uint32_t cmd)
             return -1;
         if (!(v & EDU_DMA_START))
             return 0;
-        usleep(500);
+        usleep(poll_us);
     } while (now_ms() < end);
     return -1;
 }
@@ -150,6 +158,9 @@ int main(int argc, char **argv)
      * one-vCPU guest has time left for the scenario's own commands */
     const char *pace_s = getenv("REEXEC_CLIENT_PACE_MS");
     long pace_ms = pace_s ? atol(pace_s) : 0;
+    const char *poll_s = getenv("REEXEC_CLIENT_POLL_US");
+    if (poll_s && atol(poll_s) > 0 && atol(poll_s) <= 100000)
+        poll_us = (useconds_t)atol(poll_s);
     while (stat(stop_path, &sb) < 0 && errors < 5) {
         if (pace_ms > 0 && rounds) {
             struct timespec ts = { pace_ms / 1000, (pace_ms % 1000) * 1000000L };
