@@ -11,7 +11,8 @@
 # is SIGKILLed. Then nvme is unbound from vfio-pci while edu is served.
 # e2e-topology: shared
 # e2e-timeout: 1500
-# e2e-cost: 300
+# e2e-group: shared
+# e2e-cost: 220
 . "$VUB_SRC/tests/e2e/lib.sh"
 . "$VUB_SRC/tests/e2e/vmm/lib-vmm.sh"
 require "$VUB_BRIDGE" "$VUB_PROBE"
@@ -102,7 +103,7 @@ check "nvme has no client" status_client_null nvme
 
 e0=$(ended "$VUB_EDU") n0=$(ended "$VUB_NVME")
 vmm_start killed loop "$(sock nvme)" "$(sock edu)"
-if vmm_wait_line killed '^loop 16$' "$VMM_TIMEOUT"; then
+if vmm_wait_line killed '^loop 4$' "$VMM_TIMEOUT"; then
   pass "the second guest is doing nvme I/O"
 else
   fail "the second guest never reached its I/O loop"

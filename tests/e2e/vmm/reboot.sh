@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # VMM scenario 3: the inner guest reboots (QEMU resets the machine: the
 # client sends DEVICE_RESET and sets the devices up again) and both devices
-# work in the second boot as in the first.
+# work in the second boot as in the first. For running by hand: in CI
+# this guest is the second QEMU of kill.sh (e2e_vmm_kill), with the same checks.
 . "$VUB_SRC/tests/e2e/lib.sh"
 . "$VUB_SRC/tests/e2e/vmm/lib-vmm.sh"
 require "$VUB_BRIDGE"

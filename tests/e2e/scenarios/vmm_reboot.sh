@@ -1,7 +1,0 @@
-#!/usr/bin/env bash
-# SPDX-License-Identifier: MIT
-# QEMU's vfio-user-pci client on the bridge: the scenario lives in
-# tests/e2e/vmm/reboot.sh (see docs/vmm.md); this file registers it as the ctest
-# test e2e_vmm_reboot.
-# e2e-cost: 180
-exec bash "$VUB_SRC/tests/e2e/vmm/reboot.sh"
