@@ -2,6 +2,7 @@
 # Malformed clients: every bad message gets an error reply or a dropped
 # connection as the protocol demands, and the bridge goes on serving.
 # e2e-group: devices
+# e2e-cost: 8
 . "$VUB_SRC/tests/e2e/lib.sh"
 require "$VUB_BRIDGE" "$VUB_PROBE" "$VUB_PROGS/bad_client"
 

@@ -4,6 +4,7 @@
 # device, the bridge starts, serves and stops cleanly. Timings are printed
 # for the log but never judged (TCG).
 # e2e-group: host
+# e2e-cost: 10
 . "$VUB_SRC/tests/e2e/lib.sh"
 
 BENCH=$VUB_BUILD/tools/bench/vfio-user-bench

@@ -10,6 +10,7 @@
 # A known limit (docs/clients.md) is checked to reproduce exactly, like the
 # unit tests in tests/clients/CMakeLists.txt do.
 # e2e-group: host
+# e2e-cost: 30
 . "$VUB_SRC/tests/e2e/lib.sh"
 declare -A KNOWN=()
 VUB_PERSONALITY=${VUB_PERSONALITY:-$VUB_BUILD/tests/clients/vu-personality}

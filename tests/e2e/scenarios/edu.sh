@@ -3,6 +3,7 @@
 # over the socket and through the mmapped BAR, factorial, DMA both ways, MSI,
 # INTx with unmask, reset), then the same with --no-mmap.
 # e2e-group: devices
+# e2e-cost: 12
 # e2e-iommufd: core
 . "$VUB_SRC/tests/e2e/lib.sh"
 require "$VUB_BRIDGE" "$VUB_PROBE"

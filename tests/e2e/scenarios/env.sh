@@ -2,6 +2,7 @@
 # The testbed itself: the devices are bound to vfio-pci with their groups in
 # /dev/vfio, the chroot has what scenarios rely on, results come back.
 # e2e-group: devices
+# e2e-cost: 8
 . "$VUB_SRC/tests/e2e/lib.sh"
 
 for v in VUB_SRC VUB_BUILD VUB_OUT VUB_EDU VUB_NVME VUB_NVME_SERIAL VUB_NVME_IMG; do

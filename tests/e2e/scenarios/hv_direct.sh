@@ -5,6 +5,7 @@
 # in one container, the error paths (non-vfio function, double open) and a
 # release/bind cycle of edu.
 # e2e-group: host
+# e2e-cost: 7
 # e2e-iommufd: core
 . "$VUB_SRC/tests/e2e/lib.sh"
 HV_DIRECT=$VUB_PROGS/hv_direct

@@ -4,6 +4,7 @@
 # second client runs the whole edu self-test, and after the bridge exits the
 # device opens directly and the same IOVA maps again.
 # e2e-group: devices
+# e2e-cost: 10
 # e2e-iommufd: core
 . "$VUB_SRC/tests/e2e/lib.sh"
 require "$VUB_BRIDGE" "$VUB_PROBE" "$VUB_PROGS/iommu_map_check"

@@ -4,6 +4,7 @@
 # on an I/O queue, MSI-X completions, reset), with the kernel's MSIX_MAPPABLE
 # passed on (--msix-mmap=kernel) and with the default sparse MSI-X areas.
 # e2e-group: devices
+# e2e-cost: 10
 # e2e-iommufd: core
 . "$VUB_SRC/tests/e2e/lib.sh"
 require "$VUB_BRIDGE" "$VUB_PROBE"

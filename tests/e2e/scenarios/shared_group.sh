@@ -9,7 +9,8 @@
 # other members; once the first bridge has gone, the second serves. (One
 # daemon serving both functions: vmm_shared_group.)
 # e2e-topology: shared
-# e2e-cost: 60
+# e2e-group: shared
+# e2e-cost: 40
 . "$VUB_SRC/tests/e2e/lib.sh"
 HV_DIRECT=$VUB_PROGS/hv_direct
 require "$VUB_BRIDGE" "$VUB_PROBE" "$HV_DIRECT"

@@ -9,6 +9,7 @@
 #  2. --stale-holders kill, keeper with the mapping only (no fd left): the
 #     bridge kills it at session end; B then runs the edu self-test.
 # e2e-group: devices
+# e2e-cost: 15
 . "$VUB_SRC/tests/e2e/lib.sh"
 require "$VUB_BRIDGE" "$VUB_PROBE" "$VUB_PROGS/stale_client"
 
