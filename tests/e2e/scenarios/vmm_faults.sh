@@ -3,5 +3,5 @@
 # QEMU's vfio-user-pci client against injected faults: the scenario lives in
 # tests/e2e/vmm/faults.sh (see docs/testing-clients.md); this file registers
 # it as the ctest test e2e_vmm_faults.
-# e2e-cost: 280
+# e2e-cost: 180
 exec bash "$VUB_SRC/tests/e2e/vmm/faults.sh"
