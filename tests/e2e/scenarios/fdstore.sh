@@ -41,7 +41,7 @@ wait_ready() { # wait_ready N: until the Nth READY=1 (120 s)
   done
   return 1
 }
-rounds() { local n=0; read -r n <"$WORK/rounds" 2>/dev/null; echo "${n:-0}"; }
+rounds() { local n=0; read -r n 2>/dev/null <"$WORK/rounds"; echo "${n:-0}"; }
 wait_rounds() { # wait_rounds N: until the client has done N rounds (120 s)
   local end=$((SECONDS + 120))
   while [ $SECONDS -lt $end ]; do

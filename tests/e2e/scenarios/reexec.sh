@@ -39,7 +39,7 @@ status_fields() {
   python3 -S -c 'import json,sys; d=json.load(sys.stdin); c=d["client"]; s=d["sessions"]
 print(c["dma"]["count"], c["pid"], s["accepted"], s["closed"], json.dumps(c["dma"], sort_keys=True))'
 }
-rounds() { local n=0; read -r n <"$WORK/rounds" 2>/dev/null; echo "${n:-0}"; }
+rounds() { local n=0; read -r n 2>/dev/null <"$WORK/rounds"; echo "${n:-0}"; }
 wait_rounds() { # wait_rounds N: until the client has done N rounds (60 s)
   local i
   for i in $(seq 600); do
