@@ -506,9 +506,13 @@ int br_handle_message(struct br_session *s, struct vu_msg *m)
     unsigned cmd = m->hdr.cmd;
     int r;
     struct br_tap_msg tm;
+    /* without --trace and --inject there is no tap: nothing to begin, and
+     * the answer goes out with the tap's plain send */
+    bool tapped = s->dev->tap != NULL;
 
     s->n_msgs++;
-    br_tap_begin(&tm, s, m);   /* trace, clock, injected fault (tap.h) */
+    if (tapped)
+        br_tap_begin(&tm, s, m);   /* trace, clock, injected fault (tap.h) */
     if ((m->hdr.flags & VU_F_TYPE_MASK) != VU_F_TYPE_CMD) {
         /* The bridge sends no commands, so no reply can be expected. Counted
          * with the errors: a stream of them must not flood the log. */
@@ -523,7 +527,7 @@ int br_handle_message(struct br_session *s, struct vu_msg *m)
         r = vub_fail(&rep.err, -ENOSYS, "unknown command %u", cmd);
     else if (!s->negotiated && cmd != VU_CMD_VERSION)
         r = vub_fail(&rep.err, -EINVAL, "%s before VERSION", vu_cmd_name(cmd));
-    else if (br_tap_replaces(&tm))
+    else if (tapped && br_tap_replaces(&tm))
         r = br_tap_instead(&tm, s, m, &rep.p1, &rep.l1, &rep.heap, &rep.err);
     else
         r = fn(s, m, &rep);
@@ -537,8 +541,10 @@ int br_handle_message(struct br_session *s, struct vu_msg *m)
                s->n_errors == BR_MAX_LOGGED_ERRORS ? " (further errors at debug level)" : "");
     }
     /* the reply (or error) goes out here, through the tap */
-    int sr = br_tap_send(&tm, s, m, r, rep.err.msg, rep.p1, rep.l1, rep.p2, rep.l2, &rep.fd,
-                         rep.fd_copies ? rep.fd_copies : 1u);
+    unsigned copies = rep.fd_copies ? rep.fd_copies : 1u;
+    int sr = tapped ? br_tap_send(&tm, s, m, r, rep.err.msg, rep.p1, rep.l1, rep.p2, rep.l2,
+                                  &rep.fd, copies)
+                    : br_tap_send_now(s, m, r, rep.p1, rep.l1, rep.p2, rep.l2, rep.fd, copies);
     if (rep.fd >= 0)
         close(rep.fd);
     free(rep.heap);

@@ -178,7 +178,7 @@ static void trace_out(struct br_tap *tap, const struct vu_msg *m, bool sent, int
     br_trace_out(tap->trace, &o);
 }
 
-static int send_now(struct br_session *s, const struct vu_msg *m, int r, const void *p1,
+int br_tap_send_now(struct br_session *s, const struct vu_msg *m, int r, const void *p1,
                     size_t l1, const void *p2, size_t l2, int fd, unsigned copies)
 {
     if (r < 0)
@@ -197,7 +197,7 @@ int br_tap_send(struct br_tap_msg *tm, struct br_session *s, const struct vu_msg
 {
     struct br_tap *tap = tm->tap;
     if (!tap)
-        return send_now(s, m, r, p1, l1, p2, l2, *fd, fd_copies);
+        return br_tap_send_now(s, m, r, p1, l1, p2, l2, *fd, fd_copies);
 
     bool no_reply = m->hdr.flags & VU_F_NO_REPLY;
     enum br_inject_action act = tm->fault ? tm->fault->action : 0;
@@ -217,7 +217,7 @@ int br_tap_send(struct br_tap_msg *tm, struct br_session *s, const struct vu_msg
         uint8_t *copy = NULL;
         size_t len = r < 0 ? 0 : l1 + l2;
         if (len && !(copy = malloc(len)))
-            return send_now(s, m, -ENOMEM, NULL, 0, NULL, 0, -1, 0);
+            return br_tap_send_now(s, m, -ENOMEM, NULL, 0, NULL, 0, -1, 0);
         if (l1 && r >= 0)
             memcpy(copy, p1, l1);
         if (l2 && r >= 0)
@@ -247,7 +247,7 @@ int br_tap_send(struct br_tap_msg *tm, struct br_session *s, const struct vu_msg
         }
         return 0;
     }
-    int sr = send_now(s, m, r, p1, l1, p2, l2, *fd, fd_copies);
+    int sr = br_tap_send_now(s, m, r, p1, l1, p2, l2, *fd, fd_copies);
     trace_out(tap, m, !no_reply, r, reason, p1, l1, p2, l2, nfds, ns_since(&tm->t0), tm->rule, 0,
               sr);
     return sr;
@@ -292,7 +292,7 @@ int br_tap_flush(struct br_session *s)
     struct br_tap *tap = s->dev->tap;
     const struct br_inject_rule *rule = &tap->inj.rules[h->rule];
     const uint8_t *p2 = h->payload ? h->payload + h->l1 : NULL;
-    int sr = send_now(s, &h->req, h->err, h->payload, h->l1, p2, h->len - h->l1, h->fd,
+    int sr = br_tap_send_now(s, &h->req, h->err, h->payload, h->l1, p2, h->len - h->l1, h->fd,
                       h->fd_copies);
     trace_out(tap, &h->req, true, h->err, h->reason, h->payload, h->l1, p2, h->len - h->l1,
               h->err >= 0 && h->fd >= 0 ? h->fd_copies : 0, h->handling_ns, h->rule,

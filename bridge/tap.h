@@ -69,6 +69,13 @@ int br_tap_send(struct br_tap_msg *tm, struct br_session *s, const struct vu_msg
                 const char *reason, const void *p1, size_t l1, const void *p2, size_t l2,
                 int *fd, unsigned fd_copies);
 
+/* The plain send br_tap_send makes: r < 0 an error reply with -r, else
+ * p1/p2 and fd (if >= 0, fd_copies times, at most BR_MAX_REGION_FDS; fd
+ * stays the caller's). With no tap (dev->tap NULL) br_handle_message calls
+ * this directly, skipping begin and send. 0 or -errno. */
+int br_tap_send_now(struct br_session *s, const struct vu_msg *m, int r, const void *p1,
+                    size_t l1, const void *p2, size_t l2, int fd, unsigned fd_copies);
+
 /* ---- for the server loop (server.c) ---- */
 
 /* Whether s has a reply held back: do not read from its socket. */

@@ -192,6 +192,34 @@ static int rx_reserve(struct vu_conn *c, size_t need)
     return 0;
 }
 
+/* Fds came with the bytes a read appended at `from`: keep them for the
+ * message they belong to (see rx_fill), or fail (closing them). */
+static int rx_took_fds(struct vu_conn *c, size_t from, struct fdbag *bag)
+{
+    size_t at = rx_last_start(c, from);
+    if (!bag->ctrunc && !bag->dropped && at != SIZE_MAX && !c->rx_nfds) {
+        memcpy(c->rx_fds, bag->fds, bag->n * sizeof(int));
+        c->rx_nfds = bag->n;
+        c->rx_fds_at = at;
+        return 0;     /* fds with a message's first bytes: the common case */
+    }
+    const char *name = "message";
+    if (at != SIZE_MAX && c->rx_tail - at >= VU_HDR_SIZE) {
+        struct vu_hdr h;
+        memcpy(&h, c->rx + at, sizeof(h));
+        name = vu_cmd_name(h.cmd);
+    }
+    if (bag->ctrunc || bag->dropped) {
+        fdbag_close(bag);
+        return vub_fail(&c->err, -EPROTO, "%s: ancillary data truncated (more than %u "
+                       "fds sent)", name, VU_MAX_FDS_PER_MSG);
+    }
+    /* at == SIZE_MAX or c->rx_nfds: */
+    size_t k = bag->n;
+    fdbag_close(bag);
+    return vub_fail(&c->err, -EPROTO, "%s: %zu fds arrived with body bytes", name, k);
+}
+
 /* One read into the buffer for the message at rx_head, of which `need`
  * bytes are wanted (the header, or the whole checked message). Fds that come
  * with it are kept for the message they arrived with: the kernel ends a read
@@ -220,28 +248,7 @@ static int rx_fill(struct vu_conn *c, read_fn rd, size_t need, int64_t *deadline
             c->rx_tail += (size_t)n;
             if (!bag.n && !bag.dropped && !bag.ctrunc)
                 return 0;
-            size_t at = rx_last_start(c, from);
-            if (!bag.ctrunc && !bag.dropped && at != SIZE_MAX && !c->rx_nfds) {
-                memcpy(c->rx_fds, bag.fds, bag.n * sizeof(int));
-                c->rx_nfds = bag.n;
-                c->rx_fds_at = at;
-                return 0;     /* fds with a message's first bytes: the common case */
-            }
-            const char *name = "message";
-            if (at != SIZE_MAX && c->rx_tail - at >= VU_HDR_SIZE) {
-                struct vu_hdr h;
-                memcpy(&h, c->rx + at, sizeof(h));
-                name = vu_cmd_name(h.cmd);
-            }
-            if (bag.ctrunc || bag.dropped) {
-                fdbag_close(&bag);
-                return vub_fail(&c->err, -EPROTO, "%s: ancillary data truncated (more than %u "
-                               "fds sent)", name, VU_MAX_FDS_PER_MSG);
-            }
-            /* at == SIZE_MAX or c->rx_nfds: */
-            size_t k = bag.n;
-            fdbag_close(&bag);
-            return vub_fail(&c->err, -EPROTO, "%s: %zu fds arrived with body bytes", name, k);
+            return rx_took_fds(c, from, &bag);
         }
         if (n == 0) {
             if (have == 0)
@@ -316,6 +323,21 @@ static int rx_peek_header(struct vu_conn *c, int64_t *deadline)
     }
 }
 
+/* Hand out the message at rx_head, whole in the buffer, its header checked
+ * (and in m->hdr): the payload points into the buffer, its fds go with it. */
+static inline void rx_handout(struct vu_conn *c, struct vu_msg *m, uint32_t size)
+{
+    size_t len = size - VU_HDR_SIZE;
+    m->payload = len ? c->rx + c->rx_head + VU_HDR_SIZE : NULL;
+    m->payload_len = len;
+    if (c->rx_nfds && c->rx_fds_at == c->rx_head) {
+        memcpy(m->fds, c->rx_fds, c->rx_nfds * sizeof(int));
+        m->nfds = c->rx_nfds;
+        c->rx_nfds = 0;
+    }
+    c->rx_head += size;
+}
+
 static int recv_common(struct vu_conn *c, struct vu_msg *m, read_fn rd)
 {
     int64_t deadline = 0;   /* for the whole message, header and body */
@@ -342,15 +364,7 @@ static int recv_common(struct vu_conn *c, struct vu_msg *m, read_fn rd)
         if (r)
             goto fail;
     }
-    size_t len = h.msg_size - VU_HDR_SIZE;
-    m->payload = len ? c->rx + c->rx_head + VU_HDR_SIZE : NULL;
-    m->payload_len = len;
-    if (c->rx_nfds && c->rx_fds_at == c->rx_head) {
-        memcpy(m->fds, c->rx_fds, c->rx_nfds * sizeof(int));
-        m->nfds = c->rx_nfds;
-        c->rx_nfds = 0;
-    }
-    c->rx_head += h.msg_size;
+    rx_handout(c, m, h.msg_size);
     return 0;
 
 fail:
@@ -360,9 +374,48 @@ fail:
     return r;
 }
 
+/* A socket read ahead freely (no exact reads) with nothing buffered: the
+ * common case of a message that arrives whole. One recvmsg into the
+ * buffer; if it brought the whole next message, that is checked like any
+ * other and handed out here. Everything else (nothing there, an error, a
+ * part of a message, a bad header) is left to recv_common as it stands,
+ * which decides, waits and reports exactly as for a message read in
+ * pieces. */
 static int sock_recv(struct vu_conn *c, struct vu_msg *m)
 {
-    return recv_common(c, m, sock_read);
+    if (c->rx_head != c->rx_tail || c->rx_hook || !c->rx || c->rx_nfds)
+        return recv_common(c, m, sock_read);
+    c->rx_head = c->rx_tail = 0;
+    struct fdbag bag;   /* fds[] only written as far as n */
+    bag.n = bag.dropped = 0;
+    bag.ctrunc = false;
+    ssize_t n = sock_read(c, c->rx, c->rx_cap, &bag);
+    if (n <= 0) {
+        if (n == 0)
+            return vub_fail(&c->err, -ECONNRESET, "peer closed the connection");
+        if (n == -EAGAIN || n == -EWOULDBLOCK)
+            return -EAGAIN;
+        if (n == -EINTR)
+            return recv_common(c, m, sock_read);
+        return vub_fail(&c->err, (int)n, "receive failed: %s", strerror((int)-n));
+    }
+    c->rx_tail = (size_t)n;
+    if (bag.n || bag.dropped || bag.ctrunc) {
+        int r = rx_took_fds(c, 0, &bag);
+        if (r) {
+            c->rx_head = c->rx_tail = 0;
+            return r;
+        }
+    }
+    if ((size_t)n >= VU_HDR_SIZE) {
+        struct vu_hdr h;
+        if (rx_check_head(c, &h) == 0 && (size_t)n >= h.msg_size) {
+            m->hdr = h;
+            rx_handout(c, m, h.msg_size);
+            return 0;
+        }
+    }
+    return recv_common(c, m, sock_read);   /* a part, or a header it refuses */
 }
 
 static int stream_recv(struct vu_conn *c, struct vu_msg *m)
