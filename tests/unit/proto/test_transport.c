@@ -631,6 +631,197 @@ static void test_split_every_byte(void **state)
     assert_int_equal(tu_count_fds(), base);
 }
 
+/* One message a -> b, received: b's buffer exists and is empty, so the
+ * next receive takes the path for a message that arrives whole. */
+static void warm(struct pair *p)
+{
+    struct vu_hdr h;
+    raw_hdr(&h, VU_CMD_DEVICE_RESET, 16);
+    h.msg_id = 1;
+    assert_int_equal(pt_sendmsg(p->a.fd, &h, 16, NULL, 0), 16);
+    struct vu_msg m;
+    assert_int_equal(vu_recv(&p->b, &m), 0);
+    assert_int_equal(m.hdr.msg_id, 1);
+    vu_msg_release(&m);
+    assert_false(vu_conn_rx_ready(&p->b));
+}
+
+/* The path for a message that arrives whole (a warm connection, nothing
+ * buffered), and everything it hands on: one recvmsg per whole message
+ * with its fd; several messages in one read, the fds on the one they came
+ * with; a message split across reads; a hang-up inside a message (its fd
+ * closed); a hang-up between messages; nothing there on a non-blocking
+ * socket (nothing consumed); a header over the limit or malformed; too
+ * many fds. The same errors, texts and fd accounting as the general path
+ * (the tests above run it on fresh connections). */
+static void test_whole_message_path(void **state)
+{
+    (void)state;
+    int base = tu_count_fds();
+    struct vu_limits lim = {.max_msg_size = 4096, .max_fds = 4};
+    struct pair p;
+    struct vu_msg m;
+    struct vu_hdr h;
+    int fd = make_memfd(4096);
+    uint8_t map[48];
+    raw_hdr(&h, VU_CMD_DMA_MAP, sizeof(map));
+    h.msg_id = 2;
+    memcpy(map, &h, 16);
+    struct vu_dma_map d = {32, 3, 0, 0x1000, 0x1000};
+    memcpy(map + 16, &d, 32);
+
+    /* whole, with its fd: one recvmsg */
+    pair_open(&p, &lim);
+    warm(&p);
+    unsigned long rd0 = n_recvmsg;
+    assert_int_equal(pt_sendmsg(p.a.fd, map, sizeof(map), &fd, 1), (ssize_t)sizeof(map));
+    assert_int_equal(vu_recv(&p.b, &m), 0);
+    assert_int_equal(n_recvmsg - rd0, 1);
+    assert_int_equal(m.hdr.msg_id, 2);
+    assert_int_equal(m.payload_len, 32);
+    assert_memory_equal(m.payload, &d, 32);
+    assert_int_equal(m.nfds, 1);
+    assert_true(same_file(m.fds[0], fd));
+    vu_msg_release(&m);
+    assert_false(vu_conn_rx_ready(&p.b));
+
+    /* three queued, the fd with the second: one read, the fd on message 4
+     * only; the two around it carry none */
+    raw_hdr(&h, VU_CMD_DEVICE_RESET, 16);
+    h.msg_id = 3;
+    assert_int_equal(pt_sendmsg(p.a.fd, &h, 16, NULL, 0), 16);
+    memcpy(&h, map, 16);
+    h.msg_id = 4;
+    uint8_t map4[48];
+    memcpy(map4, &h, 16);
+    memcpy(map4 + 16, &d, 32);
+    assert_int_equal(pt_sendmsg(p.a.fd, map4, sizeof(map4), &fd, 1), (ssize_t)sizeof(map4));
+    raw_hdr(&h, VU_CMD_DEVICE_RESET, 16);
+    h.msg_id = 5;
+    assert_int_equal(pt_sendmsg(p.a.fd, &h, 16, NULL, 0), 16);
+    rd0 = n_recvmsg;
+    for (uint16_t id = 3; id <= 5; id++) {
+        assert_int_equal(vu_recv(&p.b, &m), 0);
+        assert_int_equal(m.hdr.msg_id, id);
+        assert_int_equal(m.nfds, id == 4);
+        if (id == 4)
+            assert_true(same_file(m.fds[0], fd));
+        vu_msg_release(&m);
+    }
+    /* the kernel ends a read after the piece with the fds: two reads */
+    assert_int_equal(n_recvmsg - rd0, 2);
+
+    /* split: header and 5 body bytes with the fd, the rest later */
+    struct rx_job j = {.c = &p.b};
+    pthread_t t;
+    map[0] = 6;   /* msg_id 6 (little endian, low byte) */
+    assert_int_equal(pthread_create(&t, NULL, rx_thread, &j), 0);
+    assert_int_equal(pt_sendmsg(p.a.fd, map, 21, &fd, 1), 21);
+    wait_drained(p.b.fd);
+    assert_int_equal(pt_sendmsg(p.a.fd, map + 21, sizeof(map) - 21, NULL, 0),
+                     (ssize_t)(sizeof(map) - 21));
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(j.rc, 0);
+    assert_int_equal(j.m.hdr.msg_id, 6);
+    assert_memory_equal(j.m.payload, &d, 32);
+    assert_int_equal(j.m.nfds, 1);
+    assert_true(same_file(j.m.fds[0], fd));
+    vu_msg_release(&j.m);
+
+    /* a part of a header only, then the rest */
+    j = (struct rx_job){.c = &p.b};
+    map[0] = 7;
+    assert_int_equal(pthread_create(&t, NULL, rx_thread, &j), 0);
+    assert_int_equal(pt_sendmsg(p.a.fd, map, 9, &fd, 1), 9);
+    wait_drained(p.b.fd);
+    assert_int_equal(pt_sendmsg(p.a.fd, map + 9, sizeof(map) - 9, NULL, 0),
+                     (ssize_t)(sizeof(map) - 9));
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(j.rc, 0);
+    assert_int_equal(j.m.hdr.msg_id, 7);
+    assert_int_equal(j.m.nfds, 1);
+    vu_msg_release(&j.m);
+
+    /* a hang-up inside the body: its fd closed, nothing handed out */
+    assert_int_equal(pt_sendmsg(p.a.fd, map, 26, &fd, 1), 26);
+    vu_conn_close(&p.a);
+    assert_int_equal(vu_recv(&p.b, &m), -EPROTO);
+    assert_non_null(strstr(p.b.err.msg, "(10 of 32 bytes)"));
+    assert_null(m.payload);
+    assert_int_equal(m.nfds, 0);
+    pair_close(&p);
+    assert_int_equal(tu_count_fds(), base + 1);
+
+    /* a hang-up between messages; inside a header */
+    pair_open(&p, &lim);
+    warm(&p);
+    vu_conn_close(&p.a);
+    assert_int_equal(vu_recv(&p.b, &m), -ECONNRESET);
+    pair_close(&p);
+    pair_open(&p, &lim);
+    warm(&p);
+    assert_int_equal(write(p.a.fd, map, 10), 10);
+    vu_conn_close(&p.a);
+    assert_int_equal(vu_recv(&p.b, &m), -EPROTO);
+    assert_non_null(strstr(p.b.err.msg, "inside a message (10 of 16"));
+    pair_close(&p);
+
+    /* non-blocking, nothing there: -EAGAIN, and a message after it is whole */
+    pair_open(&p, &lim);
+    warm(&p);
+    nonblocking(&p.b, 0);
+    assert_int_equal(vu_recv(&p.b, &m), -EAGAIN);
+    map[0] = 8;
+    assert_int_equal(pt_sendmsg(p.a.fd, map, sizeof(map), &fd, 1), (ssize_t)sizeof(map));
+    assert_int_equal(vu_recv(&p.b, &m), 0);
+    assert_int_equal(m.hdr.msg_id, 8);
+    assert_int_equal(m.nfds, 1);
+    vu_msg_release(&m);
+    pair_close(&p);
+
+    /* over the limit (its fd closed), below the header, too many fds */
+    pair_open(&p, &lim);
+    warm(&p);
+    raw_hdr(&h, VU_CMD_REGION_WRITE, 1u << 30);
+    assert_int_equal(pt_sendmsg(p.a.fd, &h, 16, &fd, 1), 16);
+    assert_int_equal(vu_recv(&p.b, &m), -E2BIG);
+    assert_int_equal(m.hdr.msg_size, 1u << 30);
+    assert_null(m.payload);
+    assert_int_equal(m.nfds, 0);
+    pair_close(&p);
+    pair_open(&p, &lim);
+    warm(&p);
+    raw_hdr(&h, VU_CMD_DEVICE_RESET, 8);
+    assert_int_equal(write(p.a.fd, &h, 16), 16);
+    assert_int_equal(vu_recv(&p.b, &m), -EPROTO);
+    assert_non_null(strstr(p.b.err.msg, "smaller than the header"));
+    pair_close(&p);
+    pair_open(&p, &lim);
+    warm(&p);
+    int five[5];
+    pt_open_fds(five, 5);
+    map[0] = 9;
+    assert_int_equal(pt_sendmsg(p.a.fd, map, sizeof(map), five, 5), (ssize_t)sizeof(map));
+    pt_close_fds(five, 5);
+    assert_int_equal(vu_recv(&p.b, &m), -EPROTO);
+    assert_non_null(strstr(p.b.err.msg, "exceed the limit of 4"));
+    assert_int_equal(m.nfds, 0);
+    pair_close(&p);
+    pair_open(&p, NULL);
+    warm(&p);
+    int many[24];
+    pt_open_fds(many, 24);
+    assert_int_equal(pt_sendmsg(p.a.fd, map, sizeof(map), many, 24), (ssize_t)sizeof(map));
+    pt_close_fds(many, 24);
+    assert_int_equal(vu_recv(&p.b, &m), -EPROTO);
+    assert_non_null(strstr(p.b.err.msg, "DMA_MAP: ancillary data truncated"));
+    assert_int_equal(m.nfds, 0);
+    pair_close(&p);
+
+    close(fd);
+    assert_int_equal(tu_count_fds(), base);
+}
+
 /* Steady state: a request and its reply, many times; no allocation once the
  * buffers exist, one sendmsg per message and one recvmsg per message. */
 static void test_no_alloc_per_message(void **state)
@@ -997,6 +1188,7 @@ int main(void)
         cmocka_unit_test(test_fds_glued),
         cmocka_unit_test(test_several_in_one_read),
         cmocka_unit_test(test_split_every_byte),
+        cmocka_unit_test(test_whole_message_path),
         cmocka_unit_test(test_no_alloc_per_message),
         cmocka_unit_test(test_eof),
         cmocka_unit_test(test_bad_headers),
