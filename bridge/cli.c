@@ -343,6 +343,7 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
                 cfg->group_clients = BR_GROUP_CLIENTS_ANY;
             else
                 return bad(errout, "--group-clients %s: want same-vm, same-uid or any", optarg);
+            cfg->group_clients_set = true;
             break;
         case OPT_SIM:
             if (!optarg || strcmp(optarg, "edu") == 0)
