@@ -101,6 +101,10 @@ static int print_unit(const char *sysfs, const struct pol *p, const struct pol_i
         fprintf(stderr, PROG ": %s\n", err.msg);
         return 1;
     }
+    for (size_t i = 0; i < g.n; i++)   /* their trouble is their own; this one is judged */
+        if (g.m[i].unreadable)
+            fprintf(stderr, PROG ": %s: IOMMU group %d: member %s left out: %s\n", id->addr,
+                    number, g.m[i].id.addr, g.m[i].why);
     char v[64];
     snprintf(v, sizeof(v), "%d", number);
     print_prop("VFIO_USER_GROUP", v);

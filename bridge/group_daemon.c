@@ -9,7 +9,13 @@
  * re-exec hands over one session). A function whose device goes (unbound
  * from vfio-pci, removed) ends alone: its client's session is closed, its
  * device file released (so the unbind can go on) and the others are served
- * on; the daemon exits when every function has ended.
+ * on. With --iommu-group (the group unit) the main thread also watches
+ * kernel uevents (devwatch.h, dw_group_*): a member the policy exports that
+ * is bound to vfio-pci and not served (bound after the daemon started, or
+ * bound again after an unbind ended it) gets a free slot, its policy
+ * entry's config (service.h, br_service_group_configure) and a thread of
+ * its own, opened on the daemon's IOMMU context. The daemon exits when it
+ * serves no function any more (status 3 when every one went away).
  */
 #include "daemon.h"
 

@@ -1036,8 +1036,18 @@ int pol_group_decide(const struct pol *p, const char *sysfs, int number, struct 
             break;
         }
         struct pol_group_member *m = &out->m[out->n];
-        if ((r = pol_ident_from_sysfs(sysfs, e->d_name, &m->id, err)) < 0 ||
-            (r = pol_decide(p, &m->id, &m->d, err)) < 0)
+        struct vub_err merr = { "" };
+        if (pol_ident_from_sysfs(sysfs, e->d_name, &m->id, &merr) < 0) {
+            /* judged alone: the others are decided */
+            memset(m, 0, sizeof(*m));
+            memcpy(m->id.addr, canon, sizeof(m->id.addr));
+            m->unreadable = true;
+            snprintf(m->why, sizeof(m->why), "%s", merr.msg);
+            out->n_unreadable++;
+            out->n++;
+            continue;
+        }
+        if ((r = pol_decide(p, &m->id, &m->d, err)) < 0)
             break;
         out->n++;
     }

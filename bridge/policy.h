@@ -184,6 +184,8 @@ int pol_ident_from_sysfs(const char *sysfs, const char *addr, struct pol_ident *
 struct pol_group_member {
     struct pol_ident id;
     struct pol_decision d;
+    bool unreadable;      /* its sysfs could not be read: not decided (d.exported false) */
+    char why[200];        /* ... the message naming it */
 };
 struct pol_group {
     int number;
@@ -192,6 +194,8 @@ struct pol_group {
     size_t n_exported;    /* members the policy exports */
     size_t n_on_vfio;     /* ... of which bound to vfio-pci now */
     size_t n_elsewhere;   /* ... of which bound to another driver */
+    size_t n_unreadable;  /* members whose sysfs could not be read (gone since the
+                           * listing, unreadable attributes): left out, judged alone */
     /* "group_clients" of the exported members (one value: they must agree;
      * unset counts as "same-vm"); set: some entry gives it. */
     bool clients_set;
@@ -200,8 +204,10 @@ struct pol_group {
 /* The IOMMU group number of `addr` (its iommu_group link): 0, -ENOENT (the
  * function has no group: no IOMMU), -ENODEV/-EINVAL as pol_ident_from_sysfs. */
 int pol_group_of(const char *sysfs, const char *addr, int *number, struct vub_err *err);
-/* Decide for every member of group `number`. -ENOENT no such group, -E2BIG
- * more than POL_GROUP_MAX_MEMBERS members, -EINVAL when the entries of the
+/* Decide for every member of group `number`. A member whose sysfs cannot be
+ * read is marked unreadable and not decided (the others are: one member's
+ * trouble is its own). -ENOENT no such group, -E2BIG more than
+ * POL_GROUP_MAX_MEMBERS members, -EINVAL when the entries of the
  * exported members give different "group_clients" (the message names the
  * key, both devices and their entries), else as pol_ident_from_sysfs and
  * pol_decide; the message names the group. */

@@ -163,6 +163,10 @@ static int apply_group(struct br_config *cfg, const struct pol *p, const char *s
     size_t n = 0;
     for (size_t i = 0; i < g.n; i++) {
         const struct pol_group_member *m = &g.m[i];
+        if (m->unreadable) {
+            br_warn("IOMMU group %d: %s left out: %s", g.number, m->id.addr, m->why);
+            continue;
+        }
         if (!m->d.exported) {
             br_debug("IOMMU group %d: %s is not exported by the policy", g.number, m->id.addr);
             continue;

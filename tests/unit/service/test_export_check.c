@@ -361,6 +361,21 @@ static void test_shared_group(void **state)
                           "VFIO_USER_SOCKET=/run/vfio-user/0000:00:10.1.sock\n"
                           "VFIO_USER_ENTRY=1\nVFIO_USER_GROUP=20\n"
                           "VFIO_USER_UNIT=vfio-user-bridge@0000:00:10.1.service\n");
+    /* a member whose sysfs cannot be read (here the bridge's vendor
+     * attribute) is left out with a message; the others are judged */
+    write_policy(policy_text);
+    char attr[PATH_MAX];
+    fs_path(&g_fs, attr, sizeof(attr), "devices/pci0000:00/0000:00:10.0/vendor");
+    assert_int_equal(unlink(attr), 0);
+    {
+        struct run r;
+        run_helper(&r, "--policy", g_policy, "0000:00:10.1", NULL);
+        assert_int_equal(r.status, 0);
+        if (!strstr(r.out, "VFIO_USER_UNIT=vfio-user-bridge-group@20.service\n") ||
+            !strstr(r.err, "IOMMU group 20: member 0000:00:10.0 left out: "))
+            fail_msg("stdout \"%s\" stderr \"%s\"", r.out, r.err);
+    }
+    fs_write_file(attr, "0x1b36\n");
     /* the members' entries disagree on group_clients: an error naming the
      * key and both devices, for either member */
     snprintf(text, sizeof(text), "{ \"devices\": [ { \"match\": { \"address\": "
