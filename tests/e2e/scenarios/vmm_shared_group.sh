@@ -5,8 +5,8 @@
 # nvme on two sockets, one IOMMU context, started the way the group unit
 # starts it (its ExecStart from udev/vfio-user-bridge-group@.service.in:
 # --policy P --iommu-group N, the policy naming both sockets). Without a
-# VM: SIGHUP refused, edu's reset (a hot reset of the bus: edu has no FLR), a client of another
-# uid on the free function of the busy group refused. A QEMU 11 guest with
+# VM: SIGHUP refused, edu's reset (a hot reset of the bus: edu has no FLR),
+# a client of another uid on the free function of the busy group refused. A QEMU 11 guest with
 # both devices (two vfio-user-pci) does nvme I/O and edu DMA, reboots and
 # does both again (QEMU's DMA_MAPs on the two sockets are shared in the
 # IOMMU); both sessions end clean when it powers off and when a second QEMU
