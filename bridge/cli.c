@@ -39,7 +39,8 @@ void br_cli_usage(FILE *out)
 "                           SIGHUP does not re-execute such a daemon\n"
 "      --group-clients RULE who may be the clients of a group's functions at\n"
 "                           once: same-vm (default: one pid and uid), same-uid\n"
-"                           or any; another client is refused and logged\n"
+"                           or any; another client is refused and logged;\n"
+"                           wins over the policy's group_clients\n"
 "      --sim[=KIND]         serve a simulated device, for tests and demos;\n"
 "                           KIND edu (default) or nvme-like (MSI-X BAR)\n"
 "      --iommu KIND         IOMMU back end: auto (default), type1 or iommufd;\n"
@@ -97,8 +98,10 @@ void br_cli_usage(FILE *out)
 "      --iommu-group N      with --policy, instead of --device: serve every\n"
 "                           function of IOMMU group N that the policy exports\n"
 "                           and that is bound to vfio-pci, each on the socket\n"
-"                           and with the settings the policy gives it (what\n"
-"                           vfio-user-bridge-group@N.service runs)\n"
+"                           and with the settings the policy gives it, also\n"
+"                           those bound to vfio-pci later; exits 3 when none\n"
+"                           is left (what vfio-user-bridge-group@N.service\n"
+"                           runs)\n"
 "  -l, --log-level LEVEL    error, warn, info (default) or debug\n"
 "      --fd-store           keep the session's fds and state in the service\n"
 "                           manager's fd store ($NOTIFY_SOCKET; the unit sets\n"
@@ -343,6 +346,7 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
                 cfg->group_clients = BR_GROUP_CLIENTS_ANY;
             else
                 return bad(errout, "--group-clients %s: want same-vm, same-uid or any", optarg);
+            cfg->group_clients_set = true;
             break;
         case OPT_SIM:
             if (!optarg || strcmp(optarg, "edu") == 0)

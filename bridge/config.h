@@ -128,6 +128,7 @@ struct br_config {
     size_t n_functions;
     struct br_function functions[BR_GROUP_MAX_FUNCTIONS];
     enum br_group_clients group_clients;
+    bool group_clients_set;      /* given on the command line (the policy's yields) */
 
     /* mapping policy */
     bool no_mmap;                /* never hand out a region fd; clear MMAP */

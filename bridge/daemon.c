@@ -124,8 +124,9 @@ int br_daemon_run(const struct br_config *cfg_in, int argc, char **argv)
     bool resume = cfg_in->resume_state_fd >= 0;
     bool from_store = false;
     struct br_fdstore_recovery rec = { 0 };
-    if (cfg_in->n_functions > 1)
-        return br_group_daemon_run(cfg_in);   /* several functions of one group */
+    if (cfg_in->n_functions > 1 || cfg_in->iommu_group >= 0)
+        return br_group_daemon_run(cfg_in);   /* several functions of one group, or
+                                               * a group's (members bound later) */
 
     /* SIGTERM/SIGINT/SIGHUP arrive through the loop's signalfd; a client
      * that vanishes must not kill us with SIGPIPE. (A SIGHUP that comes

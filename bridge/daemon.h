@@ -16,10 +16,12 @@ int br_open_iommu(const struct br_config *cfg, struct hv_iommu **io, struct vub_
  * hold fds). */
 void br_raise_fd_limit(void);
 /* The daemon for several functions of one IOMMU group (cfg->n_functions >
- * 1; bridge/group.h, group_daemon.c): one IOMMU context, one server thread
- * per function, signals in the calling thread; SIGHUP is refused with a log
- * line. Returns the exit status (0 stopped by a signal, BR_EXIT_DEVICE_GONE
- * when every function's device went away, 1 set-up failure). */
+ * 1, or cfg->iommu_group: the group unit, which also serves members bound
+ * to vfio-pci later; bridge/group.h, group_daemon.c): one IOMMU context,
+ * one server thread per function, signals in the calling thread; SIGHUP is
+ * refused with a log line. Returns the exit status (0 stopped by a signal,
+ * BR_EXIT_DEVICE_GONE when it serves no function any more because every
+ * one's device went away, 1 set-up or loop failure). */
 int br_group_daemon_run(const struct br_config *cfg);
 
 /* The whole daemon: open the device, create the socket, notify readiness,

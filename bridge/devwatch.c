@@ -258,3 +258,100 @@ int dw_poll(struct dw *w, struct dw_event *ev)
     }
     return 0;
 }
+
+/* ---- functions of an IOMMU group bound later ---------------------------------------- */
+
+struct dw_group {
+    struct udev *udev;
+    struct udev_monitor *mon;
+    int group;
+    char sysfs[PATH_MAX];
+};
+
+bool dw_group_concerns(const char *sysfs, int group, const char *action, const char *sysname)
+{
+    static const char *const actions[] = { "bind", "add", "change", "move" };
+    bool act = false;
+    if (!action || !sysname || !sysname[0] || strchr(sysname, '/') || sysname[0] == '.')
+        return false;
+    for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
+        act |= strcmp(action, actions[i]) == 0;
+    if (!act)
+        return false;
+    char path[PATH_MAX + 128];
+    struct stat st;
+    int n = snprintf(path, sizeof(path), "%s/kernel/iommu_groups/%d/devices/%s",
+                     sysfs ? sysfs : "/sys", group, sysname);
+    return n > 0 && (size_t)n < sizeof(path) && lstat(path, &st) == 0;
+}
+
+int dw_group_open(const char *sysfs, int group, struct dw_group **out, struct vub_err *err)
+{
+    *out = NULL;
+    if (group < 0)
+        return vub_fail(err, -EINVAL, "group watch: no IOMMU group given");
+    struct dw_group *w = calloc(1, sizeof(*w));
+    if (!w)
+        return vub_fail(err, -ENOMEM, "group watch: out of memory");
+    w->group = group;
+    snprintf(w->sysfs, sizeof(w->sysfs), "%s", sysfs ? sysfs : "/sys");
+    int r;
+    w->udev = udev_new();
+    if (!w->udev) {
+        r = vub_fail(err, errno ? -errno : -ENOMEM, "udev_new failed");
+        goto fail;
+    }
+    w->mon = udev_monitor_new_from_netlink(w->udev, "kernel");
+    if (!w->mon) {
+        r = vub_fail(err, errno ? -errno : -EIO, "cannot open a kernel uevent monitor: %s",
+                     strerror(errno ? errno : EIO));
+        goto fail;
+    }
+    if ((r = udev_monitor_filter_add_match_subsystem_devtype(w->mon, "pci", NULL)) < 0) {
+        r = vub_fail(err, r, "uevent filter: %s", strerror(-r));
+        goto fail;
+    }
+    if ((r = udev_monitor_enable_receiving(w->mon)) < 0) {
+        r = vub_fail(err, r, "cannot listen for kernel uevents: %s", strerror(-r));
+        goto fail;
+    }
+    *out = w;
+    return 0;
+fail:
+    dw_group_close(w);
+    return r;
+}
+
+void dw_group_close(struct dw_group *w)
+{
+    if (!w)
+        return;
+    udev_monitor_unref(w->mon);
+    udev_unref(w->udev);
+    free(w);
+}
+
+int dw_group_fd(const struct dw_group *w)
+{
+    return w ? udev_monitor_get_fd(w->mon) : -1;
+}
+
+int dw_group_poll(struct dw_group *w, bool *rescan)
+{
+    *rescan = false;
+    for (int i = 0; i < DW_MAX_EVENTS_PER_POLL; i++) {
+        errno = 0;
+        struct udev_device *d = udev_monitor_receive_device(w->mon);
+        if (!d) {
+            /* an overflowed receive buffer: events were lost */
+            if (errno == ENOBUFS)
+                *rescan = true;
+            break;
+        }
+        if (dw_group_concerns(w->sysfs, w->group, udev_device_get_action(d),
+                              udev_device_get_sysname(d)))
+            *rescan = true;
+        udev_device_unref(d);
+    }
+    return 0;
+}

@@ -91,4 +91,28 @@ enum dw_kind dw_classify(const char *action, const char *event_driver, bool exis
 
 const char *dw_kind_name(enum dw_kind k);
 
+/* ---- functions of an IOMMU group bound later (the group daemon) -------------------
+ *
+ * A kernel uevent monitor on the "pci" subsystem that tells the group
+ * daemon when to look at its group's members again: a member was bound to
+ * a driver (or added, or changed), or events were lost (the socket's
+ * buffer overflowed). What to do is read from sysfs then, not from the
+ * event. */
+struct dw_group;
+
+/* Start listening (before the caller's first look at sysfs, so nothing is
+ * missed in between). sysfs NULL = "/sys". -errno with message. */
+int dw_group_open(const char *sysfs, int group, struct dw_group **out, struct vub_err *err);
+void dw_group_close(struct dw_group *w);
+int dw_group_fd(const struct dw_group *w);   /* poll for POLLIN */
+/* Drain at most DW_MAX_EVENTS_PER_POLL events without blocking: *rescan
+ * true when one concerned the group (dw_group_concerns) or some were lost.
+ * 0 or -errno. */
+int dw_group_poll(struct dw_group *w, bool *rescan);
+/* Whether a uevent (`action`, device `sysname`) concerns group `group`:
+ * "bind", "add", "change" or "move" of a function that is a member of it
+ * now (<sysfs>/kernel/iommu_groups/<group>/devices/<sysname>). Exposed for
+ * tests. */
+bool dw_group_concerns(const char *sysfs, int group, const char *action, const char *sysname);
+
 #endif /* VUB_DEVWATCH_H */

@@ -19,9 +19,12 @@
  *                                is the only function of its group the
  *                                policy exports (and EXPORT=1);
  *                                vfio-user-bridge-group@<n>.service when
- *                                the policy exports several and every one
- *                                of them is bound to vfio-pci; empty while
- *                                one of them is not
+ *                                the policy exports several, this one is
+ *                                bound to vfio-pci and none of them is
+ *                                bound to another driver (the first one
+ *                                bound starts it; the daemon serves the
+ *                                others as they are bound); empty
+ *                                otherwise
  *       A missing policy file means "export nothing" (exit 0, MATCH=0); a
  *       broken one (a syntax error, a wrong value, a user or group that
  *       does not exist) is an error (message on stderr, exit 1).
@@ -98,11 +101,17 @@ static int print_unit(const char *sysfs, const struct pol *p, const struct pol_i
         fprintf(stderr, PROG ": %s\n", err.msg);
         return 1;
     }
+    for (size_t i = 0; i < g.n; i++)   /* their trouble is their own; this one is judged */
+        if (g.m[i].unreadable)
+            fprintf(stderr, PROG ": %s: IOMMU group %d: member %s left out: %s\n", id->addr,
+                    number, g.m[i].id.addr, g.m[i].why);
     char v[64];
     snprintf(v, sizeof(v), "%d", number);
     print_prop("VFIO_USER_GROUP", v);
     if (g.n_exported > 1) {
-        if (g.n_on_vfio == g.n_exported)
+        /* the daemon serves the members bound later itself; a member on a
+         * host driver would make the kernel refuse the group (not viable) */
+        if (on_vfio && g.n_elsewhere == 0)
             snprintf(v, sizeof(v), "vfio-user-bridge-group@%d.service", number);
         else
             v[0] = '\0';

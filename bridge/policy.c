@@ -515,6 +515,20 @@ static int settings_key(struct ctx *c, const char *path, const char *key, struct
         s->stale_kill = strcmp(str, "kill") == 0;
         return 0;
     }
+    if (strcmp(key, "group_clients") == 0) {
+        const char *str = NULL;
+        int r = get_string(c, path, v, &str);
+        if (r < 0)
+            return r;
+        for (int i = POL_GROUP_CLIENTS_SAME_VM; i <= POL_GROUP_CLIENTS_ANY; i++)
+            if (strcmp(str, pol_group_clients_name((enum pol_group_clients)i)) == 0) {
+                s->group_clients = (enum pol_group_clients)i;
+                s->group_clients_set = true;
+                return 0;
+            }
+        return fail_at(c, path, -EINVAL, "must be \"same-vm\", \"same-uid\" or \"any\", not "
+                                        "\"%s\"", str);
+    }
     if (strcmp(key, "trace") == 0)
         return get_trace(c, path, v, s->trace);
     if (strcmp(key, "trace_data") == 0)
@@ -948,6 +962,16 @@ int pol_ident_from_sysfs(const char *sysfs, const char *addr, struct pol_ident *
 
 /* ---- IOMMU groups --------------------------------------------------------------- */
 
+const char *pol_group_clients_name(enum pol_group_clients v)
+{
+    switch (v) {
+    case POL_GROUP_CLIENTS_SAME_UID: return "same-uid";
+    case POL_GROUP_CLIENTS_ANY: return "any";
+    case POL_GROUP_CLIENTS_SAME_VM: break;
+    }
+    return "same-vm";
+}
+
 int pol_group_of(const char *sysfs, const char *addr, int *number, struct vub_err *err)
 {
     struct ctx c = { .file = "sysfs", .err = err };
@@ -1012,8 +1036,18 @@ int pol_group_decide(const struct pol *p, const char *sysfs, int number, struct 
             break;
         }
         struct pol_group_member *m = &out->m[out->n];
-        if ((r = pol_ident_from_sysfs(sysfs, e->d_name, &m->id, err)) < 0 ||
-            (r = pol_decide(p, &m->id, &m->d, err)) < 0)
+        struct vub_err merr = { "" };
+        if (pol_ident_from_sysfs(sysfs, e->d_name, &m->id, &merr) < 0) {
+            /* judged alone: the others are decided */
+            memset(m, 0, sizeof(*m));
+            memcpy(m->id.addr, canon, sizeof(m->id.addr));
+            m->unreadable = true;
+            snprintf(m->why, sizeof(m->why), "%s", merr.msg);
+            out->n_unreadable++;
+            out->n++;
+            continue;
+        }
+        if ((r = pol_decide(p, &m->id, &m->d, err)) < 0)
             break;
         out->n++;
     }
@@ -1021,11 +1055,29 @@ int pol_group_decide(const struct pol *p, const char *sysfs, int number, struct 
     if (r < 0)
         return r;
     qsort(out->m, out->n, sizeof(out->m[0]), member_cmp);
+    const struct pol_group_member *first = NULL;   /* the first exported */
     for (size_t i = 0; i < out->n; i++) {
-        if (!out->m[i].d.exported)
+        const struct pol_group_member *m = &out->m[i];
+        if (!m->d.exported)
             continue;
         out->n_exported++;
-        out->n_on_vfio += strcmp(out->m[i].id.driver, "vfio-pci") == 0;
+        out->n_on_vfio += strcmp(m->id.driver, "vfio-pci") == 0;
+        out->n_elsewhere += m->id.driver[0] && strcmp(m->id.driver, "vfio-pci") != 0;
+        const struct pol_settings *s = &m->d.entry->s;
+        enum pol_group_clients v = s->group_clients_set ? s->group_clients
+                                                        : POL_GROUP_CLIENTS_SAME_VM;
+        out->clients_set |= s->group_clients_set;
+        if (!first) {
+            first = m;
+            out->clients = v;
+        } else if (v != out->clients) {
+            return fail_at(&c, NULL, -EINVAL, "%s: devices[%u] gives %s \"group_clients\": \"%s\", "
+                           "devices[%u] gives %s \"%s\"; one daemon serves the group with one "
+                           "rule (give both the same, e.g. in \"defaults\")",
+                           p->path, first->d.entry->index, first->id.addr,
+                           pol_group_clients_name(out->clients), m->d.entry->index, m->id.addr,
+                           pol_group_clients_name(v));
+        }
     }
     return 0;
 }

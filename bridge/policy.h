@@ -65,6 +65,15 @@ struct pol_match {
     uint32_t class_mask;         /* 0xff0000, 0xffff00 or 0xffffff */
 };
 
+/* "group_clients" (the values of the bridge's --group-clients). */
+enum pol_group_clients {
+    POL_GROUP_CLIENTS_SAME_VM = 0,  /* one process (pid and uid): one VM; the default */
+    POL_GROUP_CLIENTS_SAME_UID,     /* processes of one uid */
+    POL_GROUP_CLIENTS_ANY,          /* anyone each socket admits */
+};
+/* Its name in the policy ("same-vm", ...). */
+const char *pol_group_clients_name(enum pol_group_clients v);
+
 /* Per-device settings (also the shape of "defaults"). A *_set flag says the
  * key was given; unset owner/group mean "leave as created" (the daemon's
  * uid/gid), unset mode means POL_DEFAULT_SOCKET_MODE. */
@@ -98,6 +107,10 @@ struct pol_settings {
     /* VERSION must come within this time of connecting; 0 = the default. */
     uint32_t handshake_timeout_ms;
     bool stale_kill;           /* "stale_holders": "kill" (default "refuse") */
+    /* Who may be the clients of the functions of one IOMMU group at once
+     * (a daemon serving several; the members' entries must agree). */
+    bool group_clients_set;
+    enum pol_group_clients group_clients;
     /* Testing clients (docs/testing-clients.md): --trace, --trace-data, --inject. */
     char trace[POL_TRACE_MAX]; /* absolute path; "" = none */
     bool trace_data;
@@ -171,6 +184,8 @@ int pol_ident_from_sysfs(const char *sysfs, const char *addr, struct pol_ident *
 struct pol_group_member {
     struct pol_ident id;
     struct pol_decision d;
+    bool unreadable;      /* its sysfs could not be read: not decided (d.exported false) */
+    char why[200];        /* ... the message naming it */
 };
 struct pol_group {
     int number;
@@ -178,12 +193,23 @@ struct pol_group {
     struct pol_group_member m[POL_GROUP_MAX_MEMBERS];
     size_t n_exported;    /* members the policy exports */
     size_t n_on_vfio;     /* ... of which bound to vfio-pci now */
+    size_t n_elsewhere;   /* ... of which bound to another driver */
+    size_t n_unreadable;  /* members whose sysfs could not be read (gone since the
+                           * listing, unreadable attributes): left out, judged alone */
+    /* "group_clients" of the exported members (one value: they must agree;
+     * unset counts as "same-vm"); set: some entry gives it. */
+    bool clients_set;
+    enum pol_group_clients clients;
 };
 /* The IOMMU group number of `addr` (its iommu_group link): 0, -ENOENT (the
  * function has no group: no IOMMU), -ENODEV/-EINVAL as pol_ident_from_sysfs. */
 int pol_group_of(const char *sysfs, const char *addr, int *number, struct vub_err *err);
-/* Decide for every member of group `number`. -ENOENT no such group, -E2BIG
- * more than POL_GROUP_MAX_MEMBERS members, else as pol_ident_from_sysfs and
+/* Decide for every member of group `number`. A member whose sysfs cannot be
+ * read is marked unreadable and not decided (the others are: one member's
+ * trouble is its own). -ENOENT no such group, -E2BIG more than
+ * POL_GROUP_MAX_MEMBERS members, -EINVAL when the entries of the
+ * exported members give different "group_clients" (the message names the
+ * key, both devices and their entries), else as pol_ident_from_sysfs and
  * pol_decide; the message names the group. */
 int pol_group_decide(const struct pol *p, const char *sysfs, int number, struct pol_group *out,
                      struct vub_err *err);

@@ -14,6 +14,7 @@
 
 #include "access.h"
 #include "devwatch.h"
+#include "group.h"
 #include "log.h"
 #include "policy.h"
 
@@ -112,6 +113,35 @@ static void apply_settings(struct br_config *cfg, const struct pol *p, const str
             cfg->drop_privileges ? s->user_name : "");
 }
 
+/* --iommu-group: what the daemon keeps to configure a member bound to
+ * vfio-pci after it started (br_service_group_scan/_configure): the policy
+ * as loaded at start, the command line's config, the sysfs root. */
+static struct {
+    struct pol *p;
+    struct br_config base;
+    char sysfs[256];
+    int number;
+} g_grp = { .number = -1 };
+
+_Static_assert((int)POL_GROUP_CLIENTS_SAME_VM == (int)BR_GROUP_CLIENTS_SAME_VM &&
+               (int)POL_GROUP_CLIENTS_SAME_UID == (int)BR_GROUP_CLIENTS_SAME_UID &&
+               (int)POL_GROUP_CLIENTS_ANY == (int)BR_GROUP_CLIENTS_ANY,
+               "the policy's group_clients are the bridge's");
+
+/* Member m (exported, on vfio-pci) into slot: its config from the
+ * command line's and its entry. */
+static struct br_config *configure_member(const struct pol *p, const struct pol_group_member *m,
+                                          size_t slot)
+{
+    struct br_config *fc = &g_fn_cfg[slot];
+    *fc = g_grp.base;
+    fc->n_functions = 1;
+    memcpy(g_pol[slot].device, m->id.addr, sizeof(g_pol[slot].device));
+    fc->device = g_pol[slot].device;
+    apply_settings(fc, p, &m->id, &m->d, slot);
+    return fc;
+}
+
 /* --iommu-group: the group's functions that the policy exports and that are
  * bound to vfio-pci, each with its own config (br_function.cfg). */
 static int apply_group(struct br_config *cfg, const struct pol *p, const char *sysfs)
@@ -123,17 +153,27 @@ static int apply_group(struct br_config *cfg, const struct pol *p, const char *s
         br_err("%s", err.msg);
         return r;
     }
+    /* one rule for the group: the command line's, else the policy's */
+    if (!cfg->group_clients_set)
+        cfg->group_clients = (enum br_group_clients)g.clients;
+    g_grp.base = *cfg;
+    g_grp.number = g.number;
+    snprintf(g_grp.sysfs, sizeof(g_grp.sysfs), "%s", sysfs);
     struct br_function fns[BR_GROUP_MAX_FUNCTIONS];
     size_t n = 0;
     for (size_t i = 0; i < g.n; i++) {
         const struct pol_group_member *m = &g.m[i];
+        if (m->unreadable) {
+            br_warn("IOMMU group %d: %s left out: %s", g.number, m->id.addr, m->why);
+            continue;
+        }
         if (!m->d.exported) {
             br_debug("IOMMU group %d: %s is not exported by the policy", g.number, m->id.addr);
             continue;
         }
         if (strcmp(m->id.driver, "vfio-pci") != 0) {
             br_warn("IOMMU group %d: %s is exported by the policy but bound to %s, not "
-                    "vfio-pci: not served", g.number, m->id.addr,
+                    "vfio-pci: not served until it is bound to vfio-pci", g.number, m->id.addr,
                     m->id.driver[0] ? m->id.driver : "no driver");
             continue;
         }
@@ -142,12 +182,7 @@ static int apply_group(struct br_config *cfg, const struct pol *p, const char *s
                    g.number, BR_GROUP_MAX_FUNCTIONS);
             return -E2BIG;
         }
-        struct br_config *fc = &g_fn_cfg[n];
-        *fc = *cfg;
-        fc->n_functions = 1;
-        memcpy(g_pol[n].device, m->id.addr, sizeof(g_pol[n].device));
-        fc->device = g_pol[n].device;
-        apply_settings(fc, p, &m->id, &m->d, n);
+        struct br_config *fc = configure_member(p, m, n);
         if (n > 0 && (fc->drop_privileges != g_fn_cfg[0].drop_privileges ||
                       fc->run_uid != g_fn_cfg[0].run_uid || fc->run_gid != g_fn_cfg[0].run_gid)) {
             br_err("IOMMU group %d: the policy runs %s and %s as different users; one daemon "
@@ -178,6 +213,53 @@ static int apply_group(struct br_config *cfg, const struct pol *p, const char *s
     return 0;
 }
 
+int br_service_group_scan(struct br_group_scan *out)
+{
+    static struct pol_group g;
+    struct vub_err err = { "" };
+    out->n = 0;
+    if (!g_grp.p)
+        return -EINVAL;
+    int r = pol_group_decide(g_grp.p, g_grp.sysfs, g_grp.number, &g, &err);
+    if (r < 0) {
+        br_err("%s", err.msg);
+        return r;
+    }
+    if (!g_grp.base.group_clients_set && (enum br_group_clients)g.clients != g_grp.base.group_clients) {
+        br_err("IOMMU group %d: %s: \"group_clients\" is now \"%s\", the daemon serves with "
+               "\"%s\": nothing more is served until it is restarted", g.number, g_grp.p->path,
+               pol_group_clients_name(g.clients),
+               br_group_clients_name(g_grp.base.group_clients));
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < g.n && out->n < BR_GROUP_MAX_FUNCTIONS; i++) {
+        const struct pol_group_member *m = &g.m[i];
+        if (m->d.exported && strcmp(m->id.driver, "vfio-pci") == 0)
+            memcpy(out->addr[out->n++], m->id.addr, sizeof(out->addr[0]));
+    }
+    return 0;
+}
+
+int br_service_group_configure(const char *addr, size_t slot, const struct br_config **out)
+{
+    struct vub_err err = { "" };
+    struct pol_group_member m;
+    *out = NULL;
+    if (!g_grp.p || slot >= BR_GROUP_MAX_FUNCTIONS)
+        return -EINVAL;
+    int r = pol_ident_from_sysfs(g_grp.sysfs, addr, &m.id, &err);
+    if (r == 0)
+        r = pol_decide(g_grp.p, &m.id, &m.d, &err);
+    if (r < 0) {
+        br_err("%s", err.msg);
+        return r;
+    }
+    if (!m.d.exported || strcmp(m.id.driver, "vfio-pci") != 0)
+        return 0;
+    *out = configure_member(g_grp.p, &m, slot);
+    return 1;
+}
+
 int br_service_apply_policy(struct br_config *cfg)
 {
     return br_service_apply_policy_at(cfg, HV_SYSFS_DEFAULT);
@@ -202,6 +284,11 @@ int br_service_apply_policy_at(struct br_config *cfg, const char *sysfs)
     }
     if (cfg->iommu_group >= 0) {
         r = apply_group(cfg, p, sysfs);
+        if (r == 0) {   /* kept for the members bound later */
+            pol_free(g_grp.p);
+            g_grp.p = p;
+            p = NULL;
+        }
         goto out;
     }
     if ((r = pol_ident_from_sysfs(sysfs, cfg->device, &id, &err)) < 0 ||

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 
 #include "config.h"
+#include "group.h"
 #include "device.h"
 #include "hv.h"
 #include "server.h"
@@ -37,6 +38,22 @@ int br_service_apply_policy(struct br_config *cfg);
  * first function's. -ENOENT none to serve; -EINVAL two functions with one
  * socket or different "user"s (one process drops to one user). */
 int br_service_apply_policy_at(struct br_config *cfg, const char *sysfs);
+
+/* --iommu-group N, once the daemon runs (after br_service_apply_policy*):
+ * the members of group N that the policy, as loaded at start, exports and
+ * that are bound to vfio-pci now, in address order (read from sysfs again:
+ * a function bound to vfio-pci later). 0, or -errno logged (the group's
+ * entries no longer agree on "group_clients", sysfs unreadable). */
+struct br_group_scan {
+    size_t n;
+    char addr[BR_GROUP_MAX_FUNCTIONS][HV_ADDR_LEN];
+};
+int br_service_group_scan(struct br_group_scan *out);
+/* The config of member `addr` with its entry applied, into static slot
+ * `slot` (< BR_GROUP_MAX_FUNCTIONS; the caller's slot, which no running
+ * function uses: its strings live there): 1 and *out, 0 when it is not to
+ * be served (no longer exported, not on vfio-pci), -errno logged. */
+int br_service_group_configure(const char *addr, size_t slot, const struct br_config **out);
 
 struct br_service;
 

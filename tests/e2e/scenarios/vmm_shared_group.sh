@@ -2,13 +2,16 @@
 # SPDX-License-Identifier: MIT
 # One daemon for the functions of one IOMMU group (issue 15; testbed
 # --topology shared: edu and nvme behind a conventional PCI bridge): edu and
-# nvme on two sockets, one IOMMU context. Without a VM: SIGHUP refused,
-# edu's reset (a hot reset of the bus: edu has no FLR), a client of another
-# uid on the free function of the busy group refused. A QEMU 11 guest with
+# nvme on two sockets, one IOMMU context, started the way the group unit
+# starts it (its ExecStart from udev/vfio-user-bridge-group@.service.in:
+# --policy P --iommu-group N, the policy naming both sockets). Without a
+# VM: SIGHUP refused, edu's reset (a hot reset of the bus: edu has no FLR),
+# a client of another uid on the free function of the busy group refused. A QEMU 11 guest with
 # both devices (two vfio-user-pci) does nvme I/O and edu DMA, reboots and
 # does both again (QEMU's DMA_MAPs on the two sockets are shared in the
 # IOMMU); both sessions end clean when it powers off and when a second QEMU
-# is SIGKILLed. Then nvme is unbound from vfio-pci while edu is served.
+# is SIGKILLed. Then nvme is unbound from vfio-pci while edu is served, and
+# served again once it is bound again.
 # e2e-topology: shared
 # e2e-timeout: 1500
 # e2e-group: shared
@@ -45,8 +48,34 @@ hold_edu() {
   return 1
 }
 
-start_bridge edu "$VUB_EDU" --device "$VUB_NVME" --socket "$(sock nvme)" --socket-mode 0666 \
-  --log-level=debug || { fail "the group daemon starts"; finish; }
+# the group unit's command line (with --log-level=debug: checks below read
+# debug lines), the policy giving each function its socket
+POLICY=$VUB_OUT/policy.json
+cat >"$POLICY" <<EOF
+{
+  "version": 1,
+  "defaults": { "socket_mode": "0666" },
+  "devices": [
+    { "match": { "address": "$VUB_EDU" }, "socket": "$(sock edu)" },
+    { "match": { "address": "$VUB_NVME" }, "socket": "$(sock nvme)" }
+  ]
+}
+EOF
+EXEC=$(sed -n 's/^ExecStart=//p' "$VUB_SRC/udev/vfio-user-bridge-group@.service.in")
+EXEC=${EXEC//@VUB_BRIDGE@/$VUB_BRIDGE}
+EXEC=${EXEC//@VUB_POLICY@/$POLICY}
+EXEC=${EXEC//%I/$g}
+check "the group unit's command: --policy and --iommu-group" \
+  test "$EXEC" = "$VUB_BRIDGE --policy $POLICY --iommu-group $g"
+rm -f "$(sock edu)" "$(sock nvme)"
+(ulimit -l unlimited && exec $EXEC --log-level=debug) >"$LOG" 2>&1 &
+VUB_BRIDGE_PID[edu]=$!
+for _ in $(seq 300); do
+  [ -S "$(sock edu)" ] && break
+  bridge_alive edu || break
+  sleep 0.1
+done
+[ -S "$(sock edu)" ] || { show_log edu; fail "the group daemon starts"; finish; }
 for _ in $(seq 100); do [ -S "$(sock nvme)" ] && break; sleep 0.1; done
 check "one daemon serves edu and nvme (both sockets)" test -S "$(sock nvme)"
 check "its log names the group's two functions" \
@@ -133,7 +162,9 @@ if hold_edu unbind; then
     grep -q "device reset failed: .*VFIO_DEVICE_PCI_HOT_RESET: Invalid argument (the kernel resets a bus only while every function on it is bound to vfio-pci" "$LOG"
   echo "$VUB_NVME" >/sys/bus/pci/drivers_probe   # driver_override: back to vfio-pci
   check "nvme is bound to vfio-pci again" test "$(basename "$(readlink "/sys/bus/pci/devices/$VUB_NVME/driver")")" = vfio-pci
-  check "edu self-test (and its hot reset, nvme on vfio-pci but not open) while nvme is not served" \
+  for _ in $(seq 300); do [ -S "$(sock nvme)" ] && break; sleep 0.1; done
+  check "the daemon serves nvme again (bound again)" "$VUB_BRIDGE" status --socket "$(sock nvme)"
+  check "edu self-test (and its hot reset, nvme served again without a client)" \
     "$VUB_PROBE" --selftest edu "$(sock edu)"
 else
   fail "a client holds edu before the unbind"

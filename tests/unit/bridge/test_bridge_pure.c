@@ -482,11 +482,13 @@ static void test_cli_group(void **state)
     assert_string_equal(cli->cfg.functions[1].device, "0000:01:02.0");
     assert_string_equal(cli->cfg.functions[1].socket_path, "/run/b");
     assert_int_equal(cli->cfg.group_clients, BR_GROUP_CLIENTS_SAME_UID);
+    assert_true(cli->cfg.group_clients_set);   /* it wins over the policy's */
     /* one function: the socket may come first, as always */
     const char *a2[] = { "vfio-user-bridge", "-s", "/run/a", "-d", "01:01.0" };
     assert_int_equal(PARSE(cli, a2), 0);
     assert_int_equal(cli->cfg.n_functions, 1);
     assert_int_equal(cli->cfg.group_clients, BR_GROUP_CLIENTS_SAME_VM);
+    assert_false(cli->cfg.group_clients_set);
     const char *bad1[] = { "vfio-user-bridge", "-d", "01:01.0", "-s", "/run/a", "-d", "01:02.0" };
     const char *bad2[] = { "vfio-user-bridge", "-s", "/run/a", "-d", "01:01.0", "-d", "01:02.0",
                            "-s", "/run/b" };

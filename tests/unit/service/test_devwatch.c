@@ -238,6 +238,70 @@ static void test_real_uevent(void **state)
     dw_close(other);
 }
 
+/* The group daemon's watch: which uevents make it look at its group again
+ * (a member bound, added or changed; not an unbind, not another group's
+ * function); and a real "change" uevent of a PCI function of this machine,
+ * made a member of fake group 7, reaches a watch of group 7 and not one of
+ * group 8. */
+static void test_group_watch(void **state)
+{
+    (void)state;
+    fs_add_dev(&g_fs, "0000:00:07.0", NULL, 7, 0x1b36, 0x0010, 0x010802);
+    assert_true(dw_group_concerns(g_root, 7, "bind", "0000:00:07.0"));
+    assert_true(dw_group_concerns(g_root, 7, "add", "0000:00:07.0"));
+    assert_true(dw_group_concerns(g_root, 7, "change", "0000:00:07.0"));
+    assert_false(dw_group_concerns(g_root, 7, "unbind", "0000:00:07.0"));
+    assert_false(dw_group_concerns(g_root, 7, "remove", "0000:00:07.0"));
+    assert_false(dw_group_concerns(g_root, 3, "bind", "0000:00:07.0"));   /* another group */
+    assert_true(dw_group_concerns(g_root, 3, "bind", ADDR));
+    assert_false(dw_group_concerns(g_root, 7, "bind", ADDR));
+    assert_false(dw_group_concerns(g_root, 7, NULL, "0000:00:07.0"));
+    assert_false(dw_group_concerns(g_root, 7, "bind", NULL));
+    assert_false(dw_group_concerns(g_root, 7, "bind", "../7/devices/0000:00:07.0"));
+    struct dw_group *w = NULL;
+    struct vub_err err = { "" };
+    assert_int_equal(dw_group_open(g_root, -1, &w, &err), -EINVAL);
+
+    if (geteuid() != 0) {
+        print_message("SKIP (the real uevent): needs root\n");
+        return;
+    }
+    char addr[64];
+    some_pci_function(addr, sizeof(addr));
+    if (!addr[0]) {
+        print_message("SKIP (the real uevent): no PCI function on this machine\n");
+        return;
+    }
+    fs_add_dev(&g_fs, addr, NULL, 7, 0x1234, 0x11e8, 0x00ff00);
+    struct dw_group *g7 = NULL, *g8 = NULL;
+    assert_int_equal(dw_group_open(g_root, 7, &g7, &err), 0);
+    assert_int_equal(dw_group_open(g_root, 8, &g8, &err), 0);
+    bool rescan = true;
+    assert_int_equal(dw_group_poll(g7, &rescan), 0);   /* nothing yet */
+    assert_false(rescan);
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "/sys/bus/pci/devices/%s/uevent", addr);
+    int fd = open(p, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, "change", 6) != 6) {
+        if (fd >= 0)
+            close(fd);
+        dw_group_close(g7);
+        dw_group_close(g8);
+        print_message("SKIP (the real uevent): cannot write %s (%s)\n", p, strerror(errno));
+        return;
+    }
+    close(fd);
+    /* a deadline, not a measurement */
+    assert_true(readable(dw_group_fd(g7), 10000));
+    assert_int_equal(dw_group_poll(g7, &rescan), 0);
+    assert_true(rescan);
+    assert_true(readable(dw_group_fd(g8), 10000));   /* multicast: g8 got it too */
+    assert_int_equal(dw_group_poll(g8, &rescan), 0);
+    assert_false(rescan);
+    dw_group_close(g7);
+    dw_group_close(g8);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -246,6 +310,7 @@ int main(void)
         cmocka_unit_test(test_state_checks),
         cmocka_unit_test(test_request_eventfd),
         cmocka_unit_test(test_real_uevent),
+        cmocka_unit_test(test_group_watch),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -332,6 +332,16 @@ static void test_shared_group(void **state)
                           "VFIO_USER_SOCKET=/run/vfio-user/0000:00:10.2.sock\n"
                           "VFIO_USER_ENTRY=1\nVFIO_USER_GROUP=20\nVFIO_USER_UNIT=\n");
     props("0000:00:10.0", "VFIO_USER_MATCH=0\nVFIO_USER_EXPORT=0\nVFIO_USER_BIND=0\n");
+    /* nvme on no driver (the group is viable): edu, bound, starts the group's
+     * unit, whose daemon serves nvme once it is bound; nvme wants nothing yet */
+    fs_set_driver(&g_fs, "0000:00:10.2", NULL);
+    props("0000:00:10.1", "VFIO_USER_MATCH=1\nVFIO_USER_EXPORT=1\nVFIO_USER_BIND=0\n"
+                          "VFIO_USER_SOCKET=/run/x/0000:00:10.1.sock\nVFIO_USER_ENTRY=0\n"
+                          "VFIO_USER_GROUP=20\n"
+                          "VFIO_USER_UNIT=vfio-user-bridge-group@20.service\n");
+    props("0000:00:10.2", "VFIO_USER_MATCH=1\nVFIO_USER_EXPORT=0\nVFIO_USER_BIND=1\n"
+                          "VFIO_USER_SOCKET=/run/vfio-user/0000:00:10.2.sock\n"
+                          "VFIO_USER_ENTRY=1\nVFIO_USER_GROUP=20\nVFIO_USER_UNIT=\n");
     fs_set_driver(&g_fs, "0000:00:10.2", "vfio-pci");
     props("0000:00:10.1", "VFIO_USER_MATCH=1\nVFIO_USER_EXPORT=1\nVFIO_USER_BIND=0\n"
                           "VFIO_USER_SOCKET=/run/x/0000:00:10.1.sock\nVFIO_USER_ENTRY=0\n"
@@ -351,6 +361,43 @@ static void test_shared_group(void **state)
                           "VFIO_USER_SOCKET=/run/vfio-user/0000:00:10.1.sock\n"
                           "VFIO_USER_ENTRY=1\nVFIO_USER_GROUP=20\n"
                           "VFIO_USER_UNIT=vfio-user-bridge@0000:00:10.1.service\n");
+    /* a member whose sysfs cannot be read (here the bridge's vendor
+     * attribute) is left out with a message; the others are judged */
+    write_policy(policy_text);
+    char attr[PATH_MAX];
+    fs_path(&g_fs, attr, sizeof(attr), "devices/pci0000:00/0000:00:10.0/vendor");
+    assert_int_equal(unlink(attr), 0);
+    {
+        struct run r;
+        run_helper(&r, "--policy", g_policy, "0000:00:10.1", NULL);
+        assert_int_equal(r.status, 0);
+        if (!strstr(r.out, "VFIO_USER_UNIT=vfio-user-bridge-group@20.service\n") ||
+            !strstr(r.err, "IOMMU group 20: member 0000:00:10.0 left out: "))
+            fail_msg("stdout \"%s\" stderr \"%s\"", r.out, r.err);
+    }
+    fs_write_file(attr, "0x1b36\n");
+    /* the members' entries disagree on group_clients: an error naming the
+     * key and both devices, for either member */
+    snprintf(text, sizeof(text), "{ \"devices\": [ { \"match\": { \"address\": "
+             "\"0000:00:10.2\" }, \"group_clients\": \"any\" }, { \"match\": { \"id\": "
+             "\"1234:11e8\" } } ] }");
+    write_policy(text);
+    struct run r;
+    run_helper(&r, "--policy", g_policy, "0000:00:10.1", NULL);
+    assert_int_equal(r.status, 1);
+    const char *want = "IOMMU group 20: ";
+    if (!strstr(r.err, want) || !strstr(r.err, "devices[1] gives 0000:00:10.1 \"group_clients\": "
+                                                "\"same-vm\", devices[0] gives 0000:00:10.2 \"any\""))
+        fail_msg("stderr \"%s\"", r.err);
+    /* they agree (through "defaults"): served as before */
+    snprintf(text, sizeof(text), "{ \"defaults\": { \"group_clients\": \"same-uid\" }, "
+             "\"devices\": [ { \"match\": { \"id\": \"1234:11e8\" } }, { \"match\": { "
+             "\"address\": \"0000:00:10.2\" } } ] }");
+    write_policy(text);
+    props("0000:00:10.1", "VFIO_USER_MATCH=1\nVFIO_USER_EXPORT=1\nVFIO_USER_BIND=0\n"
+                          "VFIO_USER_SOCKET=/run/vfio-user/0000:00:10.1.sock\n"
+                          "VFIO_USER_ENTRY=0\nVFIO_USER_GROUP=20\n"
+                          "VFIO_USER_UNIT=vfio-user-bridge-group@20.service\n");
     write_policy(policy_text);
 }
 

@@ -287,6 +287,23 @@ static void test_limits_keys(void **state)
                "handshake_timeout_ms", "milliseconds", NULL);
     load_fails("{\"defaults\": {\"handshake_timeout_ms\": \"10\"}, \"devices\": []}",
                EINVAL, "milliseconds", NULL);
+    /* group_clients: defaults, an entry's own, unset */
+    p = load_ok("{\"defaults\": {\"group_clients\": \"any\"},"
+                " \"devices\": [{\"match\": {\"address\": \"0000:00:03.0\"}},"
+                "               {\"match\": {\"address\": \"0000:00:04.0\"},"
+                "                \"group_clients\": \"same-uid\"}]}");
+    assert_true(p->entries[0].s.group_clients_set);
+    assert_int_equal(p->entries[0].s.group_clients, POL_GROUP_CLIENTS_ANY);
+    assert_int_equal(p->entries[1].s.group_clients, POL_GROUP_CLIENTS_SAME_UID);
+    pol_free(p);
+    p = load_ok("{\"devices\":[{\"match\":{\"address\":\"0000:00:03.0\"}}]}");
+    assert_false(p->entries[0].s.group_clients_set);
+    pol_free(p);
+    load_fails("{\"devices\": [{\"match\": {\"address\": \"0000:00:03.0\"},"
+               " \"group_clients\": \"vm\"}]}", EINVAL, "devices[0].group_clients",
+               "\"same-vm\", \"same-uid\" or \"any\", not \"vm\"", NULL);
+    load_fails("{\"defaults\": {\"group_clients\": 1}, \"devices\": []}", EINVAL,
+               "defaults.group_clients", NULL);
 }
 
 /* ---- syntax errors: file, line and column ----------------------------------------- */

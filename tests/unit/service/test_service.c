@@ -271,6 +271,99 @@ static void test_iommu_group(void **state)
     fake_sysfs_destroy(&fs);
 }
 
+/* --iommu-group while the daemon runs: edu alone on vfio-pci at start;
+ * nvme bound later is found by the scan and configured from its own entry
+ * into the slot the daemon gives; not exported or not on vfio-pci: not
+ * found. And "group_clients": the policy's rule for the group, the command
+ * line's over it, disagreeing entries refused. */
+static void test_iommu_group_late(void **state)
+{
+    (void)state;
+    struct fake_sysfs fs;
+    assert_int_equal(fake_sysfs_init(&fs), 0);
+    fs_add_driver(&fs, "nvme");
+    fs_add_dev(&fs, "0000:00:10.0", NULL, 20, 0x1b36, 0x0001, 0x060400);       /* bridge */
+    fs_add_dev(&fs, "0000:00:10.1", "vfio-pci", 20, 0x1234, 0x11e8, 0x00ff00); /* edu */
+    fs_add_dev(&fs, "0000:00:10.2", NULL, 20, 0x1b36, 0x0010, 0x010802);       /* nvme */
+    write_policy("{\"defaults\": {\"group_clients\": \"same-uid\"}, \"devices\": ["
+                 "{\"match\": {\"id\": \"1234:11e8\"}, \"socket\": \"/run/x/edu.sock\"},"
+                 "{\"match\": {\"id\": \"1b36:0010\"}, \"allow_uids\": [2000],"
+                 " \"socket\": \"/run/x/nvme.sock\", \"socket_mode\": \"0660\"}]}");
+    struct br_config cfg;
+    br_config_defaults(&cfg);
+    cfg.policy_path = g_policy;
+    cfg.iommu_group = 20;
+    assert_int_equal(br_service_apply_policy_at(&cfg, fs.root), 0);
+    assert_int_equal(cfg.n_functions, 1);
+    assert_string_equal(cfg.functions[0].device, "0000:00:10.1");
+    assert_int_equal(cfg.group_clients, BR_GROUP_CLIENTS_SAME_UID);   /* the policy's */
+
+    struct br_group_scan sc;
+    assert_int_equal(br_service_group_scan(&sc), 0);
+    assert_int_equal(sc.n, 1);   /* nvme has no driver yet */
+    assert_string_equal(sc.addr[0], "0000:00:10.1");
+    const struct br_config *fc = (const struct br_config *)1;
+    assert_int_equal(br_service_group_configure("0000:00:10.2", 1, &fc), 0);
+    assert_null(fc);
+
+    fs_set_driver(&fs, "0000:00:10.2", "vfio-pci");   /* bound later */
+    assert_int_equal(br_service_group_scan(&sc), 0);
+    assert_int_equal(sc.n, 2);
+    assert_string_equal(sc.addr[1], "0000:00:10.2");
+    assert_int_equal(br_service_group_configure("0000:00:10.2", 1, &fc), 1);
+    assert_non_null(fc);
+    assert_string_equal(fc->device, "0000:00:10.2");
+    assert_string_equal(fc->socket_path, "/run/x/nvme.sock");
+    assert_int_equal(fc->socket_mode, 0660);
+    assert_int_equal(fc->n_allow_uids, 1);
+    assert_int_equal(fc->allow_uids[0], 2000);
+    assert_int_equal(fc->group_clients, BR_GROUP_CLIENTS_SAME_UID);
+    /* slot 0 (edu's, running) is untouched by slot 1 */
+    assert_string_equal(cfg.functions[0].cfg->socket_path, "/run/x/edu.sock");
+    assert_string_equal(cfg.functions[0].cfg->device, "0000:00:10.1");
+    /* the bridge: not exported */
+    assert_int_equal(br_service_group_configure("0000:00:10.0", 2, &fc), 0);
+    /* a slot out of range */
+    assert_int_equal(br_service_group_configure("0000:00:10.2", BR_GROUP_MAX_FUNCTIONS, &fc),
+                     -EINVAL);
+    /* a policy changed on disk changes nothing: the daemon keeps the one it loaded */
+    write_policy("{\"devices\": []}");
+    assert_int_equal(br_service_group_scan(&sc), 0);
+    assert_int_equal(sc.n, 2);
+
+    /* the command line's rule wins over the policy's */
+    write_policy("{\"defaults\": {\"group_clients\": \"any\"}, \"devices\": ["
+                 "{\"match\": {\"class\": \"00\"}, \"socket\": \"/run/x/a.sock\"},"
+                 "{\"match\": {\"class\": \"01\"}, \"socket\": \"/run/x/b.sock\"}]}");
+    br_config_defaults(&cfg);
+    cfg.policy_path = g_policy;
+    cfg.iommu_group = 20;
+    cfg.group_clients = BR_GROUP_CLIENTS_SAME_VM;
+    cfg.group_clients_set = true;
+    assert_int_equal(br_service_apply_policy_at(&cfg, fs.root), 0);
+    assert_int_equal(cfg.group_clients, BR_GROUP_CLIENTS_SAME_VM);
+    assert_int_equal(cfg.functions[1].cfg->group_clients, BR_GROUP_CLIENTS_SAME_VM);
+    br_config_defaults(&cfg);
+    cfg.policy_path = g_policy;
+    cfg.iommu_group = 20;
+    assert_int_equal(br_service_apply_policy_at(&cfg, fs.root), 0);
+    assert_int_equal(cfg.group_clients, BR_GROUP_CLIENTS_ANY);
+    assert_int_equal(cfg.functions[1].cfg->group_clients, BR_GROUP_CLIENTS_ANY);
+
+    /* entries that disagree: refused */
+    write_policy("{\"devices\": ["
+                 "{\"match\": {\"class\": \"00\"}, \"group_clients\": \"same-uid\"},"
+                 "{\"match\": {\"class\": \"01\"}}]}");
+    br_config_defaults(&cfg);
+    cfg.policy_path = g_policy;
+    cfg.iommu_group = 20;
+    assert_int_equal(br_service_apply_policy_at(&cfg, fs.root), -EINVAL);
+    /* a wrong value: refused when the policy is loaded */
+    write_policy("{\"devices\": [{\"match\": {\"class\": \"00\"}, \"group_clients\": \"vm\"}]}");
+    assert_int_equal(br_service_apply_policy_at(&cfg, fs.root), -EINVAL);
+    fake_sysfs_destroy(&fs);
+}
+
 /* The daemon itself: a policy that does not export the device is a
  * configuration error (status 2, so the unit does not restart it), and the
  * log says why. */
@@ -335,6 +428,7 @@ int main(void)
         cmocka_unit_test(test_policy_testing_keys),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_iommu_group),
+        cmocka_unit_test(test_iommu_group_late),
         cmocka_unit_test(test_daemon_exit_status),
         cmocka_unit_test(test_iommu_group_command_line),
     };
