@@ -136,7 +136,7 @@ vmm_cmd() {
     -kernel "$VMM_GUEST/kernel" -initrd "$VMM_GUEST/initramfs.cpio"
     -append "console=ttyS0 quiet panic=-1 cryptomgr.notests no_timer_check tsc=reliable audit=0 random.trust_cpu=on $kargs vmm.mode=$mode vmm.run=$VMM_RUN-$name vmm.serial=${VUB_NVME_SERIAL:-} ${VMM_KARGS:-}"
     -serial "file:$VUB_OUT/vmm-$VUB_SCENARIO-$name.console" "${ctl[@]}"
-    -trace 'vfio_user_*' -D "$VUB_OUT/vmm-$VUB_SCENARIO-$name.trace")
+    -trace 'vfio_user_*' -D "$(vmm_trace_live "$name")")
   # x-msg-timeout: QEMU waits 5 s by default for a reply; the bridge and this
   # QEMU share one emulated CPU here, and pinning the guest's RAM for a
   # DMA_MAP alone can take longer (QEMU then prints "vfio_wait_reqs - timed
@@ -148,10 +148,26 @@ vmm_cmd() {
   VMM_CMD+=("${VMM_EXTRA[@]}")
 }
 
+# QEMU's trace goes to the guest's tmpfs while QEMU runs, with a symlink
+# at its place in $VUB_OUT, and is copied there when QEMU is gone (vmm_wait,
+# vmm_kill): QEMU flushes its log after every event, and on the 9p export
+# each flush is a round trip to the testbed's QEMU made in the inner VMM's
+# vCPU thread with its lock held, several per vfio-user message - which made
+# every guest-IOMMU mapping several times slower than the bridge's work on it.
+vmm_trace_live() { echo "/tmp/vmm-$VUB_SCENARIO-$1.trace"; }
+vmm_trace_keep() {
+  local t=$VUB_OUT/vmm-$VUB_SCENARIO-$1.trace
+  [ -L "$t" ] || return 0
+  rm -f "$t"
+  cp "$(vmm_trace_live "$1")" "$t" 2>/dev/null || :
+}
+
 vmm_start_once() {
   local name=$1; shift
   unset "VMM_STALLED[$name]" "VMM_ACT_LAST[$name]" "VMM_ACT_SINCE[$name]"
   vmm_cmd "$name" "$@"
+  rm -f "$VUB_OUT/vmm-$VUB_SCENARIO-$name.trace" "$(vmm_trace_live "$name")"
+  ln -s "$(vmm_trace_live "$name")" "$VUB_OUT/vmm-$VUB_SCENARIO-$name.trace"
   : >"$VUB_OUT/vmm-$VUB_SCENARIO-$name.console"
   echo "${VMM_CMD[*]}" >"$VUB_OUT/vmm-$VUB_SCENARIO-$name.cmdline"
   "${VMM_CMD[@]}" </dev/null >"$VUB_OUT/vmm-$VUB_SCENARIO-$name.qemu.log" 2>&1 &
@@ -234,6 +250,7 @@ vmm_wait() {
     wait "$pid"; rc=$?
   fi
   unset "VMM_PID[$name]"
+  vmm_trace_keep "$name"
   vmm_log "$name: QEMU exited $rc after $(vmm_since "$VMM_T0") s"
   vmm_show "$name"
   return $rc
@@ -245,6 +262,7 @@ vmm_kill() {
   kill -KILL "$pid" 2>/dev/null
   wait "$pid" 2>/dev/null
   unset "VMM_PID[$1]"
+  vmm_trace_keep "$1"
 }
 
 # The inner console and QEMU's own messages, indented.

@@ -43,7 +43,7 @@ viommu_checkpoint() {
   # starts slowly here)
   st=$VUB_OUT/status-$br-$step.json
   "$VUB_BRIDGE" status --socket "$(sock "$br")" >"$st" 2>&1
-  tsize=$(stat -c %s "$VUB_OUT/vmm-$VUB_SCENARIO-$q.trace")
+  tsize=$(stat -L -c %s "$VUB_OUT/vmm-$VUB_SCENARIO-$q.trace")
   tr -d '\r' <"$con" | grep -q "^VMM-CHECKPOINT-END $step\$" && late=1
   vmm_tell "$q" "$step" || fail "$step: QEMU $q has a control port"
   # (-S: no site module; a python start costs seconds in the test guest)
