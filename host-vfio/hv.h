@@ -111,7 +111,9 @@ struct hv_iommu;
 #define HV_MAX_RESET_DEPS 32u
 struct hv_reset_dep {
     char addr[HV_ADDR_LEN];
-    int group;               /* its IOMMU group */
+    int group;               /* its IOMMU group (a cdev's kernel reports
+                              * iommufd device ids instead: read from
+                              * sysfs then; -1 if it has none) */
 };
 
 struct hv_device_ops {
@@ -138,9 +140,13 @@ struct hv_device_ops {
      * their count in *n (also when more than max: then -ENOSPC). -ENODEV
      * when neither a slot nor a bus reset is possible. */
     int (*hot_reset_info)(struct hv_device *d, struct hv_reset_dep *out, size_t max, size_t *n);
-    /* VFIO_DEVICE_PCI_HOT_RESET: reset the slot or bus, with the files of
-     * every group in the scope, each of which must be attached to the
-     * device's IOMMU context (-EPERM naming the group otherwise). */
+    /* VFIO_DEVICE_PCI_HOT_RESET: reset the slot or bus. type1: with the
+     * files of every group in the scope, each of which must be attached to
+     * the device's IOMMU context (-EPERM naming the group otherwise).
+     * iommufd (a cdev): with no group files; every function in the scope
+     * must be bound to the device's iommufd or be in the IOMMU group of one
+     * that is (the kernel's ownership check; -EPERM naming the first that
+     * is not, before the kernel is asked). */
     int (*hot_reset)(struct hv_device *d, struct vub_err *err);
     /* A new open file of the device (the caller owns the fd) that a client
      * can mmap regions through, at the region's `offset`. Each call gives a

@@ -54,6 +54,9 @@ int hv_type1_fds(struct hv_iommu *io, int group, int *container, int *group_fd);
 /* The file of group `group` in a type1 context (still the context's), or
  * -ENOENT when the context does not hold it, -ENOTSUP for another context. */
 int hv_type1_group_fd(struct hv_iommu *io, int group);
+/* The sysfs root of an iommufd context, NULL for another context
+ * (hv_iommufd.c). */
+const char *hv_iommufd_sysfs(const struct hv_iommu *io);
 int hv_type1_adopt(int container, int group, int group_fd, struct hv_iommu **out,
                    struct vub_err *err);
 

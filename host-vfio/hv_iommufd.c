@@ -607,6 +607,11 @@ bool hv_iommufd_has_map_file(const struct hv_iommu *io)
     return io && io->ops == &ifd_ops && ((const struct ifd_iommu *)io)->map_file;
 }
 
+const char *hv_iommufd_sysfs(const struct hv_iommu *io)
+{
+    return io && io->ops == &ifd_ops ? ((const struct ifd_iommu *)io)->sysfs : NULL;
+}
+
 int hv_iommufd_iommu_new(const struct hv_open_opts *opts, struct hv_iommu **out,
                          struct vub_err *err)
 {

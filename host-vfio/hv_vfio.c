@@ -192,8 +192,29 @@ static int vd_reset(struct hv_device *d)
     return ioctl(vd(d)->devfd, VFIO_DEVICE_RESET) < 0 ? -errno : 0;
 }
 
-static int vd_hot_reset_info(struct hv_device *d, struct hv_reset_dep *out, size_t max,
-                             size_t *n)
+/* VFIO_DEVICE_GET_PCI_HOT_RESET_INFO on a VFIO cdev (Linux 6.6; Debian 12's
+ * headers are 6.1's, which lack these): the entries then carry iommufd
+ * device ids where a group file's carry group numbers, and the kernel says
+ * whether every function in the scope is owned by the caller's iommufd
+ * (bound to it, or in the IOMMU group of a function that is). The hot reset
+ * of a cdev takes no group files (count 0): the kernel checks that
+ * ownership itself. Values of Linux's include/uapi/linux/vfio.h. */
+#define VD_HOT_RESET_FLAG_DEV_ID (1u << 0)
+#define VD_HOT_RESET_FLAG_DEV_ID_OWNED (1u << 1)
+#define VD_DEVID_NOT_OWNED 0xffffffffu   /* (VFIO_PCI_DEVID_OWNED is 0) */
+
+struct vd_reset_scope {
+    size_t n;                              /* functions in the scope */
+    bool dev_id;                           /* a cdev: ids are iommufd device ids */
+    bool all_owned;                        /* a cdev: the kernel says all are owned */
+    struct hv_reset_dep deps[HV_MAX_RESET_DEPS];
+    uint32_t ids[HV_MAX_RESET_DEPS];       /* group numbers, or device ids */
+};
+
+/* The scope of a hot reset of d, as the kernel reports it; for a cdev the
+ * group numbers come from sysfs. -ENOSPC when it holds more than
+ * HV_MAX_RESET_DEPS (s->n still says how many). */
+static int vd_reset_scope(struct hv_device *d, struct vd_reset_scope *s)
 {
     size_t cap = HV_MAX_RESET_DEPS;
     size_t sz = sizeof(struct vfio_pci_hot_reset_info) + cap * sizeof(struct vfio_pci_dependent_device);
@@ -201,66 +222,116 @@ static int vd_hot_reset_info(struct hv_device *d, struct hv_reset_dep *out, size
     if (!info)
         return -ENOMEM;
     info->argsz = (uint32_t)sz;
-    *n = 0;
+    s->n = 0;
     int r = ioctl(vd(d)->devfd, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, info) < 0 ? -errno : 0;
     if (r == 0 || r == -ENOSPC)
-        *n = info->count;
+        s->n = info->count;
     if (r == 0 && info->count > cap)
         r = -ENOSPC;
-    for (size_t i = 0; r == 0 && i < info->count && i < max; i++) {
+    s->dev_id = info->flags & VD_HOT_RESET_FLAG_DEV_ID;
+    s->all_owned = info->flags & VD_HOT_RESET_FLAG_DEV_ID_OWNED;
+    const char *sysfs = hv_iommufd_sysfs(d->iommu);
+    for (size_t i = 0; r == 0 && i < info->count; i++) {
         const struct vfio_pci_dependent_device *dd = &info->devices[i];
-        snprintf(out[i].addr, sizeof(out[i].addr), "%04x:%02x:%02x.%u", dd->segment, dd->bus,
+        struct hv_reset_dep *o = &s->deps[i];
+        snprintf(o->addr, sizeof(o->addr), "%04x:%02x:%02x.%u", dd->segment, dd->bus,
                  (unsigned)((dd->devfn >> 3) & 0x1f), (unsigned)(dd->devfn & 7));
-        out[i].group = (int)dd->group_id;
+        s->ids[i] = dd->group_id;
+        if (!s->dev_id) {
+            o->group = (int)dd->group_id;
+        } else {
+            int g = hv_sysfs_iommu_group(sysfs ? sysfs : HV_SYSFS_DEFAULT, o->addr, NULL);
+            o->group = g < 0 ? -1 : g;
+        }
     }
-    if (r == 0 && info->count > max)
-        r = -ENOSPC;
     free(info);
     return r;
 }
 
-static int vd_hot_reset(struct hv_device *d, struct vub_err *err)
+static int vd_hot_reset_info(struct hv_device *d, struct hv_reset_dep *out, size_t max,
+                             size_t *n)
 {
-    struct hv_reset_dep deps[HV_MAX_RESET_DEPS];
-    size_t n = 0;
-    int r = vd_hot_reset_info(d, deps, HV_MAX_RESET_DEPS, &n);
-    if (r < 0)
-        return vub_fail(err, r, "%s: VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: %s", d->addr,
-                       strerror(-r));
-    /* one fd per distinct group in the scope */
-    size_t sz = sizeof(struct vfio_pci_hot_reset) + n * sizeof(int32_t);
-    struct vfio_pci_hot_reset *hr = calloc(1, sz);
-    if (!hr)
-        return vub_fail(err, -ENOMEM, "%s: out of memory", d->addr);
+    struct vd_reset_scope *s = malloc(sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    int r = vd_reset_scope(d, s);
+    *n = s->n;
+    for (size_t i = 0; r == 0 && i < s->n && i < max; i++)
+        out[i] = s->deps[i];
+    if (r == 0 && s->n > max)
+        r = -ENOSPC;
+    free(s);
+    return r;
+}
+
+/* The group files of every group in the scope, in hr (type1). */
+static int vd_group_fds(struct hv_device *d, const struct vd_reset_scope *s,
+                        struct vfio_pci_hot_reset *hr, struct vub_err *err)
+{
     uint32_t count = 0;
     int seen[HV_MAX_RESET_DEPS];
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < s->n; i++) {
         bool dup = false;
         for (uint32_t j = 0; j < count && !dup; j++)
-            dup = seen[j] == deps[i].group;
+            dup = seen[j] == s->deps[i].group;
         if (dup)
             continue;
-        int fd = hv_type1_group_fd(d->iommu, deps[i].group);
-        if (fd < 0) {
-            free(hr);
+        int fd = hv_type1_group_fd(d->iommu, s->deps[i].group);
+        if (fd < 0)
             return vub_fail(err, -EPERM, "%s: a hot reset also resets %s in IOMMU group %d, "
-                            "which this process does not hold", d->addr, deps[i].addr,
-                            deps[i].group);
-        }
-        seen[count] = deps[i].group;
+                            "which this process does not hold", d->addr, s->deps[i].addr,
+                            s->deps[i].group);
+        seen[count] = s->deps[i].group;
         hr->group_fds[count++] = fd;
     }
-    hr->argsz = (uint32_t)(sizeof(*hr) + count * sizeof(int32_t));
     hr->count = count;
-    r = ioctl(vd(d)->devfd, VFIO_DEVICE_PCI_HOT_RESET, hr) < 0 ? -errno : 0;
-    free(hr);
-    if (r == -EINVAL)
-        return vub_fail(err, r, "%s: VFIO_DEVICE_PCI_HOT_RESET: %s (the kernel resets a bus "
-                        "only while every function on it is bound to vfio-pci and in a group "
-                        "given)", d->addr, strerror(-r));
-    if (r < 0)
-        return vub_fail(err, r, "%s: VFIO_DEVICE_PCI_HOT_RESET: %s", d->addr, strerror(-r));
     return 0;
+}
+
+static int vd_hot_reset(struct hv_device *d, struct vub_err *err)
+{
+    struct vd_reset_scope *s = malloc(sizeof(*s));
+    if (!s)
+        return vub_fail(err, -ENOMEM, "%s: out of memory", d->addr);
+    struct vfio_pci_hot_reset *hr = NULL;
+    int r = vd_reset_scope(d, s);
+    if (r < 0) {
+        r = vub_fail(err, r, "%s: VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: %s", d->addr,
+                     strerror(-r));
+        goto out;
+    }
+    if (s->dev_id && !s->all_owned) {
+        /* name what the kernel will refuse for (the first not owned) */
+        size_t i = 0;
+        while (i + 1 < s->n && s->ids[i] != VD_DEVID_NOT_OWNED)
+            i++;
+        r = vub_fail(err, -EPERM, "%s: a hot reset also resets %s in IOMMU group %d, which is "
+                     "not this process's (the kernel resets a bus only while every function "
+                     "on it is on vfio-pci and bound to this iommufd, or in the IOMMU group of "
+                     "one that is)", d->addr, s->n ? s->deps[i].addr : "?",
+                     s->n ? s->deps[i].group : -1);
+        goto out;
+    }
+    size_t sz = sizeof(*hr) + s->n * sizeof(int32_t);
+    if (!(hr = calloc(1, sz))) {
+        r = vub_fail(err, -ENOMEM, "%s: out of memory", d->addr);
+        goto out;
+    }
+    /* a cdev: no group files (the kernel checks the iommufd's ownership) */
+    if (!s->dev_id && (r = vd_group_fds(d, s, hr, err)) < 0)
+        goto out;
+    hr->argsz = (uint32_t)(sizeof(*hr) + hr->count * sizeof(int32_t));
+    r = ioctl(vd(d)->devfd, VFIO_DEVICE_PCI_HOT_RESET, hr) < 0 ? -errno : 0;
+    if (r == -EINVAL)
+        r = vub_fail(err, r, "%s: VFIO_DEVICE_PCI_HOT_RESET: %s (the kernel resets a bus "
+                     "only while every function on it is bound to vfio-pci and %s)", d->addr,
+                     strerror(-r), s->dev_id ? "owned by this iommufd" : "in a group given");
+    else if (r < 0)
+        r = vub_fail(err, r, "%s: VFIO_DEVICE_PCI_HOT_RESET: %s", d->addr, strerror(-r));
+out:
+    free(hr);
+    free(s);
+    return r;
 }
 
 /* A device file of its own, never a dup of devfd: how one is had is the
