@@ -15,6 +15,7 @@
 #include <linux/ioctl.h>
 #include <linux/vfio.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -486,6 +487,72 @@ static int ifd_info(struct hv_iommu *io, struct hv_iommu_info *out)
     return 0;
 }
 
+/* snprintf whose truncation is fine (a long command line cut short). */
+__attribute__((format(printf, 3, 4)))
+static void say(char *out, size_t outsz, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out, outsz, fmt, ap);
+    va_end(ap);
+}
+
+/* Who keeps `addr` from being bound to this iommufd, into who: a process
+ * with its cdev open; or with its group open through /dev/vfio/<group> (a
+ * type1 user); or with the cdev of another function of its group open (a
+ * group's functions are one iommufd's). Empty when none is seen (this
+ * process itself, or one we may not inspect). */
+static void busy_holder(struct ifd_iommu *t, const char *addr, int group, const char *path,
+                        char *who, size_t whosz)
+{
+    char p[HV_PATH_MAX], tmp[384];
+    who[0] = '\0';
+    if (hv_proc_holders(NULL, path, tmp, sizeof(tmp)) > 0) {
+        say(who, whosz, "%s is open in %s", path, tmp);
+        return;
+    }
+    if (hv_path(p, sizeof(p), "%s/%d", t->devdir, group) == 0 &&
+        hv_proc_holders(NULL, p, tmp, sizeof(tmp)) > 0) {
+        say(who, whosz, "%s is open in %s", p, tmp);
+        return;
+    }
+    if (hv_path(p, sizeof(p), "%s/kernel/iommu_groups/%d/devices", t->sysfs, group) < 0)
+        return;
+    DIR *d = opendir(p);
+    if (!d)
+        return;
+    struct dirent *de;
+    unsigned seen = 0;
+    while ((de = readdir(d)) != NULL && !who[0] && seen++ < 256) {
+        char other[HV_ADDR_LEN], cdev[HV_PATH_MAX];
+        if (hv_pci_addr_parse(de->d_name, other) < 0 || strcmp(other, addr) == 0 ||
+            hv_iommufd_cdev_path(t->sysfs, t->devdir, other, cdev, sizeof(cdev), NULL) < 0)
+            continue;
+        if (hv_proc_holders(NULL, cdev, tmp, sizeof(tmp)) > 0)
+            say(who, whosz, "%s's VFIO cdev %s is open in %s", other, cdev, tmp);
+    }
+    closedir(d);
+}
+
+/* The message of a cdev that cannot be had (open EBUSY, bind EINVAL or
+ * EBUSY): -EBUSY, naming who has it and the group's other functions. */
+static int busy_fail(struct ifd_iommu *t, const char *addr, int group, const char *path,
+                     const char *step, int e, struct vub_err *err)
+{
+    char who[512], members[256];
+    busy_holder(t, addr, group, path, who, sizeof(who));
+    if (hv_sysfs_group_members(t->sysfs, group, addr, members, sizeof(members)) <= 0)
+        snprintf(members, sizeof(members), "no other function");
+    if (who[0])
+        return vub_fail(err, -EBUSY, "%s: group %d is busy: %s (%s failed: %s; a VFIO cdev "
+                        "takes one user, and a group's functions one iommufd; the group also "
+                        "holds %s)", addr, group, who, step, strerror(e), members);
+    return vub_fail(err, -EBUSY, "%s: group %d is busy: %s on %s failed (%s): the device, or "
+                    "another function of its group, is open already, maybe in this process "
+                    "(a VFIO cdev takes one user, and a group's functions one iommufd; the "
+                    "group also holds %s)", addr, group, step, path, strerror(e), members);
+}
+
 static int ifd_attach(struct hv_iommu *io, const char *addr, struct hv_attach *out,
                       struct vub_err *err)
 {
@@ -504,30 +571,18 @@ static int ifd_attach(struct hv_iommu *io, const char *addr, struct hv_attach *o
         int e = errno;
         if (e == EACCES || e == EPERM)
             return vub_fail(err, -e, "%s: permission denied opening %s", addr, path);
+        /* the group is open through /dev/vfio/<group> (a type1 user) */
+        if (e == EBUSY)
+            return busy_fail(t, addr, group, path, "open", e, err);
         return vub_fail(err, -e, "%s: cannot open %s: %s", addr, path, strerror(e));
     }
     struct hvi_bind_iommufd b = { .argsz = sizeof(b), .iommufd = t->fd };
     if (ioctl(fd, HVI_VFIO_DEVICE_BIND_IOMMUFD, &b) < 0) {
         int e = errno;
-        /* A cdev takes one bound file (EINVAL for a second; EBUSY while
-         * its group is open through /dev/vfio/<group>): name who has it. */
-        char who[384] = "";
-        if ((e == EINVAL || e == EBUSY) && hv_proc_holders(NULL, path, who, sizeof(who)) <= 0) {
-            char gpath[HV_PATH_MAX];
-            if (hv_path(gpath, sizeof(gpath), "%s/%d", t->devdir, group) == 0 &&
-                hv_proc_holders(NULL, gpath, who, sizeof(who)) > 0) {
-                char tmp[sizeof(who)];
-                snprintf(tmp, sizeof(tmp), "%s (group %d)", who, group);
-                hv_strlcpy(who, tmp, sizeof(who));
-            }
-        }
-        if (who[0])
-            r = vub_fail(err, -EBUSY, "%s: the device is busy: VFIO_DEVICE_BIND_IOMMUFD on %s "
-                        "failed (%s): it is open in %s", addr, path, strerror(e), who);
-        else if (e == EINVAL || e == EBUSY)
-            r = vub_fail(err, -EBUSY, "%s: the device is busy: VFIO_DEVICE_BIND_IOMMUFD on %s "
-                        "failed (%s): it is open already (a VFIO cdev takes one user, and none "
-                        "while its group is open)", addr, path, strerror(e));
+        /* EINVAL: the cdev is bound already; EBUSY: its group is another
+         * iommufd's, or open through /dev/vfio/<group> */
+        if (e == EINVAL || e == EBUSY)
+            r = busy_fail(t, addr, group, path, "VFIO_DEVICE_BIND_IOMMUFD", e, err);
         else
             r = vub_fail(err, -e, "%s: VFIO_DEVICE_BIND_IOMMUFD on %s failed: %s", addr, path,
                         strerror(e));
