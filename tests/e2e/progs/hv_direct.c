@@ -480,11 +480,41 @@ static void shared_container(const char *edu, const char *nvme)
     hv_close(b);
 }
 
+/* The scope of a hot reset of edu's bus (behind the shared topology's
+ * bridge): edu and nvme, both in edu's group (a cdev's kernel reports
+ * iommufd device ids where a group file's reports group numbers: the
+ * numbers then come from sysfs); and the reset itself (type1: with the
+ * group's file; iommufd: no files, the kernel checks that every function
+ * is bound to the context or in the group of one that is). */
+static void bus_reset(struct hv_device *d, const char *nvme, const char *what)
+{
+    struct vub_err e = { "" };
+    struct hv_reset_dep deps[HV_MAX_RESET_DEPS];
+    size_t n = 0;
+    int rc = hv_hot_reset_info(d, deps, HV_MAX_RESET_DEPS, &n);
+    bool self = false, other = false, groups = n > 0;
+    char list[256] = "";
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        self |= strcmp(deps[i].addr, d->addr) == 0;
+        other |= strcmp(deps[i].addr, nvme) == 0;
+        groups &= deps[i].group == d->group;
+        size_t l = strlen(list);
+        if (snprintf(list + l, sizeof(list) - l, "%s%s group %d", i ? ", " : "", deps[i].addr,
+                     deps[i].group) < 0)
+            break;
+    }
+    check(rc == 0 && self && other && groups, "%s: a reset of edu's bus resets %s (want edu and "
+          "nvme, both in group %d; rc %d)", what, list, d->group, rc);
+    rc = hv_hot_reset(d, &e);
+    check(rc == 0, "%s: the hot reset of edu's bus (%s)", what, rc ? e.msg : "done");
+}
+
 /* Two functions of one IOMMU group (testbed --topology shared): one group
- * file, one container, both device fds from it; a mapping through one is
- * the other's; the group is one process's, and a second open of it is
- * refused naming the group's other members; closing one function keeps the
- * group for the other, closing both frees it. */
+ * file (type1) or one iommufd (iommufd), both device fds in one context; a
+ * mapping through one is the other's; the group is one context's, and a
+ * second open of it is refused naming the group's other members; closing
+ * one function keeps the group for the other, closing both frees it; the
+ * bus resets with both open, and with edu alone. */
 static void same_group(const char *edu, const char *nvme)
 {
     struct vub_err e = { "" };
@@ -495,7 +525,8 @@ static void same_group(const char *edu, const char *nvme)
         return;
     check(a->group >= 0 && a->group == b->group && a->iommu == b->iommu,
           "one group (%d, %d), one container", a->group, b->group);
-    rc = hv_type1_open(nvme, NULL, &c, &e);
+    bus_reset(a, nvme, "both open");
+    rc = open_dev(nvme, &c, &e);
     info("a second open of the group: %s", e.msg);
     check(rc == -EBUSY && c == NULL && strstr(e.msg, "is busy") &&
               strstr(e.msg, "the group also holds") && strstr(e.msg, edu),
@@ -520,8 +551,10 @@ static void same_group(const char *edu, const char *nvme)
     }
     hv_close(a);
     hv_close(b);
-    rc = hv_type1_open(edu, NULL, &c, &e);
+    rc = open_dev(edu, &c, &e);
     check(rc == 0, "both closed: the group opens again (%s)", rc ? e.msg : "ok");
+    if (rc == 0)
+        bus_reset(c, nvme, "edu alone");
     hv_close(c);
 }
 

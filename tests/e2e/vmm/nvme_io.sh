@@ -3,6 +3,7 @@
 # VMM scenario 1: QEMU's vfio-user-pci client boots a Linux guest on the nvme
 # the bridge serves; the guest's own nvme driver reads the testbed's pattern,
 # writes and reads back with O_DIRECT, and its interrupt counts grow.
+# e2e-iommufd: core
 . "$VUB_SRC/tests/e2e/lib.sh"
 . "$VUB_SRC/tests/e2e/vmm/lib-vmm.sh"
 require "$VUB_BRIDGE"
