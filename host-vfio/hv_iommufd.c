@@ -571,7 +571,8 @@ static int ifd_attach(struct hv_iommu *io, const char *addr, struct hv_attach *o
         int e = errno;
         if (e == EACCES || e == EPERM)
             return vub_fail(err, -e, "%s: permission denied opening %s", addr, path);
-        /* the group is open through /dev/vfio/<group> (a type1 user) */
+        /* (7.3 refuses at the bind, not here, while the group is open
+         * through /dev/vfio/<group>; an EBUSY here names the same holders) */
         if (e == EBUSY)
             return busy_fail(t, addr, group, path, "open", e, err);
         return vub_fail(err, -e, "%s: cannot open %s: %s", addr, path, strerror(e));
