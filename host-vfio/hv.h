@@ -91,12 +91,15 @@ struct hv_iommu_info {
  * the same VFIO device fd, so there is one set of device ops for all of them
  * (hv_vfio.c); what differs is how the device fd is obtained and where DMA
  * is mapped: the type1 container (hv_type1.c), or an iommufd IOAS
- * (hv_iommufd.c, the function's VFIO cdev bound to /dev/iommu).
+ * (hv_iommufd.c: the function's VFIO cdev bound to /dev/iommu, or its group
+ * file attached to it).
  *
  *                 struct hv_device ---- iommu ---> struct hv_iommu
  *                 hv_device_ops                    hv_iommu_ops
  *   kernel:       "vfio"  (hv_vfio.c)              "type1" (hv_type1.c)
- *                                                  "iommufd" (hv_iommufd.c)
+ *                                                  "iommufd" (hv_iommufd.c, cdevs)
+ *                                                  "iommufd-group" (the same
+ *                                                  IOAS, through the group file)
  *   simulator:    "sim"   (hv_sim.c, edu-like)     "sim"   (hv_sim.c, type1 rules)
  *
  * Several devices may share one IOMMU context (the context is reference
@@ -140,7 +143,8 @@ struct hv_device_ops {
      * their count in *n (also when more than max: then -ENOSPC). -ENODEV
      * when neither a slot nor a bus reset is possible. */
     int (*hot_reset_info)(struct hv_device *d, struct hv_reset_dep *out, size_t max, size_t *n);
-    /* VFIO_DEVICE_PCI_HOT_RESET: reset the slot or bus. type1: with the
+    /* VFIO_DEVICE_PCI_HOT_RESET: reset the slot or bus. type1 and
+     * iommufd-group: with the
      * files of every group in the scope, each of which must be attached to
      * the device's IOMMU context (-EPERM naming the group otherwise).
      * iommufd (a cdev): with no group files; every function in the scope
@@ -167,7 +171,7 @@ struct hv_attach {
 };
 
 struct hv_iommu_ops {
-    const char *name;   /* "type1", "iommufd", "sim" */
+    const char *name;   /* "type1", "iommufd", "iommufd-group", "sim" */
     /* Map `size` bytes of this process at vaddr to iova. flags:
      * HV_DMA_READ|HV_DMA_WRITE. Kernel rules: -EEXIST on overlap, -EINVAL for
      * an iova outside the usable ranges or misaligned, -ENOSPC when the entry
@@ -197,8 +201,9 @@ struct hv_iommu_ops {
     int (*attach)(struct hv_iommu *io, const char *addr, struct hv_attach *out,
                   struct vub_err *err);
     /* Another open file of an attached device (a new VFIO device fd, never
-     * a dup of a.devfd), for the device's mmap_fd. type1: the group's
-     * VFIO_GROUP_GET_DEVICE_FD again. NULL where there is none: iommufd (a
+     * a dup of a.devfd), for the device's mmap_fd. type1 and
+     * iommufd-group: the group's VFIO_GROUP_GET_DEVICE_FD again. NULL where
+     * there is none: iommufd (a
      * VFIO cdev takes one bound open file; the device's mmap_fd answers
      * -ENOTSUP and hv_device.one_file is set), the simulator (its devices
      * reopen their own memfd). */

@@ -57,6 +57,9 @@ int hv_type1_group_fd(struct hv_iommu *io, int group);
 /* The sysfs root of an iommufd context, NULL for another context
  * (hv_iommufd.c). */
 const char *hv_iommufd_sysfs(const struct hv_iommu *io);
+/* The file of group `group` in an iommufd context reached through the
+ * group, as hv_type1_group_fd (-ENOTSUP for another context). */
+int hv_iommufd_group_fd(struct hv_iommu *io, int group);
 int hv_type1_adopt(int container, int group, int group_fd, struct hv_iommu **out,
                    struct vub_err *err);
 

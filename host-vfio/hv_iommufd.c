@@ -37,6 +37,7 @@ enum {
     HVI_CMD_IOAS_IOVA_RANGES = 0x84,
     HVI_CMD_IOAS_MAP = 0x85,
     HVI_CMD_IOAS_UNMAP = 0x86,
+    HVI_CMD_VFIO_IOAS = 0x88,
     HVI_CMD_IOAS_MAP_FILE = 0x8f,
 };
 struct hvi_destroy {
@@ -69,12 +70,18 @@ struct hvi_ioas_unmap {
     uint32_t size, ioas_id;
     hvi_u64 iova, length;
 };
+#define HVI_VFIO_IOAS_SET 1u
+struct hvi_vfio_ioas {             /* IOMMU_VFIO_IOAS: the compat IOAS */
+    uint32_t size, ioas_id;
+    uint16_t op, reserved;
+};
 #define HVI_IOMMU_DESTROY _IO(HVI_IOMMUFD_TYPE, HVI_CMD_DESTROY)
 #define HVI_IOMMU_IOAS_ALLOC _IO(HVI_IOMMUFD_TYPE, HVI_CMD_IOAS_ALLOC)
 #define HVI_IOMMU_IOAS_IOVA_RANGES _IO(HVI_IOMMUFD_TYPE, HVI_CMD_IOAS_IOVA_RANGES)
 #define HVI_IOMMU_IOAS_MAP _IO(HVI_IOMMUFD_TYPE, HVI_CMD_IOAS_MAP)
 #define HVI_IOMMU_IOAS_UNMAP _IO(HVI_IOMMUFD_TYPE, HVI_CMD_IOAS_UNMAP)
 #define HVI_IOMMU_IOAS_MAP_FILE _IO(HVI_IOMMUFD_TYPE, HVI_CMD_IOAS_MAP_FILE)
+#define HVI_IOMMU_VFIO_IOAS _IO(HVI_IOMMUFD_TYPE, HVI_CMD_VFIO_IOAS)
 
 struct hvi_bind_iommufd {          /* VFIO_DEVICE_BIND_IOMMUFD */
     uint32_t argsz, flags;
@@ -91,6 +98,7 @@ _Static_assert(sizeof(struct hvi_ioas_iova_ranges) == 32, "iommu_ioas_iova_range
 _Static_assert(sizeof(struct hvi_ioas_map) == 40, "iommu_ioas_map");
 _Static_assert(sizeof(struct hvi_ioas_map_file) == 40, "iommu_ioas_map_file");
 _Static_assert(sizeof(struct hvi_ioas_unmap) == 24, "iommu_ioas_unmap");
+_Static_assert(sizeof(struct hvi_vfio_ioas) == 12, "iommu_vfio_ioas");
 _Static_assert(sizeof(struct hvi_bind_iommufd) == 16, "vfio_device_bind_iommufd");
 _Static_assert(sizeof(struct hvi_attach_iommufd_pt) == 12, "vfio_device_attach_iommufd_pt");
 
@@ -331,6 +339,12 @@ void hv_ifd_maps_free(struct hv_ifd_maps *m)
 /* ---- the context -------------------------------------------------------------- */
 
 #define IFD_MAX_RANGES 64u   /* IOVA ranges asked for (a few in practice) */
+#define IFD_MAX_GROUPS 16u   /* group files one context holds (through the group) */
+
+struct ifd_group {
+    int number, fd;
+    unsigned devices;               /* devices attached through it */
+};
 
 struct ifd_iommu {
     struct hv_iommu base;
@@ -342,6 +356,10 @@ struct ifd_iommu {
     uint64_t align;                 /* IOVA and size granularity (>= the page size) */
     struct hv_iommu_info info;
     struct hv_ifd_maps maps;
+    /* through the group (hv_iommufd_group_iommu_new): the group files,
+     * each attached to this iommufd, whose compat IOAS is ours */
+    struct ifd_group groups[IFD_MAX_GROUPS];
+    unsigned ngroups;
 };
 
 static struct ifd_iommu *ifd(struct hv_iommu *io) { return (struct ifd_iommu *)io; }
@@ -622,9 +640,144 @@ static void ifd_detach(struct hv_iommu *io, const struct hv_attach *a)
     pthread_mutex_unlock(&t->lock);
 }
 
+/* ---- through the group -----------------------------------------------------------
+ * VFIO_GROUP_SET_CONTAINER takes an iommufd in place of a container (Linux
+ * 6.2, with VFIO_GROUP): the group's devices are then bound to the iommufd
+ * and attached to its compat IOAS, which the context made its own IOAS
+ * (IOMMU_VFIO_IOAS SET). Each VFIO_GROUP_GET_DEVICE_FD is a new open file
+ * of the device, as with type1: a client gets a file of its own (reopen),
+ * and DMA is the IOAS's, by file included. */
+
+static struct ifd_group *find_group(struct ifd_iommu *t, int number)
+{
+    for (unsigned i = 0; i < t->ngroups; i++)
+        if (t->groups[i].number == number)
+            return &t->groups[i];
+    return NULL;
+}
+
+/* The group file of `group`, opened and attached to the iommufd (t->lock held). */
+static int group_open(struct ifd_iommu *t, const char *addr, int group, struct ifd_group **out,
+                      struct vub_err *err)
+{
+    char path[HV_PATH_MAX];
+    int r;
+    if ((*out = find_group(t, group)) != NULL)
+        return 0;
+    if (t->ngroups >= IFD_MAX_GROUPS)
+        return vub_fail(err, -ENOSPC, "%s: the iommufd context holds %u groups already", addr,
+                        IFD_MAX_GROUPS);
+    if ((r = hv_path(path, sizeof(path), "%s/%d", t->devdir, group)) < 0)
+        return vub_fail(err, r, "%s: path of group %d too long", addr, group);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        if (e == EACCES || e == EPERM)
+            return vub_fail(err, -e, "%s: permission denied opening %s (group %d)", addr, path,
+                            group);
+        if (e == EBUSY)   /* another process has the group file, or a cdev of the group */
+            return busy_fail(t, addr, group, path, "open", e, err);
+        return vub_fail(err, -e, "%s: cannot open %s (group %d): %s", addr, path, group,
+                        strerror(e));
+    }
+    struct vfio_group_status gs = { .argsz = sizeof(gs) };
+    if (ioctl(fd, VFIO_GROUP_GET_STATUS, &gs) < 0) {
+        r = vub_fail(err, -errno, "%s: VFIO_GROUP_GET_STATUS on group %d failed: %s", addr,
+                     group, strerror(errno));
+        goto fail;
+    }
+    if (!(gs.flags & VFIO_GROUP_FLAGS_VIABLE)) {
+        struct vub_err why;
+        if (hv_sysfs_group_viable(t->sysfs, group, NULL, addr, &why) < 0)
+            r = vub_fail(err, -EBUSY, "%s", why.msg);
+        else
+            r = vub_fail(err, -EBUSY, "%s: group %d is not viable (the kernel says a member is "
+                         "held by a host driver)", addr, group);
+        goto fail;
+    }
+    if (ioctl(fd, VFIO_GROUP_SET_CONTAINER, &t->fd) < 0) {
+        r = vub_fail(err, -errno, "%s: VFIO_GROUP_SET_CONTAINER of group %d with an iommufd "
+                     "failed: %s (a kernel without iommufd's VFIO group support?)", addr, group,
+                     strerror(errno));
+        goto fail;
+    }
+    t->groups[t->ngroups] = (struct ifd_group){ .number = group, .fd = fd };
+    *out = &t->groups[t->ngroups++];
+    return 0;
+fail:
+    close(fd);
+    return r;
+}
+
+static void group_put(struct ifd_iommu *t, struct ifd_group *g)
+{
+    if (g->devices)
+        return;
+    close(g->fd);   /* detaches the group from the iommufd */
+    *g = t->groups[--t->ngroups];
+}
+
+static int ifdg_attach(struct hv_iommu *io, const char *addr, struct hv_attach *out,
+                       struct vub_err *err)
+{
+    struct ifd_iommu *t = ifd(io);
+    int group = hv_sysfs_check_exportable(t->sysfs, addr, err);
+    if (group < 0)
+        return group;
+    pthread_mutex_lock(&t->lock);
+    struct ifd_group *g = NULL;
+    int r = group_open(t, addr, group, &g, err);
+    if (r == 0) {
+        int fd = ioctl(g->fd, VFIO_GROUP_GET_DEVICE_FD, addr);
+        if (fd < 0) {
+            r = vub_fail(err, -errno, "%s: VFIO_GROUP_GET_DEVICE_FD in group %d failed: %s", addr,
+                         group, strerror(errno));
+            group_put(t, g);
+        } else if ((r = refresh_info(t)) < 0) {
+            r = vub_fail(err, r, "%s: IOMMU_IOAS_IOVA_RANGES failed: %s", addr, strerror(-r));
+            close(fd);
+            group_put(t, g);
+        } else {
+            g->devices++;
+            out->devfd = fd;
+            out->group = group;
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+    return r;
+}
+
+static int ifdg_reopen(struct hv_iommu *io, const char *addr, const struct hv_attach *a)
+{
+    struct ifd_iommu *t = ifd(io);
+    pthread_mutex_lock(&t->lock);
+    struct ifd_group *g = find_group(t, a->group);
+    int fd = g ? ioctl(g->fd, VFIO_GROUP_GET_DEVICE_FD, addr) : -1;
+    int r = fd >= 0 ? fd : g ? -errno : -ENOENT;
+    pthread_mutex_unlock(&t->lock);
+    return r;
+}
+
+static void ifdg_detach(struct hv_iommu *io, const struct hv_attach *a)
+{
+    struct ifd_iommu *t = ifd(io);
+    pthread_mutex_lock(&t->lock);
+    struct ifd_group *g = find_group(t, a->group);
+    if (g && g->devices) {
+        g->devices--;
+        group_put(t, g);
+    }
+    if (refresh_info(t) < 0) {
+        /* keep the narrower ranges of before: still safe to use */
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
 static void ifd_destroy(struct hv_iommu *io)
 {
     struct ifd_iommu *t = ifd(io);
+    for (unsigned i = 0; i < t->ngroups; i++)
+        close(t->groups[i].fd);
     struct hvi_destroy d = { .size = sizeof(d), .id = t->ioas };
     if (ioctl(t->fd, HVI_IOMMU_DESTROY, &d) < 0) {
         /* closing the iommufd frees the IOAS anyway */
@@ -646,6 +799,23 @@ static const struct hv_iommu_ops ifd_ops = {
     .destroy = ifd_destroy,
 };
 
+static const struct hv_iommu_ops ifdg_ops = {
+    .name = "iommufd-group",
+    .dma_map = ifd_dma_map,
+    .dma_unmap = ifd_dma_unmap,
+    .dma_map_file = ifd_dma_map_file,
+    .info = ifd_info,
+    .attach = ifdg_attach,
+    .reopen = ifdg_reopen,
+    .detach = ifdg_detach,
+    .destroy = ifd_destroy,
+};
+
+static bool is_ifd(const struct hv_iommu *io)
+{
+    return io && (io->ops == &ifd_ops || io->ops == &ifdg_ops);
+}
+
 /* IOMMU_IOAS_MAP_FILE (6.13) of nothing: a kernel that has it checks the
  * arguments (length 0: EINVAL), an older one does not know the command
  * (ENOTTY). */
@@ -660,16 +830,28 @@ static bool probe_map_file(int fd, uint32_t ioas)
 
 bool hv_iommufd_has_map_file(const struct hv_iommu *io)
 {
-    return io && io->ops == &ifd_ops && ((const struct ifd_iommu *)io)->map_file;
+    return is_ifd(io) && ((const struct ifd_iommu *)io)->map_file;
+}
+
+int hv_iommufd_group_fd(struct hv_iommu *io, int group)
+{
+    if (!io || io->ops != &ifdg_ops)
+        return -ENOTSUP;
+    struct ifd_iommu *t = ifd(io);
+    pthread_mutex_lock(&t->lock);
+    struct ifd_group *g = find_group(t, group);
+    int fd = g ? g->fd : -ENOENT;
+    pthread_mutex_unlock(&t->lock);
+    return fd;
 }
 
 const char *hv_iommufd_sysfs(const struct hv_iommu *io)
 {
-    return io && io->ops == &ifd_ops ? ((const struct ifd_iommu *)io)->sysfs : NULL;
+    return is_ifd(io) ? ((const struct ifd_iommu *)io)->sysfs : NULL;
 }
 
-int hv_iommufd_iommu_new(const struct hv_open_opts *opts, struct hv_iommu **out,
-                         struct vub_err *err)
+static int iommu_new(const struct hv_open_opts *opts, bool via_group, struct hv_iommu **out,
+                     struct vub_err *err)
 {
     const char *sysfs = opts && opts->sysfs ? opts->sysfs : HV_SYSFS_DEFAULT;
     const char *devdir = opts && opts->dev_vfio ? opts->dev_vfio : "/dev/vfio";
@@ -702,7 +884,7 @@ int hv_iommufd_iommu_new(const struct hv_open_opts *opts, struct hv_iommu **out,
         return r;
     }
     t->ioas = a.out_ioas_id;
-    t->base.ops = &ifd_ops;
+    t->base.ops = via_group ? &ifdg_ops : &ifd_ops;
     t->base.refs = 1;
     t->maps.max = HV_IOMMUFD_MAX_MAPS;
     pthread_mutex_init(&t->lock, NULL);
@@ -712,19 +894,54 @@ int hv_iommufd_iommu_new(const struct hv_open_opts *opts, struct hv_iommu **out,
         return r;
     }
     t->map_file = probe_map_file(t->fd, t->ioas);
+    if (via_group) {
+        /* the IOAS a group attached to this iommufd goes into */
+        struct hvi_vfio_ioas v = { .size = sizeof(v), .ioas_id = t->ioas,
+                                   .op = HVI_VFIO_IOAS_SET };
+        if (ioctl(t->fd, HVI_IOMMU_VFIO_IOAS, &v) < 0) {
+            r = vub_fail(err, -errno, "IOMMU_VFIO_IOAS on %s failed: %s (a kernel without "
+                         "iommufd's VFIO group support?)", dev_iommu, strerror(errno));
+            ifd_destroy(&t->base);
+            return r;
+        }
+    }
     *out = &t->base;
     return 0;
 }
 
-int hv_iommufd_open(const char *addr, const struct hv_open_opts *opts, struct hv_device **out,
-                    struct vub_err *err)
+int hv_iommufd_iommu_new(const struct hv_open_opts *opts, struct hv_iommu **out,
+                         struct vub_err *err)
+{
+    return iommu_new(opts, false, out, err);
+}
+
+int hv_iommufd_group_iommu_new(const struct hv_open_opts *opts, struct hv_iommu **out,
+                               struct vub_err *err)
+{
+    return iommu_new(opts, true, out, err);
+}
+
+static int open_one(const char *addr, const struct hv_open_opts *opts, bool via_group,
+                    struct hv_device **out, struct vub_err *err)
 {
     struct hv_iommu *io;
     *out = NULL;
-    int r = hv_iommufd_iommu_new(opts, &io, err);
+    int r = iommu_new(opts, via_group, &io, err);
     if (r < 0)
         return r;
     r = hv_vfio_open(io, addr, out, err);
     hv_iommu_put(io);   /* the device holds its own reference */
     return r;
+}
+
+int hv_iommufd_open(const char *addr, const struct hv_open_opts *opts, struct hv_device **out,
+                    struct vub_err *err)
+{
+    return open_one(addr, opts, false, out, err);
+}
+
+int hv_iommufd_group_open(const char *addr, const struct hv_open_opts *opts,
+                          struct hv_device **out, struct vub_err *err)
+{
+    return open_one(addr, opts, true, out, err);
 }

@@ -65,10 +65,25 @@ void hv_ifd_maps_free(struct hv_ifd_maps *m);
  * (hv_iommu_put). -ENOENT (with message) on a kernel without iommufd. */
 int hv_iommufd_iommu_new(const struct hv_open_opts *opts, struct hv_iommu **out,
                          struct vub_err *err);
-/* Whether io is an iommufd context whose kernel has IOMMU_IOAS_MAP_FILE. */
+/* The same context reached through the VFIO group interface ("iommufd-group"):
+ * attach opens the function's group file (/dev/vfio/<group>), attaches it
+ * to the iommufd (VFIO_GROUP_SET_CONTAINER takes an iommufd: Linux 6.2+
+ * with VFIO_GROUP), whose compat IOAS is this context's IOAS
+ * (IOMMU_VFIO_IOAS), and takes the device fd with VFIO_GROUP_GET_DEVICE_FD.
+ * Unlike a cdev, every VFIO_GROUP_GET_DEVICE_FD is a new open file of the
+ * device, so there is a reopen (a client gets a file of its session, as
+ * with type1) while DMA is the IOAS's (by file included). The group file is
+ * this context's: another process can neither open it nor bind a cdev of
+ * the group while it is held. */
+int hv_iommufd_group_iommu_new(const struct hv_open_opts *opts, struct hv_iommu **out,
+                               struct vub_err *err);
+/* Whether io is an iommufd context (either kind) whose kernel has IOMMU_IOAS_MAP_FILE. */
 bool hv_iommufd_has_map_file(const struct hv_iommu *io);
 /* A function opened through its VFIO cdev into an IOAS of its own. */
 int hv_iommufd_open(const char *addr, const struct hv_open_opts *opts, struct hv_device **out,
                     struct vub_err *err);
+/* A function opened through its group file into an iommufd IOAS of its own. */
+int hv_iommufd_group_open(const char *addr, const struct hv_open_opts *opts,
+                          struct hv_device **out, struct vub_err *err);
 
 #endif /* HV_IOMMUFD_H */

@@ -264,7 +264,8 @@ static int vd_hot_reset_info(struct hv_device *d, struct hv_reset_dep *out, size
     return r;
 }
 
-/* The group files of every group in the scope, in hr (type1). */
+/* The group files of every group in the scope, in hr (type1; iommufd
+ * through the group). */
 static int vd_group_fds(struct hv_device *d, const struct vd_reset_scope *s,
                         struct vfio_pci_hot_reset *hr, struct vub_err *err)
 {
@@ -277,6 +278,8 @@ static int vd_group_fds(struct hv_device *d, const struct vd_reset_scope *s,
         if (dup)
             continue;
         int fd = hv_type1_group_fd(d->iommu, s->deps[i].group);
+        if (fd == -ENOTSUP)
+            fd = hv_iommufd_group_fd(d->iommu, s->deps[i].group);
         if (fd < 0)
             return vub_fail(err, -EPERM, "%s: a hot reset also resets %s in IOMMU group %d, "
                             "which this process does not hold", d->addr, s->deps[i].addr,

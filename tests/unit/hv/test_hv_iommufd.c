@@ -248,6 +248,12 @@ static void test_not_an_iommufd(void **state)
     assert_null(io);
     assert_non_null(strstr(e.msg, "IOMMU_IOAS_ALLOC on /tmp/vub-not-iommufd-"));
     assert_int_equal(tu_count_fds(), fds);
+    /* the context through the group file: the same open path */
+    io = (struct hv_iommu *)1;
+    assert_int_equal(hv_iommufd_group_iommu_new(&o, &io, &e), -ENOTTY);
+    assert_null(io);
+    assert_non_null(strstr(e.msg, "IOMMU_IOAS_ALLOC on /tmp/vub-not-iommufd-"));
+    assert_int_equal(tu_count_fds(), fds);
     unlink(path);
 }
 
@@ -263,6 +269,9 @@ static void test_no_iommufd_here(void **state)
     struct vub_err e = { "" };
     int fds = tu_count_fds();
     assert_int_equal(hv_iommufd_iommu_new(NULL, &io, &e), -ENOENT);
+    assert_null(io);
+    io = (struct hv_iommu *)1;
+    assert_int_equal(hv_iommufd_group_iommu_new(NULL, &io, &e), -ENOENT);
     assert_null(io);
     assert_string_equal(e.msg, "this kernel has no iommufd (no /dev/iommu)");
     assert_int_equal(tu_count_fds(), fds);
