@@ -43,11 +43,13 @@ void br_cli_usage(FILE *out)
 "                           wins over the policy's group_clients\n"
 "      --sim[=KIND]         serve a simulated device, for tests and demos;\n"
 "                           KIND edu (default) or nvme-like (MSI-X BAR)\n"
-"      --iommu KIND         IOMMU back end: auto (default), type1 or iommufd;\n"
-"                           auto is iommufd where the kernel has /dev/iommu\n"
-"                           and the function a VFIO cdev, type1 otherwise\n"
-"                           (iommufd: DMA mapped by file where the kernel\n"
-"                           can, no region mmap, no live re-exec)\n"
+"      --iommu KIND         IOMMU back end: auto (default), type1, iommufd or\n"
+"                           iommufd-group; auto is iommufd where the kernel\n"
+"                           has /dev/iommu and the function a VFIO cdev,\n"
+"                           type1 otherwise (iommufd: DMA mapped by file where\n"
+"                           the kernel can, no region mmap, no live re-exec;\n"
+"                           iommufd-group: the same IOAS reached through the\n"
+"                           group file, so regions are mmapped as with type1)\n"
 "      --no-mmap            never give the client a region fd: every BAR\n"
 "                           access comes as a message and is checked\n"
 "      --msix-mmap=MODE     how a BAR holding the MSI-X table or PBA is offered\n"
@@ -363,8 +365,11 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
                 cfg->iommu = BR_IOMMU_TYPE1;
             else if (strcmp(optarg, "iommufd") == 0)
                 cfg->iommu = BR_IOMMU_IOMMUFD;
+            else if (strcmp(optarg, "iommufd-group") == 0)
+                cfg->iommu = BR_IOMMU_IOMMUFD_GROUP;
             else
-                return bad(errout, "--iommu %s: unknown back end (auto, type1, iommufd)", optarg);
+                return bad(errout, "--iommu %s: unknown back end (auto, type1, iommufd, "
+                           "iommufd-group)", optarg);
             break;
         case OPT_NO_MMAP: cfg->no_mmap = true; break;
         case OPT_FD_STORE: cfg->fd_store = true; break;
@@ -544,9 +549,10 @@ int br_cli_parse(int argc, char **argv, struct br_cli *cli, FILE *out, FILE *err
     }
     if (!cfg->device && cfg->sim == BR_SIM_NONE)
         return bad(errout, "%s", "--device is required (or --sim)");
-    if (cfg->sim != BR_SIM_NONE && cfg->iommu == BR_IOMMU_IOMMUFD)
-        return bad(errout, "%s", "--iommu iommufd: the simulated device has a simulated type1 "
-                   "container only");
+    if (cfg->sim != BR_SIM_NONE &&
+        (cfg->iommu == BR_IOMMU_IOMMUFD || cfg->iommu == BR_IOMMU_IOMMUFD_GROUP))
+        return bad(errout, "--iommu %s: the simulated device has a simulated type1 "
+                   "container only", cfg->iommu == BR_IOMMU_IOMMUFD ? "iommufd" : "iommufd-group");
     if (!cfg->socket_path && !cfg->policy_path)
         return bad(errout, "%s", "--socket is required (or --policy)");
     if (cfg->trace_data && !cfg->trace_path)

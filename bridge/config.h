@@ -115,6 +115,7 @@ enum br_iommu_kind {
     BR_IOMMU_AUTO = 0, /* iommufd where /dev/iommu and the device's cdev exist, else type1 */
     BR_IOMMU_TYPE1,    /* VFIO container, type1v2 */
     BR_IOMMU_IOMMUFD,  /* the VFIO cdev in an IOAS; refused where the kernel has none */
+    BR_IOMMU_IOMMUFD_GROUP, /* the group file attached to an iommufd IOAS (mmap possible) */
 };
 
 struct br_config {

@@ -46,6 +46,14 @@ static bool cdevs_everywhere(const struct br_config *cfg)
  * type1 otherwise. Never the other one in place of the one asked for. */
 int br_open_iommu(const struct br_config *cfg, struct hv_iommu **io, struct vub_err *err)
 {
+    if (cfg->iommu == BR_IOMMU_IOMMUFD_GROUP) {
+        int r = hv_iommufd_group_iommu_new(NULL, io, err);
+        if (r < 0) {
+            struct vub_err why = *err;
+            return vub_fail(err, r, "--iommu iommufd-group: %s; use --iommu type1", why.msg);
+        }
+        return 0;
+    }
     bool want = cfg->iommu == BR_IOMMU_IOMMUFD ||
                 (cfg->iommu == BR_IOMMU_AUTO && cdevs_everywhere(cfg));
     if (!want)

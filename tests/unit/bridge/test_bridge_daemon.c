@@ -98,7 +98,22 @@ static void test_iommu_option(void **state)
     assert_non_null(strstr(out, "no PCI function 0000:00:1f.6"));
     const char *bad[] = { BRIDGE_EXE, "--sim", "--iommu", "vfio", "--socket", "/tmp/x", NULL };
     assert_int_equal(run_capture_fd(bad, 2, out, sizeof(out)), 2);
-    assert_non_null(strstr(out, "--iommu vfio: unknown back end (auto, type1, iommufd)"));
+    assert_non_null(strstr(out, "--iommu vfio: unknown back end (auto, type1, iommufd, "
+                                "iommufd-group)"));
+    /* the group file attached to an iommufd: refused where there is none */
+    const char *fg[] = { BRIDGE_EXE, "--device", "0000:00:1f.6", "--iommu", "iommufd-group",
+                         "--socket", "/tmp/vub-iommufd-never.sock", NULL };
+    assert_int_equal(run_capture_fd(fg, 2, out, sizeof(out)), 1);
+    if (access("/dev/iommu", F_OK) == 0)
+        assert_non_null(strstr(out, "no PCI function 0000:00:1f.6"));
+    else
+        assert_non_null(strstr(out, "--iommu iommufd-group: this kernel has no iommufd (no "
+                                    "/dev/iommu); use --iommu type1"));
+    const char *sg[] = { BRIDGE_EXE, "--sim", "--iommu", "iommufd-group", "--socket", "/tmp/x",
+                         NULL };
+    assert_int_equal(run_capture_fd(sg, 2, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "--iommu iommufd-group: the simulated device has a simulated "
+                                "type1 container only"));
 }
 
 static void test_help_version_usage(void **state)
