@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,13 +57,24 @@ static void info(const char *fmt, ...)
     va_end(ap);
 }
 
-/* The back end under test: "type1" or "iommufd" ($VUB_IOMMU). */
+/* The back end under test: "type1", "iommufd" or "iommufd-group" ($VUB_IOMMU). */
 static const char *kind = "type1";
-static bool ifd_mode(void) { return strcmp(kind, "iommufd") == 0; }
+/* an iommufd IOAS (either way: cdev or group file) */
+static bool ifd_mode(void) { return strncmp(kind, "iommufd", 7) == 0; }
+static bool group_mode(void) { return strcmp(kind, "iommufd-group") == 0; }
 
 static int open_dev(const char *addr, struct hv_device **d, struct vub_err *e)
 {
+    if (group_mode())
+        return hv_iommufd_group_open(addr, NULL, d, e);
     return ifd_mode() ? hv_iommufd_open(addr, NULL, d, e) : hv_type1_open(addr, NULL, d, e);
+}
+
+static int new_context(struct hv_iommu **io, struct vub_err *e)
+{
+    if (group_mode())
+        return hv_iommufd_group_iommu_new(NULL, io, e);
+    return ifd_mode() ? hv_iommufd_iommu_new(NULL, io, e) : hv_type1_iommu_new(NULL, io, e);
 }
 
 static double now(void)
@@ -201,14 +213,23 @@ static void edu_tests(const char *addr)
 
     int mfd = hv_mmap_fd(d);
     volatile uint32_t *bar = MAP_FAILED;
-    if (ifd_mode()) {
+    if (ifd_mode() && !group_mode()) {
         /* a VFIO cdev takes one open file: nothing to hand a client */
         check(mfd == -ENOTSUP && d->one_file, "edu: no second device file from a cdev (%d)",
               mfd);
         mfd = -1;
-    } else if (check(mfd >= 0, "edu: mmap fd %d", mfd))
+    } else if (check(mfd >= 0 && !d->one_file, "edu: mmap fd %d", mfd)) {
+        /* a file of its own each time (a client's session file), never a dup */
+        int mfd2 = hv_mmap_fd(d);
+        long same = mfd2 >= 0 ? syscall(SYS_kcmp, getpid(), getpid(), 0 /* KCMP_FILE */, mfd,
+                                        mfd2) : -1;
+        check(mfd2 >= 0 && same > 0, "edu: a second mmap fd %d is another open file (kcmp %ld)",
+              mfd2, same);
+        if (mfd2 >= 0)
+            close(mfd2);
         bar = mmap(NULL, 1u << 20, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, (off_t)bar0_off);
-    if (!ifd_mode() && check(bar != MAP_FAILED, "edu: BAR0 mmapped through the mmap fd")) {
+    }
+    if (mfd >= 0 && check(bar != MAP_FAILED, "edu: BAR0 mmapped through the mmap fd")) {
         check(bar[0] == EDU_ID_VALUE, "edu: id register %#x through mmap", bar[0]);
         bar[1] = 0x12345678;
         check(bar[1] == ~0x12345678u, "edu: liveness through mmap %#x", bar[1]);
@@ -427,7 +448,7 @@ static bool open_pair(const char *edu, const char *nvme, struct hv_device **a,
 {
     struct vub_err e = { "" };
     struct hv_iommu *io = NULL;
-    int rc = ifd_mode() ? hv_iommufd_iommu_new(NULL, &io, &e) : hv_type1_iommu_new(NULL, &io, &e);
+    int rc = new_context(&io, &e);
     if (!check(rc == 0, "a %s context (%s)", kind, rc ? e.msg : "ok"))
         return false;
     rc = hv_vfio_open(io, edu, a, &e);
@@ -628,8 +649,10 @@ int main(int argc, char **argv)
     const char *k = getenv("VUB_IOMMU");
     if (k && strcmp(k, "iommufd") == 0)
         kind = "iommufd";
+    else if (k && strcmp(k, "iommufd-group") == 0)
+        kind = "iommufd-group";
     else if (k && *k && strcmp(k, "type1") != 0) {
-        fprintf(stderr, "VUB_IOMMU=%s: want type1 or iommufd\n", k);
+        fprintf(stderr, "VUB_IOMMU=%s: want type1, iommufd or iommufd-group\n", k);
         return 2;
     }
     if (argc == 4 && strcmp(argv[1], "--same-group") == 0) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # edu through the bridge: the probe's view, then its edu self-test (registers
 # over the socket and through the mmapped BAR, factorial, DMA both ways, MSI,
-# INTx with unmask, reset), then the same with --no-mmap.
+# INTx with unmask, reset), then the same with --no-mmap (and, on the
+# iommufd kernel, with --iommu iommufd-group: mmap through the group file).
 # e2e-group: devices
 # e2e-cost: 12
 # e2e-iommufd: core
@@ -30,6 +31,22 @@ if start_bridge edu "$VUB_EDU"; then
   check "bridge exits 0 on SIGTERM" test $? -eq 0
 else
   fail "bridge serves $VUB_EDU"
+fi
+
+# On the iommufd kernel: the same IOAS through edu's group file
+# (--iommu iommufd-group), where each session gets a device file of its own
+# again, so BAR0 is mmapped as with type1, and DMA is still by file.
+if [ "$VUB_IOMMU" = iommufd ]; then
+  if start_bridge edu-group "$VUB_EDU" --iommu iommufd-group; then
+    check "the bridge serves through the group file with DMA by file, mmap offered" \
+      bash -c "grep 'IOMMU iommufd-group (DMA by file)' '$VUB_OUT/bridge-edu-group.log' | grep -vq 'no mmap'"
+    check "edu self-test with BAR0 mmapped (iommufd-group)" "$VUB_PROBE" --selftest edu "$(sock edu-group)"
+    check "a second session (a device file of its own) too" "$VUB_PROBE" --selftest edu "$(sock edu-group)"
+    stop_bridge edu-group
+    check "bridge (iommufd-group) exits 0" test $? -eq 0
+  else
+    fail "bridge --iommu iommufd-group serves $VUB_EDU"
+  fi
 fi
 
 if start_bridge edu-nommap "$VUB_EDU" --no-mmap; then

@@ -44,6 +44,11 @@ check "list: edu and nvme in group $g, both exportable" \
 
 "$HV_DIRECT" --same-group "$VUB_EDU" "$VUB_NVME" 2>&1 | tee "$VUB_OUT/hv_direct.txt"
 check "hv_direct --same-group: every check passed" test "${PIPESTATUS[0]}" -eq 0
+if [ "$VUB_IOMMU" = iommufd ]; then
+  VUB_IOMMU=iommufd-group "$HV_DIRECT" --same-group "$VUB_EDU" "$VUB_NVME" 2>&1 |
+    tee "$VUB_OUT/hv_direct-group.txt"
+  check "hv_direct --same-group with iommufd-group: every check passed" test "${PIPESTATUS[0]}" -eq 0
+fi
 
 start_bridge edu "$VUB_EDU" || { fail "the edu bridge starts"; finish; }
 check_iommu_log edu

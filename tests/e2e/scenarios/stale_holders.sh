@@ -8,8 +8,12 @@
 #     fails here: it did). Once the keeper is gone B is served.
 #  2. --stale-holders kill, keeper with the mapping only (no fd left): the
 #     bridge kills it at session end; B then runs the edu self-test.
+# On the iommufd kernel (e2e_iommufd_core) it runs with --iommu
+# iommufd-group: a cdev gives a client no file, the group file does.
 # e2e-group: devices
 # e2e-cost: 15
+# e2e-iommufd: core
+[ "${VUB_IOMMU:-}" = iommufd ] && VUB_IOMMU=iommufd-group
 . "$VUB_SRC/tests/e2e/lib.sh"
 require "$VUB_BRIDGE" "$VUB_PROBE" "$VUB_PROGS/stale_client"
 
