@@ -598,9 +598,15 @@ static int ifd_attach(struct hv_iommu *io, const char *addr, struct hv_attach *o
     struct hvi_bind_iommufd b = { .argsz = sizeof(b), .iommufd = t->fd };
     if (ioctl(fd, HVI_VFIO_DEVICE_BIND_IOMMUFD, &b) < 0) {
         int e = errno;
-        /* EINVAL: the cdev is bound already; EBUSY: its group is another
-         * iommufd's, or open through /dev/vfio/<group> */
-        if (e == EINVAL || e == EBUSY)
+        /* EINVAL: the cdev is bound already; EBUSY: its group is open
+         * through /dev/vfio/<group>; EPERM (7.3): the group is another
+         * iommufd's, i.e. another function's cdev is bound elsewhere
+         * (EPERM without a holder to name is left as it is: it also
+         * means a platform without MSI isolation) */
+        char who[512];
+        if (e == EPERM)
+            busy_holder(t, addr, group, path, who, sizeof(who));
+        if (e == EINVAL || e == EBUSY || (e == EPERM && who[0]))
             r = busy_fail(t, addr, group, path, "VFIO_DEVICE_BIND_IOMMUFD", e, err);
         else
             r = vub_fail(err, -e, "%s: VFIO_DEVICE_BIND_IOMMUFD on %s failed: %s", addr, path,
