@@ -115,7 +115,12 @@ static int scan_fd_table(const struct br_devfile *f, pid_t pid, pid_t tid, struc
         ssize_t n = readlinkat(dirfd(d), e->d_name, link, sizeof(link));
         if (n < 0 || (size_t)n != want || memcmp(link, f->link, want) != 0)
             continue;
-        if (kcmp(getpid(), tid, KCMP_FILE, (unsigned long)f->fd, (unsigned long)fdn) == 0) {
+        /* Without kcmp (a kernel without CONFIG_KCMP, e.g. no
+         * CHECKPOINT_RESTORE: ENOSYS) another VFIO device file cannot be
+         * told from ours: it counts as ours. Refusing a client wrongly is
+         * safe; serving one while a holder keeps the device is not. */
+        int same = kcmp(getpid(), tid, KCMP_FILE, (unsigned long)f->fd, (unsigned long)fdn);
+        if (same == 0 || (same < 0 && errno == ENOSYS)) {
             h->fd = (int)fdn;
             h->tid = tid;
             r = 1;
