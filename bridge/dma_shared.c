@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "vu_proto.h"
@@ -15,12 +16,19 @@ void br_dma_shared_init(struct br_dma_shared *sh)
 {
     memset(sh, 0, sizeof(*sh));
     pthread_mutex_init(&sh->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&sh->changed, &ca);
+    pthread_condattr_destroy(&ca);
+    sh->conflict_wait_ms = BR_DMA_SHARED_CONFLICT_WAIT_MS;
 }
 
 void br_dma_shared_destroy(struct br_dma_shared *sh)
 {
     free(sh->h);
     free(sh->k);
+    pthread_cond_destroy(&sh->changed);
     pthread_mutex_destroy(&sh->lock);
     memset(sh, 0, sizeof(*sh));
 }
@@ -121,10 +129,29 @@ int br_dma_shared_map(struct br_dma_shared *sh, struct hv_device *hv, const void
     int r = 0;
     *hit = false;
     pthread_mutex_lock(&sh->lock);
+    struct timespec until;
+    bool waited = false;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += sh->conflict_wait_ms / 1000;
+    until.tv_nsec += (long)(sh->conflict_wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+again:
     for (size_t i = 0; i < sh->nh; i++) {
         const struct br_dma_holder *o = &sh->h[i];
         if (overlaps(o->iova, last_of(o->iova, o->size), iova, last) &&
             !agree(o, iova, dev, ino, offset, flags)) {
+            /* another function's old mapping may be about to go: wait for
+             * a change (the lock is released meanwhile), then look again */
+            if (o->owner != owner &&
+                pthread_cond_timedwait(&sh->changed, &sh->lock, &until) == 0) {
+                if (!waited)
+                    sh->conflict_waits++;
+                waited = true;
+                goto again;
+            }
             if (other)
                 *other = *o;
             sh->conflicts++;
@@ -295,6 +322,8 @@ int br_dma_shared_unmap(struct br_dma_shared *sh, struct hv_device *hv, const vo
     }
     if (r < 0)
         sh->h[sh->nh++] = gone;   /* the IOMMU still has it: so does the registry */
+    else
+        pthread_cond_broadcast(&sh->changed);   /* a map waiting on it looks again */
     pthread_mutex_unlock(&sh->lock);
     return r;
 }

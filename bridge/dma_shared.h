@@ -13,7 +13,12 @@
  * exactly their union:
  *  - holders that overlap must agree: the same memory object (st_dev,
  *    st_ino), the same object offset for every IOVA they share, the same
- *    protection; one that does not is a conflict (-EEXIST, nothing done);
+ *    protection; one that does not is a conflict (-EEXIST, nothing done)
+ *    - after waiting up to conflict_wait_ms for the other function's table
+ *    to change: QEMU sends a layout change on each socket in turn, so a
+ *    map on one socket can meet the old mapping of the other socket whose
+ *    unmap is still on its way (seen in the e2e: 0x0+0xd8000 against the
+ *    other function's 0xc3000+0x25000, unmapped a moment later);
  *  - a map makes IOMMU mappings only for the parts no other holder has
  *    (an identical mapping on the other socket costs no IOMMU call);
  *  - an unmap removes from the IOMMU what no other holder has: an IOMMU
@@ -40,6 +45,10 @@
  * default). Operations are linear in the holders overlapping a range and
  * in the number of IOMMU mappings (a few for a VM without guest IOMMU). */
 #define BR_DMA_SHARED_MAX 65535u
+/* How long a map that conflicts with another function's mapping waits for
+ * that mapping to go before it is refused (-EEXIST). The wait releases the
+ * lock: the other function's thread goes on; only this socket waits. */
+#define BR_DMA_SHARED_CONFLICT_WAIT_MS 2000u
 
 struct br_dma_holder {
     const void *owner;       /* the table */
@@ -57,6 +66,8 @@ struct br_dma_kmap {
 
 struct br_dma_shared {
     pthread_mutex_t lock;
+    pthread_cond_t changed;  /* broadcast when a holder goes */
+    unsigned conflict_wait_ms;   /* BR_DMA_SHARED_CONFLICT_WAIT_MS by default */
     struct br_dma_holder *h;
     size_t nh, caph;
     struct br_dma_kmap *k;
@@ -64,6 +75,7 @@ struct br_dma_shared {
     uint64_t bytes;          /* bytes the IOMMU maps for the group */
     unsigned shared_hits;    /* maps wholly covered already: no IOMMU call */
     unsigned conflicts;      /* maps refused: an overlapping holder disagrees */
+    unsigned conflict_waits; /* maps that waited for another function's unmap */
     unsigned remaps;         /* IOMMU mappings cut down after an unmap */
 };
 

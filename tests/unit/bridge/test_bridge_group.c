@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <time.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -126,6 +127,7 @@ static void test_identical_shared(void **state)
 static void test_conflict_refused(void **state)
 {
     struct pair *p = *state;
+    p->sh.conflict_wait_ms = 20;   /* nothing will change: refused after the wait */
     assert_int_equal(br_dma_map(&p->ta, p->a, 0x100000, 4 * PG, 0, RW, dup(p->mem)), 0);
     /* another object */
     assert_int_equal(br_dma_map(&p->tb, p->b, 0x100000, 4 * PG, 0, RW, dup(p->other)), -EEXIST);
@@ -262,6 +264,51 @@ static void test_layout_change_interleaved(void **state)
     assert_int_equal(br_dma_unmap_all(&p->ta, p->a), 0);
     assert_int_equal(iommu_maps(p), 1);
     assert_true(hv_sim_stats_of(p->a).dma_bytes == 12 * PG);
+}
+
+/* QEMU's layout change reaches the two sockets one after the other: a map
+ * on A can meet B's old mapping while B's unmap of it is still on its way.
+ * The map waits for B's table to change and then succeeds; B's mapping
+ * that never goes is refused after conflict_wait_ms. (Without the wait, the
+ * landed code, the first map is refused at once: the e2e's "DMA_MAP
+ * 0x0+0xd8000: File exists".) */
+struct late_unmap {
+    struct pair *p;
+    uint64_t iova, size;
+    int r;
+};
+
+static void *unmap_later(void *arg)
+{
+    struct late_unmap *u = arg;
+    struct timespec d = { 0, 100 * 1000 * 1000 };
+    nanosleep(&d, NULL);
+    u->r = br_dma_unmap(&u->p->tb, u->p->b, u->iova, u->size);
+    return NULL;
+}
+
+static void test_conflict_waits_for_other_unmap(void **state)
+{
+    struct pair *p = *state;
+    p->sh.conflict_wait_ms = 10000;   /* generous: the unmap comes after 100 ms */
+    /* B: the old layout, [12, 16) pages read-only (a ROM window) */
+    assert_int_equal(br_dma_map(&p->tb, p->b, 12 * PG, 4 * PG, 12 * PG, VU_DMA_MAP_FLAG_READ,
+                                dup(p->mem)), 0);
+    /* A has moved on: [0, 20) writable, which B's old window contradicts */
+    struct late_unmap u = { p, 12 * PG, 4 * PG, -1 };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, unmap_later, &u), 0);
+    assert_int_equal(br_dma_map(&p->ta, p->a, 0, 20 * PG, 0, RW, dup(p->mem)), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(u.r, 1);
+    assert_int_equal(p->sh.conflict_waits, 1);
+    assert_int_equal(p->sh.conflicts, 0);
+    assert_int_equal(device_byte(p->a, 13 * PG), 13);
+    /* a conflict that stays is still refused, after the wait */
+    p->sh.conflict_wait_ms = 50;
+    assert_int_equal(br_dma_map(&p->tb, p->b, 4 * PG, PG, 0, RW, dup(p->other)), -EEXIST);
+    assert_int_equal(p->sh.conflicts, 1);
+    assert_int_equal(device_byte(p->a, 4 * PG), 4);
 }
 
 /* Overlapping ranges that agree, neither inside the other: the IOMMU
@@ -639,6 +686,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_layout_change_interleaved, pair_setup,
                                         pair_teardown),
         cmocka_unit_test_setup_teardown(test_consistent_overlap, pair_setup, pair_teardown),
+        cmocka_unit_test_setup_teardown(test_conflict_waits_for_other_unmap, pair_setup,
+                                        pair_teardown),
         cmocka_unit_test(test_one_vm_two_functions),
         cmocka_unit_test(test_other_client_refused),
         cmocka_unit_test(test_restarted_vm_waits),
