@@ -82,7 +82,9 @@ start_bridge group "$VUB_EDU" --device "$VUB_NVME" --socket "$(sock nvme)" ||
   { fail "the group daemon starts"; finish; }
 for _ in $(seq 100); do [ -S "$(sock nvme)" ] && break; sleep 0.1; done
 check "one daemon serves edu and nvme (both sockets)" test -S "$(sock nvme)"
-check "in one IOMMU $VUB_IOMMU context" grep -q "one IOMMU $VUB_IOMMU context for the group's 2 functions" "$LOG"
+check "in one IOMMU $VUB_IOMMU context" grep -q "one IOMMU $VUB_IOMMU context for the group's functions" "$LOG"
+check "serving both of group $g's functions" \
+  test "$(grep -c "(IOMMU group $g, function [12] of 2)" "$LOG")" -eq 2
 check "edu is reset with its bus (no FLR), which also resets nvme" \
   grep -q "vfio-user-bridge\[$VUB_EDU\] info: reset: a hot reset of the bus .*also resets $VUB_NVME" "$LOG"
 check "edu self-test (its DEVICE_RESET is the hot reset; nvme has no client)" \
