@@ -7,20 +7,16 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
+#include "waits.h"
 #include "vu_proto.h"
 
 void br_dma_shared_init(struct br_dma_shared *sh)
 {
     memset(sh, 0, sizeof(*sh));
     pthread_mutex_init(&sh->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&sh->changed, &ca);
-    pthread_condattr_destroy(&ca);
+    br_cond_init_monotonic(&sh->changed);
     sh->conflict_wait_ms = BR_DMA_SHARED_CONFLICT_WAIT_MS;
 }
 
@@ -129,15 +125,8 @@ int br_dma_shared_map(struct br_dma_shared *sh, struct hv_device *hv, const void
     int r = 0;
     *hit = false;
     pthread_mutex_lock(&sh->lock);
-    struct timespec until;
+    struct timespec until = br_deadline_ms(sh->conflict_wait_ms);
     bool waited = false;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += sh->conflict_wait_ms / 1000;
-    until.tv_nsec += (long)(sh->conflict_wait_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
 again:
     for (size_t i = 0; i < sh->nh; i++) {
         const struct br_dma_holder *o = &sh->h[i];

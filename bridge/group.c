@@ -6,10 +6,10 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "device.h"
 #include "log.h"
+#include "waits.h"
 
 const char *br_group_clients_name(enum br_group_clients rule)
 {
@@ -25,11 +25,7 @@ void br_group_init(struct br_group *g, int number, enum br_group_clients rule)
 {
     memset(g, 0, sizeof(*g));
     pthread_mutex_init(&g->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&g->left, &ca);
-    pthread_condattr_destroy(&ca);
+    br_cond_init_monotonic(&g->left);
     g->number = number;
     g->rule = rule;
     br_dma_shared_init(&g->dma);
@@ -99,14 +95,7 @@ static bool hung_up(int fd)
 int br_group_join(struct br_group *g, const struct br_dev *dev, int fd, const struct ucred *peer,
                   char *why, size_t whysz)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += BR_GROUP_GONE_WAIT_MS / 1000;
-    until.tv_nsec += (long)(BR_GROUP_GONE_WAIT_MS % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = br_deadline_ms(BR_GROUP_GONE_WAIT_MS);
     pthread_mutex_lock(&g->lock);
     int r;
     for (;;) {
