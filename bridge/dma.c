@@ -195,23 +195,38 @@ static int shared_pin(void *arg, uint64_t iova, uint8_t *vaddr, uint64_t size)
     return pin(a->t, a->hv, iova, vaddr, -1, 0, size, a->hvf);
 }
 
-/* May the device reach fd's memory with VU_DMA_MAP_FLAG_* `flags`? The
- * answers of an mmap of it: READ a readable fd, WRITE a read-write one
- * (-EACCES) whose memfd seals allow writing (-EPERM). The kernel's
- * IOMMU_IOAS_MAP_FILE checks neither. */
-static int file_access(int fd, uint32_t flags)
+/* May the device reach the memory of b's fd with VU_DMA_MAP_FLAG_*
+ * `flags`? The answers of an mmap of it: READ a readable fd, WRITE a
+ * read-write one (-EACCES) whose memfd seals allow writing (-EPERM). The
+ * kernel's IOMMU_IOAS_MAP_FILE checks neither. The open mode is read once
+ * (an open file keeps it), the seals once they are final (F_SEAL_SEAL set,
+ * or a file that takes no seals); until then each WRITE map asks again, so
+ * a seal added since is obeyed. */
+static int file_access(struct br_dma_backing *b, uint32_t flags)
 {
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0)
-        return -errno;
-    int acc = fl & O_ACCMODE;
-    if ((flags & VU_DMA_MAP_FLAG_READ) && acc != O_RDONLY && acc != O_RDWR)
+    if (!b->acc_known) {
+        int fl = fcntl(b->fd, F_GETFL);
+        if (fl < 0)
+            return -errno;
+        b->acc = fl & O_ACCMODE;
+        b->acc_known = true;
+    }
+    if ((flags & VU_DMA_MAP_FLAG_READ) && b->acc != O_RDONLY && b->acc != O_RDWR)
         return -EACCES;
     if (flags & VU_DMA_MAP_FLAG_WRITE) {
-        if (acc != O_RDWR)
+        if (b->acc != O_RDWR)
             return -EACCES;
-        int seals = fcntl(fd, F_GET_SEALS);   /* EINVAL: not a memfd, no seals */
-        if (seals > 0 && (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
+        int seals = b->seals;
+        if (!b->seals_final) {
+            seals = fcntl(b->fd, F_GET_SEALS);
+            if (seals < 0)   /* EINVAL: not a memfd, it takes no seals, ever */
+                seals = errno == EINVAL ? F_SEAL_SEAL : 0;
+            if (seals & F_SEAL_SEAL) {
+                b->seals = seals;
+                b->seals_final = true;
+            }
+        }
+        if (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE))
             return -EPERM;
     }
     return 0;
@@ -389,7 +404,7 @@ int br_dma_map(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, uint
                        ((flags & VU_DMA_MAP_FLAG_WRITE) ? HV_DMA_WRITE : 0);
         if (b->memfile && hv->iommu->ops->dma_map_file && !t->shared) {
             /* By fd: what an mmap of this fd would be allowed decides. */
-            if ((r = file_access(b->fd, flags)) < 0)
+            if ((r = file_access(b, flags)) < 0)
                 goto fail;
             r = pin(t, hv, iova, NULL, b->fd, offset, size, hvf);
             if (r == 0) {

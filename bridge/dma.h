@@ -44,6 +44,14 @@ struct br_dma_backing {
                               * of the bridge's to fill) */
     bool idle;               /* refs == 0, kept open (BR_DMA_MAX_IDLE_BACKINGS) */
     uint64_t idle_seq;       /* when it became idle (oldest goes first) */
+    /* For maps by file (memfile): what fd's open mode and seals allow,
+     * read once where it cannot change. The open mode of an open file never
+     * changes; seals only grow, and not at all once F_SEAL_SEAL is set (or
+     * the file takes none), so they are kept only then. */
+    bool acc_known;          /* acc holds fd's O_ACCMODE */
+    bool seals_final;        /* seals holds fd's seals for good */
+    int acc;
+    int seals;
 };
 
 struct br_dma_map {

@@ -775,10 +775,40 @@ static void test_map_by_file(void **state)
     assert_int_equal(br_dma_unmap_all(&tab, t->hv), 0);
     close(sfd);
 
+    /* The open mode and final seals are read once per object, seals that
+     * may still change on every WRITE map: a memfd that allows sealing is
+     * mapped read-write, unmapped (the object stays held, idle), sealed
+     * against future writes, and a read-write map of it is then refused;
+     * once F_SEAL_SEAL is there the answer stays. */
+    int afd = memfd_create("sealable", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    assert_true(afd >= 0 && ftruncate(afd, (off_t)MiB) == 0);
+    int calls0 = by_file.calls;
+    assert_int_equal(br_dma_map(&tab, t->hv, 48 * MiB, MiB, 0, RW, dup(afd)), 0);
+    assert_int_equal(br_dma_map(&tab, t->hv, 50 * MiB, MiB, 0, RW, dup(afd)), 0);
+    assert_int_equal(br_dma_unmap(&tab, t->hv, 48 * MiB, 4 * MiB), 2);
+    assert_int_equal(tab.nb, 1);   /* still held, idle: the same backing below */
+    assert_int_equal(fcntl(afd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE), 0);
+    assert_int_equal(br_dma_map(&tab, t->hv, 48 * MiB, MiB, 0, RW, dup(afd)), -EPERM);
+    assert_int_equal(br_dma_map(&tab, t->hv, 48 * MiB, MiB, 0, VU_DMA_MAP_FLAG_READ, dup(afd)), 0);
+    assert_int_equal(br_dma_unmap_all(&tab, t->hv), 0);
+    assert_int_equal(by_file.calls, calls0 + 3);
+    close(afd);
+    /* seals final from the start (a memfd without MFD_ALLOW_SEALING): read-
+     * write maps again and again, each by file */
+    int ffinal = th_memfd(MiB);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(br_dma_map(&tab, t->hv, 48 * MiB, MiB, 0, RW, dup(ffinal)), 0);
+        assert_int_equal(by_file.flags, HV_DMA_READ | HV_DMA_WRITE);
+        assert_int_equal(br_dma_unmap(&tab, t->hv, 48 * MiB, MiB), 1);
+    }
+    assert_int_equal(by_file.calls, calls0 + 6);
+    assert_int_equal(br_dma_unmap_all(&tab, t->hv), 0);
+    close(ffinal);
+
     /* the kernel has no MAP_FILE after all: mapped and pinned by address */
     by_file.ret = -ENOTSUP;
     assert_int_equal(br_dma_map(&tab, t->hv, 16 * MiB, MiB, 0, RW, dup(mfd)), 0);
-    assert_int_equal(by_file.calls, 4);
+    assert_int_equal(by_file.calls, calls0 + 7);
     assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 1);
     assert_int_equal(br_dma_unmap_all(&tab, t->hv), 0);
     /* any other error is the map's */
