@@ -124,6 +124,9 @@ struct vu_client;
 int bench_side_direct(struct hv_device *d, struct bench_side **out);
 /* Wrap a negotiated client (takes ownership). */
 int bench_side_bridge(struct vu_client *c, struct bench_side **out);
+/* The socket of a bridge side's client (for messages framed by hand while
+ * the client is idle), -1 for any other side. */
+int bench_side_bridge_fd(struct bench_side *s);
 
 /* ---- the figures (measure.c) --------------------------------------------- */
 
@@ -153,6 +156,7 @@ enum bench_fig {
     FIG_STARTUP,        /* ms to listening */
     FIG_VIOMMU_CYCLE,   /* 4 KiB map + unmap of one IOVA, a new page each time */
     FIG_VIOMMU_FLOOR,   /* bridge only: two framed ping-pongs, in turns with it */
+    FIG_VIOMMU_FRAMED,  /* bridge only: the cycle with the client framed by hand */
     FIG_COUNT
 };
 
@@ -278,7 +282,7 @@ struct bench_target {
     bool met;
     char value[128];
 };
-#define BENCH_NTARGETS 9
+#define BENCH_NTARGETS 10
 void bench_targets(const struct bench_result *r, struct bench_target t[BENCH_NTARGETS]);
 
 #endif /* VUB_BENCH_H */

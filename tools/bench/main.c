@@ -362,7 +362,8 @@ int main(int argc, char **argv)
             continue;
         bool bridge_only = polled || i == FIG_FLOOR || i == FIG_FLOOR_FRAMED || i == FIG_IRQ_BRIDGE_CPU ||
                            i == FIG_RSS_IDLE ||
-                           i == FIG_RSS_MAPS || i == FIG_STARTUP || i == FIG_VIOMMU_FLOOR;
+                           i == FIG_RSS_MAPS || i == FIG_STARTUP || i == FIG_VIOMMU_FLOOR ||
+                           i == FIG_VIOMMU_FRAMED;
         bool direct_only = i == FIG_DMA_MAP_2M_FRESH || i == FIG_DMA_UNMAP_2M_FRESH;
         if (r->errors == 0 && ((!direct_only && !r->fig[i].has[0]) ||
                                (!bridge_only && !r->fig[i].has[1]))) {

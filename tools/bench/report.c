@@ -212,6 +212,21 @@ void bench_targets(const struct bench_result *r, struct bench_target t[BENCH_NTA
                  100 * own / vc->st[0].median, own, vc->st[0].median, vc->st[1].median,
                  vf->st[0].median);
     }
+    /* the same with the client framed by hand: the bridge's work alone,
+     * without the client library's (which the floor's client does not do
+     * either) */
+    t[9].name = "vIOMMU cycle, client framed by hand";
+    t[9].goal = "bridge's own work <= 10 % of the cycle";
+    const struct bench_figure *vh = &r->fig[FIG_VIOMMU_FRAMED];
+    t[9].applicable = both(vc) && vf->has[0] && vh->has[0] && vh->st[0].median > 0;
+    if (t[9].applicable) {
+        double own = vh->st[0].median - vc->st[1].median - vf->st[0].median;
+        t[9].met = own <= 0.10 * vh->st[0].median;
+        snprintf(t[9].value, sizeof(t[9].value),
+                 "%.1f %% (%.2f us of %.2f; direct %.2f, floor %.2f)",
+                 100 * own / vh->st[0].median, own, vh->st[0].median, vc->st[1].median,
+                 vf->st[0].median);
+    }
 }
 
 /* ---- Markdown ----------------------------------------------------------------- */

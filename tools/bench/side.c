@@ -305,6 +305,11 @@ static const struct bench_side_ops bridge_ops = {
     .irq_eventfd = b_irq_eventfd, .max_maps = b_max_maps, .close = b_close,
 };
 
+int bench_side_bridge_fd(struct bench_side *s)
+{
+    return s->ops == &bridge_ops ? vu_client_fd(cl_of(s)) : -1;
+}
+
 int bench_side_bridge(struct vu_client *c, struct bench_side **out)
 {
     struct bridge_side *bs = calloc(1, sizeof(*bs));
