@@ -262,8 +262,37 @@ static void release_oldest_idle(struct br_dma_table *t)
         backing_release(t, old);
 }
 
+void br_dma_close_pending(struct br_dma_table *t)
+{
+    unsigned n = t->n_close_q;
+    if (!n)
+        return;
+    t->n_close_q = 0;
+    int lo = t->close_q[0], hi = t->close_q[0];
+    for (unsigned i = 1; i < n; i++) {
+        if (t->close_q[i] < lo)
+            lo = t->close_q[i];
+        if (t->close_q[i] > hi)
+            hi = t->close_q[i];
+    }
+    /* n distinct open fds of ours within [lo, hi] of n numbers: the range
+     * holds nothing else, one call closes them all */
+    if ((unsigned)(hi - lo) + 1u == n && close_range((unsigned)lo, (unsigned)hi, 0) == 0)
+        return;
+    for (unsigned i = 0; i < n; i++)
+        close(t->close_q[i]);
+}
+
+/* fd duplicates an object a backing holds: close it, in a batch. */
+static void close_duplicate(struct br_dma_table *t, int fd)
+{
+    t->close_q[t->n_close_q++] = fd;
+    if (t->n_close_q == BR_DMA_CLOSE_BATCH)
+        br_dma_close_pending(t);
+}
+
 /* Backing object for fd (taking fd): an existing one with the same inode
- * (fd closed; an idle one is in use again) or a new slot (*fresh set).
+ * (fd closed, batched; an idle one is in use again) or a new slot (*fresh set).
  * Returns the slot or -errno (fd closed). */
 static int backing_get(struct br_dma_table *t, int fd, const struct stat *st, bool *fresh)
 {
@@ -277,7 +306,7 @@ static int backing_get(struct br_dma_table *t, int fd, const struct stat *st, bo
             continue;
         }
         if (b->dev == st->st_dev && b->ino == st->st_ino) {
-            close(fd);
+            close_duplicate(t, fd);
             if (b->idle) {
                 b->idle = false;
                 t->n_idle--;
@@ -688,6 +717,7 @@ int br_dma_unmap_all(struct br_dma_table *t, struct hv_device *hv)
         drop_entry(t, m);
     }
     /* the client let go of everything: so does the bridge */
+    br_dma_close_pending(t);
     for (size_t i = 0; i < t->nb; i++)
         if (t->backings[i].fd >= 0 && t->backings[i].refs == 0)
             backing_release(t, (int)i);
@@ -736,6 +766,7 @@ static void free_subtree(struct br_dma_map *n)
 
 void br_dma_free(struct br_dma_table *t)
 {
+    br_dma_close_pending(t);
     for (size_t i = 0; i < t->nb; i++) {
         if (t->backings[i].fd < 0)
             continue;

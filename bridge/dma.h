@@ -30,6 +30,16 @@
  * per cycle. The oldest idle one is released beyond this many, when a new
  * object needs the slot, and on unmap-all and disconnect. */
 #define BR_DMA_MAX_IDLE_BACKINGS 4u
+/* A DMA_MAP's fd whose object a backing holds already (a guest IOMMU sends
+ * the same RAM block's fd with every page it maps) is only a duplicate: it
+ * is kept until this many have gathered and then all are closed with one
+ * close_range where their numbers are consecutive (they are, in a steady
+ * map/unmap cycle: each arrives at the lowest free number), instead of one
+ * close per map. They refer to objects the table holds open anyway. They
+ * wait only while DMA_MAPs and DMA_UNMAPs follow each other: the server
+ * closes them at any other message and before a re-exec
+ * (br_dma_close_pending), and unmap-all and freeing the table do too. */
+#define BR_DMA_CLOSE_BATCH 16u
 
 struct br_dma_backing {
     dev_t dev;
@@ -98,6 +108,9 @@ struct br_dma_table {
      * another function is -EEXIST, and an unmap removes from the IOMMU
      * only what no other function still maps. */
     struct br_dma_shared *shared;
+    /* Duplicate fds waiting to be closed (BR_DMA_CLOSE_BATCH). */
+    int close_q[BR_DMA_CLOSE_BATCH];
+    unsigned n_close_q;
 };
 
 /* The prefault before pinning goes in chunks of this size, with a check
@@ -116,7 +129,8 @@ void br_dma_init(struct br_dma_table *t, uint32_t max_maps, uint64_t max_bytes, 
  * VU_DMA_MAP_FLAG_READ|WRITE (the wire rules live in the decoder only; the
  * kernel's own rules, alignment and usable ranges, in host-vfio). fd: the
  * client's memory fd (ownership taken in all cases: kept, or closed if an
- * identical object is already open, or closed on error), -1 = no fd
+ * identical object is already open - batched, BR_DMA_CLOSE_BATCH -, or
+ * closed on error), -1 = no fd
  * (recorded, not reachable by the device).
  * -EEXIST overlap, -ENOSPC count limit, -ENOMEM byte limit, -EINVAL an fd
  * that is not a regular file or a range beyond its end, or an fd with
@@ -151,6 +165,9 @@ int br_dma_unmap(struct br_dma_table *t, struct hv_device *hv, uint64_t iova, ui
 int br_dma_unmap_all(struct br_dma_table *t, struct hv_device *hv);
 /* Free the table's arrays (after unmap_all). */
 void br_dma_free(struct br_dma_table *t);
+/* Close the duplicate fds br_dma_map kept for a batched close now (also
+ * done by unmap_all and free). */
+void br_dma_close_pending(struct br_dma_table *t);
 
 /* A summary of the table for the status view: count, bytes, and up to
  * `max` mappings in IOVA order from the lowest (fills out[0..returned)). */

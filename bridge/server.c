@@ -424,6 +424,12 @@ static bool serve_one(struct br_server *srv)
         return false;
     }
     uint16_t cmd = m.hdr.cmd;
+    /* Duplicate DMA fds wait for a batched close only while DMA_MAPs and
+     * DMA_UNMAPs follow each other (a guest IOMMU's stream, dma.h); any
+     * other message closes them before it is answered, so once the stream
+     * pauses the bridge holds no client fd its DMA table does not need. */
+    if (cmd != VU_CMD_DMA_MAP && cmd != VU_CMD_DMA_UNMAP)
+        br_dma_close_pending(&srv->sess->dma);
     br_fdstore_received(&m);
     r = br_handle_message(srv->sess, &m);
     vu_msg_release(&m);
@@ -570,6 +576,8 @@ int br_server_run(struct br_server *srv)
          * injected delay is sent first. */
         if (srv->reexec_wanted && !held) {
             srv->reexec_wanted = false;
+            if (srv->sess)   /* duplicates only; the next process needs none */
+                br_dma_close_pending(&srv->sess->dma);
             return BR_SERVER_REEXEC;
         }
         if (held && (client_ev & (EPOLLHUP | EPOLLERR)))

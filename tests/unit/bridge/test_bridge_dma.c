@@ -9,12 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/magic.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "dma.h"
 #include "harness.h"
 #include "session.h"
 #include "testutil.h"
@@ -175,12 +177,13 @@ static void test_dedup_and_unmap_all(void **state)
                                            (uint64_t)i * MiB, RW), 0);
         close(d);
     }
-    /* the bridge (same process) keeps one fd for the object, not four */
-    assert_int_equal(tu_count_fds(), base + 1);
+    /* the bridge (same process) keeps one fd for the object, not four; the
+     * three duplicates wait for a batched close (BR_DMA_CLOSE_BATCH) */
+    assert_int_equal(tu_count_fds(), base + 1 + 3);
     int other = th_memfd(MiB);
     assert_int_equal(vu_client_dma_map(c, 0x100000, MiB, other, 0, RW), 0);
     close(other);
-    assert_int_equal(tu_count_fds(), base + 2);
+    assert_int_equal(tu_count_fds(), base + 2 + 3);
     assert_int_equal(hv_sim_stats_of(t->hv).dma_maps, 5);
     /* the dedup kept each map's own offset */
     assert_int_equal(hv_sim_dma_write(t->hv, 48 * MiB, "3", 1), 0);
@@ -254,6 +257,72 @@ static void test_backing_limit(void **state)
     assert_int_equal(vu_client_dma_map(c, 0x80000000ull, 4096, extra, 0, RW), 0);
     close(extra);
     vu_client_close(c);
+}
+
+/* A guest IOMMU's cycle: every DMA_MAP brings a new fd of the same object.
+ * The duplicates are closed BR_DMA_CLOSE_BATCH at a time: never more wait
+ * than that, each batch really closes them (no fd leaks over many cycles),
+ * and neither the batch's close_range nor the one-by-one close ever takes
+ * an fd that is not a waiting duplicate: the object's own fd (the device
+ * still reaches the memory), the client's socket (the calls go on), an fd
+ * of the test's that sits between the bridge's numbers. */
+static void test_duplicate_fds_closed_in_batches(void **state)
+{
+    struct th *t = *state;
+    struct vu_client *c = th_connect(t, true);
+    int mfd = th_memfd(16 * 4096);
+    int base = tu_count_fds();
+    unsigned cycles = 3 * BR_DMA_CLOSE_BATCH + 5;
+    /* pass 0: the same fd each time (the bridge's numbers are consecutive:
+     * the close_range path); pass 1: a dup the test holds across the call
+     * and an fd it opens after every fifth, so the numbers interleave with
+     * the test's (the one-by-one path) */
+    int sentinel[2 * BR_DMA_CLOSE_BATCH];
+    unsigned ns = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (unsigned i = 0; i < cycles; i++) {
+            uint64_t off = (uint64_t)(i % 16) * 4096;
+            int d = pass ? dup(mfd) : mfd;
+            assert_true(d >= 0);
+            assert_int_equal(vu_client_dma_map(c, 0x100000, 4096, d, off, RW), 0);
+            if (pass)
+                close(d);
+            if (pass && i % 5 == 0 && ns < sizeof(sentinel) / sizeof(sentinel[0]))
+                assert_true((sentinel[ns++] = eventfd(0, EFD_CLOEXEC)) >= 0);
+            /* the first map of pass 0 keeps its fd for the object; each
+             * later one is a duplicate, closed with a full batch */
+            unsigned k = pass * cycles + i;   /* duplicates so far */
+            assert_int_equal(tu_count_fds(), base + (int)ns + 1 + (int)(k % BR_DMA_CLOSE_BATCH));
+            char v = (char)('a' + i % 26), x = 0;
+            assert_int_equal(hv_sim_dma_write(t->hv, 0x100000, &v, 1), 0);
+            assert_int_equal(pread(mfd, &x, 1, (off_t)off), 1);
+            assert_int_equal(x, v);
+            for (unsigned j = 0; j < ns; j++)
+                assert_true(fcntl(sentinel[j], F_GETFD) >= 0);
+            assert_int_equal(vu_client_dma_unmap(c, 0x100000, 4096, 0), 0);
+        }
+    }
+    /* any message but DMA_MAP/DMA_UNMAP closes what waits: once a guest
+     * IOMMU's stream pauses the bridge holds the object's fd and no
+     * duplicate (the e2e reexec scenario counts the bridge's fds) */
+    unsigned waiting = (2 * cycles - 1) % BR_DMA_CLOSE_BATCH;
+    assert_true(waiting > 0);
+    assert_int_equal(tu_count_fds(), base + (int)ns + 1 + (int)waiting);
+    struct vu_device_info di;
+    assert_int_equal(vu_client_get_info(c, &di), 0);
+    assert_int_equal(tu_count_fds(), base + (int)ns + 1);
+    /* and the cycle goes on from an empty batch */
+    assert_int_equal(vu_client_dma_map(c, 0x100000, 4096, mfd, 0, RW), 0);
+    assert_int_equal(tu_count_fds(), base + (int)ns + 2);
+    assert_int_equal(vu_client_dma_unmap(c, 0x100000, 4096, 0), 0);
+    assert_int_equal(tu_count_fds(), base + (int)ns + 2);
+    /* unmap-all closes what waits and the idle object */
+    assert_int_equal(vu_client_dma_unmap(c, 0, 0, VU_DMA_UNMAP_FLAG_ALL), 0);
+    assert_int_equal(tu_count_fds(), base + (int)ns);
+    for (unsigned j = 0; j < ns; j++)
+        close(sentinel[j]);
+    vu_client_close(c);
+    close(mfd);
 }
 
 static void test_object_grows_and_read_only_fd(void **state)
@@ -848,6 +917,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_map_without_fd, setup, th_teardown),
         cmocka_unit_test_setup_teardown(test_read_only_map, setup, th_teardown),
         cmocka_unit_test_setup_teardown(test_dedup_and_unmap_all, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_fds_closed_in_batches, setup, th_teardown),
         cmocka_unit_test_setup_teardown(test_object_grows_and_read_only_fd, setup, th_teardown),
         cmocka_unit_test_setup_teardown(test_table_against_model, setup, th_teardown),
         cmocka_unit_test_setup_teardown(test_hugetlb_offset_not_huge_aligned, setup, th_teardown),
