@@ -10,7 +10,7 @@
 #
 # Prints, per cycle (one DMA_MAP and one DMA_UNMAP) and per read (one
 # 4-byte REGION_READ of config space): the bridge's total, the simulator's
-# part of it (hv_dma_map/hv_dma_unmap/hv_region_read inclusive), the
+# part of it (the simulator's dma_map, dma_unmap and region_read, inclusive), the
 # client's total and its vu_client calls inclusive; with --top K the K
 # functions of the bridge whose own cost per cycle is largest.
 set -eu
@@ -86,7 +86,7 @@ per() {   # $1 file1 $2 file2 $3 opts $4 pattern
     echo $(( (b - a) / (n2 - n1) ))
 }
 
-sim=':hv_dma_map |:hv_dma_unmap |:hv_region_read '
+sim=':sim_dma_map |:sim_dma_unmap |:sim_region_read '
 echo "instructions per operation (callgrind, $n1 vs $n2 operations; bridge $bridge)"
 printf '%-36s %10s %10s\n' "" "cycle" "read"
 printf '%-36s %10s %10s\n' "bridge, total" \
