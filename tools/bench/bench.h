@@ -194,6 +194,9 @@ struct bench_result {
      * the vIOMMU cycle was measured (measure.c) */
     bool viommu_pinned;
     int viommu_cpu;
+    /* the floor and (simulated device) the direct cycle measured in turns
+     * with viommu_cycle_framed, medians in us; 0 = not measured */
+    double viommu_framed_floor, viommu_framed_direct;
     unsigned errors;             /* figures that failed */
 };
 

@@ -73,7 +73,7 @@ run r2 0 "$n2"
 # Inclusive or own cost of the functions matching $3 in file $1
 # (callgrind_annotate lines "  1,234 (..%)  file:function [obj]").
 sum() {
-    callgrind_annotate $2 --threshold=100 "$1" 2>/dev/null |
+    callgrind_annotate $2 --auto=no --threshold=100 "$1" 2>/dev/null |
         awk -v pat="$3" '
             /PROGRAM TOTALS/ { if (pat == "TOTAL") { gsub(",", "", $1); print $1; done = 1; exit } }
             pat != "TOTAL" && $0 ~ pat { v = $1; gsub(",", "", v); s += v }
@@ -106,7 +106,7 @@ if [ "$top" -gt 0 ]; then
     echo
     echo "bridge, own instructions per cycle by function (largest $top):"
     for f in c1 c2; do
-        callgrind_annotate --threshold=100 "$dir/bridge-$f.out" 2>/dev/null |
+        callgrind_annotate --auto=no --threshold=100 "$dir/bridge-$f.out" 2>/dev/null |
             awk '/^ *[0-9,]+ \(/ && !/PROGRAM TOTALS/ { v = $1; gsub(",", "", v); $1 = ""; $2 = ""; sub(/^ +/, ""); print v "\t" $0 }' \
             >"$dir/fn-$f.txt"
     done

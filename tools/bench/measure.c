@@ -68,7 +68,7 @@ void bench_figures_init(struct bench_result *r)
         [FIG_STARTUP] = {"startup", "Bridge start-up to listening", "ms", false},
         [FIG_VIOMMU_CYCLE] = {"viommu_cycle", "vIOMMU cycle: 4 KiB map + unmap of one IOVA, re-mapped to another page each time", "us", true},
         [FIG_VIOMMU_FLOOR] = {"viommu_floor", "Floor of the cycle's two messages: framed ping-pongs, one passing an fd, in turns with it", "us", false},
-        [FIG_VIOMMU_FRAMED] = {"viommu_cycle_framed", "Same cycle, the client's messages framed by hand (no vu_client), in turns with it", "us", true},
+        [FIG_VIOMMU_FRAMED] = {"viommu_cycle_framed", "Same cycle, the client's messages framed by hand (no vu_client), in turns with its own floor and direct cycle", "us", true},
     };
     for (int i = 0; i < FIG_COUNT; i++) {
         r->fig[i].key = d[i].key;
@@ -1443,23 +1443,45 @@ static void run_viommu(const struct bench_config *cfg, struct bench_side *s, int
             rc = dma_area_open((uint64_t)VIOMMU_PAGES * 4096, &cd.a);
         cd.s = ds;
     }
+    struct viommu_ctx cf = {.a = cb.a, .floor = &ff.c};
     if (rc == 0) {
-        /* turns: the cycle, its floor, the hand-framed cycle, and on the
-         * simulated device the direct cycle */
-        struct viommu_ctx cf = {.a = cb.a, .floor = &ff.c};
-        struct framed_cycle fc = {.fd = bench_side_bridge_fd(s), .a = cb.a};
-        bench_op_fn ops[4] = {op_viommu, op_floor2, op_viommu_framed, op_viommu};
-        void *ctxs[4] = {&cb, &cf, &fc, &cd};
-        rc = fc.fd < 0 ? -EBADF : bench_run_many(&p, cfg->sim ? 4 : 3, ops, ctxs, smp, done);
+        /* turns: the cycle, its floor, and on the simulated device the
+         * direct cycle */
+        bench_op_fn ops[3] = {op_viommu, op_floor2, op_viommu};
+        void *ctxs[3] = {&cb, &cf, &cd};
+        rc = bench_run_many(&p, cfg->sim ? 3 : 2, ops, ctxs, smp, done);
     }
     if (rc == 0)
         rc = fig_set(r, FIG_VIOMMU_CYCLE, K_BRIDGE, &smp[0], done[0], true);
     if (rc == 0)
         rc = fig_set(r, FIG_VIOMMU_FLOOR, K_BRIDGE, &smp[1], done[1], true);
-    if (rc == 0)
-        rc = fig_set(r, FIG_VIOMMU_FRAMED, K_BRIDGE, &smp[2], done[2], true);
     if (rc == 0 && cfg->sim)
-        rc = fig_set(r, FIG_VIOMMU_CYCLE, K_DIRECT, &smp[3], done[3], true);
+        rc = fig_set(r, FIG_VIOMMU_CYCLE, K_DIRECT, &smp[2], done[2], true);
+    /* Then the same turns again with the hand-framed cycle in the cycle's
+     * place, its own floor and direct cycle beside it. A separate pass,
+     * not a fourth operation in the turns above: what runs between a
+     * side's turns changes its figure by microseconds on this kind of
+     * machine (a run with the framed cycle as a fourth turn gave the
+     * vu_client cycle 2-4 us less than the same bridge without it), so
+     * the figures above keep exactly their old conditions and the framed
+     * one gets the same. */
+    for (int j = 0; j < 4; j++) {
+        bench_samples_free(&smp[j]);
+        done[j] = 0;
+    }
+    if (rc == 0) {
+        struct framed_cycle fc = {.fd = bench_side_bridge_fd(s), .a = cb.a};
+        bench_op_fn ops[3] = {op_viommu_framed, op_floor2, op_viommu};
+        void *ctxs[3] = {&fc, &cf, &cd};
+        rc = fc.fd < 0 ? -EBADF : bench_run_many(&p, cfg->sim ? 3 : 2, ops, ctxs, smp, done);
+    }
+    if (rc == 0)
+        rc = fig_set(r, FIG_VIOMMU_FRAMED, K_BRIDGE, &smp[0], done[0], true);
+    struct bench_stats st;
+    if (rc == 0 && bench_stats_compute(&smp[1], &st) == 0)
+        r->viommu_framed_floor = st.median / 1000.0;   /* samples in ns */
+    if (rc == 0 && cfg->sim && bench_stats_compute(&smp[2], &st) == 0)
+        r->viommu_framed_direct = st.median / 1000.0;
 out:
     if (rc < 0)
         fig_fail(r, FIG_VIOMMU_CYCLE, s->name,
