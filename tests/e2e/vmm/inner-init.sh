@@ -33,6 +33,14 @@
 #                   then vmm.rounds rounds of guest-tool side, power off
 #   vmm.run=TOKEN   names this run (the reboot mark carries it)
 #   vmm.serial=S    the nvme's serial number
+#   vmm.dmesg=1     the kernel's log at the power off: on the nvme at 14 MiB
+#                   (at most 2 MiB, NUL-padded; read it from the testbed's
+#                   image, OUT/nvme.img) when there is one, else on the
+#                   console (lines "VMM-DMESG ..."). With initcall_debug and
+#                   log_buf_len=4M in VMM_KARGS: where the boot's time went
+#                   (docs/vmm.md). The console costs ~2 ms per
+#                   byte under KVM in the TCG testbed guest (each byte is an
+#                   exit to the inner QEMU), so the log goes to the disk.
 #
 # The control port: a second serial port (ttyS1; lib-vmm.sh connects it to
 # a pair of FIFOs for the checkpoint modes) on which the host writes one
@@ -42,26 +50,38 @@
 #
 # Disk layout (the testbed's image: LBA 0..2047 hold a known pattern):
 #   LBA 0..2047 read-only pattern, 4 MiB: reboot mark, 8 MiB: rw area of the
-#   checks, 12 MiB: loop area.
+#   checks, 12 MiB: loop area, 14 MiB: the kernel log (vmm.dmesg=1).
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 
-MODE=io RUN=none SERIAL= ROUNDS=4
+MODE=io RUN=none SERIAL= ROUNDS=4 DMESG=
 for a in $(cat /proc/cmdline); do
   case "$a" in
     vmm.mode=*) MODE=${a#vmm.mode=} ;;
     vmm.run=*) RUN=${a#vmm.run=} ;;
     vmm.serial=*) SERIAL=${a#vmm.serial=} ;;
     vmm.rounds=*) ROUNDS=${a#vmm.rounds=} ;;
+    vmm.dmesg=1) DMESG=1 ;;
   esac
 done
 read up _ </proc/uptime
 echo "VMM: init at ${up}s, mode $MODE, run $RUN"
 
-off() { sync; echo "VMM: power off"; poweroff -f; sleep 10; }
+DMESG_LBA=28672    # 14 MiB
+show_dmesg() {
+  [ -n "$DMESG" ] || return 0
+  if [ -b "$DEV" ]; then
+    dmesg | head -c 2097152 >/dmesg.txt
+    dd if=/dmesg.txt of="$DEV" bs=512 seek=$DMESG_LBA conv=sync,fsync 2>/dev/null
+    echo "VMM: dmesg ($(wc -c </dmesg.txt) bytes) on $DEV at LBA $DMESG_LBA"
+  else
+    dmesg | sed 's/^/VMM-DMESG /'
+  fi
+}
+off() { sync; show_dmesg; echo "VMM: power off"; poweroff -f; sleep 10; }
 result() { echo "VMM-RESULT $*"; }
 MARK_LBA=8192      # 4 MiB
 RW_OFF=8388608     # 8 MiB
