@@ -108,14 +108,7 @@ fi
 # ---- the VM -----------------------------------------------------------------------
 e0=$(ended "$VUB_EDU") n0=$(ended "$VUB_NVME")
 vmm_start shared reboot "$(sock nvme)" "$(sock edu)"
-vmm_wait shared
-check "QEMU exited 0 after the second boot powered off" test $? -eq 0
-check "the inner guest booted twice" \
-  test "$(tr -d '\r' <"$VUB_OUT/vmm-$VUB_SCENARIO-shared.console" | grep -c '^VMM: init at')" -eq 2
-vmm_result shared nvme_io
-vmm_result shared edu
-vmm_result shared reboot_nvme_io
-vmm_result shared reboot_edu
+vmm_two_boots shared
 shared=$(grep -c "shared with another function of the group" "$LOG")
 check "QEMU's DMA_MAPs on the two sockets were shared in the IOMMU ($shared)" test "$shared" -gt 0
 check_fails "no DMA_MAP conflicted (the layout changes interleave on the two sockets)" \

@@ -13,6 +13,7 @@
 #   vmm_wait_line NAME REGEX SEC  wait for a console line
 #   vmm_kill NAME                 SIGKILL it
 #   vmm_result NAME CHECK         "ok"/"FAIL" from its VMM-RESULT CHECK line
+#   vmm_two_boots NAME [WHO]      vmm_wait and the checks of a `reboot`-mode guest
 #   vmm_tell NAME WORD            a line on its control port (viommu modes:
 #                                 ends the inner guest's checkpoint idle)
 #
@@ -287,6 +288,19 @@ vmm_show() {
     echo "  --- QEMU stderr ($1) ---"
     sed 's/^/  | /' "$VUB_OUT/vmm-$VUB_SCENARIO-$1.qemu.log"
   fi
+}
+
+# vmm_two_boots NAME [WHO]: wait for the guest NAME started in mode
+# `reboot` and check what its two boots must show: QEMU (WHO, for the
+# messages) exits 0 after the second boot powered off, the inner guest
+# reached /init twice, and its nvme I/O and edu DMA passed in each boot.
+vmm_two_boots() {
+  local name=$1 who=${2:-QEMU} rc=0 r
+  vmm_wait "$name" || rc=$?
+  check "$who exited 0 after the second boot powered off" test "$rc" -eq 0
+  check "the inner guest of $who booted twice" \
+    test "$(tr -d '\r' <"$VUB_OUT/vmm-$VUB_SCENARIO-$name.console" | grep -c '^VMM: init at')" -eq 2
+  for r in nvme_io edu reboot_nvme_io reboot_edu; do vmm_result "$name" "$r"; done
 }
 
 # vmm_result NAME CHECK: record one check from the inner guest's result line.
