@@ -1414,8 +1414,8 @@ static void run_viommu(const struct bench_config *cfg, struct bench_side *s, int
     struct hv_device *d = NULL;
     struct bench_side *ds = NULL;
     struct floor_peer ff = {.pid = -1, .c = {.fd = -1}};
-    struct bench_samples smp[4] = {{0}};
-    uint64_t done[4] = {0};
+    struct bench_samples smp[3] = {{0}};
+    uint64_t done[3] = {0};
     struct bench_plan p = plan_latency(cfg);
     p.turn = cfg->quick ? 10 : 25;
     int rc = dma_area_open((uint64_t)VIOMMU_PAGES * 4096, &cb.a);
@@ -1465,7 +1465,7 @@ static void run_viommu(const struct bench_config *cfg, struct bench_side *s, int
      * vu_client cycle 2-4 us less than the same bridge without it), so
      * the figures above keep exactly their old conditions and the framed
      * one gets the same. */
-    for (int j = 0; j < 4; j++) {
+    for (int j = 0; j < 3; j++) {
         bench_samples_free(&smp[j]);
         done[j] = 0;
     }
@@ -1486,7 +1486,7 @@ out:
     if (rc < 0)
         fig_fail(r, FIG_VIOMMU_CYCLE, s->name,
                  s->err[0] ? s->err : ds && ds->err[0] ? ds->err : strerror(-rc));
-    for (int j = 0; j < 4; j++)
+    for (int j = 0; j < 3; j++)
         bench_samples_free(&smp[j]);
     if (ff.pid > 0 || ff.c.fd >= 0)
         floor_stop(&ff);
