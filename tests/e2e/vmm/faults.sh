@@ -27,7 +27,7 @@ VMM_TIMEOUT=${VUB_VMM_TIMEOUT:-400}
 # SeaBIOS's read and write of the command register) QEMU 11.1.3 aborted
 # (exit 134) in a CI run of 2026-12-02; without the early scan the 28th read
 # comes minutes later under TCG and C timed out.
-VMM_APPEND=${VMM_APPEND/ pci=noearly,lastbus=0/}
+VMM_PCI_SKIP=
 
 tr_file() { echo "$VUB_OUT/trace-$1.jsonl"; }
 # Runs A and B end at QEMU's realize: start QEMU once, without lib-vmm's

@@ -118,7 +118,9 @@ vmm_prepare() {
 # 1-255 (2.5 s). Measured with initcall_debug (vmm.dmesg=1, docs/vmm.md):
 # /init at 26.4 s of the inner guest's clock before, 10.4-12.5 s after, in
 # the same testbed guest.
-VMM_APPEND="console=ttyS0 quiet panic=-1 pci=noearly,lastbus=0 cryptomgr.notests no_timer_check tsc=reliable audit=0 random.trust_cpu=on"
+VMM_APPEND="console=ttyS0 quiet panic=-1 cryptomgr.notests no_timer_check tsc=reliable audit=0 random.trust_cpu=on"
+# The PCI scans skipped (a scenario that needs them sets this empty).
+VMM_PCI_SKIP="pci=noearly,lastbus=0"
 
 # vmm_cmd NAME MODE SOCK...: the QEMU command line (array VMM_CMD).
 vmm_cmd() {
@@ -149,7 +151,7 @@ vmm_cmd() {
     -object "memory-backend-memfd,id=mem,size=$VMM_MEM,share=on"
     -m "$VMM_MEM" -smp $smp -nodefaults -no-user-config -display none $reboot "${iommu[@]}"
     -kernel "$VMM_GUEST/kernel" -initrd "$VMM_GUEST/initramfs.cpio"
-    -append "$VMM_APPEND $kargs vmm.mode=$mode vmm.run=$VMM_RUN-$name vmm.serial=${VUB_NVME_SERIAL:-} ${VUB_VMM_KARGS:-} ${VMM_KARGS:-}"
+    -append "$VMM_APPEND $VMM_PCI_SKIP $kargs vmm.mode=$mode vmm.run=$VMM_RUN-$name vmm.serial=${VUB_NVME_SERIAL:-} ${VUB_VMM_KARGS:-} ${VMM_KARGS:-}"
     -serial "file:$VUB_OUT/vmm-$VUB_SCENARIO-$name.console" "${ctl[@]}"
     -trace 'vfio_user_*' -D "$(vmm_trace_live "$name")")
   # x-msg-timeout: QEMU waits 5 s by default for a reply; the bridge and this
