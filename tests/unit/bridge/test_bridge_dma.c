@@ -909,6 +909,59 @@ static void test_map_by_file(void **state)
     io->ops = sim_ops;
 }
 
+/* The VmFlags of this process's mapping of the memfd named NAME (smaps):
+ * 1 when it carries "hg" (MADV_HUGEPAGE), 0 when not, -1 when there is no
+ * such mapping. */
+static int mapping_advised_huge(const char *name)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    assert_non_null(f);
+    char line[512], want[128];
+    snprintf(want, sizeof(want), "/memfd:%s ", name);
+    int found = -1;
+    bool in = false;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
+            /* a mapping's first line: "start-end perms offset dev inode path" */
+            in = strstr(line, want) != NULL;
+        } else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+            found = strstr(line, " hg") != NULL;
+            break;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* The whole-object mapping of a shmem backing asks for transparent huge
+ * pages as QEMU does for its RAM (the pin through it is what allocates the
+ * guest's memory first). */
+static void test_shmem_backing_asks_for_huge_pages(void **state)
+{
+    struct th *t = *state;
+    if (access("/sys/kernel/mm/transparent_hugepage", F_OK) != 0)
+        skip();   /* a kernel without THP refuses the request */
+    int mfd = memfd_create("vub-test-thp", MFD_CLOEXEC);
+    assert_true(mfd >= 0);
+    assert_int_equal(ftruncate(mfd, 8 * MiB), 0);
+    struct br_dma_table tab;
+    br_dma_init(&tab, 16, 0, 4096);
+    assert_int_equal(mapping_advised_huge("vub-test-thp"), -1);
+    assert_int_equal(br_dma_map(&tab, t->hv, 0x100000000ull, 4096, 2 * MiB, RW, dup(mfd)), 0);
+    assert_int_equal(mapping_advised_huge("vub-test-thp"), 1);
+    /* and the device still sees the client's page */
+    const char msg[] = "huge or not";
+    assert_int_equal(pwrite(mfd, msg, sizeof(msg), 2 * MiB), (ssize_t)sizeof(msg));
+    char got[sizeof(msg)] = "";
+    assert_int_equal(hv_sim_dma_read(t->hv, 0x100000000ull, got, sizeof(got)), 0);
+    assert_memory_equal(got, msg, sizeof(msg));
+    assert_int_equal(br_dma_unmap_all(&tab, t->hv), 0);
+    br_dma_free(&tab);
+    assert_int_equal(mapping_advised_huge("vub-test-thp"), -1);
+    close(mfd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -928,6 +981,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_map_by_file, setup, th_teardown),
         cmocka_unit_test_setup_teardown(test_viommu_invalidation_pattern, setup, th_teardown),
         cmocka_unit_test_setup_teardown(test_viommu_cut_through_and_remap, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_shmem_backing_asks_for_huge_pages, setup, th_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
