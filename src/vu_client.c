@@ -118,10 +118,10 @@ const struct vu_caps *vu_client_server_caps(const struct vu_client *c)
 }
 
 /* Receive one message within the client's timeout, accepting at most
- * max_msg bytes. */
+ * max_msg bytes. m is initialised already (both callers do it before they
+ * send: a failed send leaves it empty too). */
 static int recv_timed(struct vu_client *c, uint32_t max_msg, struct vu_msg *m)
 {
-    vu_msg_init(m);
     struct pollfd p = {.fd = c->conn.fd, .events = POLLIN};
     /* a reply already read with an earlier one, or caught spinning: no sleep */
     bool there = vu_conn_rx_ready(&c->conn) ||
@@ -173,7 +173,7 @@ static int send_cmd(struct vu_client *c, uint16_t cmd, uint32_t flags, uint16_t 
         {.iov_base = (void *)p2, .iov_len = p2 ? l2 : 0},
     };
     *id = h.msg_id;
-    int r = c->conn.ops->send(&c->conn, iov, 3, fds, nfds);
+    int r = vu_conn_sendv(&c->conn, iov, 3, fds, nfds);
     return r ? fail_conn(c, r) : 0;
 }
 
@@ -227,7 +227,7 @@ int vu_client_raw(struct vu_client *c, const void *bytes, size_t len, const int 
     if (reply)
         vu_msg_init(reply);
     struct iovec iov = {.iov_base = (void *)bytes, .iov_len = len};
-    int r = c->conn.ops->send(&c->conn, &iov, 1, fds, nfds);
+    int r = vu_conn_sendv(&c->conn, &iov, 1, fds, nfds);
     if (r)
         return fail_conn(c, r);
     if (!want_reply)

@@ -15,13 +15,17 @@ void vu_limits_default(struct vu_limits *lim)
     lim->max_fds = VU_MAX_FDS_PER_MSG;
 }
 
+/* Every message starts and ends here (twice per message on each side):
+ * the fds are set to -1 with one block store (all bytes 0xff is -1 in two's
+ * complement), not one at a time. */
+_Static_assert((int)~0u == -1, "two's complement ints");
+
 void vu_msg_init(struct vu_msg *m)
 {
     memset(&m->hdr, 0, sizeof(m->hdr));
     m->payload = NULL;
     m->payload_len = 0;
-    for (size_t i = 0; i < VU_MAX_FDS_PER_MSG; i++)
-        m->fds[i] = -1;
+    memset(m->fds, 0xff, sizeof(m->fds));
     m->nfds = 0;
 }
 
@@ -49,7 +53,10 @@ int vu_msg_take_fd(struct vu_msg *m, size_t i)
     return fd;
 }
 
-int vu_hdr_check(const struct vu_hdr *h, const struct vu_limits *lim, struct vub_err *err)
+/* Which check a header fails, and its reason (vu_hdr_check's slow path:
+ * the same checks one by one). */
+__attribute__((noinline, cold))
+static int hdr_fail(const struct vu_hdr *h, const struct vu_limits *lim, struct vub_err *err)
 {
     uint32_t type = h->flags & VU_F_TYPE_MASK;
     /* the name only for a failure's text: not looked up per message */
@@ -80,4 +87,18 @@ int vu_hdr_check(const struct vu_hdr *h, const struct vu_limits *lim, struct vub
     }
 #undef name
     return 0;
+}
+
+int vu_hdr_check(const struct vu_hdr *h, const struct vu_limits *lim, struct vub_err *err)
+{
+    /* Every message passes here: the whole of hdr_fail's checks in one
+     * test. Known flags only, and either a command (type 0, maybe No_reply,
+     * no Error flag, error_no 0) or a reply (type 1, maybe the Error flag,
+     * no No_reply, error_no only with the Error flag). */
+    uint32_t f = h->flags;
+    if (h->msg_size >= VU_HDR_SIZE && (!lim || h->msg_size <= lim->max_msg_size) &&
+        (((f & ~VU_F_NO_REPLY) == VU_F_TYPE_CMD && h->error_no == 0) ||
+         ((f & ~VU_F_ERROR) == VU_F_TYPE_REPLY && ((f & VU_F_ERROR) || h->error_no == 0))))
+        return 0;
+    return hdr_fail(h, lim, err);
 }

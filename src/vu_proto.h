@@ -355,6 +355,11 @@ bool vu_conn_rx_ready(const struct vu_conn *c);
  * out. Costs one core for up to `us` per call. */
 int vu_conn_rx_spin(struct vu_conn *c, unsigned us);
 
+/* Send iovcnt (<= 8) pieces as one message (the header is the caller's,
+ * msg_size included) with nfds fds: the transport's send (ops->send), for
+ * callers that build their own pieces. 0 or -errno (reason in c->err). */
+int vu_conn_sendv(struct vu_conn *c, const struct iovec *iov, int iovcnt, const int *fds,
+                  size_t nfds);
 /* Send a message. hdr->msg_size is set here from len. */
 int vu_send(struct vu_conn *c, struct vu_hdr *hdr, const void *payload, size_t len,
             const int *fds, size_t nfds);

@@ -455,40 +455,14 @@ static int iov_copy(struct iovec *dst, const struct iovec *src, int cnt, struct 
     return n;
 }
 
-static int send_loop(struct vu_conn *c, const struct iovec *iov_in, int iovcnt, const int *fds,
-                     size_t nfds, bool sock)
+/* What send_loop's first sendmsg did not finish (`sent` bytes went, with
+ * the fds if any), or the whole message when that one was not tried (not a
+ * socket, or an iovec or fd count it refuses): every check, waits for room,
+ * partial sends. */
+__attribute__((noinline))
+static int send_rest(struct vu_conn *c, const struct iovec *iov_in, int iovcnt, const int *fds,
+                     size_t nfds, bool sock, size_t sent)
 {
-    /* The common case first: a socket, everything taken by one sendmsg of
-     * the caller's iovecs (sendmsg does not write to them), the fds (if
-     * any) with it. What a short send left goes through the loop below. */
-    size_t sent = 0;
-    if (sock && iovcnt > 0 && iovcnt <= MAX_IOV && nfds <= VU_MAX_FDS_PER_MSG) {
-        size_t total = 0;
-        for (int i = 0; i < iovcnt; i++)
-            total += iov_in[i].iov_len;
-        union {
-            struct cmsghdr align;
-            char buf[CMSG_SPACE(sizeof(int) * VU_MAX_FDS_PER_MSG)];
-        } ctl;
-        struct msghdr mh = {.msg_iov = (struct iovec *)iov_in, .msg_iovlen = (size_t)iovcnt};
-        if (nfds) {
-            mh.msg_control = ctl.buf;
-            mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-            memset(ctl.buf, 0, mh.msg_controllen);
-            struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-            cm->cmsg_level = SOL_SOCKET;
-            cm->cmsg_type = SCM_RIGHTS;
-            cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-            memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
-        }
-        ssize_t r = total ? sendmsg(c->wfd, &mh, MSG_NOSIGNAL) : 0;
-        if (r > 0 && (size_t)r == total)
-            return 0;
-        if (r < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
-            return vub_fail(&c->err, -errno, "send failed: %s", strerror(errno));
-        if (r > 0)
-            sent = (size_t)r;   /* bytes and fds went; the rest below */
-    }
     struct iovec local[MAX_IOV];
     int cnt = iov_copy(local, iov_in, iovcnt, &c->err);
     if (cnt < 0)
@@ -544,16 +518,47 @@ static int send_loop(struct vu_conn *c, const struct iovec *iov_in, int iovcnt, 
     return 0;
 }
 
-static int sock_send(struct vu_conn *c, const struct iovec *iov, int iovcnt, const int *fds,
+/* The common case: a socket, everything taken by one sendmsg of the
+ * caller's iovecs (sendmsg does not write to them), the fds (if any) with
+ * it. What a short send left, and everything else, goes to send_rest. */
+static int sock_send(struct vu_conn *c, const struct iovec *iov_in, int iovcnt, const int *fds,
                      size_t nfds)
 {
-    return send_loop(c, iov, iovcnt, fds, nfds, true);
+    size_t sent = 0;
+    if (iovcnt > 0 && iovcnt <= MAX_IOV && nfds <= VU_MAX_FDS_PER_MSG) {
+        size_t total = 0;
+        for (int i = 0; i < iovcnt; i++)
+            total += iov_in[i].iov_len;
+        union {
+            struct cmsghdr align;
+            char buf[CMSG_SPACE(sizeof(int) * VU_MAX_FDS_PER_MSG)];
+        } ctl;
+        struct msghdr mh = {.msg_iov = (struct iovec *)iov_in, .msg_iovlen = (size_t)iovcnt};
+        if (nfds) {
+            mh.msg_control = ctl.buf;
+            mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+            memset(ctl.buf, 0, mh.msg_controllen);
+            struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+            cm->cmsg_level = SOL_SOCKET;
+            cm->cmsg_type = SCM_RIGHTS;
+            cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+            memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+        }
+        ssize_t r = total ? sendmsg(c->wfd, &mh, MSG_NOSIGNAL) : 0;
+        if (r > 0 && (size_t)r == total)
+            return 0;
+        if (r < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
+            return vub_fail(&c->err, -errno, "send failed: %s", strerror(errno));
+        if (r > 0)
+            sent = (size_t)r;   /* bytes and fds went; the rest in send_rest */
+    }
+    return send_rest(c, iov_in, iovcnt, fds, nfds, true, sent);
 }
 
 static int stream_send(struct vu_conn *c, const struct iovec *iov, int iovcnt, const int *fds,
                        size_t nfds)
 {
-    return send_loop(c, iov, iovcnt, fds, nfds, false);
+    return send_rest(c, iov, iovcnt, fds, nfds, false, 0);
 }
 
 static void conn_close(struct vu_conn *c)
@@ -615,12 +620,27 @@ void vu_conn_close(struct vu_conn *c)
         c->ops->close(c);
 }
 
+/* The transport's send and receive; a socket's called directly (the
+ * message path: no indirect call). */
+static inline int conn_send(struct vu_conn *c, const struct iovec *iov, int iovcnt,
+                            const int *fds, size_t nfds)
+{
+    return c->ops == &sock_ops ? sock_send(c, iov, iovcnt, fds, nfds)
+                               : c->ops->send(c, iov, iovcnt, fds, nfds);
+}
+
+int vu_conn_sendv(struct vu_conn *c, const struct iovec *iov, int iovcnt, const int *fds,
+                  size_t nfds)
+{
+    return conn_send(c, iov, iovcnt, fds, nfds);
+}
+
 int vu_recv(struct vu_conn *c, struct vu_msg *m)
 {
     vu_msg_init(m);
     if (c->fd < 0)
         return vub_fail(&c->err, -EBADF, "receive on a closed connection");
-    return c->ops->recv(c, m);
+    return c->ops == &sock_ops ? sock_recv(c, m) : c->ops->recv(c, m);
 }
 
 int vu_conn_preload(struct vu_conn *c, const void *bytes, size_t n, const int *fds, size_t nfds,
@@ -699,7 +719,7 @@ int vu_send(struct vu_conn *c, struct vu_hdr *hdr, const void *payload, size_t l
     if (len && !payload)
         return vub_fail(&c->err, -EINVAL, "%s: payload NULL with length %zu",
                        vu_cmd_name(hdr->cmd), len);
-    return c->ops->send(c, iov, 2, fds, nfds);
+    return conn_send(c, iov, 2, fds, nfds);
 }
 
 int vu_send_reply(struct vu_conn *c, const struct vu_msg *req, const void *p1, size_t l1,
@@ -725,7 +745,7 @@ int vu_send_reply(struct vu_conn *c, const struct vu_msg *req, const void *p1, s
         {.iov_base = (void *)p1, .iov_len = l1},
         {.iov_base = (void *)p2, .iov_len = l2},
     };
-    return c->ops->send(c, iov, 3, fds, nfds);
+    return conn_send(c, iov, 3, fds, nfds);
 }
 
 int vu_send_error(struct vu_conn *c, const struct vu_msg *req, int errnum)
@@ -746,5 +766,5 @@ int vu_send_error(struct vu_conn *c, const struct vu_msg *req, int errnum)
         .error_no = (uint32_t)errnum,
     };
     struct iovec iov = {.iov_base = &h, .iov_len = sizeof(h)};
-    return c->ops->send(c, &iov, 1, NULL, 0);
+    return conn_send(c, &iov, 1, NULL, 0);
 }
