@@ -428,7 +428,7 @@ static bool serve_one(struct br_server *srv)
      * DMA_UNMAPs follow each other (a guest IOMMU's stream, dma.h); any
      * other message closes them before it is answered, so once the stream
      * pauses the bridge holds no client fd its DMA table does not need. */
-    if (cmd != VU_CMD_DMA_MAP && cmd != VU_CMD_DMA_UNMAP)
+    if (cmd != VU_CMD_DMA_MAP && cmd != VU_CMD_DMA_UNMAP && srv->sess->dma.n_close_q)
         br_dma_close_pending(&srv->sess->dma);
     br_fdstore_received(&m);
     r = br_handle_message(srv->sess, &m);

@@ -15,20 +15,6 @@ void vu_limits_default(struct vu_limits *lim)
     lim->max_fds = VU_MAX_FDS_PER_MSG;
 }
 
-/* Every message starts and ends here (twice per message on each side):
- * the fds are set to -1 with one block store (all bytes 0xff is -1 in two's
- * complement), not one at a time. */
-_Static_assert((int)~0u == -1, "two's complement ints");
-
-void vu_msg_init(struct vu_msg *m)
-{
-    memset(&m->hdr, 0, sizeof(m->hdr));
-    m->payload = NULL;
-    m->payload_len = 0;
-    memset(m->fds, 0xff, sizeof(m->fds));
-    m->nfds = 0;
-}
-
 void vu_msg_close_fds(struct vu_msg *m)
 {
     for (size_t i = 0; i < m->nfds && i < VU_MAX_FDS_PER_MSG; i++) {
@@ -91,14 +77,5 @@ static int hdr_fail(const struct vu_hdr *h, const struct vu_limits *lim, struct 
 
 int vu_hdr_check(const struct vu_hdr *h, const struct vu_limits *lim, struct vub_err *err)
 {
-    /* Every message passes here: the whole of hdr_fail's checks in one
-     * test. Known flags only, and either a command (type 0, maybe No_reply,
-     * no Error flag, error_no 0) or a reply (type 1, maybe the Error flag,
-     * no No_reply, error_no only with the Error flag). */
-    uint32_t f = h->flags;
-    if (h->msg_size >= VU_HDR_SIZE && (!lim || h->msg_size <= lim->max_msg_size) &&
-        (((f & ~VU_F_NO_REPLY) == VU_F_TYPE_CMD && h->error_no == 0) ||
-         ((f & ~VU_F_ERROR) == VU_F_TYPE_REPLY && ((f & VU_F_ERROR) || h->error_no == 0))))
-        return 0;
-    return hdr_fail(h, lim, err);
+    return vu_hdr_valid(h, lim) ? 0 : hdr_fail(h, lim, err);
 }

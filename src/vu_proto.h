@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -61,7 +62,17 @@ struct vu_msg {
     size_t nfds;
 };
 
-void vu_msg_init(struct vu_msg *m);
+/* An empty message: no header, payload or fds (every fd slot -1). Inline:
+ * every message starts and ends here, twice on each side. The fds are set
+ * with one block store (all bytes 0xff is -1 in two's complement). */
+static inline void vu_msg_init(struct vu_msg *m)
+{
+    memset(&m->hdr, 0, sizeof(m->hdr));
+    m->payload = NULL;
+    m->payload_len = 0;
+    memset(m->fds, 0xff, sizeof(m->fds));
+    m->nfds = 0;
+}
 /* Close every fd not taken, re-init (the payload belongs to the connection).
  * Safe to call twice. */
 void vu_msg_release(struct vu_msg *m);
@@ -77,6 +88,17 @@ void vu_msg_close_fds(struct vu_msg *m);
  * size <= lim->max_msg_size, type 0 or 1, no unknown flag bits, no Error or
  * error_no in a command, No_reply only in a command. -EINVAL/-E2BIG. */
 int vu_hdr_check(const struct vu_hdr *h, const struct vu_limits *lim, struct vub_err *err);
+/* vu_hdr_check's answer without the reason (inline, for the message path):
+ * true exactly when vu_hdr_check returns 0. Known flags only, and either a
+ * command (type 0, maybe No_reply, no Error flag, error_no 0) or a reply
+ * (type 1, maybe the Error flag, no No_reply, error_no only with Error). */
+static inline bool vu_hdr_valid(const struct vu_hdr *h, const struct vu_limits *lim)
+{
+    uint32_t f = h->flags;
+    return h->msg_size >= VU_HDR_SIZE && (!lim || h->msg_size <= lim->max_msg_size) &&
+           (((f & ~VU_F_NO_REPLY) == VU_F_TYPE_CMD && h->error_no == 0) ||
+            ((f & ~VU_F_ERROR) == VU_F_TYPE_REPLY && ((f & VU_F_ERROR) || h->error_no == 0)));
+}
 
 /* ---- decoding of requests (server side) --------------------------------------
  *
