@@ -175,7 +175,7 @@ static inline int send_cmd(struct vu_client *c, uint16_t cmd, uint32_t flags, ui
         {.iov_base = (void *)p2, .iov_len = p2 ? l2 : 0},
     };
     *id = h.msg_id;
-    int r = vu_conn_sendv(&c->conn, iov, 3, fds, nfds);
+    int r = vu_conn_sendv(&c->conn, iov, 3, h.msg_size, fds, nfds);
     return r ? fail_conn(c, r) : 0;
 }
 
@@ -240,7 +240,7 @@ int vu_client_raw(struct vu_client *c, const void *bytes, size_t len, const int 
     if (reply)
         vu_msg_init(reply);
     struct iovec iov = {.iov_base = (void *)bytes, .iov_len = len};
-    int r = vu_conn_sendv(&c->conn, &iov, 1, fds, nfds);
+    int r = vu_conn_sendv(&c->conn, &iov, 1, len, fds, nfds);
     if (r)
         return fail_conn(c, r);
     if (!want_reply)

@@ -379,9 +379,12 @@ int vu_conn_rx_spin(struct vu_conn *c, unsigned us);
 
 /* Send iovcnt (<= 8) pieces as one message (the header is the caller's,
  * msg_size included) with nfds fds: the transport's send (ops->send), for
- * callers that build their own pieces. 0 or -errno (reason in c->err). */
-int vu_conn_sendv(struct vu_conn *c, const struct iovec *iov, int iovcnt, const int *fds,
-                  size_t nfds);
+ * callers that build their own pieces. total is the pieces' length in all
+ * (a socket's one sendmsg is complete when it took that much; a wrong total
+ * only costs the partial-send path, never a byte). 0 or -errno (reason in
+ * c->err). */
+int vu_conn_sendv(struct vu_conn *c, const struct iovec *iov, int iovcnt, size_t total,
+                  const int *fds, size_t nfds);
 /* Send a message. hdr->msg_size is set here from len. */
 int vu_send(struct vu_conn *c, struct vu_hdr *hdr, const void *payload, size_t len,
             const int *fds, size_t nfds);

@@ -533,14 +533,14 @@ static int send_rest(struct vu_conn *c, const struct iovec *iov_in, int iovcnt, 
 /* The common case: a socket, everything taken by one sendmsg of the
  * caller's iovecs (sendmsg does not write to them), the fds (if any) with
  * it. What a short send left, and everything else, goes to send_rest. */
-static int sock_send(struct vu_conn *c, const struct iovec *iov_in, int iovcnt, const int *fds,
-                     size_t nfds)
+/* sock_send with the pieces' total length known (the senders below know
+ * it from msg_size); inline into them. */
+__attribute__((always_inline))
+static inline int sock_send_total(struct vu_conn *c, const struct iovec *iov_in, int iovcnt,
+                                  size_t total, const int *fds, size_t nfds)
 {
     size_t sent = 0;
     if (iovcnt > 0 && iovcnt <= MAX_IOV && nfds <= VU_MAX_FDS_PER_MSG) {
-        size_t total = 0;
-        for (int i = 0; i < iovcnt; i++)
-            total += iov_in[i].iov_len;
         union {
             struct cmsghdr align;
             char buf[CMSG_SPACE(sizeof(int) * VU_MAX_FDS_PER_MSG)];
@@ -565,6 +565,15 @@ static int sock_send(struct vu_conn *c, const struct iovec *iov_in, int iovcnt, 
             sent = (size_t)r;   /* bytes and fds went; the rest in send_rest */
     }
     return send_rest(c, iov_in, iovcnt, fds, nfds, true, sent);
+}
+
+static int sock_send(struct vu_conn *c, const struct iovec *iov_in, int iovcnt, const int *fds,
+                     size_t nfds)
+{
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov_in[i].iov_len;
+    return sock_send_total(c, iov_in, iovcnt, total, fds, nfds);
 }
 
 static int stream_send(struct vu_conn *c, const struct iovec *iov, int iovcnt, const int *fds,
@@ -632,19 +641,14 @@ void vu_conn_close(struct vu_conn *c)
         c->ops->close(c);
 }
 
-/* The transport's send and receive; a socket's called directly (the
- * message path: no indirect call). */
-static inline int conn_send(struct vu_conn *c, const struct iovec *iov, int iovcnt,
-                            const int *fds, size_t nfds)
+/* A socket's send and receive are called directly (the message path: no
+ * indirect call), with the total length where the sender knows it. */
+int vu_conn_sendv(struct vu_conn *c, const struct iovec *iov, int iovcnt, size_t total,
+                  const int *fds, size_t nfds)
 {
-    return c->ops == &sock_ops ? sock_send(c, iov, iovcnt, fds, nfds)
-                               : c->ops->send(c, iov, iovcnt, fds, nfds);
-}
-
-int vu_conn_sendv(struct vu_conn *c, const struct iovec *iov, int iovcnt, const int *fds,
-                  size_t nfds)
-{
-    return conn_send(c, iov, iovcnt, fds, nfds);
+    if (c->ops == &sock_ops)
+        return sock_send_total(c, iov, iovcnt, total, fds, nfds);
+    return c->ops->send(c, iov, iovcnt, fds, nfds);
 }
 
 int vu_recv(struct vu_conn *c, struct vu_msg *m)
@@ -731,7 +735,9 @@ int vu_send(struct vu_conn *c, struct vu_hdr *hdr, const void *payload, size_t l
     if (len && !payload)
         return vub_fail(&c->err, -EINVAL, "%s: payload NULL with length %zu",
                        vu_cmd_name(hdr->cmd), len);
-    return conn_send(c, iov, 2, fds, nfds);
+    if (c->ops == &sock_ops)
+        return sock_send_total(c, iov, 2, hdr->msg_size, fds, nfds);
+    return c->ops->send(c, iov, 2, fds, nfds);
 }
 
 int vu_send_reply(struct vu_conn *c, const struct vu_msg *req, const void *p1, size_t l1,
@@ -757,7 +763,9 @@ int vu_send_reply(struct vu_conn *c, const struct vu_msg *req, const void *p1, s
         {.iov_base = (void *)p1, .iov_len = l1},
         {.iov_base = (void *)p2, .iov_len = l2},
     };
-    return conn_send(c, iov, 3, fds, nfds);
+    if (c->ops == &sock_ops)
+        return sock_send_total(c, iov, 3, h.msg_size, fds, nfds);
+    return c->ops->send(c, iov, 3, fds, nfds);
 }
 
 int vu_send_error(struct vu_conn *c, const struct vu_msg *req, int errnum)
@@ -778,5 +786,7 @@ int vu_send_error(struct vu_conn *c, const struct vu_msg *req, int errnum)
         .error_no = (uint32_t)errnum,
     };
     struct iovec iov = {.iov_base = &h, .iov_len = sizeof(h)};
-    return conn_send(c, &iov, 1, NULL, 0);
+    if (c->ops == &sock_ops)
+        return sock_send_total(c, &iov, 1, sizeof(h), NULL, 0);
+    return c->ops->send(c, &iov, 1, NULL, 0);
 }
