@@ -335,8 +335,10 @@ int vu_decode_set_irqs(const struct vu_msg *m, struct vu_irq_set_req *out, struc
 
 /* ---- region access ----------------------------------------------------------- */
 
-static int region_access(const struct vu_msg *m, unsigned cmd, bool write, uint32_t max_xfer,
-                         struct vu_region_access_req *out, struct vub_err *err)
+__attribute__((always_inline))
+static inline int region_access(const struct vu_msg *m, unsigned cmd, bool write,
+                                uint32_t max_xfer, struct vu_region_access_req *out,
+                                struct vub_err *err)
 {
     int r = req_begin(m, cmd, err);
     if (r || (r = no_fds(m, err)) ||
@@ -526,7 +528,9 @@ static int reply_status_fail(const struct vu_msg *reply, unsigned cmd, struct vu
     return 0;
 }
 
-int vu_reply_status(const struct vu_msg *reply, unsigned cmd, struct vub_err *err)
+/* vu_reply_status, inline in the reply decoders */
+__attribute__((always_inline))
+static inline int reply_status(const struct vu_msg *reply, unsigned cmd, struct vub_err *err)
 {
     /* a reply (type 1, no Error flag) to cmd, its payload as the header
      * says: reply_status_fail's checks in one test */
@@ -538,10 +542,15 @@ int vu_reply_status(const struct vu_msg *reply, unsigned cmd, struct vub_err *er
     return reply_status_fail(reply, cmd, err);
 }
 
+int vu_reply_status(const struct vu_msg *reply, unsigned cmd, struct vub_err *err)
+{
+    return reply_status(reply, cmd, err);
+}
+
 /* status + no fds + exact payload */
 static int reply_fixed(const struct vu_msg *m, unsigned cmd, size_t len, struct vub_err *err)
 {
-    int r = vu_reply_status(m, cmd, err);
+    int r = reply_status(m, cmd, err);
     if (r)
         return r;
     if (m->nfds)
@@ -560,7 +569,7 @@ int vu_decode_empty_reply(const struct vu_msg *m, unsigned cmd, struct vub_err *
 int vu_decode_version_reply(const struct vu_msg *m, struct vu_version_req *out,
                             struct vub_err *err)
 {
-    int r = vu_reply_status(m, VU_CMD_VERSION, err);
+    int r = reply_status(m, VU_CMD_VERSION, err);
     if (r)
         return r;
     if (m->nfds)
@@ -598,7 +607,7 @@ int vu_decode_irq_info_reply(const struct vu_msg *m, struct vu_irq_info *out, st
 int vu_decode_region_read_reply(const struct vu_msg *m, uint32_t requested,
                                 struct vu_region_access_req *out, struct vub_err *err)
 {
-    int r = vu_reply_status(m, VU_CMD_REGION_READ, err);
+    int r = reply_status(m, VU_CMD_REGION_READ, err);
     if (r)
         return r;
     if (m->nfds)
@@ -650,7 +659,7 @@ int vu_decode_write_multi_reply(const struct vu_msg *m, uint64_t requested, uint
 int vu_decode_mig_data_read_reply(const struct vu_msg *m, uint32_t requested,
                                   struct vu_mig_data_req *out, struct vub_err *err)
 {
-    int r = vu_reply_status(m, VU_CMD_MIG_DATA_READ, err);
+    int r = reply_status(m, VU_CMD_MIG_DATA_READ, err);
     if (r)
         return r;
     if (m->nfds)

@@ -24,11 +24,6 @@ void vu_msg_close_fds(struct vu_msg *m)
     }
 }
 
-void vu_msg_release(struct vu_msg *m)
-{
-    vu_msg_close_fds(m);
-    vu_msg_init(m);
-}
 
 int vu_msg_take_fd(struct vu_msg *m, size_t i)
 {

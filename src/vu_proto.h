@@ -73,14 +73,19 @@ static inline void vu_msg_init(struct vu_msg *m)
     memset(m->fds, 0xff, sizeof(m->fds));
     m->nfds = 0;
 }
+/* Close all fds of the message now (e.g. a command that may not carry fds). */
+void vu_msg_close_fds(struct vu_msg *m);
 /* Close every fd not taken, re-init (the payload belongs to the connection).
- * Safe to call twice. */
-void vu_msg_release(struct vu_msg *m);
+ * Safe to call twice. Inline, like vu_msg_init. */
+static inline void vu_msg_release(struct vu_msg *m)
+{
+    if (m->nfds)
+        vu_msg_close_fds(m);
+    vu_msg_init(m);
+}
 /* Take ownership of fd i (returns it and leaves -1 in its slot); -EBADF if
  * i >= nfds or the fd was already taken. */
 int vu_msg_take_fd(struct vu_msg *m, size_t i);
-/* Close all fds of the message now (e.g. a command that may not carry fds). */
-void vu_msg_close_fds(struct vu_msg *m);
 
 /* ---- header validation ------------------------------------------------------ */
 
@@ -370,7 +375,15 @@ int vu_recv(struct vu_conn *c, struct vu_msg *m);
 /* A whole message (or a header that fails its check) is in the receive
  * buffer: vu_recv() answers without a system call. A server loop that
  * sleeps in poll() must not sleep while this is true. */
-bool vu_conn_rx_ready(const struct vu_conn *c);
+static inline bool vu_conn_rx_ready(const struct vu_conn *c)
+{
+    size_t have = c->rx_tail - c->rx_head;
+    if (have < VU_HDR_SIZE)
+        return false;
+    struct vu_hdr h;
+    memcpy(&h, c->rx + c->rx_head, sizeof(h));
+    return have >= h.msg_size || h.msg_size > c->lim.max_msg_size;
+}
 /* Busy polling: spin (poll with timeout 0) for up to `us` microseconds until
  * the connection has something to receive (bytes, EOF or an error), without
  * sleeping. Returns 1 when it has (or vu_conn_rx_ready), 0 when the time ran

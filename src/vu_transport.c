@@ -690,15 +690,6 @@ int vu_conn_set_rx_hook(struct vu_conn *c, void (*hook)(void *arg, const struct 
     return 0;
 }
 
-bool vu_conn_rx_ready(const struct vu_conn *c)
-{
-    size_t have = c->rx_tail - c->rx_head;
-    if (have < VU_HDR_SIZE)
-        return false;
-    uint32_t sz = rx_size_at(c, c->rx_head);
-    return have >= sz || sz > c->lim.max_msg_size;
-}
-
 static int64_t now_us(void)
 {
     struct timespec ts;
