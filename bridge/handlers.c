@@ -553,6 +553,7 @@ int br_handle_message(struct br_session *s, struct vu_msg *m)
         sr = br_tap_send_now(s, m, r, rep.p1, rep.l1, rep.p2, rep.l2, rep.fd, copies);
     if (rep.fd >= 0)
         close(rep.fd);
-    free(rep.heap);
+    if (rep.heap)   /* most replies have none: no call */
+        free(rep.heap);
     return sr < 0 ? sr : 0;
 }
