@@ -474,10 +474,10 @@ static int iov_copy(struct iovec *dst, const struct iovec *src, int cnt, struct 
     return n;
 }
 
-/* What send_loop's first sendmsg did not finish (`sent` bytes went, with
- * the fds if any), or the whole message when that one was not tried (not a
- * socket, or an iovec or fd count it refuses): every check, waits for room,
- * partial sends. */
+/* What sock_send_total's one sendmsg did not finish (`sent` bytes went,
+ * with the fds if any), or the whole message when that one was not tried
+ * (not a socket, or an iovec or fd count it refuses): every check, waits
+ * for room, partial sends. */
 __attribute__((noinline))
 static int send_rest(struct vu_conn *c, const struct iovec *iov_in, int iovcnt, const int *fds,
                      size_t nfds, bool sock, size_t sent)
@@ -539,9 +539,9 @@ static int send_rest(struct vu_conn *c, const struct iovec *iov_in, int iovcnt, 
 
 /* The common case: a socket, everything taken by one sendmsg of the
  * caller's iovecs (sendmsg does not write to them), the fds (if any) with
- * it. What a short send left, and everything else, goes to send_rest. */
-/* sock_send with the pieces' total length known (the senders below know
- * it from msg_size); inline into them. */
+ * it. What a short send left, and everything else, goes to send_rest.
+ * total: the pieces' length, which the senders below know from msg_size
+ * (inline into them); a wrong one only ends in send_rest. */
 __attribute__((always_inline))
 static inline int sock_send_total(struct vu_conn *c, const struct iovec *iov_in, int iovcnt,
                                   size_t total, const int *fds, size_t nfds)
