@@ -185,14 +185,6 @@ ssize_t br_region_info_rebuild(const struct hv_region_info *ri, bool no_mmap,
 
 /* ---- device facts -------------------------------------------------------------- */
 
-bool br_dev_access_ok(const struct br_dev *dev, uint32_t index, uint64_t off, uint64_t len)
-{
-    if (index >= dev->num_regions || !dev->regions[index].valid)
-        return false;
-    uint64_t size = dev->regions[index].size;
-    return off <= size && len <= size - off;
-}
-
 unsigned br_region_fd_count(enum br_region_fds mode, const struct vu_caps *client,
                             uint32_t nr_areas)
 {

@@ -90,8 +90,16 @@ int br_dev_init(struct br_dev *dev, struct hv_device *hv, const struct br_config
  * -ENOTSUP without a way; the back end's error otherwise (why says). */
 int br_dev_reset(struct br_dev *dev, char *why, size_t whysz);
 
-/* Whether region `index` may be accessed at [off, off+len). */
-bool br_dev_access_ok(const struct br_dev *dev, uint32_t index, uint64_t off, uint64_t len);
+/* Whether region `index` may be accessed at [off, off+len) (inline: every
+ * trapped access asks). */
+static inline bool br_dev_access_ok(const struct br_dev *dev, uint32_t index, uint64_t off,
+                                    uint64_t len)
+{
+    if (index >= dev->num_regions || !dev->regions[index].valid)
+        return false;
+    uint64_t size = dev->regions[index].size;
+    return off <= size && len <= size - off;
+}
 
 /* The vfio-user answer to GET_REGION_INFO for `index`, complete (no argsz
  * truncation yet): the 32-byte struct followed by the capability chain, into

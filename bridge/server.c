@@ -428,7 +428,7 @@ static bool serve_one(struct br_server *srv)
      * DMA_UNMAPs follow each other (a guest IOMMU's stream, dma.h); any
      * other message closes them before it is answered, so once the stream
      * pauses the bridge holds no client fd its DMA table does not need. */
-    if (cmd != VU_CMD_DMA_MAP && cmd != VU_CMD_DMA_UNMAP)
+    if (cmd != VU_CMD_DMA_MAP && cmd != VU_CMD_DMA_UNMAP && srv->sess->dma.n_close_q)
         br_dma_close_pending(&srv->sess->dma);
     br_fdstore_received(&m);
     r = br_handle_message(srv->sess, &m);
@@ -512,6 +512,23 @@ static const struct extra_fd *extra_of(const struct br_server *srv, int fd)
     return NULL;
 }
 
+/* The steady state of a served session, where the loop's preparation is
+ * known to do nothing: negotiated (no handshake deadline), no tap (nothing
+ * held, no tap timeout), the epoll set in line (the client's fd watched for
+ * input, the listener watched: sync_watch would change nothing), and no
+ * drop, stop, re-exec, connect-log summary or accept retry pending (the
+ * wait has no timeout). Then a wait that only the client's input ended goes
+ * straight to serve_client and the checks after it; any other event goes
+ * through the whole loop, exactly as from a wait made there. */
+static inline bool steady(const struct br_server *srv)
+{
+    const struct br_session *s = srv->sess;
+    return s && s->negotiated && !srv->dev->tap && srv->client_fd == s->conn.fd &&
+           srv->client_events == EPOLLIN && srv->listen_watched && !srv->accept_stalled &&
+           !srv->drop_reason && !srv->conn_rl.suppressed && !srv->reexec_wanted &&
+           !srv->stop_pending;
+}
+
 int br_server_run(struct br_server *srv)
 {
     struct epoll_event ev[BR_EP_EVENTS];
@@ -519,24 +536,43 @@ int br_server_run(struct br_server *srv)
     int ret = 0;
 
     while (!stop) {
-        /* a reply held back by an injected delay (tap.h): nothing more is
-         * read or served (replies stay in order), but a hang-up is still seen */
-        bool held = holding(srv);
-        int r = sync_watch(srv, held);
-        if (r < 0) {
-            snprintf(srv->why, sizeof(srv->why), "cannot watch the connection: %s",
-                     strerror(-r));
-            br_err("client pid %d: %s", (int)srv->sess->peer.pid, srv->why);
-            close_session(srv, srv->why);
-            continue;
-        }
+        bool held, queued;
+        int n;
+        if (steady(srv) && !vu_conn_rx_ready(&srv->sess->conn)) {
+            /* what the preparation below comes to here: held and queued
+             * false, no watch to change, no timeout */
+            held = queued = false;
+            n = epoll_wait(srv->ep_fd, ev, BR_EP_EVENTS, -1);
+            if (n == 1 && (uint32_t)ev[0].data.u64 == EV_CLIENT) {
+                /* the client's input alone: what the loop below does for it */
+                serve_client(srv);
+                if (srv->drop_reason)
+                    close_session(srv, srv->drop_reason);
+                check_handshake_deadline(srv);
+                conn_log_flush(srv);
+                continue;
+            }
+        } else {
+            /* a reply held back by an injected delay (tap.h): nothing more
+             * is read or served (replies stay in order), but a hang-up is
+             * still seen */
+            held = holding(srv);
+            int r = sync_watch(srv, held);
+            if (r < 0) {
+                snprintf(srv->why, sizeof(srv->why), "cannot watch the connection: %s",
+                         strerror(-r));
+                br_err("client pid %d: %s", (int)srv->sess->peer.pid, srv->why);
+                close_session(srv, srv->why);
+                continue;
+            }
 
-        /* whole messages already read: look at the other fds, do not sleep */
-        bool queued = srv->sess && !held && vu_conn_rx_ready(&srv->sess->conn);
-        int timeout = queued ? 0 : next_timeout_ms(srv);
-        if (!queued && srv->dev->tap)
-            timeout = br_tap_poll_timeout(srv->sess, timeout);
-        int n = epoll_wait(srv->ep_fd, ev, BR_EP_EVENTS, timeout);
+            /* whole messages already read: look at the other fds, do not sleep */
+            queued = srv->sess && !held && vu_conn_rx_ready(&srv->sess->conn);
+            int timeout = queued ? 0 : next_timeout_ms(srv);
+            if (!queued && srv->dev->tap)
+                timeout = br_tap_poll_timeout(srv->sess, timeout);
+            n = epoll_wait(srv->ep_fd, ev, BR_EP_EVENTS, timeout);
+        }
         if (n < 0) {
             if (errno == EINTR)
                 continue;

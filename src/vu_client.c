@@ -118,10 +118,11 @@ const struct vu_caps *vu_client_server_caps(const struct vu_client *c)
 }
 
 /* Receive one message within the client's timeout, accepting at most
- * max_msg bytes. */
-static int recv_timed(struct vu_client *c, uint32_t max_msg, struct vu_msg *m)
+ * max_msg bytes. m is initialised already (both callers do it before they
+ * send: a failed send leaves it empty too). */
+__attribute__((always_inline))
+static inline int recv_timed(struct vu_client *c, uint32_t max_msg, struct vu_msg *m)
 {
-    vu_msg_init(m);
     struct pollfd p = {.fd = c->conn.fd, .events = POLLIN};
     /* a reply already read with an earlier one, or caught spinning: no sleep */
     bool there = vu_conn_rx_ready(&c->conn) ||
@@ -152,9 +153,10 @@ static int recv_timed(struct vu_client *c, uint32_t max_msg, struct vu_msg *m)
     return r ? fail_conn(c, r) : 0;
 }
 
-static int send_cmd(struct vu_client *c, uint16_t cmd, uint32_t flags, uint16_t *id,
-                    const void *p1, size_t l1, const void *p2, size_t l2, const int *fds,
-                    size_t nfds)
+__attribute__((always_inline))
+static inline int send_cmd(struct vu_client *c, uint16_t cmd, uint32_t flags, uint16_t *id,
+                           const void *p1, size_t l1, const void *p2, size_t l2,
+                           const int *fds, size_t nfds)
 {
     if (c->negotiated && nfds > c->server.max_msg_fds)
         return vub_fail(&c->err, -E2BIG, "%s: %zu fds, the server accepts %u",
@@ -173,13 +175,14 @@ static int send_cmd(struct vu_client *c, uint16_t cmd, uint32_t flags, uint16_t 
         {.iov_base = (void *)p2, .iov_len = p2 ? l2 : 0},
     };
     *id = h.msg_id;
-    int r = c->conn.ops->send(&c->conn, iov, 3, fds, nfds);
+    int r = vu_conn_sendv(&c->conn, iov, 3, h.msg_size, fds, nfds);
     return r ? fail_conn(c, r) : 0;
 }
 
 /* Wait for the reply to `id`; anything else is a protocol error. */
-static int wait_reply(struct vu_client *c, uint16_t cmd, uint16_t id, uint32_t max_payload,
-                      struct vu_msg *reply)
+__attribute__((always_inline))
+static inline int wait_reply(struct vu_client *c, uint16_t cmd, uint16_t id,
+                             uint32_t max_payload, struct vu_msg *reply)
 {
     uint64_t max_msg = (uint64_t)VU_HDR_SIZE + max_payload;
     int r = recv_timed(c, max_msg > GENEROUS_REPLY ? GENEROUS_REPLY : (uint32_t)max_msg, reply);
@@ -201,10 +204,13 @@ static int wait_reply(struct vu_client *c, uint16_t cmd, uint16_t id, uint32_t m
 }
 
 /* Send, and unless No_reply, receive the matching reply (payload at most
- * max_payload bytes). */
-static int call2(struct vu_client *c, uint16_t cmd, uint32_t flags, const void *p1, size_t l1,
-                 const void *p2, size_t l2, const int *fds, size_t nfds, uint32_t max_payload,
-                 struct vu_msg *reply)
+ * max_payload bytes). Inlined into the message path's calls (REGION_READ,
+ * DMA_MAP, DMA_UNMAP: their constant arguments fold away), called by the
+ * others through call2. */
+__attribute__((always_inline))
+static inline int call_inline(struct vu_client *c, uint16_t cmd, uint32_t flags, const void *p1,
+                              size_t l1, const void *p2, size_t l2, const int *fds, size_t nfds,
+                              uint32_t max_payload, struct vu_msg *reply)
 {
     uint16_t id = 0;
     vu_msg_init(reply);
@@ -212,6 +218,13 @@ static int call2(struct vu_client *c, uint16_t cmd, uint32_t flags, const void *
     if (r || (flags & VU_F_NO_REPLY))
         return r;
     return wait_reply(c, cmd, id, max_payload, reply);
+}
+
+static int call2(struct vu_client *c, uint16_t cmd, uint32_t flags, const void *p1, size_t l1,
+                 const void *p2, size_t l2, const int *fds, size_t nfds, uint32_t max_payload,
+                 struct vu_msg *reply)
+{
+    return call_inline(c, cmd, flags, p1, l1, p2, l2, fds, nfds, max_payload, reply);
 }
 
 int vu_client_call(struct vu_client *c, uint16_t cmd, uint32_t flags, const void *payload,
@@ -227,7 +240,7 @@ int vu_client_raw(struct vu_client *c, const void *bytes, size_t len, const int 
     if (reply)
         vu_msg_init(reply);
     struct iovec iov = {.iov_base = (void *)bytes, .iov_len = len};
-    int r = c->conn.ops->send(&c->conn, &iov, 1, fds, nfds);
+    int r = vu_conn_sendv(&c->conn, &iov, 1, len, fds, nfds);
     if (r)
         return fail_conn(c, r);
     if (!want_reply)
@@ -309,7 +322,7 @@ static int simple_call(struct vu_client *c, uint16_t cmd, uint32_t flags, const 
                        size_t l1, const void *p2, size_t l2, const int *fds, size_t nfds)
 {
     struct vu_msg reply;
-    int r = call2(c, cmd, flags, p1, l1, p2, l2, fds, nfds, 0, &reply);
+    int r = call_inline(c, cmd, flags, p1, l1, p2, l2, fds, nfds, 0, &reply);
     if (r || (flags & VU_F_NO_REPLY))
         return r;
     struct vub_err e;
@@ -334,7 +347,8 @@ int vu_client_dma_unmap(struct vu_client *c, uint64_t iova, uint64_t size, uint3
 {
     struct vu_dma_unmap d = {.argsz = sizeof(d), .flags = flags, .address = iova, .size = size};
     struct vu_msg reply;
-    int r = call2(c, VU_CMD_DMA_UNMAP, 0, &d, sizeof(d), NULL, 0, NULL, 0, sizeof(d), &reply);
+    int r = call_inline(c, VU_CMD_DMA_UNMAP, 0, &d, sizeof(d), NULL, 0, NULL, 0, sizeof(d),
+                        &reply);
     if (r)
         return r;
     struct vub_err e;
@@ -488,8 +502,8 @@ ssize_t vu_client_region_read(struct vu_client *c, uint32_t index, uint64_t offs
         return r;
     struct vu_region_access a = {.offset = offset, .region = index, .count = count};
     struct vu_msg reply;
-    r = call2(c, VU_CMD_REGION_READ, 0, &a, sizeof(a), NULL, 0, NULL, 0, sizeof(a) + count,
-              &reply);
+    r = call_inline(c, VU_CMD_REGION_READ, 0, &a, sizeof(a), NULL, 0, NULL, 0, sizeof(a) + count,
+                    &reply);
     if (r)
         return r;
     struct vub_err e;

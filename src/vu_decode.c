@@ -26,8 +26,10 @@ static unsigned popcount32(uint32_t v)
 }
 
 /* Common checks of a request: the right command, type command, a payload
- * length consistent with the header. */
-static int req_begin(const struct vu_msg *m, unsigned cmd, struct vub_err *err)
+ * length consistent with the header. The slow path, one check at a time,
+ * for the reason; req_begin below makes the same checks in one test. */
+__attribute__((noinline, cold))
+static int req_begin_fail(const struct vu_msg *m, unsigned cmd, struct vub_err *err)
 {
     if (m->hdr.cmd != cmd)
         return vub_fail(err, -EINVAL, "%s: decoder called for command %u (%s)",
@@ -44,27 +46,49 @@ static int req_begin(const struct vu_msg *m, unsigned cmd, struct vub_err *err)
     return 0;
 }
 
-static int no_fds(const struct vu_msg *m, struct vub_err *err)
+static inline int req_begin(const struct vu_msg *m, unsigned cmd, struct vub_err *err)
 {
-    if (m->nfds)
-        return vub_fail(err, -EINVAL, "%s: %zu unexpected fds", NAME(m), m->nfds);
-    return 0;
+    if (m->hdr.cmd == cmd && (m->hdr.flags & VU_F_TYPE_MASK) == VU_F_TYPE_CMD &&
+        m->hdr.msg_size >= VU_HDR_SIZE && m->payload_len == m->hdr.msg_size - VU_HDR_SIZE &&
+        (m->payload_len == 0 || m->payload) && m->nfds <= VU_MAX_FDS_PER_MSG)
+        return 0;
+    return req_begin_fail(m, cmd, err);
 }
 
-static int payload_exact(const struct vu_msg *m, size_t want, struct vub_err *err)
+/* The checks below: a test inline, the reason's formatting out of line. */
+__attribute__((noinline, cold))
+static int no_fds_fail(const struct vu_msg *m, struct vub_err *err)
 {
-    if (m->payload_len != want)
-        return vub_fail(err, -EINVAL, "%s: payload is %zu bytes, expected %zu", NAME(m),
-                       m->payload_len, want);
-    return 0;
+    return vub_fail(err, -EINVAL, "%s: %zu unexpected fds", NAME(m), m->nfds);
 }
 
-static int payload_min(const struct vu_msg *m, size_t want, struct vub_err *err)
+static inline int no_fds(const struct vu_msg *m, struct vub_err *err)
 {
-    if (m->payload_len < want)
-        return vub_fail(err, -EINVAL, "%s: payload is %zu bytes, at least %zu needed", NAME(m),
-                       m->payload_len, want);
-    return 0;
+    return m->nfds ? no_fds_fail(m, err) : 0;
+}
+
+__attribute__((noinline, cold))
+static int payload_exact_fail(const struct vu_msg *m, size_t want, struct vub_err *err)
+{
+    return vub_fail(err, -EINVAL, "%s: payload is %zu bytes, expected %zu", NAME(m),
+                    m->payload_len, want);
+}
+
+static inline int payload_exact(const struct vu_msg *m, size_t want, struct vub_err *err)
+{
+    return m->payload_len != want ? payload_exact_fail(m, want, err) : 0;
+}
+
+__attribute__((noinline, cold))
+static int payload_min_fail(const struct vu_msg *m, size_t want, struct vub_err *err)
+{
+    return vub_fail(err, -EINVAL, "%s: payload is %zu bytes, at least %zu needed", NAME(m),
+                    m->payload_len, want);
+}
+
+static inline int payload_min(const struct vu_msg *m, size_t want, struct vub_err *err)
+{
+    return m->payload_len < want ? payload_min_fail(m, want, err) : 0;
 }
 
 /* begin + no fds + exact payload, the common case. */
@@ -311,8 +335,10 @@ int vu_decode_set_irqs(const struct vu_msg *m, struct vu_irq_set_req *out, struc
 
 /* ---- region access ----------------------------------------------------------- */
 
-static int region_access(const struct vu_msg *m, unsigned cmd, bool write, uint32_t max_xfer,
-                         struct vu_region_access_req *out, struct vub_err *err)
+__attribute__((always_inline))
+static inline int region_access(const struct vu_msg *m, unsigned cmd, bool write,
+                                uint32_t max_xfer, struct vu_region_access_req *out,
+                                struct vub_err *err)
 {
     int r = req_begin(m, cmd, err);
     if (r || (r = no_fds(m, err)) ||
@@ -476,7 +502,10 @@ int vu_decode_dma_write(const struct vu_msg *m, uint32_t max_xfer,
 
 /* ---- replies ---------------------------------------------------------------------- */
 
-int vu_reply_status(const struct vu_msg *reply, unsigned cmd, struct vub_err *err)
+/* vu_reply_status's slow path: which check fails, and the reason (every
+ * error reply comes here: not cold). */
+__attribute__((noinline))
+static int reply_status_fail(const struct vu_msg *reply, unsigned cmd, struct vub_err *err)
 {
     const struct vu_hdr *h = &reply->hdr;
     if ((h->flags & VU_F_TYPE_MASK) != VU_F_TYPE_REPLY)
@@ -499,10 +528,29 @@ int vu_reply_status(const struct vu_msg *reply, unsigned cmd, struct vub_err *er
     return 0;
 }
 
+/* vu_reply_status, inline in the reply decoders */
+__attribute__((always_inline))
+static inline int reply_status(const struct vu_msg *reply, unsigned cmd, struct vub_err *err)
+{
+    /* a reply (type 1, no Error flag) to cmd, its payload as the header
+     * says: reply_status_fail's checks in one test */
+    const struct vu_hdr *h = &reply->hdr;
+    if ((h->flags & (VU_F_TYPE_MASK | VU_F_ERROR)) == VU_F_TYPE_REPLY && h->cmd == cmd &&
+        h->msg_size >= VU_HDR_SIZE && reply->payload_len == h->msg_size - VU_HDR_SIZE &&
+        (reply->payload_len == 0 || reply->payload))
+        return 0;
+    return reply_status_fail(reply, cmd, err);
+}
+
+int vu_reply_status(const struct vu_msg *reply, unsigned cmd, struct vub_err *err)
+{
+    return reply_status(reply, cmd, err);
+}
+
 /* status + no fds + exact payload */
 static int reply_fixed(const struct vu_msg *m, unsigned cmd, size_t len, struct vub_err *err)
 {
-    int r = vu_reply_status(m, cmd, err);
+    int r = reply_status(m, cmd, err);
     if (r)
         return r;
     if (m->nfds)
@@ -521,7 +569,7 @@ int vu_decode_empty_reply(const struct vu_msg *m, unsigned cmd, struct vub_err *
 int vu_decode_version_reply(const struct vu_msg *m, struct vu_version_req *out,
                             struct vub_err *err)
 {
-    int r = vu_reply_status(m, VU_CMD_VERSION, err);
+    int r = reply_status(m, VU_CMD_VERSION, err);
     if (r)
         return r;
     if (m->nfds)
@@ -559,7 +607,7 @@ int vu_decode_irq_info_reply(const struct vu_msg *m, struct vu_irq_info *out, st
 int vu_decode_region_read_reply(const struct vu_msg *m, uint32_t requested,
                                 struct vu_region_access_req *out, struct vub_err *err)
 {
-    int r = vu_reply_status(m, VU_CMD_REGION_READ, err);
+    int r = reply_status(m, VU_CMD_REGION_READ, err);
     if (r)
         return r;
     if (m->nfds)
@@ -611,7 +659,7 @@ int vu_decode_write_multi_reply(const struct vu_msg *m, uint64_t requested, uint
 int vu_decode_mig_data_read_reply(const struct vu_msg *m, uint32_t requested,
                                   struct vu_mig_data_req *out, struct vub_err *err)
 {
-    int r = vu_reply_status(m, VU_CMD_MIG_DATA_READ, err);
+    int r = reply_status(m, VU_CMD_MIG_DATA_READ, err);
     if (r)
         return r;
     if (m->nfds)

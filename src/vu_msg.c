@@ -15,16 +15,6 @@ void vu_limits_default(struct vu_limits *lim)
     lim->max_fds = VU_MAX_FDS_PER_MSG;
 }
 
-void vu_msg_init(struct vu_msg *m)
-{
-    memset(&m->hdr, 0, sizeof(m->hdr));
-    m->payload = NULL;
-    m->payload_len = 0;
-    for (size_t i = 0; i < VU_MAX_FDS_PER_MSG; i++)
-        m->fds[i] = -1;
-    m->nfds = 0;
-}
-
 void vu_msg_close_fds(struct vu_msg *m)
 {
     for (size_t i = 0; i < m->nfds && i < VU_MAX_FDS_PER_MSG; i++) {
@@ -34,11 +24,6 @@ void vu_msg_close_fds(struct vu_msg *m)
     }
 }
 
-void vu_msg_release(struct vu_msg *m)
-{
-    vu_msg_close_fds(m);
-    vu_msg_init(m);
-}
 
 int vu_msg_take_fd(struct vu_msg *m, size_t i)
 {
@@ -49,7 +34,10 @@ int vu_msg_take_fd(struct vu_msg *m, size_t i)
     return fd;
 }
 
-int vu_hdr_check(const struct vu_hdr *h, const struct vu_limits *lim, struct vub_err *err)
+/* Which check a header fails, and its reason (vu_hdr_check's slow path:
+ * the same checks one by one). */
+__attribute__((noinline, cold))
+static int hdr_fail(const struct vu_hdr *h, const struct vu_limits *lim, struct vub_err *err)
 {
     uint32_t type = h->flags & VU_F_TYPE_MASK;
     /* the name only for a failure's text: not looked up per message */
@@ -80,4 +68,9 @@ int vu_hdr_check(const struct vu_hdr *h, const struct vu_limits *lim, struct vub
     }
 #undef name
     return 0;
+}
+
+int vu_hdr_check(const struct vu_hdr *h, const struct vu_limits *lim, struct vub_err *err)
+{
+    return vu_hdr_valid(h, lim) ? 0 : hdr_fail(h, lim, err);
 }

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -61,15 +62,30 @@ struct vu_msg {
     size_t nfds;
 };
 
-void vu_msg_init(struct vu_msg *m);
+/* An empty message: no header, payload or fds (every fd slot -1). Inline:
+ * every message starts and ends here, twice on each side. The fds are set
+ * with one block store (all bytes 0xff is -1 in two's complement). */
+static inline void vu_msg_init(struct vu_msg *m)
+{
+    memset(&m->hdr, 0, sizeof(m->hdr));
+    m->payload = NULL;
+    m->payload_len = 0;
+    memset(m->fds, 0xff, sizeof(m->fds));
+    m->nfds = 0;
+}
+/* Close all fds of the message now (e.g. a command that may not carry fds). */
+void vu_msg_close_fds(struct vu_msg *m);
 /* Close every fd not taken, re-init (the payload belongs to the connection).
- * Safe to call twice. */
-void vu_msg_release(struct vu_msg *m);
+ * Safe to call twice. Inline, like vu_msg_init. */
+static inline void vu_msg_release(struct vu_msg *m)
+{
+    if (m->nfds)
+        vu_msg_close_fds(m);
+    vu_msg_init(m);
+}
 /* Take ownership of fd i (returns it and leaves -1 in its slot); -EBADF if
  * i >= nfds or the fd was already taken. */
 int vu_msg_take_fd(struct vu_msg *m, size_t i);
-/* Close all fds of the message now (e.g. a command that may not carry fds). */
-void vu_msg_close_fds(struct vu_msg *m);
 
 /* ---- header validation ------------------------------------------------------ */
 
@@ -77,6 +93,17 @@ void vu_msg_close_fds(struct vu_msg *m);
  * size <= lim->max_msg_size, type 0 or 1, no unknown flag bits, no Error or
  * error_no in a command, No_reply only in a command. -EINVAL/-E2BIG. */
 int vu_hdr_check(const struct vu_hdr *h, const struct vu_limits *lim, struct vub_err *err);
+/* vu_hdr_check's answer without the reason (inline, for the message path):
+ * true exactly when vu_hdr_check returns 0. Known flags only, and either a
+ * command (type 0, maybe No_reply, no Error flag, error_no 0) or a reply
+ * (type 1, maybe the Error flag, no No_reply, error_no only with Error). */
+static inline bool vu_hdr_valid(const struct vu_hdr *h, const struct vu_limits *lim)
+{
+    uint32_t f = h->flags;
+    return h->msg_size >= VU_HDR_SIZE && (!lim || h->msg_size <= lim->max_msg_size) &&
+           (((f & ~VU_F_NO_REPLY) == VU_F_TYPE_CMD && h->error_no == 0) ||
+            ((f & ~VU_F_ERROR) == VU_F_TYPE_REPLY && ((f & VU_F_ERROR) || h->error_no == 0)));
+}
 
 /* ---- decoding of requests (server side) --------------------------------------
  *
@@ -348,13 +375,29 @@ int vu_recv(struct vu_conn *c, struct vu_msg *m);
 /* A whole message (or a header that fails its check) is in the receive
  * buffer: vu_recv() answers without a system call. A server loop that
  * sleeps in poll() must not sleep while this is true. */
-bool vu_conn_rx_ready(const struct vu_conn *c);
+static inline bool vu_conn_rx_ready(const struct vu_conn *c)
+{
+    size_t have = c->rx_tail - c->rx_head;
+    if (have < VU_HDR_SIZE)
+        return false;
+    struct vu_hdr h;
+    memcpy(&h, c->rx + c->rx_head, sizeof(h));
+    return have >= h.msg_size || h.msg_size > c->lim.max_msg_size;
+}
 /* Busy polling: spin (poll with timeout 0) for up to `us` microseconds until
  * the connection has something to receive (bytes, EOF or an error), without
  * sleeping. Returns 1 when it has (or vu_conn_rx_ready), 0 when the time ran
  * out. Costs one core for up to `us` per call. */
 int vu_conn_rx_spin(struct vu_conn *c, unsigned us);
 
+/* Send iovcnt (<= 8) pieces as one message (the header is the caller's,
+ * msg_size included) with nfds fds: the transport's send (ops->send), for
+ * callers that build their own pieces. total is the pieces' length in all
+ * (a socket's one sendmsg is complete when it took that much; a wrong total
+ * only costs the partial-send path, never a byte). 0 or -errno (reason in
+ * c->err). */
+int vu_conn_sendv(struct vu_conn *c, const struct iovec *iov, int iovcnt, size_t total,
+                  const int *fds, size_t nfds);
 /* Send a message. hdr->msg_size is set here from len. */
 int vu_send(struct vu_conn *c, struct vu_hdr *hdr, const void *payload, size_t len,
             const int *fds, size_t nfds);

@@ -51,7 +51,9 @@ static void rx_close_fds(struct vu_conn *c)
 /* One read of at most len bytes: > 0 bytes, 0 EOF, -errno. */
 typedef ssize_t (*read_fn)(struct vu_conn *c, void *buf, size_t len, struct fdbag *bag);
 
-static ssize_t sock_read(struct vu_conn *c, void *buf, size_t len, struct fdbag *bag)
+__attribute__((always_inline))
+static inline ssize_t sock_read_inline(struct vu_conn *c, void *buf, size_t len,
+                                       struct fdbag *bag)
 {
     union {
         struct cmsghdr align;
@@ -88,6 +90,13 @@ static ssize_t sock_read(struct vu_conn *c, void *buf, size_t len, struct fdbag 
     if (mh.msg_flags & MSG_CTRUNC)
         bag->ctrunc = true;
     return r;
+}
+
+/* The read of recv_common (called through a pointer); sock_recv has its
+ * own copy inline, the message path's one read. */
+static ssize_t sock_read(struct vu_conn *c, void *buf, size_t len, struct fdbag *bag)
+{
+    return sock_read_inline(c, buf, len, bag);
 }
 
 static ssize_t stream_read(struct vu_conn *c, void *buf, size_t len, struct fdbag *bag)
@@ -276,13 +285,16 @@ static int rx_fill(struct vu_conn *c, read_fn rd, size_t need, int64_t *deadline
 
 /* The header at rx_head, read whole: its fds and its size against the
  * limits. */
-static int rx_check_head(struct vu_conn *c, struct vu_hdr *h)
+__attribute__((always_inline))
+static inline int rx_check_head(struct vu_conn *c, struct vu_hdr *h)
 {
     memcpy(h, c->rx + c->rx_head, sizeof(*h));
     size_t nfds = c->rx_nfds && c->rx_fds_at == c->rx_head ? c->rx_nfds : 0;
     if (nfds > c->lim.max_fds)
         return vub_fail(&c->err, -EPROTO, "%s: %zu fds exceed the limit of %u",
                        vu_cmd_name(h->cmd), nfds, c->lim.max_fds);
+    if (vu_hdr_valid(h, &c->lim))
+        return 0;
     int r = vu_hdr_check(h, &c->lim, &c->err);
     if (r && r != -E2BIG)
         r = -EPROTO;
@@ -381,7 +393,8 @@ fail:
  * part of a message, a bad header) is left to recv_common as it stands,
  * which decides, waits and reports exactly as for a message read in
  * pieces. */
-static int sock_recv(struct vu_conn *c, struct vu_msg *m)
+__attribute__((always_inline))
+static inline int sock_recv(struct vu_conn *c, struct vu_msg *m)
 {
     if (c->rx_head != c->rx_tail || c->rx_hook || !c->rx || c->rx_nfds)
         return recv_common(c, m, sock_read);
@@ -389,7 +402,7 @@ static int sock_recv(struct vu_conn *c, struct vu_msg *m)
     struct fdbag bag;   /* fds[] only written as far as n */
     bag.n = bag.dropped = 0;
     bag.ctrunc = false;
-    ssize_t n = sock_read(c, c->rx, c->rx_cap, &bag);
+    ssize_t n = sock_read_inline(c, c->rx, c->rx_cap, &bag);
     if (n <= 0) {
         if (n == 0)
             return vub_fail(&c->err, -ECONNRESET, "peer closed the connection");
@@ -416,6 +429,12 @@ static int sock_recv(struct vu_conn *c, struct vu_msg *m)
         }
     }
     return recv_common(c, m, sock_read);   /* a part, or a header it refuses */
+}
+
+/* sock_recv for the ops table (vu_recv has its own copy inline) */
+static int sock_recv_op(struct vu_conn *c, struct vu_msg *m)
+{
+    return sock_recv(c, m);
 }
 
 static int stream_recv(struct vu_conn *c, struct vu_msg *m)
@@ -455,40 +474,14 @@ static int iov_copy(struct iovec *dst, const struct iovec *src, int cnt, struct 
     return n;
 }
 
-static int send_loop(struct vu_conn *c, const struct iovec *iov_in, int iovcnt, const int *fds,
-                     size_t nfds, bool sock)
+/* What sock_send_total's one sendmsg did not finish (`sent` bytes went,
+ * with the fds if any), or the whole message when that one was not tried
+ * (not a socket, or an iovec or fd count it refuses): every check, waits
+ * for room, partial sends. */
+__attribute__((noinline))
+static int send_rest(struct vu_conn *c, const struct iovec *iov_in, int iovcnt, const int *fds,
+                     size_t nfds, bool sock, size_t sent)
 {
-    /* The common case first: a socket, everything taken by one sendmsg of
-     * the caller's iovecs (sendmsg does not write to them), the fds (if
-     * any) with it. What a short send left goes through the loop below. */
-    size_t sent = 0;
-    if (sock && iovcnt > 0 && iovcnt <= MAX_IOV && nfds <= VU_MAX_FDS_PER_MSG) {
-        size_t total = 0;
-        for (int i = 0; i < iovcnt; i++)
-            total += iov_in[i].iov_len;
-        union {
-            struct cmsghdr align;
-            char buf[CMSG_SPACE(sizeof(int) * VU_MAX_FDS_PER_MSG)];
-        } ctl;
-        struct msghdr mh = {.msg_iov = (struct iovec *)iov_in, .msg_iovlen = (size_t)iovcnt};
-        if (nfds) {
-            mh.msg_control = ctl.buf;
-            mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-            memset(ctl.buf, 0, mh.msg_controllen);
-            struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-            cm->cmsg_level = SOL_SOCKET;
-            cm->cmsg_type = SCM_RIGHTS;
-            cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-            memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
-        }
-        ssize_t r = total ? sendmsg(c->wfd, &mh, MSG_NOSIGNAL) : 0;
-        if (r > 0 && (size_t)r == total)
-            return 0;
-        if (r < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
-            return vub_fail(&c->err, -errno, "send failed: %s", strerror(errno));
-        if (r > 0)
-            sent = (size_t)r;   /* bytes and fds went; the rest below */
-    }
     struct iovec local[MAX_IOV];
     int cnt = iov_copy(local, iov_in, iovcnt, &c->err);
     if (cnt < 0)
@@ -544,16 +537,56 @@ static int send_loop(struct vu_conn *c, const struct iovec *iov_in, int iovcnt, 
     return 0;
 }
 
-static int sock_send(struct vu_conn *c, const struct iovec *iov, int iovcnt, const int *fds,
+/* The common case: a socket, everything taken by one sendmsg of the
+ * caller's iovecs (sendmsg does not write to them), the fds (if any) with
+ * it. What a short send left, and everything else, goes to send_rest.
+ * total: the pieces' length, which the senders below know from msg_size
+ * (inline into them); a wrong one only ends in send_rest. */
+__attribute__((always_inline))
+static inline int sock_send_total(struct vu_conn *c, const struct iovec *iov_in, int iovcnt,
+                                  size_t total, const int *fds, size_t nfds)
+{
+    size_t sent = 0;
+    if (iovcnt > 0 && iovcnt <= MAX_IOV && nfds <= VU_MAX_FDS_PER_MSG) {
+        union {
+            struct cmsghdr align;
+            char buf[CMSG_SPACE(sizeof(int) * VU_MAX_FDS_PER_MSG)];
+        } ctl;
+        struct msghdr mh = {.msg_iov = (struct iovec *)iov_in, .msg_iovlen = (size_t)iovcnt};
+        if (nfds) {
+            mh.msg_control = ctl.buf;
+            mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+            memset(ctl.buf, 0, mh.msg_controllen);
+            struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+            cm->cmsg_level = SOL_SOCKET;
+            cm->cmsg_type = SCM_RIGHTS;
+            cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+            memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+        }
+        ssize_t r = total ? sendmsg(c->wfd, &mh, MSG_NOSIGNAL) : 0;
+        if (r > 0 && (size_t)r == total)
+            return 0;
+        if (r < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
+            return vub_fail(&c->err, -errno, "send failed: %s", strerror(errno));
+        if (r > 0)
+            sent = (size_t)r;   /* bytes and fds went; the rest in send_rest */
+    }
+    return send_rest(c, iov_in, iovcnt, fds, nfds, true, sent);
+}
+
+static int sock_send(struct vu_conn *c, const struct iovec *iov_in, int iovcnt, const int *fds,
                      size_t nfds)
 {
-    return send_loop(c, iov, iovcnt, fds, nfds, true);
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov_in[i].iov_len;
+    return sock_send_total(c, iov_in, iovcnt, total, fds, nfds);
 }
 
 static int stream_send(struct vu_conn *c, const struct iovec *iov, int iovcnt, const int *fds,
                        size_t nfds)
 {
-    return send_loop(c, iov, iovcnt, fds, nfds, false);
+    return send_rest(c, iov, iovcnt, fds, nfds, false, 0);
 }
 
 static void conn_close(struct vu_conn *c)
@@ -572,7 +605,7 @@ static void conn_close(struct vu_conn *c)
 
 static const struct vu_transport_ops sock_ops = {
     .send = sock_send,
-    .recv = sock_recv,
+    .recv = sock_recv_op,
     .close = conn_close,
 };
 
@@ -615,12 +648,22 @@ void vu_conn_close(struct vu_conn *c)
         c->ops->close(c);
 }
 
+/* A socket's send and receive are called directly (the message path: no
+ * indirect call), with the total length where the sender knows it. */
+int vu_conn_sendv(struct vu_conn *c, const struct iovec *iov, int iovcnt, size_t total,
+                  const int *fds, size_t nfds)
+{
+    if (c->ops == &sock_ops)
+        return sock_send_total(c, iov, iovcnt, total, fds, nfds);
+    return c->ops->send(c, iov, iovcnt, fds, nfds);
+}
+
 int vu_recv(struct vu_conn *c, struct vu_msg *m)
 {
     vu_msg_init(m);
     if (c->fd < 0)
         return vub_fail(&c->err, -EBADF, "receive on a closed connection");
-    return c->ops->recv(c, m);
+    return c->ops == &sock_ops ? sock_recv(c, m) : c->ops->recv(c, m);
 }
 
 int vu_conn_preload(struct vu_conn *c, const void *bytes, size_t n, const int *fds, size_t nfds,
@@ -652,15 +695,6 @@ int vu_conn_set_rx_hook(struct vu_conn *c, void (*hook)(void *arg, const struct 
     c->rx_hook = hook;
     c->rx_hook_arg = arg;
     return 0;
-}
-
-bool vu_conn_rx_ready(const struct vu_conn *c)
-{
-    size_t have = c->rx_tail - c->rx_head;
-    if (have < VU_HDR_SIZE)
-        return false;
-    uint32_t sz = rx_size_at(c, c->rx_head);
-    return have >= sz || sz > c->lim.max_msg_size;
 }
 
 static int64_t now_us(void)
@@ -699,6 +733,8 @@ int vu_send(struct vu_conn *c, struct vu_hdr *hdr, const void *payload, size_t l
     if (len && !payload)
         return vub_fail(&c->err, -EINVAL, "%s: payload NULL with length %zu",
                        vu_cmd_name(hdr->cmd), len);
+    if (c->ops == &sock_ops)
+        return sock_send_total(c, iov, 2, hdr->msg_size, fds, nfds);
     return c->ops->send(c, iov, 2, fds, nfds);
 }
 
@@ -725,6 +761,8 @@ int vu_send_reply(struct vu_conn *c, const struct vu_msg *req, const void *p1, s
         {.iov_base = (void *)p1, .iov_len = l1},
         {.iov_base = (void *)p2, .iov_len = l2},
     };
+    if (c->ops == &sock_ops)
+        return sock_send_total(c, iov, 3, h.msg_size, fds, nfds);
     return c->ops->send(c, iov, 3, fds, nfds);
 }
 
@@ -746,5 +784,7 @@ int vu_send_error(struct vu_conn *c, const struct vu_msg *req, int errnum)
         .error_no = (uint32_t)errnum,
     };
     struct iovec iov = {.iov_base = &h, .iov_len = sizeof(h)};
+    if (c->ops == &sock_ops)
+        return sock_send_total(c, &iov, 1, sizeof(h), NULL, 0);
     return c->ops->send(c, &iov, 1, NULL, 0);
 }

@@ -86,7 +86,8 @@ per() {   # $1 file1 $2 file2 $3 opts $4 pattern
     echo $(( (b - a) / (n2 - n1) ))
 }
 
-sim=':sim_dma_map |:sim_dma_unmap |:sim_region_read '
+# (a name may carry a suffix from link-time optimisation: sim_dma_map.lto_priv.0)
+sim=':sim_dma_map[ .]|:sim_dma_unmap[ .]|:sim_region_read[ .]'
 echo "instructions per operation (callgrind, $n1 vs $n2 operations; bridge $bridge)"
 printf '%-36s %10s %10s\n' "" "cycle" "read"
 printf '%-36s %10s %10s\n' "bridge, total" \
@@ -99,15 +100,15 @@ printf '%-36s %10s %10s\n' "client, total" \
     "$(per "$dir/client-c1.out" "$dir/client-c2.out" "" TOTAL)" \
     "$(per "$dir/client-r1.out" "$dir/client-r2.out" "" TOTAL)"
 printf '%-36s %10s %10s\n' "  of which vu_client calls (incl.)" \
-    "$(per "$dir/client-c1.out" "$dir/client-c2.out" --inclusive=yes ':vu_client_dma_map |:vu_client_dma_unmap ')" \
-    "$(per "$dir/client-r1.out" "$dir/client-r2.out" --inclusive=yes ':vu_client_region_read ')"
+    "$(per "$dir/client-c1.out" "$dir/client-c2.out" --inclusive=yes ':vu_client_dma_map[ .]|:vu_client_dma_unmap[ .]')" \
+    "$(per "$dir/client-r1.out" "$dir/client-r2.out" --inclusive=yes ':vu_client_region_read[ .]')"
 
 if [ "$top" -gt 0 ]; then
     echo
     echo "bridge, own instructions per cycle by function (largest $top):"
     for f in c1 c2; do
         callgrind_annotate --auto=no --threshold=100 "$dir/bridge-$f.out" 2>/dev/null |
-            awk '/^ *[0-9,]+ \(/ && !/PROGRAM TOTALS/ { v = $1; gsub(",", "", v); $1 = ""; $2 = ""; sub(/^ +/, ""); print v "\t" $0 }' \
+            awk '/^ *[0-9,]+ \(/ && !/PROGRAM TOTALS/ { v = $1; gsub(",", "", v); sub(/^ *[0-9,]+ \( *[0-9.]+%\) +/, ""); print v "\t" $0 }' \
             >"$dir/fn-$f.txt"
     done
     awk -F '\t' -v n="$((n2 - n1))" 'NR == FNR { a[$2] = $1; next } { d = ($1 - a[$2]) / n; if (d >= 1) printf "%8.0f  %s\n", d, $2 }' \

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -303,6 +304,106 @@ static void test_removed_fd_not_called(void **state)
     close(p.fd[1]);
 }
 
+/* The loop's steady state (a negotiated session, nothing pending: one
+ * event on the client's fd goes straight to the client) must still see
+ * every other event: a connection attempt, an extra fd's event and a drop
+ * its callback asks for, and a stop. The loop runs in this thread, the
+ * clients in another (no cmocka asserts there: it records what it saw). */
+struct steady {
+    struct th *t;
+    int efd;              /* extra fd: its callback drops the session */
+    unsigned cb_calls;    /* written by the loop's thread only */
+    int reads_ok, refused, dropped, stopped_with_session;
+};
+
+static void on_steady_fd(struct br_server *srv, int fd, short revents, void *arg)
+{
+    struct steady *x = arg;
+    uint64_t v;
+    if (read(fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
+        x->cb_calls++;
+    br_server_drop_client(srv, "test: dropped from an extra fd's callback");
+}
+
+static bool wait_stats(struct br_server *srv, unsigned refused, unsigned closed)
+{
+    for (int i = 0; i < 10000; i++) {
+        struct br_server_stats st;
+        br_server_get_stats(srv, &st);
+        if (st.refused >= refused && st.closed >= closed)
+            return true;
+        usleep(1000);
+    }
+    return false;
+}
+
+static bool reads(struct vu_client *c, int n)
+{
+    for (int i = 0; i < n; i++) {
+        uint32_t v;
+        if (vu_client_region_read(c, VU_PCI_CONFIG_REGION_INDEX, 0, &v, 4) != 4)
+            return false;
+    }
+    return true;
+}
+
+static void *steady_clients(void *arg)
+{
+    struct steady *x = arg;
+    struct vub_err err;
+    struct vu_client *c = NULL, *c2 = NULL;
+    /* a session in its steady state */
+    if (vu_client_connect(x->t->path, &c, &err) < 0 || vu_client_negotiate(c, NULL, NULL) < 0)
+        goto out;
+    x->reads_ok += reads(c, 20);
+    /* a second client while it is steady: refused, the first still served */
+    if (vu_client_connect(x->t->path, &c2, &err) == 0)
+        x->refused = wait_stats(x->t->srv, 1, 0);
+    vu_client_close(c2);
+    x->reads_ok += reads(c, 20);
+    /* an extra fd's event while steady: its callback drops the session */
+    uint64_t one = 1;
+    if (write(x->efd, &one, sizeof(one)) == (ssize_t)sizeof(one))
+        x->dropped = wait_stats(x->t->srv, 1, 1);
+    vu_client_close(c);
+    c = NULL;
+    /* a stop while a new session is steady ends the loop */
+    if (vu_client_connect(x->t->path, &c, &err) < 0 || vu_client_negotiate(c, NULL, NULL) < 0)
+        goto out;
+    x->reads_ok += reads(c, 20);
+    struct br_server_stats st;
+    br_server_get_stats(x->t->srv, &st);
+    x->stopped_with_session = st.connected;
+out:
+    br_server_stop(x->t->srv);   /* in every case: the loop must end */
+    vu_client_close(c);
+    return NULL;
+}
+
+static void test_steady_sees_other_events(void **state)
+{
+    struct th *t = *state;
+    th_stop_loop(t);      /* the loop runs in this thread below */
+    struct steady x = { .t = t, .efd = th_eventfd() };
+    assert_int_equal(br_server_add_fd(t->srv, x.efd, POLLIN, on_steady_fd, &x), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, steady_clients, &x), 0);
+    assert_int_equal(br_server_run(t->srv), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(x.reads_ok, 3);
+    assert_true(x.refused);
+    assert_true(x.dropped);
+    assert_int_equal(x.cb_calls, 1);
+    assert_true(x.stopped_with_session);
+    struct br_server_stats st;
+    br_server_get_stats(t->srv, &st);
+    assert_int_equal(st.accepted, 2);
+    assert_int_equal(st.refused, 1);
+    assert_int_equal(st.closed, 2);   /* the drop, and the stop's */
+    br_server_remove_fd(t->srv, x.efd);
+    close(x.efd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -314,6 +415,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replies_in_order_one_send, setup_spin, th_teardown),
         cmocka_unit_test_setup_teardown(test_hangup_with_queue, setup_no_reset, th_teardown),
         cmocka_unit_test_setup_teardown(test_removed_fd_not_called, setup_plain, th_teardown),
+        cmocka_unit_test_setup_teardown(test_steady_sees_other_events, setup_plain, th_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -102,6 +102,90 @@ static void test_hdr_check(void **state)
     assert_int_equal(vu_hdr_check(&h, &lim, NULL), -EINVAL);
 }
 
+/* vu_hdr_check and vu_reply_status accept in one test what their checks
+ * one by one would (the per-message fast path): every flag byte, error_no
+ * and size around the limits against the rules written out here. */
+static bool hdr_ok_ref(const struct vu_hdr *h, uint32_t max)
+{
+    uint32_t type = h->flags & VU_F_TYPE_MASK;
+    if (h->msg_size < VU_HDR_SIZE || h->msg_size > max || (h->flags & ~VU_F_KNOWN))
+        return false;
+    if (type == VU_F_TYPE_CMD)
+        return !(h->flags & VU_F_ERROR) && h->error_no == 0;
+    if (type == VU_F_TYPE_REPLY)
+        return !(h->flags & VU_F_NO_REPLY) && ((h->flags & VU_F_ERROR) || h->error_no == 0);
+    return false;
+}
+
+static void test_hdr_check_exhaustive(void **state)
+{
+    (void)state;
+    struct vu_limits lim = {.max_msg_size = 1000, .max_fds = 4};
+    const uint32_t sizes[] = {0, 15, 16, 17, 999, 1000, 1001, UINT32_MAX};
+    const uint32_t errs[] = {0, 1, 5, 4096, UINT32_MAX};
+    unsigned accepted = 0;
+    for (uint32_t fl = 0; fl < 0x100; fl++)
+        for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++)
+            for (size_t ei = 0; ei < sizeof(errs) / sizeof(errs[0]); ei++) {
+                struct vu_hdr h = {.msg_id = 7, .cmd = VU_CMD_REGION_READ,
+                                   .msg_size = sizes[si], .flags = fl, .error_no = errs[ei]};
+                struct vub_err e = {{0}};
+                int r = vu_hdr_check(&h, &lim, &e);
+                bool ok = hdr_ok_ref(&h, lim.max_msg_size);
+                if (ok != (r == 0))
+                    fail_msg("flags 0x%x size %u error_no %u: %d (%s)", fl, sizes[si], errs[ei],
+                             r, e.msg);
+                if (!ok)
+                    assert_true(r == -EINVAL || r == -E2BIG);
+                if (!ok)
+                    assert_true(e.msg[0] != '\0');
+                accepted += ok;
+                /* without limits: only the upper bound goes */
+                r = vu_hdr_check(&h, NULL, NULL);
+                assert_int_equal(r == 0, hdr_ok_ref(&h, UINT32_MAX));
+            }
+    assert_true(accepted > 0);
+}
+
+static void test_reply_status_exhaustive(void **state)
+{
+    (void)state;
+    uint8_t pl[8] = {0};
+    const uint32_t errs[] = {0, 5, 4096, 4097};
+    for (uint32_t fl = 0; fl < 0x100; fl++)
+        for (unsigned cmd = VU_CMD_DMA_MAP; cmd <= VU_CMD_DMA_UNMAP; cmd++)
+            for (size_t ei = 0; ei < sizeof(errs) / sizeof(errs[0]); ei++)
+                for (unsigned shape = 0; shape < 4; shape++) {
+                    struct vu_msg m;
+                    vu_msg_init(&m);
+                    m.hdr = (struct vu_hdr){.msg_id = 1, .cmd = VU_CMD_DMA_UNMAP,
+                                            .msg_size = VU_HDR_SIZE + 8, .flags = fl,
+                                            .error_no = errs[ei]};
+                    m.payload = pl;
+                    m.payload_len = 8;
+                    if (shape == 1)
+                        m.payload_len = 7;      /* not what msg_size says */
+                    if (shape == 2)
+                        m.payload = NULL;       /* a length without bytes */
+                    if (shape == 3)
+                        m.hdr.msg_size = 15;
+                    bool ok = (fl & VU_F_TYPE_MASK) == VU_F_TYPE_REPLY && !(fl & VU_F_ERROR) &&
+                              cmd == VU_CMD_DMA_UNMAP && shape == 0;
+                    struct vub_err e = {{0}};
+                    int r = vu_reply_status(&m, cmd, &e);
+                    if (ok != (r == 0))
+                        fail_msg("flags 0x%x cmd %u error_no %u shape %u: %d (%s)", fl, cmd,
+                                 errs[ei], shape, r, e.msg);
+                    if (r)
+                        assert_true(e.msg[0] != '\0');
+                    /* an error reply's errno, when it is the only fault */
+                    if ((fl & (VU_F_TYPE_MASK | VU_F_ERROR)) == (VU_F_TYPE_REPLY | VU_F_ERROR) &&
+                        cmd == VU_CMD_DMA_UNMAP && shape == 0)
+                        assert_int_equal(r, errs[ei] == 0 || errs[ei] > 4096 ? -EIO
+                                                                             : -(int)errs[ei]);
+                }
+}
+
 static void test_cmd_names(void **state)
 {
     (void)state;
@@ -833,6 +917,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hdr_check),
+        cmocka_unit_test(test_hdr_check_exhaustive),
+        cmocka_unit_test(test_reply_status_exhaustive),
         cmocka_unit_test(test_cmd_names),
         cmocka_unit_test(test_msg_fds),
         cmocka_unit_test(test_fail_formats),

@@ -1177,6 +1177,47 @@ static void test_send_args(void **state)
     assert_int_equal(tu_count_fds(), base);
 }
 
+/* vu_conn_sendv's total is a hint for the one-sendmsg path: a total too
+ * small or too large still sends every byte once, with the fd once. */
+static void test_sendv_total(void **state)
+{
+    (void)state;
+    int base = tu_count_fds();
+    struct pair p;
+    pair_open(&p, NULL);
+    uint8_t body[40];
+    for (size_t i = 0; i < sizeof(body); i++)
+        body[i] = (uint8_t)(i * 7 + 1);
+    int memfd = memfd_create("sendv", MFD_CLOEXEC);
+    assert_true(memfd >= 0);
+    const size_t totals[] = {0, 1, VU_HDR_SIZE, VU_HDR_SIZE + 10, VU_HDR_SIZE + 40,
+                             VU_HDR_SIZE + 41, 1u << 20};
+    for (size_t t = 0; t < sizeof(totals) / sizeof(totals[0]); t++)
+        for (int with_fd = 0; with_fd < 2; with_fd++) {
+            struct vu_hdr h = {.msg_id = (uint16_t)(t * 2 + with_fd), .cmd = VU_CMD_DMA_MAP,
+                               .msg_size = VU_HDR_SIZE + 40};
+            struct iovec iov[3] = {{&h, sizeof(h)}, {body, 10}, {body + 10, 30}};
+            assert_int_equal(vu_conn_sendv(&p.a, iov, 3, totals[t], with_fd ? &memfd : NULL,
+                                           (size_t)with_fd), 0);
+            struct vu_msg m;
+            assert_int_equal(vu_recv(&p.b, &m), 0);
+            assert_int_equal(m.hdr.msg_id, h.msg_id);
+            assert_int_equal(m.payload_len, 40);
+            assert_memory_equal(m.payload, body, 40);
+            assert_int_equal(m.nfds, (size_t)with_fd);
+            if (with_fd)
+                assert_true(same_file(m.fds[0], memfd));
+            vu_msg_release(&m);
+        }
+    /* nothing more in the socket: every message went exactly once */
+    nonblocking(&p.b, 0);
+    struct vu_msg m;
+    assert_int_equal(vu_recv(&p.b, &m), -EAGAIN);
+    close(memfd);
+    pair_close(&p);
+    assert_int_equal(tu_count_fds(), base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1198,6 +1239,7 @@ int main(void)
         cmocka_unit_test(test_slow_reader_timeout),
         cmocka_unit_test(test_stream),
         cmocka_unit_test(test_send_args),
+        cmocka_unit_test(test_sendv_total),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
