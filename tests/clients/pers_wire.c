@@ -13,6 +13,7 @@
 
 #include "pers.h"
 
+__attribute__((format(printf, 4, 0)))
 static void vreport(struct p_ctx *c, const char *tag, const char *step, const char *fmt,
                     va_list ap)
 {

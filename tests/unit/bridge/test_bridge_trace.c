@@ -42,8 +42,10 @@ static void tweak(struct th *t)
         t->cfg.inject[i] = g_rules[i];
 }
 
-/* A harness with a trace file and the given rules (NULL-terminated). */
-static struct fx *fx_new(bool nvme, bool data, ...)
+/* A harness with a trace file and the given rules (NULL-terminated). DATA
+ * is an int: va_start after a parameter that undergoes promotion (a bool)
+ * is undefined. */
+static struct fx *fx_new(bool nvme, int data, ...)
 {
     struct fx *f = calloc(1, sizeof(*f));
     assert_non_null(f);
@@ -52,7 +54,7 @@ static struct fx *fx_new(bool nvme, bool data, ...)
     assert_true(fd >= 0);
     close(fd);
     snprintf(g_trace_path, sizeof(g_trace_path), "%s", f->trace);
-    g_data = data;
+    g_data = data != 0;
     g_nrules = 0;
     va_list ap;
     va_start(ap, data);

@@ -57,6 +57,7 @@ static void need_pci(void)
     }
 }
 
+__attribute__((format(printf, 1, 2)))
 static void write_policy(const char *fmt, ...)
 {
     FILE *f = fopen(g_policy, "w");
