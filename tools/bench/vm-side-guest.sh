@@ -12,7 +12,7 @@
 require "$VUB_BRIDGE"
 command -v python3 >/dev/null || { fail "python3"; finish; }
 vmm_prepare
-ROUNDS=${VUB_SIDE_ROUNDS:-4} MODES="side viommu_side" TRACE=0
+ROUNDS=${VUB_SIDE_ROUNDS:-4} MODES="side viommu_side" TRACE=0 SWAP=0
 [ -f "$VUB_BUILD/tests/e2e/side.conf" ] && . "$VUB_BUILD/tests/e2e/side.conf"
 
 direct=
@@ -29,6 +29,13 @@ if [ "$(basename "$(readlink "/sys/bus/pci/devices/$direct/driver" 2>/dev/null)"
 fi
 check "the second nvme $direct is on vfio-pci for QEMU to take directly" \
   test "$(basename "$(readlink "/sys/bus/pci/devices/$direct/driver")")" = vfio-pci
+# --swap: the second controller through the bridge, the testbed's own passed
+# directly (the inner guest tells them apart by the bridged one's serial)
+bridged_bdf=$VUB_NVME
+if [ "$SWAP" = 1 ]; then
+  bridged_bdf=$direct direct=$VUB_NVME VUB_NVME_SERIAL=VUBSIDEDIRECT01
+  echo "controllers swapped: $bridged_bdf through the bridge, $direct passed directly"
+fi
 # the bridge's CPU time (user + system, seconds) into cpu-MODE.txt
 bridge_cpu() {
   local tck
@@ -40,7 +47,7 @@ targs=()
 # (on the guest's tmpfs: a write to the 9p export is a round trip to the
 # testbed's QEMU, and the bridge writes a line per message)
 [ "$TRACE" = 1 ] && targs=(--trace /tmp/bridge-trace.jsonl)
-start_bridge nvme "$VUB_NVME" "${targs[@]}" || { fail "the bridge starts"; finish; }
+start_bridge nvme "$bridged_bdf" "${targs[@]}" || { fail "the bridge starts"; finish; }
 
 for mode in $MODES; do
   VMM_EXTRA=(-device "vfio-pci,host=$direct")
@@ -73,5 +80,8 @@ stop_bridge nvme
 python3 "$VUB_SRC/tools/bench/vm-side-report.py" "$VUB_OUT" $MODES \
   >"$VUB_OUT/vm-side.md" 2>&1
 check "the report" test $? -eq 0
+if [ "$SWAP" = 1 ]; then
+  echo "- controllers swapped: the second nvme ($bridged_bdf) through the bridge, the testbed's own ($direct) passed directly" >>"$VUB_OUT/vm-side.md"
+fi
 cat "$VUB_OUT/vm-side.md"
 finish
