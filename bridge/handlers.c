@@ -542,15 +542,9 @@ int br_handle_message(struct br_session *s, struct vu_msg *m)
     }
     /* the reply (or error) goes out here, through the tap */
     unsigned copies = rep.fd_copies ? rep.fd_copies : 1u;
-    int sr;
-    if (tapped)
-        sr = br_tap_send(&tm, s, m, r, rep.err.msg, rep.p1, rep.l1, rep.p2, rep.l2, &rep.fd,
-                         copies);
-    else if (rep.fd < 0)   /* the message path (what br_tap_send_now does without an fd) */
-        sr = r < 0 ? vu_send_error(&s->conn, m, -r)
-                   : vu_send_reply(&s->conn, m, rep.p1, rep.l1, rep.p2, rep.l2, NULL, 0);
-    else
-        sr = br_tap_send_now(s, m, r, rep.p1, rep.l1, rep.p2, rep.l2, rep.fd, copies);
+    int sr = tapped ? br_tap_send(&tm, s, m, r, rep.err.msg, rep.p1, rep.l1, rep.p2, rep.l2,
+                                  &rep.fd, copies)
+                    : br_tap_send_now(s, m, r, rep.p1, rep.l1, rep.p2, rep.l2, rep.fd, copies);
     if (rep.fd >= 0)
         close(rep.fd);
     if (rep.heap)   /* most replies have none: no call */

@@ -529,6 +529,15 @@ static inline bool steady(const struct br_server *srv)
            !srv->stop_pending;
 }
 
+/* What every turn of the loop ends with. */
+static inline void end_turn(struct br_server *srv)
+{
+    if (srv->drop_reason)
+        close_session(srv, srv->drop_reason);
+    check_handshake_deadline(srv);
+    conn_log_flush(srv);
+}
+
 int br_server_run(struct br_server *srv)
 {
     struct epoll_event ev[BR_EP_EVENTS];
@@ -546,10 +555,7 @@ int br_server_run(struct br_server *srv)
             if (n == 1 && (uint32_t)ev[0].data.u64 == EV_CLIENT) {
                 /* the client's input alone: what the loop below does for it */
                 serve_client(srv);
-                if (srv->drop_reason)
-                    close_session(srv, srv->drop_reason);
-                check_handshake_deadline(srv);
-                conn_log_flush(srv);
+                end_turn(srv);
                 continue;
             }
         } else {
@@ -633,10 +639,7 @@ int br_server_run(struct br_server *srv)
                 e.cb(srv, e.fd, extra_ev[i], e.arg);
             }
         }
-        if (srv->drop_reason)
-            close_session(srv, srv->drop_reason);
-        check_handshake_deadline(srv);
-        conn_log_flush(srv);
+        end_turn(srv);
     }
     /* with the fd store a stop leaves the session to the next process
      * (br_server_free ends it if the daemon does not exit for that) */
