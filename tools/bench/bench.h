@@ -197,6 +197,12 @@ struct bench_result {
     /* the floor and (simulated device) the direct cycle measured in turns
      * with viommu_cycle_framed, medians in us; 0 = not measured */
     double viommu_framed_floor, viommu_framed_direct;
+    /* simulated device: the served floor (the floor's two ping-pongs with
+     * the peer making the simulator's map and unmap between receiving and
+     * replying, as any server of the cycle must), the hand-framed cycle and
+     * the plain floor measured in turns with it; medians in us, 0 = not
+     * measured */
+    double viommu_served_floor, viommu_served_cycle, viommu_served_plain;
     unsigned errors;             /* figures that failed */
 };
 
@@ -285,7 +291,7 @@ struct bench_target {
     bool met;
     char value[128];
 };
-#define BENCH_NTARGETS 10
+#define BENCH_NTARGETS 11
 void bench_targets(const struct bench_result *r, struct bench_target t[BENCH_NTARGETS]);
 
 #endif /* VUB_BENCH_H */

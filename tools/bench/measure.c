@@ -972,7 +972,8 @@ static int framed_recv(int fd, void *buf, size_t len)
 
 /* A request carrying one fd (as a DMA_MAP does), and the peer's receive of
  * a header that may carry one: it takes the fd and closes it, as the bridge
- * does with an fd of a memory object it already holds. */
+ * does with an fd of a memory object it already holds (keep non-NULL: the
+ * first fd is left open in *keep, -1 if none came). */
 static int framed_send_fd(int fd, const void *buf, size_t len, int pass)
 {
     struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
@@ -992,7 +993,7 @@ static int framed_send_fd(int fd, const void *buf, size_t len, int pass)
     return n == (ssize_t)len ? 0 : n < 0 ? -errno : -EIO;
 }
 
-static int framed_recv_hdr(int fd, void *buf, size_t len)
+static int framed_recv_hdr(int fd, void *buf, size_t len, int *keep)
 {
     struct iovec iov = {.iov_base = buf, .iov_len = len};
     union {
@@ -1001,6 +1002,8 @@ static int framed_recv_hdr(int fd, void *buf, size_t len)
     } cm;
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
                         .msg_controllen = sizeof(cm.b)};
+    if (keep)
+        *keep = -1;
     ssize_t n = recvmsg(fd, &mh, MSG_WAITALL | MSG_CMSG_CLOEXEC);
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); n > 0 && c; c = CMSG_NXTHDR(&mh, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
@@ -1009,7 +1012,10 @@ static int framed_recv_hdr(int fd, void *buf, size_t len)
         for (size_t j = 0; j < k; j++) {
             int got;
             memcpy(&got, CMSG_DATA(c) + j * sizeof(int), sizeof(int));
-            close(got);
+            if (keep && *keep < 0)
+                *keep = got;
+            else
+                close(got);
         }
     }
     return n == (ssize_t)len ? 0 : n < 0 ? -errno : -ECONNRESET;
@@ -1018,6 +1024,7 @@ static int framed_recv_hdr(int fd, void *buf, size_t len)
 struct floor_ctx {
     int fd;
     bool framed;
+    bool served;        /* served_peer: each reply's rep[1] is its mapping count */
     unsigned spin_us;   /* busy-poll each read this long, then block */
 };
 
@@ -1064,7 +1071,7 @@ static int op_pingpong(void *p, uint64_t i)
         if (rc == 0)
             rc = full_io(c->fd, rep, sizeof(rep), false);
     }
-    if (rc == 0 && rep[0] != req[0])
+    if (rc == 0 && (rep[0] != req[0] || (c->served && rep[1] != 0)))
         rc = -EIO;
     return rc;
 }
@@ -1078,7 +1085,7 @@ static void floor_peer(int fd, bool framed, unsigned spin_us)
         if (framed) {
             rc = poll_in(fd);
             if (rc == 0)
-                rc = framed_recv_hdr(fd, req, sizeof(req));   /* one read, fds closed */
+                rc = framed_recv_hdr(fd, req, sizeof(req), NULL);   /* one read, fds closed */
         } else if (spin_us) {
             rc = spin_read(fd, req, sizeof(req), spin_us);
         } else {
@@ -1098,13 +1105,18 @@ struct floor_peer {
     pid_t pid;
 };
 
-static int floor_start(struct floor_peer *fp, bool framed, unsigned spin_us)
+static void served_peer(int fd) __attribute__((noreturn));
+
+/* served: the vIOMMU cycle's served floor (served_peer) instead of the
+ * plain peer */
+static int floor_spawn(struct floor_peer *fp, bool framed, unsigned spin_us, bool served)
 {
     int sv[2];
     fp->pid = -1;
     fp->c.fd = -1;
     fp->c.framed = framed;
     fp->c.spin_us = spin_us;
+    fp->c.served = served;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return -errno;
     pid_t pid = fork();
@@ -1120,12 +1132,19 @@ static int floor_start(struct floor_peer *fp, bool framed, unsigned spin_us)
         if (sv[1] != 3 && dup2(sv[1], 3) < 0)
             _exit(1);
         close_range(4, ~0u, 0);
+        if (served)
+            served_peer(3);
         floor_peer(3, framed, spin_us);
     }
     close(sv[1]);
     fp->c.fd = sv[0];
     fp->pid = pid;
     return 0;
+}
+
+static int floor_start(struct floor_peer *fp, bool framed, unsigned spin_us)
+{
+    return floor_spawn(fp, framed, spin_us, false);
 }
 
 /* Closing the socket ends the peer's loop. */
@@ -1295,12 +1314,66 @@ static int op_floor2(void *p, uint64_t i)
     struct viommu_ctx *c = p;
     uint8_t req[FLOOR_REQ], rep[FLOOR_REP];
     memset(req, (int)(i & 0xff), sizeof(req));
+    req[1] = (uint8_t)(i % VIOMMU_PAGES);   /* the page (the served floor maps it) */
     int rc = framed_send_fd(c->floor->fd, req, sizeof(req), c->a.memfd);
     if (rc == 0)
         rc = framed_recv(c->floor->fd, rep, sizeof(rep));
-    if (rc == 0 && rep[0] != req[0])
-        rc = -EIO;
+    if (rc == 0 && (rep[0] != req[0] || (c->floor->served && rep[1] != 1)))
+        rc = -EIO;   /* the served floor's peer holds the one mapping now */
     return rc ? rc : op_pingpong(c->floor, i + 1);
+}
+
+/* The served floor's peer: the plain framed peer's calls (poll, one
+ * recvmsg, close of the received fd, one sendmsg per message) and between
+ * receiving and replying what any server of the cycle must do besides:
+ * the simulator's map of the page the request names (req[1]) at
+ * VIOMMU_IOVA, through its one mapping of the received object (made at
+ * the first fd, as the bridge maps a backing once), and on the message
+ * without an fd the unmap. Its own simulated device, so the calls are the
+ * ones the bridge makes of its simulator, in a second process between two
+ * messages as in the bridge; what the bridge does beyond this (decoding,
+ * checks, its table, the object's fstat and cache, the reply) is its own
+ * work. A failed call answers a wrong echo (req[0] inverted), which the
+ * client's op reports (-EIO); each reply's rep[1] is the number of
+ * mappings its simulator holds, which the client checks (1 after the map,
+ * 0 after the unmap), so a peer that skipped the calls fails the run. */
+static void served_peer(int fd)
+{
+    uint8_t req[FLOOR_REQ], rep[FLOOR_REP];
+    struct hv_sim_config sc;
+    struct hv_device *d = NULL;
+    uint8_t *va = NULL;
+    bool mapped = false;
+    memset(rep, 0, sizeof(rep));
+    hv_sim_config_defaults(&sc);
+    if (hv_sim_open(&sc, &d, NULL) < 0)
+        _exit(1);
+    for (;;) {
+        int got;
+        if (poll_in(fd) < 0 || framed_recv_hdr(fd, req, sizeof(req), &got) < 0)
+            break;
+        bool ok;
+        if (got >= 0) {
+            if (!va) {
+                void *m = mmap(NULL, (size_t)VIOMMU_PAGES * 4096, PROT_READ | PROT_WRITE,
+                               MAP_SHARED, got, 0);
+                va = m == MAP_FAILED ? NULL : m;
+            }
+            ok = va && !mapped && req[1] < VIOMMU_PAGES &&
+                 hv_dma_map(d, VIOMMU_IOVA, va + (size_t)req[1] * 4096, 4096,
+                            HV_DMA_READ | HV_DMA_WRITE) == 0;
+            mapped = mapped || ok;
+            close(got);
+        } else {
+            ok = mapped && hv_dma_unmap(d, VIOMMU_IOVA, 4096, 0) == 0;
+            mapped = mapped && !ok;
+        }
+        rep[0] = ok ? req[0] : (uint8_t)~req[0];
+        rep[1] = (uint8_t)hv_sim_stats_of(d).dma_maps;   /* the client checks it */
+        if (framed_send(fd, rep, sizeof(rep)) < 0)
+            break;
+    }
+    _exit(0);
 }
 
 /* The same cycle through the bridge with the client's side framed by hand,
@@ -1482,6 +1555,33 @@ static void run_viommu(const struct bench_config *cfg, struct bench_side *s, int
         r->viommu_framed_floor = st.median / 1000.0;   /* samples in ns */
     if (rc == 0 && cfg->sim && bench_stats_compute(&smp[2], &st) == 0)
         r->viommu_framed_direct = st.median / 1000.0;
+    /* Simulated device: a third pass, the hand-framed cycle against the
+     * served floor (served_peer: the same client calls, a server that makes
+     * the same simulator calls and nothing else) and the plain floor. The
+     * direct cycle is the simulator's calls in a tight loop in this process;
+     * made by a second process between two messages they cost more (caches
+     * and TLB, the hand-offs), and that part is not the bridge's work. */
+    for (int j = 0; j < 3; j++) {
+        bench_samples_free(&smp[j]);
+        done[j] = 0;
+    }
+    if (rc == 0 && cfg->sim) {
+        struct floor_peer fs = {.pid = -1, .c = {.fd = -1}};
+        rc = floor_spawn(&fs, true, 0, true);
+        if (rc == 0) {
+            struct framed_cycle fc = {.fd = bench_side_bridge_fd(s), .a = cb.a, .id = 0x8000};
+            struct viommu_ctx cs = {.a = cb.a, .floor = &fs.c};
+            bench_op_fn ops[3] = {op_viommu_framed, op_floor2, op_floor2};
+            void *ctxs[3] = {&fc, &cs, &cf};
+            rc = fc.fd < 0 ? -EBADF : bench_run_many(&p, 3, ops, ctxs, smp, done);
+        }
+        double *to[3] = {&r->viommu_served_cycle, &r->viommu_served_floor,
+                         &r->viommu_served_plain};
+        for (int j = 0; j < 3 && rc == 0; j++)
+            if (bench_stats_compute(&smp[j], &st) == 0)
+                *to[j] = st.median / 1000.0;
+        floor_stop(&fs);
+    }
 out:
     if (rc < 0)
         fig_fail(r, FIG_VIOMMU_CYCLE, s->name,
